@@ -1,0 +1,204 @@
+"""What the model sees of a paragraph, in pure Python so that prediction needs no scikit-learn or numpy.
+
+Two kinds of features:
+
+* text features, hashed into ``2**HASH_BITS`` columns with CRC-32 (no vocabulary to store or load): word
+  unigrams and bigrams, the first and last token, and character 3- to 5-grams inside each word (German
+  compounds: "Gratis-Analyse", "Depoteröffnung"). Digits are folded to ``0`` so that prices and dates
+  generalise. Training weights them by idf and divides each block by the square root of its number of
+  occurrences, which keeps the score a plain sum over occurrences and lets the scorer cache it per word;
+* form and context features (``DENSE_NAMES``): the paragraph's length and make-up, its place in the page and
+  the form of its neighbours, because boilerplate comes in runs and at the edges of a page.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import zlib
+from functools import lru_cache
+from itertools import pairwise
+
+HASH_BITS = 19
+HASH_MASK = (1 << HASH_BITS) - 1
+CHAR_NGRAMS = (3, 4, 5)
+
+_TOKEN = re.compile(r"\w+|[^\w\s]+")
+_DIGIT = re.compile(r"\d")
+_WORD = re.compile(r"\w+")
+_PRICE = re.compile(r"\d[\d.,']*\s?(?:€|eur\b|euro\b|usd\b|\$|chf\b|fr\.|dollar\b|franken\b)", re.I)
+_PERCENT = re.compile(r"\d\s?(?:%|prozent\b)", re.I)
+_BULLET = re.compile(r"^\s*(?:[•·▪►▶✓✔\-–—*+>]|\d+[.)])\s", re.M)
+_URL = re.compile(r"https?://|www\.|\.(?:de|com|ch|at|net)\b", re.I)
+_SENTENCE_END = re.compile(r"[.!?…:;\"“”»«)]\s*$")
+_DATE_TIME = re.compile(r"\b\d{1,2}\.\d{1,2}\.(?:\d{2,4})?|\b\d{1,2}:\d{2}\b")
+
+
+def hash_feature(name: str) -> int:
+    """The column of a named text feature."""
+    return zlib.crc32(name.encode("utf-8", "surrogatepass")) & HASH_MASK
+
+
+def tokens(text: str) -> list[str]:
+    """Lower-cased word and punctuation tokens, digits folded to 0."""
+    return _TOKEN.findall(_DIGIT.sub("0", text.lower()))
+
+
+def word_feature_ids(toks: list[str]) -> list[int]:
+    """Columns of the word block, one entry per occurrence: unigrams, then ``phrase_feature_ids``."""
+    return [unigram_id(t) for t in toks] + phrase_feature_ids(toks)
+
+
+def phrase_feature_ids(toks: list[str]) -> list[int]:
+    """Bigrams and the first and last token (a single "empty" feature for a paragraph without tokens)."""
+    if not toks:
+        return [hash_feature("empty")]
+    ids = [hash_feature(f"b|{a} {b}") for a, b in pairwise(toks)]
+    ids.append(hash_feature(f"s|{toks[0]}"))
+    ids.append(hash_feature(f"e|{toks[-1]}"))
+    return ids
+
+
+@lru_cache(maxsize=1 << 18)
+def unigram_id(token: str) -> int:
+    """Column of a word unigram."""
+    return hash_feature(f"w|{token}")
+
+
+@lru_cache(maxsize=1 << 18)
+def char_ngram_ids(token: str) -> tuple[int, ...]:
+    """Columns of the character n-grams of one token, padded with spaces; empty for punctuation."""
+    if not token[0].isalnum() and token[0] != "_":
+        return ()
+    padded = f" {token} "
+    return tuple(
+        hash_feature(f"c|{padded[i : i + n]}") for n in CHAR_NGRAMS for i in range(max(1, len(padded) - n + 1))
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Form and context features
+
+FORM_NAMES = (
+    "log_chars",
+    "log_words",
+    "lines",
+    "digit_share",
+    "upper_share",
+    "punct_share",
+    "ends_sentence",
+    "ends_question",
+    "ends_exclamation",
+    "ends_colon",
+    "ends_ellipsis",
+    "has_qmark_bang",
+    "prices",
+    "percents",
+    "bullets",
+    "has_url",
+    "pipes",
+    "date_time",
+    "short_no_stop",
+    "all_caps_words",
+)
+_CONTEXT_OFFSETS = (-3, -2, -1, 1, 2, 3)
+DENSE_NAMES = (
+    FORM_NAMES
+    + (
+        "rel_pos",
+        "rel_pos_from_end",
+        "is_first",
+        "is_last",
+        "log_pos",
+        "log_pos_from_end",
+        "log_page_len",
+        "long_before",
+        "long_after",
+        "before_first_long",
+        "after_last_long",
+        "short_share_window",
+        "page_share_long",
+    )
+    + tuple(f"{name}_{o:+d}" for o in _CONTEXT_OFFSETS for name in ("exists", "log_words", "ends_sentence"))
+)
+_LONG = 25  # words: a paragraph this long is almost always running text
+
+
+def form_features(text: str) -> list[float]:
+    """The make-up of one paragraph (in the order of FORM_NAMES)."""
+    stripped = text.strip()
+    n_chars = len(stripped)
+    words = _WORD.findall(stripped)
+    n_words = len(words)
+    letters = sum(c.isalpha() for c in stripped)
+    uppers = sum(c.isupper() for c in stripped)
+    digits = sum(c.isdigit() for c in stripped)
+    puncts = sum(not c.isalnum() and not c.isspace() for c in stripped)
+    denominator = max(n_chars, 1)
+    caps_words = sum(1 for w in words if len(w) > 1 and w.isupper())
+    return [
+        math.log1p(n_chars),
+        math.log1p(n_words),
+        float(min(stripped.count("\n") + 1, 20)),
+        digits / denominator,
+        uppers / max(letters, 1),
+        puncts / denominator,
+        float(bool(_SENTENCE_END.search(stripped)) and stripped[-1:] in '.!?…"“”»«'),
+        float(stripped.endswith("?")),
+        float(stripped.endswith("!")),
+        float(stripped.endswith(":")),
+        float(stripped.endswith(("...", "…"))),
+        float("?!" in stripped or "!?" in stripped),
+        math.log1p(len(_PRICE.findall(stripped))),
+        math.log1p(len(_PERCENT.findall(stripped))),
+        math.log1p(len(_BULLET.findall(stripped))),
+        float(bool(_URL.search(stripped))),
+        math.log1p(stripped.count("|")),
+        float(bool(_DATE_TIME.search(stripped))),
+        float(n_words <= 6 and not _SENTENCE_END.search(stripped)),
+        caps_words / max(n_words, 1),
+    ]
+
+
+def page_features(forms: list[list[float]]) -> list[list[float]]:
+    """Form features of every paragraph of a page, extended by its place in the page and its neighbours'
+    form (in the order of DENSE_NAMES)."""
+    n = len(forms)
+    log_words = [f[1] for f in forms]
+    ends = [f[6] for f in forms]
+    is_long = [w >= math.log1p(_LONG) for w in log_words]
+    long_before = [0] * n
+    running = 0
+    for i in range(n):
+        long_before[i] = running
+        running += is_long[i]
+    total_long = running
+    first_long = is_long.index(True) if total_long else n
+    last_long = n - 1 - is_long[::-1].index(True) if total_long else -1
+    short = [w <= math.log1p(6) for w in log_words]
+    rows = []
+    for i, form in enumerate(forms):
+        window = short[max(0, i - 3) : i] + short[i + 1 : i + 4]
+        row = form + [
+            i / max(n - 1, 1),
+            (n - 1 - i) / max(n - 1, 1),
+            float(i == 0),
+            float(i == n - 1),
+            math.log1p(i),
+            math.log1p(n - 1 - i),
+            math.log1p(n),
+            math.log1p(long_before[i]),
+            math.log1p(total_long - long_before[i] - is_long[i]),
+            float(i < first_long),
+            float(i > last_long),
+            sum(window) / len(window) if window else 0.0,
+            total_long / n,
+        ]
+        for o in _CONTEXT_OFFSETS:
+            j = i + o
+            if 0 <= j < n:
+                row += [1.0, log_words[j], ends[j]]
+            else:
+                row += [0.0, 0.0, 0.0]
+        rows.append(row)
+    return rows

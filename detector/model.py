@@ -1,0 +1,167 @@
+"""The trained model as a code-free file, and the pure-Python scorer that predicts with it.
+
+Training (``detector.train``) uses scikit-learn; predicting needs only the standard library, so that
+``clean-article`` starts in milliseconds. The file holds a JSON header (classes, feature settings, the dense
+features' scaling and coefficients, intercepts) and one float32 array of text weights, idf already folded in,
+followed by a CRC-32 of everything before it. Nothing in it is ever executed: loading is ``json.loads`` and
+``array.frombytes``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import struct
+import sys
+import zlib
+from array import array
+from collections.abc import Sequence
+from pathlib import Path
+
+from detector.features import (
+    CHAR_NGRAMS,
+    DENSE_NAMES,
+    HASH_BITS,
+    char_ngram_ids,
+    form_features,
+    page_features,
+    phrase_feature_ids,
+    tokens,
+    unigram_id,
+)
+
+FORMAT = 1
+MAGIC = b"DETECTOR-MODEL\n"
+DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "model.bin"
+_WORD_CACHE_LIMIT = 1 << 18
+
+
+class ModelError(Exception):
+    """A model file that cannot be used: missing, damaged, or made for another version of the features."""
+
+
+class Scorer:
+    """Class probabilities for the paragraphs of a page, from the exported weights alone."""
+
+    def __init__(self, header: dict, weights: array) -> None:
+        self.header = header
+        self.classes: tuple[str, ...] = tuple(header["classes"])
+        k = len(self.classes)
+        if k != 3:
+            raise ModelError(f"expected 3 classes, the model has {k}")
+        self.weights = weights
+        scale = header["dense_scale"]
+        mean = header["dense_mean"]
+        self.dense_coef = [[c / s for c, s in zip(row, scale)] for row in header["dense_coef"]]
+        self.intercept = [
+            b - sum(c * m for c, m in zip(row, mean)) for b, row in zip(header["intercept"], self.dense_coef)
+        ]
+        self._token_cache: dict[str, tuple[float, float, float, float, float, float, int]] = {}
+
+    def _token(self, token: str) -> tuple[float, float, float, float, float, float, int]:
+        """Weights of a token's unigram and of its character n-grams, summed once and cached."""
+        w = self.weights
+        b = 3 * unigram_id(token)
+        c0 = c1 = c2 = 0.0
+        ids = char_ngram_ids(token)
+        for f in ids:
+            f *= 3
+            c0 += w[f]
+            c1 += w[f + 1]
+            c2 += w[f + 2]
+        entry = (w[b], w[b + 1], w[b + 2], c0, c1, c2, len(ids))
+        if len(self._token_cache) >= _WORD_CACHE_LIMIT:
+            self._token_cache.clear()
+        self._token_cache[token] = entry
+        return entry
+
+    def logits(self, paragraphs: Sequence[str]) -> list[list[float]]:
+        """Raw class scores of every paragraph of one page."""
+        w = self.weights
+        cache = self._token_cache
+        dense_rows = page_features([form_features(p) for p in paragraphs])
+        out = []
+        for text, dense in zip(paragraphs, dense_rows):
+            toks = tokens(text)
+            s0 = s1 = s2 = c0 = c1 = c2 = 0.0
+            n_chars = 0
+            for t in toks:
+                e = cache.get(t) or self._token(t)
+                s0 += e[0]
+                s1 += e[1]
+                s2 += e[2]
+                c0 += e[3]
+                c1 += e[4]
+                c2 += e[5]
+                n_chars += e[6]
+            extra = phrase_feature_ids(toks)
+            for f in extra:
+                f *= 3
+                s0 += w[f]
+                s1 += w[f + 1]
+                s2 += w[f + 2]
+            n_words = len(toks) + len(extra)
+            inv_w = 1.0 / math.sqrt(n_words)
+            inv_c = 1.0 / math.sqrt(n_chars) if n_chars else 0.0
+            row = [s0 * inv_w + c0 * inv_c, s1 * inv_w + c1 * inv_c, s2 * inv_w + c2 * inv_c]
+            for k in range(3):
+                coef = self.dense_coef[k]
+                row[k] += self.intercept[k] + sum(c * x for c, x in zip(coef, dense))
+            out.append(row)
+        return out
+
+    def probabilities(self, paragraphs: Sequence[str]) -> list[list[float]]:
+        """Softmax of the logits: one probability per class, in the order of ``classes``."""
+        result = []
+        for row in self.logits(paragraphs):
+            top = max(row)
+            exp = [math.exp(v - top) for v in row]
+            total = sum(exp)
+            result.append([e / total for e in exp])
+        return result
+
+
+def save(path: Path, header: dict, weights: Sequence[float]) -> None:
+    """Write a model file atomically (temporary file, then rename)."""
+    header = {**header, "format": FORMAT}
+    blob = json.dumps(header, ensure_ascii=True, sort_keys=True).encode("ascii")
+    body = MAGIC + struct.pack("<I", len(blob)) + blob + array("f", weights).tobytes()
+    if sys.byteorder != "little":
+        raise ModelError("model files are written on little-endian machines only")
+    body += struct.pack("<I", zlib.crc32(body))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(body)
+    tmp.replace(path)
+
+
+def load(path: Path | str | None = None) -> Scorer:
+    """Read and check a model file; every problem becomes a ModelError that says what to do."""
+    path = Path(path) if path is not None else DEFAULT_MODEL
+    hint = "run `make train` to rebuild it, or reinstall the package"
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ModelError(f"model file {path} not found; {hint}") from None
+    except OSError as exc:
+        raise ModelError(f"cannot read model file {path}: {exc.strerror}") from None
+    if not data.startswith(MAGIC):
+        raise ModelError(f"{path} is not a detector model file; {hint}")
+    if len(data) < len(MAGIC) + 8 or struct.unpack("<I", data[-4:])[0] != zlib.crc32(data[:-4]):
+        raise ModelError(f"model file {path} is truncated or corrupted; {hint}")
+    start = len(MAGIC) + 4
+    (size,) = struct.unpack("<I", data[len(MAGIC) : start])
+    try:
+        header = json.loads(data[start : start + size])
+    except ValueError:
+        raise ModelError(f"model file {path} has a damaged header; {hint}") from None
+    expected = {"format": FORMAT, "hash_bits": HASH_BITS, "char_ngrams": list(CHAR_NGRAMS)}
+    expected["dense_names"] = list(DENSE_NAMES)
+    for key, value in expected.items():
+        if header.get(key) != value:
+            raise ModelError(f"model file {path} was made by an incompatible version ({key} differs); {hint}")
+    weights = array("f")
+    weights.frombytes(data[start + size : -4])
+    if len(weights) != 3 << HASH_BITS:
+        raise ModelError(f"model file {path} has {len(weights)} weights, expected {3 << HASH_BITS}; {hint}")
+    return Scorer(header, weights)

@@ -1,0 +1,77 @@
+"""The annotated page format of LABELS.md, read and written, and a corpus folder loaded as a table.
+
+An annotated page is a page whose paragraphs each begin with ``[label] ``; dropping the prefixes gives the
+plain page back. Training data, the dev set and ``clean-article --format annotated`` all use it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from detector.segment import split_blocks
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+LABELS: tuple[str, ...] = ("editorial", "promotional", "navigational")
+_PREFIX = re.compile(r"\[([a-z]+)\] ")
+
+
+class AnnotationError(ValueError):
+    """An annotated page breaks the format: a paragraph without a known label."""
+
+
+@dataclass(frozen=True)
+class LabelledParagraph:
+    """One paragraph of an annotated page."""
+
+    label: str
+    text: str
+
+
+def parse_annotated(text: str) -> list[LabelledParagraph]:
+    """Read an annotated page (LF line endings); raises AnnotationError naming the first bad paragraph."""
+    blocks = split_blocks(text)
+    paragraphs = []
+    for index, block in enumerate(blocks):
+        match = _PREFIX.match(block)
+        if match is None or match.group(1) not in LABELS:
+            raise AnnotationError(f"paragraph {index} has no [label] prefix: {block[:50]!r}")
+        paragraphs.append(LabelledParagraph(match.group(1), block[match.end() :]))
+    return paragraphs
+
+
+def format_annotated(paragraphs: list[LabelledParagraph]) -> str:
+    """Write paragraphs in the annotated format, one blank line between them, ending with a newline."""
+    return "".join(f"[{p.label}] {p.text}\n\n" for p in paragraphs)[:-1] if paragraphs else ""
+
+
+def strip_labels(text: str) -> str:
+    """The plain page behind an annotated page."""
+    return "\n\n".join(p.text for p in parse_annotated(text)) + "\n"
+
+
+def load_corpus(*roots: Path | str) -> pd.DataFrame:
+    """Every ``*.txt`` annotated page under the roots as one row per paragraph.
+
+    Columns: ``site`` (the page's first folder below its root, the unit of grouped cross-validation),
+    ``page`` (path relative to the root), ``index``, ``label``, ``text``.
+    """
+    import pandas as pd
+
+    rows = []
+    for root in map(Path, roots):
+        files = [root] if root.is_file() else sorted(root.rglob("*.txt"))
+        for path in files:
+            relative = path.relative_to(root) if path != root else Path(path.name)
+            site = relative.parts[0] if len(relative.parts) > 1 else root.name
+            try:
+                paragraphs = parse_annotated(path.read_text(encoding="utf-8"))
+            except AnnotationError as exc:
+                raise AnnotationError(f"{path}: {exc}") from None
+            for index, p in enumerate(paragraphs):
+                rows.append((site, str(relative), index, p.label, p.text))
+    return pd.DataFrame(rows, columns=["site", "page", "index", "label", "text"])
