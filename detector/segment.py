@@ -64,7 +64,7 @@ def decode(data: bytes, encoding: str | None = None) -> str:
     for magic, kind in _MAGIC:
         if head.startswith(magic):
             raise NotTextError(kind)
-    if head.count(0) > max(1, len(head) // 100):
+    if head.count(0) > max(1, len(head) // 1000):  # a stray NUL is scraper noise, many mean binary data
         raise NotTextError("binary data: NUL bytes")
     try:
         return normalise_newlines(data.decode("utf-8"))

@@ -1,0 +1,27 @@
+"""Shared paths and helpers for the tests."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared"
+EXAMPLE = SHARED / "examples" / "microsoft-ki-poker.txt"
+EXAMPLE_ANNOTATED = SHARED / "examples" / "microsoft-ki-poker.annotated.txt"
+DEVSET = SHARED / "devset"
+FIXTURE_CORPUS = ROOT / "tests" / "fixtures" / "corpus"
+BIN = Path(sys.executable).parent
+
+needs_example = pytest.mark.skipif(not EXAMPLE.exists(), reason="../shared/examples is not present")
+needs_devset = pytest.mark.skipif(not DEVSET.exists(), reason="../shared/devset is not present")
+
+
+def run(command: str, *args: str | Path, stdin: bytes | None = None, cwd: Path | None = None):
+    """Run one of the installed console scripts; returns the CompletedProcess (bytes)."""
+    return subprocess.run(
+        [str(BIN / command), *map(str, args)], input=stdin, capture_output=True, cwd=cwd, timeout=300
+    )

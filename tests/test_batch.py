@@ -1,0 +1,172 @@
+"""Batch cleaning: folders, mirrored outputs, bad files, resuming, JSON Lines, links, and the Dask engine."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from detector import clean
+from detector.batch import PART_SUFFIX, Options, clean_file
+from tests.conftest import run
+
+ARTICLE = "Siemens hebt Prognose an\n\nDer Konzern rechnet nun mit einem Umsatzplus von acht Prozent.\n"
+
+
+@pytest.fixture
+def tree(tmp_path):
+    """A nested input folder with good and bad files."""
+    src = tmp_path / "in"
+    (src / "a" / "b").mkdir(parents=True)
+    (src / "top.txt").write_text(ARTICLE, encoding="utf-8")
+    (src / "a" / "one.txt").write_text(ARTICLE.replace("Siemens", "BASF"), encoding="utf-8")
+    (src / "a" / "b" / "latin.txt").write_bytes("Börse München: Kurs fällt um 3 Prozent.\n".encode("cp1252") * 5)
+    (src / "a" / "b" / "binary.txt").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(64))
+    (src / "a" / "b" / "empty.txt").write_bytes(b"")
+    (src / "a" / "ignored.md").write_text("not matched by the glob", encoding="utf-8")
+    return src
+
+
+def outputs(root):
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+
+
+def test_folder_is_mirrored_and_bad_files_do_not_stop_the_batch(tree, tmp_path):
+    out = tmp_path / "out"
+    errors = tmp_path / "errors.jsonl"
+    result = run("clean-article", tree, "-o", out, "--errors", errors, "--jobs", "1")
+    assert result.returncode == 1
+    assert outputs(out) == ["a/b/empty.txt", "a/b/latin.txt", "a/one.txt", "top.txt"]
+    assert (out / "top.txt").read_text(encoding="utf-8") == clean(ARTICLE) + "\n"
+    assert (out / "a" / "b" / "empty.txt").read_bytes() == b""
+    assert [json.loads(line) for line in errors.read_text().splitlines()] == [
+        {"file": str(tree / "a/b/binary.txt"), "error": f"{tree / 'a/b/binary.txt'}: not a text file (PNG image)"}
+    ]
+    stderr = result.stderr.decode()
+    assert f"error: {tree / 'a/b/binary.txt'}: not a text file (PNG image)" in stderr
+    assert stderr.strip().splitlines()[-1].startswith("4 files cleaned, 1 failed, 0 skipped;")
+
+
+def test_parallel_run_gives_the_same_files(tree, tmp_path):
+    run("clean-article", tree, "-o", tmp_path / "one", "--jobs", "1")
+    many = tree / "many"
+    many.mkdir()
+    for i in range(80):
+        (many / f"p{i:03}.txt").write_text(ARTICLE.replace("acht", str(i)), encoding="utf-8")
+    run("clean-article", tree, "-o", tmp_path / "one", "--jobs", "1")
+    result = run("clean-article", tree, "-o", tmp_path / "two", "--jobs", "2")
+    assert result.returncode == 1
+    assert outputs(tmp_path / "one") == outputs(tmp_path / "two")
+    for name in outputs(tmp_path / "one"):
+        assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes()
+
+
+def test_skip_existing_resumes(tree, tmp_path):
+    out = tmp_path / "out"
+    (out / "a").mkdir(parents=True)
+    (out / "a" / "one.txt").write_text("done before\n")
+    result = run("clean-article", tree, "-o", out, "--skip-existing", "--jobs", "1")
+    assert (out / "a" / "one.txt").read_text() == "done before\n"
+    assert (out / "top.txt").exists()
+    assert ", 1 skipped;" in result.stderr.decode()
+
+
+def test_formats_in_batch(tree, tmp_path):
+    run("clean-article", tree, "-o", tmp_path / "json", "--format", "json", "--jobs", "1")
+    assert "top.json" in outputs(tmp_path / "json")
+    record = json.loads((tmp_path / "json" / "top.json").read_text(encoding="utf-8"))
+    assert record["paragraphs"][0]["text"] == "Siemens hebt Prognose an"
+
+
+def test_refuses_to_write_into_the_input_folder(tree):
+    result = run("clean-article", tree, "-o", tree / "out")
+    assert result.returncode == 2
+    assert (
+        result.stderr.decode() == f"error: the output folder {tree / 'out'} lies inside the input folder {tree}\n"
+    )
+    assert not (tree / "out").exists()
+
+
+def test_refuses_to_overwrite_an_input_file(tree):
+    result = run("clean-article", tree / "top.txt", "-o", tree)
+    assert result.returncode == 2
+    assert "would overwrite an input file" in result.stderr.decode()
+
+
+def test_unreadable_file_fails_alone(tree, tmp_path):
+    if os.geteuid() == 0:
+        pytest.skip("root reads every file")
+    (tree / "top.txt").chmod(0)
+    result = run("clean-article", tree, "-o", tmp_path / "out", "--jobs", "1")
+    assert f"error: {tree / 'top.txt'}: permission denied" in result.stderr.decode()
+
+
+def test_unwritable_output_leaves_no_partial_file(tree, tmp_path):
+    out = tmp_path / "out"
+    (out / "top.txt").mkdir(parents=True)  # a folder where the output file should go
+    result = clean_file(tree / "top.txt", out / "top.txt", Options())
+    assert result.status == "failed"
+    assert result.reason.startswith(f"{tree / 'top.txt'}")
+    assert not list(out.rglob(f"*{PART_SUFFIX}"))
+
+
+def test_symlinks_are_not_followed_unless_asked_and_loops_end(tree, tmp_path):
+    (tree / "a" / "loop").symlink_to(tree, target_is_directory=True)
+    (tree / "link.txt").symlink_to(tree / "top.txt")
+    result = run("clean-article", tree, "-o", tmp_path / "out", "--jobs", "1")
+    assert "link.txt" not in outputs(tmp_path / "out")
+    assert "symbolic link (use --follow-links)" in result.stderr.decode()
+    result = run("clean-article", tree, "-o", tmp_path / "followed", "--follow-links", "--jobs", "1")
+    assert "link.txt" in outputs(tmp_path / "followed")
+    assert "link loop" in result.stderr.decode()
+
+
+def test_jsonl_in_and_out(tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    records = [{"id": 1, "url": "https://example.org/a", "text": ARTICLE}, {"id": 2, "text": ""}]
+    lines = [json.dumps(r, ensure_ascii=False) for r in records] + ["{broken", json.dumps({"id": 3})]
+    (src / "crawl.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out = tmp_path / "out"
+    result = run("clean-article", src, "-o", out, "--input-format", "jsonl", "--jobs", "1")
+    assert result.returncode == 1
+    written = [json.loads(line) for line in (out / "crawl.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [r["id"] for r in written] == [1, 2]
+    assert written[0]["url"] == "https://example.org/a"
+    assert written[0]["cleaned_text"] == clean(ARTICLE)
+    assert len(written[0]["paragraph_labels"]) == 2
+    assert written[1]["cleaned_text"] == "" and written[1]["paragraph_labels"] == []
+    stderr = result.stderr.decode()
+    assert f"error: {src / 'crawl.jsonl'}:3: invalid JSON" in stderr
+    assert f"error: {src / 'crawl.jsonl'}:4: no text field 'text'" in stderr
+
+
+def test_jsonl_from_stdin_to_stdout():
+    line = json.dumps({"id": 7, "body": ARTICLE}) + "\n"
+    result = run("clean-article", "--input-format", "jsonl", "--text-field", "body", stdin=line.encode())
+    assert result.returncode == 0
+    record = json.loads(result.stdout)
+    assert record["id"] == 7 and record["cleaned_text"] == clean(ARTICLE)
+
+
+def test_dask_engine_matches_the_local_engine(tree, tmp_path):
+    pytest.importorskip("dask.distributed")
+    from dask.distributed import LocalCluster
+
+    run("clean-article", tree, "-o", tmp_path / "local", "--jobs", "1")
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        result = run(
+            "clean-article",
+            tree,
+            "-o",
+            tmp_path / "dask",
+            "--engine",
+            "dask",
+            "--scheduler",
+            cluster.scheduler_address,
+        )
+    assert result.returncode == 1  # the binary file fails on the cluster too
+    assert outputs(tmp_path / "local") == outputs(tmp_path / "dask")
+    for name in outputs(tmp_path / "local"):
+        assert (tmp_path / "local" / name).read_bytes() == (tmp_path / "dask" / name).read_bytes()

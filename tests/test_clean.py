@@ -1,0 +1,96 @@
+"""The library API (classify, clean, render) on the example page and on arbitrary text."""
+
+from __future__ import annotations
+
+import json
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from detector import classify, clean
+from detector.clean import parse_keep, render
+from detector.pages import parse_annotated
+from detector.segment import normalise_newlines, split_paragraphs
+from tests.conftest import EXAMPLE, EXAMPLE_ANNOTATED, needs_example
+
+
+@needs_example
+def test_example_page_is_cleaned_to_its_16_editorial_paragraphs():
+    page = EXAMPLE.read_text(encoding="utf-8")
+    assert clean(page) == "\n\n".join(split_paragraphs(page)[:16])
+
+
+@needs_example
+def test_example_page_labels_match_the_annotation():
+    page = EXAMPLE.read_text(encoding="utf-8")
+    expected = parse_annotated(EXAMPLE_ANNOTATED.read_text(encoding="utf-8"))
+    assert render(classify(page), "annotated") == EXAMPLE_ANNOTATED.read_text(encoding="utf-8")
+    assert [p.label for p in classify(page)] == [p.label for p in expected]
+
+
+def test_classify_gives_index_label_probabilities_and_text():
+    paragraphs = classify("Titel der Meldung\r\n\r\nDer Umsatz stieg im dritten Quartal um vier Prozent.")
+    assert [p.index for p in paragraphs] == [0, 1]
+    assert paragraphs[1].text == "Der Umsatz stieg im dritten Quartal um vier Prozent."
+    for p in paragraphs:
+        assert set(p.probabilities) == {"editorial", "promotional", "navigational"}
+        assert abs(sum(p.probabilities.values()) - 1) < 1e-9
+        assert p.label == max(p.probabilities, key=p.probabilities.get)
+
+
+def test_keep_selects_labels():
+    page = (
+        "Kurs steigt deutlich nach Zahlen\n\nDer Umsatz stieg um vier Prozent auf 2,1 Milliarden Euro.\n\n"
+        "Impressum | Datenschutz | Kontakt"
+    )
+    paragraphs = classify(page)
+    everything = clean(page, keep=("editorial", "promotional", "navigational"))
+    assert everything == "\n\n".join(p.text for p in paragraphs)
+    assert clean(page, keep=()) == ""
+
+
+def test_json_rendering_holds_every_paragraph():
+    paragraphs = classify("Eins\n\nZwei drei")
+    record = json.loads(render(paragraphs, "json"))
+    assert [p["index"] for p in record["paragraphs"]] == [0, 1]
+    assert [p["text"] for p in record["paragraphs"]] == ["Eins", "Zwei drei"]
+    assert record["text"] == render(paragraphs, "text")
+
+
+def test_parse_keep_rejects_unknown_labels():
+    assert parse_keep("editorial, navigational") == ("editorial", "navigational")
+    for bad in ("werbung", ""):
+        try:
+            parse_keep(bad)
+        except ValueError:
+            continue
+        raise AssertionError(f"{bad!r} was accepted")
+
+
+def test_empty_page():
+    assert classify("") == []
+    assert clean(" \n\t\n") == ""
+
+
+def _is_subsequence(part: list[str], whole: list[str]) -> bool:
+    it = iter(whole)
+    return all(any(p == w for w in it) for p in part)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.text(alphabet=st.characters(codec="utf-8"), max_size=400)
+    | st.lists(
+        st.sampled_from(["Aktie steigt", "", " ", "Jetzt kaufen!", "\r\n", "\n", "\u00a0", "Weitere News", "•"]),
+        max_size=30,
+    ).map("\n".join)
+)
+def test_cleaned_output_is_a_subsequence_of_the_input_paragraphs(page):
+    paragraphs = split_paragraphs(normalise_newlines(page))
+    cleaned = classify(page)
+    assert [p.text for p in cleaned] == paragraphs
+    kept = [p.text for p in cleaned if p.label == "editorial"]
+    assert clean(page) == "\n\n".join(kept)
+    assert _is_subsequence(kept, paragraphs)
+    annotated = render(cleaned, "annotated")
+    assert [p.text for p in parse_annotated(annotated)] == paragraphs if paragraphs else annotated == ""

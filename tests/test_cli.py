@@ -1,0 +1,129 @@
+"""The clean-article command on single pages: formats, --keep, stdin, notes, errors and exit codes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+
+from detector.segment import split_paragraphs
+from tests.conftest import BIN, EXAMPLE, EXAMPLE_ANNOTATED, needs_example, run
+
+PAGE = "Siemens hebt Prognose an\n\nDer Konzern rechnet nun mit einem Umsatzplus von acht Prozent.\n"
+
+
+@needs_example
+def test_example_page_prints_its_16_editorial_paragraphs():
+    result = run("clean-article", EXAMPLE)
+    assert result.returncode == 0, result.stderr
+    page = EXAMPLE.read_text(encoding="utf-8")
+    assert result.stdout.decode() == "\n\n".join(split_paragraphs(page)[:16]) + "\n"
+
+
+@needs_example
+def test_example_page_annotated_reproduces_the_labels():
+    result = run("clean-article", "--format", "annotated", EXAMPLE)
+    assert result.stdout.decode() == EXAMPLE_ANNOTATED.read_text(encoding="utf-8")
+
+
+@needs_example
+def test_stdin_and_dash_read_standard_input():
+    data = EXAMPLE.read_bytes()
+    from_file = run("clean-article", EXAMPLE).stdout
+    assert run("clean-article", stdin=data).stdout == from_file
+    assert run("clean-article", "-", stdin=data).stdout == from_file
+    assert run("clean-article", stdin=data.replace(b"\n", b"\r\n")).stdout == from_file
+
+
+@needs_example
+def test_keep_adds_labels_in_page_order():
+    result = run("clean-article", "--keep", "editorial,navigational", EXAMPLE)
+    paragraphs = split_paragraphs(EXAMPLE.read_text(encoding="utf-8"))
+    assert result.stdout.decode() == "\n\n".join(paragraphs[:16] + paragraphs[19:]) + "\n"
+
+
+def test_json_format():
+    result = run("clean-article", "-f", "json", stdin=PAGE.encode())
+    record = json.loads(result.stdout)
+    assert [p["text"] for p in record["paragraphs"]] == split_paragraphs(PAGE)
+    assert {"index", "label", "probabilities", "text"} == set(record["paragraphs"][0])
+
+
+def test_unknown_label_in_keep_is_a_usage_error():
+    result = run("clean-article", "--keep", "werbung", stdin=PAGE.encode())
+    assert (result.returncode, result.stdout) == (2, b"")
+    assert result.stderr.decode() == "error: --keep: unknown label 'werbung'\n"
+
+
+def test_missing_file_is_a_one_line_error(tmp_path):
+    result = run("clean-article", tmp_path / "nope.txt")
+    assert (result.returncode, result.stdout) == (1, b"")
+    assert result.stderr.decode() == f"error: {tmp_path / 'nope.txt'}: no such file or directory\n"
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [(b"%PDF-1.4\n...", "PDF document"), (b"\x1f\x8b\x08\x00" + bytes(100), "gzip data")],
+)
+def test_binary_file_is_refused(tmp_path, data, reason):
+    path = tmp_path / "page.txt"
+    path.write_bytes(data)
+    result = run("clean-article", path)
+    assert (result.returncode, result.stdout) == (1, b"")
+    assert result.stderr.decode() == f"error: {path}: not a text file ({reason})\n"
+
+
+def test_html_gets_a_hint():
+    result = run("clean-article", stdin=b"<html><body><p>Text</p><p>mehr</p></body></html>")
+    assert result.returncode == 1
+    assert "looks like HTML, not text" in result.stderr.decode()
+
+
+def test_empty_input_is_empty_output_with_a_note():
+    result = run("clean-article", stdin=b" \n\n\t\n")
+    assert (result.returncode, result.stdout) == (0, b"")
+    assert result.stderr.decode() == "note: <stdin>: empty input, nothing to clean\n"
+
+
+def test_page_without_editorial_text_gives_a_note():
+    result = run("clean-article", "--keep", "promotional", stdin=b"Impressum\n\nDatenschutz\n")
+    if result.stdout == b"":
+        assert result.stderr.decode() == "note: <stdin>: no promotional paragraph found, the output is empty\n"
+    assert result.returncode == 0
+
+
+def test_max_bytes_refuses_larger_input():
+    result = run("clean-article", "--max-bytes", "10", stdin=PAGE.encode())
+    assert (result.returncode, result.stdout) == (1, b"")
+    assert result.stderr.decode() == "error: <stdin>: larger than --max-bytes (10 bytes)\n"
+
+
+def test_folder_without_output_is_a_usage_error(tmp_path):
+    result = run("clean-article", tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.decode() == "error: several inputs or a folder need an output folder: -o OUTDIR\n"
+
+
+def test_broken_model_is_one_clear_error(tmp_path):
+    bad = tmp_path / "model.bin"
+    bad.write_bytes(b"garbage")
+    result = run("clean-article", "--model", bad, stdin=PAGE.encode())
+    assert (result.returncode, result.stdout) == (1, b"")
+    assert result.stderr.decode() == (
+        f"error: {bad} is not a detector model file; run `make train` to rebuild it, or reinstall the package\n"
+    )
+
+
+def test_closed_pipe_ends_quietly(tmp_path):
+    big = tmp_path / "big.txt"
+    big.write_text(("Der Umsatz stieg im Quartal um vier Prozent auf 2,1 Milliarden Euro.\n\n") * 20000)
+    pipeline = subprocess.run(
+        f"'{BIN / 'clean-article'}' -k editorial,promotional,navigational '{big}' | head -c 100 > /dev/null; echo ${{PIPESTATUS[0]}}",
+        shell=True,
+        executable="/bin/bash",
+        capture_output=True,
+        timeout=300,
+    )
+    assert pipeline.stderr == b""
+    assert pipeline.stdout.strip() == b"0"
