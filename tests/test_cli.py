@@ -119,7 +119,8 @@ def test_closed_pipe_ends_quietly(tmp_path):
     big = tmp_path / "big.txt"
     big.write_text(("Der Umsatz stieg im Quartal um vier Prozent auf 2,1 Milliarden Euro.\n\n") * 20000)
     pipeline = subprocess.run(
-        f"'{BIN / 'clean-article'}' -k editorial,promotional,navigational '{big}' | head -c 100 > /dev/null; echo ${{PIPESTATUS[0]}}",
+        f"'{BIN / 'clean-article'}' -k editorial,promotional,navigational '{big}' | head -c 100 >/dev/null;"
+        " echo ${PIPESTATUS[0]}",
         shell=True,
         executable="/bin/bash",
         capture_output=True,

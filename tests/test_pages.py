@@ -63,5 +63,5 @@ def test_load_corpus_has_one_row_per_paragraph_grouped_by_site():
 def test_load_corpus_names_the_bad_file(tmp_path):
     (tmp_path / "site").mkdir()
     (tmp_path / "site" / "bad.txt").write_text("[editorial] ok\n\nkaputt\n", encoding="utf-8")
-    with pytest.raises(AnnotationError, match="bad.txt: paragraph 1"):
+    with pytest.raises(AnnotationError, match=r"bad\.txt: paragraph 1"):
         load_corpus(tmp_path)
