@@ -240,3 +240,28 @@ def clean_main() -> None:
 
 def admin_main() -> None:
     admin_app(prog_name="detector")
+
+
+@admin_app.command()
+def evaluate(
+    paths: list[Path] = typer.Argument(
+        None,
+        help="Annotated pages or folders; none: training_data/ by grouped "
+        "cross-validation and ../shared/devset/ when present.",
+    ),
+    model: Path = typer.Option(None, help="Model file to score instead of the shipped one."),
+    compare: bool = typer.Option(True, help="Also run trafilatura, jusText and the baselines."),
+    folds: int = typer.Option(5, help="Folds of the grouped cross-validation on training_data/."),
+    report: Path = typer.Option(ROOT / "reports", help="Folder for evaluation.md and its pictures."),
+) -> None:
+    """Score the model per label, with leaks, confusion matrix and per-site table, against other tools."""
+    from detector import evaluate as evaluation
+
+    devset = ROOT.parent / "shared" / "devset"
+    try:
+        reports = evaluation.evaluate(paths or [], ROOT / "training_data", devset, model, compare, folds)
+    except ModelError as exc:
+        raise _fail(str(exc)) from None
+    print(evaluation.render_text(reports))
+    written = evaluation.write_markdown(reports, report)
+    sys.stderr.write(f"wrote {written}\n")

@@ -33,6 +33,7 @@ from detector.features import (
     tokens,
     word_feature_ids,
 )
+from detector.metrics import rounded, scores
 from detector.pages import LABELS, load_corpus
 
 N_HASHED = 1 << HASH_BITS
@@ -137,28 +138,6 @@ def cross_validate(corpus: pd.DataFrame, folds: int = 5) -> pd.Series:
     return predicted
 
 
-def per_label_scores(truth: pd.Series, predicted: pd.Series) -> dict:
-    """Precision, recall, F1 and support per label, macro-F1, and the leaks into the cleaned article."""
-    scores: dict = {}
-    for label in LABELS:
-        tp = int(((predicted == label) & (truth == label)).sum())
-        fp = int(((predicted == label) & (truth != label)).sum())
-        fn = int(((predicted != label) & (truth == label)).sum())
-        p = tp / (tp + fp) if tp + fp else 0.0
-        r = tp / (tp + fn) if tp + fn else 0.0
-        scores[label] = {
-            "precision": round(p, 4),
-            "recall": round(r, 4),
-            "f1": round(2 * p * r / (p + r) if p + r else 0.0, 4),
-            "support": tp + fn,
-        }
-    scores["macro_f1"] = round(sum(scores[label]["f1"] for label in LABELS) / len(LABELS), 4)
-    for label in LABELS[1:]:
-        mask = truth == label
-        scores[f"{label}_leak"] = round(float((predicted[mask] == "editorial").mean()) if mask.any() else 0.0, 4)
-    return scores
-
-
 def fingerprint(root: Path) -> str:
     """SHA-256 over the corpus files' relative paths and bytes."""
     digest = hashlib.sha256()
@@ -172,7 +151,7 @@ def train(data: Path, out: Path, folds: int = 5) -> dict:
     corpus = load_corpus(data)
     if corpus.empty:
         raise ValueError(f"no annotated pages under {data}")
-    cv = per_label_scores(corpus["label"], cross_validate(corpus, folds)) if folds > 1 else None
+    cv = rounded(scores(corpus["label"], cross_validate(corpus, folds))) if folds > 1 else None
     pipeline = fit(corpus)
     header, weights = export(pipeline)
     model.save(out, header, weights)
