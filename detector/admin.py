@@ -1,0 +1,104 @@
+"""``detector``: the admin commands (train, evaluate, bench) as a typer app.
+
+Each command imports its module when it runs, so ``detector --help`` stays quick.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import typer
+
+from detector.model import ModelError
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    sys.stderr.write(f"error: {message}\n")
+    return typer.Exit(code)
+
+
+admin_app = typer.Typer(
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    no_args_is_help=True,
+    help="Train, evaluate and benchmark the paragraph classifier.",
+)
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@admin_app.callback()
+def admin() -> None:
+    """Train, evaluate and benchmark the paragraph classifier."""
+
+
+@admin_app.command()
+def train(
+    data: Path = typer.Option(ROOT / "training_data", help="Folder of annotated pages."),
+    out: Path = typer.Option(ROOT / "models" / "model.bin", help="Model file to write (metadata beside it)."),
+    folds: int = typer.Option(5, help="Grouped cross-validation folds for the metadata scores; 0 skips it."),
+) -> None:
+    """Rebuild the model from the annotated pages (deterministic: same data, same model)."""
+    from detector.train import train as run_training
+
+    start = time.monotonic()
+    metadata = run_training(data, out, folds)
+    cv = metadata["grouped_cross_validation"]["scores"]
+    counts = metadata["training_data"]["paragraphs"]
+    sys.stderr.write(
+        f"trained on {metadata['training_data']['pages']} pages ({counts}) in "
+        f"{time.monotonic() - start:.1f} s; wrote {out}\n"
+    )
+    if cv:
+        sys.stderr.write(
+            f"grouped cross-validation macro-F1 {cv['macro_f1']:.3f}, "
+            f"promotional leak {cv['promotional_leak']:.1%}, "
+            f"navigational leak {cv['navigational_leak']:.1%}\n"
+        )
+
+
+def admin_main() -> None:
+    admin_app(prog_name="detector")
+
+
+@admin_app.command()
+def evaluate(
+    paths: list[Path] = typer.Argument(
+        None,
+        help="Annotated pages or folders; none: training_data/ by grouped "
+        "cross-validation and ../shared/devset/ when present.",
+    ),
+    model: Path = typer.Option(None, help="Model file to score instead of the shipped one."),
+    compare: bool = typer.Option(True, help="Also run trafilatura, jusText and the baselines."),
+    folds: int = typer.Option(5, help="Folds of the grouped cross-validation on training_data/."),
+    report: Path = typer.Option(ROOT / "reports", help="Folder for evaluation.md and its pictures."),
+) -> None:
+    """Score the model per label, with leaks, confusion matrix and per-site table, against other tools."""
+    from detector import evaluate as evaluation
+
+    devset = ROOT.parent / "shared" / "devset"
+    try:
+        reports = evaluation.evaluate(paths or [], ROOT / "training_data", devset, model, compare, folds)
+    except ModelError as exc:
+        raise _fail(str(exc)) from None
+    print(evaluation.render_text(reports))
+    written = evaluation.write_markdown(reports, report)
+    sys.stderr.write(f"wrote {written}\n")
+
+
+@admin_app.command()
+def bench(
+    runs: int = typer.Option(15, help="Runs per cold-start measurement."),
+    files: int = typer.Option(10_000, help="Pages in the batch-throughput folder."),
+    pages: Path = typer.Option(ROOT / "training_data", help="Annotated pages for the throughput runs."),
+    train: bool = typer.Option(False, help="Also time `detector train` on the full corpus."),
+) -> None:
+    """Print the speed and memory table (cold start, warm and batch throughput, RSS, model loading)."""
+    from detector.bench import bench as run_bench
+
+    example = ROOT.parent / "shared" / "examples" / "microsoft-ki-poker.txt"
+    if not example.exists():
+        raise _fail(f"{example} is needed for the cold-start measurement")
+    print(run_bench(example, pages, runs, files, train))

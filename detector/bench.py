@@ -1,0 +1,164 @@
+"""``detector bench``: cold start, warm throughput, batch throughput, memory and model loading, measured
+side by side with trafilatura on the same pages in the same run, printed as one table.
+
+Timing belongs here and never in the test suite.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from detector.clean import classify
+from detector.evaluate import as_html
+from detector.model import DEFAULT_MODEL
+from detector.model import load as load_model_file
+from detector.pages import load_corpus
+from detector.segment import split_paragraphs
+
+BIN = Path(sys.executable).parent
+
+
+def run_measured(command: list[str], stdin: Path | None = None) -> tuple[float, int]:
+    """Wall time (s) and peak RSS (KiB) of one whole process."""
+    start = time.perf_counter()
+    with open(stdin or os.devnull, "rb") as source:
+        process = subprocess.Popen(command, stdin=source, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _, status, usage = os.wait4(process.pid, 0)
+    elapsed = time.perf_counter() - start
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode not in (0, 1):
+        raise RuntimeError(f"{command[0]} exited with {process.returncode}")
+    return elapsed, usage.ru_maxrss
+
+
+def median_spread(values: list[float]) -> tuple[float, float, float]:
+    ordered = sorted(values)
+    return statistics.median(ordered), ordered[0], ordered[-1]
+
+
+def repeat(measure: Callable[[], float], runs: int) -> list[float]:
+    measure()  # warm the file cache
+    return [measure() for _ in range(runs)]
+
+
+def bench(example: Path, pages_root: Path, runs: int = 15, files: int = 10_000, train: bool = False) -> str:
+    rows: list[tuple[str, str, str, str]] = []
+    work = Path(tempfile.mkdtemp(prefix="detector-bench-"))
+    try:
+        html_page = work / "page.html"
+        html_page.write_text(as_html(split_paragraphs(example.read_text(encoding="utf-8"))), encoding="utf-8")
+        clean_cmd = [str(BIN / "clean-article"), str(example)]
+        ours = repeat(lambda: run_measured(clean_cmd)[0], runs)
+        rss = max(run_measured(clean_cmd)[1] for _ in range(3))
+        trafilatura = shutil.which("trafilatura", path=str(BIN)) or shutil.which("trafilatura")
+        m, lo, hi = median_spread(ours)
+        if trafilatura:
+            theirs = repeat(lambda: run_measured([trafilatura], stdin=html_page)[0], runs)
+            tm, tlo, thi = median_spread(theirs)
+            ratio = f"{m / tm:.2f}× of trafilatura"
+            rows.append(
+                (
+                    "cold start, one page (ms)",
+                    f"{m * 1e3:.0f} ({lo * 1e3:.0f}–{hi * 1e3:.0f})",
+                    f"{tm * 1e3:.0f} ({tlo * 1e3:.0f}–{thi * 1e3:.0f})",
+                    ratio,
+                )
+            )
+        else:
+            rows.append(("cold start, one page (ms)", f"{m * 1e3:.0f} ({lo * 1e3:.0f}–{hi * 1e3:.0f})", "n/a", ""))
+        rows.append(("peak RSS of that process (MB)", f"{rss / 1024:.0f}", "", ""))
+
+        corpus = load_corpus(pages_root)
+        pages = [group["text"].tolist() for _, group in corpus.groupby("page", sort=False)]
+        texts = ["\n\n".join(p) for p in pages]
+        n_paragraphs = sum(map(len, pages))
+        classify(texts[0])
+        start = time.perf_counter()
+        for text in texts:
+            classify(text)
+        ours_rate = len(texts) / (time.perf_counter() - start)
+        warm = f"{ours_rate:,.0f} pages/s, {ours_rate * n_paragraphs / len(texts):,.0f} paragraphs/s"
+        try:
+            import trafilatura as traf
+
+            htmls = [as_html(p) for p in pages]
+            start = time.perf_counter()
+            for h in htmls:
+                traf.extract(h)
+            their_rate = len(htmls) / (time.perf_counter() - start)
+            rows.append(
+                (
+                    f"warm, in-process ({len(texts)} pages)",
+                    warm,
+                    f"{their_rate:,.0f} pages/s",
+                    f"{ours_rate / their_rate:.1f}× trafilatura",
+                )
+            )
+        except ImportError:
+            rows.append((f"warm, in-process ({len(texts)} pages)", warm, "n/a", ""))
+
+        folder = work / "in"
+        folder.mkdir()
+        for i in range(files):
+            (folder / f"page-{i:05}.txt").write_text(texts[i % len(texts)], encoding="utf-8")
+        rates = {}
+        for jobs in (1, 2):
+            out = work / f"out-{jobs}"
+            elapsed, _ = run_measured(
+                [str(BIN / "clean-article"), str(folder), "-o", str(out), "--jobs", str(jobs)]
+            )
+            rates[jobs] = files / elapsed
+            shutil.rmtree(out)
+        rows.append((f"folder of {files:,} pages, --jobs 1", f"{rates[1]:,.0f} files/s", "", ""))
+        rows.append(
+            (
+                f"folder of {files:,} pages, --jobs 2",
+                f"{rates[2]:,.0f} files/s",
+                "",
+                f"{rates[2] / rates[1]:.2f}× of --jobs 1",
+            )
+        )
+
+        loads = []
+        for _ in range(runs):
+            start = time.perf_counter()
+            load_model_file()
+            loads.append(time.perf_counter() - start)
+        rows.append(
+            (
+                "model file size (MB), load time (ms)",
+                f"{DEFAULT_MODEL.stat().st_size / 1e6:.1f} MB, {statistics.median(loads) * 1e3:.1f} ms",
+                "",
+                "",
+            )
+        )
+        if train:
+            elapsed, train_rss = run_measured([str(BIN / "detector"), "train", "--out", str(work / "m.bin")])
+            rows.append(
+                (
+                    "detector train, full corpus with 5-fold CV",
+                    f"{elapsed:.0f} s, peak RSS {train_rss / 1024:.0f} MB",
+                    "",
+                    "",
+                )
+            )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    header = ("measure", "clean-article", "trafilatura", "ratio")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
+    lines = [
+        f"| {' | '.join(c.ljust(w) for c, w in zip(header, widths))} |",
+        f"|{'|'.join('-' * (w + 2) for w in widths)}|",
+    ]
+    lines += [f"| {' | '.join(c.ljust(w) for c, w in zip(r, widths))} |" for r in rows]
+    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    return f"{time.strftime('%Y-%m-%d')}, {machine}; medians of {runs} runs (min–max)\n\n" + "\n".join(lines)
