@@ -10,7 +10,7 @@ install: $(BIN)/clean-article
 $(BIN)/clean-article: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,compare,dask]'
+	$(BIN)/pip install --quiet --config-settings editable_mode=compat -e '.[dev,compare,dask]'
 	touch $@
 
 test: install

@@ -6,13 +6,11 @@ Every file ends as one ``Result``: cleaned, failed (with its reason) or skipped;
 
 from __future__ import annotations
 
-import fnmatch
-import json
 import os
 import sys
 import time
+from collections import namedtuple
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, TextIO
 
@@ -30,31 +28,30 @@ class UsageError(ValueError):
     """A batch that must not start: it would write into its own input, or has nothing to read."""
 
 
-@dataclass(frozen=True)
-class Options:
-    """How each document is read and what is written for it."""
+class Options(
+    namedtuple(
+        "Options",
+        "fmt keep encoding fix_mojibake max_bytes model input_format text_field",
+        defaults=("text", ("editorial",), None, False, DEFAULT_MAX_BYTES, None, "text", "text"),
+    )
+):
+    """How each document is read (encoding, mojibake repair, size limit, text or JSON Lines) and what is
+    written for it (format, kept labels, model)."""
 
-    fmt: str = "text"
-    keep: tuple[str, ...] = ("editorial",)
-    encoding: str | None = None
-    fix_mojibake: bool = False
-    max_bytes: int = DEFAULT_MAX_BYTES
-    model: str | None = None
-    input_format: str = "text"
-    text_field: str = "text"
+    __slots__ = ()
 
 
-@dataclass
 class Result:
-    """What became of one input file."""
+    """What became of one input file: ``status`` is "cleaned", "failed" or "skipped"."""
 
-    source: str
-    status: str  # "cleaned", "failed" or "skipped"
-    reason: str = ""
-    pages: int = 0
-    labels: dict[str, int] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
-    document_errors: list[dict] = field(default_factory=list)
+    def __init__(self, source: str, status: str, reason: str = "", notes: list[str] | None = None) -> None:
+        self.source = source
+        self.status = status
+        self.reason = reason
+        self.pages = 0
+        self.labels: dict[str, int] = {}
+        self.notes = notes or []
+        self.document_errors: list[dict] = []
 
 
 class InputError(Exception):
@@ -106,6 +103,8 @@ def write_atomic(path: Path, chunks: Iterable[str]) -> None:
 def clean_jsonl(lines: Iterable[bytes], name: str, options: Options, result: Result) -> Iterator[str]:
     """Stream JSON Lines: each record keeps its fields and gains ``cleaned_text`` and ``paragraph_labels``
     (and ``paragraphs`` with ``--format json``). Bad records are left out and listed in ``result``."""
+    import json
+
     scorer = load_model(options.model)
     errors = result.document_errors
     for number, line in enumerate(lines, 1):
@@ -151,8 +150,10 @@ def clean_file(source: Path, target: Path, options: Options, skip_existing: bool
             data = read_limited(handle, options.max_bytes, name)
         rendered, paragraphs, notes = clean_document(data, name, options)
         write_atomic(target, [output_text(rendered)])
-        labels = {label: sum(p.label == label for p in paragraphs) for label in LABELS}
-        return Result(name, "cleaned", pages=1, labels=labels, notes=notes)
+        result = Result(name, "cleaned", notes=notes)
+        result.pages = 1
+        result.labels = {label: sum(p.label == label for p in paragraphs) for label in LABELS}
+        return result
     except InputError as exc:
         return Result(name, "failed", str(exc))
     except ModelError:
@@ -208,6 +209,8 @@ def plan(
 
 
 def _walk(root: Path, pattern: str, follow_links: bool, skipped: list[Result]) -> Iterator[Path]:
+    import fnmatch
+
     seen: set[tuple[int, int]] = set()
     for folder, dirs, files in os.walk(root, followlinks=follow_links):
         stat = os.stat(folder)

@@ -7,8 +7,8 @@ thin layer over them and over ``render``.
 from __future__ import annotations
 
 import json
+from collections import namedtuple
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 
 from detector import model as model_file
@@ -19,14 +19,11 @@ FORMATS = ("text", "annotated", "json")
 _default: model_file.Scorer | None = None
 
 
-@dataclass(frozen=True)
-class Paragraph:
-    """A paragraph of a page with its predicted label and the probability of each label."""
+class Paragraph(namedtuple("Paragraph", "index text label probabilities")):
+    """A paragraph of a page (``index``, ``text``) with its predicted ``label`` and the ``probabilities``
+    of each label (a dict)."""
 
-    index: int
-    text: str
-    label: str
-    probabilities: dict[str, float]
+    __slots__ = ()
 
 
 def load_model(path: Path | str | None = None) -> model_file.Scorer:

@@ -1,0 +1,67 @@
+"""The training corpus: every file valid, the counts the corpus issue asks for, and no borrowed text."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from detector.pages import LABELS, load_corpus, parse_annotated
+from tests.conftest import DEVSET, EXAMPLE, ROOT, needs_devset, needs_example
+
+TRAINING_DATA = ROOT / "training_data"
+MINIMUM = {"pages": 300, "sites": 30, "editorial": 4000, "promotional": 1500, "navigational": 2500}
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    return load_corpus(TRAINING_DATA)
+
+
+def test_every_file_is_a_valid_annotated_page():
+    files = sorted(TRAINING_DATA.rglob("*.txt"))
+    assert files
+    for path in files:
+        data = path.read_bytes()
+        assert b"\r" not in data, f"{path}: CR line endings"
+        paragraphs = parse_annotated(data.decode("utf-8"))
+        assert len(paragraphs) >= 3, f"{path}: fewer than 3 paragraphs"
+        assert any(p.label == "editorial" for p in paragraphs), f"{path}: no editorial paragraph"
+        assert all(p.text.strip() for p in paragraphs), f"{path}: an empty paragraph"
+        assert path.parent.parent == TRAINING_DATA, f"{path}: pages live one folder (the site style) deep"
+
+
+def test_corpus_has_the_required_size(corpus, record_property):
+    counts = {
+        "pages": corpus["page"].nunique(),
+        "sites": corpus["site"].nunique(),
+        **{label: int((corpus["label"] == label).sum()) for label in LABELS},
+    }
+    record_property("corpus_counts", counts)
+    print(f"\ntraining_data: {counts}")
+    short = {k: (v, MINIMUM[k]) for k, v in counts.items() if v < MINIMUM[k]}
+    assert not short, f"below the minimum (have, need): {short}"
+
+
+def test_every_site_has_all_three_labels(corpus):
+    per_site = corpus.groupby("site")["label"].nunique()
+    assert per_site.min() == 3, per_site[per_site < 3].to_dict()
+
+
+def _sentences(text: str) -> set[str]:
+    return {s.strip() for s in re.split(r"(?<=[.!?:])\s+|\n", text) if len(s.strip()) >= 40}
+
+
+@needs_example
+def test_no_sentence_of_the_example_page_is_in_the_corpus(corpus):
+    joined = "\n".join(corpus["text"])
+    borrowed = [s for s in _sentences(EXAMPLE.read_text(encoding="utf-8")) if s in joined]
+    assert not borrowed
+
+
+@needs_devset
+def test_no_sentence_of_the_dev_set_is_in_the_corpus(corpus):
+    joined = "\n".join(corpus["text"])
+    dev = load_corpus(DEVSET)
+    borrowed = [s for text in dev["text"] for s in _sentences(text) if s in joined]
+    assert not borrowed[:5]
