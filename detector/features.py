@@ -202,3 +202,33 @@ def page_features(forms: list[list[float]]) -> list[list[float]]:
                 row += [0.0, 0.0, 0.0]
         rows.append(row)
     return rows
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Second stage: what the first stage thinks of the neighbours
+
+_STAGE2_OFFSETS = (-2, -1, 1, 2)
+STAGE2_SIZE = 3 + 4 * len(_STAGE2_OFFSETS) + 3
+
+
+def neighbour_features(logits: list[list[float]]) -> list[list[float]]:
+    """Per paragraph: its own first-stage scores, the first-stage probabilities of the two paragraphs before
+    and after it (with a flag for "exists"), and the page's mean probabilities. Sales blocks and link lists
+    come in runs ("Anzeige" and its ad tiles, "Weitere Artikel" and its titles): the neighbours tell."""
+    probs = []
+    for row in logits:
+        top = max(row)
+        exp = [math.exp(v - top) for v in row]
+        total = sum(exp)
+        probs.append([e / total for e in exp])
+    n = len(probs)
+    mean = [sum(p[k] for p in probs) / n for k in range(3)] if n else [0.0, 0.0, 0.0]
+    rows = []
+    for i in range(n):
+        top = max(logits[i])
+        row = [(v - top) / 5.0 for v in logits[i]]
+        for o in _STAGE2_OFFSETS:
+            j = i + o
+            row += [1.0, *probs[j]] if 0 <= j < n else [0.0, 0.0, 0.0, 0.0]
+        rows.append(row + mean)
+    return rows

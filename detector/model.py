@@ -22,8 +22,10 @@ from detector.features import (
     CHAR_NGRAMS,
     DENSE_NAMES,
     HASH_BITS,
+    STAGE2_SIZE,
     char_ngram_ids,
     form_features,
+    neighbour_features,
     page_features,
     phrase_feature_ids,
     tokens,
@@ -56,6 +58,10 @@ class Scorer:
         self.intercept = [
             b - sum(c * m for c, m in zip(row, mean)) for b, row in zip(header["intercept"], self.dense_coef)
         ]
+        stage2 = header.get("stage2")
+        self.stage2: tuple[list[list[float]], list[float]] | None = (
+            (stage2["coef"], stage2["intercept"]) if stage2 else None
+        )
         self._token_cache: dict[str, tuple[float, float, float, float, float, float, int]] = {}
 
     def _token(self, token: str) -> tuple[float, float, float, float, float, float, int]:
@@ -111,9 +117,17 @@ class Scorer:
         return out
 
     def probabilities(self, paragraphs: Sequence[str]) -> list[list[float]]:
-        """Softmax of the logits: one probability per class, in the order of ``classes``."""
+        """One probability per class, in the order of ``classes``: the softmax of the first stage's scores,
+        or of the second stage's when the model has one."""
+        logits = self.logits(paragraphs)
+        if self.stage2 is not None and logits:
+            coef, intercept = self.stage2
+            logits = [
+                [b + sum(c * x for c, x in zip(row, features)) for row, b in zip(coef, intercept)]
+                for features in neighbour_features(logits)
+            ]
         result = []
-        for row in self.logits(paragraphs):
+        for row in logits:
             top = max(row)
             exp = [math.exp(v - top) for v in row]
             total = sum(exp)
@@ -160,6 +174,9 @@ def load(path: Path | str | None = None) -> Scorer:
     for key, value in expected.items():
         if header.get(key) != value:
             raise ModelError(f"model file {path} was made by an incompatible version ({key} differs); {hint}")
+    stage2 = header.get("stage2")
+    if stage2 and any(len(row) != STAGE2_SIZE for row in stage2["coef"]):
+        raise ModelError(f"model file {path} was made by an incompatible version (stage2 differs); {hint}")
     weights = array("f")
     weights.frombytes(data[start + size : -4])
     if len(weights) != 3 << HASH_BITS:

@@ -27,8 +27,10 @@ from detector.features import (
     CHAR_NGRAMS,
     DENSE_NAMES,
     HASH_BITS,
+    STAGE2_SIZE,
     char_ngram_ids,
     form_features,
+    neighbour_features,
     page_features,
     tokens,
     word_feature_ids,
@@ -99,7 +101,7 @@ def build_pipeline() -> Pipeline:
     )
 
 
-def fit(corpus: pd.DataFrame) -> Pipeline:
+def fit_stage1(corpus: pd.DataFrame) -> Pipeline:
     """Fit the pipeline on a corpus table and round its text weights to float32, as the model file stores
     them, so that the pipeline and the exported scorer are the same model."""
     pipeline = build_pipeline().fit(corpus[["page", "text"]], corpus["label"])
@@ -110,9 +112,9 @@ def fit(corpus: pd.DataFrame) -> Pipeline:
     return pipeline
 
 
-def export(pipeline: Pipeline) -> tuple[dict, np.ndarray]:
-    """The model-file header and the flat float32 weights (column-major by class) of a fitted pipeline."""
-    features, classify = pipeline.named_steps["features"], pipeline.named_steps["classify"]
+def export(detector: DetectorModel) -> tuple[dict, np.ndarray]:
+    """The model-file header and the flat float32 weights (three per hashed column) of a fitted model."""
+    features, classify = detector.stage1.named_steps["features"], detector.stage1.named_steps["classify"]
     classes = [str(c) for c in classify.classes_]
     weights = (classify.coef_[:, :N_HASHED] * features.idf_).T.astype(np.float32)
     header = {
@@ -124,17 +126,95 @@ def export(pipeline: Pipeline) -> tuple[dict, np.ndarray]:
         "dense_scale": features.scale_.tolist(),
         "dense_coef": classify.coef_[:, N_HASHED:].tolist(),
         "intercept": classify.intercept_.tolist(),
+        "stage2": None,
     }
+    if detector.stage2 is not None:
+        if list(detector.stage2.classes_) != classes:
+            raise ValueError("the two stages disagree on the classes")
+        header["stage2"] = {
+            "coef": detector.stage2.coef_.tolist(),
+            "intercept": detector.stage2.intercept_.tolist(),
+        }
     return header, weights.ravel()
 
 
-def cross_validate(corpus: pd.DataFrame, folds: int = 5) -> pd.Series:
-    """Out-of-fold predicted labels, grouped by site: no site is ever in training and test at once."""
-    predicted = pd.Series(index=corpus.index, dtype=object)
+class DetectorModel:
+    """The two stages as scikit-learn objects: the text pipeline, and a small logistic regression over its
+    scores for each paragraph and its neighbours (``features.neighbour_features``)."""
+
+    def __init__(self, stage1: Pipeline, stage2: LogisticRegression | None) -> None:
+        self.stage1 = stage1
+        self.stage2 = stage2
+        self.classes_ = stage1.classes_
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        logits = self.stage1.decision_function(X[["page", "text"]])
+        if self.stage2 is None:
+            return self.stage1.predict_proba(X[["page", "text"]])
+        return self.stage2.predict_proba(stage2_matrix(X, logits))
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+
+
+def stage2_matrix(X: pd.DataFrame, logits: np.ndarray) -> np.ndarray:
+    """Second-stage features of every paragraph, page by page (rows of a page together and in order)."""
+    rows: list[list[float]] = []
+    pages = X["page"].to_numpy()
+    start = 0
+    while start < len(pages):
+        end = start
+        while end < len(pages) and pages[end] == pages[start]:
+            end += 1
+        rows.extend(neighbour_features(logits[start:end].tolist()))
+        start = end
+    return np.asarray(rows, dtype=np.float64).reshape(-1, STAGE2_SIZE)
+
+
+def _folds(corpus: pd.DataFrame, folds: int) -> list[tuple[np.ndarray, np.ndarray]]:
     groups = corpus["site"]
-    for train_idx, test_idx in GroupKFold(n_splits=min(folds, groups.nunique())).split(corpus, groups=groups):
-        pipeline = fit(corpus.iloc[train_idx])
-        predicted.iloc[test_idx] = pipeline.predict(corpus.iloc[test_idx][["page", "text"]])
+    return list(GroupKFold(n_splits=min(folds, groups.nunique())).split(corpus, groups=groups))
+
+
+def out_of_fold_logits(corpus: pd.DataFrame, folds: int) -> tuple[np.ndarray, list]:
+    """First-stage scores of every paragraph from a pipeline that never saw its site."""
+    logits = np.zeros((len(corpus), 3))
+    splits = _folds(corpus, folds)
+    for train_idx, test_idx in splits:
+        pipeline = fit_stage1(corpus.iloc[train_idx])
+        logits[test_idx] = pipeline.decision_function(corpus.iloc[test_idx][["page", "text"]])
+    return logits, splits
+
+
+def fit_stage2(features: np.ndarray, labels: pd.Series) -> LogisticRegression:
+    return LogisticRegression(C=1.0, max_iter=2000, class_weight="balanced").fit(features, labels)
+
+
+def fit_model(corpus: pd.DataFrame, folds: int = 5) -> tuple[DetectorModel, pd.Series | None]:
+    """Fit both stages; also return the cross-validated labels, grouped by site (``None`` without folds).
+
+    The second stage learns from out-of-fold first-stage scores, so it sees scores as they are on unseen
+    sites. The same folds give the cross-validated labels: each fold's labels come from a second stage
+    fitted on the other folds' scores (stacking cross-validation).
+    """
+    stage1 = fit_stage1(corpus)
+    if folds < 2 or corpus["site"].nunique() < 2:
+        return DetectorModel(stage1, None), None
+    logits, splits = out_of_fold_logits(corpus, folds)
+    features = stage2_matrix(corpus, logits)
+    labels = corpus["label"]
+    predicted = pd.Series(index=corpus.index, dtype=object)
+    for train_idx, test_idx in splits:
+        fold_model = fit_stage2(features[train_idx], labels.iloc[train_idx])
+        predicted.iloc[test_idx] = fold_model.predict(features[test_idx])
+    return DetectorModel(stage1, fit_stage2(features, labels)), predicted
+
+
+def cross_validate(corpus: pd.DataFrame, folds: int = 5) -> pd.Series:
+    """Labels of every paragraph predicted by models that never saw its site."""
+    _, predicted = fit_model(corpus, folds)
+    if predicted is None:
+        raise ValueError("grouped cross-validation needs at least two site folders")
     return predicted
 
 
@@ -151,9 +231,9 @@ def train(data: Path, out: Path, folds: int = 5) -> dict:
     corpus = load_corpus(data)
     if corpus.empty:
         raise ValueError(f"no annotated pages under {data}")
-    cv = rounded(scores(corpus["label"], cross_validate(corpus, folds))) if folds > 1 else None
-    pipeline = fit(corpus)
-    header, weights = export(pipeline)
+    detector, predicted = fit_model(corpus, folds)
+    cv = rounded(scores(corpus["label"].tolist(), predicted.tolist())) if predicted is not None else None
+    header, weights = export(detector)
     model.save(out, header, weights)
     metadata = {
         "model_file": out.name,

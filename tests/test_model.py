@@ -11,17 +11,18 @@ import pytest
 
 from detector import model
 from detector.pages import load_corpus
-from detector.train import export, fit
+from detector.train import export, fit_model
 from tests.conftest import FIXTURE_CORPUS, ROOT
 
 
 @pytest.fixture(scope="module")
 def fixture_model(tmp_path_factory):
     corpus = load_corpus(FIXTURE_CORPUS)
-    pipeline = fit(corpus)
+    detector, _ = fit_model(corpus, folds=2)
+    assert detector.stage2 is not None
     path = tmp_path_factory.mktemp("model") / "model.bin"
-    model.save(path, *export(pipeline))
-    return corpus, pipeline, path
+    model.save(path, *export(detector))
+    return corpus, detector, path
 
 
 def scorer_probabilities(scorer: model.Scorer, corpus) -> np.ndarray:
@@ -32,15 +33,15 @@ def scorer_probabilities(scorer: model.Scorer, corpus) -> np.ndarray:
 
 
 def test_scorer_equals_the_sklearn_pipeline(fixture_model):
-    corpus, pipeline, path = fixture_model
-    expected = pipeline.predict_proba(corpus[["page", "text"]])
+    corpus, detector, path = fixture_model
+    expected = detector.predict_proba(corpus)
     assert np.abs(scorer_probabilities(model.load(path), corpus) - expected).max() < 1e-6
 
 
 def test_training_is_deterministic(fixture_model, tmp_path):
     corpus, _, path = fixture_model
     again = tmp_path / "again.bin"
-    model.save(again, *export(fit(corpus)))
+    model.save(again, *export(fit_model(corpus, folds=2)[0]))
     assert again.read_bytes() == path.read_bytes()
 
 
