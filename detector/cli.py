@@ -5,7 +5,6 @@ do the work. Exit codes: 0 success, 1 a file or the model failed, 2 usage error,
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import sys
 import time
@@ -27,13 +26,15 @@ class _PipeClosed(Exception):
 
 
 def _write_stdout(text: str) -> None:
-    """Write to stdout as UTF-8."""
+    """Write to stdout as UTF-8; a write error becomes ``OSError`` with ``<stdout>`` as its file name."""
     try:
         sys.stdout.buffer.write(text.encode("utf-8", "surrogateescape"))
         sys.stdout.flush()
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         raise _PipeClosed from None
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror, "<stdout>") from None
 
 
 class _Parser(argparse.ArgumentParser):
@@ -150,16 +151,16 @@ def _clean_one(source: str, options: batch.Options) -> int:
             with open(source, "rb") as handle:
                 data = batch.read_limited(handle, options.max_bytes, name)
         rendered, _, notes = batch.clean_document(data, name, options)
+        for note in notes:
+            sys.stderr.write(f"note: {note}\n")
+        _write_stdout(batch.output_text(rendered))
     except batch.InputError as exc:
         return _error(str(exc))
-    except OSError as exc:
-        return _error(f"{name}: {(exc.strerror or str(exc)).lower()}")
     except _PipeClosed:
         return 0
-    for note in notes:
-        sys.stderr.write(f"note: {note}\n")
-    with contextlib.suppress(_PipeClosed):
-        _write_stdout(batch.output_text(rendered))
+    except OSError as exc:
+        where = exc.filename if exc.filename == "<stdout>" else name
+        return _error(f"{where}: {(exc.strerror or str(exc)).lower()}")
     return 0
 
 

@@ -22,6 +22,7 @@ from itertools import pairwise
 HASH_BITS = 19
 HASH_MASK = (1 << HASH_BITS) - 1
 CHAR_NGRAMS = (3, 4, 5)
+MAX_TEXT_CHARS = 20_000  # text features read this much of a paragraph: bounded time and memory on huge ones
 
 _TOKEN = re.compile(r"\w+|[^\w\s]+")
 _DIGIT = re.compile(r"\d")
@@ -40,8 +41,8 @@ def hash_feature(name: str) -> int:
 
 
 def tokens(text: str) -> list[str]:
-    """Lower-cased word and punctuation tokens, digits folded to 0."""
-    return _TOKEN.findall(_DIGIT.sub("0", text.lower()))
+    """Lower-cased word and punctuation tokens of the paragraph's first MAX_TEXT_CHARS, digits folded to 0."""
+    return _TOKEN.findall(_DIGIT.sub("0", text[:MAX_TEXT_CHARS].lower()))
 
 
 def word_feature_ids(toks: list[str]) -> list[int]:

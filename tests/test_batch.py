@@ -170,3 +170,35 @@ def test_dask_engine_matches_the_local_engine(tree, tmp_path):
     assert outputs(tmp_path / "local") == outputs(tmp_path / "dask")
     for name in outputs(tmp_path / "local"):
         assert (tmp_path / "local" / name).read_bytes() == (tmp_path / "dask" / name).read_bytes()
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_ctrl_c_stops_cleanly_and_leaves_only_whole_files(tmp_path, jobs):
+    import signal
+    import subprocess
+    import time
+
+    from tests.conftest import BIN
+
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(3000):
+        (src / f"p{i:04}.txt").write_text(ARTICLE * 20, encoding="utf-8")
+    out = tmp_path / "out"
+    process = subprocess.Popen(
+        [str(BIN / "clean-article"), str(src), "-o", str(out), "--jobs", jobs],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and len(list(out.glob("*.txt"))) < 20:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert stderr.decode().endswith("interrupted\n")
+    assert not list(out.rglob(f"*{PART_SUFFIX}"))
+    expected = clean(ARTICLE * 20) + "\n"
+    written = list(out.glob("*.txt"))
+    assert 20 <= len(written) < 3000
+    assert all(p.read_text(encoding="utf-8") == expected for p in written)

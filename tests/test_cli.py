@@ -128,3 +128,32 @@ def test_closed_pipe_ends_quietly(tmp_path):
     )
     assert pipeline.stderr == b""
     assert pipeline.stdout.strip() == b"0"
+
+
+def test_control_characters_and_invisible_lines_are_handled():
+    page = "Titel\x00 der Meldung\n\u200b\n\x07Der Umsatz stieg um vier Prozent.\x1b\n \u00a0\t\nImpressum\n"
+    result = run("clean-article", "-f", "annotated", stdin=page.encode())
+    assert result.returncode == 0
+    texts = [line.split("] ", 1)[1] for line in result.stdout.decode().split("\n\n") if line]
+    assert [t.rstrip("\n") for t in texts] == split_paragraphs(page)
+
+
+def test_full_disk_on_stdout_is_a_clear_error():
+    with open("/dev/full", "wb") as full:
+        result = subprocess.run(
+            [str(BIN / "clean-article"), "-k", "editorial,promotional,navigational"],
+            input=PAGE.encode(),
+            stdout=full,
+            stderr=subprocess.PIPE,
+            timeout=60,
+        )
+    assert result.returncode == 1
+    assert result.stderr.decode() == "error: <stdout>: no space left on device\n"
+
+
+def test_one_enormous_paragraph_is_cleaned(tmp_path):
+    big = tmp_path / "line.txt"
+    big.write_text("Der Umsatz stieg um vier Prozent. " * 200_000, encoding="utf-8")  # 6.8 MB, one line
+    result = run("clean-article", "-k", "editorial,promotional,navigational", big)
+    assert result.returncode == 0
+    assert result.stdout == big.read_bytes() + b"\n"
