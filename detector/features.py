@@ -26,13 +26,13 @@ MAX_TEXT_CHARS = 20_000  # text features read this much of a paragraph: bounded 
 
 _TOKEN = re.compile(r"\w+|[^\w\s]+")
 _DIGIT = re.compile(r"\d")
-_WORD = re.compile(r"\w+")
-_PRICE = re.compile(r"\d[\d.,']*\s?(?:€|eur\b|euro\b|usd\b|\$|chf\b|fr\.|dollar\b|franken\b)", re.I)
-_PERCENT = re.compile(r"\d\s?(?:%|prozent\b)", re.I)
+_PRICE = re.compile(r"\d\s?(?:€|eur\b|euro\b|usd\b|\$|chf\b|fr\.|dollar\b|franken\b)")  # on lower case
+_PERCENT = re.compile(r"\d\s?(?:%|prozent\b)")  # on lower case
 _BULLET = re.compile(r"^\s*(?:[•·▪►▶✓✔\-–—*+>]|\d+[.)])\s", re.M)
-_URL = re.compile(r"https?://|www\.|\.(?:de|com|ch|at|net)\b", re.I)
-_SENTENCE_END = re.compile(r"[.!?…:;\"“”»«)]\s*$")
-_DATE_TIME = re.compile(r"\b\d{1,2}\.\d{1,2}\.(?:\d{2,4})?|\b\d{1,2}:\d{2}\b")
+_URL = re.compile(r"https?://|www\.|\.(?:de|com|ch|at|net)\b")  # on lower case
+_DATE_TIME = re.compile(r"\d(?:\.\d\d?\.|:\d\d\b)")
+_SENTENCE_MARKS = '.!?…"“”»«'
+_CLAUSE_MARKS = _SENTENCE_MARKS + ":;)"
 
 
 def hash_feature(name: str) -> int:
@@ -47,16 +47,22 @@ def tokens(text: str) -> list[str]:
 
 def word_feature_ids(toks: list[str]) -> list[int]:
     """Columns of the word block, one entry per occurrence: unigrams, then ``phrase_feature_ids``."""
-    return [unigram_id(t) for t in toks] + phrase_feature_ids(toks)
+    unigrams = [unigram_id(t) for t in toks]
+    return unigrams + phrase_feature_ids(unigrams)
 
 
-def phrase_feature_ids(toks: list[str]) -> list[int]:
-    """Bigrams and the first and last token (a single "empty" feature for a paragraph without tokens)."""
-    if not toks:
-        return [hash_feature("empty")]
-    ids = [hash_feature(f"b|{a} {b}") for a, b in pairwise(toks)]
-    ids.append(hash_feature(f"s|{toks[0]}"))
-    ids.append(hash_feature(f"e|{toks[-1]}"))
+_EMPTY_ID = hash_feature("empty")
+_PAIR = 0x01000193  # FNV prime: mixes two unigram columns into one bigram column
+
+
+def phrase_feature_ids(unigrams: list[int] | tuple[int, ...]) -> list[int]:
+    """Bigrams and the first and last token, computed from the unigram columns (no string hashing on the
+    hot path); a single "empty" feature for a paragraph without tokens."""
+    if not unigrams:
+        return [_EMPTY_ID]
+    ids = [(a * _PAIR ^ b) & HASH_MASK for a, b in pairwise(unigrams)]
+    ids.append((unigrams[0] * _PAIR + 1) & HASH_MASK)
+    ids.append((unigrams[-1] * _PAIR + 2) & HASH_MASK)
     return ids
 
 
@@ -122,21 +128,27 @@ DENSE_NAMES = (
     )
     + tuple(f"{name}_{o:+d}" for o in _CONTEXT_OFFSETS for name in ("exists", "log_words", "ends_sentence"))
 )
+_SHARE_SAMPLE = 200  # characters: the shares of digits, capitals and punctuation are read from this prefix
 _LONG = 25  # words: a paragraph this long is almost always running text
 
 
 def form_features(text: str) -> list[float]:
     """The make-up of one paragraph (in the order of FORM_NAMES)."""
     stripped = text.strip()
+    lower = stripped.lower()
     n_chars = len(stripped)
-    words = _WORD.findall(stripped)
+    words = stripped.split()
     n_words = len(words)
-    letters = sum(c.isalpha() for c in stripped)
-    uppers = sum(c.isupper() for c in stripped)
-    digits = sum(c.isdigit() for c in stripped)
-    puncts = sum(not c.isalnum() and not c.isspace() for c in stripped)
-    denominator = max(n_chars, 1)
+    sample = stripped[:_SHARE_SAMPLE]
+    letters = sum(map(str.isalpha, sample))
+    uppers = sum(map(str.isupper, sample))
+    digits = sum(map(str.isdigit, sample))
+    spaces = sample.count(" ") + sample.count("\n") + sample.count("\t") + sample.count("\u00a0")
+    puncts = len(sample) - letters - digits - spaces
+    denominator = max(len(sample), 1)
     caps_words = sum(1 for w in words if len(w) > 1 and w.isupper())
+    last = stripped[-1:]
+    has_digit = digits > 0 or any(map(str.isdigit, stripped[_SHARE_SAMPLE:]))
     return [
         math.log1p(n_chars),
         math.log1p(n_words),
@@ -144,19 +156,19 @@ def form_features(text: str) -> list[float]:
         digits / denominator,
         uppers / max(letters, 1),
         puncts / denominator,
-        float(bool(_SENTENCE_END.search(stripped)) and stripped[-1:] in '.!?…"“”»«'),
-        float(stripped.endswith("?")),
-        float(stripped.endswith("!")),
-        float(stripped.endswith(":")),
+        float(bool(last) and last in _SENTENCE_MARKS),
+        float(last == "?"),
+        float(last == "!"),
+        float(last == ":"),
         float(stripped.endswith(("...", "…"))),
         float("?!" in stripped or "!?" in stripped),
-        math.log1p(len(_PRICE.findall(stripped))),
-        math.log1p(len(_PERCENT.findall(stripped))),
+        math.log1p(len(_PRICE.findall(lower))) if has_digit else 0.0,
+        math.log1p(len(_PERCENT.findall(lower))) if has_digit else 0.0,
         math.log1p(len(_BULLET.findall(stripped))),
-        float(bool(_URL.search(stripped))),
+        float(("." in lower or "/" in lower) and _URL.search(lower) is not None),
         math.log1p(stripped.count("|")),
-        float(bool(_DATE_TIME.search(stripped))),
-        float(n_words <= 6 and not _SENTENCE_END.search(stripped)),
+        float(has_digit and _DATE_TIME.search(stripped) is not None),
+        float(n_words <= 6 and not (bool(last) and last in _CLAUSE_MARKS)),
         caps_words / max(n_words, 1),
     ]
 

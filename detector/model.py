@@ -16,6 +16,7 @@ import sys
 import zlib
 from array import array
 from collections.abc import Sequence
+from operator import mul
 from pathlib import Path
 
 from detector.features import (
@@ -51,7 +52,6 @@ class Scorer:
         k = len(self.classes)
         if k != 3:
             raise ModelError(f"expected 3 classes, the model has {k}")
-        self.weights = weights
         scale = header["dense_scale"]
         mean = header["dense_mean"]
         self.dense_coef = [[c / s for c, s in zip(row, scale)] for row in header["dense_coef"]]
@@ -62,58 +62,51 @@ class Scorer:
         self.stage2: tuple[list[list[float]], list[float]] | None = (
             (stage2["coef"], stage2["intercept"]) if stage2 else None
         )
-        self._token_cache: dict[str, tuple[float, float, float, float, float, float, int]] = {}
+        self._token_cache: dict[str, tuple] = {}
+        n = 1 << HASH_BITS
+        self._class_weights = [weights[k * n : (k + 1) * n] for k in range(3)]
 
-    def _token(self, token: str) -> tuple[float, float, float, float, float, float, int]:
-        """Weights of a token's unigram and of its character n-grams, summed once and cached."""
-        w = self.weights
-        b = 3 * unigram_id(token)
-        c0 = c1 = c2 = 0.0
+    def _token(self, token: str) -> tuple:
+        """A token's unigram column, the weights of its unigram, and the summed weights and number of its
+        character n-grams: computed once per distinct token and cached."""
+        uid = unigram_id(token)
         ids = char_ngram_ids(token)
-        for f in ids:
-            f *= 3
-            c0 += w[f]
-            c1 += w[f + 1]
-            c2 += w[f + 2]
-        entry = (w[b], w[b + 1], w[b + 2], c0, c1, c2, len(ids))
+        entry = (uid, *(w[uid] for w in self._class_weights))
+        entry += (*(sum(map(w.__getitem__, ids)) for w in self._class_weights), len(ids))
         if len(self._token_cache) >= _WORD_CACHE_LIMIT:
             self._token_cache.clear()
         self._token_cache[token] = entry
         return entry
 
     def logits(self, paragraphs: Sequence[str]) -> list[list[float]]:
-        """Raw class scores of every paragraph of one page."""
-        w = self.weights
+        """First-stage class scores of every paragraph of one page."""
         cache = self._token_cache
+        make = self._token
+        w0, w1, w2 = self._class_weights
         dense_rows = page_features([form_features(p) for p in paragraphs])
         out = []
         for text, dense in zip(paragraphs, dense_rows):
             toks = tokens(text)
-            s0 = s1 = s2 = c0 = c1 = c2 = 0.0
-            n_chars = 0
-            for t in toks:
-                e = cache.get(t) or self._token(t)
-                s0 += e[0]
-                s1 += e[1]
-                s2 += e[2]
-                c0 += e[3]
-                c1 += e[4]
-                c2 += e[5]
-                n_chars += e[6]
-            extra = phrase_feature_ids(toks)
-            for f in extra:
-                f *= 3
-                s0 += w[f]
-                s1 += w[f + 1]
-                s2 += w[f + 2]
-            n_words = len(toks) + len(extra)
-            inv_w = 1.0 / math.sqrt(n_words)
+            entries = [cache.get(t) or make(t) for t in toks]
+            if entries:
+                uids, u0, u1, u2, c0, c1, c2, n_chars = zip(*entries)
+                words = [sum(u0), sum(u1), sum(u2)]
+                chars = [sum(c0), sum(c1), sum(c2)]
+                n_chars = sum(n_chars)
+            else:
+                uids, words, chars, n_chars = (), [0.0, 0.0, 0.0], [0.0, 0.0, 0.0], 0
+            phrases = phrase_feature_ids(uids)
+            words[0] += sum(map(w0.__getitem__, phrases))
+            words[1] += sum(map(w1.__getitem__, phrases))
+            words[2] += sum(map(w2.__getitem__, phrases))
+            inv_w = 1.0 / math.sqrt(len(uids) + len(phrases))
             inv_c = 1.0 / math.sqrt(n_chars) if n_chars else 0.0
-            row = [s0 * inv_w + c0 * inv_c, s1 * inv_w + c1 * inv_c, s2 * inv_w + c2 * inv_c]
-            for k in range(3):
-                coef = self.dense_coef[k]
-                row[k] += self.intercept[k] + sum(c * x for c, x in zip(coef, dense))
-            out.append(row)
+            out.append(
+                [
+                    words[k] * inv_w + chars[k] * inv_c + b + sum(map(mul, coef, dense))
+                    for k, (b, coef) in enumerate(zip(self.intercept, self.dense_coef))
+                ]
+            )
         return out
 
     def probabilities(self, paragraphs: Sequence[str]) -> list[list[float]]:
@@ -123,7 +116,7 @@ class Scorer:
         if self.stage2 is not None and logits:
             coef, intercept = self.stage2
             logits = [
-                [b + sum(c * x for c, x in zip(row, features)) for row, b in zip(coef, intercept)]
+                [b + sum(map(mul, row, features)) for row, b in zip(coef, intercept)]
                 for features in neighbour_features(logits)
             ]
         result = []

@@ -113,10 +113,10 @@ def fit_stage1(corpus: pd.DataFrame) -> Pipeline:
 
 
 def export(detector: DetectorModel) -> tuple[dict, np.ndarray]:
-    """The model-file header and the flat float32 weights (three per hashed column) of a fitted model."""
+    """The model-file header and the flat float32 weights (one block of hashed columns per class)."""
     features, classify = detector.stage1.named_steps["features"], detector.stage1.named_steps["classify"]
     classes = [str(c) for c in classify.classes_]
-    weights = (classify.coef_[:, :N_HASHED] * features.idf_).T.astype(np.float32)
+    weights = (classify.coef_[:, :N_HASHED] * features.idf_).astype(np.float32)  # class-major
     header = {
         "classes": classes,
         "hash_bits": HASH_BITS,
