@@ -71,7 +71,7 @@ def clean_document(data: bytes, name: str, options: Options) -> tuple[str, list,
     try:
         text = page_text(data, options.encoding, options.fix_mojibake)
     except NotTextError as exc:
-        raise InputError(f"{name}: not a text file ({exc})") from None
+        raise InputError(f"{name}: {exc}") from None
     paragraphs = classify(text, load_model(options.model))
     notes = []
     if not paragraphs:
@@ -179,6 +179,8 @@ def plan(
     Folders are walked recursively; outputs mirror each file's path below its input folder. Symbolic links
     are followed only when asked, and a folder reached twice (a link loop) is walked once.
     """
+    if outdir.exists() and not outdir.is_dir():
+        raise UsageError(f"the output folder {outdir} is a file")
     out_root = outdir.resolve()
     tasks: list[tuple[str, str]] = []
     skipped: list[Result] = []

@@ -41,7 +41,12 @@ _BOMS = (
 
 
 class NotTextError(ValueError):
-    """The input is not text (a binary format, or bytes no text encoding explains)."""
+    """The input is not a text page (a binary format, HTML, or bytes no text encoding explains); the message
+    is the reason shown to the user."""
+
+
+def _binary(kind: str) -> NotTextError:
+    return NotTextError(f"not a text file ({kind})")
 
 
 def decode(data: bytes, encoding: str | None = None) -> str:
@@ -53,19 +58,19 @@ def decode(data: bytes, encoding: str | None = None) -> str:
         except LookupError:
             raise NotTextError(f"unknown encoding {encoding!r}") from None
         except UnicodeDecodeError as exc:
-            raise NotTextError(f"not valid {encoding} at byte {exc.start}") from None
+            raise NotTextError(f"cannot be decoded as {encoding} (byte {exc.start})") from None
     for bom, codec in _BOMS:
         if data.startswith(bom):
             try:
                 return normalise_newlines(data.decode(codec))
             except UnicodeDecodeError as exc:
-                raise NotTextError(f"broken {codec} text at byte {exc.start}") from None
+                raise NotTextError(f"cannot be decoded as {codec} (byte {exc.start})") from None
     head = data[:4096]
     for magic, kind in _MAGIC:
         if head.startswith(magic):
-            raise NotTextError(kind)
+            raise _binary(kind)
     if head.count(0) > max(1, len(head) // 1000):  # a stray NUL is scraper noise, many mean binary data
-        raise NotTextError("binary data: NUL bytes")
+        raise _binary("binary data: NUL bytes")
     try:
         return normalise_newlines(data.decode("utf-8"))
     except UnicodeDecodeError:
@@ -74,11 +79,11 @@ def decode(data: bytes, encoding: str | None = None) -> str:
 
     best = from_bytes(data[:1_000_000]).best()
     if best is None or best.encoding is None:
-        raise NotTextError("no text encoding fits its bytes")
+        raise _binary("no text encoding fits its bytes")
     try:
         return normalise_newlines(data.decode(best.encoding))
     except UnicodeDecodeError:
-        raise NotTextError("no text encoding fits its bytes") from None
+        raise _binary("no text encoding fits its bytes") from None
 
 
 def normalise_newlines(text: str) -> str:
@@ -128,7 +133,9 @@ def page_text(data: bytes, encoding: str | None = None, fix_mojibake: bool = Fal
     """
     text = decode(data, encoding)
     if len(_HTML.findall(text[:20000])) >= 3:
-        raise NotTextError("looks like HTML, not text; extract its text first (for example with html2text)")
+        raise NotTextError(
+            "looks like HTML, not text: extract its text first (e.g. with html2text or trafilatura)"
+        )
     if fix_mojibake:
         import ftfy
 

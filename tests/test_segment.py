@@ -72,7 +72,7 @@ def test_latin_1_umlauts_are_detected():
 
 
 def test_forced_encoding_that_does_not_fit_is_an_error():
-    with pytest.raises(NotTextError, match="not valid ascii"):
+    with pytest.raises(NotTextError, match=r"cannot be decoded as ascii \(byte 1\)"):
         decode("Bör".encode(), "ascii")
     with pytest.raises(NotTextError, match="unknown encoding"):
         decode(b"abc", "no-such-codec")
