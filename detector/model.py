@@ -2,9 +2,9 @@
 
 Training (``detector.train``) uses scikit-learn; predicting needs only the standard library, so that
 ``clean-article`` starts in milliseconds. The file holds a JSON header (classes, feature settings, the dense
-features' scaling and coefficients, intercepts) and one float32 array of text weights, idf already folded in,
-followed by a CRC-32 of everything before it. Nothing in it is ever executed: loading is ``json.loads`` and
-``array.frombytes``.
+features' scaling and coefficients, intercepts, the second stage) and one float32 array of text weights of the
+second and third class, idf already folded in, followed by a CRC-32 of everything before it. Nothing in it is
+ever executed: loading is ``json.loads`` and ``array.frombytes``.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from detector.features import (
     unigram_id,
 )
 
-FORMAT = 1
+FORMAT = 2
 MAGIC = b"DETECTOR-MODEL\n"
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "model.bin"
 _WORD_CACHE_LIMIT = 1 << 18
@@ -44,19 +44,21 @@ class ModelError(Exception):
 
 
 class Scorer:
-    """Class probabilities for the paragraphs of a page, from the exported weights alone."""
+    """Class probabilities for the paragraphs of a page, from the exported weights alone.
+
+    The first class's text and dense weights are zero (training subtracts them, which leaves the softmax
+    unchanged), so only two classes' weights are stored and summed.
+    """
 
     def __init__(self, header: dict, weights: array) -> None:
         self.header = header
         self.classes: tuple[str, ...] = tuple(header["classes"])
-        k = len(self.classes)
-        if k != 3:
-            raise ModelError(f"expected 3 classes, the model has {k}")
         scale = header["dense_scale"]
         mean = header["dense_mean"]
-        self.dense_coef = [[c / s for c, s in zip(row, scale)] for row in header["dense_coef"]]
+        rows = header["dense_coef"][1:]
+        self.dense_coef = [[c / s for c, s in zip(row, scale)] for row in rows]
         self.intercept = [
-            b - sum(c * m for c, m in zip(row, mean)) for b, row in zip(header["intercept"], self.dense_coef)
+            b - sum(c * m for c, m in zip(row, mean)) for b, row in zip(header["intercept"][1:], self.dense_coef)
         ]
         stage2 = header.get("stage2")
         self.stage2: tuple[list[list[float]], list[float]] | None = (
@@ -64,47 +66,46 @@ class Scorer:
         )
         self._token_cache: dict[str, tuple] = {}
         n = 1 << HASH_BITS
-        self._class_weights = [weights[k * n : (k + 1) * n] for k in range(3)]
+        self._w1, self._w2 = weights[:n], weights[n:]
 
     def _token(self, token: str) -> tuple:
         """A token's unigram column, the weights of its unigram, and the summed weights and number of its
         character n-grams: computed once per distinct token and cached."""
         uid = unigram_id(token)
         ids = char_ngram_ids(token)
-        entry = (uid, *(w[uid] for w in self._class_weights))
-        entry += (*(sum(map(w.__getitem__, ids)) for w in self._class_weights), len(ids))
+        w1, w2 = self._w1, self._w2
+        entry = (uid, w1[uid], w2[uid], sum(map(w1.__getitem__, ids)), sum(map(w2.__getitem__, ids)), len(ids))
         if len(self._token_cache) >= _WORD_CACHE_LIMIT:
             self._token_cache.clear()
         self._token_cache[token] = entry
         return entry
 
     def logits(self, paragraphs: Sequence[str]) -> list[list[float]]:
-        """First-stage class scores of every paragraph of one page."""
+        """First-stage class scores of every paragraph of one page (the first class's is always 0)."""
         cache = self._token_cache
         make = self._token
-        w0, w1, w2 = self._class_weights
+        w1, w2 = self._w1, self._w2
+        (b1, b2), (d1, d2) = self.intercept, self.dense_coef
         dense_rows = page_features([form_features(p) for p in paragraphs])
         out = []
         for text, dense in zip(paragraphs, dense_rows):
             toks = tokens(text)
             entries = [cache.get(t) or make(t) for t in toks]
             if entries:
-                uids, u0, u1, u2, c0, c1, c2, n_chars = zip(*entries)
-                words = [sum(u0), sum(u1), sum(u2)]
-                chars = [sum(c0), sum(c1), sum(c2)]
-                n_chars = sum(n_chars)
+                uids, u1, u2, c1, c2, n_chars = zip(*entries)
+                s1, s2, c1, c2, n_chars = sum(u1), sum(u2), sum(c1), sum(c2), sum(n_chars)
             else:
-                uids, words, chars, n_chars = (), [0.0, 0.0, 0.0], [0.0, 0.0, 0.0], 0
+                uids, s1, s2, c1, c2, n_chars = (), 0.0, 0.0, 0.0, 0.0, 0
             phrases = phrase_feature_ids(uids)
-            words[0] += sum(map(w0.__getitem__, phrases))
-            words[1] += sum(map(w1.__getitem__, phrases))
-            words[2] += sum(map(w2.__getitem__, phrases))
+            s1 += sum(map(w1.__getitem__, phrases))
+            s2 += sum(map(w2.__getitem__, phrases))
             inv_w = 1.0 / math.sqrt(len(uids) + len(phrases))
             inv_c = 1.0 / math.sqrt(n_chars) if n_chars else 0.0
             out.append(
                 [
-                    words[k] * inv_w + chars[k] * inv_c + b + sum(map(mul, coef, dense))
-                    for k, (b, coef) in enumerate(zip(self.intercept, self.dense_coef))
+                    0.0,
+                    s1 * inv_w + c1 * inv_c + b1 + sum(map(mul, d1, dense)),
+                    s2 * inv_w + c2 * inv_c + b2 + sum(map(mul, d2, dense)),
                 ]
             )
         return out
@@ -172,6 +173,8 @@ def load(path: Path | str | None = None) -> Scorer:
         raise ModelError(f"model file {path} was made by an incompatible version (stage2 differs); {hint}")
     weights = array("f")
     weights.frombytes(data[start + size : -4])
-    if len(weights) != 3 << HASH_BITS:
-        raise ModelError(f"model file {path} has {len(weights)} weights, expected {3 << HASH_BITS}; {hint}")
+    if len(weights) != 2 << HASH_BITS:
+        raise ModelError(f"model file {path} has {len(weights)} weights, expected {2 << HASH_BITS}; {hint}")
+    if len(header["classes"]) != 3 or any(header["dense_coef"][0]) or header["intercept"][0]:
+        raise ModelError(f"model file {path} was made by an incompatible version (classes differ); {hint}")
     return Scorer(header, weights)

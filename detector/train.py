@@ -102,10 +102,13 @@ def build_pipeline() -> Pipeline:
 
 
 def fit_stage1(corpus: pd.DataFrame) -> Pipeline:
-    """Fit the pipeline on a corpus table and round its text weights to float32, as the model file stores
-    them, so that the pipeline and the exported scorer are the same model."""
+    """Fit the pipeline on a corpus table, shift the weights so that the first class's are zero, and round
+    the text weights to float32 as the model file stores them: the pipeline and the exported scorer are then
+    the same model."""
     pipeline = build_pipeline().fit(corpus[["page", "text"]], corpus["label"])
     features, classify = pipeline.named_steps["features"], pipeline.named_steps["classify"]
+    classify.coef_ -= classify.coef_[0]  # the softmax is unchanged, and the first class needs no weights
+    classify.intercept_ -= classify.intercept_[0]
     folded = (classify.coef_[:, :N_HASHED] * features.idf_).astype(np.float32).astype(np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         classify.coef_[:, :N_HASHED] = folded / features.idf_
@@ -113,10 +116,11 @@ def fit_stage1(corpus: pd.DataFrame) -> Pipeline:
 
 
 def export(detector: DetectorModel) -> tuple[dict, np.ndarray]:
-    """The model-file header and the flat float32 weights (one block of hashed columns per class)."""
+    """The model-file header and the flat float32 text weights (a block of hashed columns for each class
+    but the first, whose weights are zero)."""
     features, classify = detector.stage1.named_steps["features"], detector.stage1.named_steps["classify"]
     classes = [str(c) for c in classify.classes_]
-    weights = (classify.coef_[:, :N_HASHED] * features.idf_).astype(np.float32)  # class-major
+    weights = (classify.coef_[1:, :N_HASHED] * features.idf_).astype(np.float32)  # the first class's are 0
     header = {
         "classes": classes,
         "hash_bits": HASH_BITS,
