@@ -252,9 +252,16 @@ def run(
         from joblib import Parallel, delayed
 
         load_model(options.model)
-        parallel = Parallel(n_jobs=jobs, return_as="generator_unordered")
-        for results in parallel(delayed(clean_chunk)(c, options, skip_existing) for c in chunks):
-            yield from results
+        # Forked workers inherit the loaded model: no start-up per worker. Chunks go out in rounds so that
+        # results (and the progress display) arrive while the batch runs.
+        per_round = 8 * jobs
+        with Parallel(n_jobs=jobs, backend="multiprocessing") as parallel:
+            for start in range(0, len(chunks), per_round):
+                rounds = parallel(
+                    delayed(clean_chunk)(c, options, skip_existing) for c in chunks[start : start + per_round]
+                )
+                for results in rounds:
+                    yield from results
 
 
 def _run_dask(

@@ -206,4 +206,12 @@ def _clean_many(
 
 
 def main() -> None:
-    sys.exit(clean_main())
+    """Console-script entry point. An unexpected failure is one line on stderr, not a traceback, unless
+    DETECTOR_DEBUG is set."""
+    try:
+        code = clean_main()
+    except Exception as exc:
+        if os.environ.get("DETECTOR_DEBUG"):
+            raise
+        code = _error(f"unexpected failure: {exc!r} (set DETECTOR_DEBUG=1 for the traceback)")
+    sys.exit(code)
