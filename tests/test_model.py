@@ -104,3 +104,26 @@ def test_shipped_model_loads_and_has_its_metadata():
     assert scorer.classes == ("editorial", "navigational", "promotional")
     assert (ROOT / "models" / "model.json").exists()
     assert model.DEFAULT_MODEL.stat().st_size < 10 * 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def corpus_model(tmp_path_factory):
+    """The model retrained from training_data/ exactly as `make train` does."""
+    corpus = load_corpus(ROOT / "training_data")
+    detector, _ = fit_model(corpus, folds=5)
+    path = tmp_path_factory.mktemp("corpus-model") / "model.bin"
+    model.save(path, *export(detector))
+    return corpus, detector, path
+
+
+def test_scorer_equals_the_sklearn_model_on_the_whole_corpus(corpus_model):
+    corpus, detector, path = corpus_model
+    difference = np.abs(scorer_probabilities(model.load(path), corpus) - detector.predict_proba(corpus))
+    assert difference.max() < 1e-6
+
+
+def test_shipped_model_is_what_training_on_the_corpus_gives(corpus_model):
+    corpus, _, path = corpus_model
+    retrained = scorer_probabilities(model.load(path), corpus)
+    shipped = scorer_probabilities(model.load(), corpus)
+    assert np.abs(retrained - shipped).max() < 1e-4, "models/model.bin is stale: run `make train`"
