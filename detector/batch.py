@@ -19,7 +19,7 @@ from detector.model import ModelError
 from detector.pages import LABELS
 from detector.segment import NotTextError, page_text
 
-DEFAULT_MAX_BYTES = 64 * 1024 * 1024
+DEFAULT_MAX_BYTES = 32 * 1024 * 1024
 PART_SUFFIX = ".detector-part"
 CHUNK_FILES = 32
 

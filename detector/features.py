@@ -17,6 +17,7 @@ import math
 import re
 import zlib
 from functools import lru_cache
+from collections.abc import Iterator
 from itertools import pairwise
 
 HASH_BITS = 19
@@ -173,7 +174,7 @@ def form_features(text: str) -> list[float]:
     ]
 
 
-def page_features(forms: list[list[float]]) -> list[list[float]]:
+def page_features(forms: list[list[float]]) -> Iterator[list[float]]:
     """Form features of every paragraph of a page, extended by its place in the page and its neighbours'
     form (in the order of DENSE_NAMES)."""
     n = len(forms)
@@ -189,7 +190,6 @@ def page_features(forms: list[list[float]]) -> list[list[float]]:
     first_long = is_long.index(True) if total_long else n
     last_long = n - 1 - is_long[::-1].index(True) if total_long else -1
     short = [w <= math.log1p(6) for w in log_words]
-    rows = []
     for i, form in enumerate(forms):
         window = short[max(0, i - 3) : i] + short[i + 1 : i + 4]
         row = form + [
@@ -213,8 +213,7 @@ def page_features(forms: list[list[float]]) -> list[list[float]]:
                 row += [1.0, log_words[j], ends[j]]
             else:
                 row += [0.0, 0.0, 0.0]
-        rows.append(row)
-    return rows
+        yield row
 
 
 # ---------------------------------------------------------------------------------------------------------
