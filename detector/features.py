@@ -16,8 +16,8 @@ from __future__ import annotations
 import math
 import re
 import zlib
-from functools import lru_cache
 from collections.abc import Iterator
+from functools import lru_cache
 from itertools import pairwise
 
 HASH_BITS = 19
