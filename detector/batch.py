@@ -11,6 +11,7 @@ import sys
 import time
 from collections import namedtuple
 from collections.abc import Iterable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import BinaryIO, TextIO
 
@@ -249,19 +250,21 @@ def run(
         for chunk in chunks:
             yield from clean_chunk(chunk, options, skip_existing)
     else:
-        from joblib import Parallel, delayed
+        yield from _run_forked(chunks, options, skip_existing, jobs)
 
-        load_model(options.model)
-        # Forked workers inherit the loaded model: no start-up per worker. Chunks go out in rounds so that
-        # results (and the progress display) arrive while the batch runs.
-        per_round = 8 * jobs
-        with Parallel(n_jobs=jobs, backend="multiprocessing") as parallel:
-            for start in range(0, len(chunks), per_round):
-                rounds = parallel(
-                    delayed(clean_chunk)(c, options, skip_existing) for c in chunks[start : start + per_round]
-                )
-                for results in rounds:
-                    yield from results
+
+def _run_forked(
+    chunks: list[list[tuple[str, str]]], options: Options, skip_existing: bool, jobs: int
+) -> Iterator[Result]:
+    """Worker processes forked from this one inherit the loaded model (no start-up per worker) and stream
+    their results back as each chunk finishes, in any order."""
+    import multiprocessing
+
+    load_model(options.model)
+    work = partial(clean_chunk, options=options, skip_existing=skip_existing)
+    with multiprocessing.get_context("fork").Pool(jobs) as pool:
+        for results in pool.imap_unordered(work, chunks):
+            yield from results
 
 
 def _run_dask(
