@@ -27,17 +27,31 @@ from detector.segment import split_paragraphs
 BIN = Path(sys.executable).parent
 
 
-def run_measured(command: list[str], stdin: Path | None = None) -> tuple[float, int]:
-    """Wall time (s) and peak RSS (KiB) of one whole process."""
+def run_measured(command: list[str], stdin: Path | None = None) -> float:
+    """Wall time (s) of one whole process."""
     start = time.perf_counter()
     with open(stdin or os.devnull, "rb") as source:
-        process = subprocess.Popen(command, stdin=source, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        _, status, usage = os.wait4(process.pid, 0)
+        result = subprocess.run(command, stdin=source, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     elapsed = time.perf_counter() - start
-    process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode not in (0, 1):
-        raise RuntimeError(f"{command[0]} exited with {process.returncode}")
-    return elapsed, usage.ru_maxrss
+    if result.returncode not in (0, 1):
+        raise RuntimeError(f"{command[0]} exited with {result.returncode}")
+    return elapsed
+
+
+_RSS_PROBE = (
+    "import resource, subprocess, sys; "
+    "subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL); "
+    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+)
+
+
+def peak_rss_mb(command: list[str]) -> float:
+    """Peak RSS of one whole process, measured from a small probe process: a child forked from this
+    benchmark (numpy, pandas and trafilatura loaded) would count this process's memory before its exec."""
+    probe = subprocess.run(
+        [sys.executable, "-c", _RSS_PROBE, *command], capture_output=True, text=True, check=True
+    )
+    return int(probe.stdout) / 1024
 
 
 def median_spread(values: list[float]) -> tuple[float, float, float]:
@@ -57,12 +71,12 @@ def bench(example: Path, pages_root: Path, runs: int = 15, files: int = 10_000, 
         html_page = work / "page.html"
         html_page.write_text(as_html(split_paragraphs(example.read_text(encoding="utf-8"))), encoding="utf-8")
         clean_cmd = [str(BIN / "clean-article"), str(example)]
-        ours = repeat(lambda: run_measured(clean_cmd)[0], runs)
-        rss = max(run_measured(clean_cmd)[1] for _ in range(3))
+        ours = repeat(lambda: run_measured(clean_cmd), runs)
+        rss = max(peak_rss_mb(clean_cmd) for _ in range(3))
         trafilatura = shutil.which("trafilatura", path=str(BIN)) or shutil.which("trafilatura")
         m, lo, hi = median_spread(ours)
         if trafilatura:
-            theirs = repeat(lambda: run_measured([trafilatura], stdin=html_page)[0], runs)
+            theirs = repeat(lambda: run_measured([trafilatura], stdin=html_page), runs)
             tm, tlo, thi = median_spread(theirs)
             ratio = f"{m / tm:.2f}× of trafilatura"
             rows.append(
@@ -75,7 +89,7 @@ def bench(example: Path, pages_root: Path, runs: int = 15, files: int = 10_000, 
             )
         else:
             rows.append(("cold start, one page (ms)", f"{m * 1e3:.0f} ({lo * 1e3:.0f}–{hi * 1e3:.0f})", "n/a", ""))
-        rows.append(("peak RSS of that process (MB)", f"{rss / 1024:.0f}", "", ""))
+        rows.append(("peak RSS of that process (MB)", f"{rss:.0f}", "", ""))
 
         corpus = load_corpus(pages_root)
         pages = [group["text"].tolist() for _, group in corpus.groupby("page", sort=False)]
@@ -142,11 +156,12 @@ def bench(example: Path, pages_root: Path, runs: int = 15, files: int = 10_000, 
             )
         )
         if train:
-            elapsed, train_rss = run_measured([str(BIN / "detector"), "train", "--out", str(work / "m.bin")])
+            command = [str(BIN / "detector"), "train", "--out", str(work / "m.bin")]
+            elapsed = run_measured(command)
             rows.append(
                 (
                     "detector train, full corpus with 5-fold CV",
-                    f"{elapsed:.0f} s, peak RSS {train_rss / 1024:.0f} MB",
+                    f"{elapsed:.0f} s, peak RSS {peak_rss_mb(command):.0f} MB",
                     "",
                     "",
                 )
