@@ -127,7 +127,7 @@ def bench(example: Path, pages_root: Path, runs: int = 15, files: int = 10_000, 
         rates = {}
         for jobs in (1, 2):
             out = work / f"out-{jobs}"
-            elapsed, _ = run_measured(
+            elapsed = run_measured(
                 [str(BIN / "clean-article"), str(folder), "-o", str(out), "--jobs", str(jobs)]
             )
             rates[jobs] = files / elapsed
