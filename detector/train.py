@@ -194,13 +194,32 @@ def fit_stage2(features: np.ndarray, labels: pd.Series) -> LogisticRegression:
     return LogisticRegression(C=1.0, max_iter=2000, class_weight="balanced").fit(features, labels)
 
 
+def with_article_crops(corpus: pd.DataFrame) -> pd.DataFrame:
+    """The corpus plus, for every page with chrome around its article, a copy cropped to the span from its
+    first to its last editorial paragraph (page name ``…#body``): many scrapers store only the article region
+    of a page, with the ads and links inside it, and such pages must not look strange to the model. Copies
+    stay in their page's site, so grouped cross-validation keeps them with their original."""
+    crops = []
+    for page, rows in corpus.groupby("page", sort=False):
+        editorial = np.flatnonzero(rows["label"].to_numpy() == "editorial")
+        if not len(editorial):
+            continue
+        crop = rows.iloc[editorial[0] : editorial[-1] + 1]
+        if len(crop) <= len(rows) - 2:
+            crops.append(crop.assign(page=f"{page}#body"))
+    return pd.concat([corpus, *crops], ignore_index=True)
+
+
 def fit_model(corpus: pd.DataFrame, folds: int = 5) -> tuple[DetectorModel, pd.Series | None]:
-    """Fit both stages; also return the cross-validated labels, grouped by site (``None`` without folds).
+    """Fit both stages on the corpus and its article crops; also return the cross-validated labels of the
+    corpus's own paragraphs, grouped by site (``None`` without folds).
 
     The second stage learns from out-of-fold first-stage scores, so it sees scores as they are on unseen
     sites. The same folds give the cross-validated labels: each fold's labels come from a second stage
     fitted on the other folds' scores (stacking cross-validation).
     """
+    original = len(corpus)
+    corpus = with_article_crops(corpus)
     stage1 = fit_stage1(corpus)
     if folds < 2 or corpus["site"].nunique() < 2:
         return DetectorModel(stage1, None), None
@@ -211,7 +230,7 @@ def fit_model(corpus: pd.DataFrame, folds: int = 5) -> tuple[DetectorModel, pd.S
     for train_idx, test_idx in splits:
         fold_model = fit_stage2(features[train_idx], labels.iloc[train_idx])
         predicted.iloc[test_idx] = fold_model.predict(features[test_idx])
-    return DetectorModel(stage1, fit_stage2(features, labels)), predicted
+    return DetectorModel(stage1, fit_stage2(features, labels)), predicted.iloc[:original]
 
 
 def cross_validate(corpus: pd.DataFrame, folds: int = 5) -> pd.Series:
