@@ -127,9 +127,7 @@ def bench(example: Path, pages_root: Path, runs: int = 15, files: int = 10_000, 
         rates = {}
         for jobs in (1, 2):
             out = work / f"out-{jobs}"
-            elapsed = run_measured(
-                [str(BIN / "clean-article"), str(folder), "-o", str(out), "--jobs", str(jobs)]
-            )
+            elapsed = run_measured([str(BIN / "clean-article"), str(folder), "-o", str(out), "--jobs", str(jobs)])
             rates[jobs] = files / elapsed
             shutil.rmtree(out)
         rows.append((f"folder of {files:,} pages, --jobs 1", f"{rates[1]:,.0f} files/s", "", ""))

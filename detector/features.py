@@ -223,16 +223,19 @@ _STAGE2_OFFSETS = (-2, -1, 1, 2)
 STAGE2_SIZE = 3 + 4 * len(_STAGE2_OFFSETS) + 3
 
 
+def softmax(scores: list[float]) -> list[float]:
+    """Class scores to probabilities."""
+    top = max(scores)
+    exp = [math.exp(v - top) for v in scores]
+    total = sum(exp)
+    return [e / total for e in exp]
+
+
 def neighbour_features(logits: list[list[float]]) -> list[list[float]]:
     """Per paragraph: its own first-stage scores, the first-stage probabilities of the two paragraphs before
     and after it (with a flag for "exists"), and the page's mean probabilities. Sales blocks and link lists
     come in runs ("Anzeige" and its ad tiles, "Weitere Artikel" and its titles): the neighbours tell."""
-    probs = []
-    for row in logits:
-        top = max(row)
-        exp = [math.exp(v - top) for v in row]
-        total = sum(exp)
-        probs.append([e / total for e in exp])
+    probs = [softmax(row) for row in logits]
     n = len(probs)
     mean = [sum(p[k] for p in probs) / n for k in range(3)] if n else [0.0, 0.0, 0.0]
     rows = []

@@ -29,6 +29,7 @@ from detector.features import (
     neighbour_features,
     page_features,
     phrase_feature_ids,
+    softmax,
     tokens,
     unigram_id,
 )
@@ -120,13 +121,7 @@ class Scorer:
                 [b + sum(map(mul, row, features)) for row, b in zip(coef, intercept)]
                 for features in neighbour_features(logits)
             ]
-        result = []
-        for row in logits:
-            top = max(row)
-            exp = [math.exp(v - top) for v in row]
-            total = sum(exp)
-            result.append([e / total for e in exp])
-        return result
+        return [softmax(row) for row in logits]
 
 
 def save(path: Path, header: dict, weights: Sequence[float]) -> None:
