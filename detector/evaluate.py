@@ -341,8 +341,9 @@ def _plot(report: SetReport, out_dir: Path) -> Path | None:
         for j in range(3):
             left.text(j, i, str(matrix[i][j]), ha="center", va="center")
     left.set_title(f"{report.name}: confusion matrix")
-    names = [str(n)[:40] for n in table[group]][::-1]
-    right.barh(names, list(table["errors"])[::-1], color="tab:red")
+    names = [Path(str(n)).stem[:45] for n in table[group]][::-1]
+    right.barh(range(len(names)), list(table["errors"])[::-1], color="tab:red")
+    right.set_yticks(range(len(names)), names)
     right.set_xlabel("share of paragraphs labelled wrongly")
     right.set_title(f"worst {len(table)} by {group}")
     right.tick_params(axis="y", labelsize=7)
