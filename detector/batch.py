@@ -258,9 +258,11 @@ def _run_forked(
 ) -> Iterator[Result]:
     """Worker processes forked from this one inherit the loaded model (no start-up per worker) and stream
     their results back as each chunk finishes, in any order."""
+    import gc
     import multiprocessing
 
     load_model(options.model)
+    gc.freeze()  # the workers' garbage collector leaves the inherited objects (and their pages) alone
     work = partial(clean_chunk, options=options, skip_existing=skip_existing)
     with multiprocessing.get_context("fork").Pool(jobs) as pool:
         for results in pool.imap_unordered(work, chunks):
