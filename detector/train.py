@@ -265,6 +265,7 @@ def train(data: Path, out: Path, folds: int = 5) -> dict:
             "pages": int(corpus["page"].nunique()),
             "sites": int(corpus["site"].nunique()),
             "paragraphs": {label: int((corpus["label"] == label).sum()) for label in LABELS},
+            "article_crops_added": int(with_article_crops(corpus)["page"].nunique() - corpus["page"].nunique()),
         },
         "grouped_cross_validation": {"folds": folds, "group": "site folder", "scores": cv},
         "settings": {"hash_bits": HASH_BITS, "char_ngrams": list(CHAR_NGRAMS), "C": C},
