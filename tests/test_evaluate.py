@@ -10,7 +10,7 @@ from detector.pages import load_corpus
 from tests.conftest import DEVSET, FIXTURE_CORPUS, ROOT, needs_devset
 
 # A little under the scores measured when the floor was last raised (see README.md); regressions fail here.
-DEVSET_FLOOR = {"macro_f1": 0.0, "editorial_f1": 0.0, "promotional_leak": 1.0, "navigational_leak": 1.0}
+DEVSET_FLOOR = {"macro_f1": 0.78, "editorial_f1": 0.90, "promotional_leak": 0.13, "navigational_leak": 0.40}
 
 
 def test_scores_of_a_known_confusion():
