@@ -13,7 +13,7 @@ TRAINING_DATA = ROOT / "training_data"
 # The corpus issue asks for at least these counts ...
 TARGET = {"pages": 300, "sites": 30, "editorial": 4000, "promotional": 1500, "navigational": 2500}
 # ... and this is what the corpus has reached (training_data/README.md): it must never shrink below it.
-FLOOR = {"pages": 147, "sites": 28, "editorial": 1065, "promotional": 521, "navigational": 1381}
+FLOOR = {"pages": 169, "sites": 35, "editorial": 1169, "promotional": 564, "navigational": 1495}
 
 
 @pytest.fixture(scope="module")
