@@ -320,13 +320,13 @@ class Progress:
 def summary(results: list[Result], seconds: float) -> str:
     """The closing line of a batch."""
     count = {s: sum(r.status == s for r in results) for s in ("cleaned", "failed", "skipped")}
-    removed = {label: sum(r.labels.get(label, 0) for r in results) for label in LABELS}
+    found = {label: sum(r.labels.get(label, 0) for r in results) for label in LABELS}
     docs = sum(len(r.document_errors) for r in results)
     extra = f", {docs} bad records" if docs else ""
     return (
         f"{count['cleaned']} files cleaned, {count['failed']} failed, {count['skipped']} skipped{extra}; "
-        f"kept {removed['editorial']} editorial, removed {removed['promotional']} promotional and "
-        f"{removed['navigational']} navigational paragraphs; {seconds:.1f} s"
+        f"paragraphs labelled {found['editorial']} editorial, {found['promotional']} promotional, "
+        f"{found['navigational']} navigational; {seconds:.1f} s"
     )
 
 
