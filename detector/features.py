@@ -108,6 +108,7 @@ FORM_NAMES = (
     "date_time",
     "short_no_stop",
     "all_caps_words",
+    "short_first_line",
 )
 _CONTEXT_OFFSETS = (-3, -2, -1, 1, 2, 3)
 DENSE_NAMES = (
@@ -171,7 +172,16 @@ def form_features(text: str) -> list[float]:
         float(has_digit and _DATE_TIME.search(stripped) is not None),
         float(n_words <= 6 and not (bool(last) and last in _CLAUSE_MARKS)),
         caps_words / max(n_words, 1),
+        float(_short_first_line(stripped)),
     ]
+
+
+def _short_first_line(stripped: str) -> bool:
+    """A paragraph of several lines whose first line is a short label, not a sentence: an ad tile
+    ("Advertiser" over its headline), a list title, a widget row."""
+    first, newline, _ = stripped.partition("\n")
+    first = first.strip()
+    return bool(newline) and len(first.split()) <= 5 and first[-1:] not in _CLAUSE_MARKS
 
 
 def page_features(forms: list[list[float]]) -> Iterator[list[float]]:
