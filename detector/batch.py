@@ -1,5 +1,5 @@
 """Cleaning many documents: folders walked safely, outputs mirrored and written atomically, files cleaned in
-parallel (joblib locally, Dask on a cluster), and JSON Lines streamed record by record.
+parallel (forked worker processes locally, Dask on a cluster), and JSON Lines streamed record by record.
 
 Every file ends as one ``Result``: cleaned, failed (with its reason) or skipped; a bad file never stops a batch.
 """
