@@ -80,7 +80,12 @@ def clean_parser() -> argparse.ArgumentParser:
         help=f"refuse inputs larger than this (default: {batch.DEFAULT_MAX_BYTES})",
     )
     add("--follow-links", action="store_true", help="follow symbolic links when walking folders")
-    add("--engine", choices=("local", "dask"), default="local", help="local: worker processes here; dask: a Dask cluster")
+    add(
+        "--engine",
+        choices=("local", "dask"),
+        default="local",
+        help="local: worker processes here; dask: a Dask cluster",
+    )
     add("--scheduler", help="Dask scheduler address, e.g. tcp://host:8786 (default: a local cluster)")
     add("--model", type=Path, help="use this trained model file instead of the shipped one")
     return parser
