@@ -16,7 +16,7 @@ from detector.pages import LABELS, LabelledParagraph, format_annotated
 from detector.segment import normalise_newlines, split_paragraphs
 
 FORMATS = ("text", "annotated", "json")
-_default: model_file.Scorer | None = None
+_loaded: dict[str, model_file.Scorer] = {}
 
 
 class Paragraph(namedtuple("Paragraph", "index text label probabilities")):
@@ -27,13 +27,11 @@ class Paragraph(namedtuple("Paragraph", "index text label probabilities")):
 
 
 def load_model(path: Path | str | None = None) -> model_file.Scorer:
-    """The model at ``path``, or the shipped model (loaded once per process)."""
-    global _default
-    if path is not None:
-        return model_file.load(path)
-    if _default is None:
-        _default = model_file.load()
-    return _default
+    """The model at ``path``, or the shipped model; each file is loaded once per process, not once per page."""
+    key = str(path) if path is not None else ""
+    if key not in _loaded:
+        _loaded[key] = model_file.load(path)
+    return _loaded[key]
 
 
 def classify(text: str, model: model_file.Scorer | None = None) -> list[Paragraph]:
