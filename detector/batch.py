@@ -178,59 +178,94 @@ def plan(
     """The (input, output) pairs of a batch, and the inputs skipped while walking.
 
     Folders are walked recursively; outputs mirror each file's path below its input folder. Symbolic links
-    are followed only when asked, and a folder reached twice (a link loop) is walked once.
+    are followed only when asked, and a folder reached twice (a link loop) is walked once. Paths are resolved
+    once per folder, not once per file: planning is the serial part of a parallel batch.
     """
     if outdir.exists() and not outdir.is_dir():
         raise UsageError(f"the output folder {outdir} is a file")
     out_root = outdir.resolve()
+    resolved_folders: dict[str, str] = {}
+
+    def resolve(path: str, is_link: bool) -> str:
+        """``os.path.realpath`` of a file, with its folder's resolution cached (a link is resolved whole)."""
+        if is_link:
+            return os.path.realpath(path)
+        folder, name = os.path.split(path)
+        if folder not in resolved_folders:
+            resolved_folders[folder] = os.path.realpath(folder or ".")
+        return os.path.join(resolved_folders[folder], name)
+
     tasks: list[tuple[str, str]] = []
     skipped: list[Result] = []
-    sources: set[Path] = set()
+    sources: set[str] = set()
+    out_prefix = os.path.join(str(out_root), "")
     for root in inputs:
         if not root.exists():
             skipped.append(Result(str(root), "failed", f"{root}: no such file or folder"))
             continue
-        resolved = root.resolve()
         if root.is_dir():
+            resolved = root.resolve()
             if out_root == resolved or resolved in out_root.parents:
                 raise UsageError(f"the output folder {outdir} lies inside the input folder {root}")
-            files = list(_walk(root, pattern, follow_links, skipped))
-            pairs = [(path, path.relative_to(root)) for path in files]
+            prefix = len(os.path.join(str(root), ""))
+            pairs = [
+                (path, is_link, path[prefix:])
+                for path, is_link in _walk(str(root), pattern, follow_links, skipped)
+            ]
         else:
-            pairs = [(root, Path(root.name))]
-        for path, relative in pairs:
-            target = out_root / (relative.with_suffix(suffix) if suffix else relative)
-            if out_root not in target.resolve().parents:
-                skipped.append(Result(str(path), "failed", f"{path}: output would leave the output folder"))
+            pairs = [(str(root), root.is_symlink(), root.name)]
+        for path, is_link, relative in pairs:
+            if suffix:
+                relative = os.path.splitext(relative)[0] + suffix
+            target = os.path.join(str(out_root), relative)
+            if not resolve(target, False).startswith(out_prefix):
+                skipped.append(Result(path, "failed", f"{path}: output would leave the output folder"))
                 continue
-            sources.add(path.resolve())
-            tasks.append((str(path), str(target)))
+            sources.add(resolve(path, is_link))
+            tasks.append((path, target))
     for _, target in tasks:
-        if Path(target).resolve() in sources:
+        if resolve(target, False) in sources:
             raise UsageError(f"the output {target} would overwrite an input file")
     return tasks, skipped
 
 
-def _walk(root: Path, pattern: str, follow_links: bool, skipped: list[Result]) -> Iterator[Path]:
+def _walk(root: str, pattern: str, follow_links: bool, skipped: list[Result]) -> Iterator[tuple[str, bool]]:
+    """Files under ``root`` matching ``pattern``, sorted, each with whether it is a symbolic link."""
     import fnmatch
 
     seen: set[tuple[int, int]] = set()
-    for folder, dirs, files in os.walk(root, followlinks=follow_links):
+    stack = [root]
+    while stack:
+        folder = stack.pop()
         stat = os.stat(folder)
         if (stat.st_dev, stat.st_ino) in seen:
             skipped.append(Result(folder, "skipped", f"{folder}: folder already visited (link loop)"))
-            dirs[:] = []
             continue
         seen.add((stat.st_dev, stat.st_ino))
-        dirs.sort()
-        for name in sorted(files):
-            path = Path(folder) / name
-            if not fnmatch.fnmatch(name, pattern):
-                continue
-            if path.is_symlink() and not follow_links:
-                skipped.append(Result(str(path), "skipped", f"{path}: symbolic link (use --follow-links)"))
-                continue
-            yield path
+        try:
+            with os.scandir(folder) as scan:
+                entries = sorted(scan, key=lambda entry: entry.name)
+        except OSError as exc:
+            skipped.append(Result(folder, "failed", f"{folder}: {(exc.strerror or str(exc)).lower()}"))
+            continue
+        subfolders = []
+        for entry in entries:
+            is_link = entry.is_symlink()
+            if entry.is_dir():
+                if is_link and not follow_links:
+                    skipped.append(
+                        Result(entry.path, "skipped", f"{entry.path}: symbolic link (use --follow-links)")
+                    )
+                else:
+                    subfolders.append(entry.path)
+            elif fnmatch.fnmatch(entry.name, pattern):
+                if is_link and not follow_links:
+                    skipped.append(
+                        Result(entry.path, "skipped", f"{entry.path}: symbolic link (use --follow-links)")
+                    )
+                else:
+                    yield entry.path, is_link
+        stack.extend(reversed(subfolders))
 
 
 def run(
