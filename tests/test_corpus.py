@@ -13,7 +13,7 @@ TRAINING_DATA = ROOT / "training_data"
 # The corpus issue asks for at least these counts ...
 TARGET = {"pages": 300, "sites": 30, "editorial": 4000, "promotional": 1500, "navigational": 2500}
 # ... and this is what the corpus has reached (training_data/README.md): it must never shrink below it.
-FLOOR = {"pages": 169, "sites": 35, "editorial": 1169, "promotional": 564, "navigational": 1495}
+FLOOR = {"pages": 349, "sites": 56, "editorial": 5048, "promotional": 1906, "navigational": 3913}
 
 
 @pytest.fixture(scope="module")
