@@ -250,21 +250,15 @@ def _walk(root: str, pattern: str, follow_links: bool, skipped: list[Result]) ->
             continue
         subfolders = []
         for entry in entries:
-            is_link = entry.is_symlink()
-            if entry.is_dir():
-                if is_link and not follow_links:
-                    skipped.append(
-                        Result(entry.path, "skipped", f"{entry.path}: symbolic link (use --follow-links)")
-                    )
-                else:
-                    subfolders.append(entry.path)
-            elif fnmatch.fnmatch(entry.name, pattern):
-                if is_link and not follow_links:
-                    skipped.append(
-                        Result(entry.path, "skipped", f"{entry.path}: symbolic link (use --follow-links)")
-                    )
-                else:
-                    yield entry.path, is_link
+            is_dir = entry.is_dir()
+            if not is_dir and not fnmatch.fnmatch(entry.name, pattern):
+                continue
+            if entry.is_symlink() and not follow_links:
+                skipped.append(Result(entry.path, "skipped", f"{entry.path}: symbolic link (use --follow-links)"))
+            elif is_dir:
+                subfolders.append(entry.path)
+            else:
+                yield entry.path, entry.is_symlink()
         stack.extend(reversed(subfolders))
 
 

@@ -122,6 +122,18 @@ def test_symlinks_are_not_followed_unless_asked_and_loops_end(tree, tmp_path):
     assert "link loop" in result.stderr.decode()
 
 
+def test_a_linked_folder_is_reported_and_walked_only_when_asked(tree, tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "one.txt").write_text(ARTICLE, encoding="utf-8")
+    (tree / "linked").symlink_to(elsewhere, target_is_directory=True)
+    result = run("clean-article", tree, "-o", tmp_path / "out", "--jobs", "1")
+    assert f"{tree / 'linked'}: symbolic link (use --follow-links)" in result.stderr.decode()
+    assert not any(name.startswith("linked/") for name in outputs(tmp_path / "out"))
+    run("clean-article", tree, "-o", tmp_path / "followed", "--follow-links", "--jobs", "1")
+    assert "linked/one.txt" in outputs(tmp_path / "followed")
+
+
 def test_jsonl_in_and_out(tmp_path):
     src = tmp_path / "in"
     src.mkdir()
