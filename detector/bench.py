@@ -61,6 +61,14 @@ def median_spread(values: list[float]) -> tuple[float, float, float]:
     return statistics.median(ordered), ordered[0], ordered[-1]
 
 
+def items_per_second(work: Callable[[str], object], items: list[str]) -> float:
+    """Throughput of one in-process pass of ``work`` over ``items``."""
+    start = time.perf_counter()
+    for item in items:
+        work(item)
+    return len(items) / (time.perf_counter() - start)
+
+
 def bench(example: Path, pages_root: Path, runs: int = 15, files: int = 10_000, train: bool = False) -> str:
     rows: list[tuple[str, str, str, str]] = []
     work = Path(tempfile.mkdtemp(prefix="detector-bench-"))
@@ -104,17 +112,8 @@ def bench(example: Path, pages_root: Path, runs: int = 15, files: int = 10_000, 
         classify(texts[0])
         rates: list[tuple[float, float]] = []
         for _ in range(WARM_ROUNDS):
-            start = time.perf_counter()
-            for text in texts:
-                classify(text)
-            ours_rate = len(texts) / (time.perf_counter() - start)
-            their_rate = float("nan")
-            if traf is not None:
-                start = time.perf_counter()
-                for h in htmls:
-                    traf.extract(h)
-                their_rate = len(htmls) / (time.perf_counter() - start)
-            rates.append((ours_rate, their_rate))
+            theirs = items_per_second(traf.extract, htmls) if traf is not None else float("nan")
+            rates.append((items_per_second(classify, texts), theirs))
         ours_rate = statistics.median(r[0] for r in rates)
         warm = f"{ours_rate:,.0f} pages/s, {ours_rate * n_paragraphs / len(texts):,.0f} paragraphs/s"
         label = f"warm, in-process ({len(texts)} pages, median of {WARM_ROUNDS} alternating rounds)"
