@@ -127,11 +127,15 @@ DENSE_NAMES = (
         "after_last_long",
         "short_share_window",
         "page_share_long",
+        "statement",
+        "statement_among_short",
     )
     + tuple(f"{name}_{o:+d}" for o in _CONTEXT_OFFSETS for name in ("exists", "log_words", "ends_sentence"))
 )
 _SHARE_SAMPLE = 200  # characters: the shares of digits, capitals and punctuation are read from this prefix
 _LONG = 25  # words: a paragraph this long is almost always running text
+_STATEMENT = 8  # words: this long and ending a sentence, but not with ? or !, it is a statement, not a title
+_SHORT = 6  # words: a neighbour this short is a label, a link or a title
 
 
 def form_features(text: str) -> list[float]:
@@ -199,7 +203,10 @@ def page_features(forms: list[list[float]]) -> Iterator[list[float]]:
     total_long = running
     first_long = is_long.index(True) if total_long else n
     last_long = n - 1 - is_long[::-1].index(True) if total_long else -1
-    short = [w <= math.log1p(6) for w in log_words]
+    short = [w <= math.log1p(_SHORT) for w in log_words]
+    # A full sentence between short lines is an item of a digest (between its "Zur Meldung" links), where
+    # a title between short lines is a link list: the form of the paragraph decides how its neighbours count.
+    statement = [f[6] > 0 and not (f[7] or f[8]) and w >= math.log1p(_STATEMENT) for f, w in zip(forms, log_words)]
     for i, form in enumerate(forms):
         window = short[max(0, i - 3) : i] + short[i + 1 : i + 4]
         row = form + [
@@ -216,6 +223,8 @@ def page_features(forms: list[list[float]]) -> Iterator[list[float]]:
             float(i > last_long),
             sum(window) / len(window) if window else 0.0,
             total_long / n,
+            float(statement[i]),
+            float(statement[i] and (i == 0 or short[i - 1]) and (i == n - 1 or short[i + 1])),
         ]
         for o in _CONTEXT_OFFSETS:
             j = i + o

@@ -10,6 +10,7 @@ import hashlib
 import json
 import math
 import platform
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -195,16 +196,24 @@ def fit_stage2(features: np.ndarray, labels: pd.Series) -> LogisticRegression:
 
 
 def with_article_crops(corpus: pd.DataFrame) -> pd.DataFrame:
-    """The corpus plus, for every page with chrome around its article, a copy cropped to the span from its
-    first to its last editorial paragraph (page name ``…#body``): many scrapers store only the article region
-    of a page, with the ads and links inside it, and such pages must not look strange to the model. Copies
-    stay in their page's site, so grouped cross-validation keeps them with their original."""
+    """The corpus plus, for every page with chrome around its article, a copy cropped to its article region
+    (page name ``…#body``): many scrapers store only the article region of a page, with the ads and links
+    inside it, and such pages must not look strange to the model. The region runs from the first editorial
+    paragraph to the last; on half of the pages (chosen by a hash of the page name, so training stays
+    reproducible) it keeps the one or two paragraphs that follow, as regions cut by scrapers often end with
+    a disclaimer or a link: otherwise the position features would learn that a page's last paragraph is
+    always editorial. Copies stay in their page's site, so grouped cross-validation keeps them with their
+    original."""
     crops = []
     for page, rows in corpus.groupby("page", sort=False):
         editorial = np.flatnonzero(rows["label"].to_numpy() == "editorial")
         if not len(editorial):
             continue
-        crop = rows.iloc[editorial[0] : editorial[-1] + 1]
+        end = editorial[-1] + 1
+        draw = zlib.crc32(str(page).encode("utf-8"))
+        if draw % 2:
+            end = min(len(rows), end + 1 + (draw >> 1) % 2)
+        crop = rows.iloc[editorial[0] : end]
         if len(crop) <= len(rows) - 2:
             crops.append(crop.assign(page=f"{page}#body"))
     return pd.concat([corpus, *crops], ignore_index=True)
