@@ -41,6 +41,7 @@ from detector.pages import LABELS, load_corpus
 
 N_HASHED = 1 << HASH_BITS
 C = 2.0  # inverse regularisation strength, chosen by grouped cross-validation on training_data/
+C_STAGE2 = 0.01  # the second stage's, chosen the same way (0.001 to 1 tried): its few features want small weights
 
 
 class ParagraphFeatures(TransformerMixin, BaseEstimator):
@@ -192,7 +193,7 @@ def out_of_fold_logits(corpus: pd.DataFrame, folds: int) -> tuple[np.ndarray, li
 
 
 def fit_stage2(features: np.ndarray, labels: pd.Series) -> LogisticRegression:
-    return LogisticRegression(C=1.0, max_iter=2000, class_weight="balanced").fit(features, labels)
+    return LogisticRegression(C=C_STAGE2, max_iter=2000, class_weight="balanced").fit(features, labels)
 
 
 def with_article_crops(corpus: pd.DataFrame) -> pd.DataFrame:
@@ -277,7 +278,7 @@ def train(data: Path, out: Path, folds: int = 5) -> dict:
             "article_crops_added": int(with_article_crops(corpus)["page"].nunique() - corpus["page"].nunique()),
         },
         "grouped_cross_validation": {"folds": folds, "group": "site folder", "scores": cv},
-        "settings": {"hash_bits": HASH_BITS, "char_ngrams": list(CHAR_NGRAMS), "C": C},
+        "settings": {"hash_bits": HASH_BITS, "char_ngrams": list(CHAR_NGRAMS), "C": C, "C_stage2": C_STAGE2},
         "versions": {
             "python": platform.python_version(),
             "scikit-learn": sklearn.__version__,
