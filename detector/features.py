@@ -136,6 +136,9 @@ _SHARE_SAMPLE = 200  # characters: the shares of digits, capitals and punctuatio
 _LONG = 25  # words: a paragraph this long is almost always running text
 _STATEMENT = 8  # words: this long and ending a sentence, but not with ? or !, it is a statement, not a title
 _SHORT = 6  # words: a neighbour this short is a label, a link or a title
+_WORDS, _ENDS, _QUESTION, _EXCLAMATION = (
+    FORM_NAMES.index(name) for name in ("log_words", "ends_sentence", "ends_question", "ends_exclamation")
+)
 
 
 def form_features(text: str) -> list[float]:
@@ -192,8 +195,8 @@ def page_features(forms: list[list[float]]) -> Iterator[list[float]]:
     """Form features of every paragraph of a page, extended by its place in the page and its neighbours'
     form (in the order of DENSE_NAMES)."""
     n = len(forms)
-    log_words = [f[1] for f in forms]
-    ends = [f[6] for f in forms]
+    log_words = [f[_WORDS] for f in forms]
+    ends = [f[_ENDS] for f in forms]
     is_long = [w >= math.log1p(_LONG) for w in log_words]
     long_before = [0] * n
     running = 0
@@ -206,7 +209,10 @@ def page_features(forms: list[list[float]]) -> Iterator[list[float]]:
     short = [w <= math.log1p(_SHORT) for w in log_words]
     # A full sentence between short lines is an item of a digest (between its "Zur Meldung" links), where
     # a title between short lines is a link list: the form of the paragraph decides how its neighbours count.
-    statement = [f[6] > 0 and not (f[7] or f[8]) and w >= math.log1p(_STATEMENT) for f, w in zip(forms, log_words)]
+    statement = [
+        f[_ENDS] > 0 and not (f[_QUESTION] or f[_EXCLAMATION]) and f[_WORDS] >= math.log1p(_STATEMENT)
+        for f in forms
+    ]
     for i, form in enumerate(forms):
         window = short[max(0, i - 3) : i] + short[i + 1 : i + 4]
         row = form + [
