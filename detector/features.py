@@ -31,6 +31,7 @@ _PRICE = re.compile(r"\d\s?(?:€|eur\b|euro\b|usd\b|\$|chf\b|fr\.|dollar\b|fran
 _PERCENT = re.compile(r"\d\s?(?:%|prozent\b)")  # on lower case
 _BULLET = re.compile(r"^\s*(?:[•·▪►▶✓✔\-–—*+>]|\d+[.)])\s", re.M)
 _URL = re.compile(r"https?://|www\.|\.(?:de|com|ch|at|net)\b")  # on lower case
+_LINK_WORD = re.compile(r"\b(?:hier|klicken|klick|weiterlesen)\b")  # on lower case: the anchor words of links
 _DATE_TIME = re.compile(r"\d(?:\.\d\d?\.|:\d\d\b)")
 _SENTENCE_MARKS = '.!?…"“”»«'
 _CLAUSE_MARKS = _SENTENCE_MARKS + ":;)"
@@ -109,6 +110,7 @@ FORM_NAMES = (
     "short_no_stop",
     "all_caps_words",
     "short_first_line",
+    "short_link_word",
 )
 _CONTEXT_OFFSETS = (-3, -2, -1, 1, 2, 3)
 DENSE_NAMES = (
@@ -135,6 +137,7 @@ DENSE_NAMES = (
 _SHARE_SAMPLE = 200  # characters: the shares of digits, capitals and punctuation are read from this prefix
 _LONG = 25  # words: a paragraph this long is almost always running text
 _STATEMENT = 8  # words: this long and ending a sentence, but not with ? or !, it is a statement, not a title
+_POINTER = 15  # words: a sentence this short that says "hier" or "klicken" points to a link, wherever it stands
 _SHORT = 6  # words: a neighbour this short is a label, a link or a title
 _WORDS, _ENDS, _QUESTION, _EXCLAMATION = (
     FORM_NAMES.index(name) for name in ("log_words", "ends_sentence", "ends_question", "ends_exclamation")
@@ -180,6 +183,7 @@ def form_features(text: str) -> list[float]:
         float(n_words <= 6 and not (bool(last) and last in _CLAUSE_MARKS)),
         caps_words / max(n_words, 1),
         float(_short_first_line(stripped)),
+        float(n_words <= _POINTER and _LINK_WORD.search(lower) is not None),
     ]
 
 

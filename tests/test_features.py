@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from detector.features import DENSE_NAMES, form_features, page_features
+from detector.features import DENSE_NAMES, FORM_NAMES, form_features, page_features
 from detector.train import with_article_crops
 
 DIGEST = [
@@ -32,6 +32,17 @@ def test_a_statement_between_long_paragraphs_is_not_among_short_lines():
     body = ["Der Dax schloss am Abend mit einem Plus von 0,4 Prozent bei 19.250 Punkten im Handel."] * 3
     assert column("statement", body) == [1.0, 1.0, 1.0]
     assert column("statement_among_short", body) == [0.0, 0.0, 0.0]
+
+
+def test_a_short_line_with_a_link_word_is_a_pointer_wherever_it_stands():
+    lines = [
+        "Den kompletten Wochenkalender finden Sie hier.",
+        "Zum Liveticker: hier klicken",
+        "Hierzulande sinken die Bauzinsen.",
+        "Hier zeigt sich, wie stark die Abhängigkeit vom chinesischen Markt inzwischen geworden ist, "
+        "sagen Analysten der Landesbank.",
+    ]
+    assert [form_features(line)[FORM_NAMES.index("short_link_word")] for line in lines] == [1.0, 1.0, 0.0, 0.0]
 
 
 def page_table(labels: list[str], page: str) -> pd.DataFrame:
