@@ -137,7 +137,7 @@ DENSE_NAMES = (
 _SHARE_SAMPLE = 200  # characters: the shares of digits, capitals and punctuation are read from this prefix
 _LONG = 25  # words: a paragraph this long is almost always running text
 _STATEMENT = 8  # words: this long and ending a sentence, but not with ? or !, it is a statement, not a title
-_POINTER = 15  # words: a line this short that says "hier" or "klicken" is most often a link, wherever it stands
+_POINTER = 15  # words: a line this short with a link word (_LINK_WORD) is most often a link, wherever it stands
 _SHORT = 6  # words: a neighbour this short is a label, a link or a title
 _WORDS, _ENDS, _QUESTION, _EXCLAMATION = (
     FORM_NAMES.index(name) for name in ("log_words", "ends_sentence", "ends_question", "ends_exclamation")
