@@ -5,7 +5,7 @@ article.
 >>> article = clean(open("page.txt", encoding="utf-8").read())
 """
 
-from detector.clean import Paragraph, classify, clean, load_model
+from detector.api import Paragraph, classify, clean, load_model
 
 __all__ = ["Paragraph", "classify", "clean", "load_model"]
 __version__ = "0.1.0"

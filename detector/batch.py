@@ -9,13 +9,13 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections import namedtuple
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import BinaryIO, TextIO
 
-from detector.clean import as_record, classify, load_model, render
+from detector.api import as_record, classify, load_model, render
 from detector.model import ModelError
 from detector.pages import LABELS
 from detector.segment import NotTextError, page_text
@@ -29,17 +29,27 @@ class UsageError(ValueError):
     """A batch that must not start: it would write into its own input, or has nothing to read."""
 
 
-class Options(
-    namedtuple(
-        "Options",
-        "fmt keep encoding fix_mojibake max_bytes model input_format text_field",
-        defaults=("text", ("editorial",), None, False, DEFAULT_MAX_BYTES, None, "text", "text"),
-    )
-):
-    """How each document is read (encoding, mojibake repair, size limit, text or JSON Lines) and what is
-    written for it (format, kept labels, model)."""
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything a run of ``clean-article`` was asked for, in one object shared by the standard-output, file
+    and JSON Lines paths and sent to every worker: how each document is read, what is written for it, and how
+    the batch runs."""
 
-    __slots__ = ()
+    fmt: str = "text"
+    keep: tuple[str, ...] = ("editorial",)
+    encoding: str | None = None
+    fix_mojibake: bool = False
+    max_bytes: int = DEFAULT_MAX_BYTES
+    model: str | None = None
+    input_format: str = "text"
+    text_field: str = "text"
+    glob: str | None = None
+    jobs: int = 1
+    skip_existing: bool = False
+    errors: Path | None = None
+    follow_links: bool = False
+    engine: str = "local"
+    scheduler: str | None = None
 
 
 class Result:
@@ -67,7 +77,7 @@ def read_limited(stream: BinaryIO, max_bytes: int, name: str) -> bytes:
     return data
 
 
-def clean_document(data: bytes, name: str, options: Options) -> tuple[str, list, list[str]]:
+def clean_document(data: bytes, name: str, options: RunConfig) -> tuple[str, list, list[str]]:
     """One page's bytes to its rendered output, its labelled paragraphs and notes for the user."""
     try:
         text = page_text(data, options.encoding, options.fix_mojibake)
@@ -101,7 +111,7 @@ def write_atomic(path: Path, chunks: Iterable[str]) -> None:
         raise
 
 
-def clean_jsonl(lines: Iterable[bytes], name: str, options: Options, result: Result) -> Iterator[str]:
+def clean_jsonl(lines: Iterable[bytes], name: str, options: RunConfig, result: Result) -> Iterator[str]:
     """Stream JSON Lines: each record keeps its fields and gains ``cleaned_text`` and ``paragraph_labels``
     (and ``paragraphs`` with ``--format json``). Bad records are left out and listed in ``result``."""
     import json
@@ -114,7 +124,8 @@ def clean_jsonl(lines: Iterable[bytes], name: str, options: Options, result: Res
         try:
             record = json.loads(line)
         except ValueError as exc:
-            errors.append({"file": name, "line": number, "error": f"invalid JSON ({exc.msg})"})
+            reason = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
+            errors.append({"file": name, "line": number, "error": f"invalid JSON ({reason})"})
             continue
         value = record.get(options.text_field) if isinstance(record, dict) else None
         if not isinstance(value, str):
@@ -136,10 +147,10 @@ def clean_jsonl(lines: Iterable[bytes], name: str, options: Options, result: Res
         yield json.dumps(record, ensure_ascii=False) + "\n"
 
 
-def clean_file(source: Path, target: Path, options: Options, skip_existing: bool = False) -> Result:
+def clean_file(source: Path, target: Path, options: RunConfig) -> Result:
     """Clean one file into ``target``; never raises for a bad input, and never leaves a partial file."""
     name = str(source)
-    if skip_existing and target.exists():
+    if options.skip_existing and target.exists():
         return Result(name, "skipped", "output exists")
     try:
         if options.input_format == "jsonl":
@@ -167,9 +178,9 @@ def clean_file(source: Path, target: Path, options: Options, skip_existing: bool
         return Result(name, "failed", f"{where}: {reason.lower() if reason else 'input/output error'}")
 
 
-def clean_chunk(tasks: list[tuple[str, str]], options: Options, skip_existing: bool) -> list[Result]:
+def clean_chunk(tasks: list[tuple[str, str]], options: RunConfig) -> list[Result]:
     """A worker's unit of work: several files, so the model is loaded once per worker and IPC stays small."""
-    return [clean_file(Path(s), Path(t), options, skip_existing) for s, t in tasks]
+    return [clean_file(Path(s), Path(t), options) for s, t in tasks]
 
 
 def plan(
@@ -262,29 +273,20 @@ def _walk(root: str, pattern: str, follow_links: bool, skipped: list[Result]) ->
         stack.extend(reversed(subfolders))
 
 
-def run(
-    tasks: list[tuple[str, str]],
-    options: Options,
-    jobs: int = 1,
-    skip_existing: bool = False,
-    engine: str = "local",
-    scheduler: str | None = None,
-) -> Iterator[Result]:
+def run(tasks: list[tuple[str, str]], options: RunConfig) -> Iterator[Result]:
     """Clean every task, yielding results as they finish (in any order when parallel)."""
     chunks = [tasks[i : i + CHUNK_FILES] for i in range(0, len(tasks), CHUNK_FILES)]
-    if engine == "dask":
-        yield from _run_dask(chunks, options, skip_existing, scheduler, jobs)
-    elif jobs == 1 or len(chunks) <= 1:
+    if options.engine == "dask":
+        yield from _run_dask(chunks, options)
+    elif options.jobs == 1 or len(chunks) <= 1:
         load_model(options.model)  # a broken model fails once, before any file
         for chunk in chunks:
-            yield from clean_chunk(chunk, options, skip_existing)
+            yield from clean_chunk(chunk, options)
     else:
-        yield from _run_forked(chunks, options, skip_existing, jobs)
+        yield from _run_forked(chunks, options)
 
 
-def _run_forked(
-    chunks: list[list[tuple[str, str]]], options: Options, skip_existing: bool, jobs: int
-) -> Iterator[Result]:
+def _run_forked(chunks: list[list[tuple[str, str]]], options: RunConfig) -> Iterator[Result]:
     """Worker processes forked from this one inherit the loaded model (no start-up per worker) and stream
     their results back as each chunk finishes, in any order."""
     import gc
@@ -292,21 +294,20 @@ def _run_forked(
 
     load_model(options.model)
     gc.freeze()  # the workers' garbage collector leaves the inherited objects (and their pages) alone
-    work = partial(clean_chunk, options=options, skip_existing=skip_existing)
-    with multiprocessing.get_context("fork").Pool(jobs) as pool:
+    work = partial(clean_chunk, options=options)
+    with multiprocessing.get_context("fork").Pool(options.jobs) as pool:
         for results in pool.imap_unordered(work, chunks):
             yield from results
 
 
-def _run_dask(
-    chunks: list[list[tuple[str, str]]], options: Options, skip_existing: bool, scheduler: str | None, jobs: int
-) -> Iterator[Result]:
+def _run_dask(chunks: list[list[tuple[str, str]]], options: RunConfig) -> Iterator[Result]:
     from dask.distributed import Client, LocalCluster, as_completed
 
-    cluster = None if scheduler else LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True)
+    scheduler = options.scheduler
+    cluster = None if scheduler else LocalCluster(n_workers=options.jobs, threads_per_worker=1, processes=True)
     client = Client(scheduler or cluster)
     try:
-        futures = client.map(clean_chunk, chunks, options=options, skip_existing=skip_existing, pure=False)
+        futures = client.map(clean_chunk, chunks, options=options, pure=False)
         for future in as_completed(futures):
             yield from future.result()
     finally:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from detector import batch
-from detector.clean import FORMATS, parse_keep
+from detector.api import FORMATS, parse_keep
 from detector.model import ModelError
 
 
@@ -98,7 +98,7 @@ def clean_main(argv: list[str] | None = None) -> int:
         labels = parse_keep(args.keep)
     except ValueError as exc:
         return _error(f"--keep: {exc}", 2)
-    options = batch.Options(
+    options = batch.RunConfig(
         fmt=args.fmt,
         keep=labels,
         encoding=args.encoding,
@@ -107,6 +107,13 @@ def clean_main(argv: list[str] | None = None) -> int:
         model=str(args.model) if args.model else None,
         input_format=args.input_format,
         text_field=args.text_field,
+        glob=args.glob,
+        jobs=args.jobs or os.cpu_count() or 1,
+        skip_existing=args.skip_existing,
+        errors=args.errors,
+        follow_links=args.follow_links,
+        engine=args.engine,
+        scheduler=args.scheduler,
     )
     inputs = args.inputs or ["-"]
     try:
@@ -116,19 +123,7 @@ def clean_main(argv: list[str] | None = None) -> int:
             return _clean_one(inputs[0], options)
         if "-" in inputs:
             return _error("standard input cannot be combined with -o; redirect stdout instead", 2)
-        jobs = args.jobs or os.cpu_count() or 1
-        return _clean_many(
-            inputs,
-            args.output,
-            options,
-            args.glob,
-            jobs,
-            args.skip_existing,
-            args.errors,
-            args.follow_links,
-            args.engine,
-            args.scheduler,
-        )
+        return _clean_many(inputs, args.output, options)
     except ModelError as exc:
         return _error(str(exc))
     except KeyboardInterrupt:
@@ -138,7 +133,7 @@ def clean_main(argv: list[str] | None = None) -> int:
         return 130
 
 
-def _clean_one(source: str, options: batch.Options) -> int:
+def _clean_one(source: str, options: batch.RunConfig) -> int:
     name = "<stdin>" if source == "-" else source
     try:
         if options.input_format == "jsonl":
@@ -169,30 +164,19 @@ def _clean_one(source: str, options: batch.Options) -> int:
     return 0
 
 
-def _clean_many(
-    inputs: list[str],
-    output: Path,
-    options: batch.Options,
-    glob: str | None,
-    jobs: int,
-    skip_existing: bool,
-    errors: Path | None,
-    follow_links: bool,
-    engine: str,
-    scheduler: str | None,
-) -> int:
+def _clean_many(inputs: list[str], output: Path, options: batch.RunConfig) -> int:
     jsonl = options.input_format == "jsonl"
-    pattern = glob or ("*.jsonl" if jsonl else "*.txt")
+    pattern = options.glob or ("*.jsonl" if jsonl else "*.txt")
     suffix = ".jsonl" if jsonl else (".json" if options.fmt == "json" else None)
     try:
-        tasks, results = batch.plan([Path(i) for i in inputs], output, pattern, suffix, follow_links)
+        tasks, results = batch.plan([Path(i) for i in inputs], output, pattern, suffix, options.follow_links)
     except batch.UsageError as exc:
         return _error(str(exc), 2)
     start = time.monotonic()
     progress = batch.Progress(len(tasks))
     for result in results:
         sys.stderr.write(f"{'error' if result.status == 'failed' else 'note'}: {result.reason}\n")
-    for result in batch.run(tasks, options, jobs, skip_existing, engine, scheduler):
+    for result in batch.run(tasks, options):
         results.append(result)
         progress.update()
         if result.status == "failed":
@@ -200,11 +184,11 @@ def _clean_many(
         for record in result.document_errors:
             sys.stderr.write(f"\rerror: {record['file']}:{record['line']}: {record['error']}\n")
     progress.close()
-    if errors is not None:
+    if options.errors is not None:
         import json
 
         batch.write_atomic(
-            errors, (json.dumps(r, ensure_ascii=False) + "\n" for r in batch.error_records(results))
+            options.errors, (json.dumps(r, ensure_ascii=False) + "\n" for r in batch.error_records(results))
         )
     sys.stderr.write(batch.summary(results, time.monotonic() - start) + "\n")
     return 1 if any(r.status == "failed" or r.document_errors for r in results) else 0

@@ -1,6 +1,6 @@
 """The trained model as a code-free file, and the pure-Python scorer that predicts with it.
 
-Training (``detector.train``) uses scikit-learn; predicting needs only the standard library, so that
+Training (``detector.workbench.train``) uses scikit-learn; predicting needs only the standard library, so that
 ``clean-article`` starts in milliseconds. The file holds a JSON header (classes, feature settings, the dense
 features' scaling and coefficients, intercepts, the second stage) and one float32 array of text weights of the
 second and third class, idf already folded in, followed by a CRC-32 of everything before it. Nothing in it is
@@ -36,7 +36,6 @@ from detector.features import (
 
 FORMAT = 2
 MAGIC = b"DETECTOR-MODEL\n"
-DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "model.bin"
 _WORD_CACHE_LIMIT = 1 << 18
 
 
@@ -92,11 +91,12 @@ class Scorer:
         for text, dense in zip(paragraphs, dense_rows):
             toks = tokens(text)
             entries = [cache.get(t) or make(t) for t in toks]
+            uids: tuple[int, ...] = ()
+            s1 = s2 = c1 = c2 = 0.0
+            n_chars = 0
             if entries:
-                uids, u1, u2, c1, c2, n_chars = zip(*entries)
-                s1, s2, c1, c2, n_chars = sum(u1), sum(u2), sum(c1), sum(c2), sum(n_chars)
-            else:
-                uids, s1, s2, c1, c2, n_chars = (), 0.0, 0.0, 0.0, 0.0, 0
+                uids, u1s, u2s, c1s, c2s, counts = zip(*entries)
+                s1, s2, c1, c2, n_chars = sum(u1s), sum(u2s), sum(c1s), sum(c2s), sum(counts)
             phrases = phrase_feature_ids(uids)
             s1 += sum(map(w1.__getitem__, phrases))
             s2 += sum(map(w2.__getitem__, phrases))
@@ -124,6 +124,14 @@ class Scorer:
         return [softmax(row) for row in logits]
 
 
+def shipped_model() -> Path:
+    """The model file installed with the package (package data ``detector.models``, which is the repository's
+    ``models/`` folder in a checkout)."""
+    from importlib.resources import files
+
+    return Path(str(files("detector.models").joinpath("model.bin")))
+
+
 def save(path: Path, header: dict, weights: Sequence[float]) -> None:
     """Write a model file atomically (temporary file, then rename)."""
     header = {**header, "format": FORMAT}
@@ -140,8 +148,14 @@ def save(path: Path, header: dict, weights: Sequence[float]) -> None:
 
 def load(path: Path | str | None = None) -> Scorer:
     """Read and check a model file; every problem becomes a ModelError that says what to do."""
-    path = Path(path) if path is not None else DEFAULT_MODEL
-    hint = "run `make train` to rebuild it, or reinstall the package"
+    shipped = path is None
+    path = shipped_model() if path is None else Path(path)
+    hint = (
+        "the installed package is damaged: reinstall it (pip install --force-reinstall detector), or in a "
+        "checkout run `make train`"
+        if shipped
+        else "give the path of a model file written by `detector train`, or leave out --model for the shipped one"
+    )
     try:
         data = path.read_bytes()
     except FileNotFoundError:

@@ -42,6 +42,21 @@ def parse_annotated(text: str) -> list[LabelledParagraph]:
     return paragraphs
 
 
+def parse_annotated_html(html: str) -> list[LabelledParagraph]:
+    """Read an annotated HTML page: every paragraph (``detector.markup``'s rule) takes the ``data-label`` of
+    its nearest labelled ancestor; raises AnnotationError naming the first paragraph without one, or with
+    text under two different labels."""
+    from detector.markup import blocks
+
+    paragraphs = []
+    for index, block in enumerate(blocks(html)):
+        if block.label not in LABELS:
+            problem = "text under two data-labels" if block.label else "no data-label"
+            raise AnnotationError(f"paragraph {index} has {problem}: {block.text[:50]!r}")
+        paragraphs.append(LabelledParagraph(block.label, block.text))
+    return paragraphs
+
+
 def format_annotated(paragraphs: list[LabelledParagraph]) -> str:
     """Write paragraphs in the annotated format, one blank line between them, ending with a newline."""
     return "".join(f"[{p.label}] {p.text}\n\n" for p in paragraphs)[:-1] if paragraphs else ""
@@ -52,8 +67,25 @@ def strip_labels(text: str) -> str:
     return "\n\n".join(p.text for p in parse_annotated(text)) + "\n"
 
 
-def load_corpus(*roots: Path | str) -> pd.DataFrame:
-    """Every ``*.txt`` annotated page under the roots as one row per paragraph.
+PAGE_SUFFIXES = (".txt", ".html")
+
+
+def corpus_files(root: Path, suffixes: tuple[str, ...] = PAGE_SUFFIXES) -> list[Path]:
+    """The annotated pages under a folder (``*.txt`` and ``*.html``, recursively), sorted; a file is itself."""
+    if root.is_file():
+        return [root]
+    return sorted(p for p in root.rglob("*") if p.suffix in suffixes and p.is_file())
+
+
+def read_page(path: Path) -> list[LabelledParagraph]:
+    """One annotated page, text or HTML by its suffix."""
+    text = path.read_text(encoding="utf-8")
+    return parse_annotated_html(text) if path.suffix == ".html" else parse_annotated(text)
+
+
+def load_corpus(*roots: Path | str, suffixes: tuple[str, ...] = PAGE_SUFFIXES) -> pd.DataFrame:
+    """Every annotated page under the roots (``*.txt`` and ``*.html``, or the ``suffixes`` given) as one row
+    per paragraph.
 
     Columns: ``site`` (the page's first folder below its root, the unit of grouped cross-validation),
     ``page`` (path relative to the root), ``index``, ``label``, ``text``.
@@ -62,12 +94,11 @@ def load_corpus(*roots: Path | str) -> pd.DataFrame:
 
     rows = []
     for root in map(Path, roots):
-        files = [root] if root.is_file() else sorted(root.rglob("*.txt"))
-        for path in files:
+        for path in corpus_files(root, suffixes):
             relative = path.relative_to(root) if path != root else Path(path.name)
             site = relative.parts[0] if len(relative.parts) > 1 else root.name
             try:
-                paragraphs = parse_annotated(path.read_text(encoding="utf-8"))
+                paragraphs = read_page(path)
             except AnnotationError as exc:
                 raise AnnotationError(f"{path}: {exc}") from None
             for index, p in enumerate(paragraphs):

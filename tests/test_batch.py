@@ -8,7 +8,7 @@ import os
 import pytest
 
 from detector import clean
-from detector.batch import PART_SUFFIX, Options, clean_file, output_text
+from detector.batch import PART_SUFFIX, RunConfig, clean_file, output_text
 from tests.conftest import run
 
 ARTICLE = "Siemens hebt Prognose an\n\nDer Konzern rechnet nun mit einem Umsatzplus von acht Prozent.\n"
@@ -105,7 +105,7 @@ def test_unreadable_file_fails_alone(tree, tmp_path):
 def test_unwritable_output_leaves_no_partial_file(tree, tmp_path):
     out = tmp_path / "out"
     (out / "top.txt").mkdir(parents=True)  # a folder where the output file should go
-    result = clean_file(tree / "top.txt", out / "top.txt", Options())
+    result = clean_file(tree / "top.txt", out / "top.txt", RunConfig())
     assert result.status == "failed"
     assert result.reason.startswith(f"{tree / 'top.txt'}")
     assert not list(out.rglob(f"*{PART_SUFFIX}"))

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from detector import classify, clean
-from detector.clean import parse_keep, render
+from detector.api import parse_keep, render
 from detector.pages import parse_annotated
 from detector.segment import normalise_newlines, split_paragraphs
 from tests.conftest import EXAMPLE, EXAMPLE_ANNOTATED, needs_example

@@ -111,7 +111,8 @@ def test_broken_model_is_one_clear_error(tmp_path):
     result = run("clean-article", "--model", bad, stdin=PAGE.encode())
     assert (result.returncode, result.stdout) == (1, b"")
     assert result.stderr.decode() == (
-        f"error: {bad} is not a detector model file; run `make train` to rebuild it, or reinstall the package\n"
+        f"error: {bad} is not a detector model file; give the path of a model file written by `detector train`, "
+        "or leave out --model for the shipped one\n"
     )
 
 

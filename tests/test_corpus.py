@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from detector.pages import LABELS, load_corpus, parse_annotated
+from detector.pages import LABELS, corpus_files, load_corpus, read_page
 from tests.conftest import DEVSET, EXAMPLE, ROOT, needs_devset, needs_example
 
 TRAINING_DATA = ROOT / "training_data"
@@ -22,12 +22,11 @@ def corpus():
 
 
 def test_every_file_is_a_valid_annotated_page():
-    files = sorted(TRAINING_DATA.rglob("*.txt"))
+    files = corpus_files(TRAINING_DATA)
     assert files
     for path in files:
-        data = path.read_bytes()
-        assert b"\r" not in data, f"{path}: CR line endings"
-        paragraphs = parse_annotated(data.decode("utf-8"))
+        assert b"\r" not in path.read_bytes(), f"{path}: CR line endings"
+        paragraphs = read_page(path)
         assert len(paragraphs) >= 3, f"{path}: fewer than 3 paragraphs"
         assert any(p.label == "editorial" for p in paragraphs), f"{path}: no editorial paragraph"
         assert all(p.text.strip() for p in paragraphs), f"{path}: an empty paragraph"
@@ -66,6 +65,6 @@ def test_no_sentence_of_the_example_page_is_in_the_corpus(corpus):
 @needs_devset
 def test_no_sentence_of_the_dev_set_is_in_the_corpus(corpus):
     joined = "\n".join(corpus["text"])
-    dev = load_corpus(DEVSET)
+    dev = load_corpus(DEVSET, suffixes=(".txt",))
     borrowed = [s for text in dev["text"] for s in _sentences(text) if s in joined]
     assert not borrowed[:5]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from detector.features import DENSE_NAMES, FORM_NAMES, form_features, page_features
-from detector.train import with_article_crops
+from detector.workbench.train import with_article_crops
 
 DIGEST = [
     "Was Anleger heute wissen müssen",

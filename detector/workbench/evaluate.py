@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from detector.clean import load_model
-from detector.metrics import scores
+from detector.api import load_model
 from detector.pages import LABELS, load_corpus
+from detector.workbench.metrics import scores
 
 _SPACE = re.compile(r"\s+")
 LONG_WORDS = 12
@@ -155,6 +155,22 @@ def evaluate_set(
     return report
 
 
+def devset_groups(corpus: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """The dev set's two groups, which are different tasks: article regions of one site (``finanzen-net/``)
+    and full-page scrapes of other sites (every other folder)."""
+    one_site = corpus["site"] == "finanzen-net"
+    return {
+        "devset-finanzen-net": corpus[one_site].reset_index(drop=True),
+        "devset-full-pages": corpus[~one_site].reset_index(drop=True),
+    }
+
+
+DEVSET_DESCRIPTIONS = {
+    "devset-finanzen-net": "real article regions of finanzen.net (../shared/devset/finanzen-net/), shipped model",
+    "devset-full-pages": "real full-page scrapes of 20 other sites (../shared/devset/), shipped model",
+}
+
+
 def evaluate(
     paths: list[Path],
     training_data: Path,
@@ -164,7 +180,7 @@ def evaluate(
     folds: int = 5,
 ) -> list[SetReport]:
     """Score the given annotated sets; with none, ``training_data`` by grouped cross-validation and the dev
-    set (when it exists) with the shipped model."""
+    set (when it exists, per group) with the shipped model."""
     reports = []
     if paths:
         for path in paths:
@@ -173,18 +189,24 @@ def evaluate(
                 evaluate_set(path.name, f"{path}", corpus, predict_with_model(corpus, model_path), compare)
             )
         return reports
-    from detector.train import cross_validate
+    from detector.workbench.train import cross_validate
 
     corpus = load_corpus(training_data)
     cv = cross_validate(corpus, folds).tolist()
     description = f"{training_data.name}/, {folds}-fold cross-validation grouped by site folder"
     reports.append(evaluate_set("training_data", description, corpus, cv, compare))
-    if devset.exists():
-        corpus = load_corpus(devset)
-        description = "real pages the model never saw (../shared/devset/), shipped model"
-        reports.append(
-            evaluate_set("devset", description, corpus, predict_with_model(corpus, model_path), compare)
-        )
+    reports.extend(evaluate_devset(devset, model_path, compare))
+    return reports
+
+
+def evaluate_devset(devset: Path, model_path: Path | None = None, compare: bool = True) -> list[SetReport]:
+    """The dev set's groups scored with the shipped (or given) model; nothing when the dev set is absent."""
+    if not devset.exists():
+        return []
+    reports = []
+    for name, corpus in devset_groups(load_corpus(devset, suffixes=(".txt",))).items():
+        labels = predict_with_model(corpus, model_path)
+        reports.append(evaluate_set(name, DEVSET_DESCRIPTIONS[name], corpus, labels, compare))
     return reports
 
 

@@ -11,7 +11,10 @@ import json
 import math
 import platform
 import zlib
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -22,6 +25,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GroupKFold
 from sklearn.pipeline import Pipeline
+from threadpoolctl import threadpool_info, threadpool_limits
 
 from detector import model
 from detector.features import (
@@ -36,8 +40,8 @@ from detector.features import (
     tokens,
     word_feature_ids,
 )
-from detector.metrics import rounded, scores
-from detector.pages import LABELS, load_corpus
+from detector.pages import LABELS, corpus_files, load_corpus
+from detector.workbench.metrics import rounded, scores
 
 N_HASHED = 1 << HASH_BITS
 C = 2.0  # inverse regularisation strength, chosen by grouped cross-validation on training_data/
@@ -74,7 +78,10 @@ class ParagraphFeatures(TransformerMixin, BaseEstimator):
 
 def _raw_features(X: pd.DataFrame) -> tuple[sp.csr_matrix, np.ndarray]:
     """Hashed counts (each block divided by the root of its occurrences) and raw dense features."""
-    indptr, indices, values, dense = [0], [], [], []
+    indptr: list[int] = [0]
+    indices: list[int] = []
+    values: list[float] = []
+    dense: list[list[float]] = []
     for _, page in X.groupby("page", sort=False):
         texts = page["text"].tolist()
         dense.extend(page_features([form_features(t) for t in texts]))
@@ -106,8 +113,9 @@ def build_pipeline() -> Pipeline:
 def fit_stage1(corpus: pd.DataFrame) -> Pipeline:
     """Fit the pipeline on a corpus table, shift the weights so that the first class's are zero, and round
     the text weights to float32 as the model file stores them: the pipeline and the exported scorer are then
-    the same model."""
-    pipeline = build_pipeline().fit(corpus[["page", "text"]], corpus["label"])
+    the same model. BLAS and OpenMP run on one thread: parallel sums change the last bits from run to run."""
+    with threadpool_limits(limits=1):
+        pipeline = build_pipeline().fit(corpus[["page", "text"]], corpus["label"])
     features, classify = pipeline.named_steps["features"], pipeline.named_steps["classify"]
     classify.coef_ -= classify.coef_[0]  # the softmax is unchanged, and the first class needs no weights
     classify.intercept_ -= classify.intercept_[0]
@@ -182,18 +190,34 @@ def _folds(corpus: pd.DataFrame, folds: int) -> list[tuple[np.ndarray, np.ndarra
     return list(GroupKFold(n_splits=min(folds, groups.nunique())).split(corpus, groups=groups))
 
 
-def out_of_fold_logits(corpus: pd.DataFrame, folds: int) -> tuple[np.ndarray, list]:
-    """First-stage scores of every paragraph from a pipeline that never saw its site."""
+def _fold_logits(corpus: pd.DataFrame, split: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    train_idx, test_idx = split
+    return fit_stage1(corpus.iloc[train_idx]).decision_function(corpus.iloc[test_idx][["page", "text"]])
+
+
+def out_of_fold_logits(corpus: pd.DataFrame, folds: int, jobs: int = 2) -> tuple[np.ndarray, list]:
+    """First-stage scores of every paragraph from a pipeline that never saw its site. The folds are fitted
+    in ``jobs`` forked processes at once; each fit is single-threaded, so the scores do not depend on it."""
     logits = np.zeros((len(corpus), 3))
     splits = _folds(corpus, folds)
-    for train_idx, test_idx in splits:
-        pipeline = fit_stage1(corpus.iloc[train_idx])
-        logits[test_idx] = pipeline.decision_function(corpus.iloc[test_idx][["page", "text"]])
+    for (_, test_idx), fold_logits in zip(splits, _map(partial(_fold_logits, corpus), splits, jobs)):
+        logits[test_idx] = fold_logits
     return logits, splits
 
 
+def _map(function: Callable[[Any], Any], items: list[Any], jobs: int) -> list[Any]:
+    """``[function(item) for item in items]``, in forked worker processes when ``jobs`` > 1."""
+    if jobs <= 1 or len(items) <= 1:
+        return [function(item) for item in items]
+    import multiprocessing
+
+    with multiprocessing.get_context("fork").Pool(min(jobs, len(items))) as pool:
+        return pool.map(function, items, chunksize=1)
+
+
 def fit_stage2(features: np.ndarray, labels: pd.Series) -> LogisticRegression:
-    return LogisticRegression(C=C_STAGE2, max_iter=2000, class_weight="balanced").fit(features, labels)
+    with threadpool_limits(limits=1):
+        return LogisticRegression(C=C_STAGE2, max_iter=2000, class_weight="balanced").fit(features, labels)
 
 
 def with_article_crops(corpus: pd.DataFrame) -> pd.DataFrame:
@@ -220,7 +244,7 @@ def with_article_crops(corpus: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([corpus, *crops], ignore_index=True)
 
 
-def fit_model(corpus: pd.DataFrame, folds: int = 5) -> tuple[DetectorModel, pd.Series | None]:
+def fit_model(corpus: pd.DataFrame, folds: int = 5, jobs: int = 2) -> tuple[DetectorModel, pd.Series | None]:
     """Fit both stages on the corpus and its article crops; also return the cross-validated labels of the
     corpus's own paragraphs, grouped by site (``None`` without folds).
 
@@ -233,7 +257,7 @@ def fit_model(corpus: pd.DataFrame, folds: int = 5) -> tuple[DetectorModel, pd.S
     stage1 = fit_stage1(corpus)
     if folds < 2 or corpus["site"].nunique() < 2:
         return DetectorModel(stage1, None), None
-    logits, splits = out_of_fold_logits(corpus, folds)
+    logits, splits = out_of_fold_logits(corpus, folds, jobs)
     features = stage2_matrix(corpus, logits)
     labels = corpus["label"]
     predicted = pd.Series(index=corpus.index, dtype=object)
@@ -254,22 +278,49 @@ def cross_validate(corpus: pd.DataFrame, folds: int = 5) -> pd.Series:
 def fingerprint(root: Path) -> str:
     """SHA-256 over the corpus files' relative paths and bytes."""
     digest = hashlib.sha256()
-    for path in sorted(root.rglob("*.txt")):
+    for path in corpus_files(root):
         digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()
 
 
-def train(data: Path, out: Path, folds: int = 5) -> dict:
-    """Train on a corpus folder, write ``out`` (the model) and ``out`` with ``.json`` (its metadata)."""
+# The modules whose code decides what training makes of the corpus: a change to any of them needs a retrain.
+TRAINING_CODE = ("segment.py", "markup.py", "pages.py", "features.py", "model.py", "workbench/train.py")
+
+
+def code_fingerprint() -> str:
+    """SHA-256 over the source of the modules that decide the trained model (``TRAINING_CODE``)."""
+    package = Path(__file__).resolve().parent.parent
+    digest = hashlib.sha256()
+    for name in TRAINING_CODE:
+        digest.update(name.encode() + b"\0" + (package / name).read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def blas_setup() -> list[str]:
+    """The BLAS libraries as loaded (kernel architecture, threads): pinned by ``detector.workbench``."""
+    return sorted(
+        f"{info.get('internal_api')} {info.get('architecture', '')} {info.get('num_threads')} thread(s)".strip()
+        for info in threadpool_info()
+        if info.get("user_api") == "blas"
+    )
+
+
+def train(data: Path, out: Path, folds: int = 5, jobs: int = 2) -> dict:
+    """Train on a corpus folder, write ``out`` (the model) and ``out`` with ``.json`` (its metadata: data and
+    code fingerprints, the model file's SHA-256, versions, scores)."""
+    from detector.workbench import PINNED_ENVIRONMENT
+
     corpus = load_corpus(data)
     if corpus.empty:
         raise ValueError(f"no annotated pages under {data}")
-    detector, predicted = fit_model(corpus, folds)
+    detector, predicted = fit_model(corpus, folds, jobs)
     cv = rounded(scores(corpus["label"].tolist(), predicted.tolist())) if predicted is not None else None
     header, weights = export(detector)
-    model.save(out, header, weights)
+    model.save(out, header, weights.tolist())
     metadata = {
         "model_file": out.name,
+        "model_sha256": hashlib.sha256(out.read_bytes()).hexdigest(),
+        "code_fingerprint_sha256": code_fingerprint(),
         "training_data": {
             "fingerprint_sha256": fingerprint(data),
             "pages": int(corpus["page"].nunique()),
@@ -286,6 +337,7 @@ def train(data: Path, out: Path, folds: int = 5) -> dict:
             "scipy": scipy.__version__,
             "pandas": pd.__version__,
         },
+        "reproducibility": {"pinned_environment": PINNED_ENVIRONMENT, "blas": blas_setup()},
     }
     out.with_suffix(".json").write_text(json.dumps(metadata, indent=2) + "\n", encoding="utf-8")
     return metadata

@@ -1,6 +1,7 @@
 """``detector``: the admin commands (train, evaluate, bench) as a typer app.
 
-Each command imports its module when it runs, so ``detector --help`` stays quick.
+Each command imports its module when it runs, so ``detector --help`` stays quick. Paths default to the
+folders of a checkout, relative to the working directory (``make`` runs there).
 """
 
 from __future__ import annotations
@@ -12,6 +13,9 @@ from pathlib import Path
 import typer
 
 from detector.model import ModelError
+
+DEVSET = Path("..") / "shared" / "devset"
+EXAMPLE = Path("..") / "shared" / "examples" / "microsoft-ki-poker.txt"
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
@@ -26,7 +30,6 @@ admin_app = typer.Typer(
     no_args_is_help=True,
     help="Train, evaluate and benchmark the paragraph classifier.",
 )
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @admin_app.callback()
@@ -36,15 +39,25 @@ def admin() -> None:
 
 @admin_app.command()
 def train(
-    data: Path = typer.Option(ROOT / "training_data", help="Folder of annotated pages."),
-    out: Path = typer.Option(ROOT / "models" / "model.bin", help="Model file to write (metadata beside it)."),
-    folds: int = typer.Option(5, help="Grouped cross-validation folds for the metadata scores; 0 skips it."),
+    data: Path = typer.Option(Path("training_data"), metavar="DIR", help="Folder of annotated pages."),
+    out: Path = typer.Option(
+        Path("models") / "model.bin",
+        "--output",
+        "--out",
+        metavar="FILE",
+        help="Model file to write (metadata beside it).",
+    ),
+    folds: int = typer.Option(5, help="Grouped cross-validation folds (the second stage learns from them)."),
+    jobs: int = typer.Option(2, help="Folds fitted at once, each in its own process (the model is the same)."),
 ) -> None:
-    """Rebuild the model from the annotated pages (deterministic: same data, same model)."""
-    from detector.train import train as run_training
+    """Rebuild the model from the annotated pages (reproducible: same data and versions, same bytes)."""
+    from detector.workbench.train import train as run_training
 
     start = time.monotonic()
-    metadata = run_training(data, out, folds)
+    try:
+        metadata = run_training(data, out, folds, max(1, jobs))
+    except (ValueError, OSError) as exc:
+        raise _fail(str(exc)) from None
     cv = metadata["grouped_cross_validation"]["scores"]
     counts = metadata["training_data"]["paragraphs"]
     sys.stderr.write(
@@ -67,38 +80,43 @@ def admin_main() -> None:
 def evaluate(
     paths: list[Path] = typer.Argument(
         None,
-        help="Annotated pages or folders; none: training_data/ by grouped "
-        "cross-validation and ../shared/devset/ when present.",
+        metavar="[PAGES]...",
+        show_default=False,
+        help="Annotated pages or folders; none: training_data/ by grouped cross-validation and "
+        "../shared/devset/ when present.",
     ),
-    model: Path = typer.Option(None, help="Model file to score instead of the shipped one."),
+    model: Path = typer.Option(None, metavar="FILE", help="Model file to score instead of the shipped one."),
     compare: bool = typer.Option(True, help="Also run trafilatura, jusText and the baselines."),
     folds: int = typer.Option(5, help="Folds of the grouped cross-validation on training_data/."),
-    report: Path = typer.Option(ROOT / "reports", help="Folder for evaluation.md and its pictures."),
+    report: Path = typer.Option(
+        None, metavar="DIR", help="Also write evaluation.md and its pictures into this folder."
+    ),
 ) -> None:
     """Score the model per label, with leaks, confusion matrix and per-site table, against other tools."""
-    from detector import evaluate as evaluation
+    from detector.workbench import evaluate as evaluation
 
-    devset = ROOT.parent / "shared" / "devset"
     try:
-        reports = evaluation.evaluate(paths or [], ROOT / "training_data", devset, model, compare, folds)
+        reports = evaluation.evaluate(paths or [], Path("training_data"), DEVSET, model, compare, folds)
     except ModelError as exc:
         raise _fail(str(exc)) from None
     print(evaluation.render_text(reports))
-    written = evaluation.write_markdown(reports, report)
-    sys.stderr.write(f"wrote {written}\n")
+    if report is not None:
+        written = evaluation.write_markdown(reports, report)
+        sys.stderr.write(f"wrote {written}\n")
 
 
 @admin_app.command()
 def bench(
     runs: int = typer.Option(15, help="Runs per cold-start measurement."),
     files: int = typer.Option(10_000, help="Pages in the batch-throughput folder."),
-    pages: Path = typer.Option(ROOT / "training_data", help="Annotated pages for the throughput runs."),
+    pages: Path = typer.Option(
+        Path("training_data"), metavar="DIR", help="Annotated pages for the throughput runs."
+    ),
     train: bool = typer.Option(False, help="Also time `detector train` on the full corpus."),
 ) -> None:
     """Print the speed and memory table (cold start, warm and batch throughput, RSS, model loading)."""
-    from detector.bench import bench as run_bench
+    from detector.workbench.bench import bench as run_bench
 
-    example = ROOT.parent / "shared" / "examples" / "microsoft-ki-poker.txt"
-    if not example.exists():
-        raise _fail(f"{example} is needed for the cold-start measurement")
-    print(run_bench(example, pages, runs, files, train))
+    if not EXAMPLE.exists():
+        raise _fail(f"{EXAMPLE} is needed for the cold-start measurement")
+    print(run_bench(EXAMPLE, pages, runs, files, train))

@@ -6,6 +6,7 @@ Timing belongs here and never in the test suite.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import shutil
@@ -16,13 +17,14 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from detector.clean import classify
-from detector.evaluate import as_html
-from detector.model import DEFAULT_MODEL
+from detector.api import classify
 from detector.model import load as load_model_file
+from detector.model import shipped_model
 from detector.pages import load_corpus
 from detector.segment import split_paragraphs
+from detector.workbench.evaluate import as_html
 
 BIN = Path(sys.executable).parent
 WARM_ROUNDS = 5
@@ -104,10 +106,9 @@ def bench(example: Path, pages_root: Path, runs: int = 15, files: int = 10_000, 
         pages = [group["text"].tolist() for _, group in corpus.groupby("page", sort=False)]
         texts = ["\n\n".join(p) for p in pages]
         n_paragraphs = sum(map(len, pages))
-        try:
+        traf: Any = None
+        with contextlib.suppress(ImportError):
             import trafilatura as traf
-        except ImportError:
-            traf = None
         htmls = [as_html(p) for p in pages]
         classify(texts[0])
         rates: list[tuple[float, float]] = []
@@ -138,12 +139,12 @@ def bench(example: Path, pages_root: Path, runs: int = 15, files: int = 10_000, 
                 out = work / f"out-{jobs}-{run}"
                 command = [str(BIN / "clean-article"), str(folder), "-o", str(out), "--jobs", str(jobs)]
                 timings[jobs].append(run_measured(command))
-        rates = {jobs: files / statistics.median(values) for jobs, values in timings.items()}
-        rows.append((f"folder of {files:,} pages, --jobs 1", f"{rates[1]:,.0f} files/s", "", ""))
+        folder_rates = {jobs: files / statistics.median(values) for jobs, values in timings.items()}
+        rows.append((f"folder of {files:,} pages, --jobs 1", f"{folder_rates[1]:,.0f} files/s", "", ""))
         rows.append(
             (
                 f"folder of {files:,} pages, --jobs 2",
-                f"{rates[2]:,.0f} files/s",
+                f"{folder_rates[2]:,.0f} files/s",
                 "",
                 f"{statistics.median(one / two for one, two in zip(timings[1], timings[2])):.2f}× of --jobs 1",
             )
@@ -157,7 +158,7 @@ def bench(example: Path, pages_root: Path, runs: int = 15, files: int = 10_000, 
         rows.append(
             (
                 "model file size (MB), load time (ms)",
-                f"{DEFAULT_MODEL.stat().st_size / 1e6:.1f} MB, {statistics.median(loads) * 1e3:.1f} ms",
+                f"{shipped_model().stat().st_size / 1e6:.1f} MB, {statistics.median(loads) * 1e3:.1f} ms",
                 "",
                 "",
             )

@@ -1,0 +1,271 @@
+"""HTML to paragraphs, with what the markup tells about each one.
+
+The rule is the one the dev set was made with (``../shared/devset/README.md``): drop what a browser does not
+show (scripts, styles, forms' inputs, hidden elements), let every block element end the paragraph before it
+and start a new one, keep inline elements inside their paragraph, turn ``br``, ``td`` and ``th`` into spaces and
+collapse white space. Beside its text, each paragraph keeps the markup around it: its block tag, how much of it
+is link text, the landmarks it sits in (``nav``, ``footer``, ``aside``, ``form`` ...), the words of the class and
+id attributes above it, its depth, and the ``data-label`` of an annotated training page.
+
+Parsing is lxml's HTML parser (libxml2: fast, forgiving with broken markup); the walk is iterative, so any
+nesting depth is safe.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import NamedTuple
+
+# Dropped with everything inside them: not shown as text by a browser.
+DROPPED = frozenset(
+    [
+        "script",
+        "style",
+        "noscript",
+        "template",
+        "head",
+        "svg",
+        "select",
+        "iframe",
+        "object",
+        "embed",
+        "canvas",
+        "math",
+        "input",
+    ]
+)
+# Each of these ends the paragraph before it and starts a new one.
+BLOCKS = frozenset(
+    [
+        "p",
+        "div",
+        "section",
+        "article",
+        "header",
+        "footer",
+        "nav",
+        "aside",
+        "main",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "li",
+        "ul",
+        "ol",
+        "dl",
+        "dt",
+        "dd",
+        "table",
+        "tr",
+        "thead",
+        "tbody",
+        "tfoot",
+        "caption",
+        "blockquote",
+        "figure",
+        "figcaption",
+        "pre",
+        "form",
+        "fieldset",
+        "legend",
+        "details",
+        "summary",
+        "address",
+        "hr",
+        "body",
+        "html",
+        "center",
+        "dialog",
+        "menu",
+        "hgroup",
+        "option",
+        "optgroup",
+        "frameset",
+        "noframes",
+        "dir",
+        "search",
+    ]
+)
+SPACES = frozenset(("br", "td", "th", "wbr"))
+LANDMARKS = ("nav", "header", "footer", "aside", "form", "main", "article", "figure", "table", "li", "blockquote")
+_LANDMARK_BIT = {tag: 1 << i for i, tag in enumerate(LANDMARKS)}
+_ROLES = {
+    "navigation": "nav",
+    "banner": "header",
+    "contentinfo": "footer",
+    "complementary": "aside",
+    "form": "form",
+    "search": "form",
+    "main": "main",
+    "article": "article",
+}
+LABEL_ATTRIBUTE = "data-label"
+CONFLICT = "<two labels>"  # the label of a paragraph whose text sits under two different data-labels
+_HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.I)
+_SPACE = re.compile(r"\s+")
+_CLASS_WORD = re.compile(r"[a-z]+|[A-Z][a-z]+|[A-Z]+(?![a-z])")
+MAX_CLASS_WORDS = 24  # per paragraph: the nearest ancestors' words are the telling ones
+
+
+class Block(NamedTuple):
+    """One paragraph of an HTML page and the markup around it."""
+
+    text: str
+    tag: str  # the innermost block element holding the paragraph ("p", "h2", "li", "div" ...)
+    link_chars: int  # characters of the text that sit inside links
+    landmarks: int  # bit set of LANDMARKS among the ancestors (and ARIA roles that mean the same)
+    class_words: tuple[str, ...]  # lower-cased words of the class and id attributes, nearest first
+    depth: int  # element depth of the block
+    label: str | None  # data-label of the nearest labelled ancestor (annotated pages), else None
+    heading: int  # 1-6 inside h1-h6, else 0
+
+
+class _Frame(NamedTuple):
+    tag: str
+    is_block: bool
+    landmarks: int
+    words: tuple[str, ...]
+    label: str | None
+    link: bool
+    heading: int
+    depth: int
+
+
+_SKIPPED = _Frame("#skipped", False, 0, (), None, False, 0, 0)
+
+
+def class_words(value: str) -> list[str]:
+    """``"article-teaser__adSlot js2"`` → ``["article", "teaser", "ad", "slot", "js"]``."""
+    return [w.lower() for w in _CLASS_WORD.findall(value) if len(w) > 1 or w.lower() in ("a", "x")]
+
+
+def _hidden(element) -> bool:
+    attrib = element.attrib
+    if "hidden" in attrib:
+        return True
+    style = attrib.get("style")
+    return bool(style) and _HIDDEN_STYLE.search(style) is not None
+
+
+def parse(html: str):
+    """The document tree of an HTML string (lxml, recovering from broken markup), or None when empty."""
+    from lxml import etree
+    from lxml import html as lxml_html
+
+    if html.lstrip().startswith("<?xml"):
+        html = html[html.index("?>") + 2 :] if "?>" in html else html
+    parser = lxml_html.HTMLParser(remove_comments=True, remove_pis=True, no_network=True, recover=True)
+    try:
+        return etree.fromstring(html, parser)
+    except (etree.ParserError, etree.XMLSyntaxError, ValueError):
+        return None
+
+
+def blocks(html: str) -> list[Block]:
+    """The paragraphs of an HTML page in document order."""
+    root = parse(html)
+    return [] if root is None else list(_walk(root))
+
+
+def _walk(root) -> Iterator[Block]:
+    from lxml import etree
+
+    stack: list[_Frame] = []
+    parts: list[str] = []
+    link_parts = 0
+    owner: _Frame | None = None
+
+    def flush() -> Block | None:
+        nonlocal parts, link_parts, owner
+        text = _SPACE.sub(" ", "".join(parts)).strip()
+        block = None
+        if text and owner is not None:
+            link_share = min(link_parts, len(text))
+            block = Block(
+                text,
+                owner.tag,
+                link_share,
+                owner.landmarks,
+                owner.words[:MAX_CLASS_WORDS],
+                owner.depth,
+                owner.label,
+                owner.heading,
+            )
+        parts, link_parts, owner = [], 0, None
+        return block
+
+    def add(text: str | None, frame: _Frame) -> None:
+        nonlocal link_parts, owner
+        if not text:
+            return
+        if owner is None:
+            if not text.strip():
+                return
+            owner = frame
+        elif frame.label != owner.label and text.strip():
+            owner = owner._replace(label=CONFLICT)
+        parts.append(text)
+        if frame.link:
+            link_parts += len(_SPACE.sub(" ", text).strip()) + (1 if text[:1].isspace() else 0)
+
+    base = _Frame("#root", True, 0, (), None, False, 0, 0)
+    walker = etree.iterwalk(root, events=("start", "end"))
+    for event, element in walker:
+        tag = element.tag if isinstance(element.tag, str) else ""
+        tag = tag.lower()
+        parent = stack[-1] if stack else base
+        if event == "start":
+            if not tag or tag in DROPPED or _hidden(element):
+                walker.skip_subtree()  # lxml still sends its "end" event, where its tail is read
+                stack.append(_SKIPPED)
+                continue
+            is_block = tag in BLOCKS
+            attrib = element.attrib
+            words = parent.words
+            own = " ".join(filter(None, (attrib.get("id"), attrib.get("class"))))
+            if own:
+                words = tuple(class_words(own)) + words
+            landmarks = parent.landmarks
+            if tag in _LANDMARK_BIT:
+                landmarks |= _LANDMARK_BIT[tag]
+            role = attrib.get("role")
+            if role in _ROLES:
+                landmarks |= _LANDMARK_BIT[_ROLES[role]]
+            heading = int(tag[1]) if len(tag) == 2 and tag[0] == "h" and tag[1] in "123456" else parent.heading
+            frame = _Frame(
+                tag if is_block else parent.tag,
+                is_block,
+                landmarks,
+                words,
+                attrib.get(LABEL_ATTRIBUTE) or parent.label,
+                parent.link or tag == "a",
+                heading,
+                parent.depth + 1,
+            )
+            stack.append(frame)
+            if is_block:
+                block = flush()
+                if block:
+                    yield block
+            elif tag in SPACES:
+                parts.append(" ")
+            add(element.text, frame)
+        else:
+            frame = stack.pop()
+            parent = stack[-1] if stack else base
+            if frame is _SKIPPED:
+                pass
+            elif frame.is_block:
+                block = flush()
+                if block:
+                    yield block
+            elif tag in SPACES:
+                parts.append(" ")
+            add(element.tail, parent)
+    block = flush()
+    if block:
+        yield block

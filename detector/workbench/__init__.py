@@ -1,0 +1,46 @@
+"""The training workbench: ``detector train``, ``detector evaluate`` and ``detector bench``.
+
+It needs the ``train`` extra (scikit-learn, numpy, scipy, pandas, typer); cleaning never imports it. Importing
+it pins what makes training reproducible across machines of one kind, before numpy loads its BLAS: one
+thread for BLAS and OpenMP (parallel sums add up in a different order from run to run), and OpenBLAS's
+Haswell kernels (by default OpenBLAS picks kernels by the CPU it finds, and each adds up differently).
+``detector.workbench.train`` checks that the pins took effect and records them with the model.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+
+PINNED_CORETYPE = "Haswell"  # AVX2 and FMA: every x86-64 server CPU since 2013
+
+
+def _pinned_environment() -> dict[str, str]:
+    pins = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    if platform.machine() in ("x86_64", "AMD64"):
+        try:
+            with open("/proc/cpuinfo", encoding="ascii", errors="replace") as cpuinfo:
+                flags = set(next((line for line in cpuinfo if line.startswith("flags")), "").split())
+        except OSError:
+            flags = set()
+        if {"avx2", "fma"} <= flags:  # forcing kernels the CPU lacks would crash
+            pins["OPENBLAS_CORETYPE"] = PINNED_CORETYPE
+    return pins
+
+
+PINNED_ENVIRONMENT = _pinned_environment()
+os.environ.update(PINNED_ENVIRONMENT)
+
+
+def main() -> None:
+    """Entry point of the ``detector`` command: a clear message when the ``train`` extra is missing."""
+    try:
+        from detector.workbench.admin import admin_main
+    except ModuleNotFoundError as exc:
+        sys.stderr.write(
+            f"error: the detector command needs the training extra ({exc.name} is not installed): "
+            "pip install 'detector[train]'\n"
+        )
+        raise SystemExit(1) from None
+    admin_main()

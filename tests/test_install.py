@@ -1,0 +1,69 @@
+"""What a user gets from `pip install`: a light runtime that finds its model, and the workbench as an extra."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import venv
+import zipfile
+
+import pytest
+
+from tests.conftest import EXAMPLE, ROOT, needs_example, run
+
+HEAVY = ("numpy", "scipy", "sklearn", "pandas", "typer")
+
+
+@needs_example
+@pytest.mark.parametrize(
+    "extra", [[], ["-f", "json"], ["--jobs", "2", "-o", "{tmp}"]], ids=["text", "json", "batch"]
+)
+def test_cleaning_imports_no_training_library(tmp_path, extra):
+    arguments = [str(EXAMPLE), *(a.format(tmp=tmp_path / "out") for a in extra)]
+    code = (
+        "import sys\n"
+        "from detector.cli import clean_main\n"
+        f"status = clean_main({arguments!r})\n"
+        f"heavy = sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r}))\n"
+        "print(status, heavy, file=sys.stderr)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=120)
+    assert result.stderr.decode().splitlines()[-1] == "0 []"
+
+
+@needs_example
+def test_a_plain_pip_install_cleans_pages_from_any_folder(tmp_path):
+    """The user's path: the wheel holds the model and the type marker and no training data; in a fresh
+    virtual environment (not editable) clean-article works from an unrelated folder, the training libraries
+    are not installed, and `detector` says how to get them. One test, because building twice at once in one
+    checkout would collide."""
+    built = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(tmp_path), str(ROOT)],
+        capture_output=True,
+        timeout=600,
+    )
+    assert built.returncode == 0, built.stderr.decode()
+    (wheel,) = tmp_path.glob("detector-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert {"detector/models/model.bin", "detector/models/model.json", "detector/py.typed"} <= names
+    assert not any(name.startswith(("training_data/", "tests/", "models/")) for name in names)
+
+    env = tmp_path / "venv"
+    venv.EnvBuilder(with_pip=True).create(env)
+    python = str(env / "bin" / "python")
+    pip = [python, "-m", "pip", "--disable-pip-version-check"]
+    installed = subprocess.run([*pip, "install", "--quiet", str(wheel)], capture_output=True, timeout=900)
+    assert installed.returncode == 0, installed.stderr.decode()
+    shown = subprocess.run([*pip, "show", "-f", "detector"], capture_output=True, timeout=60).stdout.decode()
+    assert "detector/models/model.bin" in shown
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    cleaned = subprocess.run(
+        [str(env / "bin" / "clean-article"), str(EXAMPLE)], capture_output=True, cwd=elsewhere, timeout=120
+    )
+    assert cleaned.returncode == 0, cleaned.stderr.decode()
+    assert cleaned.stdout == run("clean-article", EXAMPLE).stdout
+    assert subprocess.run([python, "-c", "import sklearn"], capture_output=True).returncode == 1
+    admin = subprocess.run([str(env / "bin" / "detector"), "train"], capture_output=True, cwd=elsewhere)
+    assert admin.returncode == 1
+    assert admin.stderr.decode().endswith("is not installed): pip install 'detector[train]'\n")
