@@ -1,38 +1,59 @@
-"""Cleaning many documents: folders walked safely, outputs mirrored and written atomically, files cleaned in
-parallel (forked worker processes locally, Dask on a cluster), and JSON Lines streamed record by record.
+"""Cleaning many documents: every input read within its size limit, the whole batch planned before anything
+is written, outputs mirrored and written atomically, files cleaned in parallel (forked worker processes
+locally, Dask on a cluster), and JSON Lines and WARC files streamed record by record.
 
-Every file ends as one ``Result``: cleaned, failed (with its reason) or skipped; a bad file never stops a batch.
+The guarantees are structural: every output path is known before the first file is cleaned, so collisions
+are refused up front; every file and every record ends as its own result, whatever goes wrong with it; a
+temporary file carries the name of the run that writes it, and a run removes only its own.
 """
 
 from __future__ import annotations
 
+import fnmatch
+import gzip
+import io
+import json
 import os
+import secrets
+import socket
+import stat
 import sys
 import time
+import zlib
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import BinaryIO, TextIO
+from typing import IO, Any, BinaryIO, TextIO
 
-from detector.api import as_record, classify, load_model, render
+from detector import markup
+from detector.api import Paragraph, as_record, classify, classify_html, load_model, render
 from detector.model import ModelError
 from detector.pages import LABELS
-from detector.segment import NotTextError, page_text
+from detector.segment import NotTextError, looks_like_html, page_text
 
 DEFAULT_MAX_BYTES = 32 * 1024 * 1024
-PART_SUFFIX = ".detector-part"
-CHUNK_FILES = 32
+TEMP_SUFFIX = ".detector-part"
+INPUT_FORMATS = ("auto", "text", "html", "jsonl", "warc")
+DEFAULT_GLOBS = {
+    "auto": ("*.txt", "*.html", "*.htm", "*.html.gz", "*.htm.gz", "*.jsonl", "*.jsonl.gz", "*.warc", "*.warc.gz"),
+    "text": ("*.txt",),
+    "html": ("*.html", "*.htm", "*.html.gz", "*.htm.gz"),
+    "jsonl": ("*.jsonl", "*.jsonl.gz"),
+    "warc": ("*.warc", "*.warc.gz"),
+}
+_HOST = f"{zlib.crc32(socket.gethostname().encode()):08x}"
 
 
-class UsageError(ValueError):
-    """A batch that must not start: it would write into its own input, or has nothing to read."""
+def new_run_id() -> str:
+    """A name for one run, unique across concurrent runs on any host: its temporary files carry it."""
+    return f"{_HOST}-{os.getpid()}-{secrets.token_hex(4)}"
 
 
 @dataclass(frozen=True)
 class RunConfig:
     """Everything a run of ``clean-article`` was asked for, in one object shared by the standard-output, file
-    and JSON Lines paths and sent to every worker: how each document is read, what is written for it, and how
+    and record paths and sent to every worker: how each document is read, what is written for it, and how
     the batch runs."""
 
     fmt: str = "text"
@@ -41,32 +62,70 @@ class RunConfig:
     fix_mojibake: bool = False
     max_bytes: int = DEFAULT_MAX_BYTES
     model: str | None = None
-    input_format: str = "text"
+    input_format: str = "auto"
     text_field: str = "text"
-    glob: str | None = None
+    html_field: str | None = None
+    globs: tuple[str, ...] = ()
     jobs: int = 1
     skip_existing: bool = False
     errors: Path | None = None
     follow_links: bool = False
     engine: str = "local"
     scheduler: str | None = None
+    dask_timeout: float = 60.0
+    quiet: bool = False
+    run_id: str = field(default_factory=new_run_id)
+
+    def patterns(self) -> tuple[str, ...]:
+        return self.globs or DEFAULT_GLOBS[self.input_format]
 
 
-class Result:
-    """What became of one input file: ``status`` is "cleaned", "failed" or "skipped"."""
-
-    def __init__(self, source: str, status: str, reason: str = "", notes: list[str] | None = None) -> None:
-        self.source = source
-        self.status = status
-        self.reason = reason
-        self.pages = 0
-        self.labels: dict[str, int] = {}
-        self.notes = notes or []
-        self.document_errors: list[dict] = []
+class UsageError(ValueError):
+    """A batch that must not start (exit 2): it would write over its own inputs or outputs, or was asked for
+    something impossible."""
 
 
 class InputError(Exception):
     """One document that cannot be cleaned; the message is the reason shown to the user."""
+
+
+@dataclass
+class Result:
+    """What became of one input: ``status`` is "cleaned", "failed" or "skipped"; a file of records also
+    lists the records that failed."""
+
+    source: str
+    status: str
+    reason: str = ""
+    notes: list[str] = field(default_factory=list)
+    pages: int = 0
+    labels: dict[str, int] = field(default_factory=dict)
+    record_errors: list[dict] = field(default_factory=list)
+    skipped_records: int = 0
+
+    def count(self, paragraphs: list[Paragraph]) -> None:
+        self.pages += 1
+        for p in paragraphs:
+            self.labels[p.label] = self.labels.get(p.label, 0) + 1
+
+
+@dataclass(frozen=True)
+class Task:
+    """One input file, its kind (text, html, jsonl, warc) and its output path."""
+
+    source: str
+    kind: str
+    target: str
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Reading
+
+
+def display(name: str | os.PathLike) -> str:
+    """A path as printable text: bytes that are not UTF-8 are shown as ``\\xNN``."""
+    text = os.fspath(name)
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def read_limited(stream: BinaryIO, max_bytes: int, name: str) -> bytes:
@@ -77,19 +136,88 @@ def read_limited(stream: BinaryIO, max_bytes: int, name: str) -> bytes:
     return data
 
 
-def clean_document(data: bytes, name: str, options: RunConfig) -> tuple[str, list, list[str]]:
-    """One page's bytes to its rendered output, its labelled paragraphs and notes for the user."""
+def open_input(path: str, name: str, walked: bool = False) -> BinaryIO:
+    """Open an input file for reading. A folder, a device or a socket is refused; so is a FIFO found by
+    walking a folder (it would block the batch); named on the command line, a pipe is read
+    (``<(zcat page.txt.gz)``)."""
+    flags = os.O_RDONLY | (getattr(os, "O_NONBLOCK", 0) if walked else 0)
+    descriptor = os.open(path, flags)
     try:
-        text = page_text(data, options.encoding, options.fix_mojibake)
+        mode = os.fstat(descriptor).st_mode
+        if stat.S_ISDIR(mode):
+            raise InputError(f"{name}: is a folder")
+        if walked and not stat.S_ISREG(mode):
+            raise InputError(f"{name}: not a regular file (a FIFO, socket or device)")
+        if not (stat.S_ISREG(mode) or stat.S_ISFIFO(mode)):
+            raise InputError(f"{name}: not a regular file or pipe (a device or socket)")
+        if walked:
+            os.set_blocking(descriptor, True)
+        return os.fdopen(descriptor, "rb")
+    except BaseException:
+        os.close(descriptor)
+        raise
+
+
+def gunzip_limited(data: bytes, max_bytes: int, name: str) -> bytes:
+    """Decompress gzip data, refusing output larger than ``max_bytes`` (a gzip bomb stops there)."""
+    decompressor = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        out = decompressor.decompress(data, max_bytes + 1)
+    except zlib.error as exc:
+        raise InputError(f"{name}: damaged gzip data ({exc})") from None
+    if len(out) > max_bytes or decompressor.unconsumed_tail:
+        raise InputError(f"{name}: larger than --max-bytes ({max_bytes} bytes) once decompressed")
+    return out
+
+
+def sniff_kind(head: bytes, name: str = "") -> str:
+    """The kind of an input from its name and first bytes: warc, jsonl, html or text."""
+    lower = name.lower()
+    if lower.endswith(".gz"):
+        lower = lower[:-3]
+    if lower.endswith((".warc", ".arc")):
+        return "warc"
+    if lower.endswith((".jsonl", ".ndjson")):
+        return "jsonl"
+    if lower.endswith((".html", ".htm", ".xhtml")):
+        return "html"
+    stripped = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if stripped.startswith(b"WARC/"):
+        return "warc"
+    if looks_like_html(head):
+        return "html"
+    if stripped.startswith(b"{"):
+        first = stripped.split(b"\n", 1)[0]
+        try:
+            return "jsonl" if isinstance(json.loads(first), dict) else "text"
+        except (ValueError, RecursionError):
+            return "text"
+    return "text"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# One document
+
+
+def clean_page(data: bytes, name: str, kind: str, config: RunConfig) -> tuple[str, list[Paragraph], list[str]]:
+    """One page's bytes (text or HTML) to its rendered output, its labelled paragraphs and notes."""
+    notes: list[str] = []
+    try:
+        if data[:2] == b"\x1f\x8b" and kind == "html":
+            data = gunzip_limited(data, config.max_bytes, name)
+        if kind == "html":
+            paragraphs = classify_html(markup.decode_html(data, config.encoding, notes), load_model(config.model))
+        else:
+            text = page_text(data, config.encoding, config.fix_mojibake, notes)
+            paragraphs = classify(text, load_model(config.model))
     except NotTextError as exc:
         raise InputError(f"{name}: {exc}") from None
-    paragraphs = classify(text, load_model(options.model))
-    notes = []
+    notes = [f"{name}: {note}" for note in notes]
     if not paragraphs:
         notes.append(f"{name}: empty input, nothing to clean")
-    elif not any(p.label in options.keep for p in paragraphs):
-        notes.append(f"{name}: no {'/'.join(options.keep)} paragraph found, the output is empty")
-    return render(paragraphs, options.fmt, options.keep), paragraphs, notes
+    elif not any(p.label in config.keep for p in paragraphs):
+        notes.append(f"{name}: no {'/'.join(config.keep)} paragraph found, the output is empty")
+    return render(paragraphs, config.fmt, config.keep), paragraphs, notes
 
 
 def output_text(rendered: str) -> str:
@@ -97,12 +225,206 @@ def output_text(rendered: str) -> str:
     return rendered if not rendered or rendered.endswith("\n") else rendered + "\n"
 
 
-def write_atomic(path: Path, chunks: Iterable[str]) -> None:
+def encode_output(text: str) -> bytes:
+    """Output text as UTF-8; characters that cannot be (lone surrogates from a broken input) become U+FFFD."""
+    return text.encode("utf-8", "replace") if not text.isascii() else text.encode("ascii")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Records: JSON Lines and WARC
+
+
+def _reject_constant(value: str) -> float:
+    raise ValueError(f"{value} is not a JSON value")
+
+
+def json_line(record: dict) -> bytes:
+    """A record as one line of standard JSON, as UTF-8. Strings that are not valid Unicode (lone surrogates,
+    which JSON can carry) are written escaped, so that the record round-trips."""
+    text = json.dumps(record, ensure_ascii=False, allow_nan=False) + "\n"
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        return (json.dumps(record, ensure_ascii=True, allow_nan=False) + "\n").encode("ascii")
+
+
+def record_lines(stream: BinaryIO, max_bytes: int) -> Iterator[tuple[int, bytes | str | None]]:
+    """The lines of a JSON Lines stream with their numbers; a line longer than ``max_bytes`` is skipped
+    without being held in memory and yields None. UTF-16 and UTF-32 files (with a BOM, or UTF-16 without
+    one) are read as text."""
+    head = stream.peek(4)[:4] if hasattr(stream, "peek") else b""
+    codec = None
+    if head.startswith((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")):
+        codec = "utf-32"
+    elif head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        codec = "utf-16"
+    elif len(head) >= 2 and head[0] == ord("{") and head[1] == 0:
+        codec = "utf-16-le"
+    elif len(head) >= 2 and head[0] == 0 and head[1] == ord("{"):
+        codec = "utf-16-be"
+    reader: IO[Any] = io.TextIOWrapper(stream, encoding=codec, errors="strict", newline="\n") if codec else stream
+    number = 0
+    while True:
+        line = reader.readline(max_bytes + 1)
+        if not line:
+            return
+        number += 1
+        if len(line) > max_bytes and not line.endswith("\n" if codec else b"\n"):
+            while line and not line.endswith("\n" if codec else b"\n"):
+                line = reader.readline(1 << 20)
+            yield number, None
+            continue
+        yield number, line
+
+
+def clean_records(stream: BinaryIO, name: str, config: RunConfig, result: Result) -> Iterator[bytes]:
+    """Stream JSON Lines: each record keeps its fields and gains ``cleaned_text`` and ``paragraph_labels``
+    (and ``paragraphs`` with ``--format json``). A bad record is left out and listed in ``result``; it never
+    stops the file."""
+    scorer = load_model(config.model)
+    field_name = config.html_field or config.text_field
+    nan_values = 0
+
+    def fail(line: int, reason: str) -> None:
+        result.record_errors.append({"file": name, "line": line, "error": reason})
+
+    def constant(value: str) -> None:
+        nonlocal nan_values
+        nan_values += 1
+        return None
+
+    number = 0
+    try:
+        for number, line in record_lines(stream, config.max_bytes):
+            if line is None:
+                fail(number, f"record larger than --max-bytes ({config.max_bytes} bytes)")
+                continue
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line, parse_constant=constant)
+            except (ValueError, RecursionError) as exc:
+                reason = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc) or type(exc).__name__
+                fail(number, f"invalid JSON ({reason})")
+                continue
+            value = record.get(field_name) if isinstance(record, dict) else None
+            if not isinstance(value, str):
+                kind = "html" if config.html_field else "text"
+                fail(number, f"no {kind} field {field_name!r}")
+                continue
+            try:
+                if config.html_field:
+                    paragraphs = classify_html(value, scorer)
+                else:
+                    paragraphs = classify(_fix(value) if config.fix_mojibake else value, scorer)
+                record["cleaned_text"] = render(paragraphs, "text", config.keep)
+                record["paragraph_labels"] = [p.label for p in paragraphs]
+                if config.fmt == "json":
+                    record["paragraphs"] = as_record(paragraphs, config.keep)["paragraphs"]
+                out = json_line(record)
+            except (ValueError, RecursionError) as exc:
+                fail(number, f"cannot be cleaned ({type(exc).__name__}: {exc})")
+                continue
+            result.count(paragraphs)
+            yield out
+    except UnicodeDecodeError as exc:
+        fail(number + 1, f"not valid {exc.encoding} text; the rest of the file is not read")
+    if nan_values:
+        result.notes.append(f"{name}: {nan_values} NaN or Infinity value(s) written as null (they are not JSON)")
+
+
+def _fix(text: str) -> str:
+    import ftfy
+
+    return ftfy.fix_encoding(text)
+
+
+def clean_warc(stream: BinaryIO, name: str, config: RunConfig, result: Result) -> Iterator[bytes]:
+    """Stream a WARC file (plain or gzipped, record by record, never whole): every HTML response becomes one
+    JSON line (url, record id, date, cleaned text, labels); other records are counted as skipped."""
+    from warcio.archiveiterator import ArchiveIterator
+    from warcio.exceptions import ArchiveLoadFailed
+
+    scorer = load_model(config.model)
+    number = 0
+    try:
+        for record in ArchiveIterator(stream, arc2warc=True):
+            number += 1
+            if record.rec_type != "response":
+                result.skipped_records += record.rec_type not in ("warcinfo", "request", "metadata")
+                continue
+            content_type = (record.http_headers.get_header("Content-Type") or "") if record.http_headers else ""
+            if "html" not in content_type.lower():
+                result.skipped_records += 1
+                continue
+            url = record.rec_headers.get_header("WARC-Target-URI")
+            try:
+                payload = read_limited(record.content_stream(), config.max_bytes, f"{name} record {number}")
+                charset = _http_charset(content_type)
+                text = _decode_http(payload, charset, config.encoding)
+                paragraphs = classify_html(text, scorer)
+                out = {
+                    "url": url,
+                    "record_id": record.rec_headers.get_header("WARC-Record-ID"),
+                    "date": record.rec_headers.get_header("WARC-Date"),
+                    "cleaned_text": render(paragraphs, "text", config.keep),
+                    "paragraph_labels": [p.label for p in paragraphs],
+                }
+                if config.fmt == "json":
+                    out["paragraphs"] = as_record(paragraphs, config.keep)["paragraphs"]
+            except (InputError, NotTextError, ValueError, RecursionError) as exc:
+                reason = str(exc).removeprefix(f"{name} record {number}: ")
+                result.record_errors.append({"file": name, "record": number, "url": url, "error": reason})
+                continue
+            result.count(paragraphs)
+            yield json_line(out)
+    except (ArchiveLoadFailed, EOFError, zlib.error, OSError) as exc:
+        if isinstance(exc, OSError) and not isinstance(exc, (EOFError, gzip.BadGzipFile)):
+            raise
+        result.record_errors.append(
+            {"file": name, "record": number + 1, "error": f"damaged WARC data, the rest is not read ({exc})"}
+        )
+
+
+def _http_charset(content_type: str) -> str | None:
+    for part in content_type.split(";")[1:]:
+        key, _, value = part.partition("=")
+        if key.strip().lower() == "charset":
+            return value.strip().strip("\"'") or None
+    return None
+
+
+def _decode_http(payload: bytes, charset: str | None, forced: str | None) -> str:
+    """An HTTP body's text: the forced encoding, else the UTF-8 or declared rules of HTML pages, where a charset
+    in the HTTP header counts as a declaration."""
+    if not forced and charset:
+        try:
+            return payload.decode("utf-8")
+        except UnicodeDecodeError:
+            pass
+        try:
+            return payload.decode(charset)
+        except (LookupError, UnicodeDecodeError):
+            pass
+    return markup.decode_html(payload, forced)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# One file
+
+
+def temp_path(target: Path, run_id: str) -> Path:
+    """The temporary file a run writes before renaming it to ``target``: short (a 255-byte file name still
+    has room), hidden, and named after the run, so a run removes only its own."""
+    return target.with_name(f".{run_id}-{zlib.crc32(os.fsencode(target.name)):08x}{TEMP_SUFFIX}")
+
+
+def write_atomic(path: Path, chunks: Iterable[bytes], run_id: str) -> None:
     """Write to a temporary file beside ``path`` and rename it, so no reader ever sees half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}{PART_SUFFIX}")
+    tmp = temp_path(path, run_id)
     try:
-        with open(tmp, "w", encoding="utf-8", newline="\n") as handle:
+        with open(tmp, "wb") as handle:
             for chunk in chunks:
                 handle.write(chunk)
         os.replace(tmp, path)
@@ -111,220 +433,382 @@ def write_atomic(path: Path, chunks: Iterable[str]) -> None:
         raise
 
 
-def clean_jsonl(lines: Iterable[bytes], name: str, options: RunConfig, result: Result) -> Iterator[str]:
-    """Stream JSON Lines: each record keeps its fields and gains ``cleaned_text`` and ``paragraph_labels``
-    (and ``paragraphs`` with ``--format json``). Bad records are left out and listed in ``result``."""
-    import json
-
-    scorer = load_model(options.model)
-    errors = result.document_errors
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except ValueError as exc:
-            reason = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
-            errors.append({"file": name, "line": number, "error": f"invalid JSON ({reason})"})
-            continue
-        value = record.get(options.text_field) if isinstance(record, dict) else None
-        if not isinstance(value, str):
-            errors.append({"file": name, "line": number, "error": f"no text field {options.text_field!r}"})
-            continue
-        text = value
-        if options.fix_mojibake:
-            import ftfy
-
-            text = ftfy.fix_encoding(text)
-        paragraphs = classify(text, scorer)
-        record["cleaned_text"] = render(paragraphs, "text", options.keep)
-        record["paragraph_labels"] = [p.label for p in paragraphs]
-        result.pages += 1
-        for p in paragraphs:
-            result.labels[p.label] = result.labels.get(p.label, 0) + 1
-        if options.fmt == "json":
-            record["paragraphs"] = as_record(paragraphs, options.keep)["paragraphs"]
-        yield json.dumps(record, ensure_ascii=False) + "\n"
-
-
-def clean_file(source: Path, target: Path, options: RunConfig) -> Result:
-    """Clean one file into ``target``; never raises for a bad input, and never leaves a partial file."""
-    name = str(source)
-    if options.skip_existing and target.exists():
+def clean_file(task: Task, config: RunConfig) -> Result:
+    """Clean one file into its target; never raises for anything about that file, never leaves a partial
+    file, and reports every failure with its reason."""
+    name = display(task.source)
+    target = Path(task.target)
+    if config.skip_existing and target.exists():
         return Result(name, "skipped", "output exists")
+    result = Result(name, "cleaned")
     try:
-        if options.input_format == "jsonl":
-            result = Result(name, "cleaned")
-            with open(source, "rb") as handle:
-                write_atomic(target, clean_jsonl(handle, name, options, result))
-            return result
-        with open(source, "rb") as handle:
-            data = read_limited(handle, options.max_bytes, name)
-        rendered, paragraphs, notes = clean_document(data, name, options)
-        write_atomic(target, [output_text(rendered)])
-        result = Result(name, "cleaned", notes=notes)
-        result.pages = 1
+        with open_input(task.source, name, walked=True) as handle:
+            if task.kind in ("jsonl", "warc"):
+                stream: BinaryIO = handle
+                if task.kind == "jsonl" and task.source.endswith(".gz"):
+                    stream = gzip.GzipFile(fileobj=handle)  # type: ignore[assignment]
+                lines = (clean_records if task.kind == "jsonl" else clean_warc)(stream, name, config, result)
+                write_atomic(target, lines, config.run_id)
+                return result
+            data = read_limited(handle, config.max_bytes, name)
+        rendered, paragraphs, notes = clean_page(data, name, task.kind, config)
+        write_atomic(target, [encode_output(output_text(rendered))], config.run_id)
+        result.notes = notes
+        result.count(paragraphs)
         result.labels = {label: sum(p.label == label for p in paragraphs) for label in LABELS}
         return result
     except InputError as exc:
         return Result(name, "failed", str(exc))
     except ModelError:
         raise
-    except UnicodeDecodeError:
-        return Result(name, "failed", f"{name}: not valid UTF-8 JSON Lines")
     except OSError as exc:
-        reason = exc.strerror or str(exc)
-        where = name if exc.filename in (None, str(source)) else f"{name} -> {exc.filename}"
-        return Result(name, "failed", f"{where}: {reason.lower() if reason else 'input/output error'}")
+        reason = (exc.strerror or str(exc) or "input/output error").lower()
+        where = name if exc.filename in (None, task.source) else f"{name} -> {display(exc.filename)}"
+        return Result(name, "failed", f"{where}: {reason}")
+    except (ValueError, RecursionError, MemoryError, EOFError) as exc:
+        return Result(name, "failed", f"{name}: cannot be cleaned ({type(exc).__name__}: {exc})")
 
 
-def clean_chunk(tasks: list[tuple[str, str]], options: RunConfig) -> list[Result]:
+def clean_chunk(tasks: list[Task], config: RunConfig) -> list[Result]:
     """A worker's unit of work: several files, so the model is loaded once per worker and IPC stays small."""
-    return [clean_file(Path(s), Path(t), options) for s, t in tasks]
+    return [clean_file(task, config) for task in tasks]
 
 
-def plan(
-    inputs: list[Path], outdir: Path, pattern: str, suffix: str | None, follow_links: bool
-) -> tuple[list[tuple[str, str]], list[Result]]:
-    """The (input, output) pairs of a batch, and the inputs skipped while walking.
+# ---------------------------------------------------------------------------------------------------------
+# Planning
 
-    Folders are walked recursively; outputs mirror each file's path below its input folder. Symbolic links
-    are followed only when asked, and a folder reached twice (a link loop) is walked once. Paths are resolved
-    once per folder, not once per file: planning is the serial part of a parallel batch.
+
+@dataclass
+class Plan:
+    """A batch before it runs: every task with its output path, and what was skipped while walking."""
+
+    tasks: list[Task]
+    skipped: list[Result]
+
+
+OUTPUT_SUFFIXES = {"text": ".txt", "annotated": ".txt", "json": ".json", "html": ".html"}
+
+
+def output_name(relative: str, kind: str, fmt: str) -> str:
+    """The output path of an input, relative to the output folder: the input's path with the suffix of what
+    is written (``.txt``, ``.json``, ``.html``; ``.jsonl`` for records). A text page written as text keeps its
+    name."""
+    if kind in ("jsonl", "warc"):
+        suffix = ".jsonl"
+    else:
+        suffix = OUTPUT_SUFFIXES[fmt]
+        if kind == "text" and suffix == ".txt":
+            return relative
+    stem = relative[:-3] if relative.lower().endswith(".gz") else relative
+    return os.path.splitext(stem)[0] + suffix
+
+
+def plan(inputs: list[str], outdir: Path, config: RunConfig) -> Plan:
+    """The tasks of a batch, and the inputs skipped while walking.
+
+    Folders are walked recursively for the file patterns; outputs mirror each file's path below its input
+    folder. Symbolic links are followed only when asked, and a folder reached twice (a link loop) is walked
+    once. Raises UsageError when the batch would write into its own input folder, over an input file, two
+    inputs into one output, or the errors file over an input or an output.
     """
     if outdir.exists() and not outdir.is_dir():
         raise UsageError(f"the output folder {outdir} is a file")
-    out_root = outdir.resolve()
+    out_root = os.path.realpath(outdir)
     resolved_folders: dict[str, str] = {}
 
-    def resolve(path: str, is_link: bool) -> str:
-        """``os.path.realpath`` of a file, with its folder's resolution cached (a link is resolved whole)."""
-        if is_link:
-            return os.path.realpath(path)
-        folder, name = os.path.split(path)
+    def resolve(path: str) -> str:
+        """``os.path.realpath`` of a file, with its folder's resolution cached."""
+        folder, base = os.path.split(path)
         if folder not in resolved_folders:
             resolved_folders[folder] = os.path.realpath(folder or ".")
-        return os.path.join(resolved_folders[folder], name)
+        return os.path.join(resolved_folders[folder], base)
 
-    tasks: list[tuple[str, str]] = []
+    tasks: list[Task] = []
     skipped: list[Result] = []
-    sources: set[str] = set()
-    out_prefix = os.path.join(str(out_root), "")
+    sources: dict[str, str] = {}
     for root in inputs:
-        if not root.exists():
-            skipped.append(Result(str(root), "failed", f"{root}: no such file or folder"))
+        if root == "":
+            raise UsageError("an empty path is not an input")
+        if not os.path.lexists(root):
+            skipped.append(Result(display(root), "failed", f"{display(root)}: no such file or folder"))
             continue
-        if root.is_dir():
-            resolved = root.resolve()
-            if out_root == resolved or resolved in out_root.parents:
-                raise UsageError(f"the output folder {outdir} lies inside the input folder {root}")
-            prefix = len(os.path.join(str(root), ""))
-            pairs = [
-                (path, is_link, path[prefix:])
-                for path, is_link in _walk(str(root), pattern, follow_links, skipped)
+        if os.path.isdir(root):
+            resolved = os.path.realpath(root)
+            if out_root == resolved or out_root.startswith(os.path.join(resolved, "")):
+                raise UsageError(f"the output folder {outdir} lies inside the input folder {display(root)}")
+            prefix = len(os.path.join(root, ""))
+            found = [
+                (path, path[prefix:]) for path in _walk(root, config.patterns(), config.follow_links, skipped)
             ]
+            if not found and not skipped:
+                patterns = ", ".join(config.patterns())
+                skipped.append(Result(display(root), "failed", f"{display(root)}: no file matches {patterns}"))
         else:
-            pairs = [(str(root), root.is_symlink(), root.name)]
-        for path, is_link, relative in pairs:
-            if suffix:
-                relative = os.path.splitext(relative)[0] + suffix
-            target = os.path.join(str(out_root), relative)
-            if not resolve(target, False).startswith(out_prefix):
-                skipped.append(Result(path, "failed", f"{path}: output would leave the output folder"))
+            found = [(root, os.path.basename(root))]
+        for path, relative in found:
+            kind = config.input_format if config.input_format != "auto" else _kind_of_file(path)
+            target = os.path.join(out_root, output_name(relative, kind, config.fmt))
+            if not os.path.realpath(os.path.dirname(target)).startswith(out_root):
+                skipped.append(
+                    Result(display(path), "failed", f"{display(path)}: output would leave the output folder")
+                )
                 continue
-            sources.add(resolve(path, is_link))
-            tasks.append((path, target))
-    for _, target in tasks:
-        if resolve(target, False) in sources:
-            raise UsageError(f"the output {target} would overwrite an input file")
-    return tasks, skipped
+            sources[os.path.realpath(path)] = path
+            tasks.append(Task(path, kind, target))
+    targets: dict[str, str] = {}
+    for task in tasks:
+        resolved = resolve(task.target)
+        if resolved in sources:
+            raise UsageError(f"the output {display(task.target)} would overwrite an input file")
+        if resolved in targets:
+            raise UsageError(
+                f"{display(targets[resolved])} and {display(task.source)} would both be written to "
+                f"{display(task.target)}; clean them into different output folders"
+            )
+        targets[resolved] = task.source
+    if config.errors is not None:
+        errors = os.path.realpath(config.errors)
+        if errors in sources:
+            raise UsageError(f"the errors file {config.errors} is an input file")
+        if errors in targets:
+            raise UsageError(f"the errors file {config.errors} is also an output")
+        if os.path.isdir(errors):
+            raise UsageError(f"the errors file {config.errors} is a folder")
+    return Plan(tasks, skipped)
 
 
-def _walk(root: str, pattern: str, follow_links: bool, skipped: list[Result]) -> Iterator[tuple[str, bool]]:
-    """Files under ``root`` matching ``pattern``, sorted, each with whether it is a symbolic link."""
-    import fnmatch
+def _kind_of_file(path: str) -> str:
+    """The kind of a file by its name, else by its first bytes (read only from a regular file: opening a
+    FIFO to look would block)."""
+    head = b""
+    if os.path.isfile(path):
+        try:
+            with open(path, "rb", buffering=0) as handle:
+                head = handle.read(4096)
+        except OSError:
+            pass
+    if head[:2] == b"\x1f\x8b":
+        return sniff_kind(b"", path) if path.lower().endswith(".gz") else "text"
+    return sniff_kind(head, path)
 
+
+def _noted(path: str, status: str, reason: str) -> Result:
+    return Result(display(path), status, f"{display(path)}: {reason}")
+
+
+def _walk(root: str, patterns: tuple[str, ...], follow_links: bool, skipped: list[Result]) -> Iterator[str]:
+    """Files under ``root`` matching one of ``patterns``, sorted. A folder that cannot be read (permissions, a
+    path too long) is reported and the walk goes on."""
     seen: set[tuple[int, int]] = set()
     stack = [root]
     while stack:
         folder = stack.pop()
-        stat = os.stat(folder)
-        if (stat.st_dev, stat.st_ino) in seen:
-            skipped.append(Result(folder, "skipped", f"{folder}: folder already visited (link loop)"))
-            continue
-        seen.add((stat.st_dev, stat.st_ino))
         try:
+            info = os.stat(folder)
+            if (info.st_dev, info.st_ino) in seen:
+                skipped.append(
+                    Result(display(folder), "skipped", f"{display(folder)}: folder already visited (link loop)")
+                )
+                continue
+            seen.add((info.st_dev, info.st_ino))
             with os.scandir(folder) as scan:
                 entries = sorted(scan, key=lambda entry: entry.name)
         except OSError as exc:
-            skipped.append(Result(folder, "failed", f"{folder}: {(exc.strerror or str(exc)).lower()}"))
+            reason = (exc.strerror or str(exc)).lower()
+            skipped.append(Result(display(folder), "failed", f"{display(folder)}: {reason}"))
             continue
         subfolders = []
         for entry in entries:
-            is_dir = entry.is_dir()
-            if not is_dir and not fnmatch.fnmatch(entry.name, pattern):
+            try:
+                is_dir = entry.is_dir()
+                is_link = entry.is_symlink()
+            except OSError:
+                is_dir, is_link = False, False
+            if not is_dir and not any(fnmatch.fnmatch(entry.name, p) for p in patterns):
                 continue
-            if entry.is_symlink() and not follow_links:
-                skipped.append(Result(entry.path, "skipped", f"{entry.path}: symbolic link (use --follow-links)"))
+            if entry.name.endswith(TEMP_SUFFIX):
+                continue
+            if is_link and not follow_links:
+                skipped.append(
+                    Result(
+                        display(entry.path),
+                        "skipped",
+                        f"{display(entry.path)}: symbolic link (use --follow-links)",
+                    )
+                )
             elif is_dir:
                 subfolders.append(entry.path)
             else:
-                yield entry.path, entry.is_symlink()
+                yield entry.path
         stack.extend(reversed(subfolders))
 
 
-def run(tasks: list[tuple[str, str]], options: RunConfig) -> Iterator[Result]:
+def check_writable(outdir: Path, errors: Path | None, run_id: str) -> None:
+    """Create the output folder and probe that it, and the errors file's folder, take a file: an unwritable
+    destination is one error before the batch, not one per file after it. Raises OSError."""
+    outdir.mkdir(parents=True, exist_ok=True)
+    for folder in [outdir] + ([errors.parent] if errors is not None else []):
+        probe = temp_path(folder / "probe", run_id)
+        with open(probe, "wb") as handle:
+            handle.write(b"probe")
+        probe.unlink()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Running
+
+
+def run(tasks: list[Task], config: RunConfig) -> Iterator[Result]:
     """Clean every task, yielding results as they finish (in any order when parallel)."""
-    chunks = [tasks[i : i + CHUNK_FILES] for i in range(0, len(tasks), CHUNK_FILES)]
-    if options.engine == "dask":
-        yield from _run_dask(chunks, options)
-    elif options.jobs == 1 or len(chunks) <= 1:
-        load_model(options.model)  # a broken model fails once, before any file
+    chunks = chunked(tasks, config.jobs)
+    if config.engine == "dask":
+        yield from _run_dask(chunks, config)
+    elif config.jobs == 1 or len(chunks) <= 1:
+        load_model(config.model)  # a broken model fails once, before any file
         for chunk in chunks:
-            yield from clean_chunk(chunk, options)
+            yield from clean_chunk(chunk, config)
     else:
-        yield from _run_forked(chunks, options)
+        yield from _run_forked(chunks, config)
 
 
-def _run_forked(chunks: list[list[tuple[str, str]]], options: RunConfig) -> Iterator[Result]:
+def chunked(tasks: list[Task], jobs: int) -> list[list[Task]]:
+    """Tasks in chunks: up to 32 files each, so the results travel in few messages, but at least four per
+    worker when there are enough files, so a small batch still uses every worker."""
+    size = max(1, min(32, -(-len(tasks) // (max(1, jobs) * 4))))
+    return [tasks[i : i + size] for i in range(0, len(tasks), size)]
+
+
+def _worker_start() -> None:
+    """Worker processes leave Ctrl-C to the main process (which ends them), die quietly on SIGTERM, and die
+    with the main process if it is killed (Linux), instead of printing tracebacks."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+
+
+def _run_forked(chunks: list[list[Task]], config: RunConfig) -> Iterator[Result]:
     """Worker processes forked from this one inherit the loaded model (no start-up per worker) and stream
     their results back as each chunk finishes, in any order."""
     import gc
     import multiprocessing
 
-    load_model(options.model)
+    load_model(config.model)
     gc.freeze()  # the workers' garbage collector leaves the inherited objects (and their pages) alone
-    work = partial(clean_chunk, options=options)
-    with multiprocessing.get_context("fork").Pool(options.jobs) as pool:
+    work = partial(clean_chunk, config=config)
+    with multiprocessing.get_context("fork").Pool(config.jobs, initializer=_worker_start) as pool:
         for results in pool.imap_unordered(work, chunks):
             yield from results
 
 
-def _run_dask(chunks: list[list[tuple[str, str]]], options: RunConfig) -> Iterator[Result]:
-    from dask.distributed import Client, LocalCluster, as_completed
-
-    scheduler = options.scheduler
-    cluster = None if scheduler else LocalCluster(n_workers=options.jobs, threads_per_worker=1, processes=True)
-    client = Client(scheduler or cluster)
+def _run_dask(chunks: list[list[Task]], config: RunConfig) -> Iterator[Result]:
+    """The chunks on a Dask cluster: a scheduler that does not answer within ``dask_timeout`` seconds, or a
+    cluster left without workers for that long, ends the batch with an error instead of a silent wait."""
     try:
-        futures = client.map(clean_chunk, chunks, options=options, pure=False)
-        for future in as_completed(futures):
-            yield from future.result()
+        from dask.distributed import Client, LocalCluster, wait
+    except ImportError:
+        raise UsageError("--engine dask needs the dask extra: pip install 'detector[dask]'") from None
+
+    cluster = None
+    if not config.scheduler:
+        cluster = LocalCluster(n_workers=config.jobs, threads_per_worker=1, processes=True, dashboard_address=":0")
+    try:
+        client = _connect(Client, config.scheduler or cluster, config.dask_timeout)
+    except (OSError, TimeoutError) as exc:
+        if cluster is not None:
+            cluster.close()
+        raise DaskError(f"cannot reach the Dask scheduler {config.scheduler}: {exc}") from None
+    try:
+        pending = set(client.map(clean_chunk, chunks, config=config, pure=False))
+        idle_since: float | None = None
+        while pending:
+            try:
+                done, pending = wait(pending, timeout=2, return_when="FIRST_COMPLETED")
+            except TimeoutError:
+                done = set()
+            for future in done:
+                yield from future.result()
+            if done:
+                idle_since = None
+                continue
+            if client.scheduler_info().get("workers"):
+                idle_since = None
+            elif idle_since is None:
+                idle_since = time.monotonic()
+            elif time.monotonic() - idle_since > config.dask_timeout:
+                raise DaskError(f"the Dask cluster has had no worker for {config.dask_timeout:.0f} s")
     finally:
         client.close()
         if cluster is not None:
             cluster.close()
 
 
-def remove_partial_files(outdir: Path) -> None:
-    """Delete temporary files a killed worker left behind, so an interrupted run leaves only whole files."""
+def _connect(client_class: Any, address: Any, timeout: float) -> Any:
+    """A Dask client, or TimeoutError after ``timeout`` seconds: a port that accepts and never answers
+    makes the client wait for ever, whatever its own timeout says, so it connects in a daemon thread."""
+    import threading
+
+    box: list[Any] = []
+
+    def connect() -> None:
+        try:
+            box.append(client_class(address, timeout=f"{timeout}s"))
+        except BaseException as exc:  # handed to the caller
+            box.append(exc)
+
+    thread = threading.Thread(target=connect, daemon=True, name="dask-connect")
+    thread.start()
+    thread.join(timeout + 1)
+    if not box:
+        raise TimeoutError(f"no answer within {timeout:.0f} s")
+    if isinstance(box[0], BaseException):
+        raise box[0]
+    return box[0]
+
+
+class DaskError(Exception):
+    """The Dask cluster cannot run the batch (unreachable scheduler, no workers)."""
+
+
+def remove_temp_files(outdir: Path, run_id: str) -> None:
+    """Delete the temporary files of this run that a stopped worker left behind."""
     if outdir.is_dir():
-        for path in outdir.rglob(f"*{PART_SUFFIX}"):
+        for path in outdir.rglob(f".{run_id}-*{TEMP_SUFFIX}"):
             path.unlink(missing_ok=True)
 
 
+def remove_stale_temp_files(outdir: Path) -> int:
+    """Delete temporary files that runs on this host left when they were killed (their process is gone); the
+    files of a run still going, here or on another host, stay. Returns how many were removed."""
+    removed = 0
+    if not outdir.is_dir():
+        return removed
+    for path in outdir.rglob(f".{_HOST}-*{TEMP_SUFFIX}"):
+        try:
+            pid = int(path.name.split("-")[1])
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            path.unlink(missing_ok=True)
+            removed += 1
+        except (ValueError, IndexError, PermissionError):
+            continue
+    return removed
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Reporting
+
+
 class Progress:
-    """A one-line progress display on stderr when it is a terminal; silent otherwise."""
+    """A one-line progress display on stderr when it is a terminal; silent otherwise. The rate and the time
+    left are shown once there is enough to estimate them from (two seconds, or a tenth of the files)."""
 
     def __init__(self, total: int, stream: TextIO = sys.stderr, enabled: bool | None = None) -> None:
         self.total, self.stream, self.done, self.start = total, stream, 0, time.monotonic()
@@ -337,26 +821,40 @@ class Progress:
         if not self.enabled or (now - self._last < 0.2 and self.done < self.total):
             return
         self._last = now
-        rate = self.done / max(now - self.start, 1e-9)
-        eta = (self.total - self.done) / rate if rate else 0.0
-        self.stream.write(f"\r{self.done}/{self.total} files  {rate:,.0f} files/s  ETA {eta:,.0f} s ")
+        elapsed = now - self.start
+        line = f"\r{self.done}/{self.total} files"
+        if elapsed >= 2 or self.done * 10 >= self.total:
+            rate = self.done / max(elapsed, 1e-9)
+            line += f"  {rate:,.0f} files/s  ETA {(self.total - self.done) / rate if rate else 0:,.0f} s"
+        self.stream.write(line + "  ")
         self.stream.flush()
+
+    def line(self, text: str) -> None:
+        """Write a message line, clearing the progress line first when there is one."""
+        self.stream.write(("\r\x1b[K" if self.enabled else "") + text + "\n")
 
     def close(self) -> None:
         if self.enabled:
             self.stream.write("\n")
 
 
-def summary(results: list[Result], seconds: float) -> str:
+def _plural(count: int, word: str, plural: str | None = None) -> str:
+    return f"{count} {word if count == 1 else plural or word + 's'}"
+
+
+def summary(results: list[Result], seconds: float, interrupted: bool = False) -> str:
     """The closing line of a batch."""
     count = {s: sum(r.status == s for r in results) for s in ("cleaned", "failed", "skipped")}
     found = {label: sum(r.labels.get(label, 0) for r in results) for label in LABELS}
-    docs = sum(len(r.document_errors) for r in results)
-    extra = f", {docs} bad records" if docs else ""
+    records = sum(len(r.record_errors) for r in results)
+    skipped_records = sum(r.skipped_records for r in results)
+    extra = f", {_plural(records, 'bad record')}" if records else ""
+    extra += f", {_plural(skipped_records, 'non-HTML record')} skipped" if skipped_records else ""
+    head = "interrupted: " if interrupted else ""
     return (
-        f"{count['cleaned']} files cleaned, {count['failed']} failed, {count['skipped']} skipped{extra}; "
-        f"paragraphs labelled {found['editorial']} editorial, {found['promotional']} promotional, "
-        f"{found['navigational']} navigational; {seconds:.1f} s"
+        f"{head}{_plural(count['cleaned'], 'file')} cleaned, {count['failed']} failed, {count['skipped']} "
+        f"skipped{extra}; paragraphs labelled {found['editorial']} editorial, {found['promotional']} "
+        f"promotional, {found['navigational']} navigational; {seconds:.1f} s"
     )
 
 
@@ -365,4 +863,9 @@ def error_records(results: Iterable[Result]) -> Iterator[dict]:
     for r in results:
         if r.status == "failed":
             yield {"file": r.source, "error": r.reason}
-        yield from r.document_errors
+        yield from r.record_errors
+
+
+def write_errors(path: Path, results: list[Result], run_id: str) -> None:
+    """The errors file, written atomically (also when there is no error: then it is empty)."""
+    write_atomic(path, (json_line(record) for record in error_records(results)), run_id)

@@ -1,11 +1,15 @@
-"""``clean-article``: argument parsing and error reporting only; ``detector.batch`` and ``detector.clean``
-do the work. Exit codes: 0 success, 1 a file or the model failed, 2 usage error, 130 interrupted.
+"""``clean-article``: argument parsing, error reporting and signals only; ``detector.batch`` and
+``detector.api`` do the work.
+
+Exit codes: 0 success, 1 a file, a record or the model failed, 2 usage error, 130 interrupted (Ctrl-C),
+143 terminated (SIGTERM).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -14,6 +18,15 @@ from typing import NoReturn
 from detector import batch
 from detector.api import FORMATS, parse_keep
 from detector.model import ModelError
+from detector.segment import check_encoding
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived: stop like Ctrl-C, clean up, exit 143."""
+
+
+def _terminate(signum: int, frame: object) -> NoReturn:
+    raise Terminated
 
 
 def _error(message: str, code: int = 1) -> int:
@@ -25,10 +38,10 @@ class _PipeClosed(Exception):
     """The reader of stdout went away (``| head``): stop quietly."""
 
 
-def _write_stdout(text: str) -> None:
-    """Write to stdout as UTF-8; a write error becomes ``OSError`` with ``<stdout>`` as its file name."""
+def _write_stdout(data: bytes) -> None:
+    """Write bytes to stdout; a write error becomes ``OSError`` with ``<stdout>`` as its file name."""
     try:
-        sys.stdout.buffer.write(text.encode("utf-8", "surrogateescape"))
+        sys.stdout.buffer.write(data)
         sys.stdout.flush()
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -49,11 +62,11 @@ def clean_parser() -> argparse.ArgumentParser:
     """The options of clean-article. Plain argparse: typer would triple the command's start-up time."""
     parser = _Parser(
         prog="clean-article",
-        description="Print the article of a scraped German finance page: its editorial paragraphs, unchanged "
-        "and in order. With -o, clean files and folders into an output folder.",
+        description="Print the article of a scraped German finance page (text or HTML): its editorial "
+        "paragraphs, unchanged and in order. With -o, clean files and folders into an output folder.",
     )
     add = parser.add_argument
-    add("inputs", nargs="*", default=["-"], help="text files or folders; none or '-' reads standard input")
+    add("inputs", nargs="*", default=["-"], help="files or folders; none or '-' reads standard input")
     add("-o", "--output", type=Path, help="output folder; needed for folders and several files")
     add(
         "-f",
@@ -62,12 +75,24 @@ def clean_parser() -> argparse.ArgumentParser:
         choices=FORMATS,
         default="text",
         help="text: the article; annotated: every paragraph with its label (LABELS.md format); "
-        "json: labels and probabilities (default: text)",
+        "json: labels and probabilities; html: the article as minimal HTML (default: text)",
     )
     add("-k", "--keep", default="editorial", help="labels to keep, comma-separated (default: editorial)")
-    add("--input-format", choices=("text", "jsonl"), default="text", help="jsonl: JSON Lines documents")
-    add("--text-field", default="text", help="the field holding a JSON Lines document's page (default: text)")
-    add("--glob", help="file pattern when walking folders (default: *.txt, or *.jsonl for jsonl)")
+    add(
+        "--input-format",
+        choices=batch.INPUT_FORMATS,
+        default="auto",
+        help="auto (default): by the file name, else by the content; jsonl: JSON Lines documents; warc: "
+        "crawl files (one JSON line per HTML response)",
+    )
+    add("--text-field", default="text", help="the field holding a JSON Lines document's text (default: text)")
+    add("--html-field", help="read each JSON Lines document's HTML from this field instead of a text field")
+    add(
+        "--glob",
+        action="append",
+        help="file pattern when walking folders, repeatable (default: *.txt, *.html, *.htm, *.html.gz; "
+        "*.jsonl for jsonl, *.warc and *.warc.gz for warc)",
+    )
     add("-j", "--jobs", type=int, default=0, help="parallel workers; 0 means all cores (default)")
     add("--skip-existing", action="store_true", help="leave existing outputs alone (resume a run)")
     add("--errors", type=Path, help="write one JSON line per failed file or record to this file")
@@ -77,7 +102,7 @@ def clean_parser() -> argparse.ArgumentParser:
         "--max-bytes",
         type=int,
         default=batch.DEFAULT_MAX_BYTES,
-        help=f"refuse inputs larger than this (default: {batch.DEFAULT_MAX_BYTES})",
+        help=f"refuse inputs and JSON Lines or WARC records larger than this (default: {batch.DEFAULT_MAX_BYTES})",
     )
     add("--follow-links", action="store_true", help="follow symbolic links when walking folders")
     add(
@@ -87,18 +112,40 @@ def clean_parser() -> argparse.ArgumentParser:
         help="local: worker processes here; dask: a Dask cluster",
     )
     add("--scheduler", help="Dask scheduler address, e.g. tcp://host:8786 (default: a local cluster)")
+    add(
+        "--dask-timeout",
+        type=float,
+        default=60.0,
+        help="seconds to wait for an unresponsive scheduler or for workers to come back (default: 60)",
+    )
     add("--model", type=Path, help="use this trained model file instead of the shipped one")
+    add("-q", "--quiet", action="store_true", help="no notes and no progress; errors and the summary stay")
     return parser
 
 
-def clean_main(argv: list[str] | None = None) -> int:
-    """Entry point of clean-article; returns the exit code."""
-    args = clean_parser().parse_args(argv)
+def build_config(args: argparse.Namespace) -> batch.RunConfig:
+    """The run's configuration from the parsed arguments; raises UsageError for combinations that cannot
+    work, before anything is read."""
     try:
         labels = parse_keep(args.keep)
     except ValueError as exc:
-        return _error(f"--keep: {exc}", 2)
-    options = batch.RunConfig(
+        raise batch.UsageError(f"--keep: {exc}") from None
+    if args.jobs < 0:
+        raise batch.UsageError("--jobs must be 0 (all cores) or a positive number of workers")
+    if args.max_bytes <= 0:
+        raise batch.UsageError("--max-bytes must be a positive number of bytes")
+    if args.encoding:
+        try:
+            check_encoding(args.encoding)
+        except LookupError:
+            raise batch.UsageError(f"--encoding: unknown encoding {args.encoding!r}") from None
+    if args.scheduler and args.engine != "dask":
+        raise batch.UsageError("--scheduler needs --engine dask")
+    if args.dask_timeout <= 0:
+        raise batch.UsageError("--dask-timeout must be a positive number of seconds")
+    if args.html_field and args.input_format not in ("auto", "jsonl"):
+        raise batch.UsageError("--html-field is for JSON Lines input")
+    return batch.RunConfig(
         fmt=args.fmt,
         keep=labels,
         encoding=args.encoding,
@@ -107,53 +154,75 @@ def clean_main(argv: list[str] | None = None) -> int:
         model=str(args.model) if args.model else None,
         input_format=args.input_format,
         text_field=args.text_field,
-        glob=args.glob,
+        html_field=args.html_field,
+        globs=tuple(args.glob or ()),
         jobs=args.jobs or os.cpu_count() or 1,
         skip_existing=args.skip_existing,
         errors=args.errors,
         follow_links=args.follow_links,
         engine=args.engine,
         scheduler=args.scheduler,
+        dask_timeout=args.dask_timeout,
+        quiet=args.quiet,
     )
+
+
+def clean_main(argv: list[str] | None = None) -> int:
+    """Entry point of clean-article; returns the exit code."""
+    args = clean_parser().parse_args(argv)
     inputs = args.inputs or ["-"]
     try:
+        config = build_config(args)
+        if args.output is None and (len(inputs) > 1 or (inputs[0] != "-" and os.path.isdir(inputs[0]))):
+            raise batch.UsageError("several inputs or a folder need an output folder: -o OUTDIR")
+        if args.output is not None and "-" in inputs:
+            raise batch.UsageError("standard input cannot be combined with -o; redirect stdout instead")
+        if inputs[0] == "":
+            raise batch.UsageError("an empty path is not an input")
+    except batch.UsageError as exc:
+        return _error(str(exc), 2)
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
         if args.output is None:
-            if len(inputs) > 1 or Path(inputs[0]).is_dir():
-                return _error("several inputs or a folder need an output folder: -o OUTDIR", 2)
-            return _clean_one(inputs[0], options)
-        if "-" in inputs:
-            return _error("standard input cannot be combined with -o; redirect stdout instead", 2)
-        return _clean_many(inputs, args.output, options)
+            return _clean_one(inputs[0], config)
+        return _clean_many(inputs, args.output, config)
     except ModelError as exc:
         return _error(str(exc))
     except KeyboardInterrupt:
-        if args.output is not None:
-            batch.remove_partial_files(args.output)
         sys.stderr.write("interrupted\n")
         return 130
+    except Terminated:
+        sys.stderr.write("terminated\n")
+        return 143
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
-def _clean_one(source: str, options: batch.RunConfig) -> int:
-    name = "<stdin>" if source == "-" else source
+def _clean_one(source: str, config: batch.RunConfig) -> int:
+    """One input (a file or standard input) to standard output."""
+    name = "<stdin>" if source == "-" else batch.display(source)
     try:
-        if options.input_format == "jsonl":
-            handle = sys.stdin.buffer if source == "-" else open(source, "rb")  # noqa: SIM115
-            result = batch.Result(name, "cleaned")
-            with handle:
-                for line in batch.clean_jsonl(handle, name, options, result):
-                    _write_stdout(line)
-            for record in result.document_errors:
-                sys.stderr.write(f"error: {record['file']}:{record['line']}: {record['error']}\n")
-            return 1 if result.document_errors else 0
-        if source == "-":
-            data = batch.read_limited(sys.stdin.buffer, options.max_bytes, name)
-        else:
-            with open(source, "rb") as handle:
-                data = batch.read_limited(handle, options.max_bytes, name)
-        rendered, _, notes = batch.clean_document(data, name, options)
-        for note in notes:
-            sys.stderr.write(f"note: {note}\n")
-        _write_stdout(batch.output_text(rendered))
+        handle = sys.stdin.buffer if source == "-" else batch.open_input(source, name)
+        with handle:
+            kind = config.input_format
+            if kind == "auto":
+                head = handle.peek(4096)[:4096] if hasattr(handle, "peek") else b""
+                kind = batch.sniff_kind(head, "" if source == "-" else source)
+            if kind in ("jsonl", "warc"):
+                return _records_to_stdout(handle, name, kind, config)
+            data = batch.read_limited(handle, config.max_bytes, name)
+        if data[:2] == b"\x1f\x8b" and config.input_format == "auto" and (source == "-" or source.endswith(".gz")):
+            data = batch.gunzip_limited(data, config.max_bytes, name)
+            kind = batch.sniff_kind(data[:4096], source.removesuffix(".gz"))
+            if kind in ("jsonl", "warc"):
+                import io
+
+                return _records_to_stdout(io.BytesIO(data), name, kind, config)
+        rendered, _, notes = batch.clean_page(data, name, kind, config)
+        if not config.quiet:
+            for note in notes:
+                sys.stderr.write(f"note: {note}\n")
+        _write_stdout(batch.encode_output(batch.output_text(rendered)))
     except batch.InputError as exc:
         return _error(str(exc))
     except _PipeClosed:
@@ -164,34 +233,89 @@ def _clean_one(source: str, options: batch.RunConfig) -> int:
     return 0
 
 
-def _clean_many(inputs: list[str], output: Path, options: batch.RunConfig) -> int:
-    jsonl = options.input_format == "jsonl"
-    pattern = options.glob or ("*.jsonl" if jsonl else "*.txt")
-    suffix = ".jsonl" if jsonl else (".json" if options.fmt == "json" else None)
+def _records_to_stdout(handle: object, name: str, kind: str, config: batch.RunConfig) -> int:
+    result = batch.Result(name, "cleaned")
+    clean = batch.clean_records if kind == "jsonl" else batch.clean_warc
+    for line in clean(handle, name, config, result):  # type: ignore[arg-type]
+        _write_stdout(line)
+    if not config.quiet:
+        for note in result.notes:
+            sys.stderr.write(f"note: {note}\n")
+    for record in result.record_errors:
+        sys.stderr.write(f"error: {_where(record)}: {record['error']}\n")
+    return 1 if result.record_errors else 0
+
+
+def _where(record: dict) -> str:
+    if "line" in record:
+        return f"{record['file']}:{record['line']}"
+    return f"{record['file']} record {record['record']}"
+
+
+def _clean_many(inputs: list[str], output: Path, config: batch.RunConfig) -> int:
+    """Files and folders into an output folder: plan everything, refuse collisions, clean, and always end with
+    the errors file and the summary, also when interrupted."""
     try:
-        tasks, results = batch.plan([Path(i) for i in inputs], output, pattern, suffix, options.follow_links)
+        plan = batch.plan(inputs, output, config)
     except batch.UsageError as exc:
         return _error(str(exc), 2)
+    try:
+        batch.check_writable(output, config.errors, config.run_id)
+    except OSError as exc:
+        where = batch.display(exc.filename) if exc.filename else str(output)
+        return _error(f"cannot write to {where}: {(exc.strerror or str(exc)).lower()}")
     start = time.monotonic()
-    progress = batch.Progress(len(tasks))
+    progress = batch.Progress(len(plan.tasks), enabled=False if config.quiet else None)
+    if config.skip_existing:
+        removed = batch.remove_stale_temp_files(output)
+        if removed and not config.quiet:
+            progress.line(f"note: removed {removed} temporary file(s) of killed runs")
+    results = list(plan.skipped)
     for result in results:
-        sys.stderr.write(f"{'error' if result.status == 'failed' else 'note'}: {result.reason}\n")
-    for result in batch.run(tasks, options):
-        results.append(result)
-        progress.update()
-        if result.status == "failed":
-            sys.stderr.write(f"\rerror: {result.reason}\n")
-        for record in result.document_errors:
-            sys.stderr.write(f"\rerror: {record['file']}:{record['line']}: {record['error']}\n")
+        _report(result, progress, config)
+    code = 0
+    try:
+        for result in batch.run(plan.tasks, config):
+            results.append(result)
+            progress.update()
+            _report(result, progress, config)
+    except KeyboardInterrupt:
+        code = 130
+    except Terminated:
+        code = 143
+    except batch.DaskError as exc:
+        progress.line(f"error: {exc}")
+        code = 1
+    except batch.UsageError as exc:
+        return _error(str(exc), 2)
+    # From here on a second Ctrl-C or SIGTERM must not lose the errors file or the summary.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     progress.close()
-    if options.errors is not None:
-        import json
+    if code in (130, 143):
+        batch.remove_temp_files(output, config.run_id)
+    if config.errors is not None:
+        try:
+            batch.write_errors(config.errors, results, config.run_id)
+        except OSError as exc:
+            sys.stderr.write(f"error: {config.errors}: {(exc.strerror or str(exc)).lower()}\n")
+            code = code or 1
+    sys.stderr.write(batch.summary(results, time.monotonic() - start, interrupted=code in (130, 143)) + "\n")
+    if code:
+        return code
+    return 1 if any(r.status == "failed" or r.record_errors for r in results) else 0
 
-        batch.write_atomic(
-            options.errors, (json.dumps(r, ensure_ascii=False) + "\n" for r in batch.error_records(results))
-        )
-    sys.stderr.write(batch.summary(results, time.monotonic() - start) + "\n")
-    return 1 if any(r.status == "failed" or r.document_errors for r in results) else 0
+
+def _report(result: batch.Result, progress: batch.Progress, config: batch.RunConfig) -> None:
+    if result.status == "failed":
+        progress.line(f"error: {result.reason}")
+    elif result.status == "skipped" and result.reason != "output exists" and not config.quiet:
+        progress.line(f"note: {result.reason}")
+    for record in result.record_errors:
+        progress.line(f"error: {_where(record)}: {record['error']}")
+    if not config.quiet:
+        for note in result.notes:
+            progress.line(f"note: {note}")
 
 
 def main() -> None:

@@ -269,3 +269,41 @@ def _walk(root) -> Iterator[Block]:
     block = flush()
     if block:
         yield block
+
+
+_META_CHARSET = re.compile(rb"""<meta[^>]{0,200}?charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]{1,40})""", re.I)
+
+
+def declared_charset(data: bytes) -> str | None:
+    """The charset a page declares in a ``<meta>`` tag of its first 4 KB (``charset=`` or the ``http-equiv``
+    form), when Python knows it."""
+    import codecs
+
+    match = _META_CHARSET.search(data[:4096])
+    if match is None:
+        return None
+    try:
+        return codecs.lookup(match.group(1).decode("ascii")).name
+    except LookupError:
+        return None
+
+
+def decode_html(data: bytes, encoding: str | None = None, notes: list[str] | None = None) -> str:
+    """An HTML page's bytes as text: the forced encoding, else a BOM, else UTF-8 when the bytes are UTF-8, else
+    the charset the page declares when its bytes fit it, else the detection of text pages
+    (``detector.segment.decode``). A declaration that lies loses against the bytes."""
+    from detector.segment import decode
+
+    if encoding or data.startswith((b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")):
+        return decode(data, encoding, notes)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    declared = declared_charset(data)
+    if declared and declared not in ("utf-8", "utf-16", "utf-32"):
+        try:
+            return data.decode(declared)
+        except UnicodeDecodeError:
+            pass
+    return decode(data, None, notes)

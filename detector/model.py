@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import stat
 import struct
 import sys
 import zlib
@@ -36,6 +38,7 @@ from detector.features import (
 
 FORMAT = 2
 MAGIC = b"DETECTOR-MODEL\n"
+CLASSES = ("editorial", "navigational", "promotional")  # the order training gives them (sorted)
 _WORD_CACHE_LIMIT = 1 << 18
 
 
@@ -50,7 +53,7 @@ class Scorer:
     unchanged), so only two classes' weights are stored and summed.
     """
 
-    def __init__(self, header: dict, weights: array) -> None:
+    def __init__(self, header: dict, weights: Sequence[float]) -> None:
         self.header = header
         self.classes: tuple[str, ...] = tuple(header["classes"])
         scale = header["dense_scale"]
@@ -129,7 +132,10 @@ def shipped_model() -> Path:
     ``models/`` folder in a checkout)."""
     from importlib.resources import files
 
-    return Path(str(files("detector.models").joinpath("model.bin")))
+    try:
+        return Path(str(files("detector.models").joinpath("model.bin")))
+    except ModuleNotFoundError:  # the package imported from a checkout that is not installed
+        return Path(__file__).resolve().parent.parent / "models" / "model.bin"
 
 
 def save(path: Path, header: dict, weights: Sequence[float]) -> None:
@@ -146,8 +152,17 @@ def save(path: Path, header: dict, weights: Sequence[float]) -> None:
     tmp.replace(path)
 
 
+MAX_MODEL_BYTES = 256 * 1024 * 1024  # a model file larger than this is not one of ours: refused before reading
+
+
 def load(path: Path | str | None = None) -> Scorer:
-    """Read and check a model file; every problem becomes a ModelError that says what to do."""
+    """Read and check a model file; every problem becomes a ModelError that says what to do.
+
+    The file is read once into one buffer (its size known and capped first, and only from a regular file:
+    never a FIFO or a device), the CRC is taken over a view of it, and the header is checked against the
+    arrays: the format and feature settings, the classes and their order, every shape, and that every number
+    is finite. A model that passes predicts exactly what it was trained to; nothing in it is executed.
+    """
     shipped = path is None
     path = shipped_model() if path is None else Path(path)
     hint = (
@@ -156,34 +171,101 @@ def load(path: Path | str | None = None) -> Scorer:
         if shipped
         else "give the path of a model file written by `detector train`, or leave out --model for the shipped one"
     )
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise ModelError(f"model file {path} not found; {hint}") from None
-    except OSError as exc:
-        raise ModelError(f"cannot read model file {path}: {exc.strerror}") from None
+    data = _read_model_file(path, hint)
+    view = memoryview(data)
     if not data.startswith(MAGIC):
         raise ModelError(f"{path} is not a detector model file; {hint}")
-    if len(data) < len(MAGIC) + 8 or struct.unpack("<I", data[-4:])[0] != zlib.crc32(data[:-4]):
+    if len(data) < len(MAGIC) + 8 or struct.unpack("<I", view[-4:])[0] != zlib.crc32(view[:-4]):
         raise ModelError(f"model file {path} is truncated or corrupted; {hint}")
     start = len(MAGIC) + 4
-    (size,) = struct.unpack("<I", data[len(MAGIC) : start])
+    (size,) = struct.unpack("<I", view[len(MAGIC) : start])
+    if start + size > len(data) - 4:
+        raise ModelError(f"model file {path} has a damaged header; {hint}")
     try:
-        header = json.loads(data[start : start + size])
-    except ValueError:
+        header = json.loads(bytes(view[start : start + size]))
+    except (ValueError, RecursionError):
         raise ModelError(f"model file {path} has a damaged header; {hint}") from None
-    expected = {"format": FORMAT, "hash_bits": HASH_BITS, "char_ngrams": list(CHAR_NGRAMS)}
-    expected["dense_names"] = list(DENSE_NAMES)
+    body = view[start + size : -4]
+    if len(body) % 4:
+        raise ModelError(f"model file {path} has a damaged weight array; {hint}")
+    weights = body.cast("f")
+    problem = check_header(header, len(weights))
+    if problem:
+        raise ModelError(f"model file {path} {problem}; {hint}")
+    if not shipped and not math.isfinite(sum(weights)):
+        raise ModelError(f"model file {path} holds weights that are not finite numbers; {hint}")
+    return Scorer(header, weights)
+
+
+def _read_model_file(path: Path, hint: str) -> bytearray:
+    try:
+        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # a FIFO must not block here
+        with open(descriptor, "rb", closefd=True) as handle:
+            info = os.fstat(descriptor)
+            if not stat.S_ISREG(info.st_mode):
+                raise ModelError(f"model file {path} is not a regular file; {hint}")
+            os.set_blocking(descriptor, True)
+            if info.st_size > MAX_MODEL_BYTES:
+                raise ModelError(f"model file {path} is larger than {MAX_MODEL_BYTES} bytes; {hint}")
+            data = bytearray(info.st_size)
+            if handle.readinto(data) != info.st_size or handle.read(1):
+                raise ModelError(f"model file {path} changed while it was read; {hint}")
+            return data
+    except FileNotFoundError:
+        raise ModelError(f"model file {path} not found; {hint}") from None
+    except IsADirectoryError:
+        raise ModelError(f"model file {path} is a folder; {hint}") from None
+    except OSError as exc:
+        raise ModelError(f"cannot read model file {path}: {(exc.strerror or str(exc)).lower()}") from None
+
+
+def _finite_matrix(value: object, rows: int, columns: int) -> bool:
+    return isinstance(value, list) and len(value) == rows and all(_finite_vector(row, columns) for row in value)
+
+
+def _finite_vector(value: object, length: int) -> bool:
+    return (
+        isinstance(value, list)
+        and len(value) == length
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value)
+    )
+
+
+def check_header(header: object, n_weights: int) -> str | None:
+    """What is wrong with a model header for the features of this version and ``n_weights`` text weights
+    (None when nothing is)."""
+    if not isinstance(header, dict):
+        return "has a damaged header"
+    expected = {
+        "format": FORMAT,
+        "hash_bits": HASH_BITS,
+        "char_ngrams": list(CHAR_NGRAMS),
+        "dense_names": list(DENSE_NAMES),
+    }
     for key, value in expected.items():
         if header.get(key) != value:
-            raise ModelError(f"model file {path} was made by an incompatible version ({key} differs); {hint}")
+            return f"was made by an incompatible version ({key} differs)"
+    if header.get("classes") != list(CLASSES):
+        return f"has classes {header.get('classes')!r}, expected {list(CLASSES)!r}"
+    n_dense = len(DENSE_NAMES)
+    shapes_ok = (
+        _finite_vector(header.get("dense_mean"), n_dense)
+        and _finite_vector(header.get("dense_scale"), n_dense)
+        and all(v != 0 for v in header["dense_scale"])
+        and _finite_matrix(header.get("dense_coef"), len(CLASSES), n_dense)
+        and _finite_vector(header.get("intercept"), len(CLASSES))
+    )
+    if not shapes_ok:
+        return "has a damaged header (dense weights of the wrong shape or not finite)"
+    if any(header["dense_coef"][0]) or header["intercept"][0]:
+        return "was made by an incompatible version (the first class has weights)"
     stage2 = header.get("stage2")
-    if stage2 and any(len(row) != STAGE2_SIZE for row in stage2["coef"]):
-        raise ModelError(f"model file {path} was made by an incompatible version (stage2 differs); {hint}")
-    weights = array("f")
-    weights.frombytes(data[start + size : -4])
-    if len(weights) != 2 << HASH_BITS:
-        raise ModelError(f"model file {path} has {len(weights)} weights, expected {2 << HASH_BITS}; {hint}")
-    if len(header["classes"]) != 3 or any(header["dense_coef"][0]) or header["intercept"][0]:
-        raise ModelError(f"model file {path} was made by an incompatible version (classes differ); {hint}")
-    return Scorer(header, weights)
+    if stage2 is not None and not (
+        isinstance(stage2, dict)
+        and _finite_matrix(stage2.get("coef"), len(CLASSES), STAGE2_SIZE)
+        and _finite_vector(stage2.get("intercept"), len(CLASSES))
+    ):
+        return "has a damaged header (second stage of the wrong shape or not finite)"
+    if n_weights != (len(CLASSES) - 1) << HASH_BITS:
+        return f"has {n_weights} weights, expected {(len(CLASSES) - 1) << HASH_BITS}"
+    return None

@@ -13,7 +13,13 @@ import codecs
 import re
 
 _NEWLINES = re.compile(r"\r\n?")
-_BLANK_LINE = re.compile(r"[\s\u200b\u200c\u200d\u2060\ufeff\x00-\x1f\x7f]*")
+# What a reader sees as nothing: white space (\s covers the Unicode spaces), control characters, and the
+# invisible format characters scrapers leave on "empty" lines: zero-width spaces and joiners, bidi marks and
+# overrides, soft hyphens, word joiners, BOMs.
+_INVISIBLE = (
+    "\x00-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb"
+)
+_BLANK_LINE = re.compile(f"[\\s{_INVISIBLE}]*")
 
 # Magic numbers of the binary formats most often mistaken for text in scraping pipelines.
 _MAGIC = (
@@ -38,27 +44,38 @@ _BOMS = (
     (codecs.BOM_UTF16_LE, "utf-16"),
     (codecs.BOM_UTF16_BE, "utf-16"),
 )
+# Characters that Windows-1252 text of German and other Western European pages is made of above ASCII:
+# letters with diacritics, typographic quotes and dashes, the euro and other currency signs, degrees,
+# no-break space, the section and paragraph signs.
+_WESTERN = frozenset(
+    "ÄÖÜäöüßÀÁÂÃÅÆÇÈÉÊËÌÍÎÏÑÒÓÔÕØÙÚÛÝàáâãåæçèéêëìíîïñòóôõøùúûýÿŒœŠšŽžŸ"
+    "„“”‚‘’«»‹›–—…•€£¥¢°±²³µ·×÷§¶©®™‰†\u00a0¹¼½¾¿¡ª º"
+)
+_TEXT_BYTES = bytes(b for b in range(256) if b >= 0x20 or b in b"\t\n\r\x0b\x0c\x1b")  # deleted: controls
+MAX_REPLACED_SHARE = 0.05  # at most this share of a page's non-ASCII characters may be invalid UTF-8 bytes
 
 
 class NotTextError(ValueError):
-    """The input is not a text page (a binary format, HTML, or bytes no text encoding explains); the message
-    is the reason shown to the user."""
+    """The input is not a text page (a binary format, or bytes no text encoding explains); the message is the
+    reason shown to the user."""
 
 
 def _binary(kind: str) -> NotTextError:
     return NotTextError(f"not a text file ({kind})")
 
 
-def decode(data: bytes, encoding: str | None = None) -> str:
-    """Decode a page's bytes: the forced encoding, else a BOM, else UTF-8, else the best guess of
-    charset-normalizer (Windows-1252 and ISO-8859-1 pages are common on German sites)."""
+def check_encoding(name: str) -> str:
+    """The canonical name of a codec a user asked for; raises LookupError for an unknown one."""
+    return codecs.lookup(name).name
+
+
+def decode(data: bytes, encoding: str | None = None, notes: list[str] | None = None) -> str:
+    """Decode a page's bytes: the forced encoding, else a BOM, else UTF-8 (also when a few bytes are not
+    UTF-8: they become U+FFFD), else UTF-16 without a BOM, else Windows-1252 when the bytes read as Western
+    European text, else the best guess of charset-normalizer. What was not plain UTF-8 is told in ``notes``."""
+    notes = notes if notes is not None else []
     if encoding:
-        try:
-            return normalise_newlines(data.decode(encoding))
-        except LookupError:
-            raise NotTextError(f"unknown encoding {encoding!r}") from None
-        except UnicodeDecodeError as exc:
-            raise NotTextError(f"cannot be decoded as {encoding} (byte {exc.start})") from None
+        return normalise_newlines(_forced(data, encoding))
     for bom, codec in _BOMS:
         if data.startswith(bom):
             try:
@@ -69,21 +86,75 @@ def decode(data: bytes, encoding: str | None = None) -> str:
     for magic, kind in _MAGIC:
         if head.startswith(magic):
             raise _binary(kind)
-    if head.count(0) > max(1, len(head) // 1000):  # a stray NUL is scraper noise, many mean binary data
-        raise _binary("binary data: NUL bytes")
+    if head.count(0) > max(8, len(head) // 100):  # a few stray NULs are scraper noise; many are not text
+        wide = _utf16_without_bom(data)
+        if wide is None:
+            raise _binary("binary data: NUL bytes")
+        notes.append(f"no byte-order mark, read as {wide[1]}")
+        return normalise_newlines(wide[0])
+    if len(head.translate(None, _TEXT_BYTES)) > max(8, len(head) // 20):
+        raise _binary("binary data: control bytes")
     try:
         return normalise_newlines(data.decode("utf-8"))
     except UnicodeDecodeError:
         pass
+    lenient = data.decode("utf-8", "replace")
+    replaced = lenient.count("\ufffd") - data.count(b"\xef\xbf\xbd")
+    non_ascii = sum(1 for c in lenient if c > "\x7f") - replaced
+    if non_ascii > 0 and replaced <= max(3, MAX_REPLACED_SHARE * non_ascii):
+        notes.append(f"{replaced} byte{'s' if replaced != 1 else ''} that are not UTF-8 replaced by U+FFFD")
+        return normalise_newlines(lenient)
+    try:
+        western = data.decode("cp1252")
+    except UnicodeDecodeError:
+        western = None
+    if western is not None:
+        high = [c for c in western if c > "\x7f"]
+        if sum(c in _WESTERN for c in high) >= 0.8 * len(high):
+            notes.append("not UTF-8, read as Windows-1252")
+            return normalise_newlines(western)
     from charset_normalizer import from_bytes
 
     best = from_bytes(data[:1_000_000]).best()
     if best is None or best.encoding is None:
         raise _binary("no text encoding fits its bytes")
     try:
-        return normalise_newlines(data.decode(best.encoding))
+        text = data.decode(best.encoding)
     except UnicodeDecodeError:
         raise _binary("no text encoding fits its bytes") from None
+    notes.append(f"not UTF-8, read as {best.encoding} (a guess)")
+    return normalise_newlines(text)
+
+
+def _forced(data: bytes, encoding: str) -> str:
+    """Decode with the encoding a user forced; refuse bytes it cannot explain. Text in UTF-16 or UTF-32 is
+    mostly NUL bytes for Latin script: without them the encoding is wrong, although any even number of bytes
+    decodes."""
+    try:
+        codec = check_encoding(encoding)
+    except LookupError:
+        raise NotTextError(f"unknown encoding {encoding!r}") from None
+    if codec.startswith(("utf-16", "utf-32")) and data:
+        width = 4 if codec.startswith("utf-32") else 2
+        if data.count(0) < len(data) * (width - 1) / width * 0.5:
+            raise NotTextError(f"does not look like {encoding} text (too few NUL bytes); is --encoding right?")
+    try:
+        return data.decode(codec)
+    except UnicodeDecodeError as exc:
+        raise NotTextError(f"cannot be decoded as {encoding} (byte {exc.start})") from None
+
+
+def _utf16_without_bom(data: bytes) -> tuple[str, str] | None:
+    """UTF-16 text of Latin script without a BOM has a NUL in every other byte: the side tells the order."""
+    head = data[:4096]
+    even, odd = head[0::2].count(0), head[1::2].count(0)
+    codec = "utf-16-le" if odd > 4 * even else "utf-16-be" if even > 4 * odd else None
+    if codec is None or max(even, odd) < len(head) // 4:
+        return None
+    try:
+        return data.decode(codec), codec.upper()
+    except UnicodeDecodeError:
+        return None
 
 
 def normalise_newlines(text: str) -> str:
@@ -122,20 +193,23 @@ def split_blocks(text: str) -> list[str]:
     return blocks
 
 
-_HTML = re.compile(r"<(?:!doctype\s+html|html|head|body|div|p|br|span|a\s+href|script|table)\b", re.I)
+_HTML = re.compile(rb"<(?:!doctype\s+html|html|head|body|div|p|br|span|a\s+href|script|table)\b", re.I)
 
 
-def page_text(data: bytes, encoding: str | None = None, fix_mojibake: bool = False) -> str:
+def looks_like_html(data: bytes) -> bool:
+    """True when the start of a page holds HTML tags (three or more of the common ones)."""
+    return len(_HTML.findall(data[:20000])) >= 3
+
+
+def page_text(
+    data: bytes, encoding: str | None = None, fix_mojibake: bool = False, notes: list[str] | None = None
+) -> str:
     """A page's bytes as text with LF line endings, refusing what is not a text page.
 
     ``fix_mojibake`` repairs text that was decoded with the wrong encoding before it reached us
     ("FÃ¼r" → "Für") with ftfy.
     """
-    text = decode(data, encoding)
-    if len(_HTML.findall(text[:20000])) >= 3:
-        raise NotTextError(
-            "looks like HTML, not text: extract its text first (e.g. with html2text or trafilatura)"
-        )
+    text = decode(data, encoding, notes)
     if fix_mojibake:
         import ftfy
 

@@ -8,7 +8,7 @@ import os
 import pytest
 
 from detector import clean
-from detector.batch import PART_SUFFIX, RunConfig, clean_file, output_text
+from detector.batch import TEMP_SUFFIX, RunConfig, Task, clean_file, output_text
 from tests.conftest import run
 
 ARTICLE = "Siemens hebt Prognose an\n\nDer Konzern rechnet nun mit einem Umsatzplus von acht Prozent.\n"
@@ -105,10 +105,10 @@ def test_unreadable_file_fails_alone(tree, tmp_path):
 def test_unwritable_output_leaves_no_partial_file(tree, tmp_path):
     out = tmp_path / "out"
     (out / "top.txt").mkdir(parents=True)  # a folder where the output file should go
-    result = clean_file(tree / "top.txt", out / "top.txt", RunConfig())
+    result = clean_file(Task(str(tree / "top.txt"), "text", str(out / "top.txt")), RunConfig())
     assert result.status == "failed"
     assert result.reason.startswith(f"{tree / 'top.txt'}")
-    assert not list(out.rglob(f"*{PART_SUFFIX}"))
+    assert not list(out.rglob(f"*{TEMP_SUFFIX}"))
 
 
 def test_symlinks_are_not_followed_unless_asked_and_loops_end(tree, tmp_path):
@@ -167,7 +167,7 @@ def test_dask_engine_matches_the_local_engine(tree, tmp_path):
     from dask.distributed import LocalCluster
 
     run("clean-article", tree, "-o", tmp_path / "local", "--jobs", "1")
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster:
         result = run(
             "clean-article",
             tree,
@@ -208,8 +208,8 @@ def test_ctrl_c_stops_cleanly_and_leaves_only_whole_files(tmp_path, jobs):
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 130, stderr
-    assert stderr.decode().endswith("interrupted\n")
-    assert not list(out.rglob(f"*{PART_SUFFIX}"))
+    assert stderr.decode().splitlines()[-1].startswith("interrupted: ")
+    assert not list(out.rglob(f"*{TEMP_SUFFIX}"))
     expected = output_text(clean(ARTICLE * 20))
     written = list(out.glob("*.txt"))
     assert 20 <= len(written) < 3000

@@ -53,7 +53,9 @@ def test_json_format():
 def test_unknown_label_in_keep_is_a_usage_error():
     result = run("clean-article", "--keep", "werbung", stdin=PAGE.encode())
     assert (result.returncode, result.stdout) == (2, b"")
-    assert result.stderr.decode() == "error: --keep: unknown label 'werbung'\n"
+    assert result.stderr.decode() == (
+        "error: --keep: unknown label 'werbung'; choose from editorial, promotional, navigational\n"
+    )
 
 
 def test_missing_file_is_a_one_line_error(tmp_path):
@@ -74,10 +76,10 @@ def test_binary_file_is_refused(tmp_path, data, reason):
     assert result.stderr.decode() == f"error: {path}: not a text file ({reason})\n"
 
 
-def test_html_gets_a_hint():
-    result = run("clean-article", stdin=b"<html><body><p>Text</p><p>mehr</p></body></html>")
-    assert result.returncode == 1
-    assert "looks like HTML, not text" in result.stderr.decode()
+def test_html_on_standard_input_is_read_as_html():
+    result = run("clean-article", "-f", "annotated", stdin=b"<html><body><p>Text</p><p>mehr</p></body></html>")
+    assert result.returncode == 0
+    assert [line.split("] ", 1)[1] for line in result.stdout.decode().strip().split("\n\n")] == ["Text", "mehr"]
 
 
 def test_empty_input_is_empty_output_with_a_note():

@@ -1,0 +1,506 @@
+"""Bad inputs, faults and hostile files: every case of the attack on clean-article (issue 15) gives a clear
+error or the documented result, loses nothing, and neither hangs nor prints a traceback."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import struct
+import subprocess
+import threading
+import time
+import zlib
+
+import pytest
+
+from detector import batch, clean, model
+from detector.segment import decode, split_paragraphs
+from tests.conftest import BIN, run
+
+ARTICLE = "Siemens hebt Prognose an\n\nDer Konzern rechnet nun mit einem Umsatzplus von acht Prozent.\n"
+
+
+def lines(result) -> list[str]:
+    return result.stderr.decode().splitlines()
+
+
+def no_traceback(result) -> None:
+    assert b"Traceback" not in result.stderr, result.stderr.decode()
+
+
+# --- data that was lost ------------------------------------------------------------------------------------
+
+
+def test_an_errors_file_that_is_an_input_is_a_usage_error_and_the_input_stays(tmp_path):
+    page = tmp_path / "page.txt"
+    page.write_text(ARTICLE, encoding="utf-8")
+    result = run("clean-article", page, "-o", tmp_path / "out", "--errors", page)
+    assert result.returncode == 2
+    assert lines(result) == [f"error: the errors file {page} is an input file"]
+    assert page.read_text(encoding="utf-8") == ARTICLE
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_errors_file_that_is_an_output_is_a_usage_error(tmp_path):
+    page = tmp_path / "in" / "page.txt"
+    page.parent.mkdir()
+    page.write_text(ARTICLE, encoding="utf-8")
+    result = run("clean-article", page, "-o", tmp_path / "out", "--errors", tmp_path / "out" / "page.txt")
+    assert result.returncode == 2
+    assert "is also an output" in result.stderr.decode()
+
+
+@pytest.mark.parametrize(
+    ("layout", "arguments"),
+    [
+        ({"a/x.txt": ARTICLE, "b/x.txt": ARTICLE}, ["a", "b"]),
+        ({"a/x.txt": ARTICLE, "b/x.txt": ARTICLE}, ["a/x.txt", "b/x.txt"]),
+        ({"p/a.txt": ARTICLE, "p/a.md": ARTICLE}, ["p", "-f", "json", "--glob", "*.txt", "--glob", "*.md"]),
+    ],
+    ids=["two-folders", "two-files", "txt-and-md-as-json"],
+)
+def test_two_inputs_into_one_output_are_refused_before_anything_is_written(tmp_path, layout, arguments):
+    for name, text in layout.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text, encoding="utf-8")
+    result = run("clean-article", *arguments, "-o", "out", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert "would both be written to" in result.stderr.decode()
+    assert not (tmp_path / "out").exists()
+
+
+def jsonl_run(tmp_path, data: bytes, *extra: str):
+    src = tmp_path / "in"
+    src.mkdir(exist_ok=True)
+    (src / "crawl.jsonl").write_bytes(data)
+    errors = tmp_path / "errors.jsonl"
+    result = run("clean-article", src, "-o", tmp_path / "out", "--errors", errors, "--jobs", "1", *extra)
+    out = tmp_path / "out" / "crawl.jsonl"
+    written = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()] if out.exists() else []
+    return result, written, [json.loads(line) for line in errors.read_text(encoding="utf-8").splitlines()]
+
+
+def test_a_record_with_a_lone_surrogate_is_written_escaped_and_the_batch_goes_on(tmp_path):
+    data = b'{"id": 1, "text": "Kurs \\ud800 steigt"}\n' + json.dumps({"id": 2, "text": ARTICLE}).encode() + b"\n"
+    result, written, errors = jsonl_run(tmp_path, data)
+    assert result.returncode == 0, result.stderr
+    assert [r["id"] for r in written] == [1, 2]
+    assert written[0]["text"] == "Kurs \ud800 steigt"
+    assert errors == []
+    assert lines(result)[-1].startswith("1 file cleaned, 0 failed")
+
+
+@pytest.mark.parametrize(
+    ("bad", "reason"),
+    [
+        (b'{"id": 1, "text": "B\xf6rse"}', "invalid JSON"),
+        (b'{"id": 1, "n": ' + b"9" * 5000 + b', "text": "x"}', "invalid JSON"),
+        (b'{"id": 1, "text": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "invalid JSON"),
+    ],
+    ids=["not-utf8", "5000-digits", "deeply-nested"],
+)
+def test_a_bad_record_fails_alone(tmp_path, bad, reason):
+    data = bad + b"\n" + json.dumps({"id": 2, "text": ARTICLE}).encode() + b"\n"
+    result, written, errors = jsonl_run(tmp_path, data)
+    assert result.returncode == 1
+    no_traceback(result)
+    assert [r["id"] for r in written] == [2]
+    assert [(e["line"], e["error"].split(" (")[0]) for e in errors] == [(1, reason)]
+
+
+def test_a_utf16_jsonl_file_is_read(tmp_path):
+    records = [{"id": i, "text": ARTICLE.replace("acht", str(i))} for i in range(3)]
+    data = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode("utf-16")
+    result, written, _ = jsonl_run(tmp_path, data)
+    assert result.returncode == 0, result.stderr
+    assert [r["cleaned_text"] for r in written] == [clean(r["text"]) for r in records]
+
+
+def test_nan_in_a_record_is_written_as_null_with_a_note(tmp_path):
+    data = b'{"id": 1, "score": NaN, "text": "Kurs steigt"}\n'
+    result, written, _ = jsonl_run(tmp_path, data)
+    assert written[0]["score"] is None
+    assert any("NaN or Infinity value(s) written as null" in line for line in lines(result))
+
+
+def test_a_record_larger_than_max_bytes_fails_alone_without_being_read_whole(tmp_path):
+    data = (
+        json.dumps({"id": 1, "text": "x" * 5000}).encode() + b"\n" + json.dumps({"id": 2, "text": "Kurs"}).encode()
+    )
+    _, written, errors = jsonl_run(tmp_path, data + b"\n", "--max-bytes", "1000")
+    assert [r["id"] for r in written] == [2]
+    assert errors == [
+        {
+            "file": str(tmp_path / "in" / "crawl.jsonl"),
+            "line": 1,
+            "error": "record larger than --max-bytes (1000 bytes)",
+        }
+    ]
+
+
+def test_a_failed_file_with_a_name_that_is_not_utf8_is_listed_in_the_errors_file(tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    bad_name = os.fsdecode(b"seite-\xff.txt")
+    (src / bad_name).write_bytes(b"%PDF-1.4 binary")
+    errors = tmp_path / "errors.jsonl"
+    result = run("clean-article", src, "-o", tmp_path / "out", "--errors", errors, "--jobs", "1")
+    assert result.returncode == 1
+    no_traceback(result)
+    (record,) = [json.loads(line) for line in errors.read_text(encoding="utf-8").splitlines()]
+    assert record["error"].endswith("seite-\\xff.txt: not a text file (PDF document)")
+
+
+def test_a_run_removes_only_its_own_temporary_files(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    mine = batch.temp_path(out / "a.txt", "host-1-aaaa")
+    theirs = batch.temp_path(out / "a.txt", "host-2-bbbb")
+    mine.write_text("half")
+    theirs.write_text("half")
+    batch.remove_temp_files(out, "host-1-aaaa")
+    assert not mine.exists() and theirs.exists()
+
+
+def test_skip_existing_removes_temporary_files_of_killed_runs_only(tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "a.txt").write_text(ARTICLE, encoding="utf-8")
+    out = tmp_path / "out"
+    out.mkdir()
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale = batch.temp_path(out / "x.txt", f"{batch._HOST}-{dead.pid}-0000")
+    alive = batch.temp_path(out / "y.txt", f"{batch._HOST}-{os.getpid()}-1111")
+    stale.write_text("half")
+    alive.write_text("half")
+    result = run("clean-article", src, "-o", out, "--skip-existing", "--jobs", "1")
+    assert result.returncode == 0
+    assert not stale.exists() and alive.exists()
+    assert "note: removed 1 temporary file(s) of killed runs" in lines(result)
+
+
+# --- crashes -----------------------------------------------------------------------------------------------
+
+
+def rewrite_header(path, tmp_path, change) -> object:
+    data = path.read_bytes()
+    start = len(model.MAGIC) + 4
+    (size,) = struct.unpack("<I", data[len(model.MAGIC) : start])
+    header = json.loads(data[start : start + size])
+    change(header)
+    blob = json.dumps(header).encode()
+    body = model.MAGIC + struct.pack("<I", len(blob)) + blob + data[start + size : -4]
+    crafted = tmp_path / "crafted.bin"
+    crafted.write_bytes(body + struct.pack("<I", zlib.crc32(body)))
+    return crafted
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda h: h.pop("dense_scale"), "dense weights of the wrong shape or not finite"),
+        (lambda h: h["dense_scale"].__setitem__(0, 0), "dense weights of the wrong shape or not finite"),
+        (
+            lambda h: h["dense_coef"][1].__setitem__(0, float("nan")),
+            "dense weights of the wrong shape or not finite",
+        ),
+        (lambda h: h.__setitem__("classes", ["promotional", "navigational", "editorial"]), "has classes"),
+        (lambda h: h["stage2"]["coef"].pop(), "second stage of the wrong shape"),
+        (lambda h: h.__setitem__("stage2", "x"), "second stage of the wrong shape"),
+    ],
+    ids=["missing-key", "zero-scale", "nan", "swapped-classes", "short-stage2", "bad-stage2"],
+)
+def test_a_model_with_a_valid_checksum_and_a_broken_header_is_one_clear_error(tmp_path, change, message):
+    crafted = rewrite_header(model.shipped_model(), tmp_path, change)
+    result = run("clean-article", "--model", crafted, stdin=ARTICLE.encode())
+    assert result.returncode == 1
+    assert len(lines(result)) == 1 and message in result.stderr.decode(), result.stderr
+
+
+def test_a_model_with_nan_weights_or_a_truncated_array_is_refused(tmp_path):
+    data = bytearray(model.shipped_model().read_bytes())
+    for name, body in {
+        "nan.bin": data[:-12] + struct.pack("<f", float("nan")) + data[-8:-4],
+        "short.bin": data[:-12],
+    }.items():
+        body = bytes(body)
+        path = tmp_path / name
+        path.write_bytes(body + struct.pack("<I", zlib.crc32(body)))
+        with pytest.raises(model.ModelError, match=r"not finite|weights, expected"):
+            model.load(path)
+
+
+def test_a_tree_deeper_than_the_path_limit_does_not_abort_the_batch(tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "a.txt").write_text(ARTICLE, encoding="utf-8")
+    descriptor = os.open(src, os.O_RDONLY)
+    try:
+        for _ in range(40):  # 40 * 200 bytes: far beyond PATH_MAX (4096)
+            name = "d" * 200
+            os.mkdir(name, dir_fd=descriptor)
+            child = os.open(name, os.O_RDONLY, dir_fd=descriptor)
+            os.close(descriptor)
+            descriptor = child
+        with open(os.open("deep.txt", os.O_WRONLY | os.O_CREAT, dir_fd=descriptor), "w") as handle:
+            handle.write(ARTICLE)
+    finally:
+        os.close(descriptor)
+    result = run("clean-article", src, "-o", tmp_path / "out", "--jobs", "1")
+    no_traceback(result)
+    assert (tmp_path / "out" / "a.txt").exists()
+    assert result.returncode == 1
+    assert "file name too long" in result.stderr.decode()
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--jobs", "-1"], "error: --jobs must be 0 (all cores) or a positive number of workers"),
+        (["--jobs", "-3"], "error: --jobs must be 0 (all cores) or a positive number of workers"),
+        (["--max-bytes", "-5"], "error: --max-bytes must be a positive number of bytes"),
+        (["--encoding", "klingon"], "error: --encoding: unknown encoding 'klingon'"),
+        (["--scheduler", "tcp://localhost:8786"], "error: --scheduler needs --engine dask"),
+        ([""], "error: an empty path is not an input"),
+    ],
+)
+def test_impossible_arguments_are_one_usage_error(arguments, message, tmp_path):
+    result = run("clean-article", *arguments, stdin=ARTICLE.encode(), cwd=tmp_path)
+    assert (result.returncode, result.stdout) == (2, b"")
+    assert lines(result) == [message]
+
+
+def test_an_unknown_encoding_in_a_batch_is_one_usage_error(tmp_path):
+    for i in range(3):
+        (tmp_path / f"p{i}.txt").write_text(ARTICLE, encoding="utf-8")
+    result = run("clean-article", tmp_path, "-o", tmp_path.parent / "out", "--encoding", "klingon")
+    assert result.returncode == 2
+    assert lines(result) == ["error: --encoding: unknown encoding 'klingon'"]
+
+
+# --- hangs -------------------------------------------------------------------------------------------------
+
+
+def test_a_fifo_inside_a_folder_is_skipped_not_waited_for(tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "a.txt").write_text(ARTICLE, encoding="utf-8")
+    os.mkfifo(src / "pipe.txt")
+    result = run("clean-article", src, "-o", tmp_path / "out", "--jobs", "1")
+    assert result.returncode == 1
+    assert f"error: {src / 'pipe.txt'}: not a regular file (a FIFO, socket or device)" in lines(result)
+    assert (tmp_path / "out" / "a.txt").exists()
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dev-zero"])
+def test_a_model_that_is_not_a_regular_file_is_refused_at_once(tmp_path, kind):
+    path = tmp_path / "model.bin"
+    if kind == "fifo":
+        os.mkfifo(path)
+    else:
+        path.symlink_to("/dev/zero")
+    result = run("clean-article", "--model", path, stdin=ARTICLE.encode())
+    assert result.returncode == 1
+    assert "is not a regular file" in result.stderr.decode()
+
+
+def test_a_device_named_as_input_is_refused():
+    result = run("clean-article", "--input-format", "jsonl", "/dev/zero", "--max-bytes", "1000")
+    assert result.returncode == 1
+    assert lines(result) == ["error: /dev/zero: not a regular file or pipe (a device or socket)"]
+
+
+def test_a_scheduler_that_never_answers_ends_in_an_error(tmp_path):
+    pytest.importorskip("dask.distributed")
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(5)
+    accepted = []
+    threading.Thread(target=lambda: accepted.append(server.accept()), daemon=True).start()
+    (tmp_path / "a.txt").write_text(ARTICLE, encoding="utf-8")
+    port = server.getsockname()[1]
+    start = time.monotonic()
+    result = run(
+        "clean-article", tmp_path / "a.txt", "-o", tmp_path / "out", "--engine", "dask",
+        "--scheduler", f"tcp://127.0.0.1:{port}", "--dask-timeout", "3",
+    )  # fmt: skip
+    assert time.monotonic() - start < 60
+    assert result.returncode == 1
+    assert "cannot reach the Dask scheduler" in result.stderr.decode()
+    no_traceback(result)
+
+
+def test_a_cluster_without_workers_ends_in_an_error(tmp_path):
+    pytest.importorskip("dask.distributed")
+    from dask.distributed import LocalCluster
+
+    (tmp_path / "a.txt").write_text(ARTICLE, encoding="utf-8")
+    with LocalCluster(n_workers=0, dashboard_address=":0") as cluster:
+        result = run(
+            "clean-article", tmp_path / "a.txt", "-o", tmp_path / "out", "--engine", "dask",
+            "--scheduler", cluster.scheduler_address, "--dask-timeout", "3",
+        )  # fmt: skip
+    assert result.returncode == 1
+    assert "the Dask cluster has had no worker for 3 s" in result.stderr.decode()
+
+
+# --- silent corruption -------------------------------------------------------------------------------------
+
+
+def test_utf8_with_one_invalid_byte_stays_utf8_with_a_note():
+    data = "Die Börse in Zürich: Anleger kauften Aktien großer Versicherer für 12 €.".encode() + b"\xff\n"
+    notes: list[str] = []
+    assert decode(data, None, notes).startswith("Die Börse in Zürich")
+    assert notes == ["1 byte that are not UTF-8 replaced by U+FFFD"]
+    result = run("clean-article", "-k", "editorial,promotional,navigational", stdin=data)
+    assert "Börse" in result.stdout.decode()
+    assert lines(result) == ["note: <stdin>: 1 byte that are not UTF-8 replaced by U+FFFD"]
+
+
+@pytest.mark.parametrize("text", ["Kurs fällt", "Öl: 3 € – „gut“", "Müller AG", "Zinsen 2 ‰ über Plan"])
+def test_short_windows_1252_pages_are_read_as_windows_1252(text):
+    assert decode(text.encode("cp1252")) == text
+
+
+def test_a_forced_utf16_that_does_not_fit_is_an_error():
+    result = run("clean-article", "--encoding", "utf-16", stdin=ARTICLE.encode())
+    assert result.returncode == 1
+    assert lines(result) == [
+        "error: <stdin>: does not look like utf-16 text (too few NUL bytes); is --encoding right?"
+    ]
+
+
+@pytest.mark.parametrize("mark", ["\u200e", "\u200f", "\u202e", "\u00ad", "\u2066", "\u061c"])
+def test_lines_of_only_invisible_marks_are_blank(mark):
+    assert split_paragraphs(f"Titel\n{mark}\nText eins.\n{mark}{mark}\nText zwei.") == [
+        "Titel",
+        "Text eins.",
+        "Text zwei.",
+    ]
+
+
+def test_keep_as_one_string_and_unknown_labels_in_the_api():
+    page = "Siemens hebt Prognose an\n\nDer Konzern rechnet nun mit einem Umsatzplus von acht Prozent."
+    assert clean(page, keep="editorial") == clean(page) != ""
+    assert clean(page, keep="editorial,navigational") == clean(page, keep=("editorial", "navigational"))
+    with pytest.raises(ValueError, match="unknown label 'werbung'"):
+        clean(page, keep="werbung")
+    with pytest.raises(ValueError, match="unknown label 'editoral'"):
+        clean(page, keep=["editoral"])
+
+
+# --- lesser ------------------------------------------------------------------------------------------------
+
+
+def test_a_few_nul_bytes_do_not_refuse_a_page():
+    data = ARTICLE.encode().replace(b"Prognose", b"Prog\x00nose").replace(b"Konzern", b"Kon\x00zern")
+    result = run("clean-article", "-k", "editorial,promotional,navigational", stdin=data)
+    assert result.returncode == 0
+    assert result.stdout.count(b"\x00") == 2
+
+
+def test_utf16_without_a_bom_is_read_with_a_note():
+    result = run("clean-article", "-k", "editorial,promotional,navigational", stdin=ARTICLE.encode("utf-16-le"))
+    assert result.returncode == 0
+    assert result.stdout.decode() == ARTICLE
+    assert lines(result) == ["note: <stdin>: no byte-order mark, read as UTF-16-LE"]
+
+
+def test_an_unwritable_errors_path_is_found_before_the_batch(tmp_path):
+    (tmp_path / "a.txt").write_text(ARTICLE, encoding="utf-8")
+    result = run("clean-article", tmp_path / "a.txt", "-o", tmp_path / "out", "--errors", "/proc/version/x.jsonl")
+    assert result.returncode == 1
+    assert lines(result)[0].startswith("error: cannot write to /proc/version/")
+    assert not (tmp_path / "out" / "a.txt").exists()
+
+
+def test_an_unwritable_output_folder_is_one_error(tmp_path):
+    for i in range(5):
+        (tmp_path / f"p{i}.txt").write_text(ARTICLE, encoding="utf-8")
+    result = run("clean-article", tmp_path, "-o", "/proc/version/out")
+    assert result.returncode == 1
+    assert len(lines(result)) == 1 and lines(result)[0].startswith("error: cannot write to /proc/version")
+
+
+def test_a_255_byte_file_name_is_cleaned(tmp_path):
+    name = "s" * 251 + ".txt"
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / name).write_text(ARTICLE, encoding="utf-8")
+    result = run("clean-article", tmp_path / "in", "-o", tmp_path / "out", "--jobs", "1")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "out" / name).read_text(encoding="utf-8") == batch.output_text(clean(ARTICLE))
+
+
+def many_pages(tmp_path, count=3000):
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(count):
+        (src / f"p{i:04}.txt").write_text(ARTICLE * 20, encoding="utf-8")
+    return src
+
+
+def start_and_signal(tmp_path, sig, *extra):
+    src = many_pages(tmp_path)
+    out = tmp_path / "out"
+    process = subprocess.Popen(
+        [str(BIN / "clean-article"), str(src), "-o", str(out), *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and len(list(out.glob("*.txt"))) < 20:
+        time.sleep(0.05)
+    process.send_signal(sig)
+    _, stderr = process.communicate(timeout=120)
+    return process.returncode, stderr.decode(), out
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_sigterm_stops_cleanly_with_the_summary_and_the_errors_file(tmp_path, jobs):
+    errors = tmp_path / "errors.jsonl"
+    code, stderr, out = start_and_signal(tmp_path, signal.SIGTERM, "--jobs", jobs, "--errors", str(errors))
+    assert code == 143, stderr
+    assert "Traceback" not in stderr
+    assert stderr.splitlines()[-1].startswith("interrupted: ")
+    assert errors.exists()
+    assert not list(out.rglob(f"*{batch.TEMP_SUFFIX}"))
+
+
+def test_ctrl_c_keeps_the_errors_file(tmp_path):
+    errors = tmp_path / "errors.jsonl"
+    code, _, _ = start_and_signal(tmp_path, signal.SIGINT, "--jobs", "2", "--errors", str(errors))
+    assert code == 130
+    assert errors.exists()
+
+
+def test_kill_9_of_the_main_process_ends_the_workers_quietly(tmp_path):
+    code, stderr, _ = start_and_signal(tmp_path, signal.SIGKILL, "--jobs", "2")
+    assert code == -signal.SIGKILL
+    time.sleep(1)
+    assert "Traceback" not in stderr
+
+
+def test_batch_stderr_has_no_carriage_returns_when_not_a_terminal_and_shows_notes(tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "empty.txt").write_text("", encoding="utf-8")
+    (src / "bad.txt").write_bytes(b"%PDF-1.4")
+    result = run("clean-article", src, "-o", tmp_path / "out", "--jobs", "1")
+    assert b"\r" not in result.stderr
+    assert f"note: {src / 'empty.txt'}: empty input, nothing to clean" in lines(result)
+
+
+def test_a_glob_that_matches_nothing_is_an_error(tmp_path):
+    (tmp_path / "a.txt").write_text(ARTICLE, encoding="utf-8")
+    result = run("clean-article", tmp_path, "-o", tmp_path.parent / "out", "--glob", "*.xml")
+    assert result.returncode == 1
+    assert f"error: {tmp_path}: no file matches *.xml" in lines(result)
+
+
+def test_a_small_batch_is_split_for_every_worker():
+    tasks = [batch.Task(f"{i}.txt", "text", f"out/{i}.txt") for i in range(10)]
+    assert len(batch.chunked(tasks, jobs=2)) >= 2
+    assert [t for chunk in batch.chunked(tasks, jobs=2) for t in chunk] == tasks
