@@ -27,9 +27,21 @@ from pathlib import Path
 from typing import IO, Any, BinaryIO, TextIO
 
 from detector import markup
-from detector.api import Paragraph, as_record, classify, classify_html, load_model, render
+from detector.api import (
+    Paragraph,
+    as_record,
+    classify,
+    classify_html,
+    explain,
+    explain_html,
+    load_model,
+    render,
+    render_explanations,
+    verdict,
+)
 from detector.model import ModelError
 from detector.pages import LABELS
+from detector.rules import Rule, apply_rules
 from detector.segment import NotTextError, looks_like_html, page_text
 
 DEFAULT_MAX_BYTES = 32 * 1024 * 1024
@@ -74,6 +86,10 @@ class RunConfig:
     scheduler: str | None = None
     dask_timeout: float = 60.0
     quiet: bool = False
+    favor: str = "balanced"
+    min_editorial: float | None = None
+    rules: tuple[Rule, ...] = ()
+    drop_pages: tuple[str, ...] = ()
     run_id: str = field(default_factory=new_run_id)
 
     def patterns(self) -> tuple[str, ...]:
@@ -102,6 +118,12 @@ class Result:
     labels: dict[str, int] = field(default_factory=dict)
     record_errors: list[dict] = field(default_factory=list)
     skipped_records: int = 0
+    dropped: dict[str, int] = field(default_factory=dict)  # pages left out by --drop-pages, per flag
+
+    def drop(self, flags: list[str]) -> None:
+        for flag in flags:
+            self.dropped[flag] = self.dropped.get(flag, 0) + 1
+        self.dropped["pages"] = self.dropped.get("pages", 0) + 1
 
     def count(self, paragraphs: list[Paragraph]) -> None:
         self.pages += 1
@@ -199,25 +221,55 @@ def sniff_kind(head: bytes, name: str = "") -> str:
 # One document
 
 
-def clean_page(data: bytes, name: str, kind: str, config: RunConfig) -> tuple[str, list[Paragraph], list[str]]:
+def label_page(
+    content: str, kind: str, config: RunConfig, site: str | None = None, record: dict | None = None
+) -> list[Paragraph]:
+    """The labelled paragraphs of one page (text, or HTML when ``kind`` is html): the model at the chosen
+    preset or threshold, then the user's rules."""
+    scorer = load_model(config.model)
+    if kind == "html":
+        paragraphs = classify_html(content, scorer, config.favor, config.min_editorial)
+    else:
+        paragraphs = classify(content, scorer, config.favor, config.min_editorial)
+    return apply_rules(paragraphs, config.rules, site, record) if config.rules else paragraphs
+
+
+def render_page(paragraphs: list[Paragraph], content: str, kind: str, config: RunConfig) -> str:
+    """A labelled page in the output format; ``explain`` asks the model why."""
+    if config.fmt == "explain":
+        explanations = (explain_html if kind == "html" else explain)(content, load_model(config.model))
+        return render_explanations(paragraphs, explanations)
+    return render(paragraphs, config.fmt, config.keep)
+
+
+def dropped_by(paragraphs: list[Paragraph], config: RunConfig) -> list[str]:
+    """The page flags for which ``--drop-pages`` leaves this page out."""
+    if not config.drop_pages:
+        return []
+    return [flag for flag in verdict(paragraphs)["flags"] if flag in config.drop_pages]
+
+
+def clean_page(
+    data: bytes, name: str, kind: str, config: RunConfig, site: str | None = None
+) -> tuple[str, list[Paragraph], list[str]]:
     """One page's bytes (text or HTML) to its rendered output, its labelled paragraphs and notes."""
     notes: list[str] = []
     try:
         if data[:2] == b"\x1f\x8b" and kind == "html":
             data = gunzip_limited(data, config.max_bytes, name)
         if kind == "html":
-            paragraphs = classify_html(markup.decode_html(data, config.encoding, notes), load_model(config.model))
+            content = markup.decode_html(data, config.encoding, notes)
         else:
-            text = page_text(data, config.encoding, config.fix_mojibake, notes)
-            paragraphs = classify(text, load_model(config.model))
+            content = page_text(data, config.encoding, config.fix_mojibake, notes)
     except NotTextError as exc:
         raise InputError(f"{name}: {exc}") from None
+    paragraphs = label_page(content, kind, config, site)
     notes = [f"{name}: {note}" for note in notes]
     if not paragraphs:
         notes.append(f"{name}: empty input, nothing to clean")
     elif not any(p.label in config.keep for p in paragraphs):
         notes.append(f"{name}: no {'/'.join(config.keep)} paragraph found, the output is empty")
-    return render(paragraphs, config.fmt, config.keep), paragraphs, notes
+    return render_page(paragraphs, content, kind, config), paragraphs, notes
 
 
 def output_text(rendered: str) -> str:
@@ -280,8 +332,9 @@ def record_lines(stream: BinaryIO, max_bytes: int) -> Iterator[tuple[int, bytes 
 def clean_records(stream: BinaryIO, name: str, config: RunConfig, result: Result) -> Iterator[bytes]:
     """Stream JSON Lines: each record keeps its fields and gains ``cleaned_text`` and ``paragraph_labels``
     (and ``paragraphs`` with ``--format json``). A bad record is left out and listed in ``result``; it never
-    stops the file."""
-    scorer = load_model(config.model)
+    stops the file. Every record also gains its ``page_verdict``; with ``--drop-pages`` a flagged record is
+    left out and counted."""
+    load_model(config.model)
     field_name = config.html_field or config.text_field
     nan_values = 0
 
@@ -313,14 +366,13 @@ def clean_records(stream: BinaryIO, name: str, config: RunConfig, result: Result
                 fail(number, f"no {kind} field {field_name!r}")
                 continue
             try:
-                if config.html_field:
-                    paragraphs = classify_html(value, scorer)
-                else:
-                    paragraphs = classify(_fix(value) if config.fix_mojibake else value, scorer)
-                record["cleaned_text"] = render(paragraphs, "text", config.keep)
-                record["paragraph_labels"] = [p.label for p in paragraphs]
-                if config.fmt == "json":
-                    record["paragraphs"] = as_record(paragraphs, config.keep)["paragraphs"]
+                kind = "html" if config.html_field else "text"
+                content = _fix(value) if config.fix_mojibake and kind == "text" else value
+                paragraphs = label_page(content, kind, config, host_of(record.get("url")), record)
+                if dropped_by(paragraphs, config):
+                    result.drop(dropped_by(paragraphs, config))
+                    continue
+                _annotate(record, paragraphs, config)
                 out = json_line(record)
             except (ValueError, RecursionError) as exc:
                 fail(number, f"cannot be cleaned ({type(exc).__name__}: {exc})")
@@ -331,6 +383,29 @@ def clean_records(stream: BinaryIO, name: str, config: RunConfig, result: Result
         fail(number + 1, f"not valid {exc.encoding} text; the rest of the file is not read")
     if nan_values:
         result.notes.append(f"{name}: {nan_values} NaN or Infinity value(s) written as null (they are not JSON)")
+
+
+def _annotate(record: dict, paragraphs: list[Paragraph], config: RunConfig) -> None:
+    """What a record gains: the cleaned text, the labels, the page verdict (and every paragraph with
+    ``-f json``)."""
+    record["cleaned_text"] = render(paragraphs, "text", config.keep)
+    record["paragraph_labels"] = [p.label for p in paragraphs]
+    record["page_verdict"] = verdict(paragraphs)
+    if config.fmt == "json":
+        record["paragraphs"] = as_record(paragraphs, config.keep)["paragraphs"]
+
+
+def host_of(url: object) -> str | None:
+    """The host of a URL (lower case, without ``www.``), for the rules' ``site``."""
+    if not isinstance(url, str):
+        return None
+    from urllib.parse import urlsplit
+
+    try:
+        host = (urlsplit(url).hostname or "").lower()
+    except ValueError:
+        return None
+    return host.removeprefix("www.") or None
 
 
 def _fix(text: str) -> str:
@@ -345,7 +420,7 @@ def clean_warc(stream: BinaryIO, name: str, config: RunConfig, result: Result) -
     from warcio.archiveiterator import ArchiveIterator
     from warcio.exceptions import ArchiveLoadFailed
 
-    scorer = load_model(config.model)
+    load_model(config.model)
     number = 0
     try:
         for record in ArchiveIterator(stream, arc2warc=True):
@@ -362,16 +437,16 @@ def clean_warc(stream: BinaryIO, name: str, config: RunConfig, result: Result) -
                 payload = read_limited(record.content_stream(), config.max_bytes, f"{name} record {number}")
                 charset = _http_charset(content_type)
                 text = _decode_http(payload, charset, config.encoding)
-                paragraphs = classify_html(text, scorer)
+                paragraphs = label_page(text, "html", config, host_of(url))
+                if dropped_by(paragraphs, config):
+                    result.drop(dropped_by(paragraphs, config))
+                    continue
                 out = {
                     "url": url,
                     "record_id": record.rec_headers.get_header("WARC-Record-ID"),
                     "date": record.rec_headers.get_header("WARC-Date"),
-                    "cleaned_text": render(paragraphs, "text", config.keep),
-                    "paragraph_labels": [p.label for p in paragraphs],
                 }
-                if config.fmt == "json":
-                    out["paragraphs"] = as_record(paragraphs, config.keep)["paragraphs"]
+                _annotate(out, paragraphs, config)
             except (InputError, NotTextError, ValueError, RecursionError) as exc:
                 reason = str(exc).removeprefix(f"{name} record {number}: ")
                 result.record_errors.append({"file": name, "record": number, "url": url, "error": reason})
@@ -451,7 +526,13 @@ def clean_file(task: Task, config: RunConfig) -> Result:
                 write_atomic(target, lines, config.run_id)
                 return result
             data = read_limited(handle, config.max_bytes, name)
-        rendered, paragraphs, notes = clean_page(data, name, task.kind, config)
+        rendered, paragraphs, notes = clean_page(data, name, task.kind, config, Path(task.source).parent.name)
+        flags = dropped_by(paragraphs, config)
+        if flags:
+            result.status = "dropped"
+            result.drop(flags)
+            result.reason = f"{name}: page dropped ({', '.join(flags)})"
+            return result
         write_atomic(target, [encode_output(output_text(rendered))], config.run_id)
         result.notes = notes
         result.count(paragraphs)
@@ -850,6 +931,13 @@ def summary(results: list[Result], seconds: float, interrupted: bool = False) ->
     skipped_records = sum(r.skipped_records for r in results)
     extra = f", {_plural(records, 'bad record')}" if records else ""
     extra += f", {_plural(skipped_records, 'non-HTML record')} skipped" if skipped_records else ""
+    dropped: dict[str, int] = {}
+    for r in results:
+        for flag, number in r.dropped.items():
+            dropped[flag] = dropped.get(flag, 0) + number
+    if dropped:
+        details = ", ".join(f"{flag} {n}" for flag, n in sorted(dropped.items()) if flag != "pages")
+        extra += f", {_plural(dropped['pages'], 'page')} dropped ({details})"
     head = "interrupted: " if interrupted else ""
     return (
         f"{head}{_plural(count['cleaned'], 'file')} cleaned, {count['failed']} failed, {count['skipped']} "

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from detector import batch
-from detector.api import FORMATS, parse_keep
+from detector.api import FLAGS, FORMATS, parse_keep
 from detector.model import ModelError
 from detector.segment import check_encoding
 
@@ -75,9 +75,29 @@ def clean_parser() -> argparse.ArgumentParser:
         choices=FORMATS,
         default="text",
         help="text: the article; annotated: every paragraph with its label (LABELS.md format); "
-        "json: labels and probabilities; html: the article as minimal HTML (default: text)",
+        "json: labels, probabilities and the page verdict; html: the article as minimal HTML; explain: "
+        "per paragraph the features that decided it (default: text)",
     )
     add("-k", "--keep", default="editorial", help="labels to keep, comma-separated (default: editorial)")
+    add(
+        "--favor",
+        choices=("precision", "balanced", "recall"),
+        default="balanced",
+        help="precision: keep only what is surely article (fewer leaks); recall: lose less article; the "
+        "thresholds were chosen by cross-validation and ship with the model (default: balanced)",
+    )
+    add(
+        "--min-editorial",
+        type=float,
+        metavar="P",
+        help="keep a paragraph as editorial when its editorial probability is at least P (0-1; overrides --favor)",
+    )
+    add("--rules", type=Path, metavar="FILE", help="your own keep/drop rules (TOML), applied after the model")
+    add(
+        "--drop-pages",
+        metavar="FLAGS",
+        help="leave out pages with these flags, comma-separated: advertorial, teaser_only, no_article",
+    )
     add(
         "--input-format",
         choices=batch.INPUT_FORMATS,
@@ -145,6 +165,20 @@ def build_config(args: argparse.Namespace) -> batch.RunConfig:
         raise batch.UsageError("--dask-timeout must be a positive number of seconds")
     if args.html_field and args.input_format not in ("auto", "jsonl"):
         raise batch.UsageError("--html-field is for JSON Lines input")
+    if args.min_editorial is not None and not 0.0 <= args.min_editorial <= 1.0:
+        raise batch.UsageError("--min-editorial must be a probability between 0 and 1")
+    drop_pages = tuple(flag.strip() for flag in (args.drop_pages or "").split(",") if flag.strip())
+    unknown = [flag for flag in drop_pages if flag not in FLAGS]
+    if unknown:
+        raise batch.UsageError(f"--drop-pages: unknown flag {unknown[0]!r}; choose from {', '.join(FLAGS)}")
+    rules: tuple = ()
+    if args.rules is not None:
+        from detector.rules import RulesError, load_rules
+
+        try:
+            rules = load_rules(args.rules)
+        except RulesError as exc:
+            raise batch.UsageError(f"--rules: {exc}") from None
     return batch.RunConfig(
         fmt=args.fmt,
         keep=labels,
@@ -164,6 +198,10 @@ def build_config(args: argparse.Namespace) -> batch.RunConfig:
         scheduler=args.scheduler,
         dask_timeout=args.dask_timeout,
         quiet=args.quiet,
+        favor=args.favor,
+        min_editorial=args.min_editorial,
+        rules=rules,
+        drop_pages=drop_pages,
     )
 
 
@@ -218,7 +256,12 @@ def _clean_one(source: str, config: batch.RunConfig) -> int:
                 import io
 
                 return _records_to_stdout(io.BytesIO(data), name, kind, config)
-        rendered, _, notes = batch.clean_page(data, name, kind, config)
+        site = None if source == "-" else Path(source).resolve().parent.name
+        rendered, paragraphs, notes = batch.clean_page(data, name, kind, config, site)
+        flags = batch.dropped_by(paragraphs, config)
+        if flags:
+            notes = [f"{name}: page dropped ({', '.join(flags)})"]
+            rendered = ""
         if not config.quiet:
             for note in notes:
                 sys.stderr.write(f"note: {note}\n")
@@ -309,7 +352,7 @@ def _clean_many(inputs: list[str], output: Path, config: batch.RunConfig) -> int
 def _report(result: batch.Result, progress: batch.Progress, config: batch.RunConfig) -> None:
     if result.status == "failed":
         progress.line(f"error: {result.reason}")
-    elif result.status == "skipped" and result.reason != "output exists" and not config.quiet:
+    elif result.status in ("skipped", "dropped") and result.reason != "output exists" and not config.quiet:
         progress.line(f"note: {result.reason}")
     for record in result.record_errors:
         progress.line(f"error: {_where(record)}: {record['error']}")

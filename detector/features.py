@@ -1,14 +1,23 @@
 """What the model sees of a paragraph, in pure Python so that prediction needs no scikit-learn or numpy.
 
-Two kinds of features:
+Three kinds of features:
 
 * text features, hashed into ``2**HASH_BITS`` columns with CRC-32 (no vocabulary to store or load): word
   unigrams and bigrams, the first and last token, and character 3- to 5-grams inside each word (German
   compounds: "Gratis-Analyse", "Depoteröffnung"). Digits are folded to ``0`` so that prices and dates
-  generalise. Training weights them by idf and divides each block by the square root of its number of
-  occurrences, which keeps the score a plain sum over occurrences and lets the scorer cache it per word;
-* form and context features (``DENSE_NAMES``): the paragraph's length and make-up, its place in the page and
-  the form of its neighbours, because boilerplate comes in runs and at the edges of a page.
+  generalise. For HTML input the words of the class and id attributes above the paragraph ("ad", "teaser",
+  "newsletter") are hashed into the same columns as a third block. Training weights them by idf and divides
+  each block by the square root of its number of occurrences, which keeps the score a plain sum over
+  occurrences and lets the scorer cache it per word;
+* dense features (``DENSE_NAMES``): the paragraph's form (length and make-up), its markup (tag, link text,
+  landmarks; all zero for text input), its place in the page and the form of its neighbours, because
+  boilerplate comes in runs and at the edges of a page;
+* the second stage's features (``STAGE2_NAMES``): what the first stage thinks of the paragraph, of its
+  neighbours near and far, and of the page, and where the page's article run (the densest run of editorial
+  scores) lies: the article is one contiguous run inside the chrome of a full page.
+
+Each group of dense features is declared once, as the keys of the dict its function returns; the names and the
+values cannot drift apart.
 """
 
 from __future__ import annotations
@@ -16,9 +25,13 @@ from __future__ import annotations
 import math
 import re
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from functools import lru_cache
 from itertools import pairwise
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from detector.markup import Block
 
 HASH_BITS = 19
 HASH_MASK = (1 << HASH_BITS) - 1
@@ -57,7 +70,7 @@ _EMPTY_ID = hash_feature("empty")
 _PAIR = 0x01000193  # FNV prime: mixes two unigram columns into one bigram column
 
 
-def phrase_feature_ids(unigrams: list[int] | tuple[int, ...]) -> list[int]:
+def phrase_feature_ids(unigrams: Sequence[int]) -> list[int]:
     """Bigrams and the first and last token, computed from the unigram columns (no string hashing on the
     hot path); a single "empty" feature for a paragraph without tokens."""
     if not unigrams:
@@ -85,37 +98,166 @@ def char_ngram_ids(token: str) -> tuple[int, ...]:
     )
 
 
-# ---------------------------------------------------------------------------------------------------------
-# Form and context features
+def known_words(words: tuple[str, ...], vocabulary: frozenset[str]) -> tuple[str, ...]:
+    """The class and id words a model knows (its ``class_vocabulary``), in their order."""
+    return tuple(w for w in words if w in vocabulary)
 
-FORM_NAMES = (
-    "log_chars",
-    "log_words",
-    "lines",
-    "digit_share",
-    "upper_share",
-    "punct_share",
-    "ends_sentence",
-    "ends_question",
-    "ends_exclamation",
-    "ends_colon",
-    "ends_ellipsis",
-    "has_qmark_bang",
-    "prices",
-    "percents",
-    "bullets",
-    "has_url",
-    "pipes",
-    "date_time",
-    "short_no_stop",
-    "all_caps_words",
-    "short_first_line",
-    "short_link_word",
-)
+
+@lru_cache(maxsize=1 << 14)
+def class_word_ids(words: tuple[str, ...]) -> tuple[int, ...]:
+    """Columns of the class and id words above an HTML paragraph: each distinct word once, and the words of
+    the nearest element that has any once more, marked as near (``detector.markup.Block.class_words``)."""
+    seen = dict.fromkeys(words)
+    return tuple(hash_feature(f"k|{w}") for w in seen) + tuple(hash_feature(f"K|{w}") for w in words[:4])
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Form: the make-up of one paragraph
+
+_SHARE_SAMPLE = 200  # characters: the shares of digits, capitals and punctuation are read from this prefix
+_POINTER = 15  # words: a line this short with a link word (_LINK_WORD) is most often a link, wherever it stands
+
+
+def _form(text: str) -> dict[str, float]:
+    stripped = text.strip()
+    lower = stripped.lower()
+    n_chars = len(stripped)
+    words = stripped.split()
+    n_words = len(words)
+    sample = stripped[:_SHARE_SAMPLE]
+    letters = sum(map(str.isalpha, sample))
+    uppers = sum(map(str.isupper, sample))
+    digits = sum(map(str.isdigit, sample))
+    spaces = sample.count(" ") + sample.count("\n") + sample.count("\t") + sample.count("\u00a0")
+    puncts = len(sample) - letters - digits - spaces
+    denominator = max(len(sample), 1)
+    last = stripped[-1:]
+    has_digit = digits > 0 or any(map(str.isdigit, stripped[_SHARE_SAMPLE:]))
+    return {
+        "log_chars": math.log1p(n_chars),
+        "log_words": math.log1p(n_words),
+        "lines": float(min(stripped.count("\n") + 1, 20)),
+        "digit_share": digits / denominator,
+        "upper_share": uppers / max(letters, 1),
+        "punct_share": puncts / denominator,
+        "ends_sentence": float(bool(last) and last in _SENTENCE_MARKS),
+        "ends_question": float(last == "?"),
+        "ends_exclamation": float(last == "!"),
+        "ends_colon": float(last == ":"),
+        "ends_ellipsis": float(stripped.endswith(("...", "…"))),
+        "has_qmark_bang": float("?!" in stripped or "!?" in stripped),
+        "prices": math.log1p(len(_PRICE.findall(lower))) if has_digit else 0.0,
+        "percents": math.log1p(len(_PERCENT.findall(lower))) if has_digit else 0.0,
+        "bullets": math.log1p(len(_BULLET.findall(stripped))),
+        "has_url": float(("." in lower or "/" in lower) and _URL.search(lower) is not None),
+        "pipes": math.log1p(stripped.count("|")),
+        "date_time": float(has_digit and _DATE_TIME.search(stripped) is not None),
+        "short_no_stop": float(n_words <= 6 and not (bool(last) and last in _CLAUSE_MARKS)),
+        "all_caps_words": sum(1 for w in words if len(w) > 1 and w.isupper()) / max(n_words, 1),
+        "short_first_line": float(_short_first_line(stripped)),
+        "short_link_word": float(n_words <= _POINTER and _LINK_WORD.search(lower) is not None),
+    }
+
+
+def _short_first_line(stripped: str) -> bool:
+    """A paragraph of several lines whose first line is a short label, not a sentence: an ad tile
+    ("Advertiser" over its headline), a list title, a widget row."""
+    first, newline, _ = stripped.partition("\n")
+    first = first.strip()
+    return bool(newline) and len(first.split()) <= 5 and first[-1:] not in _CLAUSE_MARKS
+
+
+FORM_NAMES = tuple(_form("x"))
+
+
+def form_features(text: str) -> list[float]:
+    """The make-up of one paragraph (in the order of FORM_NAMES)."""
+    return list(_form(text).values())
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Markup: what the HTML around a paragraph tells (all zero for text input)
+
+_TAG_GROUPS = {
+    "h1": "h1",
+    "h2": "h2",
+    "h3": "h3_6",
+    "h4": "h3_6",
+    "h5": "h3_6",
+    "h6": "h3_6",
+    "p": "p",
+    "li": "li",
+    "dt": "list_term",
+    "dd": "list_term",
+    "tr": "table_row",
+    "table": "table_row",
+    "thead": "table_row",
+    "tbody": "table_row",
+    "caption": "caption",
+    "figcaption": "caption",
+    "blockquote": "quote",
+    "pre": "pre",
+    "div": "div",
+    "section": "section",
+    "article": "section",
+    "main": "section",
+    "aside": "section",
+    "header": "section",
+    "footer": "section",
+    "nav": "section",
+    "form": "form",
+    "fieldset": "form",
+    "legend": "form",
+    "option": "form",
+    "summary": "summary",
+    "details": "summary",
+}
+_TAG_NAMES = tuple(dict.fromkeys([*_TAG_GROUPS.values(), "other"]))
+_LANDMARK_NAMES = ("nav", "header", "footer", "aside", "form", "main", "article", "figure", "table", "li", "quote")
+
+
+def _markup(block: Block | None) -> dict[str, float]:
+    values = {"html": 0.0, "link_share": 0.0, "all_link": 0.0, "log_depth": 0.0}
+    values.update((f"tag_{name}", 0.0) for name in _TAG_NAMES)
+    values.update((f"in_{name}", 0.0) for name in _LANDMARK_NAMES)
+    if block is None:
+        return values
+    share = block.link_chars / max(len(block.text), 1)
+    values["html"] = 1.0
+    values["link_share"] = share
+    values["all_link"] = float(share >= 0.95)
+    values["log_depth"] = math.log1p(block.depth)
+    values[f"tag_{_TAG_GROUPS.get(block.tag, 'other')}"] = 1.0
+    for bit, name in enumerate(_LANDMARK_NAMES):
+        if block.landmarks >> bit & 1:
+            values[f"in_{name}"] = 1.0
+    return values
+
+
+MARKUP_NAMES = tuple(_markup(None))
+_NO_MARKUP = [0.0] * len(MARKUP_NAMES)
+
+
+def markup_features(block: Block | None) -> list[float]:
+    """What the markup tells of one paragraph (in the order of MARKUP_NAMES); zeros without markup."""
+    return _NO_MARKUP if block is None else list(_markup(block).values())
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Place and neighbours
+
 _CONTEXT_OFFSETS = (-3, -2, -1, 1, 2, 3)
-DENSE_NAMES = (
-    FORM_NAMES
-    + (
+_LONG = 25  # words: a paragraph this long is almost always running text
+_STATEMENT = 8  # words: this long and ending a sentence, but not with ? or !, it is a statement, not a title
+_SHORT = 6  # words: a neighbour this short is a label, a link or a title
+_WORDS, _ENDS, _QUESTION, _EXCLAMATION = (
+    FORM_NAMES.index(name) for name in ("log_words", "ends_sentence", "ends_question", "ends_exclamation")
+)
+_LINK_SHARE = MARKUP_NAMES.index("link_share")
+
+
+def _context_names() -> tuple[str, ...]:
+    place = (
         "rel_pos",
         "rel_pos_from_end",
         "is_first",
@@ -131,76 +273,28 @@ DENSE_NAMES = (
         "page_share_long",
         "statement",
         "statement_among_short",
+        "short_run",
+        "repeats_on_page",
+        "seen_before",
     )
-    + tuple(f"{name}_{o:+d}" for o in _CONTEXT_OFFSETS for name in ("exists", "log_words", "ends_sentence"))
-)
-_SHARE_SAMPLE = 200  # characters: the shares of digits, capitals and punctuation are read from this prefix
-_LONG = 25  # words: a paragraph this long is almost always running text
-_STATEMENT = 8  # words: this long and ending a sentence, but not with ? or !, it is a statement, not a title
-_POINTER = 15  # words: a line this short with a link word (_LINK_WORD) is most often a link, wherever it stands
-_SHORT = 6  # words: a neighbour this short is a label, a link or a title
-_WORDS, _ENDS, _QUESTION, _EXCLAMATION = (
-    FORM_NAMES.index(name) for name in ("log_words", "ends_sentence", "ends_question", "ends_exclamation")
-)
+    per_neighbour = ("exists", "log_words", "ends_sentence", "link_share")
+    neighbours = tuple(f"{name}_{o:+d}" for o in _CONTEXT_OFFSETS for name in per_neighbour)
+    return place + neighbours
 
 
-def form_features(text: str) -> list[float]:
-    """The make-up of one paragraph (in the order of FORM_NAMES)."""
-    stripped = text.strip()
-    lower = stripped.lower()
-    n_chars = len(stripped)
-    words = stripped.split()
-    n_words = len(words)
-    sample = stripped[:_SHARE_SAMPLE]
-    letters = sum(map(str.isalpha, sample))
-    uppers = sum(map(str.isupper, sample))
-    digits = sum(map(str.isdigit, sample))
-    spaces = sample.count(" ") + sample.count("\n") + sample.count("\t") + sample.count("\u00a0")
-    puncts = len(sample) - letters - digits - spaces
-    denominator = max(len(sample), 1)
-    caps_words = sum(1 for w in words if len(w) > 1 and w.isupper())
-    last = stripped[-1:]
-    has_digit = digits > 0 or any(map(str.isdigit, stripped[_SHARE_SAMPLE:]))
-    return [
-        math.log1p(n_chars),
-        math.log1p(n_words),
-        float(min(stripped.count("\n") + 1, 20)),
-        digits / denominator,
-        uppers / max(letters, 1),
-        puncts / denominator,
-        float(bool(last) and last in _SENTENCE_MARKS),
-        float(last == "?"),
-        float(last == "!"),
-        float(last == ":"),
-        float(stripped.endswith(("...", "…"))),
-        float("?!" in stripped or "!?" in stripped),
-        math.log1p(len(_PRICE.findall(lower))) if has_digit else 0.0,
-        math.log1p(len(_PERCENT.findall(lower))) if has_digit else 0.0,
-        math.log1p(len(_BULLET.findall(stripped))),
-        float(("." in lower or "/" in lower) and _URL.search(lower) is not None),
-        math.log1p(stripped.count("|")),
-        float(has_digit and _DATE_TIME.search(stripped) is not None),
-        float(n_words <= 6 and not (bool(last) and last in _CLAUSE_MARKS)),
-        caps_words / max(n_words, 1),
-        float(_short_first_line(stripped)),
-        float(n_words <= _POINTER and _LINK_WORD.search(lower) is not None),
-    ]
+CONTEXT_NAMES = _context_names()
+DENSE_NAMES = FORM_NAMES + MARKUP_NAMES + CONTEXT_NAMES
 
 
-def _short_first_line(stripped: str) -> bool:
-    """A paragraph of several lines whose first line is a short label, not a sentence: an ad tile
-    ("Advertiser" over its headline), a list title, a widget row."""
-    first, newline, _ = stripped.partition("\n")
-    first = first.strip()
-    return bool(newline) and len(first.split()) <= 5 and first[-1:] not in _CLAUSE_MARKS
-
-
-def page_features(forms: list[list[float]]) -> Iterator[list[float]]:
-    """Form features of every paragraph of a page, extended by its place in the page and its neighbours'
-    form (in the order of DENSE_NAMES)."""
+def page_features(texts: Sequence[str], blocks: Sequence[Block] | None = None) -> Iterator[list[float]]:
+    """Dense features of every paragraph of a page (in the order of DENSE_NAMES): its form, its markup, its
+    place in the page and its neighbours' form."""
+    forms = [form_features(t) for t in texts]
+    marks = [markup_features(b) for b in blocks] if blocks else [_NO_MARKUP] * len(forms)
     n = len(forms)
     log_words = [f[_WORDS] for f in forms]
     ends = [f[_ENDS] for f in forms]
+    links = [m[_LINK_SHARE] for m in marks]
     is_long = [w >= math.log1p(_LONG) for w in log_words]
     long_before = [0] * n
     running = 0
@@ -217,9 +311,18 @@ def page_features(forms: list[list[float]]) -> Iterator[list[float]]:
         f[_ENDS] > 0 and not (f[_QUESTION] or f[_EXCLAMATION]) and f[_WORDS] >= math.log1p(_STATEMENT)
         for f in forms
     ]
-    for i, form in enumerate(forms):
+    runs = _run_lengths(short)
+    # The same paragraph twice on a page: a menu printed for desktop and mobile, the title repeated in the
+    # page's chrome, a teaser list printed again at the end.
+    keys = [" ".join(t.split()).lower() for t in texts]
+    counts: dict[str, int] = {}
+    for key in keys:
+        counts[key] = counts.get(key, 0) + 1
+    seen: set[str] = set()
+    for i in range(n):
         window = short[max(0, i - 3) : i] + short[i + 1 : i + 4]
-        row = form + [
+        row = forms[i] + marks[i]
+        row += [
             i / max(n - 1, 1),
             (n - 1 - i) / max(n - 1, 1),
             float(i == 0),
@@ -235,24 +338,44 @@ def page_features(forms: list[list[float]]) -> Iterator[list[float]]:
             total_long / n,
             float(statement[i]),
             float(statement[i] and (i == 0 or short[i - 1]) and (i == n - 1 or short[i + 1])),
+            math.log1p(runs[i]),
+            math.log1p(counts[keys[i]] - 1),
+            float(keys[i] in seen),
         ]
+        seen.add(keys[i])
         for o in _CONTEXT_OFFSETS:
             j = i + o
             if 0 <= j < n:
-                row += [1.0, log_words[j], ends[j]]
+                row += [1.0, log_words[j], ends[j], links[j]]
             else:
-                row += [0.0, 0.0, 0.0]
+                row += [0.0, 0.0, 0.0, 0.0]
         yield row
 
 
+def _run_lengths(flags: list[bool]) -> list[int]:
+    """For each position, the length of the run of true flags it belongs to (0 where the flag is false)."""
+    out = [0] * len(flags)
+    i = 0
+    while i < len(flags):
+        if not flags[i]:
+            i += 1
+            continue
+        j = i
+        while j < len(flags) and flags[j]:
+            j += 1
+        out[i:j] = [j - i] * (j - i)
+        i = j
+    return out
+
+
 # ---------------------------------------------------------------------------------------------------------
-# Second stage: what the first stage thinks of the neighbours
+# Second stage: what the first stage thinks of the neighbours, and where the article runs
 
-_STAGE2_OFFSETS = (-2, -1, 1, 2)
-STAGE2_SIZE = 3 + 4 * len(_STAGE2_OFFSETS) + 3
+_STAGE2_OFFSETS = (-3, -2, -1, 1, 2, 3)
+_STAGE2_WINDOWS = (5, 15)
 
 
-def softmax(scores: list[float]) -> list[float]:
+def softmax(scores: Sequence[float]) -> list[float]:
     """Class scores to probabilities."""
     top = max(scores)
     exp = [math.exp(v - top) for v in scores]
@@ -260,13 +383,64 @@ def softmax(scores: list[float]) -> list[float]:
     return [e / total for e in exp]
 
 
-def neighbour_features(logits: list[list[float]]) -> list[list[float]]:
-    """Per paragraph: its own first-stage scores, the first-stage probabilities of the two paragraphs before
-    and after it (with a flag for "exists"), and the page's mean probabilities. Sales blocks and link lists
-    come in runs ("Anzeige" and its ad tiles, "Weitere Artikel" and its titles): the neighbours tell."""
+def _stage2_names() -> tuple[str, ...]:
+    own = ("own_0", "own_1", "own_2")
+    near = tuple(f"p{o:+d}_{k}" for o in _STAGE2_OFFSETS for k in ("exists", "0", "1", "2"))
+    far = tuple(f"mean{w}_{k}" for w in _STAGE2_WINDOWS for k in ("0", "1", "2"))
+    page = ("page_0", "page_1", "page_2")
+    run = ("in_article_run", "log_before_run", "log_after_run", "run_share", "editorial_before", "editorial_after")
+    box = ("in_box", "log_box_size", "box_0", "box_1", "box_2")
+    return own + near + far + page + run + box
+
+
+STAGE2_NAMES = _stage2_names()
+STAGE2_SIZE = len(STAGE2_NAMES)
+
+
+def article_run(editorial: Sequence[float]) -> tuple[int, int]:
+    """The densest run of editorial paragraphs, ``[start, end)``: the run with the largest sum of
+    ``p - 0.5`` over its editorial probabilities (an empty page or one without any likely editorial
+    paragraph gives the best single paragraph)."""
+    best, best_start, best_end = -math.inf, 0, 0
+    total, start = 0.0, 0
+    for i, p in enumerate(editorial):
+        if total <= 0:
+            total, start = 0.0, i
+        total += p - 0.5
+        if total > best:
+            best, best_start, best_end = total, start, i + 1
+    return best_start, best_end
+
+
+def neighbour_features(
+    logits: Sequence[Sequence[float]], groups: Sequence[int] | None = None, editorial_class: int = 0
+) -> list[list[float]]:
+    """Per paragraph (in the order of STAGE2_NAMES): its own first-stage scores, the first-stage
+    probabilities of the three paragraphs before and after it (with a flag for "exists"), their means over
+    windows of 5 and 15 paragraphs on each side, the page's mean, where it stands to the article run, and,
+    for HTML input, the mean probabilities of the other paragraphs in its box (``Block.group``): the items of
+    an ad box, a menu or a teaser list share their fate."""
     probs = [softmax(row) for row in logits]
     n = len(probs)
-    mean = [sum(p[k] for p in probs) / n for k in range(3)] if n else [0.0, 0.0, 0.0]
+    if not n:
+        return []
+    box_sums: dict[int, list[float]] = {}
+    box_sizes: dict[int, int] = {}
+    if groups is not None:
+        for g, p in zip(groups, probs):
+            total = box_sums.setdefault(g, [0.0, 0.0, 0.0])
+            total[0] += p[0]
+            total[1] += p[1]
+            total[2] += p[2]
+            box_sizes[g] = box_sizes.get(g, 0) + 1
+    prefix = [[0.0, 0.0, 0.0]]
+    for p in probs:
+        last = prefix[-1]
+        prefix.append([last[0] + p[0], last[1] + p[1], last[2] + p[2]])
+    mean = [v / n for v in prefix[-1]]
+    editorial = [p[editorial_class] for p in probs]
+    run_start, run_end = article_run(editorial)
+    total_editorial = sum(editorial) or 1.0
     rows = []
     for i in range(n):
         top = max(logits[i])
@@ -274,5 +448,63 @@ def neighbour_features(logits: list[list[float]]) -> list[list[float]]:
         for o in _STAGE2_OFFSETS:
             j = i + o
             row += [1.0, *probs[j]] if 0 <= j < n else [0.0, 0.0, 0.0, 0.0]
-        rows.append(row + mean)
+        for w in _STAGE2_WINDOWS:
+            lo, hi = max(0, i - w), min(n, i + w + 1)
+            count = hi - lo - 1
+            if count:
+                row += [(prefix[hi][k] - prefix[lo][k] - probs[i][k]) / count for k in range(3)]
+            else:
+                row += [0.0, 0.0, 0.0]
+        row += mean
+        row += [
+            float(run_start <= i < run_end),
+            math.log1p(max(0, run_start - i)),
+            math.log1p(max(0, i - run_end + 1)),
+            (run_end - run_start) / n,
+            prefix[i][editorial_class] / total_editorial,
+            (prefix[n][editorial_class] - prefix[i + 1][editorial_class]) / total_editorial,
+        ]
+        others = box_sizes.get(groups[i], 1) - 1 if groups is not None else 0
+        if others:
+            total = box_sums[groups[i]]  # type: ignore[index]
+            row += [1.0, math.log1p(others)] + [(total[k] - probs[i][k]) / others for k in range(3)]
+        else:
+            row += [0.0, 0.0, 0.0, 0.0, 0.0]
+        rows.append(row)
     return rows
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Page shape: is this a full page (menus, chrome, article somewhere inside) or an article region?
+
+
+def _shape(texts: Sequence[str]) -> dict[str, float]:
+    n = len(texts)
+    words = [len(t.split()) for t in texts]
+    short = [w <= _SHORT for w in words]
+    long = [w >= _LONG for w in words]
+    first_long = long.index(True) if any(long) else n
+    runs = _run_lengths(short)
+    longest = max(runs, default=0)
+    distinct = len({" ".join(t.split()).lower() for t in texts})
+    return {
+        "log_paragraphs": math.log1p(n),
+        "short_share": sum(short) / max(n, 1),
+        "long_share": sum(long) / max(n, 1),
+        "first_long_share": first_long / max(n, 1),
+        "log_first_long": math.log1p(first_long),
+        "longest_short_run_share": longest / max(n, 1),
+        "log_longest_short_run": math.log1p(longest),
+        "short_share_first_10": sum(short[:10]) / max(min(n, 10), 1),
+        "repeated_share": 1.0 - distinct / max(n, 1),
+    }
+
+
+SHAPE_NAMES = tuple(_shape(["x"]))
+
+
+def page_shape(texts: Sequence[str]) -> list[float]:
+    """What a whole page looks like (in the order of SHAPE_NAMES): full pages start with runs of short menu
+    lines, repeat chrome and hold their article somewhere inside; article regions are mostly running text
+    from the first lines on. The gate between the model's two experts reads these."""
+    return list(_shape(texts).values())

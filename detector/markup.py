@@ -122,6 +122,7 @@ class Block(NamedTuple):
     depth: int  # element depth of the block
     label: str | None  # data-label of the nearest labelled ancestor (annotated pages), else None
     heading: int  # 1-6 inside h1-h6, else 0
+    group: int = 0  # the box it sits in: the nearest element with a class, an id, or a list or landmark tag
 
 
 class _Frame(NamedTuple):
@@ -133,9 +134,28 @@ class _Frame(NamedTuple):
     link: bool
     heading: int
     depth: int
+    group: int
 
 
-_SKIPPED = _Frame("#skipped", False, 0, (), None, False, 0, 0)
+_SKIPPED = _Frame("#skipped", False, 0, (), None, False, 0, 0, 0)
+_BOXES = frozenset(
+    [
+        "ul",
+        "ol",
+        "dl",
+        "table",
+        "section",
+        "aside",
+        "nav",
+        "header",
+        "footer",
+        "form",
+        "article",
+        "main",
+        "figure",
+        "menu",
+    ]
+)
 
 
 def class_words(value: str) -> list[str]:
@@ -194,6 +214,7 @@ def _walk(root) -> Iterator[Block]:
                 owner.depth,
                 owner.label,
                 owner.heading,
+                owner.group,
             )
         parts, link_parts, owner = [], 0, None
         return block
@@ -212,8 +233,9 @@ def _walk(root) -> Iterator[Block]:
         if frame.link:
             link_parts += len(_SPACE.sub(" ", text).strip()) + (1 if text[:1].isspace() else 0)
 
-    base = _Frame("#root", True, 0, (), None, False, 0, 0)
+    base = _Frame("#root", True, 0, (), None, False, 0, 0, 0)
     walker = etree.iterwalk(root, events=("start", "end"))
+    serial = 0
     for event, element in walker:
         tag = element.tag if isinstance(element.tag, str) else ""
         tag = tag.lower()
@@ -236,6 +258,7 @@ def _walk(root) -> Iterator[Block]:
             if role in _ROLES:
                 landmarks |= _LANDMARK_BIT[_ROLES[role]]
             heading = int(tag[1]) if len(tag) == 2 and tag[0] == "h" and tag[1] in "123456" else parent.heading
+            serial += 1
             frame = _Frame(
                 tag if is_block else parent.tag,
                 is_block,
@@ -245,6 +268,7 @@ def _walk(root) -> Iterator[Block]:
                 parent.link or tag == "a",
                 heading,
                 parent.depth + 1,
+                serial if own or tag in _BOXES else parent.group,
             )
             stack.append(frame)
             if is_block:

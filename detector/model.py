@@ -4,7 +4,7 @@ Training (``detector.workbench.train``) uses scikit-learn; predicting needs only
 ``clean-article`` starts in milliseconds. The file holds a JSON header (classes, feature settings, the dense
 features' scaling and coefficients, intercepts, the second stage) and one float32 array of text weights of the
 second and third class, idf already folded in, followed by a CRC-32 of everything before it. Nothing in it is
-ever executed: loading is ``json.loads`` and ``array.frombytes``.
+ever executed: loading is ``json.loads`` and a view of the bytes as floats.
 """
 
 from __future__ import annotations
@@ -17,26 +17,34 @@ import struct
 import sys
 import zlib
 from array import array
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from operator import mul
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from detector.features import (
     CHAR_NGRAMS,
     DENSE_NAMES,
     HASH_BITS,
+    SHAPE_NAMES,
+    STAGE2_NAMES,
     STAGE2_SIZE,
     char_ngram_ids,
-    form_features,
+    class_word_ids,
+    known_words,
     neighbour_features,
     page_features,
+    page_shape,
     phrase_feature_ids,
     softmax,
     tokens,
     unigram_id,
 )
 
-FORMAT = 2
+if TYPE_CHECKING:
+    from detector.markup import Block
+
+FORMAT = 3
 MAGIC = b"DETECTOR-MODEL\n"
 CLASSES = ("editorial", "navigational", "promotional")  # the order training gives them (sorted)
 _WORD_CACHE_LIMIT = 1 << 18
@@ -46,20 +54,16 @@ class ModelError(Exception):
     """A model file that cannot be used: missing, damaged, or made for another version of the features."""
 
 
-class Scorer:
-    """Class probabilities for the paragraphs of a page, from the exported weights alone.
-
-    The first class's text and dense weights are zero (training subtracts them, which leaves the softmax
-    unchanged), so only two classes' weights are stored and summed.
-    """
+class _Expert:
+    """One expert's exported weights, ready for summing: dense coefficients divided by their scale with the
+    centring folded into the intercepts, its second stage, temperature, class vocabulary, and a view of its
+    two blocks of text weights."""
 
     def __init__(self, header: dict, weights: Sequence[float]) -> None:
-        self.header = header
-        self.classes: tuple[str, ...] = tuple(header["classes"])
-        scale = header["dense_scale"]
-        mean = header["dense_mean"]
-        rows = header["dense_coef"][1:]
-        self.dense_coef = [[c / s for c, s in zip(row, scale)] for row in rows]
+        self.name: str = header["name"]
+        scale, mean = header["dense_scale"], header["dense_mean"]
+        self.dense_mean: list[float] = mean
+        self.dense_coef = [[c / s for c, s in zip(row, scale)] for row in header["dense_coef"][1:]]
         self.intercept = [
             b - sum(c * m for c, m in zip(row, mean)) for b, row in zip(header["intercept"][1:], self.dense_coef)
         ]
@@ -67,64 +71,244 @@ class Scorer:
         self.stage2: tuple[list[list[float]], list[float]] | None = (
             (stage2["coef"], stage2["intercept"]) if stage2 else None
         )
-        self._token_cache: dict[str, tuple] = {}
+        self.temperature: float = header["temperature"]
+        self.class_vocabulary = frozenset(header["class_vocabulary"])
         n = 1 << HASH_BITS
-        self._w1, self._w2 = weights[:n], weights[n:]
+        self.w1, self.w2 = weights[:n], weights[n:]
+
+
+class Scorer:
+    """Class probabilities for the paragraphs of a page, from the exported weights alone.
+
+    The model has two experts: one for full pages, one for article regions. HTML input is scored by the
+    full-page expert; text input by both, mixed by the gate's reading of the page's shape
+    (``features.page_shape``). Each expert's first class has zero text and dense weights (training subtracts
+    them, which leaves the softmax unchanged), so only two classes' weights are stored and summed.
+    """
+
+    def __init__(self, header: dict, weights: Sequence[float]) -> None:
+        self.header = header
+        self.classes: tuple[str, ...] = tuple(header["classes"])
+        size = 2 << HASH_BITS
+        self.experts = [_Expert(e, weights[i * size : (i + 1) * size]) for i, e in enumerate(header["experts"])]
+        gate = header["gate"]
+        self._gate = (gate["mean"], gate["scale"], gate["coef"], gate["intercept"])
+        self.thresholds: dict[str, float] = header["thresholds"]
+        self.editorial = self.classes.index("editorial")
+        self._token_cache: dict[str, tuple] = {}
+        self._class_cache: dict[tuple[int, tuple[str, ...]], tuple[float, float]] = {}
 
     def _token(self, token: str) -> tuple:
-        """A token's unigram column, the weights of its unigram, and the summed weights and number of its
-        character n-grams: computed once per distinct token and cached."""
+        """A token's unigram column, the number of its character n-grams, and per expert the weights of its
+        unigram and the summed weights of its n-grams: computed once per distinct token and cached."""
         uid = unigram_id(token)
         ids = char_ngram_ids(token)
-        w1, w2 = self._w1, self._w2
-        entry = (uid, w1[uid], w2[uid], sum(map(w1.__getitem__, ids)), sum(map(w2.__getitem__, ids)), len(ids))
+        sums: list[float] = []
+        for expert in self.experts:
+            w1, w2 = expert.w1, expert.w2
+            sums += [w1[uid], w2[uid], sum(map(w1.__getitem__, ids)), sum(map(w2.__getitem__, ids))]
+        entry = (uid, len(ids), sums)
         if len(self._token_cache) >= _WORD_CACHE_LIMIT:
             self._token_cache.clear()
         self._token_cache[token] = entry
         return entry
 
-    def logits(self, paragraphs: Sequence[str]) -> list[list[float]]:
-        """First-stage class scores of every paragraph of one page (the first class's is always 0)."""
+    def _class_words(self, index: int, words: tuple[str, ...]) -> tuple[float, float]:
+        """The class-word block's contribution to an expert's two scores, cached per distinct word tuple."""
+        key = (index, words)
+        entry = self._class_cache.get(key)
+        if entry is None:
+            expert = self.experts[index]
+            ids = class_word_ids(known_words(words, expert.class_vocabulary))
+            scale = 1.0 / math.sqrt(len(ids)) if ids else 0.0
+            entry = (sum(map(expert.w1.__getitem__, ids)) * scale, sum(map(expert.w2.__getitem__, ids)) * scale)
+            if len(self._class_cache) >= _WORD_CACHE_LIMIT:
+                self._class_cache.clear()
+            self._class_cache[key] = entry
+        return entry
+
+    def logits(
+        self, paragraphs: Sequence[str], blocks: Sequence[Block] | None = None, experts: int | None = None
+    ) -> list[list[list[float]]]:
+        """First-stage class scores of every paragraph of one page (the first class's is always 0), for each
+        of the first ``experts`` experts (all by default); with ``blocks`` (HTML input), markup counts too."""
         cache = self._token_cache
         make = self._token
-        w1, w2 = self._w1, self._w2
-        (b1, b2), (d1, d2) = self.intercept, self.dense_coef
-        dense_rows = page_features([form_features(p) for p in paragraphs])
-        out = []
-        for text, dense in zip(paragraphs, dense_rows):
-            toks = tokens(text)
-            entries = [cache.get(t) or make(t) for t in toks]
+        chosen = self.experts[: experts or len(self.experts)]
+        out: list[list[list[float]]] = [[] for _ in chosen]
+        for i, dense in enumerate(page_features(paragraphs, blocks)):
+            entries = [cache.get(t) or make(t) for t in tokens(paragraphs[i])]
             uids: tuple[int, ...] = ()
-            s1 = s2 = c1 = c2 = 0.0
             n_chars = 0
+            sums = [0.0] * (4 * len(chosen))
             if entries:
-                uids, u1s, u2s, c1s, c2s, counts = zip(*entries)
-                s1, s2, c1, c2, n_chars = sum(u1s), sum(u2s), sum(c1s), sum(c2s), sum(counts)
+                uids, counts, per_token = zip(*entries)
+                n_chars = sum(counts)
+                sums = [sum(column) for column in zip(*per_token)]
             phrases = phrase_feature_ids(uids)
-            s1 += sum(map(w1.__getitem__, phrases))
-            s2 += sum(map(w2.__getitem__, phrases))
             inv_w = 1.0 / math.sqrt(len(uids) + len(phrases))
             inv_c = 1.0 / math.sqrt(n_chars) if n_chars else 0.0
-            out.append(
-                [
-                    0.0,
-                    s1 * inv_w + c1 * inv_c + b1 + sum(map(mul, d1, dense)),
-                    s2 * inv_w + c2 * inv_c + b2 + sum(map(mul, d2, dense)),
+            for k, expert in enumerate(chosen):
+                u1, u2, c1, c2 = sums[4 * k : 4 * k + 4]
+                s1 = u1 + sum(map(expert.w1.__getitem__, phrases))
+                s2 = u2 + sum(map(expert.w2.__getitem__, phrases))
+                k1, k2 = self._class_words(k, blocks[i].class_words) if blocks else (0.0, 0.0)
+                (b1, b2), (d1, d2) = expert.intercept, expert.dense_coef
+                out[k].append(
+                    [
+                        0.0,
+                        s1 * inv_w + c1 * inv_c + k1 + b1 + sum(map(mul, d1, dense)),
+                        s2 * inv_w + c2 * inv_c + k2 + b2 + sum(map(mul, d2, dense)),
+                    ]
+                )
+        return out
+
+    def gate(self, paragraphs: Sequence[str]) -> float:
+        """The full-page expert's weight for a text page, from the page's shape."""
+        mean, scale, coef, intercept = self._gate
+        if not coef:
+            return 1.0
+        z = intercept + sum(c * (v - m) / s for c, v, m, s in zip(coef, page_shape(paragraphs), mean, scale))
+        return 1.0 / (1.0 + math.exp(-z)) if z > -700 else 0.0
+
+    def probabilities(self, paragraphs: Sequence[str], blocks: Sequence[Block] | None = None) -> list[list[float]]:
+        """One calibrated probability per class, in the order of ``classes``. Each expert's are the softmax of
+        its second stage's scores divided by its temperature; HTML input takes the full-page expert's, text
+        input the mix the gate weighs."""
+        if not paragraphs:
+            return []
+        groups = [b.group for b in blocks] if blocks else None
+        weight = 1.0 if blocks else self.gate(paragraphs)
+        needed = 1 if weight >= 1.0 else len(self.experts)
+        mixed: list[list[float]] | None = None
+        for expert, logits in zip(self.experts, self.logits(paragraphs, blocks, needed)):
+            if expert.stage2 is not None:
+                coef, intercept = expert.stage2
+                logits = [
+                    [b + sum(map(mul, row, features)) for row, b in zip(coef, intercept)]
+                    for features in neighbour_features(logits, groups)
                 ]
+            scale = 1.0 / expert.temperature
+            probs = [softmax([v * scale for v in row]) for row in logits]
+            if mixed is None:
+                mixed = [[weight * p for p in row] for row in probs]
+            else:
+                rest = 1.0 - weight
+                mixed = [[a + rest * b for a, b in zip(m, row)] for m, row in zip(mixed, probs)]
+        return mixed or []
+
+    def explain(
+        self, paragraphs: Sequence[str], blocks: Sequence[Block] | None = None, top: int = 5
+    ) -> list[dict]:
+        """Why each paragraph got its most likely label rather than the runner-up: the features that pushed
+        towards it and against it, resolved back to text (words, phrases, the spelling of a word, class
+        words) or named (form, markup, place, context), with their share of the score difference. Cheap,
+        because both stages are linear: a feature's push is its weight difference times its value. Explained
+        with the expert that weighs most for the page (the gate's weight is given)."""
+        probabilities = self.probabilities(paragraphs, blocks)
+        weight = 1.0 if blocks else self.gate(paragraphs)
+        index = 0 if weight >= 0.5 else 1
+        expert = self.experts[index]
+        logits = self.logits(paragraphs, blocks, index + 1)[index]
+        stage2 = neighbour_features(logits, [b.group for b in blocks] if blocks else None)
+        dense_rows = list(page_features(paragraphs, blocks))
+        out = []
+        for i, probs in enumerate(probabilities):
+            ranked = sorted(range(len(self.classes)), key=probs.__getitem__, reverse=True)
+            a, b = ranked[0], ranked[1]
+            pushes = self._text_pushes(expert, paragraphs[i], blocks[i] if blocks else None, a, b)
+            pushes += self._dense_pushes(expert, dense_rows[i], a, b)
+            if expert.stage2 is not None:
+                coef = expert.stage2[0]
+                pushes += [
+                    (f"context {_readable(name, self.classes)}", (coef[a][j] - coef[b][j]) * value)
+                    for j, (name, value) in enumerate(zip(STAGE2_NAMES, stage2[i]))
+                    if value
+                ]
+            pushes.sort(key=lambda item: item[1])
+            out.append(
+                {
+                    "index": i,
+                    "label": self.classes[a],
+                    "runner_up": self.classes[b],
+                    "probability": round(probs[a], 6),
+                    "expert": expert.name,
+                    "expert_weight": round(weight if index == 0 else 1.0 - weight, 4),
+                    "for": [(name, round(v, 4)) for name, v in reversed(pushes[-top:]) if v > 0],
+                    "against": [(name, round(v, 4)) for name, v in pushes[:top] if v < 0],
+                }
             )
         return out
 
-    def probabilities(self, paragraphs: Sequence[str]) -> list[list[float]]:
-        """One probability per class, in the order of ``classes``: the softmax of the first stage's scores,
-        or of the second stage's when the model has one."""
-        logits = self.logits(paragraphs)
-        if self.stage2 is not None and logits:
-            coef, intercept = self.stage2
-            logits = [
-                [b + sum(map(mul, row, features)) for row, b in zip(coef, intercept)]
-                for features in neighbour_features(logits)
-            ]
-        return [softmax(row) for row in logits]
+    @staticmethod
+    def _class_weights(expert: _Expert, a: int, b: int) -> Callable[[int], float]:
+        """The text weight difference of classes ``a`` and ``b`` at a column (the first class has none)."""
+        arrays = (None, expert.w1, expert.w2)
+        wa, wb = arrays[a], arrays[b]
+        return lambda column: (wa[column] if wa is not None else 0.0) - (wb[column] if wb is not None else 0.0)
+
+    def _text_pushes(self, expert: _Expert, text: str, block: Block | None, a: int, b: int) -> list[tuple]:
+        diff = self._class_weights(expert, a, b)
+        toks = tokens(text)
+        uids = [unigram_id(t) for t in toks]
+        phrases = phrase_feature_ids(uids)
+        chars = [char_ngram_ids(t) for t in toks]
+        inv_w = 1.0 / math.sqrt(len(uids) + len(phrases))
+        n_chars = sum(map(len, chars))
+        inv_c = 1.0 / math.sqrt(n_chars) if n_chars else 0.0
+        pushes: dict[str, float] = {}
+
+        def add(name: str, value: float) -> None:
+            pushes[name] = pushes.get(name, 0.0) + value
+
+        for token, uid, grams in zip(toks, uids, chars):
+            add(f"word «{token}»", diff(uid) * inv_w)
+            if grams:
+                add(f"spelling of «{token}»", sum(map(diff, grams)) * inv_c)
+        if toks:
+            for j, column in enumerate(phrases[:-2]):
+                add(f"phrase «{toks[j]} {toks[j + 1]}»", diff(column) * inv_w)
+            add(f"first word «{toks[0]}»", diff(phrases[-2]) * inv_w)
+            add(f"last word «{toks[-1]}»", diff(phrases[-1]) * inv_w)
+        if block is not None:
+            words = known_words(block.class_words, expert.class_vocabulary)
+            ids = class_word_ids(words)
+            scale = 1.0 / math.sqrt(len(ids)) if ids else 0.0
+            for word in dict.fromkeys(words):
+                add(f"class word «{word}»", diff(class_word_ids((word,))[0]) * scale)
+        return [(name, value) for name, value in pushes.items() if value]
+
+    @staticmethod
+    def _dense_pushes(expert: _Expert, row: list[float], a: int, b: int) -> list[tuple]:
+        rows = ([0.0] * len(row), *expert.dense_coef)
+        means = expert.dense_mean
+        return [
+            (f"feature {name}", (rows[a][j] - rows[b][j]) * (value - means[j]))
+            for j, (name, value) in enumerate(zip(DENSE_NAMES, row))
+            if (rows[a][j] - rows[b][j]) * (value - means[j])
+        ]
+
+    def threshold(self, favor: str = "balanced", min_editorial: float | None = None) -> float:
+        """The editorial probability a paragraph needs to be kept: ``min_editorial``, else the preset's."""
+        if min_editorial is not None:
+            return min_editorial
+        if favor not in self.thresholds:
+            raise ValueError(f"unknown preset {favor!r}; choose one of {', '.join(sorted(self.thresholds))}")
+        return self.thresholds[favor]
+
+    def decide(self, probabilities: Sequence[float], threshold: float) -> str:
+        """A paragraph's label: editorial when its editorial probability reaches the threshold, else the
+        likelier of the other two classes. A higher threshold never keeps more paragraphs."""
+        if probabilities[self.editorial] >= threshold:
+            return self.classes[self.editorial]
+        best = max((i for i in range(len(self.classes)) if i != self.editorial), key=probabilities.__getitem__)
+        return self.classes[best]
+
+
+def _readable(name: str, classes: Sequence[str]) -> str:
+    """A second-stage feature name with class indices spelled out: ``p-1_1`` → ``p-1_navigational``."""
+    head, _, tail = name.rpartition("_")
+    return f"{head}_{classes[int(tail)]}" if tail.isdigit() and head else name
 
 
 def shipped_model() -> Path:
@@ -241,31 +425,72 @@ def check_header(header: object, n_weights: int) -> str | None:
         "hash_bits": HASH_BITS,
         "char_ngrams": list(CHAR_NGRAMS),
         "dense_names": list(DENSE_NAMES),
+        "stage2_names": list(STAGE2_NAMES),
+        "shape_names": list(SHAPE_NAMES),
     }
     for key, value in expected.items():
         if header.get(key) != value:
             return f"was made by an incompatible version ({key} differs)"
     if header.get("classes") != list(CLASSES):
         return f"has classes {header.get('classes')!r}, expected {list(CLASSES)!r}"
+    experts = header.get("experts")
+    if not isinstance(experts, list) or not 1 <= len(experts) <= 2:
+        return "has a damaged header (experts)"
+    for expert in experts:
+        problem = _check_expert(expert)
+        if problem:
+            return problem
+    gate = header.get("gate")
+    n_shape = len(SHAPE_NAMES) if len(experts) == 2 else 0
+    if not (
+        isinstance(gate, dict)
+        and _finite_vector(gate.get("mean"), n_shape)
+        and _finite_vector(gate.get("scale"), n_shape)
+        and all(v != 0 for v in gate["scale"])
+        and _finite_vector(gate.get("coef"), n_shape)
+        and _finite_vector([gate.get("intercept")], 1)
+    ):
+        return "has a damaged header (gate)"
+    thresholds = header.get("thresholds")
+    if not (
+        isinstance(thresholds, dict)
+        and set(thresholds) == {"precision", "balanced", "recall"}
+        and _finite_vector(list(thresholds.values()), 3)
+        and all(0.0 <= t <= 1.0 for t in thresholds.values())
+    ):
+        return "has a damaged header (thresholds)"
+    expected_weights = len(experts) * ((len(CLASSES) - 1) << HASH_BITS)
+    if n_weights != expected_weights:
+        return f"has {n_weights} weights, expected {expected_weights}"
+    return None
+
+
+def _check_expert(expert: object) -> str | None:
+    if not isinstance(expert, dict) or not isinstance(expert.get("name"), str):
+        return "has a damaged header (experts)"
     n_dense = len(DENSE_NAMES)
     shapes_ok = (
-        _finite_vector(header.get("dense_mean"), n_dense)
-        and _finite_vector(header.get("dense_scale"), n_dense)
-        and all(v != 0 for v in header["dense_scale"])
-        and _finite_matrix(header.get("dense_coef"), len(CLASSES), n_dense)
-        and _finite_vector(header.get("intercept"), len(CLASSES))
+        _finite_vector(expert.get("dense_mean"), n_dense)
+        and _finite_vector(expert.get("dense_scale"), n_dense)
+        and all(v != 0 for v in expert["dense_scale"])
+        and _finite_matrix(expert.get("dense_coef"), len(CLASSES), n_dense)
+        and _finite_vector(expert.get("intercept"), len(CLASSES))
     )
     if not shapes_ok:
         return "has a damaged header (dense weights of the wrong shape or not finite)"
-    if any(header["dense_coef"][0]) or header["intercept"][0]:
+    if any(expert["dense_coef"][0]) or expert["intercept"][0]:
         return "was made by an incompatible version (the first class has weights)"
-    stage2 = header.get("stage2")
+    stage2 = expert.get("stage2")
     if stage2 is not None and not (
         isinstance(stage2, dict)
         and _finite_matrix(stage2.get("coef"), len(CLASSES), STAGE2_SIZE)
         and _finite_vector(stage2.get("intercept"), len(CLASSES))
     ):
         return "has a damaged header (second stage of the wrong shape or not finite)"
-    if n_weights != (len(CLASSES) - 1) << HASH_BITS:
-        return f"has {n_weights} weights, expected {(len(CLASSES) - 1) << HASH_BITS}"
+    vocabulary = expert.get("class_vocabulary")
+    if not isinstance(vocabulary, list) or not all(isinstance(w, str) for w in vocabulary):
+        return "has a damaged header (class vocabulary)"
+    temperature = expert.get("temperature")
+    if not _finite_vector([temperature], 1) or not 0.01 <= temperature <= 100:  # type: ignore[operator]
+        return "has a damaged header (temperature)"
     return None

@@ -16,6 +16,8 @@ from detector.segment import split_blocks
 if TYPE_CHECKING:
     import pandas as pd
 
+    from detector.markup import Block
+
 LABELS: tuple[str, ...] = ("editorial", "promotional", "navigational")
 _PREFIX = re.compile(r"\[([a-z]+)\] ")
 
@@ -48,13 +50,16 @@ def parse_annotated_html(html: str) -> list[LabelledParagraph]:
     text under two different labels."""
     from detector.markup import blocks
 
-    paragraphs = []
-    for index, block in enumerate(blocks(html)):
+    found = blocks(html)
+    _check_labels(found)
+    return [LabelledParagraph(b.label, b.text) for b in found]
+
+
+def _check_labels(found: list[Block]) -> None:
+    for index, block in enumerate(found):
         if block.label not in LABELS:
             problem = "text under two data-labels" if block.label else "no data-label"
             raise AnnotationError(f"paragraph {index} has {problem}: {block.text[:50]!r}")
-        paragraphs.append(LabelledParagraph(block.label, block.text))
-    return paragraphs
 
 
 def format_annotated(paragraphs: list[LabelledParagraph]) -> str:
@@ -88,7 +93,8 @@ def load_corpus(*roots: Path | str, suffixes: tuple[str, ...] = PAGE_SUFFIXES) -
     per paragraph.
 
     Columns: ``site`` (the page's first folder below its root, the unit of grouped cross-validation),
-    ``page`` (path relative to the root), ``index``, ``label``, ``text``.
+    ``page`` (path relative to the root), ``index``, ``label``, ``text``, and ``block``: the markup around the
+    paragraph (``detector.markup.Block``) for HTML pages, None for text pages.
     """
     import pandas as pd
 
@@ -98,9 +104,20 @@ def load_corpus(*roots: Path | str, suffixes: tuple[str, ...] = PAGE_SUFFIXES) -
             relative = path.relative_to(root) if path != root else Path(path.name)
             site = relative.parts[0] if len(relative.parts) > 1 else root.name
             try:
-                paragraphs = read_page(path)
+                labelled = _labelled_blocks(path)
             except AnnotationError as exc:
                 raise AnnotationError(f"{path}: {exc}") from None
-            for index, p in enumerate(paragraphs):
-                rows.append((site, str(relative), index, p.label, p.text))
-    return pd.DataFrame(rows, columns=["site", "page", "index", "label", "text"])
+            for index, (label, text, block) in enumerate(labelled):
+                rows.append((site, str(relative), index, label, text, block))
+    return pd.DataFrame(rows, columns=["site", "page", "index", "label", "text", "block"])
+
+
+def _labelled_blocks(path: Path) -> list[tuple[str, str, Block | None]]:
+    text = path.read_text(encoding="utf-8")
+    if path.suffix != ".html":
+        return [(p.label, p.text, None) for p in parse_annotated(text)]
+    from detector.markup import blocks
+
+    found = blocks(text)
+    _check_labels(found)
+    return [(b.label or "", b.text, b._replace(label=None)) for b in found]

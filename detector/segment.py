@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import codecs
 import re
+from collections.abc import Iterator
 
 _NEWLINES = re.compile(r"\r\n?")
 # What a reader sees as nothing: white space (\s covers the Unicode spaces), control characters, and the
@@ -171,26 +172,64 @@ def is_blank(line: str) -> bool:
 
 def split_paragraphs(text: str) -> list[str]:
     """Split a page into its paragraphs by the LABELS.md rule (the text must have LF line endings)."""
-    blocks = split_blocks(text)
-    if len(blocks) == 1 and "\n" in blocks[0]:
-        return blocks[0].split("\n")
-    return blocks
+    return list(iter_paragraphs(text))
+
+
+def iter_paragraphs(text: str) -> Iterator[str]:
+    """The paragraphs of a page one by one, without holding its lines: a block of non-blank lines is a
+    paragraph; a page that is one block of several lines (no blank line between two lines) has one paragraph
+    per line."""
+    blocks = iter_blocks(text)
+    first = next(blocks, None)
+    if first is None:
+        return
+    second = next(blocks, None)
+    if second is None:
+        yield from _lines(first)
+        return
+    yield first
+    yield second
+    yield from blocks
 
 
 def split_blocks(text: str) -> list[str]:
     """The blank-line separated blocks of a text, without the rule for pages that have no blank line."""
-    blocks: list[str] = []
-    current: list[str] = []
-    for line in text.split("\n"):
-        if is_blank(line):
-            if current:
-                blocks.append("\n".join(current))
-                current = []
+    return list(iter_blocks(text))
+
+
+def iter_blocks(text: str) -> Iterator[str]:
+    """The blank-line separated blocks of a text, one by one, each a slice of the text."""
+    blank = _BLANK_LINE.fullmatch
+    start = -1  # where the current block starts, -1 between blocks
+    end = 0  # where its last non-blank line ends
+    position = 0
+    while True:
+        newline = text.find("\n", position)
+        line_end = len(text) if newline < 0 else newline
+        if blank(text, position, line_end):
+            if start >= 0:
+                yield text[start:end]
+                start = -1
         else:
-            current.append(line)
-    if current:
-        blocks.append("\n".join(current))
-    return blocks
+            if start < 0:
+                start = position
+            end = line_end
+        if newline < 0:
+            break
+        position = newline + 1
+    if start >= 0:
+        yield text[start:end]
+
+
+def _lines(block: str) -> Iterator[str]:
+    position = 0
+    while True:
+        newline = block.find("\n", position)
+        if newline < 0:
+            yield block[position:]
+            return
+        yield block[position:newline]
+        position = newline + 1
 
 
 _HTML = re.compile(rb"<(?:!doctype\s+html|html|head|body|div|p|br|span|a\s+href|script|table)\b", re.I)

@@ -201,17 +201,35 @@ def rewrite_header(path, tmp_path, change) -> object:
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (lambda h: h.pop("dense_scale"), "dense weights of the wrong shape or not finite"),
-        (lambda h: h["dense_scale"].__setitem__(0, 0), "dense weights of the wrong shape or not finite"),
+        (lambda h: h["experts"][0].pop("dense_scale"), "dense weights of the wrong shape or not finite"),
         (
-            lambda h: h["dense_coef"][1].__setitem__(0, float("nan")),
+            lambda h: h["experts"][1]["dense_scale"].__setitem__(0, 0),
+            "dense weights of the wrong shape or not finite",
+        ),
+        (
+            lambda h: h["experts"][0]["dense_coef"][1].__setitem__(0, float("nan")),
             "dense weights of the wrong shape or not finite",
         ),
         (lambda h: h.__setitem__("classes", ["promotional", "navigational", "editorial"]), "has classes"),
-        (lambda h: h["stage2"]["coef"].pop(), "second stage of the wrong shape"),
-        (lambda h: h.__setitem__("stage2", "x"), "second stage of the wrong shape"),
+        (lambda h: h["experts"][0]["stage2"]["coef"].pop(), "second stage of the wrong shape"),
+        (lambda h: h["experts"][1].__setitem__("stage2", "x"), "second stage of the wrong shape"),
+        (lambda h: h["gate"]["coef"].pop(), "(gate)"),
+        (lambda h: h["thresholds"].__setitem__("balanced", 1.5), "(thresholds)"),
+        (lambda h: h["experts"][0].__setitem__("temperature", 0), "(temperature)"),
+        (lambda h: h.__setitem__("experts", []), "(experts)"),
     ],
-    ids=["missing-key", "zero-scale", "nan", "swapped-classes", "short-stage2", "bad-stage2"],
+    ids=[
+        "missing-key",
+        "zero-scale",
+        "nan",
+        "swapped-classes",
+        "short-stage2",
+        "bad-stage2",
+        "gate",
+        "thresholds",
+        "temperature",
+        "no-experts",
+    ],
 )
 def test_a_model_with_a_valid_checksum_and_a_broken_header_is_one_clear_error(tmp_path, change, message):
     crafted = rewrite_header(model.shipped_model(), tmp_path, change)

@@ -47,7 +47,8 @@ def test_json_format():
     result = run("clean-article", "-f", "json", stdin=PAGE.encode())
     record = json.loads(result.stdout)
     assert [p["text"] for p in record["paragraphs"]] == split_paragraphs(PAGE)
-    assert {"index", "label", "probabilities", "text"} == set(record["paragraphs"][0])
+    assert {"index", "label", "probabilities", "decided_by", "text"} == set(record["paragraphs"][0])
+    assert set(record["verdict"]) == {"shares", "confidence", "editorial_confidence", "flags"}
 
 
 def test_unknown_label_in_keep_is_a_usage_error():

@@ -13,7 +13,7 @@ TRAINING_DATA = ROOT / "training_data"
 # The corpus issue asks for at least these counts ...
 TARGET = {"pages": 300, "sites": 30, "editorial": 4000, "promotional": 1500, "navigational": 2500}
 # ... and this is what the corpus has reached (training_data/README.md): it must never shrink below it.
-FLOOR = {"pages": 389, "sites": 58, "editorial": 5291, "promotional": 1988, "navigational": 4018}
+FLOOR = {"pages": 725, "sites": 124, "editorial": 12604, "promotional": 11022, "navigational": 42695}
 
 
 @pytest.fixture(scope="module")
@@ -55,16 +55,18 @@ def _sentences(text: str) -> set[str]:
     return {s.strip() for s in re.split(r"(?<=[.!?:])\s+|\n", text) if len(s.strip()) >= 40}
 
 
+@pytest.fixture(scope="module")
+def corpus_sentences(corpus):
+    return {sentence for text in corpus["text"] for sentence in _sentences(text)}
+
+
 @needs_example
-def test_no_sentence_of_the_example_page_is_in_the_corpus(corpus):
-    joined = "\n".join(corpus["text"])
-    borrowed = [s for s in _sentences(EXAMPLE.read_text(encoding="utf-8")) if s in joined]
-    assert not borrowed
+def test_no_sentence_of_the_example_page_is_in_the_corpus(corpus_sentences):
+    assert not _sentences(EXAMPLE.read_text(encoding="utf-8")) & corpus_sentences
 
 
 @needs_devset
-def test_no_sentence_of_the_dev_set_is_in_the_corpus(corpus):
-    joined = "\n".join(corpus["text"])
+def test_no_sentence_of_the_dev_set_is_in_the_corpus(corpus_sentences):
     dev = load_corpus(DEVSET, suffixes=(".txt",))
-    borrowed = [s for text in dev["text"] for s in _sentences(text) if s in joined]
+    borrowed = sorted({s for text in dev["text"] for s in _sentences(text)} & corpus_sentences)
     assert not borrowed[:5]

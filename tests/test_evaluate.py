@@ -6,6 +6,7 @@ import pytest
 
 from detector.pages import load_corpus
 from detector.workbench.evaluate import (
+    Page,
     evaluate_devset,
     evaluate_set,
     keep_long_system,
@@ -15,20 +16,27 @@ from detector.workbench.evaluate import (
 from detector.workbench.metrics import scores
 from tests.conftest import DEVSET, FIXTURE_CORPUS, needs_devset
 
-# One floor per dev-set group, a little under the scores of README.md: a change that makes the model worse on
-# real pages fails here. Leaks are ceilings.
+# One floor per dev-set group, a little under the scores of README.md (finanzen.net: macro-F1 0.944, editorial
+# F1 0.983, leaks 0.0 % and 0.0 %; full pages as text: 0.709, 0.828, 3.2 %, 6.2 %; as HTML: 0.723, 0.854, 1.0 %,
+# 1.6 %): a change that makes the model worse on real pages fails here. Leaks are ceilings.
 DEVSET_FLOOR = {
     "devset-finanzen-net": {
         "macro_f1": 0.93,
         "editorial_f1": 0.97,
-        "promotional_leak": 0.03,
-        "navigational_leak": 0.05,
+        "promotional_leak": 0.01,
+        "navigational_leak": 0.03,
     },
     "devset-full-pages": {
-        "macro_f1": 0.58,
-        "editorial_f1": 0.77,
-        "promotional_leak": 0.04,
-        "navigational_leak": 0.04,
+        "macro_f1": 0.69,
+        "editorial_f1": 0.81,
+        "promotional_leak": 0.05,
+        "navigational_leak": 0.08,
+    },
+    "devset-full-pages-html": {
+        "macro_f1": 0.70,
+        "editorial_f1": 0.84,
+        "promotional_leak": 0.02,
+        "navigational_leak": 0.03,
     },
 }
 
@@ -45,7 +53,7 @@ def test_scores_of_a_known_confusion():
 
 
 def test_keep_long_baseline():
-    assert keep_long_system(["kurz", "ein " * 12]) == ["removed", "editorial"]
+    assert keep_long_system(Page(["kurz", "ein " * 12], None)) == ["removed", "editorial"]
 
 
 def test_report_compares_all_systems(tmp_path):

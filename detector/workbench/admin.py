@@ -39,7 +39,9 @@ def admin() -> None:
 
 @admin_app.command()
 def train(
-    data: Path = typer.Option(Path("training_data"), metavar="DIR", help="Folder of annotated pages."),
+    data: list[Path] = typer.Option(
+        [Path("training_data")], metavar="DIR", help="Folder of annotated pages; repeat to add your own."
+    ),
     out: Path = typer.Option(
         Path("models") / "model.bin",
         "--output",
@@ -120,3 +122,20 @@ def bench(
     if not EXAMPLE.exists():
         raise _fail(f"{EXAMPLE} is needed for the cold-start measurement")
     print(run_bench(EXAMPLE, pages, runs, files, train))
+
+
+@admin_app.command()
+def review(
+    pages: list[Path] = typer.Argument(..., metavar="PAGES...", help="Unlabelled text or HTML pages or folders."),
+    output: Path = typer.Option(..., "--output", "-o", metavar="DIR", help="Folder for the drafts and REVIEW.md."),
+    budget: int = typer.Option(20, help="How many pages to pick."),
+    model: Path = typer.Option(None, metavar="FILE", help="Model file instead of the shipped one."),
+) -> None:
+    """Pick the pages most worth labelling and write them as annotated drafts with the model's labels."""
+    from detector.workbench.review import review as run_review
+
+    try:
+        report = run_review(pages, output, max(1, budget), model)
+    except (ValueError, ModelError) as exc:
+        raise _fail(str(exc)) from None
+    sys.stderr.write(f"wrote {report}\n")

@@ -1,22 +1,31 @@
 """``detector evaluate``: the shipped model's scores on annotated pages, side by side with the tools people
-use today (trafilatura, jusText) and trivial baselines, on the same pages in the same run.
+use today (trafilatura, jusText, boilerpy3) and trivial baselines, on the same pages in the same run.
 
-Each competitor gets the page as minimal HTML, one ``<p>`` per paragraph, and its output is mapped back to
-paragraphs: a paragraph counts as kept when its text comes out again.
+Text mode: every system reads the annotated text pages; the competitors, which read HTML, get each page as
+minimal HTML, one ``<p>`` per paragraph. HTML mode: every system reads the original HTML files that sit beside
+23 of the dev set's pages; the page is turned into paragraphs by ``detector.markup`` and aligned with the gold
+paragraphs by their text (the gold paragraphs are a subsequence of the converted page; paragraphs of the long
+navigational runs that were shortened in the gold file count as navigational). A competitor's output is mapped
+back to paragraphs: a paragraph counts as kept when its text comes out again.
 """
 
 from __future__ import annotations
 
 import html
+import itertools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
+import numpy as np
 import pandas as pd
 
+from detector import markup
 from detector.api import load_model
-from detector.pages import LABELS, load_corpus
+from detector.model import CLASSES
+from detector.pages import LABELS, load_corpus, parse_annotated
 from detector.workbench.metrics import scores
 
 _SPACE = re.compile(r"\s+")
@@ -25,12 +34,15 @@ LONG_WORDS = 12
 
 @dataclass
 class SetReport:
-    """The scores of every system on one set of annotated pages."""
+    """The scores of every system on one set of annotated pages, with the detector's probabilities (columns
+    in the order of ``CLASSES``) and the thresholds of its presets when known."""
 
     name: str
     description: str
     corpus: pd.DataFrame
     predictions: dict[str, list[str]] = field(default_factory=dict)
+    probabilities: np.ndarray | None = None
+    thresholds: dict[str, float] | None = None
 
     def scores(self, system: str) -> dict:
         return scores(self.corpus["label"].tolist(), self.predictions[system])
@@ -56,18 +68,34 @@ class SetReport:
         return pd.DataFrame(rows).sort_values(["errors", column], ascending=[False, True]).reset_index(drop=True)
 
 
-def _pages(corpus: pd.DataFrame) -> list[list[str]]:
-    return [group["text"].tolist() for _, group in corpus.groupby("page", sort=False)]
+class Page(NamedTuple):
+    """One page as the systems read it: its paragraphs' texts, and its HTML in HTML mode (else None)."""
+
+    texts: list[str]
+    html: str | None
 
 
-def predict_with_model(corpus: pd.DataFrame, model_path: Path | None = None) -> list[str]:
-    """Labels from the shipped (or given) model, page by page."""
+def pages_of(corpus: pd.DataFrame) -> list[Page]:
+    """The pages of a corpus table in order; a table with an ``html`` column is in HTML mode."""
+    found = []
+    for _, group in corpus.groupby("page", sort=False):
+        source = group["html"].iloc[0] if "html" in group else None
+        found.append(Page(group["text"].tolist(), source))
+    return found
+
+
+def predict_with_model(corpus: pd.DataFrame, model_path: Path | None = None) -> tuple[list[str], np.ndarray]:
+    """Labels (balanced preset) and probabilities from the shipped (or given) model, page by page; HTML pages
+    with their markup."""
     scorer = load_model(model_path)
-    labels = []
-    for texts in _pages(corpus):
-        for probs in scorer.probabilities(texts):
-            labels.append(scorer.classes[max(range(len(probs)), key=probs.__getitem__)])
-    return labels
+    labels, rows = [], []
+    threshold = scorer.threshold("balanced")
+    for _, group in corpus.groupby("page", sort=False):
+        blocks = group["block"].tolist() if "block" in group and group["block"].iloc[0] is not None else None
+        for probs in scorer.probabilities(group["text"].tolist(), blocks):
+            labels.append(scorer.decide(probs, threshold))
+            rows.append(probs)
+    return labels, np.asarray(rows).reshape(-1, len(CLASSES))
 
 
 def as_html(texts: list[str]) -> str:
@@ -92,42 +120,56 @@ def _kept_by_lines(texts: list[str], output: str | None) -> list[str]:
     return labels
 
 
-def trafilatura_system(favor_precision: bool) -> Callable[[list[str]], list[str]]:
+def _source(page: Page) -> str:
+    return page.html if page.html is not None else as_html(page.texts)
+
+
+def trafilatura_system(favor_precision: bool) -> Callable[[Page], list[str]]:
     import trafilatura
 
-    def run(texts: list[str]) -> list[str]:
+    def run(page: Page) -> list[str]:
         output = trafilatura.extract(
-            as_html(texts),
+            _source(page),
             favor_precision=favor_precision,
             include_comments=False,
             include_tables=True,
             deduplicate=False,
             with_metadata=False,
         )
-        return _kept_by_lines(texts, output)
+        return _kept_by_lines(page.texts, output)
 
     return run
 
 
-def justext_system(texts: list[str]) -> list[str]:
+def justext_system(page: Page) -> list[str]:
     import justext
 
-    found = justext.justext(as_html(texts).encode("utf-8"), justext.get_stoplist("German"), encoding="utf-8")
+    found = justext.justext(_source(page).encode("utf-8"), justext.get_stoplist("German"), encoding="utf-8")
     good = "\n".join(p.text for p in found if not p.is_boilerplate)
-    return _kept_by_lines(texts, good)
+    return _kept_by_lines(page.texts, good)
 
 
-def keep_all_system(texts: list[str]) -> list[str]:
-    return ["editorial"] * len(texts)
+def boilerpy3_system(page: Page) -> list[str]:
+    from boilerpy3 import extractors
+
+    try:
+        output = extractors.ArticleExtractor(raise_on_failure=False).get_content(_source(page))
+    except Exception:  # boilerpy3 raises on pages it cannot parse: then it keeps nothing
+        output = ""
+    return _kept_by_lines(page.texts, output)
 
 
-def keep_long_system(texts: list[str]) -> list[str]:
-    return ["editorial" if len(t.split()) >= LONG_WORDS else "removed" for t in texts]
+def keep_all_system(page: Page) -> list[str]:
+    return ["editorial"] * len(page.texts)
 
 
-def competitors() -> dict[str, Callable[[list[str]], list[str]]]:
-    """The systems to compare with; trafilatura and jusText only when the ``compare`` extra is installed."""
-    systems: dict[str, Callable[[list[str]], list[str]]] = {}
+def keep_long_system(page: Page) -> list[str]:
+    return ["editorial" if len(t.split()) >= LONG_WORDS else "removed" for t in page.texts]
+
+
+def competitors() -> dict[str, Callable[[Page], list[str]]]:
+    """The systems to compare with; the tools only when the ``compare`` extra is installed."""
+    systems: dict[str, Callable[[Page], list[str]]] = {}
     try:
         systems["trafilatura (default)"] = trafilatura_system(False)
         systems["trafilatura (favor_precision)"] = trafilatura_system(True)
@@ -139,20 +181,35 @@ def competitors() -> dict[str, Callable[[list[str]], list[str]]]:
         systems["jusText (German stop-list)"] = justext_system
     except ImportError:
         pass
+    try:
+        import boilerpy3  # noqa: F401
+
+        systems["boilerpy3 (ArticleExtractor)"] = boilerpy3_system
+    except ImportError:
+        pass
     systems["keep all"] = keep_all_system
     systems[f"keep paragraphs of {LONG_WORDS}+ words"] = keep_long_system
     return systems
 
 
 def evaluate_set(
-    name: str, description: str, corpus: pd.DataFrame, model_labels: list[str], compare: bool = True
+    name: str,
+    description: str,
+    corpus: pd.DataFrame,
+    model_labels: list[str],
+    compare: bool = True,
+    probabilities: np.ndarray | None = None,
+    thresholds: dict[str, float] | None = None,
 ) -> SetReport:
-    report = SetReport(name, description, corpus, {"detector": model_labels})
+    report = SetReport(name, description, corpus, {"detector": model_labels}, probabilities, thresholds)
     if compare:
-        pages = _pages(corpus)
+        pages = pages_of(corpus)
         for system, run in competitors().items():
-            report.predictions[system] = [label for texts in pages for label in run(texts)]
+            report.predictions[system] = [label for page in pages for label in run(page)]
     return report
+
+
+FULL_PAGES = "devset-full-pages"
 
 
 def devset_groups(corpus: pd.DataFrame) -> dict[str, pd.DataFrame]:
@@ -161,14 +218,46 @@ def devset_groups(corpus: pd.DataFrame) -> dict[str, pd.DataFrame]:
     one_site = corpus["site"] == "finanzen-net"
     return {
         "devset-finanzen-net": corpus[one_site].reset_index(drop=True),
-        "devset-full-pages": corpus[~one_site].reset_index(drop=True),
+        FULL_PAGES: corpus[~one_site].reset_index(drop=True),
     }
 
 
 DEVSET_DESCRIPTIONS = {
     "devset-finanzen-net": "real article regions of finanzen.net (../shared/devset/finanzen-net/), shipped model",
-    "devset-full-pages": "real full-page scrapes of 20 other sites (../shared/devset/), shipped model",
+    FULL_PAGES: "real full-page scrapes of 20 other sites (../shared/devset/), text mode, shipped model",
+    f"{FULL_PAGES}-html": "the same full pages read as HTML (23 files), every converted paragraph, shipped model",
 }
+
+
+def html_corpus(devset: Path) -> pd.DataFrame:
+    """The dev set's HTML files as a corpus table in HTML mode: one row per converted paragraph with its gold
+    label (navigational where the gold file shortened a run), its markup and the page's HTML."""
+    rows = []
+    for path in sorted(devset.rglob("*.html")):
+        gold_file = path.with_suffix(".txt")
+        if not gold_file.exists():
+            continue
+        source = markup.decode_html(path.read_bytes())
+        found = markup.blocks(source)
+        labels = align(found, parse_annotated(gold_file.read_text(encoding="utf-8")), path)
+        relative = path.relative_to(devset)
+        for index, (block, label) in enumerate(zip(found, labels)):
+            rows.append((relative.parts[0], str(relative), index, label, block.text, block, source))
+    return pd.DataFrame(rows, columns=["site", "page", "index", "label", "text", "block", "html"])
+
+
+def align(found: list[markup.Block], gold: list, path: Path) -> list[str]:
+    """The gold label of every converted paragraph: gold paragraphs are matched in order by their text."""
+    labels = ["navigational"] * len(found)
+    position = 0
+    for paragraph in gold:
+        while position < len(found) and found[position].text != paragraph.text:
+            position += 1
+        if position == len(found):
+            raise ValueError(f"{path}: gold paragraph not found in the converted page: {paragraph.text[:60]!r}")
+        labels[position] = paragraph.label
+        position += 1
+    return labels
 
 
 def evaluate(
@@ -180,34 +269,162 @@ def evaluate(
     folds: int = 5,
 ) -> list[SetReport]:
     """Score the given annotated sets; with none, ``training_data`` by grouped cross-validation and the dev
-    set (when it exists, per group) with the shipped model."""
+    set (when it exists, per group and in HTML mode) with the shipped model."""
     reports = []
     if paths:
         for path in paths:
             corpus = load_corpus(path)
-            reports.append(
-                evaluate_set(path.name, f"{path}", corpus, predict_with_model(corpus, model_path), compare)
-            )
+            labels, probabilities = predict_with_model(corpus, model_path)
+            thresholds = load_model(model_path).thresholds
+            reports.append(evaluate_set(path.name, f"{path}", corpus, labels, compare, probabilities, thresholds))
         return reports
-    from detector.workbench.train import cross_validate
+    from detector.workbench.train import fit_model
 
     corpus = load_corpus(training_data)
-    cv = cross_validate(corpus, folds).tolist()
+    detector, cv = fit_model(corpus, folds)
+    if cv is None:
+        raise ValueError("grouped cross-validation needs at least two site folders")
+    labels = cv.labels.tolist()
     description = f"{training_data.name}/, {folds}-fold cross-validation grouped by site folder"
-    reports.append(evaluate_set("training_data", description, corpus, cv, compare))
+    reports.append(
+        evaluate_set("training_data", description, corpus, labels, False, cv.probabilities, detector.thresholds)
+    )
+    is_html = corpus["block"].notna().to_numpy()
+    for name, part in (("training_data-text-pages", ~is_html), ("training_data-html-pages", is_html)):
+        kind = "text pages (article regions)" if name.endswith("text-pages") else "HTML pages (full pages)"
+        reports.append(
+            evaluate_set(
+                name,
+                f"{description}: its {kind}",
+                corpus[part].reset_index(drop=True),
+                [label for label, keep in zip(labels, part) if keep],
+                compare,
+                cv.probabilities[part],
+                detector.thresholds,
+            )
+        )
     reports.extend(evaluate_devset(devset, model_path, compare))
     return reports
 
 
 def evaluate_devset(devset: Path, model_path: Path | None = None, compare: bool = True) -> list[SetReport]:
-    """The dev set's groups scored with the shipped (or given) model; nothing when the dev set is absent."""
+    """The dev set's groups scored with the shipped (or given) model, and its HTML files in HTML mode;
+    nothing when the dev set is absent."""
     if not devset.exists():
         return []
+    thresholds = load_model(model_path).thresholds
     reports = []
-    for name, corpus in devset_groups(load_corpus(devset, suffixes=(".txt",))).items():
-        labels = predict_with_model(corpus, model_path)
-        reports.append(evaluate_set(name, DEVSET_DESCRIPTIONS[name], corpus, labels, compare))
+    groups = devset_groups(load_corpus(devset, suffixes=(".txt",)))
+    html = html_corpus(devset)
+    if not html.empty:
+        groups[f"{FULL_PAGES}-html"] = html
+    for name, corpus in groups.items():
+        labels, probabilities = predict_with_model(corpus, model_path)
+        reports.append(
+            evaluate_set(name, DEVSET_DESCRIPTIONS[name], corpus, labels, compare, probabilities, thresholds)
+        )
     return reports
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The knob, calibration and page flags
+
+CURVE = [round(t, 2) for t in np.arange(0.05, 0.96, 0.05)]
+
+
+def curve_rows(report: SetReport) -> list[dict]:
+    """Editorial precision and recall and both leaks when paragraphs are kept at each threshold of their
+    editorial probability (``CURVE`` and the presets)."""
+    from detector.workbench.train import threshold_scores
+
+    assert report.probabilities is not None
+    truth = report.corpus["label"].to_numpy()
+    classes = np.asarray(CLASSES)
+    points = sorted(set(CURVE) | set((report.thresholds or {}).values()))
+    return [threshold_scores(report.probabilities, truth, classes, t) for t in points]
+
+
+def preset_rows(report: SetReport) -> list[list[str]]:
+    rows = []
+    curve = {row["threshold"]: row for row in curve_rows(report)}
+    for preset, t in sorted((report.thresholds or {}).items(), key=lambda item: item[1]):
+        row = curve[t]
+        rows.append(
+            [
+                preset,
+                f"{t:.2f}",
+                f"{row['editorial_precision']:.3f}",
+                f"{row['editorial_recall']:.3f}",
+                _pct(row["editorial_lost"]),
+                _pct(row["promotional_leak"]),
+                _pct(row["navigational_leak"]),
+            ]
+        )
+    return rows
+
+
+PRESET_HEADER = ["preset", "threshold", "editorial P", "editorial R", "lost", "promo leak", "nav leak"]
+
+
+def calibration(report: SetReport, bins: int = 10) -> tuple[float, list[list[str]]]:
+    """Expected calibration error of the probability of the most likely label (``bins`` equal-width bins,
+    weighted by their size), and the reliability table behind it."""
+    assert report.probabilities is not None
+    confidence = report.probabilities.max(axis=1)
+    predicted = np.asarray(CLASSES)[report.probabilities.argmax(axis=1)]
+    correct = predicted == report.corpus["label"].to_numpy()
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    error = 0.0
+    rows = []
+    for lo, hi in itertools.pairwise(edges):
+        members = (confidence > lo) & (confidence <= hi) if lo > 0 else (confidence <= hi)
+        if not members.any():
+            continue
+        mean_confidence, accuracy = float(confidence[members].mean()), float(correct[members].mean())
+        error += members.sum() / len(confidence) * abs(mean_confidence - accuracy)
+        rows.append([f"{lo:.1f}–{hi:.1f}", str(int(members.sum())), f"{mean_confidence:.3f}", f"{accuracy:.3f}"])
+    return error, rows
+
+
+def _paragraphs(texts: list[str], labels: list[str], probabilities: np.ndarray) -> list:
+    from detector.api import Paragraph
+
+    return [
+        Paragraph(i, text, label, dict(zip(CLASSES, map(float, probs))))
+        for i, (text, label, probs) in enumerate(zip(texts, labels, probabilities))
+    ]
+
+
+def flag_rows(report: SetReport) -> list[list[str]]:
+    """Precision and recall of each page flag. The truth is the page's kind where its file name says it
+    (``advertorial-…``, ``stub-…``, ``overview-…``: pages written for the flags), else the flags that the gold
+    labels give; the prediction is the flags that the predicted labels give."""
+    from detector.api import FLAGS, verdict
+
+    kinds = {"advertorial": "advertorial", "stub": "teaser_only", "overview": "no_article"}
+    assert report.probabilities is not None
+    frame = report.corpus.assign(predicted=report.predictions["detector"])
+    counts = {flag: [0, 0, 0] for flag in FLAGS}  # true positives, predicted, true
+    offset = 0
+    for page, group in frame.groupby("page", sort=False):
+        probabilities = report.probabilities[offset : offset + len(group)]
+        offset += len(group)
+        texts = group["text"].tolist()
+        gold = _paragraphs(texts, group["label"].tolist(), probabilities)
+        predicted = _paragraphs(texts, group["predicted"].tolist(), probabilities)
+        stem = Path(str(page)).name.split("-", 1)[0]
+        truth = {kinds[stem]} if stem in kinds else set(verdict(gold)["flags"])
+        found = set(verdict(predicted)["flags"])
+        for flag in FLAGS:
+            counts[flag][0] += flag in truth and flag in found
+            counts[flag][1] += flag in found
+            counts[flag][2] += flag in truth
+    rows = []
+    for flag, (hits, flagged, true) in counts.items():
+        precision = f"{hits / flagged:.3f}" if flagged else "–"
+        recall = f"{hits / true:.3f}" if true else "–"
+        rows.append([flag, str(true), str(flagged), precision, recall])
+    return rows
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -299,7 +516,7 @@ def _sections(report: SetReport) -> list[tuple[str, list[str], list[list[str]]]]
     pages = report.corpus["page"].nunique()
     sites = report.corpus["site"].nunique()
     group = "site" if sites > 1 else "page"
-    return [
+    sections = [
         (
             f"{report.name}: {report.description} ({pages} pages, {len(report.corpus)} paragraphs)",
             HEADLINE,
@@ -313,6 +530,26 @@ def _sections(report: SetReport) -> list[tuple[str, list[str], list[list[str]]]]
             group_rows(report, group, 15),
         ),
     ]
+    if report.probabilities is not None:
+        ece, reliability = calibration(report)
+        sections += [
+            (
+                "detector presets (keep a paragraph when its editorial probability reaches the threshold)",
+                PRESET_HEADER,
+                preset_rows(report),
+            ),
+            (
+                f"detector calibration: expected calibration error {ece:.3f} (most likely label, 10 bins)",
+                ["confidence", "paragraphs", "mean confidence", "accuracy"],
+                reliability,
+            ),
+            (
+                "detector page flags",
+                ["flag", "true pages", "flagged pages", "precision", "recall"],
+                flag_rows(report),
+            ),
+        ]
+    return sections
 
 
 def render_text(reports: list[SetReport]) -> str:
@@ -326,16 +563,16 @@ def write_markdown(reports: list[SetReport], out_dir: Path) -> Path:
         "# Evaluation",
         "",
         "Written by `detector evaluate`. Leak: share of the paragraphs of that label "
-        "that end up in the cleaned article. Competitors read each page as minimal HTML "
-        "(one `<p>` per paragraph).",
+        "that end up in the cleaned article. In text mode the competitors read each page as minimal HTML "
+        "(one `<p>` per paragraph); in HTML mode they read the original HTML file.",
         "",
     ]
     for report in reports:
         for level, (title, header, rows) in enumerate(_sections(report)):
             parts += [f"{'##' if level == 0 else '###'} {title}", "", markdown_table(header, rows), ""]
-        picture = _plot(report, out_dir)
-        if picture:
-            parts += [f"![{report.name}]({picture.name})", ""]
+        for picture in (_plot(report, out_dir), _plot_knob(report, out_dir)):
+            if picture:
+                parts += [f"![{picture.stem}]({picture.name})", ""]
     path = out_dir / "evaluation.md"
     path.write_text("\n".join(parts), encoding="utf-8")
     return path
@@ -372,5 +609,45 @@ def _plot(report: SetReport, out_dir: Path) -> Path | None:
     fig.tight_layout()
     path = out_dir / f"evaluation-{report.name}.png"
     fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def _plot_knob(report: SetReport, out_dir: Path) -> Path | None:
+    """The precision/recall curve of "kept as article" against the threshold, with the presets marked, and
+    the reliability diagram of the probabilities."""
+    if report.probabilities is None:
+        return None
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    rows = curve_rows(report)
+    t = [r["threshold"] for r in rows]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5))
+    left.plot(t, [r["editorial_precision"] for r in rows], label="editorial precision")
+    left.plot(t, [r["editorial_recall"] for r in rows], label="editorial recall")
+    left.plot(t, [r["promotional_leak"] for r in rows], label="promotional leak")
+    left.plot(t, [r["navigational_leak"] for r in rows], label="navigational leak")
+    for preset, value in (report.thresholds or {}).items():
+        left.axvline(value, color="grey", linestyle=":")
+        left.text(value, 0.5, f" {preset}", rotation=90, color="grey")
+    left.set_xlabel("editorial probability needed to keep a paragraph")
+    left.set_title(f"{report.name}: kept as article")
+    left.legend(loc="center left")
+    ece, reliability = calibration(report)
+    confidence = [float(r[2]) for r in reliability]
+    accuracy = [float(r[3]) for r in reliability]
+    right.plot([0, 1], [0, 1], color="grey", linestyle=":")
+    right.plot(confidence, accuracy, marker="o")
+    right.set_xlabel("mean probability of the most likely label (10 bins)")
+    right.set_ylabel("share correct")
+    right.set_title(f"reliability, expected calibration error {ece:.3f}")
+    fig.tight_layout()
+    path = out_dir / f"knob-{report.name}.png"
+    fig.savefig(path, dpi=80)
     plt.close(fig)
     return path

@@ -14,7 +14,7 @@ import zlib
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -32,11 +32,15 @@ from detector.features import (
     CHAR_NGRAMS,
     DENSE_NAMES,
     HASH_BITS,
+    SHAPE_NAMES,
+    STAGE2_NAMES,
     STAGE2_SIZE,
     char_ngram_ids,
-    form_features,
+    class_word_ids,
+    known_words,
     neighbour_features,
     page_features,
+    page_shape,
     tokens,
     word_feature_ids,
 )
@@ -48,21 +52,27 @@ C = 2.0  # inverse regularisation strength, chosen by grouped cross-validation o
 C_STAGE2 = 0.01  # the second stage's, chosen the same way (0.001 to 1 tried): its few features want small weights
 
 
+COLUMNS = ["page", "text", "block"]  # what the features read of a corpus table
+
+
 class ParagraphFeatures(TransformerMixin, BaseEstimator):
-    """Paragraph table (columns ``page``, ``text``; each page's rows together and in order) to the feature
-    matrix: idf-weighted hashed text features, then the standardised form and context features."""
+    """Paragraph table (``COLUMNS``; each page's rows together and in order; ``block`` is the markup of an
+    HTML paragraph or None) to the feature matrix: idf-weighted hashed text features, then the standardised
+    dense features."""
 
     def fit(self, X: pd.DataFrame, y: object = None) -> ParagraphFeatures:
-        self._fit(*_raw_features(X))
+        self.vocabulary_ = class_vocabulary(X)
+        self._fit(*_raw_features(X, self.vocabulary_))
         return self
 
     def fit_transform(self, X: pd.DataFrame, y: object = None, **params: object) -> sp.csr_matrix:
-        hashed, dense = _raw_features(X)
+        self.vocabulary_ = class_vocabulary(X)
+        hashed, dense = _raw_features(X, self.vocabulary_)
         self._fit(hashed, dense)
         return self._combine(hashed, dense)
 
     def transform(self, X: pd.DataFrame) -> sp.csr_matrix:
-        return self._combine(*_raw_features(X))
+        return self._combine(*_raw_features(X, self.vocabulary_))
 
     def _fit(self, hashed: sp.csr_matrix, dense: np.ndarray) -> None:
         df = np.bincount(hashed.indices, minlength=N_HASHED)
@@ -76,7 +86,23 @@ class ParagraphFeatures(TransformerMixin, BaseEstimator):
         return sp.hstack([weighted, sp.csr_matrix((dense - self.mean_) / self.scale_)], format="csr")
 
 
-def _raw_features(X: pd.DataFrame) -> tuple[sp.csr_matrix, np.ndarray]:
+MIN_CLASS_WORD_SITES = 3  # a class or id word counts when pages of this many site styles use it
+
+
+def class_vocabulary(X: pd.DataFrame) -> frozenset[str]:
+    """The class and id words used on HTML pages of at least ``MIN_CLASS_WORD_SITES`` site styles (the first
+    folder of the page name): "ad", "teaser", "footer" are shared by many sites, where "fzf" or "sc-bdVaJa"
+    name one site's styles and would only teach the model that site."""
+    sites: dict[str, set[str]] = {}
+    for page, block in zip(X["page"], X["block"]):
+        if block is not None:
+            site = str(page).split("/", 1)[0]
+            for word in block.class_words:
+                sites.setdefault(word, set()).add(site)
+    return frozenset(word for word, found in sites.items() if len(found) >= MIN_CLASS_WORD_SITES)
+
+
+def _raw_features(X: pd.DataFrame, vocabulary: frozenset[str]) -> tuple[sp.csr_matrix, np.ndarray]:
     """Hashed counts (each block divided by the root of its occurrences) and raw dense features."""
     indptr: list[int] = [0]
     indices: list[int] = []
@@ -84,16 +110,18 @@ def _raw_features(X: pd.DataFrame) -> tuple[sp.csr_matrix, np.ndarray]:
     dense: list[list[float]] = []
     for _, page in X.groupby("page", sort=False):
         texts = page["text"].tolist()
-        dense.extend(page_features([form_features(t) for t in texts]))
-        for text in texts:
+        blocks = page["block"].tolist()
+        markup = blocks if blocks[0] is not None else None
+        dense.extend(page_features(texts, markup))
+        for text, block in zip(texts, blocks):
             toks = tokens(text)
             words = word_feature_ids(toks)
             chars = [f for t in toks for f in char_ngram_ids(t)]
-            indices.extend(words)
-            values.extend([1.0 / math.sqrt(len(words))] * len(words))
-            if chars:
-                indices.extend(chars)
-                values.extend([1.0 / math.sqrt(len(chars))] * len(chars))
+            classes = list(class_word_ids(known_words(block.class_words, vocabulary))) if block is not None else []
+            for ids in (words, chars, classes):
+                if ids:
+                    indices.extend(ids)
+                    values.extend([1.0 / math.sqrt(len(ids))] * len(ids))
             indptr.append(len(indices))
     hashed = sp.csr_matrix((values, indices, indptr), shape=(len(indptr) - 1, N_HASHED))
     hashed.sum_duplicates()
@@ -105,7 +133,7 @@ def build_pipeline() -> Pipeline:
     return Pipeline(
         [
             ("features", ParagraphFeatures()),
-            ("classify", LogisticRegression(C=C, max_iter=3000, class_weight="balanced")),
+            ("classify", LogisticRegression(C=C, max_iter=3000)),
         ]
     )
 
@@ -115,7 +143,9 @@ def fit_stage1(corpus: pd.DataFrame) -> Pipeline:
     the text weights to float32 as the model file stores them: the pipeline and the exported scorer are then
     the same model. BLAS and OpenMP run on one thread: parallel sums change the last bits from run to run."""
     with threadpool_limits(limits=1):
-        pipeline = build_pipeline().fit(corpus[["page", "text"]], corpus["label"])
+        pipeline = build_pipeline().fit(
+            corpus[COLUMNS], corpus["label"], classify__sample_weight=training_weights(corpus)
+        )
     features, classify = pipeline.named_steps["features"], pipeline.named_steps["classify"]
     classify.coef_ -= classify.coef_[0]  # the softmax is unchanged, and the first class needs no weights
     classify.intercept_ -= classify.intercept_[0]
@@ -126,62 +156,159 @@ def fit_stage1(corpus: pd.DataFrame) -> Pipeline:
 
 
 def export(detector: DetectorModel) -> tuple[dict, np.ndarray]:
-    """The model-file header and the flat float32 text weights (a block of hashed columns for each class
-    but the first, whose weights are zero)."""
-    features, classify = detector.stage1.named_steps["features"], detector.stage1.named_steps["classify"]
-    classes = [str(c) for c in classify.classes_]
-    weights = (classify.coef_[1:, :N_HASHED] * features.idf_).astype(np.float32)  # the first class's are 0
+    """The model-file header and the flat float32 text weights: for each expert, a block of hashed columns
+    for each class but the first, whose weights are zero."""
+    experts, blocks = [], []
+    for expert in detector.experts:
+        header, weights = _export_expert(expert)
+        experts.append(header)
+        blocks.append(weights)
     header = {
-        "classes": classes,
+        "classes": [str(c) for c in detector.classes_],
         "hash_bits": HASH_BITS,
         "char_ngrams": list(CHAR_NGRAMS),
         "dense_names": list(DENSE_NAMES),
+        "stage2_names": list(STAGE2_NAMES),
+        "shape_names": list(SHAPE_NAMES),
+        "experts": experts,
+        "gate": detector.gate.export(),
+        "thresholds": detector.thresholds,
+    }
+    return header, np.concatenate(blocks)
+
+
+def _export_expert(expert: Expert) -> tuple[dict, np.ndarray]:
+    features, classify = expert.stage1.named_steps["features"], expert.stage1.named_steps["classify"]
+    weights = (classify.coef_[1:, :N_HASHED] * features.idf_).astype(np.float32)  # the first class's are 0
+    header = {
+        "name": expert.name,
+        "class_vocabulary": sorted(features.vocabulary_),
         "dense_mean": features.mean_.tolist(),
         "dense_scale": features.scale_.tolist(),
         "dense_coef": classify.coef_[:, N_HASHED:].tolist(),
         "intercept": classify.intercept_.tolist(),
         "stage2": None,
+        "temperature": expert.temperature,
     }
-    if detector.stage2 is not None:
-        if list(detector.stage2.classes_) != classes:
+    if expert.stage2 is not None:
+        if list(expert.stage2.classes_) != list(classify.classes_):
             raise ValueError("the two stages disagree on the classes")
-        header["stage2"] = {
-            "coef": detector.stage2.coef_.tolist(),
-            "intercept": detector.stage2.intercept_.tolist(),
-        }
+        header["stage2"] = {"coef": expert.stage2.coef_.tolist(), "intercept": expert.stage2.intercept_.tolist()}
     return header, weights.ravel()
 
 
-class DetectorModel:
-    """The two stages as scikit-learn objects: the text pipeline, and a small logistic regression over its
-    scores for each paragraph and its neighbours (``features.neighbour_features``)."""
+class Expert:
+    """One model of two stages as scikit-learn objects: the text pipeline, and a small logistic regression over
+    its scores for each paragraph, its neighbours and its page (``features.neighbour_features``); then the
+    temperature that calibrates its probabilities."""
 
-    def __init__(self, stage1: Pipeline, stage2: LogisticRegression | None) -> None:
+    def __init__(self, name: str, stage1: Pipeline, stage2: LogisticRegression | None, temperature: float = 1.0):
+        self.name = name
         self.stage1 = stage1
         self.stage2 = stage2
-        self.classes_ = stage1.classes_
+        self.temperature = temperature
+
+    def decision_function(self, X: pd.DataFrame) -> np.ndarray:
+        logits = self.stage1.decision_function(X[COLUMNS])
+        if self.stage2 is None:
+            return logits
+        return self.stage2.decision_function(stage2_matrix(X, logits))
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
-        logits = self.stage1.decision_function(X[["page", "text"]])
-        if self.stage2 is None:
-            return self.stage1.predict_proba(X[["page", "text"]])
-        return self.stage2.predict_proba(stage2_matrix(X, logits))
-
-    def predict(self, X: pd.DataFrame) -> np.ndarray:
-        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+        return softmax_rows(self.decision_function(X) / self.temperature)
 
 
-def stage2_matrix(X: pd.DataFrame, logits: np.ndarray) -> np.ndarray:
-    """Second-stage features of every paragraph, page by page (rows of a page together and in order)."""
-    rows: list[list[float]] = []
+class Gate:
+    """Page shape to the weight of the full-page expert: a logistic regression over ``features.page_shape``,
+    trained on pages of both shapes (one row per page)."""
+
+    def __init__(self, model: LogisticRegression | None, mean: np.ndarray, scale: np.ndarray) -> None:
+        self.model, self.mean, self.scale = model, mean, scale
+
+    def weight(self, texts: list[str]) -> float:
+        if self.model is None:
+            return 1.0
+        x = (np.asarray(page_shape(texts)) - self.mean) / self.scale
+        return float(1.0 / (1.0 + np.exp(-(x @ self.model.coef_[0] + self.model.intercept_[0]))))
+
+    def export(self) -> dict:
+        if self.model is None:
+            return {"mean": [], "scale": [], "coef": [], "intercept": 20.0}
+        return {
+            "mean": self.mean.tolist(),
+            "scale": self.scale.tolist(),
+            "coef": self.model.coef_[0].tolist(),
+            "intercept": float(self.model.intercept_[0]),
+        }
+
+
+class DetectorModel:
+    """Two experts and a gate: the full-page expert (trained on everything: full pages as HTML and as text,
+    article regions) reads HTML input alone; for text input the gate mixes its probabilities with those of
+    the article-region expert (trained on article regions only) by the page's shape. One linear model cannot
+    hold both tasks: a short line between headline and body is a standfirst in an article region and a menu
+    item or a teaser on a full page."""
+
+    def __init__(self, experts: list[Expert], gate: Gate, thresholds: dict[str, float] | None = None) -> None:
+        self.experts = experts
+        self.gate = gate
+        self.classes_ = experts[0].stage1.classes_
+        self.thresholds = thresholds or {"precision": 0.5, "balanced": 0.5, "recall": 0.5}
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        full = self.experts[0].predict_proba(X)
+        if len(self.experts) == 1:
+            return full
+        region = self.experts[1].predict_proba(X)
+        out = full.copy()
+        for rows in page_slices(X):
+            if X["block"].iloc[rows.start] is None:
+                g = self.gate.weight(X["text"].iloc[rows].tolist())
+                out[rows] = g * full[rows] + (1.0 - g) * region[rows]
+        return out
+
+    def predict(self, X: pd.DataFrame, threshold: float | None = None) -> np.ndarray:
+        chosen = self.thresholds["balanced"] if threshold is None else threshold
+        return decide(self.predict_proba(X), self.classes_, chosen)
+
+
+def page_slices(X: pd.DataFrame) -> list[slice]:
+    """The row ranges of the pages of a corpus table (each page's rows together and in order)."""
     pages = X["page"].to_numpy()
+    slices = []
     start = 0
     while start < len(pages):
         end = start
         while end < len(pages) and pages[end] == pages[start]:
             end += 1
-        rows.extend(neighbour_features(logits[start:end].tolist()))
+        slices.append(slice(start, end))
         start = end
+    return slices
+
+
+def softmax_rows(logits: np.ndarray) -> np.ndarray:
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return shifted / shifted.sum(axis=1, keepdims=True)
+
+
+def decide(probabilities: np.ndarray, classes: np.ndarray, threshold: float) -> np.ndarray:
+    """The labels of ``detector.model.Scorer.decide`` for many rows: editorial when its probability reaches
+    the threshold, else the likelier of the other two."""
+    editorial = list(classes).index("editorial")
+    others = probabilities.copy()
+    others[:, editorial] = -1.0
+    labels = classes[others.argmax(axis=1)]
+    labels[probabilities[:, editorial] >= threshold] = "editorial"
+    return labels
+
+
+def stage2_matrix(X: pd.DataFrame, logits: np.ndarray) -> np.ndarray:
+    """Second-stage features of every paragraph, page by page (rows of a page together and in order)."""
+    rows: list[list[float]] = []
+    for page in page_slices(X):
+        blocks = X["block"].iloc[page].tolist()
+        groups = [b.group for b in blocks] if blocks[0] is not None else None
+        rows.extend(neighbour_features(logits[page].tolist(), groups))
     return np.asarray(rows, dtype=np.float64).reshape(-1, STAGE2_SIZE)
 
 
@@ -190,19 +317,19 @@ def _folds(corpus: pd.DataFrame, folds: int) -> list[tuple[np.ndarray, np.ndarra
     return list(GroupKFold(n_splits=min(folds, groups.nunique())).split(corpus, groups=groups))
 
 
-def _fold_logits(corpus: pd.DataFrame, split: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+def _fold_stage1(
+    corpus: pd.DataFrame, members: np.ndarray, scored: np.ndarray, split: tuple[np.ndarray, np.ndarray] | None
+) -> Any:
+    """The first stage fitted on a fold's training members, scoring its test rows (their logits); without a
+    split, the first stage fitted on all members (the pipeline)."""
+    if split is None:
+        return fit_stage1(corpus[members])
     train_idx, test_idx = split
-    return fit_stage1(corpus.iloc[train_idx]).decision_function(corpus.iloc[test_idx][["page", "text"]])
-
-
-def out_of_fold_logits(corpus: pd.DataFrame, folds: int, jobs: int = 2) -> tuple[np.ndarray, list]:
-    """First-stage scores of every paragraph from a pipeline that never saw its site. The folds are fitted
-    in ``jobs`` forked processes at once; each fit is single-threaded, so the scores do not depend on it."""
-    logits = np.zeros((len(corpus), 3))
-    splits = _folds(corpus, folds)
-    for (_, test_idx), fold_logits in zip(splits, _map(partial(_fold_logits, corpus), splits, jobs)):
-        logits[test_idx] = fold_logits
-    return logits, splits
+    training = corpus.iloc[train_idx[members[train_idx]]]
+    if training["label"].nunique() < len(LABELS):  # a fold without all classes among its members is skipped
+        return None
+    fitted = fit_stage1(training)
+    return fitted.decision_function(corpus.iloc[test_idx[scored[test_idx]]][COLUMNS])
 
 
 def _map(function: Callable[[Any], Any], items: list[Any], jobs: int) -> list[Any]:
@@ -215,23 +342,52 @@ def _map(function: Callable[[Any], Any], items: list[Any], jobs: int) -> list[An
         return pool.map(function, items, chunksize=1)
 
 
-def fit_stage2(features: np.ndarray, labels: pd.Series) -> LogisticRegression:
+def fit_stage2(features: np.ndarray, labels: pd.Series, weights: np.ndarray) -> LogisticRegression:
     with threadpool_limits(limits=1):
-        return LogisticRegression(C=C_STAGE2, max_iter=2000, class_weight="balanced").fit(features, labels)
+        return LogisticRegression(C=C_STAGE2, max_iter=2000).fit(features, labels, sample_weight=weights)
 
 
-def with_article_crops(corpus: pd.DataFrame) -> pd.DataFrame:
-    """The corpus plus, for every page with chrome around its article, a copy cropped to its article region
-    (page name ``…#body``): many scrapers store only the article region of a page, with the ads and links
-    inside it, and such pages must not look strange to the model. The region runs from the first editorial
-    paragraph to the last; on half of the pages (chosen by a hash of the page name, so training stays
-    reproducible) it keeps the one or two paragraphs that follow, as regions cut by scrapers often end with
-    a disclaimer or a link: otherwise the position features would learn that a page's last paragraph is
-    always editorial. Copies stay in their page's site, so grouped cross-validation keeps them with their
-    original."""
-    crops = []
-    for page, rows in corpus.groupby("page", sort=False):
-        editorial = np.flatnonzero(rows["label"].to_numpy() == "editorial")
+HTML_WEIGHT = 1.0  # the full pages' (HTML pages and their copies) share of the training weight, against 1.0
+
+
+def training_weights(corpus: pd.DataFrame) -> np.ndarray:
+    """Per row: classes balanced within each shape of page, so that the many menu lines of full pages do not
+    outweigh the few navigational lines of article regions. The shapes are article-region text pages (and
+    their copies) and full pages (HTML pages and their copies); each class of each shape gets the same total
+    weight, whatever the number of its rows, and full pages ``HTML_WEIGHT`` times that of article regions."""
+    full = corpus["page"].str.contains(".html", regex=False).to_numpy()
+    labels = corpus["label"].to_numpy()
+    weights = np.zeros(len(corpus))
+    for shape, share in ((full, HTML_WEIGHT), (~full, 1.0)):
+        for label in LABELS:
+            members = shape & (labels == label)
+            if members.any():
+                weights[members] = share / members.sum()
+    return weights * (len(corpus) / weights.sum())
+
+
+def with_training_copies(corpus: pd.DataFrame) -> pd.DataFrame:
+    """The corpus followed by copies of its pages in the other shapes that pages reach users in. Copies stay
+    in their page's site, so grouped cross-validation keeps them with their original; which pages get which
+    copy is decided by a hash of the page name, so training stays reproducible.
+
+    * ``…#text``: every HTML page as text, its markup dropped: the same full page as a text scrape, so the
+      text features learn full pages on their own, and one model serves text and HTML input;
+    * ``…#body``: every text-form page with chrome around its article, cropped to its article region, as
+      many scrapers store pages (with the ads and links inside it). The region runs from the first
+      editorial paragraph to the last; on half of the pages it keeps the one or two paragraphs that follow,
+      as regions cut by scrapers often end with a disclaimer or a link: otherwise the position features would
+      learn that a page's last paragraph is always editorial;
+    * ``…#head``: the first ~2,000 characters of every longer text-form page that has article text in them,
+      as pipelines that store the start of a page see it.
+    """
+    html = corpus[corpus["block"].notna()]
+    text_copies = html.assign(block=None, page=html["page"] + "#text")
+    text_form = pd.concat([corpus[corpus["block"].isna()], text_copies], ignore_index=True)
+    copies = [text_copies]
+    for page, rows in text_form.groupby("page", sort=False):
+        labels = rows["label"].to_numpy()
+        editorial = np.flatnonzero(labels == "editorial")
         if not len(editorial):
             continue
         end = editorial[-1] + 1
@@ -240,46 +396,230 @@ def with_article_crops(corpus: pd.DataFrame) -> pd.DataFrame:
             end = min(len(rows), end + 1 + (draw >> 1) % 2)
         crop = rows.iloc[editorial[0] : end]
         if len(crop) <= len(rows) - 2:
-            crops.append(crop.assign(page=f"{page}#body"))
-    return pd.concat([corpus, *crops], ignore_index=True)
+            copies.append(crop.assign(page=f"{page}#body"))
+        lengths = np.cumsum(rows["text"].str.len().to_numpy() + 2)
+        head = max(3, int(np.searchsorted(lengths, HEAD_CHARS, side="right")))
+        if head < len(rows) and editorial[0] < head:
+            copies.append(rows.iloc[:head].assign(page=f"{page}#head"))
+    return pd.concat([corpus, *copies], ignore_index=True)
 
 
-def fit_model(corpus: pd.DataFrame, folds: int = 5, jobs: int = 2) -> tuple[DetectorModel, pd.Series | None]:
-    """Fit both stages on the corpus and its article crops; also return the cross-validated labels of the
-    corpus's own paragraphs, grouped by site (``None`` without folds).
+HEAD_CHARS = 2000
 
-    The second stage learns from out-of-fold first-stage scores, so it sees scores as they are on unseen
-    sites. The same folds give the cross-validated labels: each fold's labels come from a second stage
-    fitted on the other folds' scores (stacking cross-validation).
+
+class CrossValidation(NamedTuple):
+    """What grouped cross-validation says of the corpus's own paragraphs: calibrated out-of-fold
+    probabilities (columns in the order of the classes) and the labels the balanced preset gives them."""
+
+    probabilities: np.ndarray
+    labels: pd.Series
+
+
+def region_rows(corpus: pd.DataFrame) -> np.ndarray:
+    """Rows the article-region expert learns from: the text pages (article regions as scrapers store them)
+    and their copies. The article-region crops of full pages are left to the full-page expert: cut from
+    HTML, their paragraphs are shaped unlike those of text scrapes, and they made the expert worse on real
+    article regions."""
+    return (~corpus["page"].str.contains(".html", regex=False)).to_numpy()
+
+
+def full_page_rows(corpus: pd.DataFrame) -> np.ndarray:
+    """Text-form pages the gate must send to the full-page expert: the text copies of HTML pages and their
+    first ~2,000 characters (not their article-region crops)."""
+    page = corpus["page"]
+    return (page.str.contains(".html", regex=False) & ~page.str.endswith("#body")).to_numpy()
+
+
+def fit_model(corpus: pd.DataFrame, folds: int = 5, jobs: int = 2) -> tuple[DetectorModel, CrossValidation | None]:
+    """Fit both experts and the gate on the corpus and its training copies, calibrate them and choose the
+    presets; also return what grouped cross-validation says of the corpus's own paragraphs (``None`` without
+    folds).
+
+    Each expert's second stage learns from out-of-fold first-stage scores, so it sees scores as they are on
+    unseen sites; the same folds give out-of-fold second-stage scores (stacking cross-validation), on which
+    each expert's temperature is fitted, and out-of-fold gate weights, with which the thresholds are chosen:
+    calibration and presets come from sites the model did not see, as a user's pages are.
     """
     original = len(corpus)
-    corpus = with_article_crops(corpus)
-    stage1 = fit_stage1(corpus)
+    corpus = with_training_copies(corpus)
+    everything = np.ones(len(corpus), dtype=bool)
+    text_form = corpus["block"].isna().to_numpy()
+    regions = region_rows(corpus)
     if folds < 2 or corpus["site"].nunique() < 2:
-        return DetectorModel(stage1, None), None
-    logits, splits = out_of_fold_logits(corpus, folds, jobs)
-    features = stage2_matrix(corpus, logits)
+        experts = [Expert("full pages", fit_stage1(corpus), None)]
+        return DetectorModel(experts, Gate(None, np.zeros(0), np.ones(0))), None
+    splits = _folds(corpus, folds)
+    full, full_scores = fit_expert("full pages", corpus, everything, everything, splits, jobs)
+    region, region_scores = fit_expert("article regions", corpus, regions, text_form, splits, jobs)
+    gate, gate_weights = fit_gate(corpus, splits)
+    classes = full.stage1.classes_
+    probabilities = softmax_rows(full_scores / full.temperature)
+    mixed = text_form & ~np.isnan(gate_weights)
+    g = gate_weights[mixed][:, None]
+    probabilities[mixed] = g * probabilities[mixed] + (1 - g) * softmax_rows(
+        region_scores[mixed] / region.temperature
+    )
+    truth = corpus["label"].to_numpy()
+    thresholds = choose_thresholds(probabilities[:original], truth[:original], classes)
+    detector = DetectorModel([full, region], gate, thresholds)
+    labels = decide(probabilities[:original], classes, thresholds["balanced"])
+    return detector, CrossValidation(probabilities[:original], pd.Series(labels, index=corpus.index[:original]))
+
+
+def fit_expert(
+    name: str,
+    corpus: pd.DataFrame,
+    members: np.ndarray,
+    scored: np.ndarray,
+    splits: list[tuple[np.ndarray, np.ndarray]],
+    jobs: int,
+) -> tuple[Expert, np.ndarray]:
+    """An expert trained on the ``members`` rows, and its out-of-fold second-stage scores of the ``scored``
+    rows (NaN elsewhere): in each fold, both stages are fitted on the training sites' members and score the
+    test sites' rows."""
     labels = corpus["label"]
-    predicted = pd.Series(index=corpus.index, dtype=object)
+    weights = training_weights(corpus)
+    logits = np.full((len(corpus), len(LABELS)), np.nan)
+    *fold_logits, stage1 = _map(partial(_fold_stage1, corpus, members, scored), [*splits, None], jobs)
+    for (_, test_idx), found in zip(splits, fold_logits):
+        if found is not None:
+            logits[test_idx[scored[test_idx]]] = found
+    known = scored & ~np.isnan(logits[:, 0])
+    features = np.zeros((len(corpus), STAGE2_SIZE))
+    features[known] = stage2_matrix(corpus[known], logits[known])
+    out = np.full((len(corpus), len(LABELS)), np.nan)
     for train_idx, test_idx in splits:
-        fold_model = fit_stage2(features[train_idx], labels.iloc[train_idx])
-        predicted.iloc[test_idx] = fold_model.predict(features[test_idx])
-    return DetectorModel(stage1, fit_stage2(features, labels)), predicted.iloc[:original]
+        train = train_idx[members[train_idx] & known[train_idx]]
+        test = test_idx[known[test_idx]]
+        if labels.iloc[train].nunique() < len(LABELS) or not len(test):
+            continue
+        stage2 = fit_stage2(features[train], labels.iloc[train], weights[train])
+        out[test] = stage2.decision_function(features[test])
+    fit_rows = members & known
+    if labels[fit_rows].nunique() < len(LABELS):  # too little data for a second stage (tiny corpora)
+        return Expert(name, stage1, None), out
+    stage2 = fit_stage2(features[fit_rows], labels[fit_rows], weights[fit_rows])
+    validated = members & ~np.isnan(out[:, 0])
+    truth = labels.to_numpy()[validated]
+    temperature = (
+        fit_temperature(out[validated], truth, stage1.classes_, weights[validated]) if validated.any() else 1.0
+    )
+    return Expert(name, stage1, stage2, temperature), out
+
+
+def fit_gate(corpus: pd.DataFrame, splits: list[tuple[np.ndarray, np.ndarray]]) -> tuple[Gate, np.ndarray]:
+    """The gate, trained on text-form pages (one row per page, both shapes weighted equally): full pages are
+    the text copies of HTML pages and their first ~2,000 characters; article regions are text pages and every
+    article-region crop. Also its out-of-fold weights for every text-form row (NaN for HTML rows)."""
+    text_form = corpus["block"].isna().to_numpy()
+    full = full_page_rows(corpus)
+    pages = [rows for rows in page_slices(corpus) if text_form[rows.start]]
+    shapes = np.asarray([page_shape(corpus["text"].iloc[rows].tolist()) for rows in pages])
+    target = np.asarray([full[rows.start] for rows in pages], dtype=int)
+    sites = np.asarray([corpus["site"].iloc[rows.start] for rows in pages])
+    mean = shapes.mean(axis=0)
+    std = shapes.std(axis=0)
+    scale = np.where(std > 1e-12, std, 1.0)
+    x = (shapes - mean) / scale
+
+    def fitted(rows: np.ndarray) -> LogisticRegression:
+        with threadpool_limits(limits=1):
+            return LogisticRegression(C=1.0, class_weight="balanced", max_iter=2000).fit(x[rows], target[rows])
+
+    weights = np.full(len(corpus), np.nan)
+    for _, test_idx in splits:
+        test_sites = set(corpus["site"].iloc[test_idx])
+        in_test = np.asarray([site in test_sites for site in sites])
+        if in_test.all() or not in_test.any() or len(set(target[~in_test])) < 2:
+            continue
+        model = fitted(~in_test)
+        for index in np.flatnonzero(in_test):
+            weights[pages[index]] = model.predict_proba(x[index : index + 1])[0, 1]
+    if len(set(target)) < 2:
+        return Gate(None, mean, scale), weights
+    return Gate(fitted(np.ones(len(pages), dtype=bool)), mean, scale), weights
+
+
+def fit_temperature(logits: np.ndarray, truth: np.ndarray, classes: np.ndarray, weights: np.ndarray) -> float:
+    """The temperature that makes softmax(logits / T) most likely for the true labels (weighted negative log
+    likelihood, one parameter: it changes confidence, never the ranking of the classes); rounded, so that it
+    does not carry the last bits of the optimiser."""
+    from scipy.optimize import minimize_scalar
+
+    index = np.searchsorted(classes, truth)
+
+    def loss(log_t: float) -> float:
+        scaled = logits / np.exp(log_t)
+        scaled -= scaled.max(axis=1, keepdims=True)
+        log_probs = scaled - np.log(np.exp(scaled).sum(axis=1, keepdims=True))
+        return float(-(weights * log_probs[np.arange(len(index)), index]).sum() / weights.sum())
+
+    found = minimize_scalar(loss, bounds=(-3.0, 3.0), method="bounded", options={"xatol": 1e-6})
+    return round(float(np.exp(found.x)), 4)
+
+
+THRESHOLD_GRID = np.round(np.arange(0.05, 0.951, 0.01), 2)
+
+
+def choose_thresholds(probabilities: np.ndarray, truth: np.ndarray, classes: np.ndarray) -> dict[str, float]:
+    """The editorial thresholds of the presets, from out-of-fold probabilities: ``balanced`` gives the best
+    editorial F1; ``precision`` the lowest threshold above it at which both leaks are at most half of
+    balanced's (else the strictest of the grid); ``recall`` the highest below it at which at most half as many
+    editorial paragraphs are lost (else the most lenient)."""
+    curve = {float(t): threshold_scores(probabilities, truth, classes, float(t)) for t in THRESHOLD_GRID}
+    balanced = max(curve, key=lambda t: (round(curve[t]["editorial_f1"], 6), -abs(t - 0.5)))
+    base = curve[balanced]
+    strict = [
+        t
+        for t in curve
+        if t >= balanced
+        and curve[t]["promotional_leak"] <= base["promotional_leak"] / 2
+        and curve[t]["navigational_leak"] <= base["navigational_leak"] / 2
+    ]
+    lenient = [t for t in curve if t <= balanced and curve[t]["editorial_lost"] <= base["editorial_lost"] / 2]
+    return {
+        "precision": min(strict) if strict else float(THRESHOLD_GRID[-1]),
+        "balanced": balanced,
+        "recall": max(lenient) if lenient else float(THRESHOLD_GRID[0]),
+    }
+
+
+def threshold_scores(probabilities: np.ndarray, truth: np.ndarray, classes: np.ndarray, threshold: float) -> dict:
+    """Editorial precision, recall and F1, loss and both leaks of keeping paragraphs whose editorial
+    probability reaches ``threshold``."""
+    kept = probabilities[:, list(classes).index("editorial")] >= threshold
+    editorial = truth == "editorial"
+    tp = int((kept & editorial).sum())
+    precision = tp / max(int(kept.sum()), 1)
+    recall = tp / max(int(editorial.sum()), 1)
+    result = {
+        "threshold": threshold,
+        "editorial_precision": precision,
+        "editorial_recall": recall,
+        "editorial_f1": 2 * precision * recall / (precision + recall) if precision + recall else 0.0,
+        "editorial_lost": 1 - recall,
+    }
+    for label in ("promotional", "navigational"):
+        members = truth == label
+        result[f"{label}_leak"] = float(kept[members].mean()) if members.any() else 0.0
+    return result
 
 
 def cross_validate(corpus: pd.DataFrame, folds: int = 5) -> pd.Series:
-    """Labels of every paragraph predicted by models that never saw its site."""
-    _, predicted = fit_model(corpus, folds)
-    if predicted is None:
+    """Labels of every paragraph predicted by models that never saw its site (the balanced preset)."""
+    _, cv = fit_model(corpus, folds)
+    if cv is None:
         raise ValueError("grouped cross-validation needs at least two site folders")
-    return predicted
+    return cv.labels
 
 
-def fingerprint(root: Path) -> str:
-    """SHA-256 over the corpus files' relative paths and bytes."""
+def fingerprint(*roots: Path) -> str:
+    """SHA-256 over the corpus files' relative paths and bytes (root after root)."""
     digest = hashlib.sha256()
-    for path in corpus_files(root):
-        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
+    for number, root in enumerate(roots):
+        prefix = f"{number}:".encode() if len(roots) > 1 else b""
+        for path in corpus_files(root):
+            digest.update(prefix + str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()
 
 
@@ -305,16 +645,21 @@ def blas_setup() -> list[str]:
     )
 
 
-def train(data: Path, out: Path, folds: int = 5, jobs: int = 2) -> dict:
-    """Train on a corpus folder, write ``out`` (the model) and ``out`` with ``.json`` (its metadata: data and
-    code fingerprints, the model file's SHA-256, versions, scores)."""
+def train(data: Path | list[Path], out: Path, folds: int = 5, jobs: int = 2) -> dict:
+    """Train on one or more corpus folders (a user's own pages beside ``training_data/``), write ``out`` (the
+    model) and ``out`` with ``.json`` (its metadata: which data, data and code fingerprints, the model file's
+    SHA-256, versions, scores)."""
     from detector.workbench import PINNED_ENVIRONMENT
 
-    corpus = load_corpus(data)
+    roots = [data] if isinstance(data, Path) else list(data)
+    missing = [root for root in roots if not root.exists()]
+    if missing:
+        raise ValueError(f"no such folder: {missing[0]}")
+    corpus = load_corpus(*roots)
     if corpus.empty:
-        raise ValueError(f"no annotated pages under {data}")
-    detector, predicted = fit_model(corpus, folds, jobs)
-    cv = rounded(scores(corpus["label"].tolist(), predicted.tolist())) if predicted is not None else None
+        raise ValueError(f"no annotated pages under {', '.join(map(str, roots))}")
+    detector, validation = fit_model(corpus, folds, jobs)
+    cv = rounded(scores(corpus["label"].tolist(), validation.labels.tolist())) if validation is not None else None
     header, weights = export(detector)
     model.save(out, header, weights.tolist())
     metadata = {
@@ -322,11 +667,14 @@ def train(data: Path, out: Path, folds: int = 5, jobs: int = 2) -> dict:
         "model_sha256": hashlib.sha256(out.read_bytes()).hexdigest(),
         "code_fingerprint_sha256": code_fingerprint(),
         "training_data": {
-            "fingerprint_sha256": fingerprint(data),
+            "folders": [root.name for root in roots],
+            "fingerprint_sha256": fingerprint(*roots),
             "pages": int(corpus["page"].nunique()),
             "sites": int(corpus["site"].nunique()),
             "paragraphs": {label: int((corpus["label"] == label).sum()) for label in LABELS},
-            "article_crops_added": int(with_article_crops(corpus)["page"].nunique() - corpus["page"].nunique()),
+            "html_pages": int(corpus.loc[corpus["block"].notna(), "page"].nunique()),
+            "training_copies_added": int(with_training_copies(corpus)["page"].nunique())
+            - int(corpus["page"].nunique()),
         },
         "grouped_cross_validation": {"folds": folds, "group": "site folder", "scores": cv},
         "settings": {"hash_bits": HASH_BITS, "char_ngrams": list(CHAR_NGRAMS), "C": C, "C_stage2": C_STAGE2},

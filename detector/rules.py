@@ -1,0 +1,143 @@
+"""The user's own rules: paragraphs that must be kept or dropped whatever the model says, for all pages or
+for one site or one kind of JSON Lines record. Applied after the model; every decision they take is recorded
+(``Paragraph.decided_by`` is ``rule:<name>``).
+
+A rules file is TOML::
+
+    [[rule]]
+    name = "newsletter-box"          # shown in decided_by
+    action = "drop"                  # or "keep"
+    match = "(?i)^jetzt .*newsletter" # a regular expression searched in the paragraph, or:
+    # line = "Weitere Artikel"       # the paragraph's whole text (white space collapsed)
+    label = "promotional"            # optional, for "drop": the label to give (default: the model's best
+                                     # label other than editorial)
+    site = "example.org"             # optional: only pages of this host (and its subdomains) or folder
+    field = "feed"                   # optional, JSON Lines: only records whose field ...
+    value = "boersen-ticker"         # ... has this value
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from detector.pages import LABELS
+
+if TYPE_CHECKING:
+    from detector.api import Paragraph
+
+_KEYS = {"name", "action", "match", "line", "label", "site", "field", "value"}
+_SPACE = re.compile(r"\s+")
+
+
+class RulesError(ValueError):
+    """A rules file that cannot be used; the message names the file, the rule and what is wrong."""
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One rule: what it matches, what it decides, and where it applies."""
+
+    name: str
+    action: str
+    pattern: re.Pattern[str] | None = None
+    line: str | None = None
+    label: str | None = None
+    site: str | None = None
+    field: str | None = None
+    value: str | None = None
+
+    def applies(self, site: str | None, record: dict | None) -> bool:
+        if self.site is not None and not (site and (site == self.site or site.endswith("." + self.site))):
+            return False
+        if self.field is not None:
+            return record is not None and str(record.get(self.field)) == self.value
+        return True
+
+    def matches(self, text: str) -> bool:
+        if self.pattern is not None:
+            return self.pattern.search(text) is not None
+        return _SPACE.sub(" ", text).strip() == self.line
+
+
+def load_rules(path: Path | str) -> tuple[Rule, ...]:
+    """Read and check a rules file; raises RulesError with a one-line reason."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - Python 3.10
+        import tomli as tomllib  # type: ignore[import-not-found]
+
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise RulesError(f"{path}: {(exc.strerror or str(exc)).lower()}") from None
+    except UnicodeDecodeError:
+        raise RulesError(f"{path}: not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise RulesError(f"{path}: not valid TOML ({exc})") from None
+    entries = data.get("rule")
+    if not isinstance(entries, list) or not entries or set(data) != {"rule"}:
+        raise RulesError(f"{path}: expected one or more [[rule]] tables and nothing else")
+    rules = [_rule(entry, number, path) for number, entry in enumerate(entries, 1)]
+    names = [rule.name for rule in rules]
+    duplicate = next((name for name in names if names.count(name) > 1), None)
+    if duplicate:
+        raise RulesError(f"{path}: two rules are named {duplicate!r}")
+    return tuple(rules)
+
+
+def _rule(entry: object, number: int, path: Path) -> Rule:
+    where = f"{path}: rule {number}"
+    if not isinstance(entry, dict):
+        raise RulesError(f"{where}: not a table")
+    unknown = set(entry) - _KEYS
+    if unknown:
+        raise RulesError(f"{where}: unknown key {sorted(unknown)[0]!r} (known: {', '.join(sorted(_KEYS))})")
+    if any(not isinstance(v, str) for v in entry.values()):
+        raise RulesError(f"{where}: every value must be a string")
+    name = entry.get("name") or f"rule-{number}"
+    where = f"{path}: rule {name!r}"
+    action = entry.get("action")
+    if action not in ("keep", "drop"):
+        raise RulesError(f"{where}: action must be 'keep' or 'drop'")
+    if ("match" in entry) == ("line" in entry):
+        raise RulesError(f"{where}: give exactly one of 'match' (a regular expression) or 'line'")
+    pattern = None
+    if "match" in entry:
+        try:
+            pattern = re.compile(entry["match"])
+        except re.error as exc:
+            raise RulesError(f"{where}: bad regular expression ({exc})") from None
+    label = entry.get("label")
+    if label is not None and (label not in LABELS or (action == "drop") == (label == "editorial")):
+        raise RulesError(f"{where}: label must be promotional or navigational for 'drop' (editorial for 'keep')")
+    if ("field" in entry) != ("value" in entry):
+        raise RulesError(f"{where}: 'field' and 'value' go together")
+    line = _SPACE.sub(" ", entry["line"]).strip() if "line" in entry else None
+    return Rule(name, action, pattern, line, label, entry.get("site"), entry.get("field"), entry.get("value"))
+
+
+def apply_rules(
+    paragraphs: list[Paragraph], rules: tuple[Rule, ...], site: str | None = None, record: dict | None = None
+) -> list[Paragraph]:
+    """The paragraphs with the rules' decisions taken: the first matching rule decides a paragraph."""
+    active = [rule for rule in rules if rule.applies(site, record)]
+    if not active:
+        return paragraphs
+    out = []
+    for p in paragraphs:
+        rule = next((r for r in active if r.matches(p.text)), None)
+        if rule is None:
+            out.append(p)
+            continue
+        if rule.action == "keep":
+            label = "editorial"
+        else:
+            others = {k: v for k, v in p.probabilities.items() if k != "editorial"}
+            label = rule.label or max(others, key=others.__getitem__)
+        out.append(p._replace(label=label, decided_by=f"rule:{rule.name}"))
+    return out

@@ -1,0 +1,158 @@
+"""``detector review``: which of a user's unlabelled pages are worth labelling first.
+
+The model labels every page; a page is worth a correction in proportion to the errors it probably holds (the
+sum over its paragraphs of one minus the probability of the chosen label) and to how unlike the training
+corpus its words are (the share of its words the model has no weight for). Pages are then picked greedily for
+a diverse set: a page whose text is nearly that of a page already picked is passed over, and every page
+picked from a folder (a site) halves the worth of the next ones from it. Each picked page is written as an
+annotated draft (LABELS.md format) with the model's labels, and REVIEW.md lists them in order with the
+paragraphs to look at first, and per site the share of uncertain paragraphs (where the model drifts).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from detector import markup
+from detector.api import Paragraph, classify, classify_html, load_model
+from detector.batch import TEMP_SUFFIX, display, sniff_kind
+from detector.features import tokens, unigram_id
+from detector.model import Scorer
+from detector.pages import LabelledParagraph, format_annotated
+from detector.segment import decode
+
+UNCERTAIN = 0.8  # a paragraph whose chosen label has a lower probability than this is worth a look
+SIMILAR = 0.6  # pages sharing this share of their distinct words are near-duplicates
+
+
+@dataclass
+class Candidate:
+    """An unlabelled page with what the model makes of it and what a correction of it is worth."""
+
+    path: Path
+    site: str
+    paragraphs: list[Paragraph]
+    expected_errors: float
+    novelty: float
+    words: frozenset[str] = field(repr=False)
+
+    @property
+    def worth(self) -> float:
+        return self.expected_errors * (0.5 + self.novelty)
+
+    def uncertain(self) -> list[Paragraph]:
+        return sorted(
+            (p for p in self.paragraphs if p.probabilities[p.label] < UNCERTAIN),
+            key=lambda p: p.probabilities[p.label],
+        )
+
+
+def page_files(inputs: list[Path]) -> list[Path]:
+    """The text and HTML pages under the inputs (files or folders, walked recursively), sorted."""
+    found = []
+    for root in inputs:
+        if root.is_dir():
+            for folder, _, names in os.walk(root):
+                found += [
+                    Path(folder) / name
+                    for name in names
+                    if name.endswith((".txt", ".html", ".htm")) and not name.endswith(TEMP_SUFFIX)
+                ]
+        elif root.is_file():
+            found.append(root)
+    return sorted(found)
+
+
+def candidate(path: Path, scorer: Scorer) -> Candidate | None:
+    """The model's reading of one page, or None for a page that cannot be read or has no paragraph."""
+    try:
+        data = path.read_bytes()
+        if sniff_kind(data[:4096], path.name) == "html":
+            paragraphs = classify_html(markup.decode_html(data), scorer)
+        else:
+            paragraphs = classify(decode(data), scorer)
+    except (OSError, ValueError):
+        return None
+    if not paragraphs:
+        return None
+    expected = sum(1.0 - p.probabilities[p.label] for p in paragraphs)
+    all_tokens = [t for p in paragraphs for t in tokens(p.text) if t[0].isalnum()]
+    w1, w2 = scorer.experts[0].w1, scorer.experts[0].w2
+    unknown = sum(1 for t in all_tokens if not (w1[unigram_id(t)] or w2[unigram_id(t)]))
+    novelty = unknown / len(all_tokens) if all_tokens else 0.0
+    return Candidate(path, path.parent.name, paragraphs, expected, novelty, frozenset(all_tokens))
+
+
+def pick(candidates: list[Candidate], budget: int) -> list[Candidate]:
+    """Up to ``budget`` pages, most worth first, diverse: near-duplicates of a picked page are passed over,
+    and each page picked from a site halves the worth of that site's other pages."""
+    picked: list[Candidate] = []
+    per_site: dict[str, int] = {}
+    pool = list(candidates)
+    while pool and len(picked) < budget:
+        best = max(pool, key=lambda c: c.worth / (2 ** per_site.get(c.site, 0)))
+        pool.remove(best)
+        if any(_overlap(best.words, other.words) >= SIMILAR for other in picked):
+            continue
+        picked.append(best)
+        per_site[best.site] = per_site.get(best.site, 0) + 1
+    return picked
+
+
+def _overlap(a: frozenset[str], b: frozenset[str]) -> float:
+    return len(a & b) / max(1, min(len(a), len(b)))
+
+
+def review(inputs: list[Path], out: Path, budget: int = 20, model: Path | None = None) -> Path:
+    """Pick the pages most worth labelling, write them as annotated drafts into ``out`` and the report
+    ``REVIEW.md`` beside them; returns the report's path."""
+    scorer = load_model(model)
+    candidates = [c for c in (candidate(path, scorer) for path in page_files(inputs)) if c is not None]
+    if not candidates:
+        raise ValueError("no readable text or HTML page among the inputs")
+    chosen = pick(candidates, budget)
+    out.mkdir(parents=True, exist_ok=True)
+    lines = [
+        "# Pages to label first",
+        "",
+        f"{len(chosen)} of {len(candidates)} pages, most worth a correction first. Each draft holds the model's "
+        "labels in the annotated format of LABELS.md: correct them, then train with `detector train --data "
+        "training_data --data <your folder>`. Expected errors: the sum over a page's paragraphs of one minus the "
+        f"probability of the chosen label; new words: the share the model has no weight for; paragraphs below "
+        f"{UNCERTAIN:.0%} are listed to look at first.",
+        "",
+        "| # | draft | source | expected errors | new words | uncertain paragraphs |",
+        "|---|---|---|---|---|---|",
+    ]
+    for rank, page in enumerate(chosen, 1):
+        name = f"{rank:03}-{page.site}-{page.path.stem}"[:120] + ".txt"
+        draft = [LabelledParagraph(p.label, p.text) for p in page.paragraphs]
+        (out / name).write_text(format_annotated(draft), encoding="utf-8")
+        lines.append(
+            f"| {rank} | `{name}` | `{display(page.path)}` | {page.expected_errors:.1f} | {page.novelty:.0%} | "
+            f"{len(page.uncertain())} |"
+        )
+    lines += ["", "## Paragraphs to look at first", ""]
+    for rank, page in enumerate(chosen, 1):
+        lines.append(f"**{rank}. {display(page.path)}**")
+        lines.append("")
+        for p in page.uncertain()[:8]:
+            lines.append(f"- paragraph {p.index}: `{p.label}` at {p.probabilities[p.label]:.2f}: {p.text[:100]!r}")
+        lines.append("")
+    lines += ["## Drift per site", "", "| site | pages | paragraphs | uncertain |", "|---|---|---|---|"]
+    sites: dict[str, list[Candidate]] = {}
+    for c in candidates:
+        sites.setdefault(c.site, []).append(c)
+    for site, pages in sorted(sites.items(), key=lambda item: -_uncertain_share(item[1])):
+        count = sum(len(c.paragraphs) for c in pages)
+        lines.append(f"| {site} | {len(pages)} | {count} | {_uncertain_share(pages):.1%} |")
+    report = out / "REVIEW.md"
+    report.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return report
+
+
+def _uncertain_share(pages: list[Candidate]) -> float:
+    total = sum(len(c.paragraphs) for c in pages)
+    return sum(len(c.uncertain()) for c in pages) / total if total else 0.0

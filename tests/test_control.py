@@ -1,0 +1,193 @@
+"""The user in control: the precision/recall knob, calibrated probabilities, page verdicts, explanations, the
+user's own rules, and adapting the model to a new site (review, train on one's pages, evaluate)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from detector import classify, clean
+from detector.api import Paragraph, explain, verdict
+from detector.model import load, shipped_model
+from detector.pages import load_corpus
+from detector.rules import RulesError, apply_rules, load_rules
+from detector.workbench.metrics import scores
+from tests.conftest import EXAMPLE, FIXTURE_CORPUS, ROOT, needs_example, run
+
+NEWSITE = ROOT / "tests" / "fixtures" / "newsite"
+PAGE = (
+    "Kupferpreis springt auf Jahreshoch\n\n"
+    "Der Preis für eine Tonne Kupfer stieg an der Londoner Metallbörse um 3,4 Prozent auf 10.420 Dollar. Händler "
+    "verwiesen auf Lieferengpässe in Chile und eine anziehende Nachfrage aus der Elektroindustrie.\n\n"
+    "Jetzt Depot eröffnen und 100 Euro Startbonus sichern!\n\n"
+    "Impressum | Datenschutz | Kontakt"
+)
+
+
+def test_the_model_ships_its_presets_ordered_by_strictness():
+    thresholds = load().thresholds
+    assert set(thresholds) == {"precision", "balanced", "recall"}
+    assert thresholds["recall"] <= thresholds["balanced"] <= thresholds["precision"]
+
+
+@needs_example
+def test_a_higher_threshold_never_keeps_more_paragraphs():
+    page = EXAMPLE.read_text(encoding="utf-8")
+    kept = [
+        sum(p.label == "editorial" for p in classify(page, min_editorial=t))
+        for t in (0.0, 0.2, 0.5, 0.8, 0.99, 1.0)
+    ]
+    assert kept == sorted(kept, reverse=True)
+    assert kept[0] == len(classify(page)) and kept[-1] <= kept[-2]
+    favor = [
+        sum(p.label == "editorial" for p in classify(page, favor=f)) for f in ("recall", "balanced", "precision")
+    ]
+    assert favor == sorted(favor, reverse=True)
+
+
+def test_the_knob_on_the_command_line():
+    everything = run("clean-article", "--min-editorial", "0", stdin=PAGE.encode()).stdout.decode()
+    assert everything == PAGE + "\n"
+    assert run("clean-article", "--min-editorial", "1.01", stdin=PAGE.encode()).returncode == 2
+    strict = run("clean-article", "--favor", "precision", stdin=PAGE.encode()).stdout.decode()
+    lenient = run("clean-article", "--favor", "recall", stdin=PAGE.encode()).stdout.decode()
+    assert len(strict.split("\n\n")) <= len(lenient.split("\n\n"))
+
+
+def test_probabilities_sum_to_one_and_the_temperatures_are_fitted():
+    for p in classify(PAGE):
+        assert abs(sum(p.probabilities.values()) - 1) < 1e-9
+    header = load().header
+    assert all(0.2 < expert["temperature"] < 5 for expert in header["experts"])
+
+
+def paragraph(label: str, text: str, probability: float = 0.9) -> Paragraph:
+    rest = (1 - probability) / 2
+    probabilities = {"editorial": rest, "promotional": rest, "navigational": rest}
+    probabilities[label] = probability
+    return Paragraph(0, text, label, probabilities)
+
+
+def test_page_flags_follow_their_definitions():
+    running = "Wort " * 30
+    article = [paragraph("editorial", running * 2) for _ in range(3)]
+    assert verdict(article)["flags"] == []
+    assert verdict(article)["shares"] == {"editorial": 1.0, "promotional": 0.0, "navigational": 0.0}
+    advertorial = [paragraph("promotional", running * 2) for _ in range(3)] + [paragraph("editorial", "Kurz.")]
+    assert verdict(advertorial)["flags"] == ["advertorial", "no_article"]
+    stub = [paragraph("editorial", running * 3), paragraph("promotional", "Jetzt weiterlesen mit Plus")]
+    assert verdict(stub)["flags"] == ["teaser_only"]
+    assert verdict([paragraph("navigational", "Startseite")])["flags"] == ["no_article"]
+
+
+def test_drop_pages_leaves_flagged_pages_out_and_counts_them(tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "menu.txt").write_text("Startseite\n\nMärkte\n\nImpressum\n", encoding="utf-8")
+    more = "Die Preise für Aluminium und Nickel zogen ebenfalls an, wenn auch weniger deutlich als Kupfer. "
+    (src / "article.txt").write_text(PAGE.replace("Elektroindustrie.", "Elektroindustrie. " + more * 2), "utf-8")
+    result = run("clean-article", src, "-o", tmp_path / "out", "--drop-pages", "no_article", "--jobs", "1")
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["article.txt"]
+    assert "1 page dropped (no_article 1)" in result.stderr.decode()
+    bad = run("clean-article", src, "-o", tmp_path / "o2", "--drop-pages", "werbung")
+    assert bad.returncode == 2 and "unknown flag 'werbung'" in bad.stderr.decode()
+
+
+def test_explanations_name_the_features_that_decide():
+    (_, second, pitch, _) = explain(PAGE)
+    assert pitch["label"] == "promotional"
+    names = [name for name, _ in pitch["for"]]
+    assert any("jetzt" in name or "startbonus" in name or "depot" in name for name in names), names
+    assert all(value > 0 for _, value in pitch["for"]) and all(value < 0 for _, value in pitch["against"])
+    assert second["label"] == "editorial"
+    result = run("clean-article", "-f", "explain", stdin=PAGE.encode())
+    out = result.stdout.decode()
+    assert out.count("  for:     ") == 4 and "decided by model" in out
+
+
+def write_rules(tmp_path, text: str):
+    path = tmp_path / "rules.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_rules_drop_and_keep_what_they_say_and_are_recorded(tmp_path):
+    rules = write_rules(
+        tmp_path,
+        '[[rule]]\nname = "kein-kupfer"\naction = "drop"\nmatch = "^Kupfer"\nlabel = "navigational"\n\n'
+        '[[rule]]\nname = "bonus-behalten"\naction = "keep"\n'
+        'line = "Jetzt  Depot eröffnen und 100 Euro Startbonus sichern!"\n',
+    )
+    result = run("clean-article", "-f", "json", "--rules", rules, stdin=PAGE.encode())
+    record = json.loads(result.stdout)
+    decided = {p["text"][:10]: (p["label"], p["decided_by"]) for p in record["paragraphs"]}
+    assert decided["Kupferprei"] == ("navigational", "rule:kein-kupfer")
+    assert decided["Jetzt Depo"] == ("editorial", "rule:bonus-behalten")
+    assert decided["Der Preis "][1] == "model"
+    site_rule = load_rules(
+        write_rules(tmp_path, '[[rule]]\naction = "drop"\nmatch = "Kupfer"\nsite = "example.org"\n')
+    )
+    paragraphs = classify(PAGE)
+    assert apply_rules(paragraphs, site_rule, site="news.example.org")[0].decided_by == "rule:rule-1"
+    assert apply_rules(paragraphs, site_rule, site="other.org") == paragraphs
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("this is not toml", "not valid TOML"),
+        ('[[rule]]\naction = "weg"\nmatch = "x"\n', "action must be 'keep' or 'drop'"),
+        ('[[rule]]\naction = "drop"\nmatch = "("\n', "bad regular expression"),
+        ('[[rule]]\naction = "drop"\n', "exactly one of 'match'"),
+        ('[[rule]]\naction = "drop"\nmatch = "x"\ncolour = "red"\n', "unknown key 'colour'"),
+        ('[[rule]]\naction = "drop"\nmatch = "x"\nlabel = "editorial"\n', "label must be"),
+    ],
+)
+def test_a_bad_rules_file_is_one_usage_error(tmp_path, text, message):
+    path = write_rules(tmp_path, text)
+    with pytest.raises(RulesError, match=message):
+        load_rules(path)
+    result = run("clean-article", "--rules", path, stdin=PAGE.encode())
+    assert result.returncode == 2
+    assert result.stderr.decode().startswith("error: --rules: ") and message in result.stderr.decode()
+
+
+def errors_on(model_path, folder) -> int:
+    corpus = load_corpus(folder)
+    scorer = load(model_path)
+    predicted = []
+    for _, page in corpus.groupby("page", sort=False):
+        predicted += [scorer.decide(p, scorer.threshold()) for p in scorer.probabilities(page["text"].tolist())]
+    result = scores(corpus["label"].tolist(), predicted)
+    return sum(result["confusion"][i][j] for i in range(3) for j in range(3) if i != j)
+
+
+def test_a_new_site_is_learnt_from_its_corrected_pages(tmp_path):
+    """The worked example of adapting to a site: a model that never saw the site's style errs on it; review
+    picks its most uncertain pages as drafts; the corrected drafts (committed fixtures) trained in with
+    --data fix the other pages of that site."""
+    base = tmp_path / "base" / "model.bin"
+    trained = run("detector", "train", "--data", FIXTURE_CORPUS, "--folds", "3", "--output", base)
+    assert trained.returncode == 0, trained.stderr.decode()
+    drafts = tmp_path / "drafts"
+    reviewed = run("detector", "review", NEWSITE / "unlabelled", "-o", drafts, "--budget", "3", "--model", base)
+    assert reviewed.returncode == 0, reviewed.stderr.decode()
+    report = (drafts / "REVIEW.md").read_text(encoding="utf-8")
+    assert "## Drift per site" in report and "| unlabelled | 5 |" in report
+    assert len(list(drafts.glob("*.txt"))) == 3
+    adapted = tmp_path / "adapted" / "model.bin"
+    arguments = ("--data", FIXTURE_CORPUS, "--data", NEWSITE / "labelled", "--folds", "3", "--output", adapted)
+    assert run("detector", "train", *arguments).returncode == 0
+    metadata = json.loads(adapted.with_suffix(".json").read_text(encoding="utf-8"))
+    assert metadata["training_data"]["folders"] == ["corpus", "labelled"]
+    before, after = errors_on(base, NEWSITE / "heldout"), errors_on(adapted, NEWSITE / "heldout")
+    assert after < before, (before, after)
+    evaluated = run("detector", "evaluate", "--model", adapted, "--no-compare", NEWSITE / "heldout")
+    assert evaluated.returncode == 0 and "heldout" in evaluated.stdout.decode()
+
+
+def test_the_shipped_model_is_found_and_not_in_tests():
+    assert shipped_model().name == "model.bin"
+    assert clean(PAGE)

@@ -1,0 +1,175 @@
+"""HTML and WARC in, article out: files, standard input, folders, JSON Lines, WARC, the API, -f html, and bad
+HTML treated like bad text."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+
+import pytest
+
+from detector import classify_html, clean_html
+from detector.markup import blocks, decode_html
+from tests.conftest import ROOT, run
+
+PAGE = ROOT / "tests" / "fixtures" / "html" / "quartalszahlen.html"
+ARTICLE = [
+    "Maschinenbauer übertrifft die Erwartungen im dritten Quartal",
+    "Ein starkes Geschäft mit Ersatzteilen und Wartung hat dem Maschinenbauer ein unerwartet gutes drittes "
+    "Quartal beschert. Der Vorstand hebt die Prognose für das Gesamtjahr an.",
+    "Der Umsatz stieg im Vergleich zum Vorjahreszeitraum um neun Prozent auf 1,84 Milliarden Euro, wie das "
+    "Unternehmen am Donnerstag in Stuttgart mitteilte. Analysten hatten im Schnitt mit 1,76 Milliarden Euro "
+    "gerechnet. Das bereinigte Ergebnis vor Zinsen und Steuern legte sogar um vierzehn Prozent zu.",
+    "Besonders gefragt waren Wartungsverträge und Ersatzteile für bereits installierte Anlagen. Dieses Geschäft "
+    "ist weniger abhängig von der Konjunktur und bringt deutlich höhere Margen als der Verkauf neuer Maschinen, "
+    "erklärte die Finanzchefin in einer Telefonkonferenz mit Analysten.",
+    "Prognose angehoben",
+    "Für das Gesamtjahr erwartet der Vorstand nun einen Umsatz zwischen 7,2 und 7,4 Milliarden Euro. "
+    "Bisher hatte er höchstens 7,1 Milliarden Euro in Aussicht gestellt. Die Marge soll ebenfalls am oberen "
+    "Ende der bisherigen Spanne liegen, weil die Kosten für Material und Energie zuletzt gesunken sind.",
+    "An der Börse kamen die Zahlen gut an. Die Aktie gewann im frühen Handel mehr als sechs Prozent und war damit "
+    "einer der größten Gewinner im Nebenwerteindex. Seit Jahresbeginn hat das Papier damit rund ein Viertel an "
+    "Wert gewonnen.",
+]
+EXPECTED = "\n\n".join(ARTICLE) + "\n"
+
+
+def test_the_page_is_cut_into_paragraphs_by_the_dev_set_rule():
+    texts = [b.text for b in blocks(PAGE.read_text(encoding="utf-8"))]
+    assert texts[:7] == [
+        "Zum Inhalt springen",
+        "Startseite",
+        "Märkte",
+        "Unternehmen",
+        "Geldanlage",
+        "Podcast",
+        ARTICLE[0],
+    ]
+    assert texts[7:13] == ARTICLE[1:]
+    assert texts[13:] == [
+        "Anzeige",
+        "Jetzt Depot eröffnen und ein Jahr lang ohne Ordergebühren handeln – nur für kurze Zeit!",
+        "Impressum",
+        "Datenschutz",
+        "Kontakt",
+        "© 2026 Beispielportal GmbH. Alle Rechte vorbehalten.",
+    ]
+
+
+def test_an_html_file_gives_its_article():
+    result = run("clean-article", PAGE)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.decode() == EXPECTED
+
+
+def test_html_on_standard_input_and_gzipped_html():
+    assert run("clean-article", stdin=PAGE.read_bytes()).stdout.decode() == EXPECTED
+    assert run("clean-article", stdin=gzip.compress(PAGE.read_bytes())).stdout.decode() == EXPECTED
+
+
+def test_the_api_reads_html_as_text_or_bytes():
+    assert clean_html(PAGE.read_text(encoding="utf-8")) + "\n" == EXPECTED
+    assert clean_html(PAGE.read_bytes()) + "\n" == EXPECTED
+    paragraphs = classify_html(PAGE.read_bytes())
+    assert [p.tag for p in paragraphs][6:8] == ["h1", "p"]
+
+
+def test_html_output_keeps_headings_paragraphs_and_lists():
+    result = run("clean-article", "-f", "html", PAGE)
+    out = result.stdout.decode()
+    assert "<h1>Maschinenbauer übertrifft die Erwartungen im dritten Quartal</h1>" in out
+    assert "<h2>Prognose angehoben</h2>" in out
+    assert out.count("<p>") == 5 and "<ul>" not in out
+    listing = run("clean-article", "-f", "html", "-k", "editorial,navigational", PAGE).stdout.decode()
+    assert "<ul>\n<li>Startseite</li>" in listing
+
+
+def test_a_folder_of_html_pages_gives_text_files(tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "a.html").write_bytes(PAGE.read_bytes())
+    (src / "b.htm").write_bytes(PAGE.read_bytes())
+    (src / "c.html.gz").write_bytes(gzip.compress(PAGE.read_bytes()))
+    result = run("clean-article", src, "-o", tmp_path / "out", "--jobs", "1")
+    assert result.returncode == 0, result.stderr
+    for name in ("a.txt", "b.txt", "c.txt"):
+        assert (tmp_path / "out" / name).read_text(encoding="utf-8") == EXPECTED
+
+
+def test_json_lines_with_an_html_field(tmp_path):
+    records = [{"id": 1, "html": PAGE.read_text(encoding="utf-8")}, {"id": 2, "html": None}]
+    data = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode()
+    result = run("clean-article", "--input-format", "jsonl", "--html-field", "html", stdin=data)
+    assert result.returncode == 1
+    (record,) = [json.loads(line) for line in result.stdout.decode().splitlines()]
+    assert record["cleaned_text"] + "\n" == EXPECTED
+    assert "error: <stdin>:2: no html field 'html'" in result.stderr.decode()
+
+
+def warc_file(path):
+    from warcio.statusandheaders import StatusAndHeaders
+    from warcio.warcwriter import WARCWriter
+
+    with open(path, "wb") as handle:
+        writer = WARCWriter(handle, gzip=True)
+
+        def response(url, body, content_type):
+            headers = StatusAndHeaders("200 OK", [("Content-Type", content_type)], protocol="HTTP/1.1")
+            record = writer.create_warc_record(url, "response", payload=io.BytesIO(body), http_headers=headers)
+            writer.write_record(record)
+
+        writer.write_record(writer.create_warcinfo_record("crawl.warc.gz", {"software": "test"}))
+        response("https://example.org/a", PAGE.read_bytes(), "text/html; charset=utf-8")
+        response("https://example.org/data.json", b'{"kurs": 12.5}', "application/json")
+        latin = PAGE.read_text(encoding="utf-8").replace('charset="utf-8"', 'charset="iso-8859-1"')
+        response("https://example.org/b", latin.encode("latin-1", "replace"), "text/html; charset=iso-8859-1")
+
+
+def test_a_warc_file_gives_one_json_line_per_html_response(tmp_path):
+    warc = tmp_path / "crawl.warc.gz"
+    warc_file(warc)
+    result = run("clean-article", warc)
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in result.stdout.decode().splitlines()]
+    assert [r["url"] for r in records] == ["https://example.org/a", "https://example.org/b"]
+    assert records[0]["cleaned_text"] + "\n" == EXPECTED
+    assert records[1]["cleaned_text"].startswith("Maschinenbauer übertrifft")
+    assert all(r["record_id"].startswith("<urn:uuid:") for r in records)
+    batch = run("clean-article", tmp_path, "-o", tmp_path.parent / "out", "--jobs", "1")
+    assert "1 non-HTML record skipped" in batch.stderr.decode()
+    assert len((tmp_path.parent / "out" / "crawl.jsonl").read_text(encoding="utf-8").splitlines()) == 2
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (PAGE.read_bytes()[:1500], 0),  # truncated in the middle of the article
+        (b"<div>" * 20000 + b"<p>Tief verschachtelt, aber lesbar.</p>" + b"</div>" * 20000, 0),
+        (b"\x89PNG\r\n\x1a\n" + bytes(200), 1),
+    ],
+    ids=["truncated", "deeply-nested", "binary"],
+)
+def test_bad_html_gets_a_result_or_a_clear_error(tmp_path, data, expected):
+    path = tmp_path / "page.html"
+    path.write_bytes(data)
+    result = run("clean-article", "-k", "editorial,promotional,navigational", path)
+    assert result.returncode == expected, result.stderr
+    assert b"Traceback" not in result.stderr
+    if expected:
+        assert result.stderr.decode() == f"error: {path}: not a text file (PNG image)\n"
+
+
+def test_a_meta_charset_that_lies_loses_against_the_bytes():
+    page = '<html><head><meta charset="iso-8859-1"></head><body><p>Börse für Anleger</p></body></html>'
+    assert decode_html(page.encode("utf-8")) == page
+    lying = page.replace("iso-8859-1", "utf-8").encode("cp1252")
+    assert "Börse für Anleger" in decode_html(lying)
+
+
+def test_an_html_page_larger_than_max_bytes_is_refused(tmp_path):
+    path = tmp_path / "big.html"
+    path.write_bytes(PAGE.read_bytes())
+    result = run("clean-article", "--max-bytes", "1000", path)
+    assert result.returncode == 1
+    assert result.stderr.decode() == f"error: {path}: larger than --max-bytes (1000 bytes)\n"
