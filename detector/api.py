@@ -1,23 +1,31 @@
 """The public API: label the paragraphs of a page, keep the article, render the result.
 
 ``classify``, ``clean`` and their HTML twins ``classify_html``, ``clean_html`` are what other Python code calls
-(``from detector import clean``); the CLI is a thin layer over them and over ``render``.
+(``from detector import clean``); the CLI is a thin layer over them and over ``PageWriter``.
+
+Pages are labelled as a stream (``label_stream``): paragraphs are scored in windows of ``WINDOW`` paragraphs
+with ``CONTEXT`` paragraphs of context on each side, and ``PageWriter`` renders them as they come, so memory is
+bounded by the page's text and one window, whatever the number of its paragraphs. A page of up to ``WINDOW``
+paragraphs (every real page) is one window; on longer pages, the features that describe the whole page (its
+length, its share of long paragraphs, the article run, the gate) describe the window.
 """
 
 from __future__ import annotations
 
 import html as html_escape
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
 from detector import markup
 from detector import model as model_file
-from detector.pages import LABELS, LabelledParagraph, format_annotated
-from detector.segment import normalise_newlines, split_paragraphs
+from detector.pages import LABELS
+from detector.segment import iter_paragraphs, normalise_newlines
 
 FORMATS = ("text", "annotated", "json", "html", "explain")
+WINDOW = 4000
+CONTEXT = 32
 _loaded: dict[str, model_file.Scorer] = {}
 
 
@@ -49,11 +57,69 @@ class Decision(NamedTuple):
     min_editorial: float | None = None
 
 
+def label_stream(
+    texts: Iterable[str],
+    blocks: Iterable[markup.Block] | None = None,
+    model: model_file.Scorer | None = None,
+    decision: Decision = Decision(),
+    explain: bool = False,
+) -> Iterator[tuple[Paragraph, dict | None]]:
+    """Label a page's paragraphs as they come (with the markup of HTML input): each paragraph with its
+    explanation when ``explain`` is asked for (``detector.model.Scorer.explain``), else None."""
+    scorer = model or load_model()
+    threshold = scorer.threshold(decision.favor, decision.min_editorial)
+    classes = scorer.classes
+    items: Iterable[tuple[str, markup.Block | None]] = (
+        zip(texts, blocks) if blocks is not None else ((t, None) for t in texts)
+    )
+    index = 0
+    for window, start, stop in _windows(items, WINDOW, CONTEXT):
+        window_texts = [text for text, _ in window]
+        window_blocks = [block for _, block in window] if blocks is not None else None
+        probabilities = scorer.probabilities(window_texts, window_blocks)
+        why = scorer.explain(window_texts, window_blocks) if explain else None
+        for k in range(start, stop):
+            probs = probabilities[k]
+            tag = window_blocks[k].tag if window_blocks else ""
+            paragraph = Paragraph(
+                index, window_texts[k], scorer.decide(probs, threshold), dict(zip(classes, probs)), tag
+            )
+            yield paragraph, why[k] if why else None
+            index += 1
+
+
+def _windows(items: Iterable, size: int, context: int) -> Iterator[tuple[list, int, int]]:
+    """Windows over a stream: each window is the list of items from ``context`` before the items it stands for
+    to ``context`` after them, with the range ``[start, stop)`` of those items in it. The list is reused: it
+    is valid until the next window is asked for."""
+    source = iter(items)
+    buffer: list = []
+    offset = 0  # stream position of buffer[0]
+    emitted = 0  # stream position of the next item to stand for
+    exhausted = False
+    while True:
+        while not exhausted and offset + len(buffer) < emitted + size + context:
+            try:
+                buffer.append(next(source))
+            except StopIteration:
+                exhausted = True
+        end = offset + len(buffer)
+        if emitted >= end:
+            return
+        stop = min(emitted + size, end)
+        yield buffer, emitted - offset, stop - offset
+        emitted = stop
+        drop = max(0, emitted - context - offset)
+        del buffer[:drop]
+        offset += drop
+
+
 def classify(
     text: str, model: model_file.Scorer | None = None, favor: str = "balanced", min_editorial: float | None = None
 ) -> list[Paragraph]:
     """Split a page (str, any line endings) into paragraphs and label each one."""
-    return _label(split_paragraphs(normalise_newlines(text)), (), model, Decision(favor, min_editorial))
+    stream = label_stream(iter_paragraphs(normalise_newlines(text)), None, model, Decision(favor, min_editorial))
+    return [p for p, _ in stream]
 
 
 def classify_html(
@@ -64,31 +130,9 @@ def classify_html(
 ) -> list[Paragraph]:
     """Turn an HTML page (str, or bytes in any declared or detectable encoding) into paragraphs by the rule of
     ``detector.markup`` and label each one."""
-    text = markup.decode_html(html) if isinstance(html, bytes) else html
-    blocks = markup.blocks(text)
-    return _label([b.text for b in blocks], blocks, model, Decision(favor, min_editorial))
-
-
-def _label(
-    texts: list[str], blocks: Sequence[markup.Block], model: model_file.Scorer | None, decision: Decision
-) -> list[Paragraph]:
-    if not texts:
-        return []
-    scorer = model or load_model()
-    threshold = scorer.threshold(decision.favor, decision.min_editorial)
-    classes = scorer.classes
-    result = []
-    for index, probs in enumerate(scorer.probabilities(texts, blocks or None)):
-        result.append(
-            Paragraph(
-                index,
-                texts[index],
-                scorer.decide(probs, threshold),
-                {c: probs[i] for i, c in enumerate(classes)},
-                blocks[index].tag if blocks else "",
-            )
-        )
-    return result
+    blocks = markup.blocks(markup.decode_html(html) if isinstance(html, bytes) else html)
+    stream = label_stream((b.text for b in blocks), blocks, model, Decision(favor, min_editorial))
+    return [p for p, _ in stream]
 
 
 def clean(
@@ -114,6 +158,19 @@ def clean_html(
     return render(classify_html(html, model, favor, min_editorial), "text", keep)
 
 
+def explain(text: str, model: model_file.Scorer | None = None, top: int = 5) -> list[dict]:
+    """Why each paragraph of a text page got its label: ``detector.model.Scorer.explain``."""
+    scorer = model or load_model()
+    return scorer.explain(list(iter_paragraphs(normalise_newlines(text))), None, top)
+
+
+def explain_html(html: str | bytes, model: model_file.Scorer | None = None, top: int = 5) -> list[dict]:
+    """Why each paragraph of an HTML page got its label."""
+    scorer = model or load_model()
+    blocks = markup.blocks(markup.decode_html(html) if isinstance(html, bytes) else html)
+    return scorer.explain([b.text for b in blocks], blocks, top)
+
+
 def parse_keep(value: str | Iterable[str]) -> tuple[str, ...]:
     """``"editorial,navigational"`` (or an iterable of labels) to a tuple of labels; raises ValueError on an
     unknown label, and on a string that names none."""
@@ -131,41 +188,8 @@ def parse_keep(value: str | Iterable[str]) -> tuple[str, ...]:
     return tuple(labels)
 
 
-def render(paragraphs: list[Paragraph], fmt: str = "text", keep: str | Iterable[str] = ("editorial",)) -> str:
-    """One page in an output format: ``text`` (the kept paragraphs, no final newline), ``annotated`` (every
-    paragraph with its label, LABELS.md format), ``json`` (every paragraph with its probabilities) or ``html``
-    (the kept paragraphs as minimal HTML: headings, paragraphs and lists)."""
-    kept = parse_keep(keep)
-    if fmt == "text":
-        return "\n\n".join(p.text for p in paragraphs if p.label in kept)
-    if fmt == "annotated":
-        return format_annotated([LabelledParagraph(p.label, p.text) for p in paragraphs])
-    if fmt == "json":
-        return json.dumps(as_record(paragraphs, kept), ensure_ascii=False)
-    if fmt == "html":
-        return as_html([p for p in paragraphs if p.label in kept])
-    raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
-
-
-def as_record(paragraphs: list[Paragraph], keep: str | Iterable[str] = ("editorial",)) -> dict:
-    """A page as plain data: the cleaned text, the page's verdict and, per paragraph, index, label,
-    probabilities, what decided the label, and text."""
-    return {
-        "text": render(paragraphs, "text", keep),
-        "verdict": verdict(paragraphs),
-        "paragraphs": [
-            {
-                "index": p.index,
-                "label": p.label,
-                "probabilities": {k: round(v, 6) for k, v in p.probabilities.items()},
-                "decided_by": p.decided_by,
-                "text": p.text,
-                **({"tag": p.tag} if p.tag else {}),
-            }
-            for p in paragraphs
-        ],
-    }
-
+# ---------------------------------------------------------------------------------------------------------
+# Page verdicts
 
 # Page flags (README.md, "Page verdicts"): measured by `detector evaluate` on pages written for them.
 NO_ARTICLE_CHARS = 300  # less editorial text than this: the page has no article
@@ -173,94 +197,196 @@ TEASER_CHARS = 1200  # less than this, with a sales box right after it: a paywal
 ADVERTORIAL_CHARS = 600  # at least this much promotional running text, more than editorial: an advertorial
 FLAGS = ("advertorial", "teaser_only", "no_article")
 _RUNNING_TEXT = 25  # words: a paragraph this long is running text
+_AFTER = 3  # paragraphs: a sales box this close after the last editorial paragraph cuts the article
 
 
-def verdict(paragraphs: list[Paragraph]) -> dict:
+class VerdictCounter:
+    """What a page is as a whole, counted paragraph by paragraph (``verdict`` defines it)."""
+
+    def __init__(self) -> None:
+        self.chars = dict.fromkeys(LABELS, 0)
+        self.running = dict.fromkeys(LABELS, 0)
+        self.confidence = 0.0
+        self.editorial_confidence = 0.0
+        self.after_editorial: list[str] | None = None  # labels of the paragraphs after the last editorial one
+
+    def add(self, p: Paragraph) -> None:
+        size = len(p.text)
+        self.chars[p.label] += size
+        self.confidence += size * p.probabilities[p.label]
+        if p.label == "editorial":
+            self.editorial_confidence += size * p.probabilities["editorial"]
+            self.after_editorial = []
+        elif self.after_editorial is not None and len(self.after_editorial) < _AFTER:
+            self.after_editorial.append(p.label)
+        if size >= _RUNNING_TEXT and len(p.text[:1000].split()) >= _RUNNING_TEXT:
+            self.running[p.label] += size
+
+    def result(self) -> dict:
+        chars, running = self.chars, self.running
+        total = sum(chars.values())
+        flags = []
+        if running["promotional"] >= max(ADVERTORIAL_CHARS, running["editorial"] + 1):
+            flags.append("advertorial")
+        cut = "promotional" in (self.after_editorial or [])
+        if NO_ARTICLE_CHARS <= chars["editorial"] < TEASER_CHARS and cut:
+            flags.append("teaser_only")
+        if chars["editorial"] < NO_ARTICLE_CHARS:
+            flags.append("no_article")
+        return {
+            "shares": {label: round(chars[label] / total, 4) if total else 0.0 for label in LABELS},
+            "confidence": round(self.confidence / total, 4) if total else 0.0,
+            "editorial_confidence": round(self.editorial_confidence / chars["editorial"], 4)
+            if chars["editorial"]
+            else 0.0,
+            "flags": flags,
+        }
+
+
+def verdict(paragraphs: Iterable[Paragraph]) -> dict:
     """What the page is as a whole: the shares of its text (by characters) per label, how confident the
     labelling is (the mean probability of the chosen labels, and of editorial among the editorial paragraphs,
     both by characters), and its flags: ``no_article`` (almost no editorial text), ``teaser_only`` (a short
     article cut off by a sales box: a paywall or teaser stub) and ``advertorial`` (the running text itself
     sells: more promotional than editorial running text)."""
-    chars = {label: 0 for label in LABELS}
-    running = {label: 0 for label in LABELS}
-    confidence = editorial_confidence = 0.0
-    last_editorial = -1
-    for i, p in enumerate(paragraphs):
-        size = len(p.text)
-        chars[p.label] += size
-        confidence += size * p.probabilities[p.label]
-        if p.label == "editorial":
-            editorial_confidence += size * p.probabilities["editorial"]
-            last_editorial = i
-        if len(p.text.split()) >= _RUNNING_TEXT:
-            running[p.label] += size
-    total = sum(chars.values())
-    flags = []
-    if running["promotional"] >= max(ADVERTORIAL_CHARS, running["editorial"] + 1):
-        flags.append("advertorial")
-    after = paragraphs[last_editorial + 1 : last_editorial + 4] if last_editorial >= 0 else []
-    if NO_ARTICLE_CHARS <= chars["editorial"] < TEASER_CHARS and any(p.label == "promotional" for p in after):
-        flags.append("teaser_only")
-    if chars["editorial"] < NO_ARTICLE_CHARS:
-        flags.append("no_article")
+    counter = VerdictCounter()
+    for p in paragraphs:
+        counter.add(p)
+    return counter.result()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Output formats
+
+
+class PageWriter:
+    """Renders a page in an output format as its labelled paragraphs come, and counts what it saw (labels,
+    the verdict). ``text``: the kept paragraphs joined by a blank line; ``annotated``: every paragraph with its
+    label (LABELS.md format); ``json``: every paragraph with its probabilities, what decided it, the cleaned
+    text and the verdict; ``html``: the kept paragraphs as minimal HTML (headings, paragraphs, lists);
+    ``explain``: every paragraph with the features that decided it. With ``final_newline`` the output ends
+    with a newline (as files and standard output do) unless it is empty."""
+
+    def __init__(self, fmt: str = "text", keep: str | Iterable[str] = ("editorial",), final_newline: bool = False):
+        if fmt not in FORMATS:
+            raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+        self.fmt, self.keep, self.final_newline = fmt, parse_keep(keep), final_newline
+        self.counter = VerdictCounter()
+        self.labels = dict.fromkeys(LABELS, 0)
+        self.count = 0
+        self.kept = 0
+        self._kept_texts: list[str] = []  # for json's "text"
+        self._in_list = False
+        self._last = ""
+
+    def add(self, p: Paragraph, explanation: dict | None = None) -> str:
+        """The output for one more paragraph (often empty)."""
+        self.counter.add(p)
+        self.labels[p.label] += 1
+        first = self.count == 0
+        self.count += 1
+        kept = p.label in self.keep
+        if kept:
+            self.kept += 1
+        out = self._render(p, explanation, first, kept)
+        if out:
+            self._last = out
+        return out
+
+    def _render(self, p: Paragraph, explanation: dict | None, first: bool, kept: bool) -> str:
+        fmt = self.fmt
+        if fmt == "text":
+            return ("" if self.kept == 1 else "\n\n") + p.text if kept else ""
+        if fmt == "annotated":
+            return ("" if first else "\n") + f"[{p.label}] {p.text}\n"
+        if fmt == "json":
+            if kept:
+                self._kept_texts.append(p.text)
+            return ('{"paragraphs": [' if first else ", ") + json.dumps(_paragraph_record(p), ensure_ascii=False)
+        if fmt == "html":
+            return (_HTML_HEAD if first else "") + (self._html(p) if kept else "")
+        return ("" if first else "\n\n") + _explained(p, explanation)
+
+    def _html(self, p: Paragraph) -> str:
+        out = ""
+        text = html_escape.escape(p.text).replace("\n", "<br>\n")
+        is_item = p.tag in ("li", "dt", "dd")
+        if is_item != self._in_list:
+            out += "<ul>\n" if is_item else "</ul>\n"
+            self._in_list = is_item
+        if p.tag in ("h1", "h2", "h3", "h4", "h5", "h6"):
+            return out + f"<{p.tag}>{text}</{p.tag}>\n"
+        return out + (f"<li>{text}</li>\n" if is_item else f"<p>{text}</p>\n")
+
+    def finish(self) -> str:
+        """The rest of the output once every paragraph was added."""
+        fmt = self.fmt
+        if fmt == "json":
+            head = '{"paragraphs": [' if self.count == 0 else ""
+            text = json.dumps("\n\n".join(self._kept_texts), ensure_ascii=False)
+            verdict_json = json.dumps(self.counter.result(), ensure_ascii=False)
+            out = f'{head}], "text": {text}, "verdict": {verdict_json}}}'
+        elif fmt == "html":
+            out = (_HTML_HEAD if self.count == 0 else "") + ("</ul>\n" if self._in_list else "") + _HTML_FOOT
+        else:
+            out = ""
+        if self.final_newline and (out or self._last) and not (out or self._last).endswith("\n"):
+            out += "\n"
+        return out
+
+    def verdict(self) -> dict:
+        return self.counter.result()
+
+
+_HTML_HEAD = '<!DOCTYPE html>\n<html lang="de">\n<head><meta charset="utf-8"></head>\n<body>\n'
+_HTML_FOOT = "</body>\n</html>"
+
+
+def _paragraph_record(p: Paragraph) -> dict:
     return {
-        "shares": {label: round(chars[label] / total, 4) if total else 0.0 for label in LABELS},
-        "confidence": round(confidence / total, 4) if total else 0.0,
-        "editorial_confidence": round(editorial_confidence / chars["editorial"], 4) if chars["editorial"] else 0.0,
-        "flags": flags,
+        "index": p.index,
+        "label": p.label,
+        "probabilities": {k: round(v, 6) for k, v in p.probabilities.items()},
+        "decided_by": p.decided_by,
+        "text": p.text,
+        **({"tag": p.tag} if p.tag else {}),
     }
 
 
-def explain(text: str, model: model_file.Scorer | None = None, top: int = 5) -> list[dict]:
-    """Why each paragraph of a text page got its label: ``detector.model.Scorer.explain``."""
-    scorer = model or load_model()
-    return scorer.explain(split_paragraphs(normalise_newlines(text)), None, top)
+def _explained(p: Paragraph, e: dict | None) -> str:
+    head = f"[{p.label}] p={p.probabilities[p.label]:.3f} decided by {p.decided_by}"
+    if e is None:
+        return f"{head}\n{p.text}"
+    lines = [
+        f"{head}; most likely {e['label']} over {e['runner_up']} ({e['expert']} expert, weight "
+        f"{e['expert_weight']:.2f})",
+        p.text,
+        "  for:     " + ", ".join(f"{name} {value:+.2f}" for name, value in e["for"]),
+        "  against: " + ", ".join(f"{name} {value:+.2f}" for name, value in e["against"]),
+    ]
+    return "\n".join(lines)
 
 
-def explain_html(html: str | bytes, model: model_file.Scorer | None = None, top: int = 5) -> list[dict]:
-    """Why each paragraph of an HTML page got its label."""
-    scorer = model or load_model()
-    blocks = markup.blocks(markup.decode_html(html) if isinstance(html, bytes) else html)
-    return scorer.explain([b.text for b in blocks], blocks, top)
+def render(paragraphs: Iterable[Paragraph], fmt: str = "text", keep: str | Iterable[str] = ("editorial",)) -> str:
+    """One page in an output format (``PageWriter``), as one string without a final newline for text."""
+    writer = PageWriter(fmt, keep)
+    return "".join(writer.add(p) for p in paragraphs) + writer.finish()
 
 
 def render_explanations(paragraphs: list[Paragraph], explanations: list[dict]) -> str:
-    """The ``explain`` format: per paragraph its label, probability and what decided it, the text, and the
-    strongest features for the most likely label and against it (against the runner-up)."""
-    parts = []
-    for p, e in zip(paragraphs, explanations):
-        lines = [
-            f"[{p.label}] p={p.probabilities[p.label]:.3f} decided by {p.decided_by}; most likely {e['label']} "
-            f"over {e['runner_up']} ({e['expert']} expert, weight {e['expert_weight']:.2f})",
-            p.text,
-            "  for:     " + ", ".join(f"{name} {value:+.2f}" for name, value in e["for"]),
-            "  against: " + ", ".join(f"{name} {value:+.2f}" for name, value in e["against"]),
-        ]
-        parts.append("\n".join(lines))
-    return "\n\n".join(parts)
+    """The ``explain`` format for labelled paragraphs and their explanations."""
+    writer = PageWriter("explain")
+    return "".join(writer.add(p, e) for p, e in zip(paragraphs, explanations)) + writer.finish()
+
+
+def as_record(paragraphs: list[Paragraph], keep: str | Iterable[str] = ("editorial",)) -> dict:
+    """A page as plain data: the cleaned text, the page's verdict and, per paragraph, index, label,
+    probabilities, what decided the label, and text."""
+    result: dict = json.loads(render(paragraphs, "json", keep))
+    return {"text": result["text"], "verdict": result["verdict"], "paragraphs": result["paragraphs"]}
 
 
 def as_html(paragraphs: list[Paragraph]) -> str:
     """The paragraphs as a minimal HTML document: headings stay headings, list items are gathered into lists,
     everything else is a ``<p>`` (line breaks inside a text paragraph become ``<br>``)."""
-    body: list[str] = []
-    in_list = False
-    for p in paragraphs:
-        text = html_escape.escape(p.text).replace("\n", "<br>\n")
-        is_item = p.tag in ("li", "dt", "dd")
-        if is_item != in_list:
-            body.append("<ul>" if is_item else "</ul>")
-            in_list = is_item
-        if p.tag in ("h1", "h2", "h3", "h4", "h5", "h6"):
-            body.append(f"<{p.tag}>{text}</{p.tag}>")
-        elif is_item:
-            body.append(f"<li>{text}</li>")
-        else:
-            body.append(f"<p>{text}</p>")
-    if in_list:
-        body.append("</ul>")
-    return (
-        '<!DOCTYPE html>\n<html lang="de">\n<head><meta charset="utf-8"></head>\n<body>\n'
-        + "\n".join(body)
-        + "\n</body>\n</html>"
-    )
+    return render(paragraphs, "html", LABELS)

@@ -20,29 +20,29 @@ import stat
 import sys
 import time
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import IO, Any, BinaryIO, TextIO
+from typing import IO, Any, BinaryIO, NamedTuple, TextIO
 
 from detector import markup
 from detector.api import (
+    Decision,
+    PageWriter,
     Paragraph,
     as_record,
     classify,
     classify_html,
-    explain,
-    explain_html,
+    label_stream,
     load_model,
     render,
-    render_explanations,
     verdict,
 )
 from detector.model import ModelError
 from detector.pages import LABELS
-from detector.rules import Rule, apply_rules
-from detector.segment import NotTextError, looks_like_html, page_text
+from detector.rules import Rule, active_rules, apply_rules, decide
+from detector.segment import NotTextError, iter_paragraphs, looks_like_html, normalise_newlines, page_text
 
 DEFAULT_MAX_BYTES = 32 * 1024 * 1024
 TEMP_SUFFIX = ".detector-part"
@@ -234,25 +234,23 @@ def label_page(
     return apply_rules(paragraphs, config.rules, site, record) if config.rules else paragraphs
 
 
-def render_page(paragraphs: list[Paragraph], content: str, kind: str, config: RunConfig) -> str:
-    """A labelled page in the output format; ``explain`` asks the model why."""
-    if config.fmt == "explain":
-        explanations = (explain_html if kind == "html" else explain)(content, load_model(config.model))
-        return render_explanations(paragraphs, explanations)
-    return render(paragraphs, config.fmt, config.keep)
-
-
-def dropped_by(paragraphs: list[Paragraph], config: RunConfig) -> list[str]:
+def dropped_by(page_verdict: dict, config: RunConfig) -> list[str]:
     """The page flags for which ``--drop-pages`` leaves this page out."""
-    if not config.drop_pages:
-        return []
-    return [flag for flag in verdict(paragraphs)["flags"] if flag in config.drop_pages]
+    return [flag for flag in page_verdict["flags"] if flag in config.drop_pages]
 
 
-def clean_page(
-    data: bytes, name: str, kind: str, config: RunConfig, site: str | None = None
-) -> tuple[str, list[Paragraph], list[str]]:
-    """One page's bytes (text or HTML) to its rendered output, its labelled paragraphs and notes."""
+class Page(NamedTuple):
+    """A page on its way out: the encoded output as it is produced (consume it once), the writer that counts
+    what it saw (labels, verdict), and the notes for the user (complete once the output is consumed)."""
+
+    chunks: Iterator[bytes]
+    writer: PageWriter
+    notes: list[str]
+
+
+def clean_page(data: bytes, name: str, kind: str, config: RunConfig, site: str | None = None) -> Page:
+    """One page's bytes (text or HTML) to its output, produced paragraph window by paragraph window, so that
+    a page of many paragraphs never holds them all (see ``detector.api``)."""
     notes: list[str] = []
     try:
         if data[:2] == b"\x1f\x8b" and kind == "html":
@@ -263,13 +261,34 @@ def clean_page(
             content = page_text(data, config.encoding, config.fix_mojibake, notes)
     except NotTextError as exc:
         raise InputError(f"{name}: {exc}") from None
-    paragraphs = label_page(content, kind, config, site)
-    notes = [f"{name}: {note}" for note in notes]
-    if not paragraphs:
-        notes.append(f"{name}: empty input, nothing to clean")
-    elif not any(p.label in config.keep for p in paragraphs):
-        notes.append(f"{name}: no {'/'.join(config.keep)} paragraph found, the output is empty")
-    return render_page(paragraphs, content, kind, config), paragraphs, notes
+    del data
+    notes[:] = [f"{name}: {note}" for note in notes]
+    writer = PageWriter(config.fmt, config.keep, final_newline=True)
+    scorer = load_model(config.model)
+    if kind == "html":
+        blocks = markup.blocks(content)
+        texts: Iterable[str] = (b.text for b in blocks)
+        found: list[markup.Block] | None = blocks
+    else:
+        texts, found = iter_paragraphs(normalise_newlines(content)), None
+    decision = Decision(config.favor, config.min_editorial)
+    stream = label_stream(texts, found, scorer, decision, explain=config.fmt == "explain")
+    active = active_rules(config.rules, site)
+
+    def chunks() -> Iterator[bytes]:
+        for paragraph, why in stream:
+            out = writer.add(decide(paragraph, active) if active else paragraph, why)
+            if out:
+                yield encode_output(out)
+        tail = writer.finish()
+        if tail:
+            yield encode_output(tail)
+        if not writer.count:
+            notes.append(f"{name}: empty input, nothing to clean")
+        elif not writer.kept:
+            notes.append(f"{name}: no {'/'.join(config.keep)} paragraph found, the output is empty")
+
+    return Page(chunks(), writer, notes)
 
 
 def output_text(rendered: str) -> str:
@@ -369,8 +388,9 @@ def clean_records(stream: BinaryIO, name: str, config: RunConfig, result: Result
                 kind = "html" if config.html_field else "text"
                 content = _fix(value) if config.fix_mojibake and kind == "text" else value
                 paragraphs = label_page(content, kind, config, host_of(record.get("url")), record)
-                if dropped_by(paragraphs, config):
-                    result.drop(dropped_by(paragraphs, config))
+                flags = dropped_by(verdict(paragraphs), config)
+                if flags:
+                    result.drop(flags)
                     continue
                 _annotate(record, paragraphs, config)
                 out = json_line(record)
@@ -438,8 +458,9 @@ def clean_warc(stream: BinaryIO, name: str, config: RunConfig, result: Result) -
                 charset = _http_charset(content_type)
                 text = _decode_http(payload, charset, config.encoding)
                 paragraphs = label_page(text, "html", config, host_of(url))
-                if dropped_by(paragraphs, config):
-                    result.drop(dropped_by(paragraphs, config))
+                flags = dropped_by(verdict(paragraphs), config)
+                if flags:
+                    result.drop(flags)
                     continue
                 out = {
                     "url": url,
@@ -494,15 +515,23 @@ def temp_path(target: Path, run_id: str) -> Path:
     return target.with_name(f".{run_id}-{zlib.crc32(os.fsencode(target.name)):08x}{TEMP_SUFFIX}")
 
 
-def write_atomic(path: Path, chunks: Iterable[bytes], run_id: str) -> None:
-    """Write to a temporary file beside ``path`` and rename it, so no reader ever sees half a file."""
+def write_atomic(
+    path: Path, chunks: Iterable[bytes], run_id: str, commit: Callable[[], bool] | None = None
+) -> bool:
+    """Write to a temporary file beside ``path`` and rename it, so no reader ever sees half a file; when
+    ``commit`` says no once everything is written (a page dropped by its verdict), the file is discarded.
+    Returns whether the file was written."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_path(path, run_id)
     try:
         with open(tmp, "wb") as handle:
             for chunk in chunks:
                 handle.write(chunk)
+        if commit is not None and not commit():
+            tmp.unlink()
+            return False
         os.replace(tmp, path)
+        return True
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -526,17 +555,19 @@ def clean_file(task: Task, config: RunConfig) -> Result:
                 write_atomic(target, lines, config.run_id)
                 return result
             data = read_limited(handle, config.max_bytes, name)
-        rendered, paragraphs, notes = clean_page(data, name, task.kind, config, Path(task.source).parent.name)
-        flags = dropped_by(paragraphs, config)
-        if flags:
+        page = clean_page(data, name, task.kind, config, Path(task.source).parent.name)
+        del data
+        written = write_atomic(
+            target, page.chunks, config.run_id, lambda: not dropped_by(page.writer.verdict(), config)
+        )
+        result.notes = page.notes
+        result.pages = 1
+        result.labels = dict(page.writer.labels)
+        if not written:
+            flags = dropped_by(page.writer.verdict(), config)
             result.status = "dropped"
             result.drop(flags)
             result.reason = f"{name}: page dropped ({', '.join(flags)})"
-            return result
-        write_atomic(target, [encode_output(output_text(rendered))], config.run_id)
-        result.notes = notes
-        result.count(paragraphs)
-        result.labels = {label: sum(p.label == label for p in paragraphs) for label in LABELS}
         return result
     except InputError as exc:
         return Result(name, "failed", str(exc))

@@ -12,6 +12,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import NoReturn
 
@@ -257,15 +258,30 @@ def _clean_one(source: str, config: batch.RunConfig) -> int:
 
                 return _records_to_stdout(io.BytesIO(data), name, kind, config)
         site = None if source == "-" else Path(source).resolve().parent.name
-        rendered, paragraphs, notes = batch.clean_page(data, name, kind, config, site)
-        flags = batch.dropped_by(paragraphs, config)
-        if flags:
-            notes = [f"{name}: page dropped ({', '.join(flags)})"]
-            rendered = ""
+        page = batch.clean_page(data, name, kind, config, site)
+        del data
+        if config.drop_pages:  # the verdict is known at the end: hold the output until then
+            held = list(page.chunks)
+            flags = batch.dropped_by(page.writer.verdict(), config)
+            if flags:
+                held = []
+                page.notes[:] = [f"{name}: page dropped ({', '.join(flags)})"]
+            chunks: Iterable[bytes] = held
+        else:
+            chunks = page.chunks
+        pending: list[bytes] = []
+        size = 0
+        for chunk in chunks:  # written in blocks of 64 KB: a page of many paragraphs is many chunks
+            pending.append(chunk)
+            size += len(chunk)
+            if size >= 1 << 16:
+                _write_stdout(b"".join(pending))
+                pending, size = [], 0
+        if pending:
+            _write_stdout(b"".join(pending))
         if not config.quiet:
-            for note in notes:
+            for note in page.notes:
                 sys.stderr.write(f"note: {note}\n")
-        _write_stdout(batch.encode_output(batch.output_text(rendered)))
     except batch.InputError as exc:
         return _error(str(exc))
     except _PipeClosed:

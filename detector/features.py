@@ -119,11 +119,14 @@ _POINTER = 15  # words: a line this short with a link word (_LINK_WORD) is most 
 
 
 def _form(text: str) -> dict[str, float]:
-    stripped = text.strip()
+    # A paragraph longer than MAX_TEXT_CHARS is read from its first MAX_TEXT_CHARS characters (its word count
+    # extrapolated): one enormous line must not cost a list of its million words.
+    whole = len(text.strip())
+    stripped = text.strip() if whole <= MAX_TEXT_CHARS else text.strip()[:MAX_TEXT_CHARS]
     lower = stripped.lower()
-    n_chars = len(stripped)
+    n_chars = whole
     words = stripped.split()
-    n_words = len(words)
+    n_words = len(words) if whole <= MAX_TEXT_CHARS else round(len(words) * whole / max(len(stripped), 1))
     sample = stripped[:_SHARE_SAMPLE]
     letters = sum(map(str.isalpha, sample))
     uppers = sum(map(str.isupper, sample))
@@ -314,7 +317,7 @@ def page_features(texts: Sequence[str], blocks: Sequence[Block] | None = None) -
     runs = _run_lengths(short)
     # The same paragraph twice on a page: a menu printed for desktop and mobile, the title repeated in the
     # page's chrome, a teaser list printed again at the end.
-    keys = [" ".join(t.split()).lower() for t in texts]
+    keys = [_key(t) for t in texts]
     counts: dict[str, int] = {}
     for key in keys:
         counts[key] = counts.get(key, 0) + 1
@@ -350,6 +353,14 @@ def page_features(texts: Sequence[str], blocks: Sequence[Block] | None = None) -
             else:
                 row += [0.0, 0.0, 0.0, 0.0]
         yield row
+
+
+def _key(text: str) -> str:
+    """A paragraph as compared for repetition: white space collapsed, lower case, its first MAX_TEXT_CHARS
+    characters (and its length, beyond them)."""
+    if len(text) > MAX_TEXT_CHARS:
+        return f"{' '.join(text[:MAX_TEXT_CHARS].split()).lower()}#{len(text)}"
+    return " ".join(text.split()).lower()
 
 
 def _run_lengths(flags: list[bool]) -> list[int]:
@@ -480,13 +491,13 @@ def neighbour_features(
 
 def _shape(texts: Sequence[str]) -> dict[str, float]:
     n = len(texts)
-    words = [len(t.split()) for t in texts]
+    words = [len(t[:MAX_TEXT_CHARS].split()) for t in texts]
     short = [w <= _SHORT for w in words]
     long = [w >= _LONG for w in words]
     first_long = long.index(True) if any(long) else n
     runs = _run_lengths(short)
     longest = max(runs, default=0)
-    distinct = len({" ".join(t.split()).lower() for t in texts})
+    distinct = len({_key(t) for t in texts})
     return {
         "log_paragraphs": math.log1p(n),
         "short_share": sum(short) / max(n, 1),

@@ -233,6 +233,15 @@ def _walk(root) -> Iterator[Block]:
         if frame.link:
             link_parts += len(_SPACE.sub(" ", text).strip()) + (1 if text[:1].isspace() else 0)
 
+    def boundary(frame: _Frame, tag: str) -> Block | None:
+        """Where an element starts or ends: a block element closes the paragraph before it (returned),
+        a ``br``, ``td`` or ``th`` is a space."""
+        if frame.is_block:
+            return flush()
+        if tag in SPACES:
+            parts.append(" ")
+        return None
+
     base = _Frame("#root", True, 0, (), None, False, 0, 0, 0)
     walker = etree.iterwalk(root, events=("start", "end"))
     serial = 0
@@ -271,24 +280,16 @@ def _walk(root) -> Iterator[Block]:
                 serial if own or tag in _BOXES else parent.group,
             )
             stack.append(frame)
-            if is_block:
-                block = flush()
-                if block:
-                    yield block
-            elif tag in SPACES:
-                parts.append(" ")
+            block = boundary(frame, tag)
+            if block:
+                yield block
             add(element.text, frame)
         else:
             frame = stack.pop()
             parent = stack[-1] if stack else base
-            if frame is _SKIPPED:
-                pass
-            elif frame.is_block:
-                block = flush()
-                if block:
-                    yield block
-            elif tag in SPACES:
-                parts.append(" ")
+            block = boundary(frame, tag) if frame is not _SKIPPED else None
+            if block:
+                yield block
             add(element.tail, parent)
     block = flush()
     if block:

@@ -121,23 +121,27 @@ def _rule(entry: object, number: int, path: Path) -> Rule:
     return Rule(name, action, pattern, line, label, entry.get("site"), entry.get("field"), entry.get("value"))
 
 
+def active_rules(rules: tuple[Rule, ...], site: str | None = None, record: dict | None = None) -> list[Rule]:
+    """The rules that apply to a page of this site (and JSON Lines record)."""
+    return [rule for rule in rules if rule.applies(site, record)]
+
+
+def decide(p: Paragraph, active: list[Rule]) -> Paragraph:
+    """A paragraph with the decision of the first matching rule taken (unchanged when none matches)."""
+    rule = next((r for r in active if r.matches(p.text)), None)
+    if rule is None:
+        return p
+    if rule.action == "keep":
+        label = "editorial"
+    else:
+        others = {k: v for k, v in p.probabilities.items() if k != "editorial"}
+        label = rule.label or max(others, key=others.__getitem__)
+    return p._replace(label=label, decided_by=f"rule:{rule.name}")
+
+
 def apply_rules(
     paragraphs: list[Paragraph], rules: tuple[Rule, ...], site: str | None = None, record: dict | None = None
 ) -> list[Paragraph]:
     """The paragraphs with the rules' decisions taken: the first matching rule decides a paragraph."""
-    active = [rule for rule in rules if rule.applies(site, record)]
-    if not active:
-        return paragraphs
-    out = []
-    for p in paragraphs:
-        rule = next((r for r in active if r.matches(p.text)), None)
-        if rule is None:
-            out.append(p)
-            continue
-        if rule.action == "keep":
-            label = "editorial"
-        else:
-            others = {k: v for k, v in p.probabilities.items() if k != "editorial"}
-            label = rule.label or max(others, key=others.__getitem__)
-        out.append(p._replace(label=label, decided_by=f"rule:{rule.name}"))
-    return out
+    active = active_rules(rules, site, record)
+    return [decide(p, active) for p in paragraphs] if active else paragraphs
