@@ -11,7 +11,7 @@ import pytest
 
 from tests.conftest import EXAMPLE, ROOT, needs_example, run
 
-HEAVY = ("numpy", "scipy", "sklearn", "pandas", "typer")
+HEAVY = ("numpy", "scipy", "sklearn", "pandas")
 
 
 @needs_example
@@ -67,3 +67,29 @@ def test_a_plain_pip_install_cleans_pages_from_any_folder(tmp_path):
     admin = subprocess.run([str(env / "bin" / "detector"), "train"], capture_output=True, cwd=elsewhere)
     assert admin.returncode == 1
     assert admin.stderr.decode().endswith("is not installed): pip install 'detector[train]'\n")
+
+
+def test_the_workbench_help_shows_plain_metavars():
+    result = run("detector", "evaluate", "--help")
+    assert result.returncode == 0
+    assert b"list[" not in result.stdout and b"[PAGES ...]" in result.stdout
+
+
+def test_evaluate_writes_a_report_only_where_asked(tmp_path):
+    pages = ROOT / "tests" / "fixtures" / "corpus"
+    result = run("detector", "evaluate", "--no-compare", pages, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert list(tmp_path.iterdir()) == []
+    written = run("detector", "evaluate", "--no-compare", "--report", tmp_path / "out", pages, cwd=tmp_path)
+    assert written.returncode == 0 and (tmp_path / "out" / "evaluation.md").exists()
+
+
+def test_the_first_progress_tick_shows_no_wild_estimate():
+    import io
+
+    from detector.batch import Progress
+
+    stream = io.StringIO()
+    progress = Progress(1000, stream, enabled=True)
+    progress.update()
+    assert stream.getvalue() == "\r1/1000 files  "

@@ -1,7 +1,7 @@
-"""The training workbench: ``detector train``, ``detector evaluate`` and ``detector bench``.
+"""The training workbench: ``detector train``, ``evaluate``, ``review`` and ``bench``.
 
-It needs the ``train`` extra (scikit-learn, numpy, scipy, pandas, typer); cleaning never imports it. Importing
-it pins what makes training reproducible across machines of one kind, before numpy loads its BLAS: one
+It needs the ``train`` extra (scikit-learn, numpy, scipy, pandas, threadpoolctl); cleaning never imports it.
+Importing it pins what makes training reproducible across machines of one kind, before numpy loads its BLAS: one
 thread for BLAS and OpenMP (parallel sums add up in a different order from run to run), and OpenBLAS's
 Haswell kernels (by default OpenBLAS picks kernels by the CPU it finds, and each adds up differently).
 ``detector.workbench.train`` checks that the pins took effect and records them with the model.
@@ -33,14 +33,21 @@ PINNED_ENVIRONMENT = _pinned_environment()
 os.environ.update(PINNED_ENVIRONMENT)
 
 
+TRAIN_EXTRA = ("sklearn", "numpy", "scipy", "pandas", "threadpoolctl", "matplotlib")
+
+
 def main() -> None:
     """Entry point of the ``detector`` command: a clear message when the ``train`` extra is missing."""
+    from detector.workbench.admin import admin_main
+
     try:
-        from detector.workbench.admin import admin_main
+        code = admin_main()
     except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] not in TRAIN_EXTRA:
+            raise
         sys.stderr.write(
             f"error: the detector command needs the training extra ({exc.name} is not installed): "
             "pip install 'detector[train]'\n"
         )
-        raise SystemExit(1) from None
-    admin_main()
+        code = 1
+    sys.exit(code)

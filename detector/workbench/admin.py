@@ -1,16 +1,17 @@
-"""``detector``: the admin commands (train, evaluate, bench) as a typer app.
+"""``detector``: the workbench commands (train, evaluate, review, bench).
 
-Each command imports its module when it runs, so ``detector --help`` stays quick. Paths default to the
-folders of a checkout, relative to the working directory (``make`` runs there).
+Plain argparse, as ``clean-article``: its help shows what to type (``[PAGES ...]``, ``N``), not Python types.
+Each command imports its module when it runs, so ``detector --help`` stays quick. Paths default to the folders of
+a checkout, relative to the working directory (``make`` runs there).
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 from pathlib import Path
-
-import typer
+from typing import NoReturn
 
 from detector.model import ModelError
 
@@ -18,53 +19,109 @@ DEVSET = Path("..") / "shared" / "devset"
 EXAMPLE = Path("..") / "shared" / "examples" / "microsoft-ki-poker.txt"
 
 
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    sys.stderr.write(f"error: {message}\n")
-    return typer.Exit(code)
+class _Failed(Exception):
+    """A command that cannot do its work: one line on stderr, exit 1."""
 
 
-admin_app = typer.Typer(
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
-    no_args_is_help=True,
-    help="Train, evaluate and benchmark the paragraph classifier.",
-)
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line usage errors (exit 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        sys.stderr.write(f"error: {message} (see {self.prog} --help)\n")
+        raise SystemExit(2)
 
 
-@admin_app.callback()
-def admin() -> None:
-    """Train, evaluate and benchmark the paragraph classifier."""
+def admin_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="detector", description="Train, evaluate, review and benchmark the paragraph classifier."
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
-
-@admin_app.command()
-def train(
-    data: list[Path] = typer.Option(
-        [Path("training_data")], metavar="DIR", help="Folder of annotated pages; repeat to add your own."
-    ),
-    out: Path = typer.Option(
-        Path("models") / "model.bin",
+    train = commands.add_parser("train", help="rebuild the model from annotated pages (same data, same bytes)")
+    train.add_argument(
+        "--data",
+        action="append",
+        type=Path,
+        metavar="DIR",
+        help="folder of annotated pages; repeat to add your own (default: training_data)",
+    )
+    train.add_argument(
         "--output",
         "--out",
+        type=Path,
+        default=Path("models") / "model.bin",
         metavar="FILE",
-        help="Model file to write (metadata beside it).",
-    ),
-    folds: int = typer.Option(5, help="Grouped cross-validation folds (the second stage learns from them)."),
-    jobs: int = typer.Option(2, help="Folds fitted at once, each in its own process (the model is the same)."),
-) -> None:
-    """Rebuild the model from the annotated pages (reproducible: same data and versions, same bytes)."""
-    from detector.workbench.train import train as run_training
+        help="model file to write, metadata beside it (default: models/model.bin)",
+    )
+    train.add_argument(
+        "--folds", type=int, default=5, metavar="N", help="grouped cross-validation folds (default: 5)"
+    )
+    train.add_argument(
+        "--jobs", type=int, default=2, metavar="N", help="folds fitted at once; the model is the same (default: 2)"
+    )
+
+    evaluate = commands.add_parser("evaluate", help="score the model per label and against other tools")
+    evaluate.add_argument(
+        "paths",
+        nargs="*",
+        type=Path,
+        metavar="PAGES",
+        help="annotated pages or folders; none: training_data/ by grouped cross-validation and ../shared/devset/",
+    )
+    evaluate.add_argument(
+        "--model", type=Path, metavar="FILE", help="model file to score instead of the shipped one"
+    )
+    evaluate.add_argument(
+        "--no-compare", dest="compare", action="store_false", help="leave out trafilatura, jusText, boilerpy3"
+    )
+    evaluate.add_argument("--folds", type=int, default=5, metavar="N", help="folds of the cross-validation")
+    evaluate.add_argument(
+        "--report", type=Path, metavar="DIR", help="also write evaluation.md and its pictures here"
+    )
+
+    review = commands.add_parser("review", help="pick the pages most worth labelling and write them as drafts")
+    review.add_argument(
+        "pages", nargs="+", type=Path, metavar="PAGES", help="unlabelled text or HTML pages or folders"
+    )
+    review.add_argument("-o", "--output", type=Path, required=True, metavar="DIR", help="folder for the drafts")
+    review.add_argument("--budget", type=int, default=20, metavar="N", help="how many pages to pick (default: 20)")
+    review.add_argument("--model", type=Path, metavar="FILE", help="model file instead of the shipped one")
+
+    bench = commands.add_parser("bench", help="print the speed and memory table")
+    bench.add_argument("--runs", type=int, default=15, metavar="N", help="runs per cold-start measurement")
+    bench.add_argument("--files", type=int, default=10_000, metavar="N", help="pages in the batch folder")
+    bench.add_argument(
+        "--pages", type=Path, default=Path("training_data"), metavar="DIR", help="pages when the dev set is absent"
+    )
+    bench.add_argument("--train", action="store_true", help="also time `detector train` on the full corpus")
+    return parser
+
+
+def admin_main(argv: list[str] | None = None) -> int:
+    """Entry point of ``detector``; returns the exit code."""
+    parser = admin_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        {"train": _train, "evaluate": _evaluate, "review": _review, "bench": _bench}[args.command](args)
+    except (_Failed, ModelError, ValueError, OSError) as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return 1
+    return 0
+
+
+def _train(args: argparse.Namespace) -> None:
+    from detector.workbench.train import train
 
     start = time.monotonic()
-    try:
-        metadata = run_training(data, out, folds, max(1, jobs))
-    except (ValueError, OSError) as exc:
-        raise _fail(str(exc)) from None
+    metadata = train(args.data or [Path("training_data")], args.output, args.folds, max(1, args.jobs))
     cv = metadata["grouped_cross_validation"]["scores"]
     counts = metadata["training_data"]["paragraphs"]
     sys.stderr.write(
         f"trained on {metadata['training_data']['pages']} pages ({counts}) in "
-        f"{time.monotonic() - start:.1f} s; wrote {out}\n"
+        f"{time.monotonic() - start:.1f} s; wrote {args.output}\n"
     )
     if cv:
         sys.stderr.write(
@@ -74,68 +131,24 @@ def train(
         )
 
 
-def admin_main() -> None:
-    admin_app(prog_name="detector")
-
-
-@admin_app.command()
-def evaluate(
-    paths: list[Path] = typer.Argument(
-        None,
-        metavar="[PAGES]...",
-        show_default=False,
-        help="Annotated pages or folders; none: training_data/ by grouped cross-validation and "
-        "../shared/devset/ when present.",
-    ),
-    model: Path = typer.Option(None, metavar="FILE", help="Model file to score instead of the shipped one."),
-    compare: bool = typer.Option(True, help="Also run trafilatura, jusText and the baselines."),
-    folds: int = typer.Option(5, help="Folds of the grouped cross-validation on training_data/."),
-    report: Path = typer.Option(
-        None, metavar="DIR", help="Also write evaluation.md and its pictures into this folder."
-    ),
-) -> None:
-    """Score the model per label, with leaks, confusion matrix and per-site table, against other tools."""
+def _evaluate(args: argparse.Namespace) -> None:
     from detector.workbench import evaluate as evaluation
 
-    try:
-        reports = evaluation.evaluate(paths or [], Path("training_data"), DEVSET, model, compare, folds)
-    except ModelError as exc:
-        raise _fail(str(exc)) from None
+    reports = evaluation.evaluate(args.paths, Path("training_data"), DEVSET, args.model, args.compare, args.folds)
     print(evaluation.render_text(reports))
-    if report is not None:
-        written = evaluation.write_markdown(reports, report)
-        sys.stderr.write(f"wrote {written}\n")
+    if args.report is not None:
+        sys.stderr.write(f"wrote {evaluation.write_markdown(reports, args.report)}\n")
 
 
-@admin_app.command()
-def bench(
-    runs: int = typer.Option(15, help="Runs per cold-start measurement."),
-    files: int = typer.Option(10_000, help="Pages in the batch-throughput folder."),
-    pages: Path = typer.Option(
-        Path("training_data"), metavar="DIR", help="Annotated pages for the throughput runs."
-    ),
-    train: bool = typer.Option(False, help="Also time `detector train` on the full corpus."),
-) -> None:
-    """Print the speed and memory table (cold start, warm and batch throughput, RSS, model loading)."""
-    from detector.workbench.bench import bench as run_bench
+def _review(args: argparse.Namespace) -> None:
+    from detector.workbench.review import review
+
+    sys.stderr.write(f"wrote {review(args.pages, args.output, max(1, args.budget), args.model)}\n")
+
+
+def _bench(args: argparse.Namespace) -> None:
+    from detector.workbench.bench import bench
 
     if not EXAMPLE.exists():
-        raise _fail(f"{EXAMPLE} is needed for the cold-start measurement")
-    print(run_bench(EXAMPLE, pages, runs, files, train))
-
-
-@admin_app.command()
-def review(
-    pages: list[Path] = typer.Argument(..., metavar="PAGES...", help="Unlabelled text or HTML pages or folders."),
-    output: Path = typer.Option(..., "--output", "-o", metavar="DIR", help="Folder for the drafts and REVIEW.md."),
-    budget: int = typer.Option(20, help="How many pages to pick."),
-    model: Path = typer.Option(None, metavar="FILE", help="Model file instead of the shipped one."),
-) -> None:
-    """Pick the pages most worth labelling and write them as annotated drafts with the model's labels."""
-    from detector.workbench.review import review as run_review
-
-    try:
-        report = run_review(pages, output, max(1, budget), model)
-    except (ValueError, ModelError) as exc:
-        raise _fail(str(exc)) from None
-    sys.stderr.write(f"wrote {report}\n")
+        raise _Failed(f"{EXAMPLE} is needed for the cold-start measurement")
+    print(bench(EXAMPLE, args.pages, args.runs, args.files, args.train))

@@ -1,12 +1,15 @@
-"""``detector bench``: cold start, warm throughput, batch throughput, memory and model loading, measured
-side by side with trafilatura on the same pages in the same run, printed as one table.
+"""``detector bench``: cold start, warm throughput (text and HTML, first pass and warm), batch throughput, memory
+per page shape, WARC streaming and model loading, side by side with trafilatura, boilerpy3 and jusText on the
+same pages in the same run, printed as one table.
 
-Timing belongs here and never in the test suite.
+Measurements alternate between the systems compared, so that a slow moment of a shared machine hits all of
+them; ratios are medians of paired runs. Timing belongs here and never in the test suite. Progress goes to
+stderr, one line per step.
 """
 
 from __future__ import annotations
 
-import contextlib
+import io
 import os
 import platform
 import shutil
@@ -17,9 +20,9 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-from detector.api import classify
+from detector import markup
+from detector.api import classify, classify_html, load_model
 from detector.model import load as load_model_file
 from detector.model import shipped_model
 from detector.pages import load_corpus
@@ -29,6 +32,11 @@ from detector.workbench.evaluate import as_html
 BIN = Path(sys.executable).parent
 WARM_ROUNDS = 5
 FOLDER_RUNS = 3
+
+
+def say(message: str) -> None:
+    sys.stderr.write(f"bench: {message}\n")
+    sys.stderr.flush()
 
 
 def run_measured(command: list[str], stdin: Path | None = None) -> float:
@@ -51,7 +59,7 @@ _RSS_PROBE = (
 
 def peak_rss_mb(command: list[str]) -> float:
     """Peak RSS of one whole process, measured from a small probe process: a child forked from this
-    benchmark (numpy, pandas and trafilatura loaded) would count this process's memory before its exec."""
+    benchmark (numpy, pandas and the compared tools loaded) would count this process's memory before its exec."""
     probe = subprocess.run(
         [sys.executable, "-c", _RSS_PROBE, *command], capture_output=True, text=True, check=True
     )
@@ -71,6 +79,158 @@ def items_per_second(work: Callable[[str], object], items: list[str]) -> float:
     return len(items) / (time.perf_counter() - start)
 
 
+def _competitors() -> dict[str, Callable[[str], object]]:
+    """The compared tools' in-process extraction from HTML, those that are installed."""
+    tools: dict[str, Callable[[str], object]] = {}
+    try:
+        import trafilatura
+
+        tools["trafilatura"] = trafilatura.extract
+    except ImportError:
+        pass
+    try:
+        from boilerpy3 import extractors
+
+        extractor = extractors.ArticleExtractor(raise_on_failure=False)
+        tools["boilerpy3"] = extractor.get_content
+    except ImportError:
+        pass
+    try:
+        import justext
+
+        stoplist = justext.get_stoplist("German")
+        tools["jusText"] = lambda page: justext.justext(page.encode("utf-8"), stoplist, encoding="utf-8")
+    except ImportError:
+        pass
+    return tools
+
+
+def _fresh_caches() -> None:
+    """Empty the word caches, as a fresh worker has them (the model stays loaded)."""
+    from detector.features import char_ngram_ids, class_word_ids, unigram_id
+
+    for cache in (unigram_id, char_ngram_ids, class_word_ids):
+        cache.cache_clear()
+    scorer = load_model()
+    scorer._token_cache.clear()
+    scorer._class_cache.clear()
+
+
+def warm_rows(texts: list[str], htmls: list[str], html_label: str) -> list[tuple[str, str, str, str]]:
+    """Warm in-process throughput on text pages and on HTML pages, with the first pass (empty word caches)
+    and the compared tools on the same HTML, alternating round by round."""
+    rows = []
+    tools = _competitors()
+    text_mb = sum(len(t.encode("utf-8")) for t in texts) / 1e6
+    html_mb = sum(len(h.encode("utf-8")) for h in htmls) / 1e6
+    _fresh_caches()
+    first_text = items_per_second(classify, texts)
+    _fresh_caches()
+    first_html = items_per_second(classify_html, htmls)
+    rounds: list[dict[str, float]] = []
+    for number in range(WARM_ROUNDS):
+        say(f"warm round {number + 1}/{WARM_ROUNDS}")
+        rates = {"text": items_per_second(classify, texts), "html": items_per_second(classify_html, htmls)}
+        for name, work in tools.items():
+            rates[name] = items_per_second(work, htmls)
+        rounds.append(rates)
+    text_rate = statistics.median(r["text"] for r in rounds)
+    html_rate = statistics.median(r["html"] for r in rounds)
+    rows.append(
+        (
+            f"warm, text pages in-process ({len(texts)} pages, {text_mb:.1f} MB)",
+            f"{text_rate:,.0f} pages/s, {text_rate * text_mb / len(texts):.2f} MB/s",
+            "",
+            f"first pass {first_text:,.0f} pages/s = {first_text / text_rate:.2f}× warm",
+        )
+    )
+    rows.append(
+        (
+            f"warm, HTML pages in-process ({len(htmls)} {html_label}, {html_mb:.1f} MB)",
+            f"{html_rate:,.0f} pages/s, {html_rate * html_mb / len(htmls):.2f} MB/s",
+            "",
+            f"first pass {first_html:,.0f} pages/s = {first_html / html_rate:.2f}× warm",
+        )
+    )
+    for name in tools:
+        rate = statistics.median(r[name] for r in rounds)
+        ratio = statistics.median(r["html"] / r[name] for r in rounds)
+        rows.append(
+            (
+                f"  {name} on the same HTML pages",
+                "",
+                f"{rate:,.0f} pages/s, {rate * html_mb / len(htmls):.2f} MB/s",
+                f"detector HTML {ratio:.2f}× {name}",
+            )
+        )
+    return rows
+
+
+def memory_rows(work: Path, max_bytes: int) -> list[tuple[str, str, str, str]]:
+    """Peak RSS of clean-article on pages of three shapes, each close to a size a user may hand it, against
+    the bound of ten times the page's bytes plus 40 MB."""
+    paragraph = (
+        "Der Umsatz stieg im dritten Quartal um vier Prozent auf 2,1 Milliarden Euro, teilte der Konzern mit."
+    )
+    size = min(max_bytes, 8_000_000)
+    shapes = {
+        "ordinary text": (paragraph + "\n\n") * (size // (len(paragraph) + 2)),
+        "one huge line": (paragraph + " ") * (size // (len(paragraph) + 1)),
+        "200,000 tiny paragraphs": "".join(f"Kurs {i % 97}\n\n" for i in range(200_000)),
+    }
+    rows: list[tuple[str, str, str, str]] = []
+    for name, text in shapes.items():
+        say(f"memory: {name}")
+        page = work / f"memory-{len(rows)}.txt"
+        page.write_text(text, encoding="utf-8")
+        megabytes = page.stat().st_size / 1e6
+        rss = peak_rss_mb([str(BIN / "clean-article"), str(page)])
+        bound = 10 * megabytes + 40
+        rows.append(
+            (
+                f"peak RSS, {name} ({megabytes:.1f} MB page)",
+                f"{rss:.0f} MB",
+                "",
+                f"bound 10× + 40 MB = {bound:.0f} MB: {'within' if rss <= bound else 'OVER'}",
+            )
+        )
+    return rows
+
+
+def warc_rows(work: Path, html: str) -> list[tuple[str, str, str, str]]:
+    """Peak RSS and time of clean-article streaming WARC files of 1,000 and 10,000 HTML responses."""
+    from warcio.statusandheaders import StatusAndHeaders
+    from warcio.warcwriter import WARCWriter
+
+    rows = []
+    measured = {}
+    for records in (1_000, 10_000):
+        say(f"WARC of {records:,} records")
+        path = work / f"crawl-{records}.warc.gz"
+        with open(path, "wb") as handle:
+            writer = WARCWriter(handle, gzip=True)
+            body = html.encode("utf-8")
+            for i in range(records):
+                headers = StatusAndHeaders("200 OK", [("Content-Type", "text/html; charset=utf-8")], "HTTP/1.1")
+                record = writer.create_warc_record(
+                    f"https://example.org/{i}", "response", payload=io.BytesIO(body), http_headers=headers
+                )
+                writer.write_record(record)
+        start = time.perf_counter()
+        rss = peak_rss_mb([str(BIN / "clean-article"), str(path)])
+        measured[records] = (rss, time.perf_counter() - start)
+    for records, (rss, seconds) in measured.items():
+        rows.append(
+            (
+                f"WARC of {records:,} HTML responses, streamed ({records / seconds:,.0f} records/s)",
+                f"peak RSS {rss:.0f} MB",
+                "",
+                "flat" if records == 10_000 and rss <= measured[1_000][0] * 1.2 else "",
+            )
+        )
+    return rows
+
+
 def bench(example: Path, pages_root: Path, runs: int = 15, files: int = 10_000, train: bool = False) -> str:
     rows: list[tuple[str, str, str, str]] = []
     work = Path(tempfile.mkdtemp(prefix="detector-bench-"))
@@ -79,51 +239,42 @@ def bench(example: Path, pages_root: Path, runs: int = 15, files: int = 10_000, 
         html_page.write_text(as_html(split_paragraphs(example.read_text(encoding="utf-8"))), encoding="utf-8")
         clean_cmd = [str(BIN / "clean-article"), str(example)]
         trafilatura = shutil.which("trafilatura", path=str(BIN)) or shutil.which("trafilatura")
-        # Each measurement alternates between the two tools, so that a slow moment of a shared machine hits both.
         systems: list[Callable[[], float]] = [lambda: run_measured(clean_cmd)]
         if trafilatura:
             systems.append(lambda: run_measured([trafilatura], stdin=html_page))
         for measure in systems:
             measure()  # warm the file cache
+        say(f"cold start, {runs} paired runs")
         cold = [[measure() for measure in systems] for _ in range(runs)]
         rss = max(peak_rss_mb(clean_cmd) for _ in range(3))
         m, lo, hi = median_spread([c[0] for c in cold])
+        their = ""
+        ratio = ""
         if trafilatura:
             tm, tlo, thi = median_spread([c[1] for c in cold])
-            rows.append(
-                (
-                    "cold start, one page (ms)",
-                    f"{m * 1e3:.0f} ({lo * 1e3:.0f}–{hi * 1e3:.0f})",
-                    f"{tm * 1e3:.0f} ({tlo * 1e3:.0f}–{thi * 1e3:.0f})",
-                    f"{statistics.median(c[0] / c[1] for c in cold):.2f}× of trafilatura",
-                )
-            )
-        else:
-            rows.append(("cold start, one page (ms)", f"{m * 1e3:.0f} ({lo * 1e3:.0f}–{hi * 1e3:.0f})", "n/a", ""))
+            their = f"{tm * 1e3:.0f} ({tlo * 1e3:.0f}–{thi * 1e3:.0f})"
+            ratio = f"{statistics.median(c[0] / c[1] for c in cold):.2f}× of trafilatura's CLI"
+        rows.append(("cold start, one page (ms)", f"{m * 1e3:.0f} ({lo * 1e3:.0f}–{hi * 1e3:.0f})", their, ratio))
         rows.append(("peak RSS of that process (MB)", f"{rss:.0f}", "", ""))
 
-        corpus = load_corpus(pages_root)
-        pages = [group["text"].tolist() for _, group in corpus.groupby("page", sort=False)]
-        texts = ["\n\n".join(p) for p in pages]
-        n_paragraphs = sum(map(len, pages))
-        traf: Any = None
-        with contextlib.suppress(ImportError):
-            import trafilatura as traf
-        htmls = [as_html(p) for p in pages]
-        classify(texts[0])
-        rates: list[tuple[float, float]] = []
-        for _ in range(WARM_ROUNDS):
-            theirs = items_per_second(traf.extract, htmls) if traf is not None else float("nan")
-            rates.append((items_per_second(classify, texts), theirs))
-        ours_rate = statistics.median(r[0] for r in rates)
-        warm = f"{ours_rate:,.0f} pages/s, {ours_rate * n_paragraphs / len(texts):,.0f} paragraphs/s"
-        label = f"warm, in-process ({len(texts)} pages, median of {WARM_ROUNDS} alternating rounds)"
-        if traf is not None:
-            their_rate = statistics.median(r[1] for r in rates)
-            ratio = statistics.median(r[0] / r[1] for r in rates)
-            rows.append((label, warm, f"{their_rate:,.0f} pages/s", f"{ratio:.1f}× trafilatura"))
+        say("loading pages")
+        devset = example.parent.parent / "devset"
+        html_files = sorted(devset.rglob("*.html")) if devset.exists() else []
+        if html_files:
+            htmls = [markup.decode_html(p.read_bytes()) for p in html_files]
+            texts = ["\n\n".join(g["text"]) for _, g in load_corpus(devset, suffixes=(".txt",)).groupby("page")]
+            label = "real pages of the dev set"
         else:
-            rows.append((label, warm, "n/a", ""))
+            corpus = load_corpus(pages_root)
+            pages = [g["text"].tolist() for _, g in corpus.groupby("page", sort=False)]
+            texts = ["\n\n".join(p) for p in pages]
+            htmls = [as_html(p) for p in pages]
+            label = "training pages as minimal HTML"
+        rows += warm_rows(texts, htmls, label)
+
+        rows += memory_rows(work, 32 * 1024 * 1024)
+        small = min(htmls, key=len) if len(min(htmls, key=len)) < 20_000 else as_html(split_paragraphs(texts[0]))
+        rows += warc_rows(work, small)
 
         folder = work / "in"
         folder.mkdir()
@@ -136,20 +287,23 @@ def bench(example: Path, pages_root: Path, runs: int = 15, files: int = 10_000, 
         # table would measure that instead of the cleaner.
         for run in range(FOLDER_RUNS):
             for jobs in (1, 2):
+                say(f"folder of {files:,} pages, run {run + 1}/{FOLDER_RUNS}, --jobs {jobs}")
                 out = work / f"out-{jobs}-{run}"
-                command = [str(BIN / "clean-article"), str(folder), "-o", str(out), "--jobs", str(jobs)]
+                command = [str(BIN / "clean-article"), str(folder), "-o", str(out), "--jobs", str(jobs), "-q"]
                 timings[jobs].append(run_measured(command))
         folder_rates = {jobs: files / statistics.median(values) for jobs, values in timings.items()}
+        speedups = [one / two for one, two in zip(timings[1], timings[2])]
         rows.append((f"folder of {files:,} pages, --jobs 1", f"{folder_rates[1]:,.0f} files/s", "", ""))
         rows.append(
             (
                 f"folder of {files:,} pages, --jobs 2",
                 f"{folder_rates[2]:,.0f} files/s",
                 "",
-                f"{statistics.median(one / two for one, two in zip(timings[1], timings[2])):.2f}× of --jobs 1",
+                f"{statistics.median(speedups):.2f}× of --jobs 1 ({min(speedups):.2f}–{max(speedups):.2f})",
             )
         )
 
+        say("model loading")
         loads = []
         for _ in range(runs):
             start = time.perf_counter()
@@ -164,21 +318,17 @@ def bench(example: Path, pages_root: Path, runs: int = 15, files: int = 10_000, 
             )
         )
         if train:
-            command = [str(BIN / "detector"), "train", "--out", str(work / "m.bin")]
+            say("training on the full corpus")
+            command = [str(BIN / "detector"), "train", "--output", str(work / "m.bin")]
             start = time.perf_counter()
             rss = peak_rss_mb(command)  # one training run gives both figures
             elapsed = time.perf_counter() - start
             rows.append(
-                (
-                    "detector train, full corpus with 5-fold CV",
-                    f"{elapsed:.0f} s, peak RSS {rss:.0f} MB",
-                    "",
-                    "",
-                )
+                ("detector train, full corpus with 5-fold CV", f"{elapsed:.0f} s, peak RSS {rss:.0f} MB", "", "")
             )
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    header = ("measure", "clean-article", "trafilatura", "ratio")
+    header = ("measure", "detector", "compared tool", "ratio")
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
     lines = [
         f"| {' | '.join(c.ljust(w) for c, w in zip(header, widths))} |",

@@ -634,10 +634,10 @@ def _plot_knob(report: SetReport, out_dir: Path) -> Path | None:
     left.plot(t, [r["navigational_leak"] for r in rows], label="navigational leak")
     for preset, value in (report.thresholds or {}).items():
         left.axvline(value, color="grey", linestyle=":")
-        left.text(value, 0.5, f" {preset}", rotation=90, color="grey")
+        left.text(value, 0.3, f" {preset}", rotation=90, color="grey")
     left.set_xlabel("editorial probability needed to keep a paragraph")
     left.set_title(f"{report.name}: kept as article")
-    left.legend(loc="center left")
+    left.legend(loc="center right")
     ece, reliability = calibration(report)
     confidence = [float(r[2]) for r in reliability]
     accuracy = [float(r[3]) for r in reliability]
