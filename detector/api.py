@@ -373,12 +373,6 @@ def render(paragraphs: Iterable[Paragraph], fmt: str = "text", keep: str | Itera
     return "".join(writer.add(p) for p in paragraphs) + writer.finish()
 
 
-def render_explanations(paragraphs: list[Paragraph], explanations: list[dict]) -> str:
-    """The ``explain`` format for labelled paragraphs and their explanations."""
-    writer = PageWriter("explain")
-    return "".join(writer.add(p, e) for p, e in zip(paragraphs, explanations)) + writer.finish()
-
-
 def as_record(paragraphs: list[Paragraph], keep: str | Iterable[str] = ("editorial",)) -> dict:
     """A page as plain data: the cleaned text, the page's verdict and, per paragraph, index, label,
     probabilities, what decided the label, and text."""

@@ -291,11 +291,6 @@ def clean_page(data: bytes, name: str, kind: str, config: RunConfig, site: str |
     return Page(chunks(), writer, notes)
 
 
-def output_text(rendered: str) -> str:
-    """A rendered page as file content: ending with one newline unless empty."""
-    return rendered if not rendered or rendered.endswith("\n") else rendered + "\n"
-
-
 def encode_output(text: str) -> bytes:
     """Output text as UTF-8; characters that cannot be (lone surrogates from a broken input) become U+FFFD."""
     return text.encode("utf-8", "replace") if not text.isascii() else text.encode("ascii")

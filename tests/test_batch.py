@@ -8,7 +8,7 @@ import os
 import pytest
 
 from detector import clean
-from detector.batch import TEMP_SUFFIX, RunConfig, Task, clean_file, output_text
+from detector.batch import TEMP_SUFFIX, RunConfig, Task, clean_file
 from tests.conftest import run
 
 ARTICLE = "Siemens hebt Prognose an\n\nDer Konzern rechnet nun mit einem Umsatzplus von acht Prozent.\n"
@@ -38,7 +38,7 @@ def test_folder_is_mirrored_and_bad_files_do_not_stop_the_batch(tree, tmp_path):
     result = run("clean-article", tree, "-o", out, "--errors", errors, "--jobs", "1")
     assert result.returncode == 1
     assert outputs(out) == ["a/b/empty.txt", "a/b/latin.txt", "a/one.txt", "top.txt"]
-    assert (out / "top.txt").read_text(encoding="utf-8") == output_text(clean(ARTICLE))
+    assert (out / "top.txt").read_text(encoding="utf-8") == clean(ARTICLE) + "\n"
     assert (out / "a" / "b" / "empty.txt").read_bytes() == b""
     assert [json.loads(line) for line in errors.read_text().splitlines()] == [
         {"file": str(tree / "a/b/binary.txt"), "error": f"{tree / 'a/b/binary.txt'}: not a text file (PNG image)"}
@@ -210,7 +210,7 @@ def test_ctrl_c_stops_cleanly_and_leaves_only_whole_files(tmp_path, jobs):
     assert process.returncode == 130, stderr
     assert stderr.decode().splitlines()[-1].startswith("interrupted: ")
     assert not list(out.rglob(f"*{TEMP_SUFFIX}"))
-    expected = output_text(clean(ARTICLE * 20))
+    expected = clean(ARTICLE * 20) + "\n"
     written = list(out.glob("*.txt"))
     assert 20 <= len(written) < 3000
     assert all(p.read_text(encoding="utf-8") == expected for p in written)
