@@ -20,6 +20,15 @@ needs_example = pytest.mark.skipif(not EXAMPLE.exists(), reason="../shared/examp
 needs_devset = pytest.mark.skipif(not DEVSET.exists(), reason="../shared/devset is not present")
 
 
+def default_signals() -> None:
+    """For a child that tests signals: the default dispositions, whatever the test runner inherited (a shell
+    script started in the background without job control ignores SIGINT, and its children would too)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def run(command: str, *args: str | Path, stdin: bytes | None = None, cwd: Path | None = None):
     """Run one of the installed console scripts; returns the CompletedProcess (bytes)."""
     return subprocess.run(

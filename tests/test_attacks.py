@@ -17,7 +17,7 @@ import pytest
 
 from detector import batch, clean, model
 from detector.segment import decode, split_paragraphs
-from tests.conftest import BIN, run
+from tests.conftest import BIN, default_signals, run
 
 ARTICLE = "Siemens hebt Prognose an\n\nDer Konzern rechnet nun mit einem Umsatzplus von acht Prozent.\n"
 
@@ -467,6 +467,7 @@ def start_and_signal(tmp_path, sig, *extra):
         [str(BIN / "clean-article"), str(src), "-o", str(out), *extra],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        preexec_fn=default_signals,
     )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and len(list(out.glob("*.txt"))) < 20:

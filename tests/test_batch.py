@@ -190,7 +190,7 @@ def test_ctrl_c_stops_cleanly_and_leaves_only_whole_files(tmp_path, jobs):
     import subprocess
     import time
 
-    from tests.conftest import BIN
+    from tests.conftest import BIN, default_signals
 
     src = tmp_path / "in"
     src.mkdir()
@@ -201,6 +201,7 @@ def test_ctrl_c_stops_cleanly_and_leaves_only_whole_files(tmp_path, jobs):
         [str(BIN / "clean-article"), str(src), "-o", str(out), "--jobs", jobs],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        preexec_fn=default_signals,
     )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and len(list(out.glob("*.txt"))) < 20:
