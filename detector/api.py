@@ -20,6 +20,7 @@ from typing import NamedTuple
 
 from detector import markup
 from detector import model as model_file
+from detector.features import SiteMemory
 from detector.pages import LABELS
 from detector.segment import iter_paragraphs, normalise_newlines
 
@@ -63,11 +64,14 @@ def label_stream(
     model: model_file.Scorer | None = None,
     decision: Decision = Decision(),
     explain: bool = False,
+    memory: SiteMemory | None = None,
 ) -> Iterator[tuple[Paragraph, dict | None]]:
     """Label a page's paragraphs as they come (with the markup of HTML input): each paragraph with its
-    explanation when ``explain`` is asked for (``detector.model.Scorer.explain``), else None."""
+    explanation when ``explain`` is asked for (``detector.model.Scorer.explain``), else None. ``memory``: what
+    a first pass over a batch of the page's site saw (``site_memory``), the page included."""
     scorer = model or load_model()
-    threshold = scorer.threshold(decision.favor, decision.min_editorial)
+    active = memory is not None and memory.active
+    threshold = scorer.threshold(decision.favor, decision.min_editorial, site_memory=active)
     classes = scorer.classes
     items: Iterable[tuple[str, markup.Block | None]] = (
         zip(texts, blocks) if blocks is not None else ((t, None) for t in texts)
@@ -76,8 +80,9 @@ def label_stream(
     for window, start, stop in _windows(items, WINDOW, CONTEXT):
         window_texts = [text for text, _ in window]
         window_blocks = [block for _, block in window] if blocks is not None else None
-        probabilities = scorer.probabilities(window_texts, window_blocks)
-        why = scorer.explain(window_texts, window_blocks) if explain else None
+        repeats = memory.shares(window_texts) if memory is not None else None
+        probabilities = scorer.probabilities(window_texts, window_blocks, repeats)
+        why = scorer.explain(window_texts, window_blocks, repeats=repeats) if explain else None
         for k in range(start, stop):
             probs = probabilities[k]
             tag = window_blocks[k].tag if window_blocks else ""
@@ -115,10 +120,16 @@ def _windows(items: Iterable, size: int, context: int) -> Iterator[tuple[list, i
 
 
 def classify(
-    text: str, model: model_file.Scorer | None = None, favor: str = "balanced", min_editorial: float | None = None
+    text: str,
+    model: model_file.Scorer | None = None,
+    favor: str = "balanced",
+    min_editorial: float | None = None,
+    memory: SiteMemory | None = None,
 ) -> list[Paragraph]:
-    """Split a page (str, any line endings) into paragraphs and label each one."""
-    stream = label_stream(iter_paragraphs(normalise_newlines(text)), None, model, Decision(favor, min_editorial))
+    """Split a page (str, any line endings) into paragraphs and label each one; ``memory``: see
+    ``site_memory``."""
+    paragraphs = iter_paragraphs(normalise_newlines(text))
+    stream = label_stream(paragraphs, None, model, Decision(favor, min_editorial), memory=memory)
     return [p for p, _ in stream]
 
 
@@ -127,12 +138,33 @@ def classify_html(
     model: model_file.Scorer | None = None,
     favor: str = "balanced",
     min_editorial: float | None = None,
+    memory: SiteMemory | None = None,
 ) -> list[Paragraph]:
     """Turn an HTML page (str, or bytes in any declared or detectable encoding) into paragraphs by the rule of
     ``detector.markup`` and label each one."""
-    blocks = markup.blocks(markup.decode_html(html) if isinstance(html, bytes) else html)
-    stream = label_stream((b.text for b in blocks), blocks, model, Decision(favor, min_editorial))
+    blocks = html_blocks(html)
+    stream = label_stream((b.text for b in blocks), blocks, model, Decision(favor, min_editorial), memory=memory)
     return [p for p, _ in stream]
+
+
+def html_blocks(html: str | bytes) -> list[markup.Block]:
+    """An HTML page's paragraphs with their markup (``detector.markup.blocks``), from str or from bytes."""
+    return markup.blocks(markup.decode_html(html) if isinstance(html, bytes) else html)
+
+
+def site_memory(pages: Iterable[str | bytes], html: bool = False) -> SiteMemory:
+    """What a batch of one site's pages shows (text pages, or HTML with ``html``): which paragraphs recur on
+    many of them (menus, footers, disclaimers, ad slots). Pass it with ``memory=`` when labelling each of
+    these pages: recurrence is evidence the model weighs (it learnt it from the corpus's site folders).
+    Fewer than ``SITE_MIN_PAGES`` distinct pages say nothing, and the pages are labelled as on their own."""
+    memory = SiteMemory()
+    for page in pages:
+        if html:
+            memory.add(b.text for b in html_blocks(page))
+        else:
+            text = page.decode("utf-8", "replace") if isinstance(page, bytes) else page
+            memory.add(iter_paragraphs(normalise_newlines(text)))
+    return memory.repeated()
 
 
 def clean(
@@ -141,10 +173,12 @@ def clean(
     model: model_file.Scorer | None = None,
     favor: str = "balanced",
     min_editorial: float | None = None,
+    memory: SiteMemory | None = None,
 ) -> str:
     """The cleaned article: the kept paragraphs (``keep``: labels, or one comma-separated string), unchanged
-    and in order, joined by one blank line. ``favor`` and ``min_editorial``: see ``Decision``."""
-    return render(classify(text, model, favor, min_editorial), "text", keep)
+    and in order, joined by one blank line. ``favor`` and ``min_editorial``: see ``Decision``; ``memory``: see
+    ``site_memory``."""
+    return render(classify(text, model, favor, min_editorial, memory), "text", keep)
 
 
 def clean_html(
@@ -153,9 +187,10 @@ def clean_html(
     model: model_file.Scorer | None = None,
     favor: str = "balanced",
     min_editorial: float | None = None,
+    memory: SiteMemory | None = None,
 ) -> str:
     """The cleaned article of an HTML page, as text: the kept paragraphs joined by one blank line."""
-    return render(classify_html(html, model, favor, min_editorial), "text", keep)
+    return render(classify_html(html, model, favor, min_editorial, memory), "text", keep)
 
 
 def explain(text: str, model: model_file.Scorer | None = None, top: int = 5) -> list[dict]:
@@ -167,7 +202,7 @@ def explain(text: str, model: model_file.Scorer | None = None, top: int = 5) -> 
 def explain_html(html: str | bytes, model: model_file.Scorer | None = None, top: int = 5) -> list[dict]:
     """Why each paragraph of an HTML page got its label."""
     scorer = model or load_model()
-    blocks = markup.blocks(markup.decode_html(html) if isinstance(html, bytes) else html)
+    blocks = html_blocks(html)
     return scorer.explain([b.text for b in blocks], blocks, top)
 
 

@@ -21,7 +21,7 @@ import sys
 import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import IO, Any, BinaryIO, NamedTuple, TextIO
@@ -39,6 +39,7 @@ from detector.api import (
     render,
     verdict,
 )
+from detector.features import SITE_MIN_PAGES, SiteMemory, page_keys
 from detector.model import ModelError
 from detector.pages import LABELS
 from detector.rules import Rule, active_rules, apply_rules, decide
@@ -90,6 +91,8 @@ class RunConfig:
     min_editorial: float | None = None
     rules: tuple[Rule, ...] = ()
     drop_pages: tuple[str, ...] = ()
+    site_memory: bool = True
+    memories: dict[str, SiteMemory] = field(default_factory=dict)  # filled by ``with_site_memory``
     run_id: str = field(default_factory=new_run_id)
 
     def patterns(self) -> tuple[str, ...]:
@@ -224,13 +227,15 @@ def sniff_kind(head: bytes, name: str = "") -> str:
 def label_page(
     content: str, kind: str, config: RunConfig, site: str | None = None, record: dict | None = None
 ) -> list[Paragraph]:
-    """The labelled paragraphs of one page (text, or HTML when ``kind`` is html): the model at the chosen
-    preset or threshold, then the user's rules."""
+    """The labelled paragraphs of one record's page (text, or HTML when ``kind`` is html): the model at the
+    chosen preset or threshold, with the memory of the record's host (``site``) when the batch has one, then
+    the user's rules."""
     scorer = load_model(config.model)
+    memory = config.memories.get(f"host:{site}") if site else None
     if kind == "html":
-        paragraphs = classify_html(content, scorer, config.favor, config.min_editorial)
+        paragraphs = classify_html(content, scorer, config.favor, config.min_editorial, memory)
     else:
-        paragraphs = classify(content, scorer, config.favor, config.min_editorial)
+        paragraphs = classify(content, scorer, config.favor, config.min_editorial, memory)
     return apply_rules(paragraphs, config.rules, site, record) if config.rules else paragraphs
 
 
@@ -248,10 +253,11 @@ class Page(NamedTuple):
     notes: list[str]
 
 
-def clean_page(data: bytes, name: str, kind: str, config: RunConfig, site: str | None = None) -> Page:
-    """One page's bytes (text or HTML) to its output, produced paragraph window by paragraph window, so that
-    a page of many paragraphs never holds them all (see ``detector.api``)."""
-    notes: list[str] = []
+def page_paragraphs(
+    data: bytes, name: str, kind: str, config: RunConfig, notes: list[str] | None = None
+) -> tuple[Iterable[str], list[markup.Block] | None]:
+    """One page's bytes (text or HTML) decoded and split into paragraphs (a stream for text), with the
+    markup of each for HTML."""
     try:
         if data[:2] == b"\x1f\x8b" and kind == "html":
             data = gunzip_limited(data, config.max_bytes, name)
@@ -262,17 +268,26 @@ def clean_page(data: bytes, name: str, kind: str, config: RunConfig, site: str |
     except NotTextError as exc:
         raise InputError(f"{name}: {exc}") from None
     del data
+    if kind == "html":
+        blocks = markup.blocks(content)
+        return (b.text for b in blocks), blocks
+    return iter_paragraphs(normalise_newlines(content)), None
+
+
+def clean_page(
+    data: bytes, name: str, kind: str, config: RunConfig, site: str | None = None, memory: SiteMemory | None = None
+) -> Page:
+    """One page's bytes (text or HTML) to its output, produced paragraph window by paragraph window, so that
+    a page of many paragraphs never holds them all (see ``detector.api``). ``site`` selects the user's
+    rules; ``memory`` is what the batch showed of the page's site."""
+    notes: list[str] = []
+    texts, found = page_paragraphs(data, name, kind, config, notes)
+    del data
     notes[:] = [f"{name}: {note}" for note in notes]
     writer = PageWriter(config.fmt, config.keep, final_newline=True)
     scorer = load_model(config.model)
-    if kind == "html":
-        blocks = markup.blocks(content)
-        texts: Iterable[str] = (b.text for b in blocks)
-        found: list[markup.Block] | None = blocks
-    else:
-        texts, found = iter_paragraphs(normalise_newlines(content)), None
     decision = Decision(config.favor, config.min_editorial)
-    stream = label_stream(texts, found, scorer, decision, explain=config.fmt == "explain")
+    stream = label_stream(texts, found, scorer, decision, explain=config.fmt == "explain", memory=memory)
     active = active_rules(config.rules, site)
 
     def chunks() -> Iterator[bytes]:
@@ -550,7 +565,8 @@ def clean_file(task: Task, config: RunConfig) -> Result:
                 write_atomic(target, lines, config.run_id)
                 return result
             data = read_limited(handle, config.max_bytes, name)
-        page = clean_page(data, name, task.kind, config, Path(task.source).parent.name)
+        memory = config.memories.get(file_site(task.source))
+        page = clean_page(data, name, task.kind, config, Path(task.source).parent.name, memory)
         del data
         written = write_atomic(
             target, page.chunks, config.run_id, lambda: not dropped_by(page.writer.verdict(), config)
@@ -762,20 +778,122 @@ def check_writable(outdir: Path, errors: Path | None, run_id: str) -> None:
 
 
 # ---------------------------------------------------------------------------------------------------------
+# Site memory: a first pass over the batch counts which paragraphs recur across each site's pages
+
+
+def file_site(source: str) -> str:
+    """The site of a page file: its folder (pages of one site are usually stored together)."""
+    return "folder:" + os.path.dirname(os.path.abspath(source))
+
+
+def with_site_memory(tasks: list[Task], config: RunConfig) -> RunConfig:
+    """The configuration with the memory of every site that has at least ``SITE_MIN_PAGES`` pages in the
+    batch (folders of page files; hosts of the ``url`` of JSON Lines records and of WARC responses), from a
+    first pass over those inputs, run as the batch runs (in parallel, on Dask). Unreadable inputs are left to
+    the second pass to report. Unchanged when site memory is off or no site can have enough pages."""
+    if not config.site_memory:
+        return config
+    per_folder: dict[str, int] = {}
+    for task in tasks:
+        if task.kind in ("text", "html"):
+            per_folder[file_site(task.source)] = per_folder.get(file_site(task.source), 0) + 1
+    wanted = [
+        t for t in tasks if t.kind in ("jsonl", "warc") or per_folder.get(file_site(t.source), 0) >= SITE_MIN_PAGES
+    ]
+    if not wanted:
+        return config
+    memories: dict[str, SiteMemory] = {}
+    for site, keys in run(wanted, config, remember_chunk):  # counted here, so a page seen twice counts once
+        memories.setdefault(site, SiteMemory()).add_keys(keys)
+    kept = {site: memory.repeated() for site, memory in memories.items() if memory.pages >= SITE_MIN_PAGES}
+    return replace(config, memories=kept)
+
+
+def remember_chunk(tasks: list[Task], config: RunConfig) -> list[tuple[str, frozenset[int]]]:
+    """A worker's unit of the first pass: every page of several inputs as its site and the keys of its
+    paragraphs (``features.page_keys``: a few hundred bytes a page)."""
+    found: list[tuple[str, frozenset[int]]] = []
+    for task in tasks:
+        try:
+            for site, texts in _site_pages(task, config):
+                found.append((site, page_keys(texts)))
+        except (InputError, NotTextError, OSError, ValueError, RecursionError, MemoryError, EOFError):
+            continue  # reported by the second pass
+    return found
+
+
+def _site_pages(task: Task, config: RunConfig) -> Iterator[tuple[str, Iterable[str]]]:
+    """The pages of one input with their sites: a page file is one page of its folder; records without a
+    URL belong to no site."""
+    name = display(task.source)
+    with open_input(task.source, name, walked=True) as handle:
+        if task.kind == "jsonl":
+            stream: BinaryIO = gzip.GzipFile(fileobj=handle) if task.source.endswith(".gz") else handle  # type: ignore[assignment]
+            yield from _record_pages(stream, config)
+            return
+        if task.kind == "warc":
+            yield from _warc_pages(handle, config)
+            return
+        data = read_limited(handle, config.max_bytes, name)
+    yield file_site(task.source), page_paragraphs(data, name, task.kind, config)[0]
+
+
+def _record_pages(stream: BinaryIO, config: RunConfig) -> Iterator[tuple[str, Iterable[str]]]:
+    field_name = config.html_field or config.text_field
+    for _, line in record_lines(stream, config.max_bytes):
+        if not line or not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except (ValueError, RecursionError):
+            continue
+        host = host_of(record.get("url")) if isinstance(record, dict) else None
+        value = record.get(field_name) if host else None
+        if isinstance(value, str):
+            if config.html_field:
+                yield f"host:{host}", (b.text for b in markup.blocks(value))
+            else:
+                yield f"host:{host}", iter_paragraphs(normalise_newlines(value))
+
+
+def _warc_pages(stream: BinaryIO, config: RunConfig) -> Iterator[tuple[str, Iterable[str]]]:
+    from warcio.archiveiterator import ArchiveIterator
+    from warcio.exceptions import ArchiveLoadFailed
+
+    try:
+        for record in ArchiveIterator(stream, arc2warc=True):
+            if record.rec_type != "response" or not record.http_headers:
+                continue
+            content_type = record.http_headers.get_header("Content-Type") or ""
+            host = host_of(record.rec_headers.get_header("WARC-Target-URI"))
+            if "html" not in content_type.lower() or not host:
+                continue
+            try:
+                payload = read_limited(record.content_stream(), config.max_bytes, "")
+            except InputError:
+                continue
+            text = _decode_http(payload, _http_charset(content_type), config.encoding)
+            yield f"host:{host}", (b.text for b in markup.blocks(text))
+    except (ArchiveLoadFailed, zlib.error, gzip.BadGzipFile):
+        return
+
+
+# ---------------------------------------------------------------------------------------------------------
 # Running
 
 
-def run(tasks: list[Task], config: RunConfig) -> Iterator[Result]:
-    """Clean every task, yielding results as they finish (in any order when parallel)."""
+def run(tasks: list[Task], config: RunConfig, work: Callable[..., list] = clean_chunk) -> Iterator:
+    """Clean every task, yielding results as they finish (in any order when parallel); ``work`` is what is
+    done to each chunk of tasks (the first pass of site memory does its own)."""
     chunks = chunked(tasks, config.jobs)
     if config.engine == "dask":
-        yield from _run_dask(chunks, config)
+        yield from _run_dask(chunks, config, work)
     elif config.jobs == 1 or len(chunks) <= 1:
         load_model(config.model)  # a broken model fails once, before any file
         for chunk in chunks:
-            yield from clean_chunk(chunk, config)
+            yield from work(chunk, config)
     else:
-        yield from _run_forked(chunks, config)
+        yield from _run_forked(chunks, config, work)
 
 
 def chunked(tasks: list[Task], jobs: int) -> list[list[Task]]:
@@ -801,7 +919,7 @@ def _worker_start() -> None:
             pass
 
 
-def _run_forked(chunks: list[list[Task]], config: RunConfig) -> Iterator[Result]:
+def _run_forked(chunks: list[list[Task]], config: RunConfig, work: Callable[..., list]) -> Iterator:
     """Worker processes forked from this one inherit the loaded model (no start-up per worker) and stream
     their results back as each chunk finishes, in any order."""
     import gc
@@ -809,13 +927,12 @@ def _run_forked(chunks: list[list[Task]], config: RunConfig) -> Iterator[Result]
 
     load_model(config.model)
     gc.freeze()  # the workers' garbage collector leaves the inherited objects (and their pages) alone
-    work = partial(clean_chunk, config=config)
     with multiprocessing.get_context("fork").Pool(config.jobs, initializer=_worker_start) as pool:
-        for results in pool.imap_unordered(work, chunks):
+        for results in pool.imap_unordered(partial(work, config=config), chunks):
             yield from results
 
 
-def _run_dask(chunks: list[list[Task]], config: RunConfig) -> Iterator[Result]:
+def _run_dask(chunks: list[list[Task]], config: RunConfig, work: Callable[..., list]) -> Iterator:
     """The chunks on a Dask cluster: a scheduler that does not answer within ``dask_timeout`` seconds, or a
     cluster left without workers for that long, ends the batch with an error instead of a silent wait."""
     try:
@@ -833,7 +950,8 @@ def _run_dask(chunks: list[list[Task]], config: RunConfig) -> Iterator[Result]:
             cluster.close()
         raise DaskError(f"cannot reach the Dask scheduler {config.scheduler}: {exc}") from None
     try:
-        pending = set(client.map(clean_chunk, chunks, config=config, pure=False))
+        shared = client.scatter(config, broadcast=True) if config.memories else config  # sent once, not per task
+        pending = set(client.map(work, chunks, config=shared, pure=False))
         idle_since: float | None = None
         while pending:
             try:

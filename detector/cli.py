@@ -18,6 +18,7 @@ from typing import NoReturn
 
 from detector import batch
 from detector.api import FLAGS, FORMATS, parse_keep
+from detector.features import SITE_MIN_PAGES
 from detector.model import ModelError
 from detector.segment import check_encoding
 
@@ -127,6 +128,13 @@ def clean_parser() -> argparse.ArgumentParser:
     )
     add("--follow-links", action="store_true", help="follow symbolic links when walking folders")
     add(
+        "--no-site-memory",
+        dest="site_memory",
+        action="store_false",
+        help="label each page on its own; by default a first pass notes which paragraphs recur across the "
+        f"pages of a site (a folder, or the host of a record's url) when it has {SITE_MIN_PAGES} or more",
+    )
+    add(
         "--engine",
         choices=("local", "dask"),
         default="local",
@@ -203,6 +211,7 @@ def build_config(args: argparse.Namespace) -> batch.RunConfig:
         min_editorial=args.min_editorial,
         rules=rules,
         drop_pages=drop_pages,
+        site_memory=args.site_memory,
     )
 
 
@@ -248,6 +257,8 @@ def _clean_one(source: str, config: batch.RunConfig) -> int:
                 head = handle.peek(4096)[:4096] if hasattr(handle, "peek") else b""
                 kind = batch.sniff_kind(head, "" if source == "-" else source)
             if kind in ("jsonl", "warc"):
+                if source != "-" and os.path.isfile(source):  # a file can be read twice: site memory
+                    config = batch.with_site_memory([batch.Task(source, kind, "")], config)
                 return _records_to_stdout(handle, name, kind, config)
             data = batch.read_limited(handle, config.max_bytes, name)
         if data[:2] == b"\x1f\x8b" and config.input_format == "auto" and (source == "-" or source.endswith(".gz")):
@@ -334,6 +345,7 @@ def _clean_many(inputs: list[str], output: Path, config: batch.RunConfig) -> int
         _report(result, progress, config)
     code = 0
     try:
+        config = _with_site_memory(plan.tasks, config, progress)
         for result in batch.run(plan.tasks, config):
             results.append(result)
             progress.update()
@@ -363,6 +375,20 @@ def _clean_many(inputs: list[str], output: Path, config: batch.RunConfig) -> int
     if code:
         return code
     return 1 if any(r.status == "failed" or r.record_errors for r in results) else 0
+
+
+def _with_site_memory(
+    tasks: list[batch.Task], config: batch.RunConfig, progress: batch.Progress
+) -> batch.RunConfig:
+    """The first pass of site memory, with a note of what it found."""
+    start = time.monotonic()
+    config = batch.with_site_memory(tasks, config)
+    if config.memories and not config.quiet:
+        sites = len(config.memories)
+        pages = sum(m.pages for m in config.memories.values())
+        seconds = time.monotonic() - start
+        progress.line(f"note: site memory of {sites} site(s), {pages} pages (first pass {seconds:.1f} s)")
+    return config
 
 
 def _report(result: batch.Result, progress: batch.Progress, config: batch.RunConfig) -> None:

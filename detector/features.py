@@ -22,10 +22,11 @@ values cannot drift apart.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from functools import lru_cache
 from itertools import pairwise
 from typing import TYPE_CHECKING
@@ -401,7 +402,10 @@ def _stage2_names() -> tuple[str, ...]:
     page = ("page_0", "page_1", "page_2")
     run = ("in_article_run", "log_before_run", "log_after_run", "run_share", "editorial_before", "editorial_after")
     box = ("in_box", "log_box_size", "box_0", "box_1", "box_2")
-    return own + near + far + page + run + box
+    # No "site known" flag: a paragraph that does not recur reads as it does without site memory, so that the
+    # memory can only tell what recurs, never make a page's unique menu entries and teasers look like article.
+    site = ("site_repeat", "site_repeat_any", "site_repeat_most", "site_repeat_near")
+    return own + near + far + page + run + box + site
 
 
 STAGE2_NAMES = _stage2_names()
@@ -424,13 +428,17 @@ def article_run(editorial: Sequence[float]) -> tuple[int, int]:
 
 
 def neighbour_features(
-    logits: Sequence[Sequence[float]], groups: Sequence[int] | None = None, editorial_class: int = 0
+    logits: Sequence[Sequence[float]],
+    groups: Sequence[int] | None = None,
+    repeats: Sequence[float] | None = None,
+    editorial_class: int = 0,
 ) -> list[list[float]]:
     """Per paragraph (in the order of STAGE2_NAMES): its own first-stage scores, the first-stage
     probabilities of the three paragraphs before and after it (with a flag for "exists"), their means over
-    windows of 5 and 15 paragraphs on each side, the page's mean, where it stands to the article run, and,
-    for HTML input, the mean probabilities of the other paragraphs in its box (``Block.group``): the items of
-    an ad box, a menu or a teaser list share their fate."""
+    windows of 5 and 15 paragraphs on each side, the page's mean, where it stands to the article run, for
+    HTML input the mean probabilities of the other paragraphs in its box (``Block.group``): the items of an
+    ad box, a menu or a teaser list share their fate; and, when the page is one of a batch of its site's
+    pages (``SiteMemory.shares``), how many of the site's other pages hold it and its neighbours."""
     probs = [softmax(row) for row in logits]
     n = len(probs)
     if not n:
@@ -481,8 +489,89 @@ def neighbour_features(
             row += [1.0, math.log1p(others)] + [(total[k] - probs[i][k]) / others for k in range(3)]
         else:
             row += [0.0, 0.0, 0.0, 0.0, 0.0]
+        if repeats is not None:
+            near = [repeats[j] for j in range(max(0, i - 2), min(n, i + 3)) if j != i]
+            share = repeats[i]
+            row += [share, float(share > 0.0), float(share >= 0.5), sum(near) / len(near) if near else 0.0]
+        else:
+            row += [0.0, 0.0, 0.0, 0.0]
         rows.append(row)
     return rows
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Site memory: what repeats across the pages of one site is its chrome (menus, footers, disclaimers, ad
+# slots); articles do not repeat.
+
+SITE_MIN_PAGES = 3  # fewer pages of a site say nothing about what repeats on it
+SITE_MEMORY_CAP = 200_000  # distinct paragraphs remembered per site: beyond them, new ones count as unique
+_DIGITS = re.compile(r"\d+")
+
+
+def repeat_key(text: str) -> int:
+    """A paragraph as compared across pages, as a 64-bit number: lower case, white space collapsed, every
+    number folded to 0 (a price ticker or a date line is the same line on every page)."""
+    normalised = _DIGITS.sub("0", " ".join(text[:MAX_TEXT_CHARS].lower().split()))
+    digest = hashlib.blake2b(normalised.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+    return int.from_bytes(digest, "little")
+
+
+def page_keys(texts: Iterable[str]) -> frozenset[int]:
+    """The distinct paragraphs of a page as ``repeat_key`` numbers: what a worker of the first pass sends."""
+    return frozenset(map(repeat_key, texts))
+
+
+class SiteMemory:
+    """How many pages of one site hold each paragraph: built in a first pass over a batch (``add`` each page,
+    or ``add_keys`` with the ``page_keys`` a worker computed), then read in the second (``shares``). Memory is
+    bounded by the site's distinct paragraphs, at most ``cap``; ``repeated`` keeps only what the second pass
+    needs. A page seen twice (the same paragraphs) counts once."""
+
+    __slots__ = ("_page_keys", "cap", "counts", "pages")
+
+    def __init__(self, cap: int = SITE_MEMORY_CAP) -> None:
+        self.pages = 0
+        self.counts: dict[int, int] = {}
+        self.cap = cap
+        self._page_keys: set[int] = set()
+
+    def add(self, texts: Iterable[str]) -> None:
+        """Count one page's paragraphs."""
+        self.add_keys(page_keys(texts))
+
+    def add_keys(self, keys: frozenset[int]) -> None:
+        """Count one page given as the keys of its paragraphs (``page_keys``)."""
+        page_key = hash(keys)
+        if not keys or page_key in self._page_keys:
+            return
+        self._page_keys.add(page_key)
+        self.pages += 1
+        counts = self.counts
+        for key in keys:
+            if key in counts:
+                counts[key] += 1
+            elif len(counts) < self.cap:
+                counts[key] = 1
+
+    def repeated(self) -> SiteMemory:
+        """The same memory without the paragraphs seen once (they read as unique either way)."""
+        kept = SiteMemory(self.cap)
+        kept.pages = self.pages
+        kept.counts = {key: count for key, count in self.counts.items() if count > 1}
+        return kept
+
+    @property
+    def active(self) -> bool:
+        """Whether the site has enough pages to tell what recurs on it."""
+        return self.pages >= SITE_MIN_PAGES
+
+    def shares(self, texts: Sequence[str]) -> list[float] | None:
+        """For each paragraph of a page counted in this memory, the share of the site's other pages that hold
+        it; None when the site has too few pages to tell."""
+        if not self.active:
+            return None
+        others = self.pages - 1
+        return [min(1.0, (self.counts.get(repeat_key(t), 1) - 1) / others) for t in texts]
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -94,6 +94,7 @@ class Scorer:
         gate = header["gate"]
         self._gate = (gate["mean"], gate["scale"], gate["coef"], gate["intercept"])
         self.thresholds: dict[str, float] = header["thresholds"]
+        self.site_memory_thresholds: dict[str, float] = header["site_memory_thresholds"]
         self.editorial = self.classes.index("editorial")
         self._token_cache: dict[str, tuple] = {}
         self._class_cache: dict[tuple[int, tuple[str, ...]], tuple[float, float]] = {}
@@ -171,10 +172,16 @@ class Scorer:
         z = intercept + sum(c * (v - m) / s for c, v, m, s in zip(coef, page_shape(paragraphs), mean, scale))
         return 1.0 / (1.0 + math.exp(-z)) if z > -700 else 0.0
 
-    def probabilities(self, paragraphs: Sequence[str], blocks: Sequence[Block] | None = None) -> list[list[float]]:
+    def probabilities(
+        self,
+        paragraphs: Sequence[str],
+        blocks: Sequence[Block] | None = None,
+        repeats: Sequence[float] | None = None,
+    ) -> list[list[float]]:
         """One calibrated probability per class, in the order of ``classes``. Each expert's are the softmax of
         its second stage's scores divided by its temperature; HTML input takes the full-page expert's, text
-        input the mix the gate weighs."""
+        input the mix the gate weighs. ``repeats``: for a page of a batch of its site's pages, the share of
+        the site's other pages that hold each paragraph (``features.SiteMemory.shares``)."""
         if not paragraphs:
             return []
         groups = [b.group for b in blocks] if blocks else None
@@ -186,7 +193,7 @@ class Scorer:
                 coef, intercept = expert.stage2
                 logits = [
                     [b + sum(map(mul, row, features)) for row, b in zip(coef, intercept)]
-                    for features in neighbour_features(logits, groups)
+                    for features in neighbour_features(logits, groups, repeats)
                 ]
             scale = 1.0 / expert.temperature
             probs = [softmax([v * scale for v in row]) for row in logits]
@@ -198,19 +205,23 @@ class Scorer:
         return mixed or []
 
     def explain(
-        self, paragraphs: Sequence[str], blocks: Sequence[Block] | None = None, top: int = 5
+        self,
+        paragraphs: Sequence[str],
+        blocks: Sequence[Block] | None = None,
+        top: int = 5,
+        repeats: Sequence[float] | None = None,
     ) -> list[dict]:
         """Why each paragraph got its most likely label rather than the runner-up: the features that pushed
         towards it and against it, resolved back to text (words, phrases, the spelling of a word, class
         words) or named (form, markup, place, context), with their share of the score difference. Cheap,
         because both stages are linear: a feature's push is its weight difference times its value. Explained
         with the expert that weighs most for the page (the gate's weight is given)."""
-        probabilities = self.probabilities(paragraphs, blocks)
+        probabilities = self.probabilities(paragraphs, blocks, repeats)
         weight = 1.0 if blocks else self.gate(paragraphs)
         index = 0 if weight >= 0.5 else 1
         expert = self.experts[index]
         logits = self.logits(paragraphs, blocks, index + 1)[index]
-        stage2 = neighbour_features(logits, [b.group for b in blocks] if blocks else None)
+        stage2 = neighbour_features(logits, [b.group for b in blocks] if blocks else None, repeats)
         dense_rows = list(page_features(paragraphs, blocks))
         out = []
         for i, probs in enumerate(probabilities):
@@ -288,13 +299,17 @@ class Scorer:
             if (rows[a][j] - rows[b][j]) * (value - means[j])
         ]
 
-    def threshold(self, favor: str = "balanced", min_editorial: float | None = None) -> float:
-        """The editorial probability a paragraph needs to be kept: ``min_editorial``, else the preset's."""
+    def threshold(
+        self, favor: str = "balanced", min_editorial: float | None = None, site_memory: bool = False
+    ) -> float:
+        """The editorial probability a paragraph needs to be kept: ``min_editorial``, else the preset's; with
+        ``site_memory`` (the page is labelled with the memory of its site), the preset's threshold for that,
+        chosen so that the preset keeps as much article as it does for pages on their own."""
         if min_editorial is not None:
             return min_editorial
         if favor not in self.thresholds:
             raise ValueError(f"unknown preset {favor!r}; choose one of {', '.join(sorted(self.thresholds))}")
-        return self.thresholds[favor]
+        return (self.site_memory_thresholds if site_memory else self.thresholds)[favor]
 
     def decide(self, probabilities: Sequence[float], threshold: float) -> str:
         """A paragraph's label: editorial when its editorial probability reaches the threshold, else the
@@ -451,14 +466,15 @@ def check_header(header: object, n_weights: int) -> str | None:
         and _finite_vector([gate.get("intercept")], 1)
     ):
         return "has a damaged header (gate)"
-    thresholds = header.get("thresholds")
-    if not (
-        isinstance(thresholds, dict)
-        and set(thresholds) == {"precision", "balanced", "recall"}
-        and _finite_vector(list(thresholds.values()), 3)
-        and all(0.0 <= t <= 1.0 for t in thresholds.values())
-    ):
-        return "has a damaged header (thresholds)"
+    for key in ("thresholds", "site_memory_thresholds"):
+        thresholds = header.get(key)
+        if not (
+            isinstance(thresholds, dict)
+            and set(thresholds) == {"precision", "balanced", "recall"}
+            and _finite_vector(list(thresholds.values()), 3)
+            and all(0.0 <= t <= 1.0 for t in thresholds.values())
+        ):
+            return f"has a damaged header ({key})"
     expected_weights = len(experts) * ((len(CLASSES) - 1) << HASH_BITS)
     if n_weights != expected_weights:
         return f"has {n_weights} weights, expected {expected_weights}"

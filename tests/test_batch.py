@@ -215,3 +215,101 @@ def test_ctrl_c_stops_cleanly_and_leaves_only_whole_files(tmp_path, jobs):
     written = list(out.glob("*.txt"))
     assert 20 <= len(written) < 3000
     assert all(p.read_text(encoding="utf-8") == expected for p in written)
+
+
+# Site memory: a first pass over the batch notes which paragraphs recur across a site's pages.
+
+SITE_CHROME = [
+    "Startseite | Nachrichten | Aktien | Fonds | Zertifikate",
+    "Die Inhalte dieser Seite dienen nur der Information und sind keine Aufforderung zum Kauf oder Verkauf.",
+    "Jetzt den kostenlosen Börsenbrief abonnieren und keine Chance mehr verpassen.",
+]
+SITE_ARTICLES = [
+    (
+        "Siemens hebt die Prognose an",
+        "Der Konzern rechnet nun mit einem Umsatzplus, weil die Industrie wieder mehr bestellt.",
+    ),
+    (
+        "Allianz kauft Versicherer",
+        "Der Versicherer übernimmt einen Wettbewerber in Spanien und zahlt dafür in bar.",
+    ),
+    ("BASF senkt die Kosten", "Der Chemiekonzern streicht Stellen in Ludwigshafen, um die Marge zu verbessern."),
+    ("Zalando wächst kräftig", "Der Onlinehändler meldet ein starkes Weihnachtsgeschäft und mehr aktive Kunden."),
+    ("Symrise bestätigt Ziele", "Der Duftstoffhersteller bleibt trotz schwacher Nachfrage bei seinen Zielen."),
+]
+
+
+def site_page(headline: str, body: str) -> str:
+    return "\n\n".join([SITE_CHROME[0], headline, body, *SITE_CHROME[1:]]) + "\n"
+
+
+@pytest.fixture
+def site(tmp_path):
+    """A folder of five pages of one site (the same chrome around different articles) and a folder of two."""
+    folder = tmp_path / "in" / "beispielportal"
+    folder.mkdir(parents=True)
+    for i, (headline, body) in enumerate(SITE_ARTICLES):
+        (folder / f"p{i}.txt").write_text(site_page(headline, body), encoding="utf-8")
+    small = tmp_path / "in" / "kleinportal"
+    small.mkdir()
+    for i, (headline, body) in enumerate(SITE_ARTICLES[:2]):
+        (small / f"p{i}.txt").write_text(site_page(headline, body), encoding="utf-8")
+    return tmp_path / "in"
+
+
+def editorial_probabilities(path) -> list[float]:
+    return [p["probabilities"]["editorial"] for p in json.loads(path.read_text(encoding="utf-8"))["paragraphs"]]
+
+
+def test_site_memory_weighs_what_recurs_on_a_sites_pages_the_same_with_any_number_of_workers(site, tmp_path):
+    one = run("clean-article", site, "-o", tmp_path / "one", "-f", "json", "--jobs", "1")
+    two = run("clean-article", site, "-o", tmp_path / "two", "-f", "json", "--jobs", "2")
+    off = run("clean-article", site, "-o", tmp_path / "off", "-f", "json", "--no-site-memory")
+    assert one.returncode == two.returncode == off.returncode == 0
+    assert "note: site memory of 1 site(s), 5 pages" in one.stderr.decode()
+    assert "site memory" not in off.stderr.decode()
+    for path in sorted((tmp_path / "one").rglob("*.json")):
+        relative = path.relative_to(tmp_path / "one")
+        assert path.read_bytes() == (tmp_path / "two" / relative).read_bytes()
+        with_memory, alone = editorial_probabilities(path), editorial_probabilities(tmp_path / "off" / relative)
+        if relative.parts[0] == "kleinportal":  # two pages say nothing about the site
+            assert with_memory == alone
+            continue
+        chrome = [0, 3, 4]  # the paragraphs every page of the site holds
+        assert all(with_memory[i] < alone[i] for i in chrome), (relative, with_memory, alone)
+
+
+def test_the_library_gives_what_the_batch_gives_with_the_memory_of_the_same_pages(site, tmp_path):
+    from detector import classify, site_memory
+
+    run("clean-article", site, "-o", tmp_path / "out", "-f", "json", "--jobs", "1")
+    pages = sorted((site / "beispielportal").glob("*.txt"))
+    memory = site_memory(p.read_text(encoding="utf-8") for p in pages)
+    for page in pages:
+        expected = editorial_probabilities(tmp_path / "out" / "beispielportal" / page.with_suffix(".json").name)
+        found = [p.probabilities["editorial"] for p in classify(page.read_text(encoding="utf-8"), memory=memory)]
+        assert found == pytest.approx(expected, abs=1e-6)
+    assert classify(
+        site_page(*SITE_ARTICLES[0]), memory=site_memory([site_page(*SITE_ARTICLES[0])] * 5)
+    ) == classify(site_page(*SITE_ARTICLES[0]))  # one page five times is one page: no memory
+
+
+def test_json_lines_records_share_the_memory_of_their_host(tmp_path):
+    records = [
+        {"url": f"https://www.beispielportal.de/a/{i}", "text": site_page(*a)} for i, a in enumerate(SITE_ARTICLES)
+    ]
+    records.append({"url": "https://anderes-portal.de/x", "text": site_page(*SITE_ARTICLES[0])})
+    records.append({"text": site_page(*SITE_ARTICLES[1])})  # no url: no site
+    source = tmp_path / "pages.jsonl"
+    source.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+    outputs_by_mode = {}
+    for mode in ("memory", "off"):
+        extra = ("--no-site-memory",) if mode == "off" else ()
+        result = run("clean-article", source, "-f", "json", *extra)
+        assert result.returncode == 0
+        outputs_by_mode[mode] = [json.loads(line) for line in result.stdout.decode().splitlines()]
+    memory, off = outputs_by_mode["memory"], outputs_by_mode["off"]
+    assert [r["url"] for r in memory[:5]] == [r["url"] for r in records[:5]]
+    for i in range(5):
+        assert memory[i]["paragraphs"][0]["probabilities"] != off[i]["paragraphs"][0]["probabilities"]
+    assert memory[5:] == off[5:]  # a host with one page, a record without a url: each on its own

@@ -11,10 +11,16 @@ from detector.features import (
     DENSE_NAMES,
     FORM_NAMES,
     MARKUP_NAMES,
+    SITE_MIN_PAGES,
+    STAGE2_NAMES,
+    SiteMemory,
     article_run,
     form_features,
     markup_features,
+    neighbour_features,
     page_features,
+    page_keys,
+    repeat_key,
 )
 from detector.markup import blocks
 from detector.pages import load_corpus
@@ -125,3 +131,71 @@ def test_markup_features_are_zero_for_text_and_tell_the_tag_and_links_for_html()
     assert values["html"] == 1.0 and values["link_share"] == 1.0 and values["tag_li"] == 1.0
     assert values["in_nav"] == 1.0 and values["in_li"] == 1.0 and values["in_footer"] == 0.0
     assert markup_features(None) == [0.0] * len(MARKUP_NAMES)
+
+
+CHROME = [
+    "Startseite | Märkte | Aktien",
+    "Keine Anlageberatung. Alle Angaben ohne Gewähr.",
+    "© 2026 Beispielportal",
+]
+
+
+def site_pages(n: int) -> list[list[str]]:
+    """n pages of one site (up to six): the same chrome around a different article on each."""
+    topics = ["Siemens", "Allianz", "BASF", "Daimler Truck", "Zalando", "Symrise"]
+    return [[CHROME[0], f"Ein Artikel über {topic}", *CHROME[1:]] for topic in topics[:n]]
+
+
+def test_site_memory_gives_each_paragraph_the_share_of_the_other_pages_that_hold_it():
+    memory = SiteMemory()
+    for page in site_pages(5):
+        memory.add(page)
+    page = site_pages(5)[0]
+    assert memory.pages == 5
+    assert memory.shares(page) == [1.0, 0.0, 1.0, 1.0]
+    assert memory.repeated().shares(page) == [1.0, 0.0, 1.0, 1.0]  # pruned: what the second pass needs
+    assert len(memory.repeated().counts) == len(CHROME)
+    assert memory.shares(["Eine Zeile, die es auf keiner Seite gibt"]) == [0.0]
+
+
+def test_site_memory_folds_numbers_case_and_white_space():
+    assert repeat_key("© 2026  Beispielportal\n") == repeat_key("© 2027 beispielportal")
+    assert repeat_key("DAX 18.234 +0,5 %") == repeat_key("Dax 17.001 +1,25 %")
+    assert repeat_key("Siemens hebt Prognose") != repeat_key("Siemens senkt Prognose")
+
+
+def test_site_memory_says_nothing_below_the_minimum_and_counts_a_repeated_page_once():
+    memory = SiteMemory()
+    for page in site_pages(SITE_MIN_PAGES - 1):
+        memory.add(page)
+    memory.add(site_pages(1)[0])  # the first page again (a crawl that fetched it twice)
+    assert memory.pages == SITE_MIN_PAGES - 1
+    assert memory.shares(CHROME) is None
+
+
+def test_site_memory_counts_pages_given_as_keys_and_stays_within_its_cap():
+    by_text, by_keys = SiteMemory(), SiteMemory()
+    for page in site_pages(6) + site_pages(2):  # two pages twice: a crawl that fetched them again
+        by_text.add(page)
+        by_keys.add_keys(page_keys(page))  # as the batch's workers send them
+    assert by_text.pages == by_keys.pages == 6 and by_text.counts == by_keys.counts
+    capped = SiteMemory(cap=2)
+    for page in site_pages(6):
+        capped.add(page)
+    assert len(capped.counts) == 2 and capped.shares(page[:1]) == [1.0]
+
+
+def test_second_stage_site_features_are_neutral_without_memory_and_for_what_does_not_recur():
+    logits = [[0.0, 1.0, -1.0], [0.0, -2.0, 0.5], [0.0, 0.3, 0.2]]
+    site = [i for i, name in enumerate(STAGE2_NAMES) if name.startswith("site_")]
+    assert STAGE2_NAMES[site[0]] == "site_repeat" and site[-1] == len(STAGE2_NAMES) - 1
+    alone = neighbour_features(logits)
+    in_batch = neighbour_features(logits, repeats=[1.0, 0.0, 0.5])
+    assert all(row[i] == 0.0 for row in alone for i in site)
+    assert [[row[i] for i in site] for row in in_batch] == [
+        [1.0, 1.0, 1.0, 0.25],
+        [0.0, 0.0, 0.0, 0.75],
+        [0.5, 1.0, 1.0, 0.5],
+    ]
+    assert [row[: site[0]] for row in alone] == [row[: site[0]] for row in in_batch]
+    assert neighbour_features(logits, repeats=[0.0, 0.0, 0.0]) == alone  # nothing recurs: as without memory

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from detector import model
+from detector.features import SITE_MIN_PAGES, SiteMemory
 from detector.pages import load_corpus
 from detector.workbench.train import code_fingerprint, export, fingerprint, fit_model
 from tests.conftest import FIXTURE_CORPUS, ROOT, run
@@ -137,3 +138,23 @@ def test_training_gives_the_same_bytes_on_any_machine_and_any_number_of_jobs(tmp
             f"--jobs {jobs}: the fixture model differs from the committed one; if training changed on purpose, "
             f"write {found} into {FIXTURE_MODEL_HASH.relative_to(ROOT)}"
         )
+
+
+def test_scorer_equals_the_sklearn_pipeline_with_site_memory(fixture_model):
+    """The same to 1e-6 when every page is one of a batch of its site's pages (here: the whole fixture corpus
+    as one site, so that it has enough pages for a memory)."""
+    corpus, detector, path = fixture_model
+    memory = SiteMemory()
+    for _, page in corpus.groupby("page", sort=False):
+        memory.add(page["text"].tolist())
+    memory = memory.repeated()
+    assert memory.pages >= SITE_MIN_PAGES and memory.counts
+    expected = detector.predict_proba(corpus, {site: memory for site in corpus["site"].unique()})
+    scorer = model.load(path)
+    rows = []
+    for _, page in corpus.groupby("page", sort=False):
+        blocks = page["block"].tolist()
+        texts = page["text"].tolist()
+        rows.extend(scorer.probabilities(texts, blocks if blocks[0] is not None else None, memory.shares(texts)))
+    assert np.abs(np.array(rows) - expected).max() < 1e-6
+    assert np.abs(np.array(rows) - detector.predict_proba(corpus)).max() > 1e-6  # the memory was used

@@ -50,7 +50,7 @@ def test_load_corpus_has_one_row_per_paragraph_grouped_by_site():
     corpus = load_corpus(FIXTURE_CORPUS)
     assert list(corpus.columns) == ["site", "page", "index", "label", "text", "block"]
     assert sorted(corpus["site"].unique()) == ["site-a", "site-b", "site-c", "site-d"]
-    assert corpus["page"].nunique() == 7
+    assert corpus["page"].nunique() == 8
     html = corpus[corpus["page"] == "site-c/stahl.html"]
     assert html["block"].notna().all() and corpus[corpus["page"] != "site-c/stahl.html"]["block"].isna().all()
     assert html["text"].iloc[0] == "Zum Inhalt springen" and html["block"].iloc[0].tag == "div"

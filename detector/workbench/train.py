@@ -35,6 +35,7 @@ from detector.features import (
     SHAPE_NAMES,
     STAGE2_NAMES,
     STAGE2_SIZE,
+    SiteMemory,
     char_ngram_ids,
     class_word_ids,
     known_words,
@@ -173,6 +174,7 @@ def export(detector: DetectorModel) -> tuple[dict, np.ndarray]:
         "experts": experts,
         "gate": detector.gate.export(),
         "thresholds": detector.thresholds,
+        "site_memory_thresholds": detector.site_memory_thresholds,
     }
     return header, np.concatenate(blocks)
 
@@ -208,14 +210,14 @@ class Expert:
         self.stage2 = stage2
         self.temperature = temperature
 
-    def decision_function(self, X: pd.DataFrame) -> np.ndarray:
+    def decision_function(self, X: pd.DataFrame, memories: dict[str, SiteMemory] | None = None) -> np.ndarray:
         logits = self.stage1.decision_function(X[COLUMNS])
         if self.stage2 is None:
             return logits
-        return self.stage2.decision_function(stage2_matrix(X, logits))
+        return self.stage2.decision_function(stage2_matrix(X, logits, memories))
 
-    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
-        return softmax_rows(self.decision_function(X) / self.temperature)
+    def predict_proba(self, X: pd.DataFrame, memories: dict[str, SiteMemory] | None = None) -> np.ndarray:
+        return softmax_rows(self.decision_function(X, memories) / self.temperature)
 
 
 class Gate:
@@ -249,17 +251,26 @@ class DetectorModel:
     hold both tasks: a short line between headline and body is a standfirst in an article region and a menu
     item or a teaser on a full page."""
 
-    def __init__(self, experts: list[Expert], gate: Gate, thresholds: dict[str, float] | None = None) -> None:
+    def __init__(
+        self,
+        experts: list[Expert],
+        gate: Gate,
+        thresholds: dict[str, float] | None = None,
+        site_memory_thresholds: dict[str, float] | None = None,
+    ) -> None:
         self.experts = experts
         self.gate = gate
         self.classes_ = experts[0].stage1.classes_
         self.thresholds = thresholds or {"precision": 0.5, "balanced": 0.5, "recall": 0.5}
+        self.site_memory_thresholds = site_memory_thresholds or dict(self.thresholds)
 
-    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
-        full = self.experts[0].predict_proba(X)
+    def predict_proba(self, X: pd.DataFrame, memories: dict[str, SiteMemory] | None = None) -> np.ndarray:
+        """Per row, the probability of each class; with ``memories`` (per site, ``site_memories``), each page
+        as one of a batch of its site's pages."""
+        full = self.experts[0].predict_proba(X, memories)
         if len(self.experts) == 1:
             return full
-        region = self.experts[1].predict_proba(X)
+        region = self.experts[1].predict_proba(X, memories)
         out = full.copy()
         for rows in page_slices(X):
             if X["block"].iloc[rows.start] is None:
@@ -302,14 +313,31 @@ def decide(probabilities: np.ndarray, classes: np.ndarray, threshold: float) -> 
     return labels
 
 
-def stage2_matrix(X: pd.DataFrame, logits: np.ndarray) -> np.ndarray:
-    """Second-stage features of every paragraph, page by page (rows of a page together and in order)."""
+def stage2_matrix(
+    X: pd.DataFrame, logits: np.ndarray, memories: dict[str, SiteMemory] | None = None
+) -> np.ndarray:
+    """Second-stage features of every paragraph, page by page (rows of a page together and in order); with
+    ``memories`` (``site_memories``), each page as one of a batch of its site's pages."""
     rows: list[list[float]] = []
     for page in page_slices(X):
         blocks = X["block"].iloc[page].tolist()
         groups = [b.group for b in blocks] if blocks[0] is not None else None
-        rows.extend(neighbour_features(logits[page].tolist(), groups))
+        repeats = None
+        memory = memories.get(X["site"].iloc[page.start]) if memories is not None else None
+        if memory is not None:
+            repeats = memory.shares(X["text"].iloc[page].tolist())
+        rows.extend(neighbour_features(logits[page].tolist(), groups, repeats))
     return np.asarray(rows, dtype=np.float64).reshape(-1, STAGE2_SIZE)
+
+
+def site_memories(corpus: pd.DataFrame) -> dict[str, SiteMemory]:
+    """Per site folder, the memory a batch of its pages gives (``detector.features.SiteMemory``): the folder's
+    own pages, not their training copies, whose pages share their site's chrome as real sites do."""
+    memories: dict[str, SiteMemory] = {}
+    originals = corpus[~corpus["page"].str.contains("#", regex=False)]
+    for (site, _), rows in originals.groupby(["site", "page"], sort=False):
+        memories.setdefault(site, SiteMemory()).add(rows["text"].tolist())
+    return memories
 
 
 def _folds(corpus: pd.DataFrame, folds: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -409,10 +437,12 @@ HEAD_CHARS = 2000
 
 class CrossValidation(NamedTuple):
     """What grouped cross-validation says of the corpus's own paragraphs: calibrated out-of-fold
-    probabilities (columns in the order of the classes) and the labels the balanced preset gives them."""
+    probabilities (columns in the order of the classes) of each page on its own and the labels the balanced
+    preset gives them, and the probabilities with site memory (each page in a batch of its site's pages)."""
 
     probabilities: np.ndarray
     labels: pd.Series
+    in_batch: np.ndarray | None = None  # the probabilities with each page in a batch of its site's pages
 
 
 def region_rows(corpus: pd.DataFrame) -> np.ndarray:
@@ -449,21 +479,27 @@ def fit_model(corpus: pd.DataFrame, folds: int = 5, jobs: int = 2) -> tuple[Dete
         experts = [Expert("full pages", fit_stage1(corpus), None)]
         return DetectorModel(experts, Gate(None, np.zeros(0), np.ones(0))), None
     splits = _folds(corpus, folds)
-    full, full_scores = fit_expert("full pages", corpus, everything, everything, splits, jobs)
-    region, region_scores = fit_expert("article regions", corpus, regions, text_form, splits, jobs)
+    full, *full_scores = fit_expert("full pages", corpus, everything, everything, splits, jobs)
+    region, *region_scores = fit_expert("article regions", corpus, regions, text_form, splits, jobs)
     gate, gate_weights = fit_gate(corpus, splits)
     classes = full.stage1.classes_
-    probabilities = softmax_rows(full_scores / full.temperature)
     mixed = text_form & ~np.isnan(gate_weights)
     g = gate_weights[mixed][:, None]
-    probabilities[mixed] = g * probabilities[mixed] + (1 - g) * softmax_rows(
-        region_scores[mixed] / region.temperature
-    )
+    both = []
+    for full_logits, region_logits in zip(full_scores, region_scores):
+        probabilities = softmax_rows(full_logits / full.temperature)
+        probabilities[mixed] = g * probabilities[mixed] + (1 - g) * softmax_rows(
+            region_logits[mixed] / region.temperature
+        )
+        both.append(probabilities[:original])
+    alone, in_batch = both
     truth = corpus["label"].to_numpy()
-    thresholds = choose_thresholds(probabilities[:original], truth[:original], classes)
-    detector = DetectorModel([full, region], gate, thresholds)
-    labels = decide(probabilities[:original], classes, thresholds["balanced"])
-    return detector, CrossValidation(probabilities[:original], pd.Series(labels, index=corpus.index[:original]))
+    thresholds = choose_thresholds(alone, truth[:original], classes)
+    memory_thresholds = recall_matched_thresholds(alone, in_batch, truth[:original], classes, thresholds)
+    detector = DetectorModel([full, region], gate, thresholds, memory_thresholds)
+    labels = decide(alone, classes, thresholds["balanced"])
+    index = corpus.index[:original]
+    return detector, CrossValidation(alone, pd.Series(labels, index=index), in_batch)
 
 
 def fit_expert(
@@ -473,10 +509,10 @@ def fit_expert(
     scored: np.ndarray,
     splits: list[tuple[np.ndarray, np.ndarray]],
     jobs: int,
-) -> tuple[Expert, np.ndarray]:
+) -> tuple[Expert, np.ndarray, np.ndarray]:
     """An expert trained on the ``members`` rows, and its out-of-fold second-stage scores of the ``scored``
-    rows (NaN elsewhere): in each fold, both stages are fitted on the training sites' members and score the
-    test sites' rows."""
+    rows (NaN elsewhere), each page alone and in a batch of its site's pages: in each fold, both stages are
+    fitted on the training sites' members and score the test sites' rows."""
     labels = corpus["label"]
     weights = training_weights(corpus)
     logits = np.full((len(corpus), len(LABELS)), np.nan)
@@ -485,26 +521,51 @@ def fit_expert(
         if found is not None:
             logits[test_idx[scored[test_idx]]] = found
     known = scored & ~np.isnan(logits[:, 0])
-    features = np.zeros((len(corpus), STAGE2_SIZE))
-    features[known] = stage2_matrix(corpus[known], logits[known])
+    # Every row twice: as a page on its own (no site memory: a single page, or a batch with one page of its
+    # site) and as one of a batch of its site's pages; the second stage learns both.
+    alone = np.zeros((len(corpus), STAGE2_SIZE))
+    alone[known] = stage2_matrix(corpus[known], logits[known])
+    in_batch = np.zeros((len(corpus), STAGE2_SIZE))
+    in_batch[known] = stage2_matrix(corpus[known], logits[known], site_memories(corpus))
     out = np.full((len(corpus), len(LABELS)), np.nan)
+    out_in_batch = out.copy()
     for train_idx, test_idx in splits:
         train = train_idx[members[train_idx] & known[train_idx]]
         test = test_idx[known[test_idx]]
         if labels.iloc[train].nunique() < len(LABELS) or not len(test):
             continue
-        stage2 = fit_stage2(features[train], labels.iloc[train], weights[train])
-        out[test] = stage2.decision_function(features[test])
-    fit_rows = members & known
-    if labels[fit_rows].nunique() < len(LABELS):  # too little data for a second stage (tiny corpora)
-        return Expert(name, stage1, None), out
-    stage2 = fit_stage2(features[fit_rows], labels[fit_rows], weights[fit_rows])
+        stage2 = fit_stage2(*_both(alone, in_batch, labels, weights, train))
+        out[test] = stage2.decision_function(alone[test])
+        out_in_batch[test] = stage2.decision_function(in_batch[test])
+    fit_rows = np.flatnonzero(members & known)
+    if labels.iloc[fit_rows].nunique() < len(LABELS):  # too little data for a second stage (tiny corpora)
+        return Expert(name, stage1, None), out, out
+    stage2 = fit_stage2(*_both(alone, in_batch, labels, weights, fit_rows))
     validated = members & ~np.isnan(out[:, 0])
     truth = labels.to_numpy()[validated]
     temperature = (
-        fit_temperature(out[validated], truth, stage1.classes_, weights[validated]) if validated.any() else 1.0
+        fit_temperature(
+            np.vstack([out[validated], out_in_batch[validated]]),
+            np.concatenate([truth, truth]),
+            stage1.classes_,
+            np.concatenate([weights[validated], weights[validated]]),
+        )
+        if validated.any()
+        else 1.0
     )
-    return Expert(name, stage1, stage2, temperature), out
+    return Expert(name, stage1, stage2, temperature), out, out_in_batch
+
+
+def _both(
+    alone: np.ndarray, in_batch: np.ndarray, labels: pd.Series, weights: np.ndarray, rows: np.ndarray
+) -> tuple[np.ndarray, pd.Series, np.ndarray]:
+    """The second stage's training rows: each row alone and in its site's batch, at half weight each."""
+    truth = labels.iloc[rows]
+    return (
+        np.vstack([alone[rows], in_batch[rows]]),
+        pd.concat([truth, truth], ignore_index=True),
+        np.concatenate([weights[rows], weights[rows]]) / 2,
+    )
 
 
 def fit_gate(corpus: pd.DataFrame, splits: list[tuple[np.ndarray, np.ndarray]]) -> tuple[Gate, np.ndarray]:
@@ -582,6 +643,25 @@ def choose_thresholds(probabilities: np.ndarray, truth: np.ndarray, classes: np.
         "balanced": balanced,
         "recall": max(lenient) if lenient else float(THRESHOLD_GRID[0]),
     }
+
+
+def recall_matched_thresholds(
+    alone: np.ndarray, in_batch: np.ndarray, truth: np.ndarray, classes: np.ndarray, thresholds: dict[str, float]
+) -> dict[str, float]:
+    """The presets' thresholds for pages labelled with site memory: for each preset, the highest threshold at
+    which the pages in their site's batch keep at least the editorial recall the preset gives them on their
+    own. Site memory then removes more boilerplate and never costs article: what recurs on a site includes a
+    few editorial lines (bylines, agency sign-offs), which the memory alone would push out."""
+    matched = {}
+    for name, threshold in thresholds.items():
+        target = threshold_scores(alone, truth, classes, threshold)["editorial_recall"]
+        keeping = [
+            float(t)
+            for t in THRESHOLD_GRID
+            if threshold_scores(in_batch, truth, classes, float(t))["editorial_recall"] >= target
+        ]
+        matched[name] = max(keeping) if keeping else float(THRESHOLD_GRID[0])
+    return matched
 
 
 def threshold_scores(probabilities: np.ndarray, truth: np.ndarray, classes: np.ndarray, threshold: float) -> dict:
