@@ -231,6 +231,31 @@ def warc_rows(work: Path, html: str) -> list[tuple[str, str, str, str]]:
     return rows
 
 
+def site_memory_rows(work: Path, folder: Path, files: int) -> list[tuple[str, str, str, str]]:
+    """What the first pass of site memory costs on a folder of ``files`` pages in sites of 100 pages: the
+    time of the whole batch (--jobs 1) and the peak RSS, with it and without it (paired runs)."""
+    timings: dict[bool, list[float]] = {True: [], False: []}
+    rss: dict[bool, float] = {}
+    for run in range(FOLDER_RUNS + 1):  # the first for the peak RSS, the others timed
+        for memory in (True, False):
+            say(f"folder of {files:,} pages, run {run}/{FOLDER_RUNS}, site memory {'on' if memory else 'off'}")
+            command = [str(BIN / "clean-article"), str(folder), "-o", str(work / f"mem-{memory}-{run}"), "-q"]
+            command += ["--jobs", "1"] + ([] if memory else ["--no-site-memory"])
+            if run == 0:
+                rss[memory] = peak_rss_mb(command)
+            else:
+                timings[memory].append(run_measured(command))
+    ratios = [on / off for on, off in zip(timings[True], timings[False])]
+    return [
+        (
+            f"site memory: folder of {files:,} pages in sites of 100, --jobs 1",
+            f"{statistics.median(timings[True]):.1f} s, peak RSS {rss[True]:.0f} MB",
+            f"without: {statistics.median(timings[False]):.1f} s, {rss[False]:.0f} MB",
+            f"{statistics.median(ratios):.2f}× the time",
+        )
+    ]
+
+
 def bench(example: Path, pages_root: Path, runs: int = 15, files: int = 10_000, train: bool = False) -> str:
     rows: list[tuple[str, str, str, str]] = []
     work = Path(tempfile.mkdtemp(prefix="detector-bench-"))
@@ -277,9 +302,11 @@ def bench(example: Path, pages_root: Path, runs: int = 15, files: int = 10_000, 
         rows += warc_rows(work, small)
 
         folder = work / "in"
-        folder.mkdir()
-        for i in range(files):
-            (folder / f"page-{i:05}.txt").write_text(texts[i % len(texts)], encoding="utf-8")
+        for i in range(files):  # in folders of 100 pages, as crawls store sites; every page distinct
+            site = folder / f"site-{i // 100:03}"
+            site.mkdir(parents=True, exist_ok=True)
+            tag = "".join(chr(ord("a") + int(d)) for d in f"{i:05}")
+            (site / f"page-{i:05}.txt").write_text(f"{texts[i % len(texts)]}\n\nKennung {tag}\n", encoding="utf-8")
         timings: dict[int, list[float]] = {1: [], 2: []}
         # Alternating, so that a busy moment of the machine hits both settings. Every run writes a new folder
         # and none is deleted before the end: right after thousands of files are deleted, creating files is
@@ -302,6 +329,8 @@ def bench(example: Path, pages_root: Path, runs: int = 15, files: int = 10_000, 
                 f"{statistics.median(speedups):.2f}× of --jobs 1 ({min(speedups):.2f}–{max(speedups):.2f})",
             )
         )
+
+        rows += site_memory_rows(work, folder, files)
 
         say("model loading")
         loads = []

@@ -24,9 +24,10 @@ import pandas as pd
 
 from detector import markup
 from detector.api import load_model
+from detector.features import SiteMemory
 from detector.model import CLASSES
 from detector.pages import LABELS, load_corpus, parse_annotated
-from detector.workbench.metrics import scores
+from detector.workbench.metrics import UNCERTAIN, scores
 
 _SPACE = re.compile(r"\s+")
 LONG_WORDS = 12
@@ -50,6 +51,8 @@ class SetReport:
     def per_group(self, column: str, system: str = "detector") -> pd.DataFrame:
         """Scores per site (or per page), worst first."""
         frame = self.corpus.assign(predicted=self.predictions[system])
+        if self.probabilities is not None and system == "detector":
+            frame = frame.assign(uncertain=self.probabilities.max(axis=1) < UNCERTAIN)
         rows = []
         for key, group in frame.groupby(column):
             s = scores(group["label"].tolist(), group["predicted"].tolist())
@@ -63,6 +66,7 @@ class SetReport:
                     "editorial_f1": s["editorial"]["f1"],
                     "promotional_leak": s["promotional_leak"],
                     "navigational_leak": s["navigational_leak"],
+                    "uncertain": float(group["uncertain"].mean()) if "uncertain" in group else float("nan"),
                 }
             )
         return pd.DataFrame(rows).sort_values(["errors", column], ascending=[False, True]).reset_index(drop=True)
@@ -84,15 +88,24 @@ def pages_of(corpus: pd.DataFrame) -> list[Page]:
     return found
 
 
-def predict_with_model(corpus: pd.DataFrame, model_path: Path | None = None) -> tuple[list[str], np.ndarray]:
+def predict_with_model(
+    corpus: pd.DataFrame, model_path: Path | None = None, site_memory: bool = False
+) -> tuple[list[str], np.ndarray]:
     """Labels (balanced preset) and probabilities from the shipped (or given) model, page by page; HTML pages
-    with their markup."""
+    with their markup. With ``site_memory``, each site folder's pages are a batch, as ``clean-article`` runs
+    one: the memory of the folder's pages goes with each of them."""
     scorer = load_model(model_path)
     labels, rows = [], []
-    threshold = scorer.threshold("balanced")
+    memories: dict[str, SiteMemory] = {}
+    if site_memory:
+        for (site, _), group in corpus.groupby(["site", "page"], sort=False):
+            memories.setdefault(site, SiteMemory()).add(group["text"].tolist())
     for _, group in corpus.groupby("page", sort=False):
         blocks = group["block"].tolist() if "block" in group and group["block"].iloc[0] is not None else None
-        for probs in scorer.probabilities(group["text"].tolist(), blocks):
+        texts = group["text"].tolist()
+        memory = memories.get(group["site"].iloc[0])
+        threshold = scorer.threshold("balanced", site_memory=memory is not None and memory.active)
+        for probs in scorer.probabilities(texts, blocks, memory.shares(texts) if memory else None):
             labels.append(scorer.decide(probs, threshold))
             rows.append(probs)
     return labels, np.asarray(rows).reshape(-1, len(CLASSES))
@@ -277,8 +290,16 @@ def evaluate(
             labels, probabilities = predict_with_model(corpus, model_path)
             thresholds = load_model(model_path).thresholds
             reports.append(evaluate_set(path.name, f"{path}", corpus, labels, compare, probabilities, thresholds))
+            labels, probabilities = predict_with_model(corpus, model_path, site_memory=True)
+            description = f"{path}, each site folder as a batch (site memory)"
+            memory_thresholds = load_model(model_path).site_memory_thresholds
+            reports.append(
+                evaluate_set(
+                    f"{path.name}{MEMORY}", description, corpus, labels, False, probabilities, memory_thresholds
+                )
+            )
         return reports
-    from detector.workbench.train import fit_model
+    from detector.workbench.train import decide, fit_model
 
     corpus = load_corpus(training_data)
     detector, cv = fit_model(corpus, folds)
@@ -289,6 +310,18 @@ def evaluate(
     reports.append(
         evaluate_set("training_data", description, corpus, labels, False, cv.probabilities, detector.thresholds)
     )
+    if cv.in_batch is not None:
+        reports.append(
+            evaluate_set(
+                f"training_data{MEMORY}",
+                f"{description}, each site folder as a batch (site memory)",
+                corpus,
+                list(decide(cv.in_batch, detector.classes_, detector.site_memory_thresholds["balanced"])),
+                False,
+                cv.in_batch,
+                detector.site_memory_thresholds,
+            )
+        )
     is_html = corpus["block"].notna().to_numpy()
     for name, part in (("training_data-text-pages", ~is_html), ("training_data-html-pages", is_html)):
         kind = "text pages (article regions)" if name.endswith("text-pages") else "HTML pages (full pages)"
@@ -323,7 +356,16 @@ def evaluate_devset(devset: Path, model_path: Path | None = None, compare: bool 
         reports.append(
             evaluate_set(name, DEVSET_DESCRIPTIONS[name], corpus, labels, compare, probabilities, thresholds)
         )
+        labels, probabilities = predict_with_model(corpus, model_path, site_memory=True)
+        description = f"{DEVSET_DESCRIPTIONS[name]}, each site folder as a batch (site memory)"
+        memory_thresholds = load_model(model_path).site_memory_thresholds
+        reports.append(
+            evaluate_set(f"{name}{MEMORY}", description, corpus, labels, False, probabilities, memory_thresholds)
+        )
     return reports
+
+
+MEMORY = "-site-memory"  # the name of a set's report with site memory
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -495,6 +537,7 @@ def group_rows(report: SetReport, column: str, limit: int) -> list[list[str]]:
             f"{r['editorial_f1']:.3f}",
             _pct(r["promotional_leak"]),
             _pct(r["navigational_leak"]),
+            _pct(r["uncertain"]) if r["uncertain"] == r["uncertain"] else "",
         ]
         for _, r in table.iterrows()
     ]
@@ -526,7 +569,7 @@ def _sections(report: SetReport) -> list[tuple[str, list[str], list[list[str]]]]
         ("detector confusion matrix (rows true, columns predicted)", ["", *LABELS], confusion_rows(report)),
         (
             f"detector per {group}, worst first",
-            [group, "paragraphs", "errors", "editorial F1", "promo leak", "nav leak"],
+            [group, "paragraphs", "errors", "editorial F1", "promo leak", "nav leak", f"p < {UNCERTAIN}"],
             group_rows(report, group, 15),
         ),
     ]

@@ -39,3 +39,6 @@ def rounded(result: dict, digits: int = 4) -> dict:
     if isinstance(result, list):
         return [rounded(v, digits) for v in result]
     return round(result, digits) if isinstance(result, float) else result
+
+
+UNCERTAIN = 0.8  # a paragraph whose chosen label has a lower probability than this is uncertain: worth a look

@@ -22,8 +22,8 @@ from detector.features import tokens, unigram_id
 from detector.model import Scorer
 from detector.pages import LabelledParagraph, format_annotated
 from detector.segment import decode
+from detector.workbench.metrics import UNCERTAIN
 
-UNCERTAIN = 0.8  # a paragraph whose chosen label has a lower probability than this is worth a look
 SIMILAR = 0.6  # pages sharing this share of their distinct words are near-duplicates
 
 
