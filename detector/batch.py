@@ -22,7 +22,6 @@ import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
-from functools import partial
 from pathlib import Path
 from typing import IO, Any, BinaryIO, NamedTuple, TextIO
 
@@ -803,22 +802,33 @@ def with_site_memory(tasks: list[Task], config: RunConfig) -> RunConfig:
     if not wanted:
         return config
     memories: dict[str, SiteMemory] = {}
-    for site, keys in run(wanted, config, remember_chunk):  # counted here, so a page seen twice counts once
-        memories.setdefault(site, SiteMemory()).add_keys(keys)
+    for site, seen in run(wanted, config, remember_chunk):
+        memory = memories.setdefault(site, SiteMemory())
+        if isinstance(seen, SiteMemory):
+            memory.merge(seen)
+        else:
+            memory.add_keys(seen)
     kept = {site: memory.repeated() for site, memory in memories.items() if memory.pages >= SITE_MIN_PAGES}
     return replace(config, memories=kept)
 
 
-def remember_chunk(tasks: list[Task], config: RunConfig) -> list[tuple[str, frozenset[int]]]:
-    """A worker's unit of the first pass: every page of several inputs as its site and the keys of its
-    paragraphs (``features.page_keys``: a few hundred bytes a page)."""
-    found: list[tuple[str, frozenset[int]]] = []
+def remember_chunk(tasks: list[Task], config: RunConfig) -> list[tuple[str, frozenset[int] | SiteMemory]]:
+    """A worker's unit of the first pass: every page file as its site and the keys of its paragraphs
+    (``features.page_keys``: a few hundred bytes a page, counted by the main process, so that a page seen
+    twice anywhere counts once); every JSON Lines or WARC file, which may hold millions of pages, as the
+    memories of its hosts, counted here (a page seen twice in one file counts once)."""
+    found: list[tuple[str, frozenset[int] | SiteMemory]] = []
     for task in tasks:
+        memories: dict[str, SiteMemory] = {}
         try:
             for site, texts in _site_pages(task, config):
-                found.append((site, page_keys(texts)))
+                if task.kind in ("jsonl", "warc"):
+                    memories.setdefault(site, SiteMemory()).add(texts)
+                else:
+                    found.append((site, page_keys(texts)))
         except (InputError, NotTextError, OSError, ValueError, RecursionError, MemoryError, EOFError):
-            continue  # reported by the second pass
+            pass  # reported by the second pass
+        found.extend(memories.items())
     return found
 
 
@@ -919,17 +929,29 @@ def _worker_start() -> None:
             pass
 
 
+_INHERITED: dict[str, Any] = {}  # what forked workers inherit instead of receiving it with every chunk
+
+
+def _inherited_work(chunk: list[Task]) -> list:
+    return _INHERITED["work"](chunk, _INHERITED["config"])
+
+
 def _run_forked(chunks: list[list[Task]], config: RunConfig, work: Callable[..., list]) -> Iterator:
-    """Worker processes forked from this one inherit the loaded model (no start-up per worker) and stream
-    their results back as each chunk finishes, in any order."""
+    """Worker processes forked from this one inherit the loaded model and the configuration with its site
+    memories (no start-up per worker, nothing large sent with each chunk) and stream their results back as
+    each chunk finishes, in any order."""
     import gc
     import multiprocessing
 
     load_model(config.model)
+    _INHERITED.update(work=work, config=config)
     gc.freeze()  # the workers' garbage collector leaves the inherited objects (and their pages) alone
-    with multiprocessing.get_context("fork").Pool(config.jobs, initializer=_worker_start) as pool:
-        for results in pool.imap_unordered(partial(work, config=config), chunks):
-            yield from results
+    try:
+        with multiprocessing.get_context("fork").Pool(config.jobs, initializer=_worker_start) as pool:
+            for results in pool.imap_unordered(_inherited_work, chunks):
+                yield from results
+    finally:
+        _INHERITED.clear()
 
 
 def _run_dask(chunks: list[list[Task]], config: RunConfig, work: Callable[..., list]) -> Iterator:

@@ -553,6 +553,20 @@ class SiteMemory:
             elif len(counts) < self.cap:
                 counts[key] = 1
 
+    def merge(self, other: SiteMemory) -> None:
+        """Add what another memory of the same site counted (of another file: a page both saw counts twice,
+        unless it is all the other saw)."""
+        if other._page_keys <= self._page_keys:
+            return
+        self.pages += other.pages
+        self._page_keys |= other._page_keys
+        counts = self.counts
+        for key, count in other.counts.items():
+            if key in counts:
+                counts[key] += count
+            elif len(counts) < self.cap:
+                counts[key] = count
+
     def repeated(self) -> SiteMemory:
         """The same memory without the paragraphs seen once (they read as unique either way)."""
         kept = SiteMemory(self.cap)

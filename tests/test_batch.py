@@ -279,6 +279,17 @@ def test_site_memory_weighs_what_recurs_on_a_sites_pages_the_same_with_any_numbe
         assert all(with_memory[i] < alone[i] for i in chrome), (relative, with_memory, alone)
 
 
+def test_site_memory_on_dask_gives_what_local_workers_give(site, tmp_path):
+    pytest.importorskip("dask.distributed")
+    local = run("clean-article", site, "-o", tmp_path / "local", "-f", "json", "--jobs", "1")
+    dask = run("clean-article", site, "-o", tmp_path / "dask", "-f", "json", "--engine", "dask", "--jobs", "2")
+    assert local.returncode == dask.returncode == 0, dask.stderr
+    assert "note: site memory of 1 site(s), 5 pages" in dask.stderr.decode()
+    assert outputs(tmp_path / "local") == outputs(tmp_path / "dask")
+    for name in outputs(tmp_path / "local"):
+        assert (tmp_path / "local" / name).read_bytes() == (tmp_path / "dask" / name).read_bytes()
+
+
 def test_the_library_gives_what_the_batch_gives_with_the_memory_of_the_same_pages(site, tmp_path):
     from detector import classify, site_memory
 

@@ -185,6 +185,17 @@ def test_site_memory_counts_pages_given_as_keys_and_stays_within_its_cap():
     assert len(capped.counts) == 2 and capped.shares(page[:1]) == [1.0]
 
 
+def test_memories_of_two_files_of_one_host_add_up_and_the_same_file_twice_counts_once():
+    first, second, whole = SiteMemory(), SiteMemory(), SiteMemory()
+    for i, page in enumerate(site_pages(6)):
+        (first if i < 3 else second).add(page)
+        whole.add(page)
+    merged = SiteMemory()
+    for memory in (first, second, first):  # the first file given twice
+        merged.merge(memory)
+    assert merged.pages == whole.pages and merged.counts == whole.counts
+
+
 def test_second_stage_site_features_are_neutral_without_memory_and_for_what_does_not_recur():
     logits = [[0.0, 1.0, -1.0], [0.0, -2.0, 0.5], [0.0, 0.3, 0.2]]
     site = [i for i, name in enumerate(STAGE2_NAMES) if name.startswith("site_")]
