@@ -20,7 +20,7 @@ from typing import NamedTuple
 
 from detector import markup
 from detector import model as model_file
-from detector.features import SiteMemory
+from detector.features import SiteMemory, recurring
 from detector.pages import LABELS
 from detector.segment import iter_paragraphs, normalise_newlines
 
@@ -70,8 +70,8 @@ def label_stream(
     explanation when ``explain`` is asked for (``detector.model.Scorer.explain``), else None. ``memory``: what
     a first pass over a batch of the page's site saw (``site_memory``), the page included."""
     scorer = model or load_model()
-    active = memory is not None and memory.active
-    threshold = scorer.threshold(decision.favor, decision.min_editorial, site_memory=active)
+    threshold = scorer.threshold(decision.favor, decision.min_editorial)
+    memory_threshold = scorer.threshold(decision.favor, decision.min_editorial, site_memory=True)
     classes = scorer.classes
     items: Iterable[tuple[str, markup.Block | None]] = (
         zip(texts, blocks) if blocks is not None else ((t, None) for t in texts)
@@ -81,14 +81,14 @@ def label_stream(
         window_texts = [text for text, _ in window]
         window_blocks = [block for _, block in window] if blocks is not None else None
         repeats = memory.shares(window_texts) if memory is not None else None
+        told = recurring(repeats)  # paragraphs the memory tells something of: its presets decide them
         probabilities = scorer.probabilities(window_texts, window_blocks, repeats)
         why = scorer.explain(window_texts, window_blocks, repeats=repeats) if explain else None
         for k in range(start, stop):
             probs = probabilities[k]
             tag = window_blocks[k].tag if window_blocks else ""
-            paragraph = Paragraph(
-                index, window_texts[k], scorer.decide(probs, threshold), dict(zip(classes, probs)), tag
-            )
+            label = scorer.decide(probs, memory_threshold if told and told[k] else threshold)
+            paragraph = Paragraph(index, window_texts[k], label, dict(zip(classes, probs)), tag)
             yield paragraph, why[k] if why else None
             index += 1
 

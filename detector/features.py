@@ -499,6 +499,16 @@ def neighbour_features(
     return rows
 
 
+def recurring(repeats: Sequence[float] | None) -> list[bool]:
+    """Per paragraph, whether site memory tells anything of it: it or one of its two neighbours on each side
+    recurs on the site's other pages (its site features are not all zero). The others read as without memory
+    and are decided by the presets for pages on their own."""
+    if repeats is None:
+        return []
+    n = len(repeats)
+    return [any(repeats[j] > 0.0 for j in range(max(0, i - 2), min(n, i + 3))) for i in range(n)]
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Site memory: what repeats across the pages of one site is its chrome (menus, footers, disclaimers, ad
 # slots); articles do not repeat.

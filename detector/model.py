@@ -303,8 +303,9 @@ class Scorer:
         self, favor: str = "balanced", min_editorial: float | None = None, site_memory: bool = False
     ) -> float:
         """The editorial probability a paragraph needs to be kept: ``min_editorial``, else the preset's; with
-        ``site_memory`` (the page is labelled with the memory of its site), the preset's threshold for that,
-        chosen so that the preset keeps as much article as it does for pages on their own."""
+        ``site_memory`` (a paragraph the memory of its site tells something of: ``features.recurring``), the
+        preset's threshold for those, chosen so that the preset keeps as much article as it does for pages on
+        their own."""
         if min_editorial is not None:
             return min_editorial
         if favor not in self.thresholds:

@@ -279,6 +279,23 @@ def test_site_memory_weighs_what_recurs_on_a_sites_pages_the_same_with_any_numbe
         assert all(with_memory[i] < alone[i] for i in chrome), (relative, with_memory, alone)
 
 
+def test_a_folder_of_pages_of_different_sites_is_cleaned_as_without_memory(tmp_path):
+    """Nothing recurs across them: every paragraph reads, and is decided, as without site memory."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    portals = ["Nordkurier", "Alpenblatt", "Hafenbote", "Rheinpost", "Spreekurier"]
+    for portal, (headline, body) in zip(portals, SITE_ARTICLES):
+        page = f"Startseite {portal}\n\n{headline}\n\n{body}\n\nImpressum des {portal}\n"
+        (folder / f"{portal}.txt").write_text(page, encoding="utf-8")
+    memory = run("clean-article", folder, "-o", tmp_path / "memory", "-f", "json", "--jobs", "1")
+    off = run("clean-article", folder, "-o", tmp_path / "off", "-f", "json", "--no-site-memory")
+    assert memory.returncode == off.returncode == 0
+    assert "note: site memory of 1 site(s), 5 pages" in memory.stderr.decode()
+    assert len(outputs(tmp_path / "off")) == 5
+    for name in outputs(tmp_path / "off"):
+        assert (tmp_path / "memory" / name).read_bytes() == (tmp_path / "off" / name).read_bytes()
+
+
 def test_site_memory_on_dask_gives_what_local_workers_give(site, tmp_path):
     pytest.importorskip("dask.distributed")
     local = run("clean-article", site, "-o", tmp_path / "local", "-f", "json", "--jobs", "1")

@@ -20,6 +20,7 @@ from detector.features import (
     neighbour_features,
     page_features,
     page_keys,
+    recurring,
     repeat_key,
 )
 from detector.markup import blocks
@@ -210,3 +211,9 @@ def test_second_stage_site_features_are_neutral_without_memory_and_for_what_does
     ]
     assert [row[: site[0]] for row in alone] == [row[: site[0]] for row in in_batch]
     assert neighbour_features(logits, repeats=[0.0, 0.0, 0.0]) == alone  # nothing recurs: as without memory
+
+
+def test_the_memory_tells_of_a_paragraph_when_it_or_a_near_neighbour_recurs():
+    assert recurring(None) == []
+    assert recurring([0.0] * 4) == [False] * 4
+    assert recurring([0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.5]) == [False, False, False, False, True, True, True]

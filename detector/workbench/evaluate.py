@@ -24,7 +24,7 @@ import pandas as pd
 
 from detector import markup
 from detector.api import load_model
-from detector.features import SiteMemory
+from detector.features import SiteMemory, recurring
 from detector.model import CLASSES
 from detector.pages import LABELS, load_corpus, parse_annotated
 from detector.workbench.metrics import UNCERTAIN, scores
@@ -96,6 +96,7 @@ def predict_with_model(
     one: the memory of the folder's pages goes with each of them."""
     scorer = load_model(model_path)
     labels, rows = [], []
+    thresholds = {False: scorer.threshold("balanced"), True: scorer.threshold("balanced", site_memory=True)}
     memories: dict[str, SiteMemory] = {}
     if site_memory:
         for (site, _), group in corpus.groupby(["site", "page"], sort=False):
@@ -104,9 +105,10 @@ def predict_with_model(
         blocks = group["block"].tolist() if "block" in group and group["block"].iloc[0] is not None else None
         texts = group["text"].tolist()
         memory = memories.get(group["site"].iloc[0])
-        threshold = scorer.threshold("balanced", site_memory=memory is not None and memory.active)
-        for probs in scorer.probabilities(texts, blocks, memory.shares(texts) if memory else None):
-            labels.append(scorer.decide(probs, threshold))
+        repeats = memory.shares(texts) if memory else None
+        told = recurring(repeats) or [False] * len(texts)
+        for probs, by_memory in zip(scorer.probabilities(texts, blocks, repeats), told):
+            labels.append(scorer.decide(probs, thresholds[by_memory]))
             rows.append(probs)
     return labels, np.asarray(rows).reshape(-1, len(CLASSES))
 
@@ -299,7 +301,7 @@ def evaluate(
                 )
             )
         return reports
-    from detector.workbench.train import decide, fit_model
+    from detector.workbench.train import fit_model, memory_decide
 
     corpus = load_corpus(training_data)
     detector, cv = fit_model(corpus, folds)
@@ -310,13 +312,21 @@ def evaluate(
     reports.append(
         evaluate_set("training_data", description, corpus, labels, False, cv.probabilities, detector.thresholds)
     )
-    if cv.in_batch is not None:
+    if cv.in_batch is not None and cv.told is not None:
         reports.append(
             evaluate_set(
                 f"training_data{MEMORY}",
                 f"{description}, each site folder as a batch (site memory)",
                 corpus,
-                list(decide(cv.in_batch, detector.classes_, detector.site_memory_thresholds["balanced"])),
+                list(
+                    memory_decide(
+                        cv.in_batch,
+                        detector.classes_,
+                        detector.thresholds,
+                        detector.site_memory_thresholds,
+                        cv.told,
+                    )
+                ),
                 False,
                 cv.in_batch,
                 detector.site_memory_thresholds,

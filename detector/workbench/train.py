@@ -42,6 +42,7 @@ from detector.features import (
     neighbour_features,
     page_features,
     page_shape,
+    recurring,
     tokens,
     word_feature_ids,
 )
@@ -302,7 +303,7 @@ def softmax_rows(logits: np.ndarray) -> np.ndarray:
     return shifted / shifted.sum(axis=1, keepdims=True)
 
 
-def decide(probabilities: np.ndarray, classes: np.ndarray, threshold: float) -> np.ndarray:
+def decide(probabilities: np.ndarray, classes: np.ndarray, threshold: float | np.ndarray) -> np.ndarray:
     """The labels of ``detector.model.Scorer.decide`` for many rows: editorial when its probability reaches
     the threshold, else the likelier of the other two."""
     editorial = list(classes).index("editorial")
@@ -443,6 +444,7 @@ class CrossValidation(NamedTuple):
     probabilities: np.ndarray
     labels: pd.Series
     in_batch: np.ndarray | None = None  # the probabilities with each page in a batch of its site's pages
+    told: np.ndarray | None = None  # the rows the site memory tells something of (``told_rows``)
 
 
 def region_rows(corpus: pd.DataFrame) -> np.ndarray:
@@ -495,11 +497,36 @@ def fit_model(corpus: pd.DataFrame, folds: int = 5, jobs: int = 2) -> tuple[Dete
     alone, in_batch = both
     truth = corpus["label"].to_numpy()
     thresholds = choose_thresholds(alone, truth[:original], classes)
-    memory_thresholds = recall_matched_thresholds(alone, in_batch, truth[:original], classes, thresholds)
+    told = told_rows(corpus.iloc[:original], site_memories(corpus))
+    memory_thresholds = recall_matched_thresholds(alone, in_batch, truth[:original], classes, thresholds, told)
     detector = DetectorModel([full, region], gate, thresholds, memory_thresholds)
     labels = decide(alone, classes, thresholds["balanced"])
     index = corpus.index[:original]
-    return detector, CrossValidation(alone, pd.Series(labels, index=index), in_batch)
+    return detector, CrossValidation(alone, pd.Series(labels, index=index), in_batch, told)
+
+
+def told_rows(X: pd.DataFrame, memories: dict[str, SiteMemory]) -> np.ndarray:
+    """Per row, whether its site's memory tells anything of it (``features.recurring``)."""
+    told: list[bool] = []
+    for page in page_slices(X):
+        memory = memories.get(X["site"].iloc[page.start])
+        repeats = memory.shares(X["text"].iloc[page].tolist()) if memory is not None else None
+        told.extend(recurring(repeats) or [False] * (page.stop - page.start))
+    return np.asarray(told, dtype=bool)
+
+
+def memory_decide(
+    probabilities: np.ndarray,
+    classes: np.ndarray,
+    thresholds: dict[str, float],
+    memory: dict[str, float],
+    told: np.ndarray,
+    preset: str = "balanced",
+) -> np.ndarray:
+    """The labels of pages in their site's batch: the rows the memory tells something of by the preset for
+    them, the others by the preset for pages on their own."""
+    threshold = np.where(told, memory[preset], thresholds[preset])
+    return decide(probabilities, classes, threshold)
 
 
 def fit_expert(
@@ -646,19 +673,28 @@ def choose_thresholds(probabilities: np.ndarray, truth: np.ndarray, classes: np.
 
 
 def recall_matched_thresholds(
-    alone: np.ndarray, in_batch: np.ndarray, truth: np.ndarray, classes: np.ndarray, thresholds: dict[str, float]
+    alone: np.ndarray,
+    in_batch: np.ndarray,
+    truth: np.ndarray,
+    classes: np.ndarray,
+    thresholds: dict[str, float],
+    told: np.ndarray,
 ) -> dict[str, float]:
-    """The presets' thresholds for pages labelled with site memory: for each preset, the highest threshold at
-    which the pages in their site's batch keep at least the editorial recall the preset gives them on their
-    own. Site memory then removes more boilerplate and never costs article: what recurs on a site includes a
-    few editorial lines (bylines, agency sign-offs), which the memory alone would push out."""
+    """The presets' thresholds for the paragraphs site memory tells something of (``told``): for each preset,
+    the highest threshold at which those paragraphs in their site's batch keep at least the editorial recall
+    the preset gives them on their own (the others read and are decided as without memory). Site memory then
+    removes more boilerplate and never costs article: what recurs on a site includes a few editorial lines
+    (bylines, agency sign-offs), which the memory alone would push out."""
     matched = {}
     for name, threshold in thresholds.items():
-        target = threshold_scores(alone, truth, classes, threshold)["editorial_recall"]
+        if not told.any():
+            matched[name] = threshold
+            continue
+        target = threshold_scores(alone[told], truth[told], classes, threshold)["editorial_recall"]
         keeping = [
             float(t)
             for t in THRESHOLD_GRID
-            if threshold_scores(in_batch, truth, classes, float(t))["editorial_recall"] >= target
+            if threshold_scores(in_batch[told], truth[told], classes, float(t))["editorial_recall"] >= target
         ]
         matched[name] = max(keeping) if keeping else float(THRESHOLD_GRID[0])
     return matched
