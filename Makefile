@@ -14,6 +14,7 @@ $(BIN)/clean-article: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	PYTHONWARNINGS="ignore:Editable installation" $(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/python -m compileall -q detector models  # as pip does for a wheel: no start compiles the package
 	touch $@
 
 test: install lint

@@ -12,17 +12,18 @@ length, its share of long paragraphs, the article run, the gate) describe the wi
 
 from __future__ import annotations
 
-import html as html_escape
 import json
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
-from detector import markup
 from detector import model as model_file
 from detector.features import SiteMemory, recurring
 from detector.pages import LABELS
 from detector.segment import iter_paragraphs, normalise_newlines
+
+if TYPE_CHECKING:
+    from detector import markup
 
 FORMATS = ("text", "annotated", "json", "html", "explain")
 WINDOW = 4000
@@ -149,6 +150,8 @@ def classify_html(
 
 def html_blocks(html: str | bytes) -> list[markup.Block]:
     """An HTML page's paragraphs with their markup (``detector.markup.blocks``), from str or from bytes."""
+    from detector import markup  # here, not at the top: text pages never need lxml's side of the package
+
     return markup.blocks(markup.decode_html(html) if isinstance(html, bytes) else html)
 
 
@@ -343,8 +346,10 @@ class PageWriter:
         return ("" if first else "\n\n") + _explained(p, explanation)
 
     def _html(self, p: Paragraph) -> str:
+        from html import escape  # here, not at the top: only -f html needs it
+
         out = ""
-        text = html_escape.escape(p.text).replace("\n", "<br>\n")
+        text = escape(p.text).replace("\n", "<br>\n")
         is_item = p.tag in ("li", "dt", "dd")
         if is_item != self._in_list:
             out += "<ul>\n" if is_item else "</ul>\n"

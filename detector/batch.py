@@ -14,18 +14,14 @@ import gzip
 import io
 import json
 import os
-import secrets
-import socket
 import stat
 import sys
 import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import IO, Any, BinaryIO, NamedTuple, TextIO
+from typing import IO, TYPE_CHECKING, Any, BinaryIO, NamedTuple, TextIO
 
-from detector import markup
 from detector.api import (
     Decision,
     PageWriter,
@@ -33,6 +29,7 @@ from detector.api import (
     as_record,
     classify,
     classify_html,
+    html_blocks,
     label_stream,
     load_model,
     render,
@@ -44,6 +41,9 @@ from detector.pages import LABELS
 from detector.rules import Rule, active_rules, apply_rules, decide
 from detector.segment import NotTextError, iter_paragraphs, looks_like_html, normalise_newlines, page_text
 
+if TYPE_CHECKING:  # detector.markup is imported where HTML is read: text pages start without it
+    from detector import markup
+
 DEFAULT_MAX_BYTES = 32 * 1024 * 1024
 TEMP_SUFFIX = ".detector-part"
 INPUT_FORMATS = ("auto", "text", "html", "jsonl", "warc")
@@ -54,16 +54,17 @@ DEFAULT_GLOBS = {
     "jsonl": ("*.jsonl", "*.jsonl.gz"),
     "warc": ("*.warc", "*.warc.gz"),
 }
-_HOST = f"{zlib.crc32(socket.gethostname().encode()):08x}"
+_HOST = f"{zlib.crc32(os.uname().nodename.encode() if hasattr(os, 'uname') else b''):08x}"
 
 
 def new_run_id() -> str:
     """A name for one run, unique across concurrent runs on any host: its temporary files carry it."""
-    return f"{_HOST}-{os.getpid()}-{secrets.token_hex(4)}"
+    return f"{_HOST}-{os.getpid()}-{os.urandom(4).hex()}"
 
 
-@dataclass(frozen=True)
-class RunConfig:
+# Plain tuples and classes rather than dataclasses: importing dataclasses (and inspect with it) cost a tenth of
+# the cold start of one page.
+class RunConfig(NamedTuple):
     """Everything a run of ``clean-article`` was asked for, in one object shared by the standard-output, file
     and record paths and sent to every worker: how each document is read, what is written for it, and how
     the batch runs."""
@@ -91,8 +92,8 @@ class RunConfig:
     rules: tuple[Rule, ...] = ()
     drop_pages: tuple[str, ...] = ()
     site_memory: bool = True
-    memories: dict[str, SiteMemory] = field(default_factory=dict)  # filled by ``with_site_memory``
-    run_id: str = field(default_factory=new_run_id)
+    memories: dict[str, SiteMemory] | None = None  # filled by ``with_site_memory``
+    run_id: str = ""  # the mark of the run's temporary files: ``new_run_id()`` for each run
 
     def patterns(self) -> tuple[str, ...]:
         return self.globs or DEFAULT_GLOBS[self.input_format]
@@ -107,20 +108,35 @@ class InputError(Exception):
     """One document that cannot be cleaned; the message is the reason shown to the user."""
 
 
-@dataclass
 class Result:
     """What became of one input: ``status`` is "cleaned", "failed" or "skipped"; a file of records also
     lists the records that failed."""
 
-    source: str
-    status: str
-    reason: str = ""
-    notes: list[str] = field(default_factory=list)
-    pages: int = 0
-    labels: dict[str, int] = field(default_factory=dict)
-    record_errors: list[dict] = field(default_factory=list)
-    skipped_records: int = 0
-    dropped: dict[str, int] = field(default_factory=dict)  # pages left out by --drop-pages, per flag
+    __slots__ = (
+        "dropped",
+        "labels",
+        "notes",
+        "pages",
+        "reason",
+        "record_errors",
+        "skipped_records",
+        "source",
+        "status",
+    )
+
+    def __init__(self, source: str, status: str, reason: str = "") -> None:
+        self.source = source
+        self.status = status
+        self.reason = reason
+        self.notes: list[str] = []
+        self.pages = 0
+        self.labels: dict[str, int] = {}
+        self.record_errors: list[dict] = []
+        self.skipped_records = 0
+        self.dropped: dict[str, int] = {}  # pages left out by --drop-pages, per flag
+
+    def __repr__(self) -> str:
+        return f"Result({self.source!r}, {self.status!r}, {self.reason!r})"
 
     def drop(self, flags: list[str]) -> None:
         for flag in flags:
@@ -133,8 +149,7 @@ class Result:
             self.labels[p.label] = self.labels.get(p.label, 0) + 1
 
 
-@dataclass(frozen=True)
-class Task:
+class Task(NamedTuple):
     """One input file, its kind (text, html, jsonl, warc) and its output path."""
 
     source: str
@@ -230,7 +245,7 @@ def label_page(
     chosen preset or threshold, with the memory of the record's host (``site``) when the batch has one, then
     the user's rules."""
     scorer = load_model(config.model)
-    memory = config.memories.get(f"host:{site}") if site else None
+    memory = (config.memories or {}).get(f"host:{site}") if site else None
     if kind == "html":
         paragraphs = classify_html(content, scorer, config.favor, config.min_editorial, memory)
     else:
@@ -261,14 +276,16 @@ def page_paragraphs(
         if data[:2] == b"\x1f\x8b" and kind == "html":
             data = gunzip_limited(data, config.max_bytes, name)
         if kind == "html":
-            content = markup.decode_html(data, config.encoding, notes)
+            from detector.markup import decode_html  # here, not at the top: text pages start without it
+
+            content = decode_html(data, config.encoding, notes)
         else:
             content = page_text(data, config.encoding, config.fix_mojibake, notes)
     except NotTextError as exc:
         raise InputError(f"{name}: {exc}") from None
     del data
     if kind == "html":
-        blocks = markup.blocks(content)
+        blocks = html_blocks(content)
         return (b.text for b in blocks), blocks
     return iter_paragraphs(normalise_newlines(content)), None
 
@@ -502,6 +519,8 @@ def _http_charset(content_type: str) -> str | None:
 def _decode_http(payload: bytes, charset: str | None, forced: str | None) -> str:
     """An HTTP body's text: the forced encoding, else the UTF-8 or declared rules of HTML pages, where a charset
     in the HTTP header counts as a declaration."""
+    from detector.markup import decode_html
+
     if not forced and charset:
         try:
             return payload.decode("utf-8")
@@ -511,7 +530,7 @@ def _decode_http(payload: bytes, charset: str | None, forced: str | None) -> str
             return payload.decode(charset)
         except (LookupError, UnicodeDecodeError):
             pass
-    return markup.decode_html(payload, forced)
+    return decode_html(payload, forced)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -564,7 +583,7 @@ def clean_file(task: Task, config: RunConfig) -> Result:
                 write_atomic(target, lines, config.run_id)
                 return result
             data = read_limited(handle, config.max_bytes, name)
-        memory = config.memories.get(file_site(task.source))
+        memory = (config.memories or {}).get(file_site(task.source))
         page = clean_page(data, name, task.kind, config, Path(task.source).parent.name, memory)
         del data
         written = write_atomic(
@@ -600,8 +619,7 @@ def clean_chunk(tasks: list[Task], config: RunConfig) -> list[Result]:
 # Planning
 
 
-@dataclass
-class Plan:
+class Plan(NamedTuple):
     """A batch before it runs: every task with its output path, and what was skipped while walking."""
 
     tasks: list[Task]
@@ -809,7 +827,7 @@ def with_site_memory(tasks: list[Task], config: RunConfig) -> RunConfig:
         else:
             memory.add_keys(seen)
     kept = {site: memory.repeated() for site, memory in memories.items() if memory.pages >= SITE_MIN_PAGES}
-    return replace(config, memories=kept)
+    return config._replace(memories=kept)
 
 
 def remember_chunk(tasks: list[Task], config: RunConfig) -> list[tuple[str, frozenset[int] | SiteMemory]]:
@@ -861,7 +879,7 @@ def _record_pages(stream: BinaryIO, config: RunConfig) -> Iterator[tuple[str, It
         value = record.get(field_name) if host else None
         if isinstance(value, str):
             if config.html_field:
-                yield f"host:{host}", (b.text for b in markup.blocks(value))
+                yield f"host:{host}", (b.text for b in html_blocks(value))
             else:
                 yield f"host:{host}", iter_paragraphs(normalise_newlines(value))
 
@@ -883,7 +901,7 @@ def _warc_pages(stream: BinaryIO, config: RunConfig) -> Iterator[tuple[str, Iter
             except InputError:
                 continue
             text = _decode_http(payload, _http_charset(content_type), config.encoding)
-            yield f"host:{host}", (b.text for b in markup.blocks(text))
+            yield f"host:{host}", (b.text for b in html_blocks(text))
     except (ArchiveLoadFailed, zlib.error, gzip.BadGzipFile):
         return
 

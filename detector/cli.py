@@ -212,6 +212,7 @@ def build_config(args: argparse.Namespace) -> batch.RunConfig:
         rules=rules,
         drop_pages=drop_pages,
         site_memory=args.site_memory,
+        run_id=batch.new_run_id(),
     )
 
 

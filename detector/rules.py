@@ -20,9 +20,8 @@ from __future__ import annotations
 
 import re
 import sys
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from detector.pages import LABELS
 
@@ -37,8 +36,7 @@ class RulesError(ValueError):
     """A rules file that cannot be used; the message names the file, the rule and what is wrong."""
 
 
-@dataclass(frozen=True)
-class Rule:
+class Rule(NamedTuple):
     """One rule: what it matches, what it decides, and where it applies."""
 
     name: str
