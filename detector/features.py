@@ -22,7 +22,6 @@ values cannot drift apart.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import re
 import zlib
@@ -82,10 +81,16 @@ def phrase_feature_ids(unigrams: Sequence[int]) -> list[int]:
     return ids
 
 
+# CRC-32 continues from a prefix's value: crc32(rest, crc32(prefix)) == crc32(prefix + rest), so the columns of
+# ``hash_feature(f"w|{token}")`` and ``hash_feature(f"c|{gram}")`` are computed without building those strings.
+_UNIGRAM_SEED = zlib.crc32(b"w|")
+_NGRAM_SEED = zlib.crc32(b"c|")
+
+
 @lru_cache(maxsize=1 << 18)
 def unigram_id(token: str) -> int:
-    """Column of a word unigram."""
-    return hash_feature(f"w|{token}")
+    """Column of a word unigram (``hash_feature(f"w|{token}")``)."""
+    return zlib.crc32(token.encode("utf-8", "surrogatepass"), _UNIGRAM_SEED) & HASH_MASK
 
 
 @lru_cache(maxsize=1 << 18)
@@ -94,9 +99,22 @@ def char_ngram_ids(token: str) -> tuple[int, ...]:
     if not token[0].isalnum() and token[0] != "_":
         return ()
     padded = f" {token} "
+    crc, seed, size = zlib.crc32, _NGRAM_SEED, len(padded)
+    starts = [(n, range(max(1, size - n + 1))) for n in CHAR_NGRAMS]
+    if padded.isascii():  # one byte per character: the n-grams are slices of the encoded token (the first pass)
+        data = padded.encode("ascii")
+        return tuple([crc(data[i : i + n], seed) & HASH_MASK for n, at in starts for i in at])
     return tuple(
-        hash_feature(f"c|{padded[i : i + n]}") for n in CHAR_NGRAMS for i in range(max(1, len(padded) - n + 1))
+        [crc(padded[i : i + n].encode("utf-8", "surrogatepass"), seed) & HASH_MASK for n, at in starts for i in at]
     )
+
+
+def char_ngram_count(token: str) -> int:
+    """``len(char_ngram_ids(token))`` without hashing: the count a word of the model's word table needs."""
+    if not token[0].isalnum() and token[0] != "_":
+        return 0
+    size = len(token) + 2
+    return sum(max(1, size - n + 1) for n in CHAR_NGRAMS)
 
 
 def known_words(words: tuple[str, ...], vocabulary: frozenset[str]) -> tuple[str, ...]:
@@ -521,6 +539,8 @@ _DIGITS = re.compile(r"\d+")
 def repeat_key(text: str) -> int:
     """A paragraph as compared across pages, as a 64-bit number: lower case, white space collapsed, every
     number folded to 0 (a price ticker or a date line is the same line on every page)."""
+    import hashlib  # here, not at the top: its OpenSSL start costs a single page's cold start 4 ms
+
     normalised = _DIGITS.sub("0", " ".join(text[:MAX_TEXT_CHARS].lower().split()))
     digest = hashlib.blake2b(normalised.encode("utf-8", "surrogatepass"), digest_size=8).digest()
     return int.from_bytes(digest, "little")

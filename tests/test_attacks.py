@@ -242,14 +242,18 @@ def test_a_model_with_a_valid_checksum_and_a_broken_header_is_one_clear_error(tm
 
 def test_a_model_with_nan_weights_or_a_truncated_array_is_refused(tmp_path):
     data = bytearray(model.shipped_model().read_bytes())
+    start = len(model.MAGIC) + 4
+    (size,) = struct.unpack("<I", data[len(model.MAGIC) : start])
+    weights = start + size  # the first text weight
     for name, body in {
-        "nan.bin": data[:-12] + struct.pack("<f", float("nan")) + data[-8:-4],
+        "nan.bin": data[:weights] + struct.pack("<f", float("nan")) + data[weights + 4 : -4],
         "short.bin": data[:-12],
+        "table.bin": data[:-5] + b"\n",  # one word more than the header says
     }.items():
         body = bytes(body)
         path = tmp_path / name
         path.write_bytes(body + struct.pack("<I", zlib.crc32(body)))
-        with pytest.raises(model.ModelError, match=r"not finite|weights, expected"):
+        with pytest.raises(model.ModelError, match=r"not finite|weights, expected|damaged word table"):
             model.load(path)
 
 

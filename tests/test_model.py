@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from detector import model
-from detector.features import SITE_MIN_PAGES, SiteMemory
+from detector.features import SITE_MIN_PAGES, SiteMemory, char_ngram_count, char_ngram_ids
 from detector.pages import load_corpus
-from detector.workbench.train import code_fingerprint, export, fingerprint, fit_model
+from detector.workbench.train import code_fingerprint, export, fingerprint, fit_model, frequent_words
 from tests.conftest import FIXTURE_CORPUS, ROOT, run
 
 FIXTURE_MODEL_HASH = ROOT / "tests" / "fixtures" / "fixture-model.sha256"
@@ -26,7 +26,7 @@ def fixture_model(tmp_path_factory):
     detector, _ = fit_model(corpus, folds=3)
     assert len(detector.experts) == 2 and all(e.stage2 is not None for e in detector.experts)
     path = tmp_path_factory.mktemp("model") / "model.bin"
-    model.save(path, *export(detector))
+    model.save(path, *export(detector), frequent_words(corpus["text"]))
     return corpus, detector, path
 
 
@@ -47,6 +47,41 @@ def test_scorer_equals_the_sklearn_pipeline(fixture_model):
     corpus, detector, path = fixture_model
     expected = detector.predict_proba(corpus)
     assert np.abs(scorer_probabilities(model.load(path), corpus) - expected).max() < 1e-6
+
+
+def test_the_word_table_gives_exactly_the_sums_of_the_words_ngrams(fixture_model, tmp_path):
+    """A word in the table scores as if its n-grams were hashed and summed; a model without a table (format 3
+    and older files of this version) gives the same probabilities, and its table is empty."""
+    corpus, detector, path = fixture_model
+    with_table = model.load(path)
+    words = model.word_list(with_table._words)
+    assert len(words) > 100 and all(char_ngram_ids(w) for w in words)
+    for word in words[:50] + words[-50:]:
+        assert len(char_ngram_ids(word)) == char_ngram_count(word)
+    without = tmp_path / "no-table.bin"
+    model.save(without, *export(detector))
+    plain = model.load(without)
+    assert plain._words.nbytes == 0
+    assert [with_table._token(w) for w in words[:200]] == [plain._token(w) for w in words[:200]]
+    assert np.abs(scorer_probabilities(plain, corpus) - scorer_probabilities(with_table, corpus)).max() == 0.0
+
+
+def test_a_model_file_of_format_3_is_read(fixture_model, tmp_path):
+    data = fixture_model[2].read_bytes()
+    start = len(model.MAGIC) + 4
+    (size,) = struct.unpack("<I", data[len(model.MAGIC) : start])
+    header = json.loads(data[start : start + size])
+    table = header.pop("word_table")
+    header["format"] = 3
+    blob = json.dumps(header).encode()
+    sums = table["words"] * 2 * 2  # two experts, two classes with weights
+    weights = data[start + size : -4 - table["bytes"] - 8 * sums]
+    body = model.MAGIC + struct.pack("<I", len(blob)) + blob + weights
+    old = tmp_path / "format3.bin"
+    old.write_bytes(body + struct.pack("<I", zlib.crc32(body)))
+    corpus = fixture_model[0]
+    expected = scorer_probabilities(model.load(fixture_model[2]), corpus)
+    assert np.abs(scorer_probabilities(model.load(old), corpus) - expected).max() == 0.0
 
 
 def test_missing_model_says_what_to_do(tmp_path):

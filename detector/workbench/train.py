@@ -11,7 +11,8 @@ import json
 import math
 import platform
 import zlib
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterable
 from functools import partial
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -155,6 +156,17 @@ def fit_stage1(corpus: pd.DataFrame) -> Pipeline:
     with np.errstate(divide="ignore", invalid="ignore"):
         classify.coef_[:, :N_HASHED] = folded / features.idf_
     return pipeline
+
+
+WORD_TABLE_SIZE = 20_000  # words: about 0.7 MB of the model file; past this, words are rare on real pages
+
+
+def frequent_words(texts: Iterable[str]) -> list[str]:
+    """The words (tokens with character n-grams) that occur at least twice in the corpus, the most frequent
+    first, at most WORD_TABLE_SIZE: the model file's word table (``detector.model.word_table``)."""
+    counts = Counter(t for text in texts for t in tokens(text) if char_ngram_ids(t))
+    ranked = sorted((word for word, n in counts.items() if n >= 2), key=lambda w: (-counts[w], w))
+    return ranked[:WORD_TABLE_SIZE]
 
 
 def export(detector: DetectorModel) -> tuple[dict, np.ndarray]:
@@ -777,7 +789,7 @@ def train(data: Path | list[Path], out: Path, folds: int = 5, jobs: int = 2) -> 
     detector, validation = fit_model(corpus, folds, jobs)
     cv = rounded(scores(corpus["label"].tolist(), validation.labels.tolist())) if validation is not None else None
     header, weights = export(detector)
-    model.save(out, header, weights.tolist())
+    model.save(out, header, weights.tolist(), frequent_words(corpus["text"]))
     metadata = {
         "model_file": out.name,
         "model_sha256": hashlib.sha256(out.read_bytes()).hexdigest(),
