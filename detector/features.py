@@ -238,10 +238,18 @@ _TAG_NAMES = tuple(dict.fromkeys([*_TAG_GROUPS.values(), "other"]))
 _LANDMARK_NAMES = ("nav", "header", "footer", "aside", "form", "main", "article", "figure", "table", "li", "quote")
 
 
+_MARKUP_ZERO = {
+    "html": 0.0,
+    "link_share": 0.0,
+    "all_link": 0.0,
+    "log_depth": 0.0,
+    **{f"tag_{name}": 0.0 for name in _TAG_NAMES},
+    **{f"in_{name}": 0.0 for name in _LANDMARK_NAMES},
+}
+
+
 def _markup(block: Block | None) -> dict[str, float]:
-    values = {"html": 0.0, "link_share": 0.0, "all_link": 0.0, "log_depth": 0.0}
-    values.update((f"tag_{name}", 0.0) for name in _TAG_NAMES)
-    values.update((f"in_{name}", 0.0) for name in _LANDMARK_NAMES)
+    values = dict(_MARKUP_ZERO)
     if block is None:
         return values
     share = block.link_chars / max(len(block.text), 1)

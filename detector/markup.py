@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from functools import lru_cache
 from typing import NamedTuple
 
 # Dropped with everything inside them: not shown as text by a browser.
@@ -163,22 +164,27 @@ def class_words(value: str) -> list[str]:
     return [w.lower() for w in _CLASS_WORD.findall(value) if len(w) > 1 or w.lower() in ("a", "x")]
 
 
+@lru_cache(maxsize=1 << 14)
+def _class_words(value: str) -> tuple[str, ...]:
+    """``class_words`` as a tuple, cached: a page repeats its class names hundreds of times."""
+    return tuple(class_words(value))
+
+
 def _hidden(element) -> bool:
-    attrib = element.attrib
-    if "hidden" in attrib:
+    if element.get("hidden") is not None:
         return True
-    style = attrib.get("style")
+    style = element.get("style")
     return bool(style) and _HIDDEN_STYLE.search(style) is not None
 
 
 def parse(html: str):
     """The document tree of an HTML string (lxml, recovering from broken markup), or None when empty."""
     from lxml import etree
-    from lxml import html as lxml_html
 
     if html.lstrip().startswith("<?xml"):
         html = html[html.index("?>") + 2 :] if "?>" in html else html
-    parser = lxml_html.HTMLParser(remove_comments=True, remove_pis=True, no_network=True, recover=True)
+    # etree's parser, not lxml.html's: the same libxml2 parse without a Python call per element for its classes
+    parser = etree.HTMLParser(remove_comments=True, remove_pis=True, no_network=True, recover=True)
     try:
         return etree.fromstring(html, parser)
     except (etree.ParserError, etree.XMLSyntaxError, ValueError):
@@ -201,9 +207,12 @@ def _walk(root) -> Iterator[Block]:
 
     def flush() -> Block | None:
         nonlocal parts, link_parts, owner
+        if owner is None:  # nothing but white space since the last boundary (most boundaries)
+            parts, link_parts = [], 0
+            return None
         text = _SPACE.sub(" ", "".join(parts)).strip()
         block = None
-        if text and owner is not None:
+        if text:
             link_share = min(link_parts, len(text))
             block = Block(
                 text,
@@ -233,15 +242,6 @@ def _walk(root) -> Iterator[Block]:
         if frame.link:
             link_parts += len(_SPACE.sub(" ", text).strip()) + (1 if text[:1].isspace() else 0)
 
-    def boundary(frame: _Frame, tag: str) -> Block | None:
-        """Where an element starts or ends: a block element closes the paragraph before it (returned),
-        a ``br``, ``td`` or ``th`` is a space."""
-        if frame.is_block:
-            return flush()
-        if tag in SPACES:
-            parts.append(" ")
-        return None
-
     base = _Frame("#root", True, 0, (), None, False, 0, 0, 0)
     walker = etree.iterwalk(root, events=("start", "end"))
     serial = 0
@@ -255,15 +255,15 @@ def _walk(root) -> Iterator[Block]:
                 stack.append(_SKIPPED)
                 continue
             is_block = tag in BLOCKS
-            attrib = element.attrib
+            get = element.get
             words = parent.words
-            own = " ".join(filter(None, (attrib.get("id"), attrib.get("class"))))
+            own = " ".join(filter(None, (get("id"), get("class"))))
             if own:
-                words = tuple(class_words(own)) + words
+                words = _class_words(own) + words
             landmarks = parent.landmarks
             if tag in _LANDMARK_BIT:
                 landmarks |= _LANDMARK_BIT[tag]
-            role = attrib.get("role")
+            role = get("role")
             if role in _ROLES:
                 landmarks |= _LANDMARK_BIT[_ROLES[role]]
             heading = int(tag[1]) if len(tag) == 2 and tag[0] == "h" and tag[1] in "123456" else parent.heading
@@ -273,24 +273,31 @@ def _walk(root) -> Iterator[Block]:
                 is_block,
                 landmarks,
                 words,
-                attrib.get(LABEL_ATTRIBUTE) or parent.label,
+                get(LABEL_ATTRIBUTE) or parent.label,
                 parent.link or tag == "a",
                 heading,
                 parent.depth + 1,
                 serial if own or tag in _BOXES else parent.group,
             )
             stack.append(frame)
-            block = boundary(frame, tag)
-            if block:
-                yield block
-            add(element.text, frame)
         else:
             frame = stack.pop()
             parent = stack[-1] if stack else base
-            block = boundary(frame, tag) if frame is not _SKIPPED else None
+            if frame is _SKIPPED:
+                if element.tail:
+                    add(element.tail, parent)
+                continue
+        # Where an element starts or ends: a block element closes the paragraph before it, a br, td or th is a
+        # space; then comes the element's text (at its start) or its tail (at its end).
+        if is_block if event == "start" else frame.is_block:
+            block = flush()
             if block:
                 yield block
-            add(element.tail, parent)
+        elif tag in SPACES:
+            parts.append(" ")
+        text = element.text if event == "start" else element.tail
+        if text:
+            add(text, frame if event == "start" else parent)
     block = flush()
     if block:
         yield block

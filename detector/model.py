@@ -18,6 +18,7 @@ import sys
 import zlib
 from array import array
 from collections.abc import Callable, Sequence
+from itertools import islice
 from operator import itemgetter, mul
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -174,7 +175,7 @@ class Scorer:
             if entries:
                 uids, counts, per_token = zip(*entries)
                 n_chars = sum(counts)
-                sums = [sum(column) for column in zip(*per_token)]
+                sums = [sum(column) for column in islice(zip(*per_token), 4 * len(chosen))]  # the chosen experts'
             phrases = phrase_feature_ids(uids)
             inv_w = 1.0 / math.sqrt(len(uids) + len(phrases))
             inv_c = 1.0 / math.sqrt(n_chars) if n_chars else 0.0

@@ -108,8 +108,9 @@ def _competitors() -> dict[str, Callable[[str], object]]:
 def _fresh_caches() -> None:
     """Empty the word caches, as a fresh worker has them (the model stays loaded)."""
     from detector.features import char_ngram_ids, class_word_ids, unigram_id
+    from detector.markup import _class_words
 
-    for cache in (unigram_id, char_ngram_ids, class_word_ids):
+    for cache in (unigram_id, char_ngram_ids, class_word_ids, _class_words):
         cache.cache_clear()
     scorer = load_model()
     scorer._token_cache.clear()
