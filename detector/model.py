@@ -2,9 +2,10 @@
 
 Training (``detector.workbench.train``) uses scikit-learn; predicting needs only the standard library, so that
 ``clean-article`` starts in milliseconds. The file holds a JSON header (classes, feature settings, the dense
-features' scaling and coefficients, intercepts, the second stage) and one float32 array of text weights of the
-second and third class, idf already folded in, followed by a CRC-32 of everything before it. Nothing in it is
-ever executed: loading is ``json.loads`` and a view of the bytes as floats.
+features' scaling and coefficients, intercepts, the second stage), one float32 array of text weights of the
+second and third class, idf already folded in, the word table (``word_table``: the corpus's frequent words with
+their n-gram sums, float64, and the words), and a CRC-32 of everything before it. Nothing in it is ever
+executed: loading is ``json.loads`` and views of the bytes as floats.
 """
 
 from __future__ import annotations
