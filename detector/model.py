@@ -400,7 +400,7 @@ def save(path: Path, header: dict, weights: Sequence[float], words: Sequence[str
     header = {
         **header,
         "format": FORMAT,
-        "word_table": {"words": len(sums) // (2 * len(header["experts"])), "bytes": len(blob)},
+        "word_table": {"words": blob.count(b"\n") + 1 if blob else 0, "bytes": len(blob)},
     }
     blob_header = json.dumps(header, ensure_ascii=True, sort_keys=True).encode("ascii")
     body = MAGIC + struct.pack("<I", len(blob_header)) + blob_header + array("f", weights).tobytes()
@@ -451,11 +451,11 @@ def load(path: Path | str | None = None) -> Scorer:
     problem = check_header(header, len(body))
     if problem:
         raise ModelError(f"model file {path} {problem}; {hint}")
-    n_weights, n_sums = body_sizes(header)
+    n_weights, n_sums, n_words = body_sizes(header)
     weights = body[: 4 * n_weights].cast("f")
     word_sums = body[4 * n_weights : 4 * n_weights + 8 * n_sums].cast("d")
     words = body[4 * n_weights + 8 * n_sums :]
-    if words.nbytes and bytes(words).count(b"\n") + 1 != n_sums // len(header["experts"]) // 2:
+    if words.nbytes and bytes(words).count(b"\n") + 1 != n_words:
         raise ModelError(f"model file {path} has a damaged word table; {hint}")
     if not shipped and not (math.isfinite(sum(weights)) and math.isfinite(sum(word_sums))):
         raise ModelError(f"model file {path} holds weights that are not finite numbers; {hint}")
@@ -496,11 +496,11 @@ def _finite_vector(value: object, length: int) -> bool:
     )
 
 
-def body_sizes(header: dict) -> tuple[int, int]:
-    """How many float32 text weights and float64 word sums follow a (checked) header."""
+def body_sizes(header: dict) -> tuple[int, int, int]:
+    """How many float32 text weights and float64 word sums follow a (checked) header, and for how many words."""
     experts = len(header["experts"])
-    table = header.get("word_table") or {"words": 0}
-    return experts * ((len(CLASSES) - 1) << HASH_BITS), table["words"] * experts * (len(CLASSES) - 1)
+    words = (header.get("word_table") or {"words": 0})["words"]
+    return experts * ((len(CLASSES) - 1) << HASH_BITS), words * experts * (len(CLASSES) - 1), words
 
 
 def check_header(header: object, n_body: int) -> str | None:
@@ -559,7 +559,7 @@ def check_header(header: object, n_body: int) -> str | None:
         and (table["words"] > 0) == (table["bytes"] > 0)
     ):
         return "has a damaged header (word_table)"
-    n_weights, n_sums = body_sizes(header)
+    n_weights, n_sums, _ = body_sizes(header)
     expected = 4 * n_weights + 8 * n_sums + table["bytes"]
     if n_body != expected:
         return f"has {n_body} bytes of weights, expected {expected}"
