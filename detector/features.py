@@ -130,6 +130,16 @@ def class_word_ids(words: tuple[str, ...]) -> tuple[int, ...]:
     return tuple(hash_feature(f"k|{w}") for w in seen) + tuple(hash_feature(f"K|{w}") for w in words[:4])
 
 
+CLASS_WORD_WEIGHT = 0.5  # the class-word block's values against the text blocks' (1 / root of its size each)
+
+
+def class_word_scale(count: int) -> float:
+    """The value of each of ``count`` class-word columns of a paragraph. Below 1, the shared L2 penalty holds
+    class words shorter than words of the text: a site's naming scheme ("name", "x", "a" of hashed or
+    utility classes) must not outvote what the paragraph says."""
+    return CLASS_WORD_WEIGHT / math.sqrt(count) if count else 0.0
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Form: the make-up of one paragraph
 

@@ -34,6 +34,7 @@ from detector.features import (
     char_ngram_count,
     char_ngram_ids,
     class_word_ids,
+    class_word_scale,
     known_words,
     neighbour_features,
     page_features,
@@ -152,7 +153,7 @@ class Scorer:
         if entry is None:
             expert = self.experts[index]
             ids = class_word_ids(known_words(words, expert.class_vocabulary))
-            scale = 1.0 / math.sqrt(len(ids)) if ids else 0.0
+            scale = class_word_scale(len(ids))
             entry = (sum(map(expert.w1.__getitem__, ids)) * scale, sum(map(expert.w2.__getitem__, ids)) * scale)
             if len(self._class_cache) >= _WORD_CACHE_LIMIT:
                 self._class_cache.clear()
@@ -316,7 +317,7 @@ class Scorer:
         if block is not None:
             words = known_words(block.class_words, expert.class_vocabulary)
             ids = class_word_ids(words)
-            scale = 1.0 / math.sqrt(len(ids)) if ids else 0.0
+            scale = class_word_scale(len(ids))
             for word in dict.fromkeys(words):
                 add(f"class word «{word}»", diff(class_word_ids((word,))[0]) * scale)
         return [(name, value) for name, value in pushes.items() if value]
