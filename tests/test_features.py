@@ -23,9 +23,9 @@ from detector.features import (
     recurring,
     repeat_key,
 )
-from detector.markup import blocks
+from detector.markup import Block, blocks
 from detector.pages import load_corpus
-from detector.workbench.train import with_training_copies
+from detector.workbench.train import shortened, with_training_copies
 from tests.conftest import FIXTURE_CORPUS
 
 DIGEST = [
@@ -104,6 +104,24 @@ def test_html_pages_get_a_text_copy_and_long_pages_a_head_copy():
     long_page = page_table(labels, "s/long.txt").assign(text=[f"{i:03} " + "x" * 96 for i in range(40)])
     head = with_training_copies(long_page).query("page == 's/long.txt#head'")
     assert head["index"].tolist() == list(range(19))  # 19 paragraphs of 100 characters and a blank line each
+
+
+def test_shortening_keeps_article_and_pitches_and_cuts_every_menu_run_alike():
+    labels = ["navigational"] * 10 + ["editorial"] * 3 + ["promotional"] + ["navigational"] * 20
+    keep = shortened(labels, budget=12)
+    assert keep == [0, 1, 8, 9, 10, 11, 12, 13, 14, 15, 32, 33]  # first two and last two of each run: cap 2
+    assert shortened(labels, budget=100) == list(range(len(labels)))
+    assert len(shortened(["navigational"] * 300)) == 120
+
+
+def test_long_html_pages_get_a_shortened_text_copy():
+    labels = ["navigational"] * 100 + ["editorial"] * 10 + ["navigational"] * 100
+    page = page_table(labels, "s/big.html").assign(block=[Block(t, "p", 0, 0, (), 1, None, 0) for t in labels])
+    copies = with_training_copies(page)
+    short = copies[copies["page"] == "s/big.html#short"]
+    assert short["block"].isna().all()
+    # 10 editorial and two runs of 53 + 2: the largest cap within 120 paragraphs
+    assert short["index"].tolist() == list(range(53)) + list(range(98, 163)) + [208, 209]
 
 
 def test_repeated_paragraphs_and_runs_of_short_lines_are_seen():

@@ -31,6 +31,7 @@ from threadpoolctl import threadpool_info, threadpool_limits
 from detector import model
 from detector.features import (
     CHAR_NGRAMS,
+    CLASS_WORD_WEIGHT,
     DENSE_NAMES,
     HASH_BITS,
     SHAPE_NAMES,
@@ -121,10 +122,10 @@ def _raw_features(X: pd.DataFrame, vocabulary: frozenset[str]) -> tuple[sp.csr_m
             words = word_feature_ids(toks)
             chars = [f for t in toks for f in char_ngram_ids(t)]
             classes = list(class_word_ids(known_words(block.class_words, vocabulary))) if block is not None else []
-            for ids in (words, chars, classes):
+            for ids, scale in ((words, 1.0), (chars, 1.0), (classes, CLASS_WORD_WEIGHT)):
                 if ids:
                     indices.extend(ids)
-                    values.extend([1.0 / math.sqrt(len(ids))] * len(ids))
+                    values.extend([scale / math.sqrt(len(ids))] * len(ids))
             indptr.append(len(indices))
     hashed = sp.csr_matrix((values, indices, indptr), shape=(len(indptr) - 1, N_HASHED))
     hashed.sum_duplicates()
@@ -420,7 +421,11 @@ def with_training_copies(corpus: pd.DataFrame) -> pd.DataFrame:
       as regions cut by scrapers often end with a disclaimer or a link: otherwise the position features would
       learn that a page's last paragraph is always editorial;
     * ``…#head``: the first ~2,000 characters of every longer text-form page that has article text in them,
-      as pipelines that store the start of a page see it.
+      as pipelines that store the start of a page see it;
+    * ``…#short``: every HTML page of more than ``SHORT_BUDGET`` paragraphs as text with its long runs of
+      navigational paragraphs shortened (``shortened``), as corpora that keep a page's chrome but not all of
+      it store full pages: its shape is then nearer an article region's, and the gate must still see a full
+      page.
     """
     html = corpus[corpus["block"].notna()]
     text_copies = html.assign(block=None, page=html["page"] + "#text")
@@ -442,10 +447,41 @@ def with_training_copies(corpus: pd.DataFrame) -> pd.DataFrame:
         head = max(3, int(np.searchsorted(lengths, HEAD_CHARS, side="right")))
         if head < len(rows) and editorial[0] < head:
             copies.append(rows.iloc[:head].assign(page=f"{page}#head"))
+    for page, rows in text_copies.groupby("page", sort=False):
+        if len(rows) > SHORT_BUDGET:
+            keep = shortened(rows["label"].tolist())
+            copies.append(rows.iloc[keep].assign(page=f"{page.removesuffix('#text')}#short"))
     return pd.concat([corpus, *copies], ignore_index=True)
 
 
 HEAD_CHARS = 2000
+SHORT_BUDGET = 120  # paragraphs: a shortened copy keeps about this many
+
+
+def shortened(labels: list[str], budget: int = SHORT_BUDGET) -> list[int]:
+    """The positions a shortened page keeps: every editorial and promotional paragraph, and of each run of
+    navigational ones its first ``cap`` and its last two, with one cap for the whole page, the largest that
+    keeps the page within ``budget`` paragraphs (at least one)."""
+    runs: list[tuple[int, int]] = []
+    start = None
+    for i, label in enumerate([*labels, ""]):
+        if label == "navigational" and start is None:
+            start = i
+        elif label != "navigational" and start is not None:
+            runs.append((start, i))
+            start = None
+
+    def kept(cap: int) -> list[int]:
+        drop: set[int] = set()
+        for a, b in runs:
+            if b - a > cap + 2:
+                drop.update(range(a + cap, b - 2))
+        return [i for i in range(len(labels)) if i not in drop]
+
+    cap = 1
+    while cap < len(labels) and len(kept(cap + 1)) <= budget:  # the kept count grows with the cap
+        cap += 1
+    return kept(cap)
 
 
 class CrossValidation(NamedTuple):
