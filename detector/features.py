@@ -144,6 +144,10 @@ def class_word_scale(count: int) -> float:
 # Form: the make-up of one paragraph
 
 _SHARE_SAMPLE = 200  # characters: the shares of digits, capitals and punctuation are read from this prefix
+_SALES_MARKER = re.compile(
+    r"\b(?:anzeigen?|werbung|sponsored|gesponsert|partner(?:angebot|inhalt|content)?|in kooperation mit|"
+    r"advertorial|promotion|paid content|präsentiert von|unterstützt von)\b"
+)  # on lower case; a short line holding one marks what stands under it (page_features)
 _POINTER = 15  # words: a line this short with a link word (_LINK_WORD) is most often a link, wherever it stands
 
 
@@ -245,7 +249,20 @@ _TAG_GROUPS = {
     "details": "summary",
 }
 _TAG_NAMES = tuple(dict.fromkeys([*_TAG_GROUPS.values(), "other"]))
-_LANDMARK_NAMES = ("nav", "header", "footer", "aside", "form", "main", "article", "figure", "table", "li", "quote")
+_LANDMARK_NAMES = (
+    "nav",
+    "header",
+    "footer",
+    "aside",
+    "form",
+    "main",
+    "article",
+    "figure",
+    "table",
+    "li",
+    "quote",
+    "dialog",
+)  # markup.LANDMARKS, bit by bit
 
 
 _MARKUP_ZERO = {
@@ -316,6 +333,9 @@ def _context_names() -> tuple[str, ...]:
         "short_run",
         "repeats_on_page",
         "seen_before",
+        "sales_marker",
+        "marker_in_short_run",
+        "under_marker_box",
     )
     per_neighbour = ("exists", "log_words", "ends_sentence", "link_share")
     neighbours = tuple(f"{name}_{o:+d}" for o in _CONTEXT_OFFSETS for name in per_neighbour)
@@ -352,6 +372,12 @@ def page_features(texts: Sequence[str], blocks: Sequence[Block] | None = None) -
         for f in forms
     ]
     runs = _run_lengths(short)
+    markers = [
+        w <= math.log1p(_SHORT) and _SALES_MARKER.search(t[:200].lower()) is not None
+        for t, w in zip(texts, log_words)
+    ]
+    marked_runs = _marked_runs(markers, short)
+    marked_boxes = _marked_boxes(markers, blocks) if blocks else [False] * n
     # The same paragraph twice on a page: a menu printed for desktop and mobile, the title repeated in the
     # page's chrome, a teaser list printed again at the end.
     keys = [_key(t) for t in texts]
@@ -381,6 +407,9 @@ def page_features(texts: Sequence[str], blocks: Sequence[Block] | None = None) -
             math.log1p(runs[i]),
             math.log1p(counts[keys[i]] - 1),
             float(keys[i] in seen),
+            float(markers[i]),
+            float(marked_runs[i]),
+            float(marked_boxes[i]),
         ]
         seen.add(keys[i])
         for o in _CONTEXT_OFFSETS:
@@ -390,6 +419,42 @@ def page_features(texts: Sequence[str], blocks: Sequence[Block] | None = None) -
             else:
                 row += [0.0, 0.0, 0.0, 0.0]
         yield row
+
+
+def _marked_runs(markers: list[bool], short: list[bool]) -> list[bool]:
+    """Per paragraph, whether a sales marker stands before it in the same run of short paragraphs: the
+    entries of a menu or a list under an "Anzeige" line."""
+    out, active = [], False
+    for marker, is_short in zip(markers, short):
+        out.append(active and is_short)
+        active = (active and is_short) or marker
+    return out
+
+
+_MARKED_BOX_MAX = 60  # paragraphs: a box larger than this is a page's wrapper, not an ad slot or a menu section
+
+
+def _marked_boxes(markers: list[bool], blocks: Sequence[Block]) -> list[bool]:
+    """Per HTML paragraph, whether it sits in a box that a sales marker labels: the marker's own box, and
+    every box around it that the marker opens (it is the box's first paragraph, as the "Anzeige" label of an
+    ad slot or the heading of a partner menu) unless it is as large as a page's wrapper.
+    LABELS.md: what stands under such a marker is promotional."""
+    sizes: dict[int, int] = {}
+    for block in blocks:
+        for b in block.boxes:
+            sizes[b] = sizes.get(b, 0) + 1
+    marked: set[int] = set()
+    opened: set[int] = set()
+    out = []
+    for marker, block in zip(markers, blocks):
+        boxes = block.boxes
+        out.append(any(b in marked for b in boxes))
+        if marker:
+            marked.update(
+                b for k, b in enumerate(boxes) if k == 0 or (b not in opened and sizes[b] <= _MARKED_BOX_MAX)
+            )
+        opened.update(boxes)
+    return out
 
 
 def _key(text: str) -> str:

@@ -92,7 +92,20 @@ BLOCKS = frozenset(
     ]
 )
 SPACES = frozenset(("br", "td", "th", "wbr"))
-LANDMARKS = ("nav", "header", "footer", "aside", "form", "main", "article", "figure", "table", "li", "blockquote")
+LANDMARKS = (
+    "nav",
+    "header",
+    "footer",
+    "aside",
+    "form",
+    "main",
+    "article",
+    "figure",
+    "table",
+    "li",
+    "blockquote",
+    "dialog",  # consent banners, newsletter pop-ups, paywall and image overlays: never the article
+)
 _LANDMARK_BIT = {tag: 1 << i for i, tag in enumerate(LANDMARKS)}
 _ROLES = {
     "navigation": "nav",
@@ -103,6 +116,8 @@ _ROLES = {
     "search": "form",
     "main": "main",
     "article": "article",
+    "dialog": "dialog",
+    "alertdialog": "dialog",
 }
 LABEL_ATTRIBUTE = "data-label"
 CONFLICT = "<two labels>"  # the label of a paragraph whose text sits under two different data-labels
@@ -124,6 +139,7 @@ class Block(NamedTuple):
     label: str | None  # data-label of the nearest labelled ancestor (annotated pages), else None
     heading: int  # 1-6 inside h1-h6, else 0
     group: int = 0  # the box it sits in: the nearest element with a class, an id, or a list or landmark tag
+    boxes: tuple[int, ...] = ()  # the group and the boxes around it, nearest first (at most BOX_LEVELS)
 
 
 class _Frame(NamedTuple):
@@ -136,9 +152,11 @@ class _Frame(NamedTuple):
     heading: int
     depth: int
     group: int
+    boxes: tuple[int, ...]
 
 
-_SKIPPED = _Frame("#skipped", False, 0, (), None, False, 0, 0, 0)
+_SKIPPED = _Frame("#skipped", False, 0, (), None, False, 0, 0, 0, ())
+BOX_LEVELS = 3  # boxes kept per paragraph: its own, the one around it, and that one's
 _BOXES = frozenset(
     [
         "ul",
@@ -224,6 +242,7 @@ def _walk(root) -> Iterator[Block]:
                 owner.label,
                 owner.heading,
                 owner.group,
+                owner.boxes,
             )
         parts, link_parts, owner = [], 0, None
         return block
@@ -242,7 +261,7 @@ def _walk(root) -> Iterator[Block]:
         if frame.link:
             link_parts += len(_SPACE.sub(" ", text).strip()) + (1 if text[:1].isspace() else 0)
 
-    base = _Frame("#root", True, 0, (), None, False, 0, 0, 0)
+    base = _Frame("#root", True, 0, (), None, False, 0, 0, 0, ())
     walker = etree.iterwalk(root, events=("start", "end"))
     serial = 0
     for event, element in walker:
@@ -268,6 +287,7 @@ def _walk(root) -> Iterator[Block]:
                 landmarks |= _LANDMARK_BIT[_ROLES[role]]
             heading = int(tag[1]) if len(tag) == 2 and tag[0] == "h" and tag[1] in "123456" else parent.heading
             serial += 1
+            boxed = bool(own) or tag in _BOXES
             frame = _Frame(
                 tag if is_block else parent.tag,
                 is_block,
@@ -277,7 +297,8 @@ def _walk(root) -> Iterator[Block]:
                 parent.link or tag == "a",
                 heading,
                 parent.depth + 1,
-                serial if own or tag in _BOXES else parent.group,
+                serial if boxed else parent.group,
+                (serial, *parent.boxes[: BOX_LEVELS - 1]) if boxed else parent.boxes,
             )
             stack.append(frame)
         else:

@@ -152,6 +152,52 @@ def test_markup_features_are_zero_for_text_and_tell_the_tag_and_links_for_html()
     assert markup_features(None) == [0.0] * len(MARKUP_NAMES)
 
 
+def html_column(name: str, html: str) -> dict[str, float]:
+    """One dense feature of every paragraph of an HTML page, by the paragraph's text."""
+    page = blocks(html)
+    index = DENSE_NAMES.index(name)
+    return {b.text: row[index] for b, row in zip(page, page_features([b.text for b in page], page))}
+
+
+def test_a_sales_marker_labels_the_short_lines_after_it_and_the_boxes_it_opens():
+    page = [
+        "Politik",
+        "Anzeige",
+        "Kreditvergleich",
+        "Gutscheine",
+        "Der Dax stieg am Mittag um ein Prozent.",
+        "Mehr",
+    ]
+    assert column("sales_marker", page) == [0, 1, 0, 0, 0, 0]
+    assert column("marker_in_short_run", page) == [0, 0, 1, 1, 0, 0]
+    menu = (
+        '<ul class="menu"><li class="sec">Politik<ul><li>Bund</li><li>Länder</li></ul></li>'
+        '<li class="sec">Einkaufen <span>Anzeige</span>'
+        "<ul><li>Kaufhaus Lindner</li><li>Bergwerk Outdoor</li></ul></li>"
+        '<li class="sec">Sport</li></ul>'
+        '<div class="slot"><div class="lbl">Werbung</div><p>Jetzt Depot eröffnen</p></div>'
+        "<p>Der Dax stieg am Mittag um ein Prozent.</p>"
+    )
+    assert html_column("under_marker_box", menu) == {
+        "Politik": 0,
+        "Bund": 0,
+        "Länder": 0,
+        "Einkaufen Anzeige": 0,  # the marker opens its own box, and its entries stand under it
+        "Kaufhaus Lindner": 1,
+        "Bergwerk Outdoor": 1,
+        "Sport": 0,  # the marker did not open the menu: the next section is not under it
+        "Werbung": 0,
+        "Jetzt Depot eröffnen": 1,  # the ad slot the label opens
+        "Der Dax stieg am Mittag um ein Prozent.": 0,
+    }
+
+
+def test_text_in_a_dialog_is_marked_as_such():
+    html = '<div role="dialog"><p>Wir verwenden Cookies.</p></div><dialog><p>Newsletter</p></dialog><p>Text</p>'
+    index = MARKUP_NAMES.index("in_dialog")
+    assert [markup_features(b)[index] for b in blocks(html)] == [1.0, 1.0, 0.0]
+
+
 CHROME = [
     "Startseite | Märkte | Aktien",
     "Keine Anlageberatung. Alle Angaben ohne Gewähr.",
