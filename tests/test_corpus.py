@@ -13,7 +13,7 @@ TRAINING_DATA = ROOT / "training_data"
 # The corpus issue asks for at least these counts ...
 TARGET = {"pages": 300, "sites": 30, "editorial": 4000, "promotional": 1500, "navigational": 2500}
 # ... and this is what the corpus has reached (training_data/README.md): it must never shrink below it.
-FLOOR = {"pages": 799, "sites": 140, "editorial": 15439, "promotional": 13201, "navigational": 49752}
+FLOOR = {"pages": 839, "sites": 148, "editorial": 16917, "promotional": 14723, "navigational": 53333}
 
 
 @pytest.fixture(scope="module")
