@@ -23,7 +23,7 @@ from detector.features import (
     recurring,
     repeat_key,
 )
-from detector.markup import Block, blocks
+from detector.markup import LANDMARKS, Block, blocks
 from detector.pages import load_corpus
 from detector.workbench.train import shortened, with_training_copies
 from tests.conftest import FIXTURE_CORPUS
@@ -190,6 +190,12 @@ def test_a_sales_marker_labels_the_short_lines_after_it_and_the_boxes_it_opens()
         "Jetzt Depot eröffnen": 1,  # the ad slot the label opens
         "Der Dax stieg am Mittag um ein Prozent.": 0,
     }
+
+
+def test_every_landmark_of_the_markup_has_its_feature_in_the_same_bit_order():
+    """features names the landmark bits of markup.Block without importing markup at run time (cold start)."""
+    names = [name.removeprefix("in_") for name in MARKUP_NAMES if name.startswith("in_")]
+    assert names == [{"blockquote": "quote"}.get(tag, tag) for tag in LANDMARKS]
 
 
 def test_text_in_a_dialog_is_marked_as_such():
