@@ -10,7 +10,6 @@ temporary file carries the name of the run that writes it, and a run removes onl
 from __future__ import annotations
 
 import fnmatch
-import gzip
 import io
 import json
 import os
@@ -207,6 +206,21 @@ def gunzip_limited(data: bytes, max_bytes: int, name: str) -> bytes:
     if len(out) > max_bytes or decompressor.unconsumed_tail:
         raise InputError(f"{name}: larger than --max-bytes ({max_bytes} bytes) once decompressed")
     return out
+
+
+def gunzip_stream(handle: BinaryIO) -> BinaryIO:
+    """A gzipped input decompressed as it is read (JSON Lines). gzip is imported here, not with the module:
+    most runs never need it, and every start of one page would pay for it."""
+    import gzip
+
+    return gzip.GzipFile(fileobj=handle)  # type: ignore[return-value]
+
+
+def _bad_gzip() -> type[Exception]:
+    """gzip's error for damaged data, imported where a WARC (which imports gzip anyway) is read."""
+    import gzip
+
+    return gzip.BadGzipFile
 
 
 def sniff_kind(head: bytes, name: str = "") -> str:
@@ -501,7 +515,7 @@ def clean_warc(stream: BinaryIO, name: str, config: RunConfig, result: Result) -
             result.count(paragraphs)
             yield json_line(out)
     except (ArchiveLoadFailed, EOFError, zlib.error, OSError) as exc:
-        if isinstance(exc, OSError) and not isinstance(exc, (EOFError, gzip.BadGzipFile)):
+        if isinstance(exc, OSError) and not isinstance(exc, (EOFError, _bad_gzip())):
             raise
         result.record_errors.append(
             {"file": name, "record": number + 1, "error": f"damaged WARC data, the rest is not read ({exc})"}
@@ -578,7 +592,7 @@ def clean_file(task: Task, config: RunConfig) -> Result:
             if task.kind in ("jsonl", "warc"):
                 stream: BinaryIO = handle
                 if task.kind == "jsonl" and task.source.endswith(".gz"):
-                    stream = gzip.GzipFile(fileobj=handle)  # type: ignore[assignment]
+                    stream = gunzip_stream(handle)
                 lines = (clean_records if task.kind == "jsonl" else clean_warc)(stream, name, config, result)
                 write_atomic(target, lines, config.run_id)
                 return result
@@ -856,7 +870,7 @@ def _site_pages(task: Task, config: RunConfig) -> Iterator[tuple[str, Iterable[s
     name = display(task.source)
     with open_input(task.source, name, walked=True) as handle:
         if task.kind == "jsonl":
-            stream: BinaryIO = gzip.GzipFile(fileobj=handle) if task.source.endswith(".gz") else handle  # type: ignore[assignment]
+            stream = gunzip_stream(handle) if task.source.endswith(".gz") else handle
             yield from _record_pages(stream, config)
             return
         if task.kind == "warc":
@@ -902,7 +916,7 @@ def _warc_pages(stream: BinaryIO, config: RunConfig) -> Iterator[tuple[str, Iter
                 continue
             text = _decode_http(payload, _http_charset(content_type), config.encoding)
             yield f"host:{host}", (b.text for b in html_blocks(text))
-    except (ArchiveLoadFailed, zlib.error, gzip.BadGzipFile):
+    except (ArchiveLoadFailed, zlib.error, _bad_gzip()):
         return
 
 
