@@ -4,8 +4,8 @@ Training (``detector.workbench.train``) uses scikit-learn; predicting needs only
 ``clean-article`` starts in milliseconds. The file holds a JSON header (classes, feature settings, the dense
 features' scaling and coefficients, intercepts, the second stage), one float32 array of text weights of the
 second and third class, idf already folded in, the word table (``word_table``: the corpus's frequent words with
-their n-gram sums, float64, and the words), and a CRC-32 of everything before it. Nothing in it is ever
-executed: loading is ``json.loads`` and views of the bytes as floats.
+their n-gram sums, float64, the words, and an index to find them: ``word_index``), and a CRC-32 of everything
+before it. Nothing in it is ever executed: loading is ``json.loads`` and views of the bytes as numbers.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import sys
 import zlib
 from array import array
 from collections.abc import Callable, Sequence
-from itertools import islice
+from itertools import islice, pairwise
 from operator import itemgetter, mul
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -48,8 +48,8 @@ from detector.features import (
 if TYPE_CHECKING:
     from detector.markup import Block
 
-FORMAT = 4  # 4: the word table follows the text weights; files of format 3 (without it) are still read
-READABLE_FORMATS = (3, 4)
+FORMAT = 5  # 5: the word table carries its index; files of format 4 (without it) and 3 (no table) are still read
+READABLE_FORMATS = (3, 4, 5)
 MAGIC = b"DETECTOR-MODEL\n"
 CLASSES = ("editorial", "navigational", "promotional")  # the order training gives them (sorted)
 _WORD_CACHE_LIMIT = 1 << 18
@@ -106,6 +106,7 @@ class Scorer:
         weights: Sequence[float],
         word_sums: Sequence[float] = (),
         words: bytes | memoryview = b"",
+        index: tuple[Sequence[int], Sequence[int]] | None = None,
     ) -> None:
         self.header = header
         self.classes: tuple[str, ...] = tuple(header["classes"])
@@ -119,7 +120,9 @@ class Scorer:
         self._arrays = [w for expert in self.experts for w in (expert.w1, expert.w2)]
         self._word_sums = word_sums
         self._words = words
-        self._word_rows: dict[str, int] | None = None
+        offsets, slots = index or word_index(word_list(words))  # formats 3 and 4: the index is made here
+        self._word_offsets: Sequence[int] = offsets
+        self._word_slots: Sequence[int] = slots
         self._token_cache: dict[str, tuple] = {}
         self._class_cache: dict[tuple[int, tuple[str, ...]], tuple[float, float]] = {}
 
@@ -127,9 +130,7 @@ class Scorer:
         """A token's unigram column, the number of its character n-grams, and per expert the weights of its
         unigram and the summed weights of its n-grams: computed once per distinct token and cached."""
         uid = unigram_id(token)
-        if self._word_rows is None:  # the word table's index, made when the first word is looked up
-            self._word_rows = {word: row for row, word in enumerate(word_list(self._words))}
-        row = self._word_rows.get(token)
+        row = self._word_row(token)
         grams: Sequence[float]
         if row is None:
             ids = char_ngram_ids(token)
@@ -145,6 +146,20 @@ class Scorer:
             self._token_cache.clear()
         self._token_cache[token] = entry
         return entry
+
+    def _word_row(self, token: str) -> int | None:
+        """The token's row in the word table (None when it is not there), found through the file's index:
+        nothing to build when a process starts, which would cost a fresh worker's first page a third of its
+        time."""
+        key = token.encode("utf-8", "surrogatepass")
+        slots, offsets, words = self._word_slots, self._word_offsets, self._words
+        mask = len(slots) - 1
+        at = zlib.crc32(key) & mask
+        while row := slots[at]:
+            if words[offsets[row - 1] : offsets[row] - 1] == key:
+                return row - 1
+            at = (at + 1) & mask
+        return None
 
     def _class_words(self, index: int, words: tuple[str, ...]) -> tuple[float, float]:
         """The class-word block's contribution to an expert's two scores, cached per distinct word tuple."""
@@ -377,6 +392,27 @@ def word_list(blob: bytes | memoryview) -> list[str]:
     return bytes(blob).decode("utf-8", "surrogatepass").split("\n") if blob else []
 
 
+def word_index(words: Sequence[str]) -> tuple[array, array]:
+    """The word table's index: where each word starts in the table's bytes (one more entry for the end; words
+    are separated by a newline), and an open-addressing hash table over the words' CRC-32, a power of two at
+    least three times their number, whose slots hold a word's row + 1 (0: empty; a collision takes the next
+    free slot). A lookup hashes the token once and compares its bytes with one word, rarely two."""
+    encoded = [w.encode("utf-8", "surrogatepass") for w in words]
+    offsets = array("I", [0])
+    for word in encoded:
+        offsets.append(offsets[-1] + len(word) + 1)
+    size = 1
+    while size < 3 * len(encoded):
+        size <<= 1
+    slots, mask = array("I", bytes(4 * size)), size - 1
+    for row, word in enumerate(encoded):
+        at = zlib.crc32(word) & mask
+        while slots[at]:
+            at = (at + 1) & mask
+        slots[at] = row + 1
+    return offsets, slots
+
+
 def word_table(header: dict, weights: Sequence[float], words: Sequence[str]) -> tuple[array, bytes]:
     """The word table of a model file: for each word (those with character n-grams), the sums of its n-grams'
     weights for every expert and class, exactly as the scorer sums them (``column_sums`` over the float32
@@ -396,16 +432,17 @@ def word_table(header: dict, weights: Sequence[float], words: Sequence[str]) -> 
 
 def save(path: Path, header: dict, weights: Sequence[float], words: Sequence[str] = ()) -> None:
     """Write a model file atomically (temporary file, then rename): the header, the text weights, and the
-    table of ``words`` (``word_table``)."""
+    table of ``words`` (``word_table``) with its index (``word_index``)."""
     sums, blob = word_table(header, weights, words)
+    offsets, slots = word_index(word_list(blob))
     header = {
         **header,
         "format": FORMAT,
-        "word_table": {"words": blob.count(b"\n") + 1 if blob else 0, "bytes": len(blob)},
+        "word_table": {"words": len(offsets) - 1, "bytes": len(blob), "slots": len(slots)},
     }
     blob_header = json.dumps(header, ensure_ascii=True, sort_keys=True).encode("ascii")
     body = MAGIC + struct.pack("<I", len(blob_header)) + blob_header + array("f", weights).tobytes()
-    body += sums.tobytes() + blob
+    body += sums.tobytes() + offsets.tobytes() + slots.tobytes() + blob
     if sys.byteorder != "little":
         raise ModelError("model files are written on little-endian machines only")
     body += struct.pack("<I", zlib.crc32(body))
@@ -452,15 +489,37 @@ def load(path: Path | str | None = None) -> Scorer:
     problem = check_header(header, len(body))
     if problem:
         raise ModelError(f"model file {path} {problem}; {hint}")
-    n_weights, n_sums, n_words = body_sizes(header)
+    n_weights, n_sums, n_words, n_slots = body_sizes(header)
     weights = body[: 4 * n_weights].cast("f")
-    word_sums = body[4 * n_weights : 4 * n_weights + 8 * n_sums].cast("d")
-    words = body[4 * n_weights + 8 * n_sums :]
-    if words.nbytes and bytes(words).count(b"\n") + 1 != n_words:
-        raise ModelError(f"model file {path} has a damaged word table; {hint}")
+    start = 4 * n_weights + 8 * n_sums
+    word_sums = body[4 * n_weights : start].cast("d")
+    index = None
+    if n_slots:  # format 5: the index is in the file
+        end = start + 4 * (n_words + 1 + n_slots)
+        offsets, slots = body[start : start + 4 * (n_words + 1)].cast("I"), body[start + 4 * (n_words + 1) : end]
+        index, start = (offsets, slots.cast("I")), end
+    words = body[start:]
+    if not shipped or index is None:  # the shipped file's CRC is its check; another's index could point anywhere
+        problem = _check_word_table(words, n_words, index)
+        if problem:
+            raise ModelError(f"model file {path} has a damaged word table ({problem}); {hint}")
     if not shipped and not (math.isfinite(sum(weights)) and math.isfinite(sum(word_sums))):
         raise ModelError(f"model file {path} holds weights that are not finite numbers; {hint}")
-    return Scorer(header, weights, word_sums, words)
+    return Scorer(header, weights, word_sums, words, index)
+
+
+def _check_word_table(words: memoryview, n_words: int, index: tuple[Sequence[int], Sequence[int]] | None) -> str:
+    """What is wrong with a word table and its index ('' when nothing is): the words must be as many as the
+    header says, and the index must point at them and nowhere else."""
+    if words.nbytes and bytes(words).count(b"\n") + 1 != n_words:
+        return "number of words"
+    if index is not None:
+        offsets, slots = index
+        if offsets[0] != 0 or offsets[-1] != words.nbytes + (1 if n_words else 0):
+            return "offsets"
+        if any(a >= b for a, b in pairwise(offsets)) or max(slots) > n_words:
+            return "index"
+    return ""
 
 
 def _read_model_file(path: Path, hint: str) -> bytes:
@@ -497,11 +556,18 @@ def _finite_vector(value: object, length: int) -> bool:
     )
 
 
-def body_sizes(header: dict) -> tuple[int, int, int]:
-    """How many float32 text weights and float64 word sums follow a (checked) header, and for how many words."""
+def body_sizes(header: dict) -> tuple[int, int, int, int]:
+    """How many float32 text weights and float64 word sums follow a (checked) header, for how many words, and
+    how many slots the word table's index has (0: the index is not in the file, formats 3 and 4)."""
     experts = len(header["experts"])
-    words = (header.get("word_table") or {"words": 0})["words"]
-    return experts * ((len(CLASSES) - 1) << HASH_BITS), words * experts * (len(CLASSES) - 1), words
+    table = header.get("word_table") or {"words": 0}
+    words = table["words"]
+    return (
+        experts * ((len(CLASSES) - 1) << HASH_BITS),
+        words * experts * (len(CLASSES) - 1),
+        words,
+        table.get("slots", 0),
+    )
 
 
 def check_header(header: object, n_body: int) -> str | None:
@@ -551,17 +617,16 @@ def check_header(header: object, n_body: int) -> str | None:
         ):
             return f"has a damaged header ({key})"
     table = header.get("word_table", {"words": 0, "bytes": 0} if header["format"] == 3 else None)
+    keys = ("words", "bytes", "slots") if header["format"] >= 5 else ("words", "bytes")
     if not (
         isinstance(table, dict)
-        and all(
-            isinstance(table.get(k), int) and not isinstance(table[k], bool) and table[k] >= 0
-            for k in ("words", "bytes")
-        )
+        and all(isinstance(table.get(k), int) and not isinstance(table[k], bool) and table[k] >= 0 for k in keys)
         and (table["words"] > 0) == (table["bytes"] > 0)
+        and (header["format"] < 5 or (table["slots"] >= 3 * table["words"] and table["slots"].bit_count() == 1))
     ):
         return "has a damaged header (word_table)"
-    n_weights, n_sums, _ = body_sizes(header)
-    expected = 4 * n_weights + 8 * n_sums + table["bytes"]
+    n_weights, n_sums, n_words, n_slots = body_sizes(header)
+    expected = 4 * n_weights + 8 * n_sums + (4 * (n_words + 1 + n_slots) if n_slots else 0) + table["bytes"]
     if n_body != expected:
         return f"has {n_body} bytes of weights, expected {expected}"
     return None

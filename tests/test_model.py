@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from detector import model
-from detector.features import SITE_MIN_PAGES, SiteMemory, char_ngram_count, char_ngram_ids
+from detector.features import HASH_BITS, SITE_MIN_PAGES, SiteMemory, char_ngram_count, char_ngram_ids
 from detector.pages import load_corpus
 from detector.workbench.train import code_fingerprint, export, fingerprint, fit_model, frequent_words
 from tests.conftest import FIXTURE_CORPUS, ROOT, run
@@ -66,22 +66,53 @@ def test_the_word_table_gives_exactly_the_sums_of_the_words_ngrams(fixture_model
     assert np.abs(scorer_probabilities(plain, corpus) - scorer_probabilities(with_table, corpus)).max() == 0.0
 
 
-def test_a_model_file_of_format_3_is_read(fixture_model, tmp_path):
+@pytest.mark.parametrize("version", [3, 4])
+def test_a_model_file_of_an_older_format_is_read(fixture_model, tmp_path, version):
+    """Format 4 had the word table without its index (made when the file is read), format 3 no table."""
     data = fixture_model[2].read_bytes()
     start = len(model.MAGIC) + 4
     (size,) = struct.unpack("<I", data[len(model.MAGIC) : start])
     header = json.loads(data[start : start + size])
     table = header.pop("word_table")
-    header["format"] = 3
+    header["format"] = version
+    n_sums = table["words"] * 2 * 2  # two experts, two classes with weights
+    n_weights = 2 * 2 * (1 << HASH_BITS)
+    body = data[start + size : -4]
+    weights, sums = body[: 4 * n_weights], body[4 * n_weights : 4 * n_weights + 8 * n_sums]
+    if version == 4:
+        header["word_table"] = {"words": table["words"], "bytes": table["bytes"]}
+        weights += sums + body[len(body) - table["bytes"] :]
     blob = json.dumps(header).encode()
-    sums = table["words"] * 2 * 2  # two experts, two classes with weights
-    weights = data[start + size : -4 - table["bytes"] - 8 * sums]
     body = model.MAGIC + struct.pack("<I", len(blob)) + blob + weights
-    old = tmp_path / "format3.bin"
+    old = tmp_path / f"format{version}.bin"
     old.write_bytes(body + struct.pack("<I", zlib.crc32(body)))
     corpus = fixture_model[0]
     expected = scorer_probabilities(model.load(fixture_model[2]), corpus)
-    assert np.abs(scorer_probabilities(model.load(old), corpus) - expected).max() == 0.0
+    older = model.load(old)
+    assert np.abs(scorer_probabilities(older, corpus) - expected).max() == 0.0
+    assert len(model.word_list(older._words)) == (table["words"] if version == 4 else 0)
+
+
+def test_the_word_index_finds_every_word_of_the_table_and_nothing_else(fixture_model):
+    scorer = model.load(fixture_model[2])
+    words = model.word_list(scorer._words)
+    assert [scorer._word_row(w) for w in words] == list(range(len(words)))
+    assert len(scorer._word_slots) >= 3 * len(words)
+    for other in ("", "zzqxv", words[0] + "x", words[0][:-1], "ä" + words[1], words[2].upper()):
+        assert other in words or scorer._word_row(other) is None
+
+
+def test_a_word_index_that_points_outside_the_table_is_refused(fixture_model, tmp_path):
+    data = bytearray(fixture_model[2].read_bytes()[:-4])
+    start = len(model.MAGIC) + 4
+    (size,) = struct.unpack("<I", data[len(model.MAGIC) : start])
+    table = json.loads(data[start : start + size])["word_table"]
+    slots_end = len(data) - table["bytes"]
+    data[slots_end - 4 : slots_end] = struct.pack("<I", table["words"] + 7)  # the last slot: a row past the end
+    broken = tmp_path / "bad-index.bin"
+    broken.write_bytes(bytes(data) + struct.pack("<I", zlib.crc32(data)))
+    with pytest.raises(model.ModelError, match=r"damaged word table \(index\)"):
+        model.load(broken)
 
 
 def test_missing_model_says_what_to_do(tmp_path):

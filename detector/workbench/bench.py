@@ -115,7 +115,6 @@ def _fresh_caches() -> None:
     scorer = load_model()
     scorer._token_cache.clear()
     scorer._class_cache.clear()
-    scorer._word_rows = None  # the word table's index is made again, as in a fresh process
 
 
 def warm_rows(texts: list[str], htmls: list[str], html_label: str) -> list[tuple[str, str, str, str]]:
