@@ -261,6 +261,21 @@ def site_memory_rows(work: Path, folder: Path, files: int) -> list[tuple[str, st
     ]
 
 
+def stale_bytecode() -> list[str]:
+    """The package's modules whose cached bytecode is missing or older than their source. Where bytecode is not
+    written (``PYTHONDONTWRITEBYTECODE``), every start compiles them again, and a cold start would time the
+    compiler: a module edited since ``make install`` costs 10 to 25 ms of each start."""
+    from importlib.util import cache_from_source
+
+    package = Path(__file__).resolve().parent.parent
+    stale = []
+    for source in sorted(package.rglob("*.py")):
+        cached = Path(cache_from_source(str(source)))
+        if not cached.exists() or cached.stat().st_mtime < source.stat().st_mtime:
+            stale.append(str(source.relative_to(package.parent)))
+    return stale
+
+
 def bench(example: Path, pages_root: Path, runs: int = 15, files: int = 10_000, train: bool = False) -> str:
     rows: list[tuple[str, str, str, str]] = []
     work = Path(tempfile.mkdtemp(prefix="detector-bench-"))
@@ -274,6 +289,9 @@ def bench(example: Path, pages_root: Path, runs: int = 15, files: int = 10_000, 
             systems.append(lambda: run_measured([trafilatura], stdin=html_page))
         for measure in systems:
             measure()  # warm the file cache
+        stale = stale_bytecode()
+        if stale:
+            say(f"warning: no current bytecode for {', '.join(stale)}: each start compiles them (make install)")
         say(f"cold start, {runs} paired runs")
         cold = [[measure() for measure in systems] for _ in range(runs)]
         rss = max(peak_rss_mb(clean_cmd) for _ in range(3))
@@ -286,6 +304,10 @@ def bench(example: Path, pages_root: Path, runs: int = 15, files: int = 10_000, 
             ratio = f"{statistics.median(c[0] / c[1] for c in cold):.2f}× of trafilatura's CLI"
         rows.append(("cold start, one page (ms)", f"{m * 1e3:.0f} ({lo * 1e3:.0f}–{hi * 1e3:.0f})", their, ratio))
         rows.append(("peak RSS of that process (MB)", f"{rss:.0f}", "", ""))
+        if stale:
+            rows.append(
+                ("modules compiled on every start (stale bytecode)", str(len(stale)), "", "run make install")
+            )
 
         say("loading pages")
         devset = example.parent.parent / "devset"
