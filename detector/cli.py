@@ -59,6 +59,26 @@ class _Parser(argparse.ArgumentParser):
         sys.stderr.write(f"error: {message} (see clean-article --help)\n")
         raise SystemExit(2)
 
+    def _get_formatter(self) -> argparse.HelpFormatter:
+        # argparse makes a formatter for every add_argument, and its default one imports shutil (and with it
+        # bz2 and lzma) for the terminal's width: a few milliseconds of every start, for a width only --help
+        # needs. The same width, read as shutil reads it.
+        return self.formatter_class(prog=self.prog, width=_terminal_columns() - 2)  # type: ignore[call-arg]
+
+
+def _terminal_columns() -> int:
+    """The terminal's width as ``shutil.get_terminal_size`` tells it: $COLUMNS, the terminal's, else 80."""
+    try:
+        columns = int(os.environ.get("COLUMNS", "0"))
+    except ValueError:
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns or 80
+
 
 def clean_parser() -> argparse.ArgumentParser:
     """The options of clean-article. Plain argparse: typer would triple the command's start-up time."""

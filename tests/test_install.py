@@ -32,6 +32,33 @@ def test_cleaning_imports_no_training_library(tmp_path, extra):
 
 
 @needs_example
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_cleaning_one_page_imports_no_compression_module(fmt):
+    """A start on one page does not pay for modules it does not use: gzip is imported where gzipped input
+    is read, and argparse's help formatter, made for every option, would import shutil and with it bz2 and
+    lzma for the terminal's width (the parser reads the width itself)."""
+    code = (
+        "import sys\n"
+        "from detector.cli import clean_main\n"
+        f"status = clean_main([{str(EXAMPLE)!r}, '-f', {fmt!r}])\n"
+        "print(status, sorted(set(sys.modules) & {'shutil', 'bz2', 'lzma', 'gzip'}), file=sys.stderr)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=120)
+    assert result.stderr.decode().splitlines()[-1] == "0 []"
+
+
+@pytest.mark.parametrize("columns", [60, 120])
+def test_help_is_wrapped_to_the_terminal_width_in_columns(monkeypatch, columns):
+    from detector.cli import clean_parser
+
+    monkeypatch.setenv("COLUMNS", str(columns))
+    # the lines of running help text (an option's own name and choices are never broken)
+    lines = [line for line in clean_parser().format_help().splitlines() if line.startswith(" " * 24)]
+    assert max(map(len, lines)) <= columns - 2
+    assert max(map(len, lines)) > columns - 20  # wrapped to the width, not to a fixed one
+
+
+@needs_example
 def test_a_plain_pip_install_cleans_pages_from_any_folder(tmp_path):
     """The user's path: the wheel holds the model and the type marker and no training data; in a fresh
     virtual environment (not editable) clean-article works from an unrelated folder, the training libraries
