@@ -59,11 +59,15 @@ class _Parser(argparse.ArgumentParser):
         sys.stderr.write(f"error: {message} (see clean-article --help)\n")
         raise SystemExit(2)
 
+    _width: int | None = None
+
     def _get_formatter(self) -> argparse.HelpFormatter:
         # argparse makes a formatter for every add_argument, and its default one imports shutil (and with it
         # bz2 and lzma) for the terminal's width: a few milliseconds of every start, for a width only --help
-        # needs. The same width, read as shutil reads it.
-        return self.formatter_class(prog=self.prog, width=_terminal_columns() - 2)  # type: ignore[call-arg]
+        # needs. The same width, read as shutil reads it, once per parser.
+        if self._width is None:
+            self._width = _terminal_columns() - 2
+        return self.formatter_class(prog=self.prog, width=self._width)  # type: ignore[call-arg]
 
 
 def _terminal_columns() -> int:
