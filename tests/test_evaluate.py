@@ -17,34 +17,30 @@ from detector.workbench.evaluate import (
 from detector.workbench.metrics import scores
 from tests.conftest import DEVSET, FIXTURE_CORPUS, needs_devset
 
-# One floor per dev-set group, a little under the scores of README.md (finanzen.net: macro-F1 0.917, editorial
-# F1 0.977, leaks 0.0 % and 0.0 %; full pages as text: 0.782, 0.839, 4.9 %, 5.7 %; as HTML: 0.833, 0.898, 3.7 %,
-# 1.1 %; with site memory within 0.012 of these): a change that makes the model worse on real pages fails here.
-# Leaks are ceilings. The same floors hold with site memory, which must not lose article. (finanzen.net's
-# macro-F1 floor went from 0.93 to 0.92 with the model of 2026-12-03, which gained 0.04 to 0.05 macro-F1 on the
-# full pages and lost 0.018 there: a few digest items and bylines of its small navigational class. With corpus
-# round 13 the balanced threshold chosen on cross-validation fell from 0.58 to 0.51: HTML macro-F1 and editorial
-# F1 floors rose, its promotional-leak ceiling went from 2.5 % to 3.5 %. With round 14 (threshold 0.56) the text
-# macro-F1 floor rose to 0.76 and its promotional-leak ceiling fell to 3 %, HTML macro-F1 and editorial F1 rose
-# to 0.80 and 0.90. With rounds 15 and 16 (threshold 0.48; cross-validation better on every figure but the
-# promotional leak) finanzen.net's editorial F1 floor rose to 0.975 and HTML macro-F1 to 0.82, while the text
-# full pages keep more of everything: editorial F1 floor 0.83 -> 0.82, leak ceilings 3 % -> 5 % and 7 % -> 8 %.
-# With rounds 17 and 18 (threshold 0.52; cross-validation better on all but editorial recall, -0.001) the text
-# full pages gained (editorial F1 floor 0.83, navigational-leak ceiling 7 %, promotional 5.5 %: 4.9 % now), while
-# finanzen.net lost four numbered digest items at p = 0.5 (macro-F1 floor 0.91) and HTML mode some headlines
-# and sub-headings (editorial F1 floor 0.89, promotional-leak ceiling 4 %); README.md.)
+# One floor per dev-set group, a little under the scores of README.md (finanzen.net: macro-F1 0.902, editorial
+# F1 0.971, leaks 0.0 % and 0.0 %; full pages as text: 0.801, 0.858, 4.7 %, 8.1 %; as HTML: 0.832, 0.895, 3.5 %,
+# 1.0 %; with site memory within 0.017 of these): a change that makes the model worse on real pages fails here.
+# Leaks are ceilings. The same floors hold with site memory, which must not lose article. Floors move with
+# models chosen by grouped cross-validation, never by these pages; every move is said in README.md. (History:
+# finanzen.net's macro-F1 floor 0.93 -> 0.92 -> 0.91 and editorial F1 0.975 as corpus rounds 13-18 moved digest
+# items and bylines at p = 0.5; text full pages' leak ceilings 3 % -> 5 % / 7 % -> 8 % -> 5.5 % / 7 % and
+# editorial F1 0.82 -> 0.83 as thresholds moved; HTML editorial F1 0.90 -> 0.89. With the gate trained to pick
+# the expert that reads a page better (cross-validation editorial F1, macro-F1 and both leaks better; threshold
+# 0.52 -> 0.57) the text full pages keep more article (editorial F1 floor 0.83 -> 0.85, macro-F1 0.76 -> 0.78)
+# and more chrome (navigational-leak ceiling 7 % -> 9 %), and finanzen.net loses five digest items (editorial F1
+# floor 0.975 -> 0.965, macro-F1 0.91 -> 0.89).)
 DEVSET_FLOOR = {
     "devset-finanzen-net": {
-        "macro_f1": 0.91,
-        "editorial_f1": 0.975,
+        "macro_f1": 0.89,
+        "editorial_f1": 0.965,
         "promotional_leak": 0.01,
         "navigational_leak": 0.02,
     },
     "devset-full-pages": {
-        "macro_f1": 0.76,
-        "editorial_f1": 0.83,
+        "macro_f1": 0.78,
+        "editorial_f1": 0.85,
         "promotional_leak": 0.055,
-        "navigational_leak": 0.07,
+        "navigational_leak": 0.09,
     },
     "devset-full-pages-html": {
         "macro_f1": 0.82,

@@ -424,8 +424,8 @@ def with_training_copies(corpus: pd.DataFrame) -> pd.DataFrame:
       as pipelines that store the start of a page see it;
     * ``…#short``: every HTML page of more than ``SHORT_BUDGET`` paragraphs as text with its long runs of
       navigational paragraphs shortened (``shortened``), as corpora that keep a page's chrome but not all of
-      it store full pages: its shape is then nearer an article region's, and the gate must still see a full
-      page.
+      it store full pages: its shape is then nearer an article region's, and the gate must still learn which
+      expert reads it better.
     """
     html = corpus[corpus["block"].notna()]
     text_copies = html.assign(block=None, page=html["page"] + "#text")
@@ -503,13 +503,6 @@ def region_rows(corpus: pd.DataFrame) -> np.ndarray:
     return (~corpus["page"].str.contains(".html", regex=False)).to_numpy()
 
 
-def full_page_rows(corpus: pd.DataFrame) -> np.ndarray:
-    """Text-form pages the gate must send to the full-page expert: the text copies of HTML pages and their
-    first ~2,000 characters (not their article-region crops)."""
-    page = corpus["page"]
-    return (page.str.contains(".html", regex=False) & ~page.str.endswith("#body")).to_numpy()
-
-
 def fit_model(corpus: pd.DataFrame, folds: int = 5, jobs: int = 2) -> tuple[DetectorModel, CrossValidation | None]:
     """Fit both experts and the gate on the corpus and its training copies, calibrate them and choose the
     presets; also return what grouped cross-validation says of the corpus's own paragraphs (``None`` without
@@ -531,8 +524,14 @@ def fit_model(corpus: pd.DataFrame, folds: int = 5, jobs: int = 2) -> tuple[Dete
     splits = _folds(corpus, folds)
     full, *full_scores = fit_expert("full pages", corpus, everything, everything, splits, jobs)
     region, *region_scores = fit_expert("article regions", corpus, regions, text_form, splits, jobs)
-    gate, gate_weights = fit_gate(corpus, splits)
     classes = full.stage1.classes_
+    gate, gate_weights = fit_gate(
+        corpus,
+        splits,
+        softmax_rows(full_scores[0] / full.temperature),
+        softmax_rows(region_scores[0] / region.temperature),
+        classes,
+    )
     mixed = text_form & ~np.isnan(gate_weights)
     g = gate_weights[mixed][:, None]
     both = []
@@ -643,15 +642,35 @@ def _both(
     )
 
 
-def fit_gate(corpus: pd.DataFrame, splits: list[tuple[np.ndarray, np.ndarray]]) -> tuple[Gate, np.ndarray]:
-    """The gate, trained on text-form pages (one row per page, both shapes weighted equally): full pages are
-    the text copies of HTML pages and their first ~2,000 characters; article regions are text pages and every
-    article-region crop. Also its out-of-fold weights for every text-form row (NaN for HTML rows)."""
+def fit_gate(
+    corpus: pd.DataFrame,
+    splits: list[tuple[np.ndarray, np.ndarray]],
+    full_probabilities: np.ndarray,
+    region_probabilities: np.ndarray,
+    classes: np.ndarray,
+) -> tuple[Gate, np.ndarray]:
+    """The gate, trained on text-form pages (one row per page) to pick the expert that reads the page better:
+    its target is whether the full-page expert's out-of-fold probabilities give the page's labels a lower
+    (class-weighted) log loss than the article-region expert's, and each page counts by how much lower, so
+    that pages both experts read alike teach little. A page's shape (its length, runs of short lines) says
+    which task it is, but not which expert is right: a short full-page scrape reads like an article region,
+    and a long article region of a guide site like a full page; a gate trained on the shape alone sent to the
+    article-region expert many text pages that the full-page expert reads better.
+    Also its out-of-fold weights for every text-form row (NaN for HTML rows)."""
     text_form = corpus["block"].isna().to_numpy()
-    full = full_page_rows(corpus)
-    pages = [rows for rows in page_slices(corpus) if text_form[rows.start]]
+    scored = text_form & ~np.isnan(region_probabilities[:, 0])
+    pages = [rows for rows in page_slices(corpus) if scored[rows.start]]
     shapes = np.asarray([page_shape(corpus["text"].iloc[rows].tolist()) for rows in pages])
-    target = np.asarray([full[rows.start] for rows in pages], dtype=int)
+    index = np.searchsorted(classes, corpus["label"].to_numpy())  # the probabilities' columns: sorted classes
+    weights = training_weights(corpus)
+
+    def loss(probabilities: np.ndarray, rows: slice) -> float:
+        found = probabilities[np.arange(rows.start, rows.stop), index[rows]]
+        return float(-(weights[rows] * np.log(np.clip(found, 1e-9, 1.0))).sum())
+
+    gain = np.asarray([loss(region_probabilities, rows) - loss(full_probabilities, rows) for rows in pages])
+    target = (gain > 0).astype(int)
+    importance = np.abs(gain) / max(float(np.abs(gain).mean()), 1e-12)
     sites = np.asarray([corpus["site"].iloc[rows.start] for rows in pages])
     mean = shapes.mean(axis=0)
     std = shapes.std(axis=0)
@@ -660,20 +679,20 @@ def fit_gate(corpus: pd.DataFrame, splits: list[tuple[np.ndarray, np.ndarray]]) 
 
     def fitted(rows: np.ndarray) -> LogisticRegression:
         with threadpool_limits(limits=1):
-            return LogisticRegression(C=1.0, class_weight="balanced", max_iter=2000).fit(x[rows], target[rows])
+            return LogisticRegression(C=1.0, max_iter=3000).fit(x[rows], target[rows], importance[rows])
 
-    weights = np.full(len(corpus), np.nan)
+    gate_weights = np.full(len(corpus), np.nan)
     for _, test_idx in splits:
         test_sites = set(corpus["site"].iloc[test_idx])
         in_test = np.asarray([site in test_sites for site in sites])
         if in_test.all() or not in_test.any() or len(set(target[~in_test])) < 2:
             continue
         model = fitted(~in_test)
-        for index in np.flatnonzero(in_test):
-            weights[pages[index]] = model.predict_proba(x[index : index + 1])[0, 1]
+        for page in np.flatnonzero(in_test):
+            gate_weights[pages[page]] = model.predict_proba(x[page : page + 1])[0, 1]
     if len(set(target)) < 2:
-        return Gate(None, mean, scale), weights
-    return Gate(fitted(np.ones(len(pages), dtype=bool)), mean, scale), weights
+        return Gate(None, mean, scale), gate_weights
+    return Gate(fitted(np.ones(len(pages), dtype=bool)), mean, scale), gate_weights
 
 
 def fit_temperature(logits: np.ndarray, truth: np.ndarray, classes: np.ndarray, weights: np.ndarray) -> float:
