@@ -442,7 +442,7 @@ def main() -> None:
 
 def _exit(code: int) -> NoReturn:
     """Exit without the interpreter's teardown when nothing is left to do: freeing the model, the word caches
-    and the modules object by object took 18 ms of a one-page run's 127. By now every output file is written
+    and the modules object by object took about a fifth of a one-page run. By now every output file is written
     and closed and the workers are joined; the standard streams are flushed here. Where another thread still
     runs (Dask's), or a flush fails, the ordinary exit does its work and reports."""
     threading = sys.modules.get("threading")
