@@ -13,7 +13,7 @@ TRAINING_DATA = ROOT / "training_data"
 # The corpus issue asks for at least these counts ...
 TARGET = {"pages": 300, "sites": 30, "editorial": 4000, "promotional": 1500, "navigational": 2500}
 # ... and this is what the corpus has reached (training_data/README.md): it must never shrink below it.
-FLOOR = {"pages": 1079, "sites": 196, "editorial": 26339, "promotional": 22467, "navigational": 75252}
+FLOOR = {"pages": 1134, "sites": 207, "editorial": 28411, "promotional": 24267, "navigational": 81408}
 
 
 @pytest.fixture(scope="module")

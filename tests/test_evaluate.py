@@ -17,9 +17,9 @@ from detector.workbench.evaluate import (
 from detector.workbench.metrics import scores
 from tests.conftest import DEVSET, FIXTURE_CORPUS, needs_devset
 
-# One floor per dev-set group, a little under the scores of README.md (finanzen.net: macro-F1 0.902, editorial
-# F1 0.971, leaks 0.0 % and 0.0 %; full pages as text: 0.801, 0.858, 4.7 %, 8.1 %; as HTML: 0.832, 0.895, 3.5 %,
-# 1.0 %; with site memory within 0.017 of these): a change that makes the model worse on real pages fails here.
+# One floor per dev-set group, a little under the scores of README.md (finanzen.net: macro-F1 0.920, editorial
+# F1 0.979, leaks 0.0 % and 0.0 %; full pages as text: 0.813, 0.859, 4.4 %, 7.7 %; as HTML: 0.847, 0.898, 3.5 %,
+# 1.1 %; with site memory within 0.003 of these): a change that makes the model worse on real pages fails here.
 # Leaks are ceilings. The same floors hold with site memory, which must not lose article. Floors move with
 # models chosen by grouped cross-validation, never by these pages; every move is said in README.md. (History:
 # finanzen.net's macro-F1 floor 0.93 -> 0.92 -> 0.91 and editorial F1 0.975 as corpus rounds 13-18 moved digest
@@ -28,22 +28,24 @@ from tests.conftest import DEVSET, FIXTURE_CORPUS, needs_devset
 # the expert that reads a page better (cross-validation editorial F1, macro-F1 and both leaks better; threshold
 # 0.52 -> 0.57) the text full pages keep more article (editorial F1 floor 0.83 -> 0.85, macro-F1 0.76 -> 0.78)
 # and more chrome (navigational-leak ceiling 7 % -> 9 %), and finanzen.net loses five digest items (editorial F1
-# floor 0.975 -> 0.965, macro-F1 0.91 -> 0.89).)
+# floor 0.975 -> 0.965, macro-F1 0.91 -> 0.89). Corpus round 19 raised every group: finanzen.net's floors
+# back to 0.97 / 0.91, text full pages' macro-F1 0.78 -> 0.80 and navigational-leak ceiling 9 % -> 8.5 %, HTML
+# macro-F1 0.82 -> 0.835.)
 DEVSET_FLOOR = {
     "devset-finanzen-net": {
-        "macro_f1": 0.89,
-        "editorial_f1": 0.965,
+        "macro_f1": 0.91,
+        "editorial_f1": 0.97,
         "promotional_leak": 0.01,
         "navigational_leak": 0.02,
     },
     "devset-full-pages": {
-        "macro_f1": 0.78,
+        "macro_f1": 0.80,
         "editorial_f1": 0.85,
         "promotional_leak": 0.055,
-        "navigational_leak": 0.09,
+        "navigational_leak": 0.085,
     },
     "devset-full-pages-html": {
-        "macro_f1": 0.82,
+        "macro_f1": 0.835,
         "editorial_f1": 0.89,
         "promotional_leak": 0.04,
         "navigational_leak": 0.015,
