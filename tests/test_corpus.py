@@ -6,6 +6,7 @@ import re
 
 import pytest
 
+from detector.features import LENGTH_CAP
 from detector.pages import LABELS, corpus_files, load_corpus, read_page
 from tests.conftest import DEVSET, EXAMPLE, ROOT, needs_devset, needs_example
 
@@ -49,6 +50,16 @@ def test_corpus_has_not_shrunk_and_reports_its_size(corpus, record_property):
 def test_every_site_has_all_three_labels(corpus):
     per_site = corpus.groupby("site")["label"].nunique()
     assert per_site.min() == 3, per_site[per_site < 3].to_dict()
+
+
+def test_the_length_cap_lies_inside_the_corpus_full_pages_lengths(corpus):
+    """``features.LENGTH_CAP`` stands where the corpus's full pages thin out (between their 90th percentile and
+    their longest): below, it would blind the model to lengths it has seen; above, it would let it
+    extrapolate to lengths it has not. A corpus round that moves the pages' lengths must move the cap."""
+    lengths = sorted(corpus[corpus["block"].notna()].groupby("page").size())
+    assert lengths, "no HTML pages in the corpus"
+    p90 = lengths[int(0.9 * (len(lengths) - 1))]
+    assert p90 <= LENGTH_CAP <= lengths[-1], (p90, LENGTH_CAP, lengths[-1])
 
 
 def _sentences(text: str) -> set[str]:

@@ -10,6 +10,7 @@ import pytest
 from detector.features import (
     DENSE_NAMES,
     FORM_NAMES,
+    LENGTH_CAP,
     MARKUP_NAMES,
     SITE_MIN_PAGES,
     STAGE2_NAMES,
@@ -136,6 +137,17 @@ def test_repeated_paragraphs_and_runs_of_short_lines_are_seen():
     assert column("repeats_on_page", page) == pytest.approx([math.log(2)] * 2 + [0.0, 0.0] + [math.log(2)] * 2)
     assert column("seen_before", page) == [0, 0, 0, 0, 1, 1]
     assert column("short_run", page) == pytest.approx([math.log1p(3)] * 3 + [0.0] + [math.log1p(2)] * 2)
+
+
+def test_page_length_and_distances_to_the_ends_count_up_to_the_cap():
+    """A page twice the cap's length reads, at its head, like one of the cap's length plus one: the length
+    and the distance to the end stop growing there, and so does the distance from the start further down."""
+    filler = ["Der Dax stieg am Mittag um ein Prozent auf 19.500 Punkte."] * (2 * LENGTH_CAP)
+    long_page, capped_page = ["Startseite", *filler], ["Startseite", *filler[:LENGTH_CAP]]
+    for name in ("log_page_len", "log_pos_from_end"):
+        assert column(name, long_page)[0] == column(name, capped_page)[0] == math.log1p(LENGTH_CAP)
+    assert column("log_pos", long_page)[-1] == math.log1p(LENGTH_CAP)
+    assert column("log_pos", long_page)[LENGTH_CAP - 1] == math.log1p(LENGTH_CAP - 1)
 
 
 def test_the_article_run_is_the_densest_run_of_editorial_scores():
