@@ -3,7 +3,10 @@
 It needs the ``train`` extra (scikit-learn, numpy, scipy, pandas, threadpoolctl); cleaning never imports it.
 Importing it pins what makes training reproducible across machines of one kind, before numpy loads its BLAS: one
 thread for BLAS and OpenMP (parallel sums add up in a different order from run to run), and OpenBLAS's
-Haswell kernels (by default OpenBLAS picks kernels by the CPU it finds, and each adds up differently).
+Haswell kernels (by default OpenBLAS picks kernels by the CPU it finds, and each adds up differently), and
+numpy without its AVX-512 loops (numpy too picks loops by the CPU, and its AVX-512 ``exp`` and ``log`` round
+differently from the C library's that other x86-64 CPUs use: with the same versions and BLAS pinned, the fixture
+model came out different on a CPU without AVX-512 than on the machines before it).
 ``detector.workbench.train`` checks that the pins took effect and records them with the model.
 """
 
@@ -26,7 +29,21 @@ def _pinned_environment() -> dict[str, str]:
             flags = set()
         if {"avx2", "fma"} <= flags:  # forcing kernels the CPU lacks would crash
             pins["OPENBLAS_CORETYPE"] = PINNED_CORETYPE
+        pins["NPY_DISABLE_CPU_FEATURES"] = _numpy_avx512_targets()
     return pins
+
+
+def _numpy_avx512_targets() -> str:
+    """numpy's names for its AVX-512 dispatch targets (renamed in numpy 2.3), read without importing numpy."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        major, minor = (int(part) for part in version("numpy").split(".")[:2])
+    except (PackageNotFoundError, ValueError):
+        major, minor = 0, 0
+    if (major, minor) >= (2, 3):
+        return "X86_V4 AVX512_ICL AVX512_SPR"
+    return "AVX512F AVX512_SKX AVX512_ICL AVX512_SPR"
 
 
 PINNED_ENVIRONMENT = _pinned_environment()
