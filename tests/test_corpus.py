@@ -14,7 +14,7 @@ TRAINING_DATA = ROOT / "training_data"
 # The corpus issue asks for at least these counts ...
 TARGET = {"pages": 300, "sites": 30, "editorial": 4000, "promotional": 1500, "navigational": 2500}
 # ... and this is what the corpus has reached (training_data/README.md): it must never shrink below it.
-FLOOR = {"pages": 1214, "sites": 223, "editorial": 31490, "promotional": 26951, "navigational": 90107}
+FLOOR = {"pages": 1246, "sites": 231, "editorial": 32734, "promotional": 28562, "navigational": 100536}
 
 
 @pytest.fixture(scope="module")

@@ -17,9 +17,10 @@ from detector.workbench.evaluate import (
 from detector.workbench.metrics import scores
 from tests.conftest import DEVSET, FIXTURE_CORPUS, needs_devset
 
-# One floor per dev-set group, a little under the scores of README.md (finanzen.net: macro-F1 0.929, editorial
-# F1 0.983, leaks 0.0 % and 0.0 %; full pages as text: 0.812, 0.858, 5.2 %, 8.0 %; as HTML: 0.848, 0.906, 3.5 %,
-# 1.2 %; with site memory within 0.003 of these): a change that makes the model worse on real pages fails here.
+# One floor per dev-set group, a little under the scores of README.md (finanzen.net: macro-F1 0.908, editorial
+# F1 0.973, leaks 0.0 % and 0.0 %, with site memory 0.925 and 0.982; full pages as text: 0.821, 0.863, 4.9 %,
+# 7.4 %; as HTML: 0.851, 0.899, 3.5 %, 1.1 %; with site memory within 0.001 of these): a change that makes the
+# model worse on real pages fails here.
 # Leaks are ceilings. The same floors hold with site memory, which must not lose article. Floors move with
 # models chosen by grouped cross-validation, never by these pages; every move is said in README.md. (History:
 # finanzen.net's macro-F1 floor 0.93 -> 0.92 -> 0.91 and editorial F1 0.975 as corpus rounds 13-18 moved digest
@@ -31,23 +32,26 @@ from tests.conftest import DEVSET, FIXTURE_CORPUS, needs_devset
 # floor 0.975 -> 0.965, macro-F1 0.91 -> 0.89). Corpus round 19 raised every group: finanzen.net's floors
 # back to 0.97 / 0.91, text full pages' macro-F1 0.78 -> 0.80 and navigational-leak ceiling 9 % -> 8.5 %, HTML
 # macro-F1 0.82 -> 0.835. The place features capped at 213 paragraphs kept more article on long HTML pages:
-# HTML editorial F1 0.89 -> 0.90.)
+# HTML editorial F1 0.89 -> 0.90. Corpus round 22 (long full pages; threshold 0.51 -> 0.56) raised the text full
+# pages (macro-F1 floor 0.80 -> 0.81, navigational-leak ceiling 8.5 % -> 8 %) and HTML macro-F1 (0.835 -> 0.84),
+# and lost seven digest items and bylines on finanzen.net (macro-F1 floor 0.91 -> 0.90) and eleven paragraphs of
+# article on the HTML pages (editorial F1 floor 0.90 -> 0.89).)
 DEVSET_FLOOR = {
     "devset-finanzen-net": {
-        "macro_f1": 0.91,
+        "macro_f1": 0.90,
         "editorial_f1": 0.97,
         "promotional_leak": 0.01,
         "navigational_leak": 0.02,
     },
     "devset-full-pages": {
-        "macro_f1": 0.80,
+        "macro_f1": 0.81,
         "editorial_f1": 0.85,
         "promotional_leak": 0.055,
-        "navigational_leak": 0.085,
+        "navigational_leak": 0.08,
     },
     "devset-full-pages-html": {
-        "macro_f1": 0.835,
-        "editorial_f1": 0.90,
+        "macro_f1": 0.84,
+        "editorial_f1": 0.89,
         "promotional_leak": 0.04,
         "navigational_leak": 0.015,
     },
