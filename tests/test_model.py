@@ -5,7 +5,10 @@ from __future__ import annotations
 import hashlib
 import json
 import pickle
+import platform
 import struct
+import subprocess
+import sys
 import zlib
 
 import numpy as np
@@ -187,6 +190,18 @@ def test_shipped_model_is_what_its_provenance_says():
     assert metadata["model_sha256"] == hashlib.sha256(model.shipped_model().read_bytes()).hexdigest(), stale
     assert metadata["training_data"]["fingerprint_sha256"] == fingerprint(ROOT / "training_data"), stale
     assert metadata["code_fingerprint_sha256"] == code_fingerprint(), stale
+
+
+@pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="an x86-64 pin")
+def test_the_workbench_switches_numpys_avx512_loops_off_by_names_numpy_accepts():
+    """The pin only works if numpy knows the names: it ignores unknown ones with an ImportWarning, which this
+    turns into an error (a numpy that renames its targets again fails here, not silently in training)."""
+    code = "import os, detector.workbench, numpy; print(os.environ['NPY_DISABLE_CPU_FEATURES'])"
+    result = subprocess.run(
+        [sys.executable, "-W", "error::ImportWarning", "-c", code], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert "AVX512" in result.stdout
 
 
 def test_training_gives_the_same_bytes_on_any_machine_and_any_number_of_jobs(tmp_path):

@@ -4,9 +4,9 @@ It needs the ``train`` extra (scikit-learn, numpy, scipy, pandas, threadpoolctl)
 Importing it pins what makes training reproducible across machines of one kind, before numpy loads its BLAS: one
 thread for BLAS and OpenMP (parallel sums add up in a different order from run to run), and OpenBLAS's
 Haswell kernels (by default OpenBLAS picks kernels by the CPU it finds, and each adds up differently), and
-numpy without its AVX-512 loops (numpy too picks loops by the CPU, and its AVX-512 ``exp`` and ``log`` round
-differently from the C library's that other x86-64 CPUs use: with the same versions and BLAS pinned, the fixture
-model came out different on a CPU without AVX-512 than on the machines before it).
+numpy without its AVX-512 loops (numpy too picks loops by the CPU: with the same versions and BLAS pinned, the
+fixture model came out different on a CPU without AVX-512 than on the AVX-512 machines before it, and numpy's
+AVX-512 ``exp`` and ``log``, which round differently from the C library's, are the likely cause).
 ``detector.workbench.train`` checks that the pins took effect and records them with the model.
 """
 
