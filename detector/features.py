@@ -14,7 +14,8 @@ Three kinds of features:
   boilerplate comes in runs and at the edges of a page;
 * the second stage's features (``STAGE2_NAMES``): what the first stage thinks of the paragraph, of its
   neighbours near and far, and of the page, and where the page's article run (the densest run of editorial
-  scores) lies: the article is one contiguous run inside the chrome of a full page.
+  scores) lies: the article is one contiguous run inside the chrome of a full page; and how many of a
+  paragraph's content words the article run holds (a teaser of another story shares few of them).
 
 Each group of dense features is declared once, as the keys of the dict its function returns; the names and the
 values cannot drift apart.
@@ -492,6 +493,19 @@ def _run_lengths(flags: list[bool]) -> list[int]:
 
 _STAGE2_OFFSETS = (-3, -2, -1, 1, 2, 3)
 _STAGE2_WINDOWS = (5, 15)
+_TOPIC_STEM = 6  # letters: a cheap stem, so that "Anleihen" and "Anleihe", "Zinsen" and "Zinssenkung" meet
+_TOPIC_MIN_WORDS = 3  # content words: fewer say nothing of a paragraph's topic
+# Frequent words of five letters or more that say nothing of a topic (on lower case).
+_TOPIC_STOP = frozenset(
+    """aber allem allen aller alles also andere anderen ander auch bereits beim bisher damit danach dabei daher
+    dann darauf darum dass davon dazu denen denn deren derzeit diese diesem diesen dieser dieses doch durch eigene
+    eigenen einem einen einer eines einige einigen etwa etwas euro gegen geben gibt habe haben hatte hatten heute
+    hier immer indem jedoch jetzt kann kommen konnte können könnte laut lassen letzten machen mehr mehrere
+    menschen nach nachdem neben neuen nicht noch nun oder ohne prozent rund schon sehr seine seinen seiner seit
+    sich sind soll sollen sollte sowie stehen steht über unter viele vielen vom weil weiter weitere weiteren
+    wenn werden wieder will wird wollen worden wurde wurden zudem zwei zwischen sagte sagt heißt heisst erste
+    ersten jahre jahren jahres millionen milliarden""".split()  # noqa: SIM905 (a word list reads better so)
+)
 
 
 def softmax(scores: Sequence[float]) -> list[float]:
@@ -512,11 +526,45 @@ def _stage2_names() -> tuple[str, ...]:
     # No "site known" flag: a paragraph that does not recur reads as it does without site memory, so that the
     # memory can only tell what recurs, never make a page's unique menu entries and teasers look like article.
     site = ("site_repeat", "site_repeat_any", "site_repeat_most", "site_repeat_near")
-    return own + near + far + page + run + box + site
+    topic = ("topic_known", "topic_shared")
+    return own + near + far + page + run + box + site + topic
 
 
 STAGE2_NAMES = _stage2_names()
 STAGE2_SIZE = len(STAGE2_NAMES)
+
+
+def topic_stem(token: str) -> str | None:
+    """The stem of a content word (a token of ``tokens``: five letters or more, no digit, not a frequent
+    function word), else None."""
+    if len(token) < 5 or token in _TOPIC_STOP or not token.isalpha():
+        return None
+    return token[:_TOPIC_STEM]
+
+
+def topic_words(text: str) -> frozenset[str]:
+    """The stems of a paragraph's content words (``topic_stem``): what ``neighbour_features`` compares with the
+    article run, because a teaser of another story shares few of them with the article and a paragraph of the
+    article many. (The scorer takes them from the tokens it reads anyway.)"""
+    return frozenset(filter(None, map(topic_stem, tokens(text))))
+
+
+def _topic_shares(words: Sequence[frozenset[str]], run_start: int, run_end: int) -> list[tuple[float, float]]:
+    """Per paragraph, whether it has enough content words to tell (``_TOPIC_MIN_WORDS``) and the share of them
+    that other paragraphs of the article run hold too."""
+    held: dict[str, int] = {}
+    for i in range(run_start, run_end):
+        for w in words[i]:
+            held[w] = held.get(w, 0) + 1
+    out = []
+    for i, own in enumerate(words):
+        if len(own) < _TOPIC_MIN_WORDS:
+            out.append((0.0, 0.0))
+            continue
+        mine = 1 if run_start <= i < run_end else 0
+        shared = sum(1 for w in own if held.get(w, 0) > mine)
+        out.append((1.0, shared / len(own)))
+    return out
 
 
 def article_run(editorial: Sequence[float]) -> tuple[int, int]:
@@ -538,6 +586,7 @@ def neighbour_features(
     logits: Sequence[Sequence[float]],
     groups: Sequence[int] | None = None,
     repeats: Sequence[float] | None = None,
+    words: Sequence[frozenset[str]] | None = None,
     editorial_class: int = 0,
 ) -> list[list[float]]:
     """Per paragraph (in the order of STAGE2_NAMES): its own first-stage scores, the first-stage
@@ -545,7 +594,8 @@ def neighbour_features(
     windows of 5 and 15 paragraphs on each side, the page's mean, where it stands to the article run, for
     HTML input the mean probabilities of the other paragraphs in its box (``Block.group``): the items of an
     ad box, a menu or a teaser list share their fate; and, when the page is one of a batch of its site's
-    pages (``SiteMemory.shares``), how many of the site's other pages hold it and its neighbours."""
+    pages (``SiteMemory.shares``), how many of the site's other pages hold it and its neighbours; and, given
+    the paragraphs' ``topic_words``, how many of its content words the article run holds."""
     probs = [softmax(row) for row in logits]
     n = len(probs)
     if not n:
@@ -566,6 +616,7 @@ def neighbour_features(
     mean = [v / n for v in prefix[-1]]
     editorial = [p[editorial_class] for p in probs]
     run_start, run_end = article_run(editorial)
+    topics = _topic_shares(words, run_start, run_end) if words is not None else [(0.0, 0.0)] * n
     total_editorial = sum(editorial) or 1.0
     rows = []
     for i in range(n):
@@ -602,6 +653,7 @@ def neighbour_features(
             row += [share, float(share > 0.0), float(share >= 0.5), sum(near) / len(near) if near else 0.0]
         else:
             row += [0.0, 0.0, 0.0, 0.0]
+        row += topics[i]
         rows.append(row)
     return rows
 

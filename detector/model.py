@@ -42,6 +42,7 @@ from detector.features import (
     phrase_feature_ids,
     softmax,
     tokens,
+    topic_stem,
     unigram_id,
 )
 
@@ -127,8 +128,9 @@ class Scorer:
         self._class_cache: dict[tuple[int, tuple[str, ...]], tuple[float, float]] = {}
 
     def _token(self, token: str) -> tuple:
-        """A token's unigram column, the number of its character n-grams, and per expert the weights of its
-        unigram and the summed weights of its n-grams: computed once per distinct token and cached."""
+        """A token's unigram column, the number of its character n-grams, per expert the weights of its unigram
+        and the summed weights of its n-grams, and its topic stem (``features.topic_stem``): computed once per
+        distinct token and cached."""
         uid = unigram_id(token)
         row = self._word_row(token)
         grams: Sequence[float]
@@ -141,7 +143,7 @@ class Scorer:
         sums: list[float] = []
         for k, expert in enumerate(self.experts):
             sums += [expert.w1[uid], expert.w2[uid], grams[2 * k], grams[2 * k + 1]]
-        entry = (uid, count, sums)
+        entry = (uid, count, sums, topic_stem(token))
         if len(self._token_cache) >= _WORD_CACHE_LIMIT:
             self._token_cache.clear()
         self._token_cache[token] = entry
@@ -176,10 +178,15 @@ class Scorer:
         return entry
 
     def logits(
-        self, paragraphs: Sequence[str], blocks: Sequence[Block] | None = None, experts: int | None = None
+        self,
+        paragraphs: Sequence[str],
+        blocks: Sequence[Block] | None = None,
+        experts: int | None = None,
+        topics: list[frozenset[str]] | None = None,
     ) -> list[list[list[float]]]:
         """First-stage class scores of every paragraph of one page (the first class's is always 0), for each
-        of the first ``experts`` experts (all by default); with ``blocks`` (HTML input), markup counts too."""
+        of the first ``experts`` experts (all by default); with ``blocks`` (HTML input), markup counts too.
+        ``topics``, when given, gets each paragraph's ``features.topic_words``, read from the same tokens."""
         cache = self._token_cache
         make = self._token
         chosen = self.experts[: experts or len(self.experts)]
@@ -189,10 +196,13 @@ class Scorer:
             uids: tuple[int, ...] = ()
             n_chars = 0
             sums = [0.0] * (4 * len(chosen))
+            stems: tuple[str | None, ...] = ()
             if entries:
-                uids, counts, per_token = zip(*entries)
+                uids, counts, per_token, stems = zip(*entries)
                 n_chars = sum(counts)
                 sums = [sum(column) for column in islice(zip(*per_token), 4 * len(chosen))]  # the chosen experts'
+            if topics is not None:
+                topics.append(frozenset(filter(None, stems)))
             phrases = phrase_feature_ids(uids)
             inv_w = 1.0 / math.sqrt(len(uids) + len(phrases))
             inv_c = 1.0 / math.sqrt(n_chars) if n_chars else 0.0
@@ -236,12 +246,13 @@ class Scorer:
         weight = 1.0 if blocks else self.gate(paragraphs)
         needed = 1 if weight >= 1.0 else len(self.experts)
         mixed: list[list[float]] | None = None
-        for expert, logits in zip(self.experts, self.logits(paragraphs, blocks, needed)):
+        words: list[frozenset[str]] = []
+        for expert, logits in zip(self.experts, self.logits(paragraphs, blocks, needed, words)):
             if expert.stage2 is not None:
                 coef, intercept = expert.stage2
                 logits = [
                     [b + sum(map(mul, row, features)) for row, b in zip(coef, intercept)]
-                    for features in neighbour_features(logits, groups, repeats)
+                    for features in neighbour_features(logits, groups, repeats, words)
                 ]
             scale = 1.0 / expert.temperature
             probs = [softmax([v * scale for v in row]) for row in logits]
@@ -268,8 +279,9 @@ class Scorer:
         weight = 1.0 if blocks else self.gate(paragraphs)
         index = 0 if weight >= 0.5 else 1
         expert = self.experts[index]
-        logits = self.logits(paragraphs, blocks, index + 1)[index]
-        stage2 = neighbour_features(logits, [b.group for b in blocks] if blocks else None, repeats)
+        words: list[frozenset[str]] = []
+        logits = self.logits(paragraphs, blocks, index + 1, words)[index]
+        stage2 = neighbour_features(logits, [b.group for b in blocks] if blocks else None, repeats, words)
         dense_rows = list(page_features(paragraphs, blocks))
         out = []
         for i, probs in enumerate(probabilities):

@@ -17,9 +17,9 @@ from detector.workbench.evaluate import (
 from detector.workbench.metrics import scores
 from tests.conftest import DEVSET, FIXTURE_CORPUS, needs_devset
 
-# One floor per dev-set group, a little under the scores of README.md (finanzen.net: macro-F1 0.908, editorial
-# F1 0.973, leaks 0.0 % and 0.0 %, with site memory 0.925 and 0.982; full pages as text: 0.821, 0.863, 4.9 %,
-# 7.4 %; as HTML: 0.851, 0.899, 3.5 %, 1.1 %; with site memory within 0.001 of these): a change that makes the
+# One floor per dev-set group, a little under the scores of README.md (finanzen.net: macro-F1 0.902, editorial
+# F1 0.969, leaks 0.0 % and 0.0 %, with site memory 0.920 and 0.977; full pages as text: 0.825, 0.873, 4.4 %,
+# 6.9 %; as HTML: 0.852, 0.904, 3.5 %, 1.1 %; with site memory within 0.001 of these): a change that makes the
 # model worse on real pages fails here.
 # Leaks are ceilings. The same floors hold with site memory, which must not lose article. Floors move with
 # models chosen by grouped cross-validation, never by these pages; every move is said in README.md. (History:
@@ -35,23 +35,26 @@ from tests.conftest import DEVSET, FIXTURE_CORPUS, needs_devset
 # HTML editorial F1 0.89 -> 0.90. Corpus round 22 (long full pages; threshold 0.51 -> 0.56) raised the text full
 # pages (macro-F1 floor 0.80 -> 0.81, navigational-leak ceiling 8.5 % -> 8 %) and HTML macro-F1 (0.835 -> 0.84),
 # and lost seven digest items and bylines on finanzen.net (macro-F1 floor 0.91 -> 0.90) and eleven paragraphs of
-# article on the HTML pages (editorial F1 floor 0.90 -> 0.89).)
+# article on the HTML pages (editorial F1 floor 0.90 -> 0.89). The topic features (how much of a paragraph's
+# vocabulary the article run holds) raised the full pages (text editorial F1 floor 0.85 -> 0.86,
+# navigational-leak ceiling 8 % -> 7.5 %; HTML editorial F1 0.89 -> 0.895) and lost three digest items of
+# finanzen.net's morning briefings (editorial F1 floor 0.97 -> 0.96).)
 DEVSET_FLOOR = {
     "devset-finanzen-net": {
         "macro_f1": 0.90,
-        "editorial_f1": 0.97,
+        "editorial_f1": 0.96,
         "promotional_leak": 0.01,
         "navigational_leak": 0.02,
     },
     "devset-full-pages": {
         "macro_f1": 0.81,
-        "editorial_f1": 0.85,
+        "editorial_f1": 0.86,
         "promotional_leak": 0.055,
-        "navigational_leak": 0.08,
+        "navigational_leak": 0.075,
     },
     "devset-full-pages-html": {
         "macro_f1": 0.84,
-        "editorial_f1": 0.89,
+        "editorial_f1": 0.895,
         "promotional_leak": 0.04,
         "navigational_leak": 0.015,
     },

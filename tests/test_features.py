@@ -23,6 +23,7 @@ from detector.features import (
     page_keys,
     recurring,
     repeat_key,
+    topic_words,
 )
 from detector.markup import LANDMARKS, Block, blocks
 from detector.pages import load_corpus
@@ -282,7 +283,7 @@ def test_memories_of_two_files_of_one_host_add_up_and_the_same_file_twice_counts
 def test_second_stage_site_features_are_neutral_without_memory_and_for_what_does_not_recur():
     logits = [[0.0, 1.0, -1.0], [0.0, -2.0, 0.5], [0.0, 0.3, 0.2]]
     site = [i for i, name in enumerate(STAGE2_NAMES) if name.startswith("site_")]
-    assert STAGE2_NAMES[site[0]] == "site_repeat" and site[-1] == len(STAGE2_NAMES) - 1
+    assert STAGE2_NAMES[site[0]] == "site_repeat" and STAGE2_NAMES[site[-1]] == "site_repeat_near"
     alone = neighbour_features(logits)
     in_batch = neighbour_features(logits, repeats=[1.0, 0.0, 0.5])
     assert all(row[i] == 0.0 for row in alone for i in site)
@@ -293,6 +294,29 @@ def test_second_stage_site_features_are_neutral_without_memory_and_for_what_does
     ]
     assert [row[: site[0]] for row in alone] == [row[: site[0]] for row in in_batch]
     assert neighbour_features(logits, repeats=[0.0, 0.0, 0.0]) == alone  # nothing recurs: as without memory
+
+
+def test_topic_words_are_stems_of_content_words_without_digits_or_function_words():
+    assert topic_words("Die Zinsen steigen, sagte die EZB-Präsidentin am 12.03.2025 in Frankfurt.") == frozenset(
+        {"zinsen", "steige", "präsid", "frankf"}
+    )
+    assert topic_words("Mehr dazu: 2025") == frozenset()
+
+
+def test_second_stage_topic_features_say_how_much_of_a_paragraph_the_article_run_holds():
+    texts = [
+        "Startseite",  # before the run, too short to tell
+        "Bayerwerk erhöht Dividende nach Rekordgewinn",
+        "Der Chemiekonzern Bayerwerk hebt nach einem Rekordgewinn seine Dividende kräftig an.",
+        "Vorstandschef Lindner nannte den Rekordgewinn einen Erfolg der gesamten Belegschaft.",
+        "Reederei Nordhafen streicht Stellen: Frachtraten brechen im Herbst deutlich ein.",  # another story
+    ]
+    logits = [[-3.0, 0.0, 3.0], [3.0, 0.0, 0.0], [3.0, 0.0, 0.0], [3.0, 0.0, 0.0], [-1.0, 0.0, 1.0]]
+    known, shared = STAGE2_NAMES.index("topic_known"), STAGE2_NAMES.index("topic_shared")
+    rows = neighbour_features(logits, words=[topic_words(t) for t in texts])
+    assert [row[known] for row in rows] == [0.0, 1.0, 1.0, 1.0, 1.0]
+    assert [round(row[shared], 3) for row in rows] == [0.0, 0.75, 0.6, 0.143, 0.0]  # the run: 1-3
+    assert all(row[known] == row[shared] == 0.0 for row in neighbour_features(logits))  # text not given
 
 
 def test_the_memory_tells_of_a_paragraph_when_it_or_a_near_neighbour_recurs():

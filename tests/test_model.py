@@ -15,7 +15,14 @@ import numpy as np
 import pytest
 
 from detector import model
-from detector.features import HASH_BITS, SITE_MIN_PAGES, SiteMemory, char_ngram_count, char_ngram_ids
+from detector.features import (
+    HASH_BITS,
+    SITE_MIN_PAGES,
+    SiteMemory,
+    char_ngram_count,
+    char_ngram_ids,
+    topic_words,
+)
 from detector.pages import load_corpus
 from detector.workbench.train import code_fingerprint, export, fingerprint, fit_model, frequent_words
 from tests.conftest import FIXTURE_CORPUS, ROOT, run
@@ -50,6 +57,21 @@ def test_scorer_equals_the_sklearn_pipeline(fixture_model):
     corpus, detector, path = fixture_model
     expected = detector.predict_proba(corpus)
     assert np.abs(scorer_probabilities(model.load(path), corpus) - expected).max() < 1e-6
+
+
+def test_the_scorer_reads_the_topic_words_training_reads_from_its_cached_tokens(fixture_model):
+    corpus, _, path = fixture_model
+    scorer = model.load(path)
+    texts = corpus["text"].tolist()[:400] + [
+        "",
+        "12,5 %",
+        "Zinsen, Zinsen und nochmals ZINSEN: die EZB-Präsidentin",
+    ]
+    for _ in range(2):  # the second time from the token cache
+        topics: list[frozenset[str]] = []
+        scorer.logits(texts, topics=topics)
+        assert topics == [topic_words(text) for text in texts]
+    assert topics[-1] == frozenset({"zinsen", "nochma", "präsid"})
 
 
 def test_the_word_table_gives_exactly_the_sums_of_the_words_ngrams(fixture_model, tmp_path):

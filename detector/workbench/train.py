@@ -46,6 +46,7 @@ from detector.features import (
     page_shape,
     recurring,
     tokens,
+    topic_words,
     word_feature_ids,
 )
 from detector.pages import LABELS, corpus_files, load_corpus
@@ -340,7 +341,8 @@ def stage2_matrix(
         memory = memories.get(X["site"].iloc[page.start]) if memories is not None else None
         if memory is not None:
             repeats = memory.shares(X["text"].iloc[page].tolist())
-        rows.extend(neighbour_features(logits[page].tolist(), groups, repeats))
+        words = [topic_words(text) for text in X["text"].iloc[page]]
+        rows.extend(neighbour_features(logits[page].tolist(), groups, repeats, words))
     return np.asarray(rows, dtype=np.float64).reshape(-1, STAGE2_SIZE)
 
 
