@@ -497,14 +497,12 @@ _TOPIC_STEM = 6  # letters: a cheap stem, so that "Anleihen" and "Anleihe", "Zin
 _TOPIC_MIN_WORDS = 3  # content words: fewer say nothing of a paragraph's topic
 # Frequent words of five letters or more that say nothing of a topic (on lower case).
 _TOPIC_STOP = frozenset(
-    """aber allem allen aller alles also andere anderen ander auch bereits beim bisher damit danach dabei daher
-    dann darauf darum dass davon dazu denen denn deren derzeit diese diesem diesen dieser dieses doch durch eigene
-    eigenen einem einen einer eines einige einigen etwa etwas euro gegen geben gibt habe haben hatte hatten heute
-    hier immer indem jedoch jetzt kann kommen konnte können könnte laut lassen letzten machen mehr mehrere
-    menschen nach nachdem neben neuen nicht noch nun oder ohne prozent rund schon sehr seine seinen seiner seit
-    sich sind soll sollen sollte sowie stehen steht über unter viele vielen vom weil weiter weitere weiteren
-    wenn werden wieder will wird wollen worden wurde wurden zudem zwei zwischen sagte sagt heißt heisst erste
-    ersten jahre jahren jahres millionen milliarden""".split()  # noqa: SIM905 (a word list reads better so)
+    """allem allen aller alles andere anderen ander bereits bisher damit danach dabei daher darauf darum davon
+    denen deren derzeit diese diesem diesen dieser dieses durch eigene eigenen einem einen einer eines einige
+    einigen etwas gegen geben haben hatte hatten heute immer indem jedoch jetzt kommen konnte können könnte
+    lassen letzten machen mehrere menschen nachdem neben neuen nicht prozent schon seine seinen seiner sollen
+    sollte sowie stehen steht unter viele vielen weiter weitere weiteren werden wieder wollen worden wurde
+    wurden zudem zwischen sagte heißt heisst erste ersten jahre jahren jahres millionen milliarden""".split()  # noqa: SIM905 (a word list reads better so)
 )
 
 
