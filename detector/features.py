@@ -270,6 +270,8 @@ _MARKUP_ZERO = {
     "html": 0.0,
     "link_share": 0.0,
     "all_link": 0.0,
+    "paid_link": 0.0,
+    "paid_share": 0.0,
     "log_depth": 0.0,
     **{f"tag_{name}": 0.0 for name in _TAG_NAMES},
     **{f"in_{name}": 0.0 for name in _LANDMARK_NAMES},
@@ -284,6 +286,9 @@ def _markup(block: Block | None) -> dict[str, float]:
     values["html"] = 1.0
     values["link_share"] = share
     values["all_link"] = float(share >= 0.95)
+    if block.paid_chars:
+        values["paid_link"] = 1.0
+        values["paid_share"] = block.paid_chars / max(len(block.text), 1)
     values["log_depth"] = math.log1p(block.depth)
     values[f"tag_{_TAG_GROUPS.get(block.tag, 'other')}"] = 1.0
     for bit, name in enumerate(_LANDMARK_NAMES):

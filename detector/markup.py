@@ -4,8 +4,9 @@ The rule is the one the dev set was made with (``../shared/devset/README.md``): 
 show (scripts, styles, forms' inputs, hidden elements), let every block element end the paragraph before it
 and start a new one, keep inline elements inside their paragraph, turn ``br``, ``td`` and ``th`` into spaces and
 collapse white space. Beside its text, each paragraph keeps the markup around it: its block tag, how much of it
-is link text, the landmarks it sits in (``nav``, ``footer``, ``aside``, ``form`` ...), the words of the class and
-id attributes above it, its depth, and the ``data-label`` of an annotated training page.
+is link text and how much paid-link text (``paid_link``), the landmarks it sits in (``nav``, ``footer``, ``aside``,
+``form`` ...), the words of the class and id attributes above it, its depth, and the ``data-label`` of an annotated
+training page.
 
 Parsing is lxml's HTML parser (libxml2: fast, forgiving with broken markup); the walk is iterative, so any
 nesting depth is safe.
@@ -140,6 +141,7 @@ class Block(NamedTuple):
     heading: int  # 1-6 inside h1-h6, else 0
     group: int = 0  # the box it sits in: the nearest element with a class, an id, or a list or landmark tag
     boxes: tuple[int, ...] = ()  # the group and the boxes around it, nearest first (at most BOX_LEVELS)
+    paid_chars: int = 0  # characters of the text that sit inside paid links (``paid_link``)
 
 
 class _Frame(NamedTuple):
@@ -153,9 +155,10 @@ class _Frame(NamedTuple):
     depth: int
     group: int
     boxes: tuple[int, ...]
+    paid: bool
 
 
-_SKIPPED = _Frame("#skipped", False, 0, (), None, False, 0, 0, 0, ())
+_SKIPPED = _Frame("#skipped", False, 0, (), None, False, 0, 0, 0, (), False)
 BOX_LEVELS = 3  # boxes kept per paragraph: its own, the one around it, and that one's
 _BOXES = frozenset(
     [
@@ -186,6 +189,50 @@ def class_words(value: str) -> list[str]:
 def _class_words(value: str) -> tuple[str, ...]:
     """``class_words`` as a tuple, cached: a page repeats its class names hundreds of times."""
     return tuple(class_words(value))
+
+
+# Links that earn the site money per click or sale: marked so (rel="sponsored", as search engines ask), through an
+# affiliate network, an ad server or a shop's partner programme, or through the site's own click-out redirect.
+# Read with a few string operations, not a regular expression: a page has hundreds of links.
+_PAID_DOMAINS = frozenset(
+    """awin1.com webmasterplan.com financeads.net tradedoubler.com skimresources.com digidip.net viglink.com
+    linksynergy.com shareasale.com anrdoezrs.net jdoqocy.com tkqlhce.com dpbolvw.net kqzyfj.com prf.hn
+    webgains.com affili.net doubleclick.net adition.com smartadserver.com adform.net criteo.com amzn.to""".split()  # noqa: SIM905
+)
+_PAID_NETWORKS = frozenset(["zanox", "adcell", "belboon", "tradetracker", "daisycon"])  # under many countries
+_PAID_PATHS = ("go/", "goto/", "out/", "outgoing/", "partnerlink/", "partner-link/")
+_PAID_PARAMETERS = frozenset(["affid", "aff_id", "affiliate_id", "affiliate", "partner_id"])
+
+
+def paid_link(rel: str | None, href: str | None) -> bool:
+    """Whether a link is a paid one: ``rel="sponsored"``, or an ``href`` through an affiliate network or an ad
+    server (its domain), an Amazon partner tag, an affiliate parameter, or a click-out redirect (``/go/``,
+    ``/out/`` ...). LABELS.md: affiliate links are promotional, but a paragraph of an article that names a shop
+    through one is still the article: the model weighs this beside the rest."""
+    if rel and "sponsored" in rel.lower():
+        return True
+    if not href:
+        return False
+    href = href.strip().lower()
+    host = ""
+    if href.startswith(("http://", "https://", "//")):
+        host, _, href = href.partition("//")[2].partition("/")
+        labels = host.split(":")[0].split(".")
+        if len(labels) >= 2 and (
+            ".".join(labels[-2:]) in _PAID_DOMAINS
+            or labels[-2] in _PAID_NETWORKS
+            or (labels[-2] == "ebay" and labels[0] == "rover")
+        ):
+            return True
+    else:
+        href = href.lstrip("/")
+    path, _, query = href.partition("?")
+    if path.startswith(_PAID_PATHS) or "/relocator/" in f"/{path}" or href.startswith("aclk?"):
+        return True
+    if not query:
+        return False
+    keys = {item.partition("=")[0] for item in query.split("&")}
+    return bool(keys & _PAID_PARAMETERS) or ("tag" in keys and "amazon." in host)
 
 
 def _hidden(element) -> bool:
@@ -220,13 +267,13 @@ def _walk(root) -> Iterator[Block]:
 
     stack: list[_Frame] = []
     parts: list[str] = []
-    link_parts = 0
+    link_parts = paid_parts = 0
     owner: _Frame | None = None
 
     def flush() -> Block | None:
-        nonlocal parts, link_parts, owner
+        nonlocal parts, link_parts, paid_parts, owner
         if owner is None:  # nothing but white space since the last boundary (most boundaries)
-            parts, link_parts = [], 0
+            parts, link_parts, paid_parts = [], 0, 0
             return None
         text = _SPACE.sub(" ", "".join(parts)).strip()
         block = None
@@ -243,12 +290,13 @@ def _walk(root) -> Iterator[Block]:
                 owner.heading,
                 owner.group,
                 owner.boxes,
+                min(paid_parts, len(text)),
             )
-        parts, link_parts, owner = [], 0, None
+        parts, link_parts, paid_parts, owner = [], 0, 0, None
         return block
 
     def add(text: str | None, frame: _Frame) -> None:
-        nonlocal link_parts, owner
+        nonlocal link_parts, paid_parts, owner
         if not text:
             return
         if owner is None:
@@ -259,9 +307,12 @@ def _walk(root) -> Iterator[Block]:
             owner = owner._replace(label=CONFLICT)
         parts.append(text)
         if frame.link:
-            link_parts += len(_SPACE.sub(" ", text).strip()) + (1 if text[:1].isspace() else 0)
+            chars = len(_SPACE.sub(" ", text).strip()) + (1 if text[:1].isspace() else 0)
+            link_parts += chars
+            if frame.paid:
+                paid_parts += chars
 
-    base = _Frame("#root", True, 0, (), None, False, 0, 0, 0, ())
+    base = _Frame("#root", True, 0, (), None, False, 0, 0, 0, (), False)
     walker = etree.iterwalk(root, events=("start", "end"))
     serial = 0
     for event, element in walker:
@@ -299,6 +350,7 @@ def _walk(root) -> Iterator[Block]:
                 parent.depth + 1,
                 serial if boxed else parent.group,
                 (serial, *parent.boxes[: BOX_LEVELS - 1]) if boxed else parent.boxes,
+                parent.paid or (tag == "a" and paid_link(get("rel"), get("href"))),
             )
             stack.append(frame)
         else:

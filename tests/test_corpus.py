@@ -14,7 +14,7 @@ TRAINING_DATA = ROOT / "training_data"
 # The corpus issue asks for at least these counts ...
 TARGET = {"pages": 300, "sites": 30, "editorial": 4000, "promotional": 1500, "navigational": 2500}
 # ... and this is what the corpus has reached (training_data/README.md): it must never shrink below it.
-FLOOR = {"pages": 1246, "sites": 231, "editorial": 32734, "promotional": 28562, "navigational": 100536}
+FLOOR = {"pages": 1262, "sites": 235, "editorial": 33354, "promotional": 29045, "navigational": 102105}
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import json
 import pytest
 
 from detector import classify_html, clean_html
-from detector.markup import blocks, decode_html
+from detector.markup import blocks, decode_html, paid_link
 from tests.conftest import ROOT, run
 
 PAGE = ROOT / "tests" / "fixtures" / "html" / "quartalszahlen.html"
@@ -55,6 +55,36 @@ def test_the_page_is_cut_into_paragraphs_by_the_dev_set_rule():
         "Kontakt",
         "© 2026 Beispielportal GmbH. Alle Rechte vorbehalten.",
     ]
+
+
+@pytest.mark.parametrize(
+    ("rel", "href", "paid"),
+    [
+        ("nofollow sponsored", "https://shop.example/kopfhoerer", True),
+        (None, "https://www.amazon.de/dp/B0ABC12345?tag=geldseite-21", True),
+        (None, "https://amzn.to/3xYzAbc", True),
+        (None, "https://www.awin1.com/cread.php?awinmid=1234&awinaffid=5678", True),
+        (None, "/go/depot-broker/", True),
+        (None, "https://www.example.de/out/4711/", True),
+        (None, "https://www.amazon.de/dp/B0ABC12345", False),  # a shop link without a partner id
+        (None, "/suche?tag=dividende", False),
+        (None, "/ratgeber/gold-kaufen/", False),
+        (None, None, False),
+    ],
+)
+def test_paid_links_are_told_from_other_links(rel, href, paid):
+    assert paid_link(rel, href) is paid
+
+
+def test_a_paragraph_counts_the_characters_of_its_paid_links():
+    html = (
+        "<p>Die Kopfhörer gibt es bei <a href='https://amzn.to/3xYzAbc'>Kaufhaus</a> für 89 Euro, "
+        "<a href='/test/'>unser Test</a> lobt sie.</p>"
+        "<p><a rel='sponsored' href='https://x.example/'>Zum Angebot</a></p>"
+    )
+    first, second = blocks(html)
+    assert (first.paid_chars, first.link_chars) == (len("Kaufhaus"), len("Kaufhaus") + len("unser Test"))
+    assert second.paid_chars == len("Zum Angebot") == len(second.text)
 
 
 def test_an_html_file_gives_its_article():
