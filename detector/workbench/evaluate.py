@@ -225,6 +225,7 @@ def evaluate_set(
 
 
 FULL_PAGES = "devset-full-pages"
+HEAD = "-head"  # the name of a group's report on the first ~2,000 characters of its pages
 
 
 def devset_groups(corpus: pd.DataFrame) -> dict[str, pd.DataFrame]:
@@ -237,10 +238,24 @@ def devset_groups(corpus: pd.DataFrame) -> dict[str, pd.DataFrame]:
     }
 
 
+def heads(corpus: pd.DataFrame) -> pd.DataFrame:
+    """Every page cut to its first ~2,000 characters (the paragraphs that end within them, at least three), as
+    pipelines that store the start of a page have it: the shape of the ``#head`` copies training adds."""
+    from detector.workbench.train import HEAD_CHARS
+
+    parts = []
+    for _, rows in corpus.groupby("page", sort=False):
+        ends = np.cumsum(rows["text"].str.len().to_numpy() + 2)
+        parts.append(rows.iloc[: max(3, int(np.searchsorted(ends, HEAD_CHARS, side="right")))])
+    return pd.concat(parts, ignore_index=True) if parts else corpus
+
+
 DEVSET_DESCRIPTIONS = {
     "devset-finanzen-net": "real article regions of finanzen.net (../shared/devset/finanzen-net/), shipped model",
     FULL_PAGES: "real full-page scrapes of 20 other sites (../shared/devset/), text mode, shipped model",
     f"{FULL_PAGES}-html": "the same full pages read as HTML (23 files), every converted paragraph, shipped model",
+    f"devset-finanzen-net{HEAD}": "the finanzen.net pages cut to their first ~2,000 characters, shipped model",
+    f"{FULL_PAGES}{HEAD}": "the full pages as text cut to their first ~2,000 characters, shipped model",
 }
 
 
@@ -351,8 +366,8 @@ def evaluate(
 
 
 def evaluate_devset(devset: Path, model_path: Path | None = None, compare: bool = True) -> list[SetReport]:
-    """The dev set's groups scored with the shipped (or given) model, and its HTML files in HTML mode;
-    nothing when the dev set is absent."""
+    """The dev set's groups scored with the shipped (or given) model, its HTML files in HTML mode, and its
+    text groups cut to the start of their pages; nothing when the dev set is absent."""
     if not devset.exists():
         return []
     thresholds = load_model(model_path).thresholds
@@ -361,6 +376,7 @@ def evaluate_devset(devset: Path, model_path: Path | None = None, compare: bool 
     html = html_corpus(devset)
     if not html.empty:
         groups[f"{FULL_PAGES}-html"] = html
+    groups |= {name + HEAD: heads(groups[name]) for name in ("devset-finanzen-net", FULL_PAGES)}
     for name, corpus in groups.items():
         labels, probabilities = predict_with_model(corpus, model_path)
         reports.append(
