@@ -9,7 +9,7 @@ import zipfile
 
 import pytest
 
-from tests.conftest import EXAMPLE, ROOT, needs_example, run
+from tests.conftest import EXAMPLE, ROOT, needs_devset, needs_example, run
 
 HEAVY = ("numpy", "scipy", "sklearn", "pandas")
 # Modules a clean run does not use: gzip is imported where gzipped input is read, and argparse's help formatter,
@@ -108,3 +108,30 @@ def test_the_first_progress_tick_shows_no_wild_estimate():
     progress = Progress(1000, stream, enabled=True)
     progress.update()
     assert stream.getvalue() == "\r1/1000 files  "
+
+
+@needs_devset
+def test_evaluate_devset_scores_each_group_of_the_dev_set_without_cross_validation():
+    result = run("detector", "evaluate", "--devset", "--no-compare", "--model", "models/model.bin", cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    titles = [
+        line.split(":")[0] for line in result.stdout.decode().splitlines() if line.startswith(("devset", "train"))
+    ]
+    groups = ["devset-finanzen-net", "devset-full-pages", "devset-full-pages-html"]
+    groups += ["devset-finanzen-net-head", "devset-full-pages-head"]
+    assert titles == [name for group in groups for name in (group, group + "-site-memory")]
+    assert "model models/model.bin (23 pages, 4792 paragraphs)" in result.stdout.decode()
+
+
+def test_evaluate_devset_says_in_one_line_what_is_missing(tmp_path):
+    pages = ROOT / "tests" / "fixtures" / "corpus"
+    with_pages = run("detector", "evaluate", "--devset", pages, cwd=ROOT)
+    assert (with_pages.returncode, with_pages.stderr) == (
+        1,
+        b"error: --devset scores the dev set: give no PAGES with it\n",
+    )
+    nowhere = run("detector", "evaluate", "--devset", cwd=tmp_path)
+    assert nowhere.returncode == 1
+    assert (
+        nowhere.stderr == b"error: no dev set at ../shared/devset (run from a checkout with ../shared beside it)\n"
+    )

@@ -76,6 +76,11 @@ def admin_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("--folds", type=int, default=5, metavar="N", help="folds of the cross-validation")
     evaluate.add_argument(
+        "--devset",
+        action="store_true",
+        help="only ../shared/devset/, per group, without the cross-validation: seconds, to try a --model",
+    )
+    evaluate.add_argument(
         "--report", type=Path, metavar="DIR", help="also write evaluation.md and its pictures here"
     )
 
@@ -134,7 +139,15 @@ def _train(args: argparse.Namespace) -> None:
 def _evaluate(args: argparse.Namespace) -> None:
     from detector.workbench import evaluate as evaluation
 
-    reports = evaluation.evaluate(args.paths, Path("training_data"), DEVSET, args.model, args.compare, args.folds)
+    if args.devset:
+        if args.paths:
+            raise _Failed("--devset scores the dev set: give no PAGES with it")
+        if not DEVSET.is_dir():
+            raise _Failed(f"no dev set at {DEVSET} (run from a checkout with ../shared beside it)")
+        reports = evaluation.evaluate_devset(DEVSET, args.model, args.compare)
+    else:
+        corpus = Path("training_data")
+        reports = evaluation.evaluate(args.paths, corpus, DEVSET, args.model, args.compare, args.folds)
     print(evaluation.render_text(reports))
     if args.report is not None:
         sys.stderr.write(f"wrote {evaluation.write_markdown(reports, args.report)}\n")

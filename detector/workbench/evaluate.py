@@ -379,11 +379,12 @@ def evaluate_devset(devset: Path, model_path: Path | None = None, compare: bool 
     groups |= {name + HEAD: heads(groups[name]) for name in ("devset-finanzen-net", FULL_PAGES)}
     for name, corpus in groups.items():
         labels, probabilities = predict_with_model(corpus, model_path)
-        reports.append(
-            evaluate_set(name, DEVSET_DESCRIPTIONS[name], corpus, labels, compare, probabilities, thresholds)
-        )
+        described = DEVSET_DESCRIPTIONS[name]
+        if model_path is not None:
+            described = described.replace("shipped model", f"model {model_path}")
+        reports.append(evaluate_set(name, described, corpus, labels, compare, probabilities, thresholds))
         labels, probabilities = predict_with_model(corpus, model_path, site_memory=True)
-        description = f"{DEVSET_DESCRIPTIONS[name]}, each site folder as a batch (site memory)"
+        description = f"{described}, each site folder as a batch (site memory)"
         memory_thresholds = load_model(model_path).site_memory_thresholds
         reports.append(
             evaluate_set(f"{name}{MEMORY}", description, corpus, labels, False, probabilities, memory_thresholds)
