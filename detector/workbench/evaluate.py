@@ -241,12 +241,9 @@ def devset_groups(corpus: pd.DataFrame) -> dict[str, pd.DataFrame]:
 def heads(corpus: pd.DataFrame) -> pd.DataFrame:
     """Every page cut to its first ~2,000 characters (the paragraphs that end within them, at least three), as
     pipelines that store the start of a page have it: the shape of the ``#head`` copies training adds."""
-    from detector.workbench.train import HEAD_CHARS
+    from detector.workbench.train import head_length
 
-    parts = []
-    for _, rows in corpus.groupby("page", sort=False):
-        ends = np.cumsum(rows["text"].str.len().to_numpy() + 2)
-        parts.append(rows.iloc[: max(3, int(np.searchsorted(ends, HEAD_CHARS, side="right")))])
+    parts = [rows.iloc[: head_length(rows["text"])] for _, rows in corpus.groupby("page", sort=False)]
     return pd.concat(parts, ignore_index=True) if parts else corpus
 
 

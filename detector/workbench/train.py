@@ -445,8 +445,7 @@ def with_training_copies(corpus: pd.DataFrame) -> pd.DataFrame:
         crop = rows.iloc[editorial[0] : end]
         if len(crop) <= len(rows) - 2:
             copies.append(crop.assign(page=f"{page}#body"))
-        lengths = np.cumsum(rows["text"].str.len().to_numpy() + 2)
-        head = max(3, int(np.searchsorted(lengths, HEAD_CHARS, side="right")))
+        head = head_length(rows["text"])
         if head < len(rows) and editorial[0] < head:
             copies.append(rows.iloc[:head].assign(page=f"{page}#head"))
     for page, rows in text_copies.groupby("page", sort=False):
@@ -457,6 +456,15 @@ def with_training_copies(corpus: pd.DataFrame) -> pd.DataFrame:
 
 
 HEAD_CHARS = 2000
+
+
+def head_length(texts: pd.Series) -> int:
+    """How many of a page's paragraphs its first ~``HEAD_CHARS`` characters hold (the paragraphs that end
+    within them, a blank line after each; at least three): the start of a page as pipelines store it."""
+    ends = np.cumsum(texts.str.len().to_numpy() + 2)
+    return max(3, int(np.searchsorted(ends, HEAD_CHARS, side="right")))
+
+
 SHORT_BUDGET = 120  # paragraphs: a shortened copy keeps about this many
 
 
