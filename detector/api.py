@@ -14,16 +14,20 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator
-from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
 
 from detector import model as model_file
 from detector.features import SiteMemory, recurring
 from detector.pages import LABELS
 from detector.segment import iter_paragraphs, normalise_newlines
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at run time (see _named_tuple)
 if TYPE_CHECKING:
+    from pathlib import Path
+    from typing import NamedTuple
+
     from detector import markup
+else:
+    from detector._named_tuple import NamedTuple
 
 FORMATS = ("text", "annotated", "json", "html", "explain")
 WINDOW = 4000

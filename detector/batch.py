@@ -18,8 +18,6 @@ import sys
 import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator
-from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, BinaryIO, NamedTuple, TextIO
 
 from detector.api import (
     Decision,
@@ -40,8 +38,14 @@ from detector.pages import LABELS
 from detector.rules import Rule, active_rules, apply_rules, decide
 from detector.segment import NotTextError, iter_paragraphs, looks_like_html, normalise_newlines, page_text
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at run time (see _named_tuple)
 if TYPE_CHECKING:  # detector.markup is imported where HTML is read: text pages start without it
+    from pathlib import Path
+    from typing import IO, Any, BinaryIO, NamedTuple, TextIO
+
     from detector import markup
+else:
+    from detector._named_tuple import NamedTuple
 
 DEFAULT_MAX_BYTES = 32 * 1024 * 1024
 TEMP_SUFFIX = ".detector-part"
@@ -582,6 +586,8 @@ def write_atomic(
 def clean_file(task: Task, config: RunConfig) -> Result:
     """Clean one file into its target; never raises for anything about that file, never leaves a partial
     file, and reports every failure with its reason."""
+    from pathlib import Path  # here, not at the top: a page to standard output never needs it
+
     name = display(task.source)
     target = Path(task.target)
     if config.skip_existing and target.exists():
@@ -598,7 +604,7 @@ def clean_file(task: Task, config: RunConfig) -> Result:
                 return result
             data = read_limited(handle, config.max_bytes, name)
         memory = (config.memories or {}).get(file_site(task.source))
-        page = clean_page(data, name, task.kind, config, Path(task.source).parent.name, memory)
+        page = clean_page(data, name, task.kind, config, folder_name(task.source), memory)
         del data
         written = write_atomic(
             target, page.chunks, config.run_id, lambda: not dropped_by(page.writer.verdict(), config)
@@ -815,6 +821,11 @@ def check_writable(outdir: Path, errors: Path | None, run_id: str) -> None:
 def file_site(source: str) -> str:
     """The site of a page file: its folder (pages of one site are usually stored together)."""
     return "folder:" + os.path.dirname(os.path.abspath(source))
+
+
+def folder_name(source: str) -> str:
+    """The name of a page file's folder, which the user's rules match as the page's site."""
+    return os.path.basename(os.path.dirname(os.path.abspath(source)))
 
 
 def with_site_memory(tasks: list[Task], config: RunConfig) -> RunConfig:

@@ -13,14 +13,17 @@ import signal
 import sys
 import time
 from collections.abc import Iterable
-from pathlib import Path
-from typing import NoReturn
 
 from detector import batch
 from detector.api import FLAGS, FORMATS, parse_keep
 from detector.features import SITE_MIN_PAGES
 from detector.model import ModelError
 from detector.segment import check_encoding
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at run time (see _named_tuple)
+if TYPE_CHECKING:
+    from pathlib import Path
+    from typing import NoReturn
 
 
 class Terminated(BaseException):
@@ -70,6 +73,14 @@ class _Parser(argparse.ArgumentParser):
         return self.formatter_class(prog=self.prog, width=self._width)  # type: ignore[call-arg]
 
 
+def _path(value: str) -> Path:
+    """An option's path; pathlib is imported only when one is given (a page to standard output never needs
+    it, and its import was a twentieth of that cold start)."""
+    from pathlib import Path
+
+    return Path(value)
+
+
 def _terminal_columns() -> int:
     """The terminal's width as ``shutil.get_terminal_size`` tells it: $COLUMNS, the terminal's, else 80."""
     try:
@@ -93,7 +104,7 @@ def clean_parser() -> argparse.ArgumentParser:
     )
     add = parser.add_argument
     add("inputs", nargs="*", default=["-"], help="files or folders; none or '-' reads standard input")
-    add("-o", "--output", type=Path, help="output folder; needed for folders and several files")
+    add("-o", "--output", type=_path, help="output folder; needed for folders and several files")
     add(
         "-f",
         "--format",
@@ -118,7 +129,7 @@ def clean_parser() -> argparse.ArgumentParser:
         metavar="P",
         help="keep a paragraph as editorial when its editorial probability is at least P (0-1; overrides --favor)",
     )
-    add("--rules", type=Path, metavar="FILE", help="your own keep/drop rules (TOML), applied after the model")
+    add("--rules", type=_path, metavar="FILE", help="your own keep/drop rules (TOML), applied after the model")
     add(
         "--drop-pages",
         metavar="FLAGS",
@@ -141,7 +152,7 @@ def clean_parser() -> argparse.ArgumentParser:
     )
     add("-j", "--jobs", type=int, default=0, help="parallel workers; 0 means all cores (default)")
     add("--skip-existing", action="store_true", help="leave existing outputs alone (resume a run)")
-    add("--errors", type=Path, help="write one JSON line per failed file or record to this file")
+    add("--errors", type=_path, help="write one JSON line per failed file or record to this file")
     add("--encoding", help="force the input encoding instead of detecting it")
     add("--fix-mojibake", action="store_true", help="repair text that was decoded wrongly before (FÃ¼r → Für)")
     add(
@@ -171,7 +182,7 @@ def clean_parser() -> argparse.ArgumentParser:
         default=60.0,
         help="seconds to wait for an unresponsive scheduler or for workers to come back (default: 60)",
     )
-    add("--model", type=Path, help="use this trained model file instead of the shipped one")
+    add("--model", type=_path, help="use this trained model file instead of the shipped one")
     add("-q", "--quiet", action="store_true", help="no notes and no progress; errors and the summary stay")
     return parser
 
@@ -293,7 +304,7 @@ def _clean_one(source: str, config: batch.RunConfig) -> int:
                 import io
 
                 return _records_to_stdout(io.BytesIO(data), name, kind, config)
-        site = None if source == "-" else Path(source).resolve().parent.name
+        site = None if source == "-" else batch.folder_name(source)
         page = batch.clean_page(data, name, kind, config, site)
         del data
         if config.drop_pages:  # the verdict is known at the end: hold the output until then

@@ -17,7 +17,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from functools import lru_cache
-from typing import NamedTuple
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at run time (see _named_tuple)
+if TYPE_CHECKING:
+    from typing import NamedTuple
+else:
+    from detector._named_tuple import NamedTuple
 
 # Dropped with everything inside them: not shown as text by a browser.
 DROPPED = frozenset(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import mmap
 import os
 import stat
 import struct
@@ -21,8 +22,6 @@ from array import array
 from collections.abc import Callable, Sequence
 from itertools import islice, pairwise
 from operator import itemgetter, mul
-from pathlib import Path
-from typing import TYPE_CHECKING
 
 from detector.features import (
     CHAR_NGRAMS,
@@ -46,7 +45,10 @@ from detector.features import (
     unigram_id,
 )
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at run time (see _named_tuple)
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from detector.markup import Block
 
 FORMAT = 5  # 5: the word table carries its index; files of format 4 (without it) and 3 (no table) are still read
@@ -387,16 +389,16 @@ def _readable(name: str, classes: Sequence[str]) -> str:
     return f"{head}_{classes[int(tail)]}" if tail.isdigit() and head else name
 
 
-def shipped_model() -> Path:
-    """The model file installed with the package (package data ``detector.models``, which is the repository's
-    ``models/`` folder in a checkout)."""
+def shipped_model() -> str:
+    """The path of the model file installed with the package (package data ``detector.models``, which is the
+    repository's ``models/`` folder in a checkout); a string, as pathlib is not imported to clean a page."""
     from importlib import import_module
 
     try:  # the package's own file: importlib.resources would cost a fifth of a cold start in imports
         models = import_module("detector.models")
     except ModuleNotFoundError:  # the package imported from a checkout that is not installed
-        return Path(__file__).resolve().parent.parent / "models" / "model.bin"
-    return Path(models.__file__ or "").parent / "model.bin"
+        return os.path.join(os.path.dirname(os.path.dirname(os.path.realpath(__file__))), "models", "model.bin")
+    return os.path.join(os.path.dirname(models.__file__ or ""), "model.bin")
 
 
 def word_list(blob: bytes | memoryview) -> list[str]:
@@ -470,13 +472,13 @@ MAX_MODEL_BYTES = 256 * 1024 * 1024  # a model file larger than this is not one 
 def load(path: Path | str | None = None) -> Scorer:
     """Read and check a model file; every problem becomes a ModelError that says what to do.
 
-    The file is read once into one buffer (its size known and capped first, and only from a regular file:
-    never a FIFO or a device), the CRC is taken over a view of it, and the header is checked against the
+    The file is mapped (``_read_model_file``; its size known and capped first, and only a regular file: never
+    a FIFO or a device), the CRC is taken over a view of it, and the header is checked against the
     arrays: the format and feature settings, the classes and their order, every shape, and that every number
     is finite. A model that passes predicts exactly what it was trained to; nothing in it is executed.
     """
     shipped = path is None
-    path = shipped_model() if path is None else Path(path)
+    path = shipped_model() if path is None else os.fspath(path)
     hint = (
         "the installed package is damaged: reinstall it (pip install --force-reinstall detector), or in a "
         "checkout run `make train`"
@@ -485,7 +487,7 @@ def load(path: Path | str | None = None) -> Scorer:
     )
     data = _read_model_file(path, hint)
     view = memoryview(data)
-    if not data.startswith(MAGIC):
+    if view[: len(MAGIC)] != MAGIC:
         raise ModelError(f"{path} is not a detector model file; {hint}")
     if len(data) < len(MAGIC) + 8 or struct.unpack("<I", view[-4:])[0] != zlib.crc32(view[:-4]):
         raise ModelError(f"model file {path} is truncated or corrupted; {hint}")
@@ -534,7 +536,12 @@ def _check_word_table(words: memoryview, n_words: int, index: tuple[Sequence[int
     return ""
 
 
-def _read_model_file(path: Path, hint: str) -> bytes:
+def _read_model_file(path: str, hint: str) -> bytes | mmap.mmap:
+    """The model file's bytes, mapped rather than copied: a copy of its 10 MB was a tenth of a cold start (a
+    fresh buffer's page faults and the copy), a mapping costs nothing until a page is read, and worker
+    processes share its pages. A file is replaced by renaming a new one over it (as ``detector train`` does),
+    which leaves a running process its old copy; a file too small to map, or one on a file system that cannot
+    map, is read into memory."""
     try:
         descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # a FIFO must not block here
         with open(descriptor, "rb", closefd=True) as handle:
@@ -544,7 +551,12 @@ def _read_model_file(path: Path, hint: str) -> bytes:
             os.set_blocking(descriptor, True)
             if info.st_size > MAX_MODEL_BYTES:
                 raise ModelError(f"model file {path} is larger than {MAX_MODEL_BYTES} bytes; {hint}")
-            data = handle.read(info.st_size + 1)  # one buffer, not zeroed first: the cold start's largest read
+            if info.st_size >= mmap.PAGESIZE:
+                try:
+                    return mmap.mmap(descriptor, info.st_size, access=mmap.ACCESS_READ)
+                except (OSError, ValueError):
+                    pass
+            data = handle.read(info.st_size + 1)
             if len(data) != info.st_size:
                 raise ModelError(f"model file {path} changed while it was read; {hint}")
             return data

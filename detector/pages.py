@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import re
 from collections import namedtuple
-from pathlib import Path
-from typing import TYPE_CHECKING
 
 from detector.segment import split_blocks
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at run time (see _named_tuple)
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import pandas as pd
 
     from detector.markup import Block
@@ -96,6 +97,8 @@ def load_corpus(*roots: Path | str, suffixes: tuple[str, ...] = PAGE_SUFFIXES) -
     ``page`` (path relative to the root), ``index``, ``label``, ``text``, and ``block``: the markup around the
     paragraph (``detector.markup.Block``) for HTML pages, None for text pages.
     """
+    from pathlib import Path  # here, not at the top: cleaning a page never needs it
+
     import pandas as pd
 
     rows = []

@@ -20,13 +20,17 @@ from __future__ import annotations
 
 import re
 import sys
-from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
 
 from detector.pages import LABELS
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at run time (see _named_tuple)
 if TYPE_CHECKING:
+    from pathlib import Path
+    from typing import NamedTuple
+
     from detector.api import Paragraph
+else:
+    from detector._named_tuple import NamedTuple
 
 _KEYS = {"name", "action", "match", "line", "label", "site", "field", "value"}
 _SPACE = re.compile(r"\s+")
@@ -67,6 +71,7 @@ def load_rules(path: Path | str) -> tuple[Rule, ...]:
         import tomllib
     else:  # pragma: no cover - Python 3.10
         import tomli as tomllib  # type: ignore[import-not-found]
+    from pathlib import Path  # here, not at the top: only --rules needs it
 
     path = Path(path)
     try:

@@ -12,6 +12,7 @@ import subprocess
 import threading
 import time
 import zlib
+from pathlib import Path
 
 import pytest
 
@@ -234,14 +235,14 @@ def rewrite_header(path, tmp_path, change) -> object:
     ],
 )
 def test_a_model_with_a_valid_checksum_and_a_broken_header_is_one_clear_error(tmp_path, change, message):
-    crafted = rewrite_header(model.shipped_model(), tmp_path, change)
+    crafted = rewrite_header(Path(model.shipped_model()), tmp_path, change)
     result = run("clean-article", "--model", crafted, stdin=ARTICLE.encode())
     assert result.returncode == 1
     assert len(lines(result)) == 1 and message in result.stderr.decode(), result.stderr
 
 
 def test_a_model_with_nan_weights_or_a_truncated_array_is_refused(tmp_path):
-    data = bytearray(model.shipped_model().read_bytes())
+    data = bytearray(Path(model.shipped_model()).read_bytes())
     start = len(model.MAGIC) + 4
     (size,) = struct.unpack("<I", data[len(model.MAGIC) : start])
     weights = start + size  # the first text weight

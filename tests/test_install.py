@@ -14,21 +14,26 @@ from tests.conftest import EXAMPLE, ROOT, needs_devset, needs_example, run
 HEAVY = ("numpy", "scipy", "sklearn", "pandas")
 # Modules a clean run does not use: gzip is imported where gzipped input is read, and argparse's help formatter,
 # made for every option, would import shutil and with it bz2 and lzma for the terminal's width (the parser reads
-# the width itself). Each costs the cold start of every page.
-UNUSED = ("shutil", "bz2", "lzma", "gzip")
+# the width itself); typing is never imported at run time (detector._named_tuple), pathlib only for output
+# folders and --rules. Each costs the cold start of every page.
+UNUSED = ("shutil", "bz2", "lzma", "gzip", "typing")
+UNUSED_FOR_ONE_PAGE = (*UNUSED, "pathlib")
 
 
 @needs_example
 @pytest.mark.parametrize(
-    "extra", [[], ["-f", "json"], ["--jobs", "2", "-o", "{tmp}"]], ids=["text", "json", "batch"]
+    ("extra", "unused"),
+    [([], UNUSED_FOR_ONE_PAGE), (["-f", "json"], UNUSED_FOR_ONE_PAGE), (["--jobs", "2", "-o", "{tmp}"], UNUSED)],
+    ids=["text", "json", "batch"],
 )
-def test_cleaning_imports_no_training_library_nor_unused_module(tmp_path, extra):
+def test_cleaning_imports_no_training_library_nor_unused_module(tmp_path, extra, unused):
     arguments = [str(EXAMPLE), *(a.format(tmp=tmp_path / "out") for a in extra)]
-    code = (
+    code = (  # the modules Python's start imported (an editable install's import hook among them) do not count
         "import sys\n"
+        "before = set(sys.modules)\n"
         "from detector.cli import clean_main\n"
         f"status = clean_main({arguments!r})\n"
-        f"heavy = sorted({{m.split('.')[0] for m in sys.modules}} & set({(HEAVY + UNUSED)!r}))\n"
+        f"heavy = sorted({{m.split('.')[0] for m in set(sys.modules) - before}} & set({(HEAVY + unused)!r}))\n"
         "print(status, heavy, file=sys.stderr)\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=120)
@@ -135,3 +140,32 @@ def test_evaluate_devset_says_in_one_line_what_is_missing(tmp_path):
     assert (
         nowhere.stderr == b"error: no dev set at ../shared/devset (run from a checkout with ../shared beside it)\n"
     )
+
+
+def test_named_tuples_made_without_typing_are_what_typing_makes():
+    import pickle
+    import typing
+
+    from detector._named_tuple import NamedTuple
+    from detector.batch import RunConfig
+
+    class Ours(NamedTuple):
+        """A record."""
+
+        index: int  # type: ignore[assignment]
+        text: str = "x"
+
+        def twice(self) -> str:
+            return self.text * 2
+
+    class Theirs(typing.NamedTuple):
+        index: int  # type: ignore[assignment]
+        text: str = "x"
+
+    ours = Ours(1)
+    assert ours == Theirs(1) == (1, "x") and ours.index == 1 and ours.twice() == "xx"
+    assert Ours._fields == Theirs._fields and Ours._field_defaults == Theirs._field_defaults
+    assert Ours.__doc__ == "A record." and list(Ours.__annotations__) == list(Theirs.__annotations__)
+    assert repr(ours._replace(text="y")) == "Ours(index=1, text='y')"
+    config = RunConfig(jobs=2)  # sent to worker processes
+    assert pickle.loads(pickle.dumps(config)) == config and config.patterns() == RunConfig().patterns()
