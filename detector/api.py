@@ -46,11 +46,12 @@ class Paragraph(NamedTuple):
     decided_by: str = "model"  # or "rule:<name>" when one of the user's rules decided it
 
 
-def load_model(path: Path | str | None = None) -> model_file.Scorer:
-    """The model at ``path``, or the shipped model; each file is loaded once per process, not once per page."""
+def load_model(path: Path | str | None = None, mapped: bool = False) -> model_file.Scorer:
+    """The model at ``path``, or the shipped model; each file is loaded once per process, not once per page.
+    ``mapped``: map the file instead of reading it, for a run of seconds (``detector.model.load``)."""
     key = str(path) if path is not None else ""
     if key not in _loaded:
-        _loaded[key] = model_file.load(path)
+        _loaded[key] = model_file.load(path, mapped)
     return _loaded[key]
 
 

@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterable
 
 from detector import batch
-from detector.api import FLAGS, FORMATS, parse_keep
+from detector.api import FLAGS, FORMATS, load_model, parse_keep
 from detector.features import SITE_MIN_PAGES
 from detector.model import ModelError
 from detector.segment import check_encoding
@@ -305,6 +305,7 @@ def _clean_one(source: str, config: batch.RunConfig) -> int:
 
                 return _records_to_stdout(io.BytesIO(data), name, kind, config)
         site = None if source == "-" else batch.folder_name(source)
+        load_model(config.model, mapped=True)  # one page, a short run: the model mapped, not read (model.load)
         page = batch.clean_page(data, name, kind, config, site)
         del data
         if config.drop_pages:  # the verdict is known at the end: hold the output until then

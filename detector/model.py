@@ -469,13 +469,14 @@ def save(path: Path, header: dict, weights: Sequence[float], words: Sequence[str
 MAX_MODEL_BYTES = 256 * 1024 * 1024  # a model file larger than this is not one of ours: refused before reading
 
 
-def load(path: Path | str | None = None) -> Scorer:
+def load(path: Path | str | None = None, mapped: bool = False) -> Scorer:
     """Read and check a model file; every problem becomes a ModelError that says what to do.
 
-    The file is mapped (``_read_model_file``; its size known and capped first, and only a regular file: never
-    a FIFO or a device), the CRC is taken over a view of it, and the header is checked against the
-    arrays: the format and feature settings, the classes and their order, every shape, and that every number
-    is finite. A model that passes predicts exactly what it was trained to; nothing in it is executed.
+    The file is read into one buffer, or mapped (``mapped``: for short runs, see ``_read_model_file``), its
+    size known and capped first, and only from a regular file (never a FIFO or a device); the CRC is taken
+    over a view of it, and the header is checked against the arrays: the format and feature settings, the
+    classes and their order, every shape, and that every number is finite. A model that passes predicts
+    exactly what it was trained to; nothing in it is executed.
     """
     shipped = path is None
     path = shipped_model() if path is None else os.fspath(path)
@@ -485,7 +486,7 @@ def load(path: Path | str | None = None) -> Scorer:
         if shipped
         else "give the path of a model file written by `detector train`, or leave out --model for the shipped one"
     )
-    data = _read_model_file(path, hint)
+    data = _read_model_file(path, hint, mapped)
     view = memoryview(data)
     if view[: len(MAGIC)] != MAGIC:
         raise ModelError(f"{path} is not a detector model file; {hint}")
@@ -536,12 +537,12 @@ def _check_word_table(words: memoryview, n_words: int, index: tuple[Sequence[int
     return ""
 
 
-def _read_model_file(path: str, hint: str) -> bytes | mmap.mmap:
-    """The model file's bytes, mapped rather than copied: a copy of its 10 MB was a tenth of a cold start (a
-    fresh buffer's page faults and the copy), a mapping costs nothing until a page is read, and worker
-    processes share its pages. A file is replaced by renaming a new one over it (as ``detector train`` does),
-    which leaves a running process its old copy; a file too small to map, or one on a file system that cannot
-    map, is read into memory."""
+def _read_model_file(path: str, hint: str, mapped: bool = False) -> bytes | mmap.mmap:
+    """The model file's bytes: read into one buffer (not zeroed first), or ``mapped``. The copy of its 10 MB
+    is a tenth of a one-page run (a fresh buffer's page faults and the copy) and a mapping costs nothing until
+    a page is read, but a mapped file written over in place (``cp`` onto it; ``detector train`` renames a new
+    file over the old, which is safe) would change the weights under a running process or kill it with
+    SIGBUS: so only short runs map it. A file too small to map, or on a file system that cannot, is read."""
     try:
         descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # a FIFO must not block here
         with open(descriptor, "rb", closefd=True) as handle:
@@ -551,7 +552,7 @@ def _read_model_file(path: str, hint: str) -> bytes | mmap.mmap:
             os.set_blocking(descriptor, True)
             if info.st_size > MAX_MODEL_BYTES:
                 raise ModelError(f"model file {path} is larger than {MAX_MODEL_BYTES} bytes; {hint}")
-            if info.st_size >= mmap.PAGESIZE:
+            if mapped and info.st_size >= mmap.PAGESIZE:
                 try:
                     return mmap.mmap(descriptor, info.st_size, access=mmap.ACCESS_READ)
                 except (OSError, ValueError):

@@ -169,3 +169,21 @@ def test_named_tuples_made_without_typing_are_what_typing_makes():
     assert repr(ours._replace(text="y")) == "Ours(index=1, text='y')"
     config = RunConfig(jobs=2)  # sent to worker processes
     assert pickle.loads(pickle.dumps(config)) == config and config.patterns() == RunConfig().patterns()
+
+
+@needs_example
+@pytest.mark.parametrize(
+    ("extra", "buffer"), [([], "mmap"), (["-f", "json"], "mmap"), (["-o", "{tmp}"], "bytes")], ids=str
+)
+def test_one_page_maps_the_model_and_a_batch_reads_it(tmp_path, extra, buffer):
+    """A mapped model file written over in place would change or kill a run: only the short one maps it."""
+    arguments = [str(EXAMPLE), *(a.format(tmp=tmp_path / "out") for a in extra)]
+    code = (
+        "import sys\n"
+        "from detector import api\n"
+        "from detector.cli import clean_main\n"
+        f"status = clean_main({arguments!r})\n"
+        "print(status, type(api._loaded['']._words.obj).__name__, file=sys.stderr)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=120)
+    assert result.stderr.decode().splitlines()[-1] == f"0 {buffer}"

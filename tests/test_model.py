@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import mmap
 import os
 import pickle
 import platform
@@ -55,10 +56,22 @@ def test_the_fixture_corpus_has_html_and_text_pages():
     assert corpus["block"].notna().any() and corpus["block"].isna().any()
 
 
-def test_scorer_equals_the_sklearn_pipeline(fixture_model):
+@pytest.mark.parametrize("mapped", [False, True], ids=["read", "mapped"])
+def test_scorer_equals_the_sklearn_pipeline(fixture_model, mapped):
     corpus, detector, path = fixture_model
     expected = detector.predict_proba(corpus)
-    assert np.abs(scorer_probabilities(model.load(path), corpus) - expected).max() < 1e-6
+    assert np.abs(scorer_probabilities(model.load(path, mapped), corpus) - expected).max() < 1e-6
+
+
+def test_a_model_read_for_a_long_run_survives_its_file_written_over_in_place(fixture_model, tmp_path):
+    corpus, _, path = fixture_model
+    copy = tmp_path / "model.bin"
+    copy.write_bytes(path.read_bytes())
+    scorer = model.load(copy)  # not mapped: what the library and every batch do
+    expected = scorer_probabilities(model.load(path), corpus)
+    copy.write_bytes(b"")  # `cp` onto it truncates it first, in place
+    assert np.array_equal(scorer_probabilities(scorer, corpus), expected)
+    assert not isinstance(scorer._words.obj, mmap.mmap)
 
 
 def test_the_scorer_reads_the_topic_words_training_reads_from_its_cached_tokens(fixture_model):
@@ -149,20 +162,22 @@ def test_missing_model_says_what_to_do(tmp_path):
         model.load(tmp_path / "nope.bin")
 
 
-def test_truncated_model_is_refused(fixture_model, tmp_path):
+@pytest.mark.parametrize("mapped", [False, True], ids=["read", "mapped"])
+def test_truncated_model_is_refused(fixture_model, tmp_path, mapped):
     broken = tmp_path / "truncated.bin"
     broken.write_bytes(fixture_model[2].read_bytes()[:-1000])
     with pytest.raises(model.ModelError, match="truncated or corrupted"):
-        model.load(broken)
+        model.load(broken, mapped)
 
 
-def test_corrupted_model_is_refused(fixture_model, tmp_path):
+@pytest.mark.parametrize("mapped", [False, True], ids=["read", "mapped"])
+def test_corrupted_model_is_refused(fixture_model, tmp_path, mapped):
     data = bytearray(fixture_model[2].read_bytes())
     data[len(data) // 2] ^= 0xFF
     broken = tmp_path / "corrupted.bin"
     broken.write_bytes(bytes(data))
     with pytest.raises(model.ModelError, match="truncated or corrupted"):
-        model.load(broken)
+        model.load(broken, mapped)
 
 
 def test_model_of_another_feature_version_is_refused(fixture_model, tmp_path):
