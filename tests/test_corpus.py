@@ -14,7 +14,7 @@ TRAINING_DATA = ROOT / "training_data"
 # The corpus issue asks for at least these counts ...
 TARGET = {"pages": 300, "sites": 30, "editorial": 4000, "promotional": 1500, "navigational": 2500}
 # ... and this is what the corpus has reached (training_data/README.md): it must never shrink below it.
-FLOOR = {"pages": 1262, "sites": 235, "editorial": 33354, "promotional": 29045, "navigational": 102105}
+FLOOR = {"pages": 1286, "sites": 241, "editorial": 34397, "promotional": 29457, "navigational": 104945}
 
 
 @pytest.fixture(scope="module")
