@@ -19,9 +19,9 @@ from detector.workbench.evaluate import (
 from detector.workbench.metrics import scores
 from tests.conftest import DEVSET, FIXTURE_CORPUS, needs_devset
 
-# One floor per dev-set group, a little under the scores of README.md (finanzen.net: macro-F1 0.902, editorial
-# F1 0.969, leaks 0.0 % and 0.0 %, with site memory 0.920 and 0.977; full pages as text: 0.825, 0.873, 4.4 %,
-# 6.9 %; as HTML: 0.852, 0.904, 3.5 %, 1.1 %; with site memory within 0.001 of these): a change that makes the
+# One floor per dev-set group, a little under the scores of README.md (finanzen.net: macro-F1 0.909, editorial
+# F1 0.972, leaks 0.0 % and 0.0 %, with site memory 0.921 and 0.979; full pages as text: 0.824, 0.869, 4.4 %,
+# 6.8 %; as HTML: 0.850, 0.903, 2.7 %, 1.0 %; with site memory within 0.002 of these): a change that makes the
 # model worse on real pages fails here.
 # Leaks are ceilings. The same floors hold with site memory, which must not lose article. Floors move with
 # models chosen by grouped cross-validation, never by these pages; every move is said in README.md. (History:
@@ -40,7 +40,10 @@ from tests.conftest import DEVSET, FIXTURE_CORPUS, needs_devset
 # article on the HTML pages (editorial F1 floor 0.90 -> 0.89). The topic features (how much of a paragraph's
 # vocabulary the article run holds) raised the full pages (text editorial F1 floor 0.85 -> 0.86,
 # navigational-leak ceiling 8 % -> 7.5 %; HTML editorial F1 0.89 -> 0.895) and lost three digest items of
-# finanzen.net's morning briefings (editorial F1 floor 0.97 -> 0.96).)
+# finanzen.net's morning briefings (editorial F1 floor 0.97 -> 0.96). Corpus round 24 (credits standing alone
+# against captions, pointers to other stories) cut leaks in every group (HTML promotional-leak ceiling 4 % ->
+# 3.5 %) and at the top of the full pages called 23 more sales lines navigational (their macro-F1 floor 0.78 ->
+# 0.76).)
 DEVSET_FLOOR = {
     "devset-finanzen-net": {
         "macro_f1": 0.90,
@@ -57,11 +60,11 @@ DEVSET_FLOOR = {
     "devset-full-pages-html": {
         "macro_f1": 0.84,
         "editorial_f1": 0.895,
-        "promotional_leak": 0.04,
+        "promotional_leak": 0.035,
         "navigational_leak": 0.015,
     },
-    # The same text pages cut to their first ~2,000 characters (finanzen.net: 0.898, 0.964, 0.0 %, 0.0 %; full
-    # pages: 0.789, 0.782, 2.2 %, 5.0 %, where the crop holds mostly chrome and the article's first lines).
+    # The same text pages cut to their first ~2,000 characters (finanzen.net: 0.904, 0.964, 0.0 %, 0.0 %; full
+    # pages: 0.768, 0.801, 1.6 %, 4.4 %, where the crop holds mostly chrome and the article's first lines).
     "devset-finanzen-net-head": {
         "macro_f1": 0.89,
         "editorial_f1": 0.955,
@@ -69,7 +72,7 @@ DEVSET_FLOOR = {
         "navigational_leak": 0.02,
     },
     "devset-full-pages-head": {
-        "macro_f1": 0.78,
+        "macro_f1": 0.76,
         "editorial_f1": 0.77,
         "promotional_leak": 0.03,
         "navigational_leak": 0.06,
