@@ -14,8 +14,10 @@ Three kinds of features:
   boilerplate comes in runs and at the edges of a page;
 * the second stage's features (``STAGE2_NAMES``): what the first stage thinks of the paragraph, of its
   neighbours near and far, and of the page, and where the page's article run (the densest run of editorial
-  scores) lies: the article is one contiguous run inside the chrome of a full page; and how many of a
-  paragraph's content words the article run holds (a teaser of another story shares few of them).
+  scores) lies: the article is one contiguous run inside the chrome of a full page; the same run weighed by
+  text length (``text_run``), which a share bar between headline and body does not cut; for HTML input what
+  the other paragraphs of its box and of the box around it look like; and how many of a paragraph's content
+  words the article run holds (a teaser of another story shares few of them).
 
 Each group of dense features is declared once, as the keys of the dict its function returns; the names and the
 values cannot drift apart.
@@ -525,16 +527,19 @@ def _stage2_names() -> tuple[str, ...]:
     far = tuple(f"mean{w}_{k}" for w in _STAGE2_WINDOWS for k in ("0", "1", "2"))
     page = ("page_0", "page_1", "page_2")
     run = ("in_article_run", "log_before_run", "log_after_run", "run_share", "editorial_before", "editorial_after")
+    text_run = ("in_text_run", "log_before_text_run", "log_after_text_run")
     box = ("in_box", "log_box_size", "box_0", "box_1", "box_2")
+    outer = ("in_outer_box", "log_outer_size", "outer_0", "outer_1", "outer_2")
     # No "site known" flag: a paragraph that does not recur reads as it does without site memory, so that the
     # memory can only tell what recurs, never make a page's unique menu entries and teasers look like article.
     site = ("site_repeat", "site_repeat_any", "site_repeat_most", "site_repeat_near")
     topic = ("topic_known", "topic_shared")
-    return own + near + far + page + run + box + site + topic
+    return own + near + far + page + run + text_run + box + outer + site + topic
 
 
 STAGE2_NAMES = _stage2_names()
 STAGE2_SIZE = len(STAGE2_NAMES)
+_NO_BOXES = [0.0] * 10
 
 
 def topic_stem(token: str) -> str | None:
@@ -585,33 +590,73 @@ def article_run(editorial: Sequence[float]) -> tuple[int, int]:
     return best_start, best_end
 
 
+def text_run(editorial: Sequence[float], lengths: Sequence[int]) -> tuple[int, int]:
+    """Like ``article_run``, with each paragraph weighed by the square root of its length in characters: the
+    densest run of text rather than of paragraphs. A share bar, a hidden "Hauptinhalt" heading or a one-word
+    menu between a page's headline and its body costs little here, where ``article_run`` pays half a point for
+    each, so the headline, byline and lead above such a strip join the run."""
+    best, best_start, best_end = -math.inf, 0, 0
+    total, start = 0.0, 0
+    for i, (p, size) in enumerate(zip(editorial, lengths)):
+        if total <= 0:
+            total, start = 0.0, i
+        total += (p - 0.5) * math.sqrt(size)
+        if total > best:
+            best, best_start, best_end = total, start, i + 1
+    return best_start, best_end
+
+
+def _box_means(boxes: Sequence[tuple[int, ...]], probs: Sequence[Sequence[float]]) -> list[list[float]]:
+    """Per paragraph, the box features of its own box (``Block.group``, the first of its ``boxes``) and of the
+    nearest box around it that holds another paragraph: flag, log of the other paragraphs' count, their mean
+    probabilities; zeros where there is none. The outer box matters where every item of a menu or an ad block
+    sits in a wrapper of its own (utility-class markup gives every element a class), so that its own box holds
+    it alone and says nothing."""
+    sums: dict[int, list[float]] = {}
+    sizes: dict[int, int] = {}
+    for own, p in zip(boxes, probs):
+        for box in own:
+            total = sums.setdefault(box, [0.0, 0.0, 0.0])
+            total[0] += p[0]
+            total[1] += p[1]
+            total[2] += p[2]
+            sizes[box] = sizes.get(box, 0) + 1
+    rows = []
+    for own, p in zip(boxes, probs):
+        row = []
+        for candidates in (own[:1], own[1:]):
+            found = next((b for b in candidates if sizes[b] > 1), None)
+            if found is None:
+                row += [0.0, 0.0, 0.0, 0.0, 0.0]
+            else:
+                others, total = sizes[found] - 1, sums[found]
+                row += [1.0, math.log1p(others)] + [(total[k] - p[k]) / others for k in range(3)]
+        rows.append(row)
+    return rows
+
+
 def neighbour_features(
     logits: Sequence[Sequence[float]],
-    groups: Sequence[int] | None = None,
+    boxes: Sequence[tuple[int, ...]] | None = None,
     repeats: Sequence[float] | None = None,
     words: Sequence[frozenset[str]] | None = None,
+    lengths: Sequence[int] | None = None,
     editorial_class: int = 0,
 ) -> list[list[float]]:
     """Per paragraph (in the order of STAGE2_NAMES): its own first-stage scores, the first-stage
     probabilities of the three paragraphs before and after it (with a flag for "exists"), their means over
-    windows of 5 and 15 paragraphs on each side, the page's mean, where it stands to the article run, for
-    HTML input the mean probabilities of the other paragraphs in its box (``Block.group``): the items of an
-    ad box, a menu or a teaser list share their fate; and, when the page is one of a batch of its site's
-    pages (``SiteMemory.shares``), how many of the site's other pages hold it and its neighbours; and, given
-    the paragraphs' ``topic_words``, how many of its content words the article run holds."""
+    windows of 5 and 15 paragraphs on each side, the page's mean, where it stands to the article run and,
+    given the paragraphs' ``lengths`` in characters, to the ``text_run``; for HTML input (``boxes``: each
+    paragraph's ``Block.boxes``) the mean probabilities of the other paragraphs in its box and in the box around
+    it (``_box_means``): the items of an ad box, a menu or a teaser list share their fate; and, when the page
+    is one of a batch of its site's pages (``SiteMemory.shares``), how many of the site's other pages hold it
+    and its neighbours; and, given the paragraphs' ``topic_words``, how many of its content words the article
+    run holds."""
     probs = [softmax(row) for row in logits]
     n = len(probs)
     if not n:
         return []
-    box_sums: dict[int, list[float]] = {}
-    box_sizes: dict[int, int] = {}
-    if groups is not None:
-        for g, p in zip(groups, probs):
-            total = box_sums.setdefault(g, [0.0, 0.0, 0.0])
-            total[0] += p[0]
-            total[1] += p[1]
-            total[2] += p[2]
-            box_sizes[g] = box_sizes.get(g, 0) + 1
+    box_rows = _box_means(boxes, probs) if boxes is not None else None
     prefix = [[0.0, 0.0, 0.0]]
     for p in probs:
         last = prefix[-1]
@@ -619,6 +664,7 @@ def neighbour_features(
     mean = [v / n for v in prefix[-1]]
     editorial = [p[editorial_class] for p in probs]
     run_start, run_end = article_run(editorial)
+    text_start, text_end = text_run(editorial, lengths) if lengths is not None else (0, 0)
     topics = _topic_shares(words, run_start, run_end) if words is not None else [(0.0, 0.0)] * n
     total_editorial = sum(editorial) or 1.0
     rows = []
@@ -644,12 +690,15 @@ def neighbour_features(
             prefix[i][editorial_class] / total_editorial,
             (prefix[n][editorial_class] - prefix[i + 1][editorial_class]) / total_editorial,
         ]
-        others = box_sizes.get(groups[i], 1) - 1 if groups is not None else 0
-        if others:
-            total = box_sums[groups[i]]  # type: ignore[index]
-            row += [1.0, math.log1p(others)] + [(total[k] - probs[i][k]) / others for k in range(3)]
+        if lengths is not None:
+            row += [
+                float(text_start <= i < text_end),
+                math.log1p(max(0, text_start - i)),
+                math.log1p(max(0, i - text_end + 1)),
+            ]
         else:
-            row += [0.0, 0.0, 0.0, 0.0, 0.0]
+            row += [0.0, 0.0, 0.0]
+        row += box_rows[i] if box_rows is not None else _NO_BOXES
         if repeats is not None:
             near = [repeats[j] for j in range(max(0, i - 2), min(n, i + 3)) if j != i]
             share = repeats[i]

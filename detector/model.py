@@ -244,7 +244,8 @@ class Scorer:
         the site's other pages that hold each paragraph (``features.SiteMemory.shares``)."""
         if not paragraphs:
             return []
-        groups = [b.group for b in blocks] if blocks else None
+        boxes = [b.boxes or (b.group,) for b in blocks] if blocks else None
+        lengths = [len(p) for p in paragraphs]
         weight = 1.0 if blocks else self.gate(paragraphs)
         needed = 1 if weight >= 1.0 else len(self.experts)
         mixed: list[list[float]] | None = None
@@ -254,7 +255,7 @@ class Scorer:
                 coef, intercept = expert.stage2
                 logits = [
                     [b + sum(map(mul, row, features)) for row, b in zip(coef, intercept)]
-                    for features in neighbour_features(logits, groups, repeats, words)
+                    for features in neighbour_features(logits, boxes, repeats, words, lengths)
                 ]
             scale = 1.0 / expert.temperature
             probs = [softmax([v * scale for v in row]) for row in logits]
@@ -283,7 +284,8 @@ class Scorer:
         expert = self.experts[index]
         words: list[frozenset[str]] = []
         logits = self.logits(paragraphs, blocks, index + 1, words)[index]
-        stage2 = neighbour_features(logits, [b.group for b in blocks] if blocks else None, repeats, words)
+        boxes = [b.boxes or (b.group,) for b in blocks] if blocks else None
+        stage2 = neighbour_features(logits, boxes, repeats, words, [len(p) for p in paragraphs])
         dense_rows = list(page_features(paragraphs, blocks))
         out = []
         for i, probs in enumerate(probabilities):

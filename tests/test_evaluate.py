@@ -19,9 +19,9 @@ from detector.workbench.evaluate import (
 from detector.workbench.metrics import scores
 from tests.conftest import DEVSET, FIXTURE_CORPUS, needs_devset
 
-# One floor per dev-set group, a little under the scores of README.md (finanzen.net: macro-F1 0.909, editorial
-# F1 0.972, leaks 0.0 % and 0.0 %, with site memory 0.921 and 0.979; full pages as text: 0.824, 0.869, 4.4 %,
-# 6.8 %; as HTML: 0.850, 0.903, 2.7 %, 1.0 %; with site memory within 0.002 of these): a change that makes the
+# One floor per dev-set group, a little under the scores of README.md (finanzen.net: macro-F1 0.921, editorial
+# F1 0.977, leaks 0.0 % and 0.0 %, with site memory 0.932 and 0.983; full pages as text: 0.828, 0.878, 4.2 %,
+# 5.7 %; as HTML: 0.848, 0.905, 3.2 %, 1.0 %; with site memory within 0.002 of these): a change that makes the
 # model worse on real pages fails here.
 # Leaks are ceilings. The same floors hold with site memory, which must not lose article. Floors move with
 # models chosen by grouped cross-validation, never by these pages; every move is said in README.md. (History:
@@ -43,19 +43,22 @@ from tests.conftest import DEVSET, FIXTURE_CORPUS, needs_devset
 # finanzen.net's morning briefings (editorial F1 floor 0.97 -> 0.96). Corpus round 24 (credits standing alone
 # against captions, pointers to other stories) cut leaks in every group (HTML promotional-leak ceiling 4 % ->
 # 3.5 %) and at the top of the full pages called 23 more sales lines navigational (their macro-F1 floor 0.78 ->
-# 0.76).)
+# 0.76). The text run and the outer box in the second stage with corpus round 25 (header zones) raised the text
+# groups: finanzen.net's floors 0.90 -> 0.91 and 0.96 -> 0.97 (its crops 0.89 -> 0.90, 0.955 -> 0.96), the text
+# full pages' 0.81 -> 0.815 and 0.86 -> 0.87 with the navigational-leak ceiling 7.5 % -> 7 %, their crops' 0.76 ->
+# 0.80 and 0.77 -> 0.80 with ceilings 3 % -> 2 % and 6 % -> 5 %; HTML unchanged.)
 DEVSET_FLOOR = {
     "devset-finanzen-net": {
-        "macro_f1": 0.90,
-        "editorial_f1": 0.96,
+        "macro_f1": 0.91,
+        "editorial_f1": 0.97,
         "promotional_leak": 0.01,
         "navigational_leak": 0.02,
     },
     "devset-full-pages": {
-        "macro_f1": 0.81,
-        "editorial_f1": 0.86,
+        "macro_f1": 0.815,
+        "editorial_f1": 0.87,
         "promotional_leak": 0.055,
-        "navigational_leak": 0.075,
+        "navigational_leak": 0.07,
     },
     "devset-full-pages-html": {
         "macro_f1": 0.84,
@@ -63,19 +66,19 @@ DEVSET_FLOOR = {
         "promotional_leak": 0.035,
         "navigational_leak": 0.015,
     },
-    # The same text pages cut to their first ~2,000 characters (finanzen.net: 0.904, 0.964, 0.0 %, 0.0 %; full
-    # pages: 0.768, 0.801, 1.6 %, 4.4 %, where the crop holds mostly chrome and the article's first lines).
+    # The same text pages cut to their first ~2,000 characters (finanzen.net: 0.914, 0.970, 0.0 %, 0.0 %; full
+    # pages: 0.816, 0.820, 0.5 %, 3.4 %, where the crop holds mostly chrome and the article's first lines).
     "devset-finanzen-net-head": {
-        "macro_f1": 0.89,
-        "editorial_f1": 0.955,
+        "macro_f1": 0.90,
+        "editorial_f1": 0.96,
         "promotional_leak": 0.01,
         "navigational_leak": 0.02,
     },
     "devset-full-pages-head": {
-        "macro_f1": 0.76,
-        "editorial_f1": 0.77,
-        "promotional_leak": 0.03,
-        "navigational_leak": 0.06,
+        "macro_f1": 0.80,
+        "editorial_f1": 0.80,
+        "promotional_leak": 0.02,
+        "navigational_leak": 0.05,
     },
 }
 

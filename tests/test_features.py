@@ -23,6 +23,7 @@ from detector.features import (
     page_keys,
     recurring,
     repeat_key,
+    text_run,
     topic_words,
 )
 from detector.markup import LANDMARKS, Block, blocks
@@ -149,6 +150,39 @@ def test_page_length_and_distances_to_the_ends_count_up_to_the_cap():
         assert column(name, long_page)[0] == column(name, capped_page)[0] == math.log1p(LENGTH_CAP)
     assert column("log_pos", long_page)[-1] == math.log1p(LENGTH_CAP)
     assert column("log_pos", long_page)[LENGTH_CAP - 1] == math.log1p(LENGTH_CAP - 1)
+
+
+def test_the_text_run_weighs_paragraphs_by_length_so_a_share_bar_does_not_cut_off_the_headline():
+    # headline, lead, three one-word share buttons, body; the article run stops at the buttons
+    editorial = [0.1, 0.6, 0.9, 0.05, 0.05, 0.05, 0.95, 0.9, 0.1]
+    lengths = [20, 60, 400, 6, 8, 7, 900, 700, 30]
+    assert article_run(editorial) == (6, 8)
+    assert text_run(editorial, lengths) == (1, 8)
+    assert text_run(editorial, [100] * len(editorial)) == article_run(editorial)  # equal lengths: the same run
+    run = [STAGE2_NAMES.index(n) for n in ("in_text_run", "log_before_text_run", "log_after_text_run")]
+    logits = [[math.log(p), math.log((1 - p) / 2), math.log((1 - p) / 2)] for p in editorial]  # softmax: p
+    rows = neighbour_features(logits, lengths=lengths)
+    assert [row[run[0]] for row in rows] == [0.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.0]
+    assert rows[0][run[1]] == pytest.approx(math.log(2)) and rows[8][run[2]] == pytest.approx(math.log(2))
+    assert all(row[i] == 0.0 for row in neighbour_features(logits) for i in run)  # lengths not given
+
+
+def test_the_outer_box_speaks_for_items_that_each_sit_alone_in_a_wrapper_of_their_own():
+    # three menu items, each in its own box (10, 11, 12) inside box 1; a paragraph alone in box 2 inside box 3
+    boxes = [(10, 1, 0), (11, 1, 0), (12, 1, 0), (2, 3, 0)]
+    logits = [[0.0, 2.0, 0.0], [0.0, 0.0, 2.0], [0.0, 1.0, 1.0], [3.0, 0.0, 0.0]]
+    own = [STAGE2_NAMES.index(n) for n in ("in_box", "log_box_size", "box_0", "box_1", "box_2")]
+    outer = [STAGE2_NAMES.index(n) for n in ("in_outer_box", "log_outer_size", "outer_0", "outer_1", "outer_2")]
+    rows = neighbour_features(logits, boxes)
+    assert all(row[i] == 0.0 for row in rows for i in own)  # no own box holds a second paragraph
+    first = [rows[0][i] for i in outer]
+    probs = [[math.exp(v) / sum(math.exp(x) for x in row) for v in row] for row in logits]
+    assert first[:2] == [1.0, pytest.approx(math.log(3))]  # box 1 holds two others; box 0 is further out
+    assert first[2:] == pytest.approx([(probs[1][k] + probs[2][k]) / 2 for k in range(3)])
+    assert [rows[3][i] for i in outer][:2] == [1.0, pytest.approx(math.log(4))]  # box 3 alone: box 0, all four
+    shared = neighbour_features(logits, [(1, 0), (1, 0), (1, 0), (2, 0)])
+    assert [shared[0][i] for i in own][:2] == [1.0, pytest.approx(math.log(3))]  # a shared own box, as before
+    assert all(row[i] == 0.0 for row in neighbour_features(logits) for i in own + outer)  # text input
 
 
 def test_the_article_run_is_the_densest_run_of_editorial_scores():

@@ -336,13 +336,15 @@ def stage2_matrix(
     rows: list[list[float]] = []
     for page in page_slices(X):
         blocks = X["block"].iloc[page].tolist()
-        groups = [b.group for b in blocks] if blocks[0] is not None else None
+        boxes = [b.boxes or (b.group,) for b in blocks] if blocks[0] is not None else None
         repeats = None
         memory = memories.get(X["site"].iloc[page.start]) if memories is not None else None
         if memory is not None:
             repeats = memory.shares(X["text"].iloc[page].tolist())
-        words = [topic_words(text) for text in X["text"].iloc[page]]
-        rows.extend(neighbour_features(logits[page].tolist(), groups, repeats, words))
+        texts = X["text"].iloc[page].tolist()
+        words = [topic_words(text) for text in texts]
+        lengths = [len(text) for text in texts]
+        rows.extend(neighbour_features(logits[page].tolist(), boxes, repeats, words, lengths))
     return np.asarray(rows, dtype=np.float64).reshape(-1, STAGE2_SIZE)
 
 
