@@ -606,6 +606,12 @@ def text_run(editorial: Sequence[float], lengths: Sequence[int]) -> tuple[int, i
     return best_start, best_end
 
 
+def box_paths(blocks: Sequence[Block]) -> list[tuple[int, ...]]:
+    """Each HTML paragraph's boxes, its own first and then the ones around it (``Block.boxes``); the page's root
+    box 0 for a paragraph outside every box: what ``neighbour_features`` takes as ``boxes``."""
+    return [b.boxes or (b.group,) for b in blocks]
+
+
 def _box_means(boxes: Sequence[tuple[int, ...]], probs: Sequence[Sequence[float]]) -> list[list[float]]:
     """Per paragraph, the box features of its own box (``Block.group``, the first of its ``boxes``) and of the
     nearest box around it that holds another paragraph: flag, log of the other paragraphs' count, their mean
@@ -647,7 +653,7 @@ def neighbour_features(
     probabilities of the three paragraphs before and after it (with a flag for "exists"), their means over
     windows of 5 and 15 paragraphs on each side, the page's mean, where it stands to the article run and,
     given the paragraphs' ``lengths`` in characters, to the ``text_run``; for HTML input (``boxes``: each
-    paragraph's ``Block.boxes``) the mean probabilities of the other paragraphs in its box and in the box around
+    paragraph's ``box_paths``) the mean probabilities of the other paragraphs in its box and in the box around
     it (``_box_means``): the items of an ad box, a menu or a teaser list share their fate; and, when the page
     is one of a batch of its site's pages (``SiteMemory.shares``), how many of the site's other pages hold it
     and its neighbours; and, given the paragraphs' ``topic_words``, how many of its content words the article

@@ -30,6 +30,7 @@ from detector.features import (
     SHAPE_NAMES,
     STAGE2_NAMES,
     STAGE2_SIZE,
+    box_paths,
     char_ngram_count,
     char_ngram_ids,
     class_word_ids,
@@ -244,7 +245,7 @@ class Scorer:
         the site's other pages that hold each paragraph (``features.SiteMemory.shares``)."""
         if not paragraphs:
             return []
-        boxes = [b.boxes or (b.group,) for b in blocks] if blocks else None
+        boxes = box_paths(blocks) if blocks else None
         lengths = [len(p) for p in paragraphs]
         weight = 1.0 if blocks else self.gate(paragraphs)
         needed = 1 if weight >= 1.0 else len(self.experts)
@@ -284,7 +285,7 @@ class Scorer:
         expert = self.experts[index]
         words: list[frozenset[str]] = []
         logits = self.logits(paragraphs, blocks, index + 1, words)[index]
-        boxes = [b.boxes or (b.group,) for b in blocks] if blocks else None
+        boxes = box_paths(blocks) if blocks else None
         stage2 = neighbour_features(logits, boxes, repeats, words, [len(p) for p in paragraphs])
         dense_rows = list(page_features(paragraphs, blocks))
         out = []

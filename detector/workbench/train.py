@@ -38,6 +38,7 @@ from detector.features import (
     STAGE2_NAMES,
     STAGE2_SIZE,
     SiteMemory,
+    box_paths,
     char_ngram_ids,
     class_word_ids,
     known_words,
@@ -336,7 +337,7 @@ def stage2_matrix(
     rows: list[list[float]] = []
     for page in page_slices(X):
         blocks = X["block"].iloc[page].tolist()
-        boxes = [b.boxes or (b.group,) for b in blocks] if blocks[0] is not None else None
+        boxes = box_paths(blocks) if blocks[0] is not None else None
         repeats = None
         memory = memories.get(X["site"].iloc[page.start]) if memories is not None else None
         if memory is not None:
