@@ -14,7 +14,7 @@ TRAINING_DATA = ROOT / "training_data"
 # The corpus issue asks for at least these counts ...
 TARGET = {"pages": 300, "sites": 30, "editorial": 4000, "promotional": 1500, "navigational": 2500}
 # ... and this is what the corpus has reached (training_data/README.md): it must never shrink below it.
-FLOOR = {"pages": 1310, "sites": 247, "editorial": 35524, "promotional": 30084, "navigational": 107263}
+FLOOR = {"pages": 1334, "sites": 253, "editorial": 36254, "promotional": 30763, "navigational": 109831}
 
 
 @pytest.fixture(scope="module")
