@@ -148,9 +148,10 @@ def class_word_scale(count: int) -> float:
 
 _SHARE_SAMPLE = 200  # characters: the shares of digits, capitals and punctuation are read from this prefix
 _SALES_MARKER = re.compile(
-    r"\b(?:anzeigen?|werbung|sponsored|gesponsert|partner(?:angebot|inhalt|content)?|in kooperation mit|"
-    r"advertorial|promotion|paid content|präsentiert von|unterstützt von)\b"
-)  # on lower case; a short line holding one marks what stands under it (page_features)
+    r"\b(?:anzeigen?|werbung|sponsored|gesponsert|partner(?:angebot|inhalt|content)?(?:e|en|n)?|"
+    r"in kooperation mit|advertorial|promotion|paid content|präsentiert von|unterstützt von)\b"
+)  # on lower case, with the plural and dative endings ("Partnerangebote", "unseren Partnern"); a short line
+# holding one marks what stands under it (page_features)
 _POINTER = 15  # words: a line this short with a link word (_LINK_WORD) is most often a link, wherever it stands
 
 

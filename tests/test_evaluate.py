@@ -19,9 +19,9 @@ from detector.workbench.evaluate import (
 from detector.workbench.metrics import scores
 from tests.conftest import DEVSET, FIXTURE_CORPUS, needs_devset
 
-# One floor per dev-set group, a little under the scores of README.md (finanzen.net: macro-F1 0.921, editorial
-# F1 0.977, leaks 0.0 % and 0.0 %, with site memory 0.932 and 0.983; full pages as text: 0.828, 0.878, 4.2 %,
-# 5.7 %; as HTML: 0.848, 0.905, 3.2 %, 1.0 %; with site memory within 0.002 of these): a change that makes the
+# One floor per dev-set group, a little under the scores of README.md (finanzen.net: macro-F1 0.930, editorial
+# F1 0.982, leaks 0.0 % and 0.0 %, with site memory 0.939 and 0.986; full pages as text: 0.840, 0.882, 4.4 %,
+# 5.5 %; as HTML: 0.855, 0.913, 3.5 %, 1.0 %; with site memory within 0.002 of these): a change that makes the
 # model worse on real pages fails here.
 # Leaks are ceilings. The same floors hold with site memory, which must not lose article. Floors move with
 # models chosen by grouped cross-validation, never by these pages; every move is said in README.md. (History:
@@ -46,31 +46,35 @@ from tests.conftest import DEVSET, FIXTURE_CORPUS, needs_devset
 # 0.76). The text run and the outer box in the second stage with corpus round 25 (header zones) raised the text
 # groups: finanzen.net's floors 0.90 -> 0.91 and 0.96 -> 0.97 (its crops 0.89 -> 0.90, 0.955 -> 0.96), the text
 # full pages' 0.81 -> 0.815 and 0.86 -> 0.87 with the navigational-leak ceiling 7.5 % -> 7 %, their crops' 0.76 ->
-# 0.80 and 0.77 -> 0.80 with ceilings 3 % -> 2 % and 6 % -> 5 %; HTML unchanged.)
+# 0.80 and 0.77 -> 0.80 with ceilings 3 % -> 2 % and 6 % -> 5 %; HTML unchanged. Corpus round 26 (the article's
+# edges) with sales markers read in their inflected forms raised every group but the crops of the full pages:
+# finanzen.net 0.91 -> 0.92 and 0.97 -> 0.975 (crops 0.90 -> 0.92, 0.96 -> 0.97), text full pages 0.815 -> 0.83
+# and 0.87 -> 0.875 with the navigational-leak ceiling 7 % -> 6.5 %, HTML 0.84 -> 0.85 and 0.895 -> 0.905, and
+# kept one more sales line on the HTML pages: their promotional-leak ceiling 3.5 % -> 4 %.)
 DEVSET_FLOOR = {
     "devset-finanzen-net": {
-        "macro_f1": 0.91,
-        "editorial_f1": 0.97,
+        "macro_f1": 0.92,
+        "editorial_f1": 0.975,
         "promotional_leak": 0.01,
         "navigational_leak": 0.02,
     },
     "devset-full-pages": {
-        "macro_f1": 0.815,
-        "editorial_f1": 0.87,
+        "macro_f1": 0.83,
+        "editorial_f1": 0.875,
         "promotional_leak": 0.055,
-        "navigational_leak": 0.07,
+        "navigational_leak": 0.065,
     },
     "devset-full-pages-html": {
-        "macro_f1": 0.84,
-        "editorial_f1": 0.895,
-        "promotional_leak": 0.035,
+        "macro_f1": 0.85,
+        "editorial_f1": 0.905,
+        "promotional_leak": 0.04,
         "navigational_leak": 0.015,
     },
-    # The same text pages cut to their first ~2,000 characters (finanzen.net: 0.914, 0.970, 0.0 %, 0.0 %; full
-    # pages: 0.816, 0.820, 0.5 %, 3.4 %, where the crop holds mostly chrome and the article's first lines).
+    # The same text pages cut to their first ~2,000 characters (finanzen.net: 0.928, 0.978, 0.0 %, 0.0 %; full
+    # pages: 0.815, 0.819, 1.1 %, 3.6 %, where the crop holds mostly chrome and the article's first lines).
     "devset-finanzen-net-head": {
-        "macro_f1": 0.90,
-        "editorial_f1": 0.96,
+        "macro_f1": 0.92,
+        "editorial_f1": 0.97,
         "promotional_leak": 0.01,
         "navigational_leak": 0.02,
     },

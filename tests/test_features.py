@@ -239,6 +239,12 @@ def test_a_sales_marker_labels_the_short_lines_after_it_and_the_boxes_it_opens()
     }
 
 
+def test_sales_markers_are_read_in_their_inflected_forms_and_not_in_names():
+    markers = ["Partnerangebote", "Partnerinhalte", "Angebote von unseren Partnern", "Anzeigen", "Werbung"]
+    others = ["Partners Group", "Partnerschaft mit der Stadt", "Zeitungsanzeige"]
+    assert column("sales_marker", markers + others) == [1, 1, 1, 1, 1, 0, 0, 0]
+
+
 def test_every_landmark_of_the_markup_has_its_feature_in_the_same_bit_order():
     """features names the landmark bits of markup.Block without importing markup at run time (cold start)."""
     names = [name.removeprefix("in_") for name in MARKUP_NAMES if name.startswith("in_")]
