@@ -14,7 +14,7 @@ TRAINING_DATA = ROOT / "training_data"
 # The corpus issue asks for at least these counts ...
 TARGET = {"pages": 300, "sites": 30, "editorial": 4000, "promotional": 1500, "navigational": 2500}
 # ... and this is what the corpus has reached (training_data/README.md): it must never shrink below it.
-FLOOR = {"pages": 1334, "sites": 253, "editorial": 36254, "promotional": 30763, "navigational": 109831}
+FLOOR = {"pages": 1360, "sites": 256, "editorial": 36394, "promotional": 30796, "navigational": 109894}
 
 
 @pytest.fixture(scope="module")

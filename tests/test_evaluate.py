@@ -19,9 +19,9 @@ from detector.workbench.evaluate import (
 from detector.workbench.metrics import scores
 from tests.conftest import DEVSET, FIXTURE_CORPUS, needs_devset
 
-# One floor per dev-set group, a little under the scores of README.md (finanzen.net: macro-F1 0.930, editorial
-# F1 0.982, leaks 0.0 % and 0.0 %, with site memory 0.939 and 0.986; full pages as text: 0.840, 0.882, 4.4 %,
-# 5.5 %; as HTML: 0.855, 0.913, 3.5 %, 1.0 %; with site memory within 0.002 of these): a change that makes the
+# One floor per dev-set group, a little under the scores of README.md (finanzen.net: macro-F1 0.944, editorial
+# F1 0.980, leaks 0.0 % and 0.0 %, with site memory 0.956 and 0.986; full pages as text: 0.841, 0.887, 4.2 %,
+# 5.6 %; as HTML: 0.857, 0.917, 3.5 %, 0.9 %; with site memory within 0.001 of these): a change that makes the
 # model worse on real pages fails here.
 # Leaks are ceilings. The same floors hold with site memory, which must not lose article. Floors move with
 # models chosen by grouped cross-validation, never by these pages; every move is said in README.md. (History:
@@ -50,30 +50,33 @@ from tests.conftest import DEVSET, FIXTURE_CORPUS, needs_devset
 # edges) with sales markers read in their inflected forms raised every group but the crops of the full pages:
 # finanzen.net 0.91 -> 0.92 and 0.97 -> 0.975 (crops 0.90 -> 0.92, 0.96 -> 0.97), text full pages 0.815 -> 0.83
 # and 0.87 -> 0.875 with the navigational-leak ceiling 7 % -> 6.5 %, HTML 0.84 -> 0.85 and 0.895 -> 0.905, and
-# kept one more sales line on the HTML pages: their promotional-leak ceiling 3.5 % -> 4 %.)
+# kept one more sales line on the HTML pages: their promotional-leak ceiling 3.5 % -> 4 %. Corpus round 28
+# (short episode pages, glued briefing items) raised finanzen.net's macro-F1 0.930 -> 0.944 (floor 0.92 -> 0.93,
+# crops 0.92 -> 0.93), the text full pages' editorial F1 0.882 -> 0.887 (floor 0.875 -> 0.88) and HTML's 0.913 ->
+# 0.917 (floor 0.905 -> 0.91).)
 DEVSET_FLOOR = {
     "devset-finanzen-net": {
-        "macro_f1": 0.92,
+        "macro_f1": 0.93,
         "editorial_f1": 0.975,
         "promotional_leak": 0.01,
         "navigational_leak": 0.02,
     },
     "devset-full-pages": {
         "macro_f1": 0.83,
-        "editorial_f1": 0.875,
+        "editorial_f1": 0.88,
         "promotional_leak": 0.055,
         "navigational_leak": 0.065,
     },
     "devset-full-pages-html": {
         "macro_f1": 0.85,
-        "editorial_f1": 0.905,
+        "editorial_f1": 0.91,
         "promotional_leak": 0.04,
         "navigational_leak": 0.015,
     },
-    # The same text pages cut to their first ~2,000 characters (finanzen.net: 0.928, 0.978, 0.0 %, 0.0 %; full
-    # pages: 0.815, 0.819, 1.1 %, 3.6 %, where the crop holds mostly chrome and the article's first lines).
+    # The same text pages cut to their first ~2,000 characters (finanzen.net: 0.937, 0.972, 0.0 %, 0.0 %; full
+    # pages: 0.816, 0.829, 1.1 %, 3.0 %, where the crop holds mostly chrome and the article's first lines).
     "devset-finanzen-net-head": {
-        "macro_f1": 0.92,
+        "macro_f1": 0.93,
         "editorial_f1": 0.97,
         "promotional_leak": 0.01,
         "navigational_leak": 0.02,
