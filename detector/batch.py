@@ -303,7 +303,12 @@ def page_paragraphs(
         raise InputError(f"{name}: {exc}") from None
     del data
     if kind == "html":
-        blocks = html_blocks(content)
+        from detector.markup import TooDeepError
+
+        try:
+            blocks = html_blocks(content)
+        except TooDeepError as exc:
+            raise InputError(f"{name}: {exc}") from None
         return (b.text for b in blocks), blocks
     return iter_paragraphs(normalise_newlines(content)), None
 
@@ -904,7 +909,11 @@ def _record_pages(stream: BinaryIO, config: RunConfig) -> Iterator[tuple[str, It
         value = record.get(field_name) if host else None
         if isinstance(value, str):
             if config.html_field:
-                yield f"host:{host}", (b.text for b in html_blocks(value))
+                try:
+                    texts = [b.text for b in html_blocks(value)]
+                except ValueError:  # a page nested too deep: reported by the second pass
+                    continue
+                yield f"host:{host}", texts
             else:
                 yield f"host:{host}", iter_paragraphs(normalise_newlines(value))
 
@@ -926,7 +935,11 @@ def _warc_pages(stream: BinaryIO, config: RunConfig) -> Iterator[tuple[str, Iter
             except InputError:
                 continue
             text = _decode_http(payload, _http_charset(content_type), config.encoding)
-            yield f"host:{host}", (b.text for b in html_blocks(text))
+            try:
+                texts = [b.text for b in html_blocks(text)]
+            except ValueError:  # a page nested too deep: reported by the second pass
+                continue
+            yield f"host:{host}", texts
     except (ArchiveLoadFailed, zlib.error, _bad_gzip()):
         return
 

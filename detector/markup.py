@@ -247,18 +247,38 @@ def _hidden(element) -> bool:
     return bool(style) and _HIDDEN_STYLE.search(style) is not None
 
 
+class TooDeepError(ValueError):
+    """The page nests its elements deeper than the parser reads (``MAX_DEPTH``): the text below would be lost."""
+
+
+MAX_DEPTH = 2048  # libxml2's bound with its "huge" option (256 without it, which real pages of unclosed tags pass)
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def parse(html: str):
-    """The document tree of an HTML string (lxml, recovering from broken markup), or None when empty."""
+    """The document tree of an HTML string (lxml, recovering from broken markup), or None when empty.
+
+    A lone surrogate (possible in a str from JSON) becomes U+FFFD: libxml2 would end the document there. A page
+    nested deeper than ``MAX_DEPTH`` raises ``TooDeepError`` instead of losing the text below that depth."""
     from lxml import etree
 
     if html.lstrip().startswith("<?xml"):
         html = html[html.index("?>") + 2 :] if "?>" in html else html
-    # etree's parser, not lxml.html's: the same libxml2 parse without a Python call per element for its classes
-    parser = etree.HTMLParser(remove_comments=True, remove_pis=True, no_network=True, recover=True)
     try:
-        return etree.fromstring(html, parser)
+        html.encode("utf-8")
+    except UnicodeEncodeError:
+        html = _SURROGATE.sub("\ufffd", html)
+    # etree's parser, not lxml.html's: the same libxml2 parse without a Python call per element for its classes
+    parser = etree.HTMLParser(remove_comments=True, remove_pis=True, no_network=True, recover=True, huge_tree=True)
+    try:
+        root = etree.fromstring(html, parser)
     except (etree.ParserError, etree.XMLSyntaxError, ValueError):
         return None
+    if any(e.type_name == "ERR_RESOURCE_LIMIT" and "depth" in e.message for e in parser.error_log):
+        raise TooDeepError(
+            f"its elements are nested deeper than {MAX_DEPTH:,} levels: the text below cannot be read"
+        )
+    return root
 
 
 def blocks(html: str) -> list[Block]:

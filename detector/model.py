@@ -20,6 +20,7 @@ import sys
 import zlib
 from array import array
 from collections.abc import Callable, Sequence
+from functools import partial
 from itertools import islice, pairwise
 from operator import itemgetter, mul
 
@@ -127,29 +128,35 @@ class Scorer:
         offsets, slots = index or word_index(word_list(words))  # formats 3 and 4: the index is made here
         self._word_offsets: Sequence[int] = offsets
         self._word_slots: Sequence[int] = slots
-        self._token_cache: dict[str, tuple] = {}
+        self._token_caches: list[dict[str, tuple]] = [{} for _ in self.experts]  # by experts scored - 1
         self._class_cache: dict[tuple[int, tuple[str, ...]], tuple[float, float]] = {}
 
-    def _token(self, token: str) -> tuple:
+    def _token(self, token: str, experts: int = 0) -> tuple:
         """A token's unigram column, the number of its character n-grams, per expert the weights of its unigram
         and the summed weights of its n-grams, and its topic stem (``features.topic_stem``): computed once per
-        distinct token and cached."""
+        distinct token and cached. ``experts``: for the first that many experts only (all by default), as HTML
+        pages need the full-page expert alone: a new word then costs half the sums."""
+        n = experts or len(self.experts)
+        for cache in self._token_caches[n:]:  # a token seen on a page that needed more experts
+            if entry := cache.get(token):
+                return entry
         uid = unigram_id(token)
         row = self._word_row(token)
         grams: Sequence[float]
         if row is None:
             ids = char_ngram_ids(token)
-            count, grams = len(ids), column_sums(ids, self._arrays)
+            count, grams = len(ids), column_sums(ids, self._arrays[: 2 * n])
         else:
             width = len(self._arrays)
-            count, grams = char_ngram_count(token), self._word_sums[row * width : (row + 1) * width]
+            count, grams = char_ngram_count(token), self._word_sums[row * width : row * width + 2 * n]
         sums: list[float] = []
-        for k, expert in enumerate(self.experts):
+        for k, expert in enumerate(self.experts[:n]):
             sums += [expert.w1[uid], expert.w2[uid], grams[2 * k], grams[2 * k + 1]]
         entry = (uid, count, sums, topic_stem(token))
-        if len(self._token_cache) >= _WORD_CACHE_LIMIT:
-            self._token_cache.clear()
-        self._token_cache[token] = entry
+        cache = self._token_caches[n - 1]
+        if len(cache) >= _WORD_CACHE_LIMIT:
+            cache.clear()
+        cache[token] = entry
         return entry
 
     def _word_row(self, token: str) -> int | None:
@@ -190,9 +197,9 @@ class Scorer:
         """First-stage class scores of every paragraph of one page (the first class's is always 0), for each
         of the first ``experts`` experts (all by default); with ``blocks`` (HTML input), markup counts too.
         ``topics``, when given, gets each paragraph's ``features.topic_words``, read from the same tokens."""
-        cache = self._token_cache
-        make = self._token
         chosen = self.experts[: experts or len(self.experts)]
+        cache = self._token_caches[len(chosen) - 1]
+        make = partial(self._token, experts=len(chosen))
         out: list[list[list[float]]] = [[] for _ in chosen]
         for i, dense in enumerate(page_features(paragraphs, blocks)):
             entries = [cache.get(t) or make(t) for t in tokens(paragraphs[i])]

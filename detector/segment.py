@@ -53,7 +53,6 @@ _WESTERN = frozenset(
     "„“”‚‘’«»‹›–—…•€£¥¢°±²³µ·×÷§¶©®™‰†\u00a0¹¼½¾¿¡ª º"
 )
 _TEXT_BYTES = bytes(b for b in range(256) if b >= 0x20 or b in b"\t\n\r\x0b\x0c\x1b")  # deleted: controls
-MAX_REPLACED_SHARE = 0.05  # at most this share of a page's non-ASCII characters may be invalid UTF-8 bytes
 
 
 class NotTextError(ValueError):
@@ -102,8 +101,12 @@ def decode(data: bytes, encoding: str | None = None, notes: list[str] | None = N
     lenient = data.decode("utf-8", "replace")
     replaced = lenient.count("\ufffd") - data.count(b"\xef\xbf\xbd")
     non_ascii = sum(1 for c in lenient if c > "\x7f") - replaced
-    if non_ascii > 0 and replaced <= max(3, MAX_REPLACED_SHARE * non_ascii):
-        notes.append(f"{replaced} byte{'s' if replaced != 1 else ''} that are not UTF-8 replaced by U+FFFD")
+    # UTF-8 with damage when its valid characters above ASCII outnumber the bad bytes: text in a one-byte
+    # encoding has almost none (an umlaut is one byte there, which UTF-8 never accepts before a letter)
+    if non_ascii > 0 and (replaced <= 3 or replaced < non_ascii):
+        notes.append(
+            f"{replaced} byte{' that is' if replaced == 1 else 's that are'} not UTF-8, replaced by U+FFFD"
+        )
         return normalise_newlines(lenient)
     try:
         western = data.decode("cp1252")

@@ -379,10 +379,23 @@ def test_utf8_with_one_invalid_byte_stays_utf8_with_a_note():
     data = "Die Börse in Zürich: Anleger kauften Aktien großer Versicherer für 12 €.".encode() + b"\xff\n"
     notes: list[str] = []
     assert decode(data, None, notes).startswith("Die Börse in Zürich")
-    assert notes == ["1 byte that are not UTF-8 replaced by U+FFFD"]
+    assert notes == ["1 byte that is not UTF-8, replaced by U+FFFD"]
     result = run("clean-article", "-k", "editorial,promotional,navigational", stdin=data)
     assert "Börse" in result.stdout.decode()
-    assert lines(result) == ["note: <stdin>: 1 byte that are not UTF-8 replaced by U+FFFD"]
+    assert lines(result) == ["note: <stdin>: 1 byte that is not UTF-8, replaced by U+FFFD"]
+
+
+def test_utf8_with_a_few_latin1_bytes_among_its_umlauts_stays_utf8():
+    """Four stray Latin-1 bytes in a page of 40 UTF-8 umlauts (10 %) once made the whole page Windows-1252
+    mojibake ("schlieÃŸt"): the valid characters outnumber the bad bytes, so it is UTF-8 with four U+FFFD."""
+    good = "Die Börse in Zürich schließt fester; Anleger kaufen Aktien großer Versicherer für 12 €.\n" * 8
+    data = good.encode() + "Die Stadtwerke München erhöhen die Preise für Gas und Öl.\n".encode("latin-1")
+    notes: list[str] = []
+    assert (
+        decode(data, None, notes)
+        == good + "Die Stadtwerke M\ufffdnchen erh\ufffdhen die Preise f\ufffdr Gas und \ufffdl.\n"
+    )
+    assert notes == ["4 bytes that are not UTF-8, replaced by U+FFFD"]
 
 
 @pytest.mark.parametrize("text", ["Kurs fällt", "Öl: 3 € – „gut“", "Müller AG", "Zinsen 2 ‰ über Plan"])

@@ -171,23 +171,41 @@ def test_a_warc_file_gives_one_json_line_per_html_response(tmp_path):
     assert len((tmp_path.parent / "out" / "crawl.jsonl").read_text(encoding="utf-8").splitlines()) == 2
 
 
+DEEP = "its elements are nested deeper than 2,048 levels: the text below cannot be read"
+
+
 @pytest.mark.parametrize(
-    ("data", "expected"),
+    ("data", "kept", "error"),
     [
-        (PAGE.read_bytes()[:1500], 0),  # truncated in the middle of the article
-        (b"<div>" * 20000 + b"<p>Tief verschachtelt, aber lesbar.</p>" + b"</div>" * 20000, 0),
-        (b"\x89PNG\r\n\x1a\n" + bytes(200), 1),
+        (PAGE.read_bytes()[:1500], b"", ""),  # truncated in the middle of the article
+        (b"<div>" * 300 + b"<p>Tief verschachtelt, aber lesbar.</p>" + b"</div>" * 300, b"Tief verschachtelt", ""),
+        (b"<div><span>" * 200 + b"<p>Hinter 400 offenen Tags.</p>", b"Hinter 400 offenen Tags.", ""),
+        (b"<div>" * 20000 + b"<p>Tief verschachtelt, aber lesbar.</p>" + b"</div>" * 20000, b"", DEEP),
+        (b"\x89PNG\r\n\x1a\n" + bytes(200), b"", "not a text file (PNG image)"),
     ],
-    ids=["truncated", "deeply-nested", "binary"],
+    ids=["truncated", "nested-300", "unclosed-400", "nested-20000", "binary"],
 )
-def test_bad_html_gets_a_result_or_a_clear_error(tmp_path, data, expected):
+def test_bad_html_gets_a_result_or_a_clear_error(tmp_path, data, kept, error):
+    """Every paragraph up to libxml2's depth bound is read (its default bound of 256 levels silently dropped
+    the rest of a page); past it, a clear error rather than a page without its text."""
     path = tmp_path / "page.html"
     path.write_bytes(data)
     result = run("clean-article", "-k", "editorial,promotional,navigational", path)
-    assert result.returncode == expected, result.stderr
     assert b"Traceback" not in result.stderr
-    if expected:
-        assert result.stderr.decode() == f"error: {path}: not a text file (PNG image)\n"
+    if error:
+        assert (result.returncode, result.stderr.decode(), result.stdout) == (1, f"error: {path}: {error}\n", b"")
+    else:
+        assert result.returncode == 0, result.stderr
+        assert kept in result.stdout
+
+
+def test_a_lone_surrogate_in_html_from_json_does_not_end_the_page():
+    """libxml2 ends a document at a lone surrogate (possible in a str read from JSON): it becomes U+FFFD."""
+    html = "<p>Die \ud800 Aktie stieg um drei Prozent.</p><p>Der zweite Absatz folgt hier.</p>"
+    assert [p.text for p in classify_html(html)] == [
+        "Die \ufffd Aktie stieg um drei Prozent.",
+        "Der zweite Absatz folgt hier.",
+    ]
 
 
 def test_a_meta_charset_that_lies_loses_against_the_bytes():

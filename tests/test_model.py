@@ -106,6 +106,21 @@ def test_the_word_table_gives_exactly_the_sums_of_the_words_ngrams(fixture_model
     assert np.abs(scorer_probabilities(plain, corpus) - scorer_probabilities(with_table, corpus)).max() == 0.0
 
 
+def test_a_page_scored_by_the_first_expert_alone_gets_the_same_scores_whichever_page_came_first(fixture_model):
+    """HTML pages need the full-page expert only and cache shorter word entries; a text page after them (or
+    before them) must score as on a fresh model, word in the table or not."""
+    corpus, _, path = fixture_model
+    texts = corpus["text"].tolist()[:300] + ["Quartalszahlenüberraschungsfeuerwerk der Zykloidgetriebe"]
+    fresh = model.load(path)
+    first_only, full = fresh.logits(texts, experts=1), fresh.logits(texts)
+    assert fresh._token_caches[0] and fresh._token_caches[1]
+    mixed = model.load(path)
+    assert mixed.logits(texts, experts=1) == first_only and mixed.logits(texts) == full
+    assert mixed.logits(texts, experts=1) == first_only  # now from the full entries
+    words = ["Dividende", "Zykloidgetriebe", "und"]
+    assert [model.load(path)._token(w, 1)[2] for w in words] == [mixed._token(w)[2][:4] for w in words]
+
+
 @pytest.mark.parametrize("version", [3, 4])
 def test_a_model_file_of_an_older_format_is_read(fixture_model, tmp_path, version):
     """Format 4 had the word table without its index (made when the file is read), format 3 no table."""

@@ -113,7 +113,8 @@ def _fresh_caches() -> None:
     for cache in (unigram_id, char_ngram_ids, class_word_ids, _class_words):
         cache.cache_clear()
     scorer = load_model()
-    scorer._token_cache.clear()
+    for words in scorer._token_caches:
+        words.clear()
     scorer._class_cache.clear()
 
 
