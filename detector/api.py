@@ -64,6 +64,29 @@ class Decision(NamedTuple):
     min_editorial: float | None = None
 
 
+def check_arguments(
+    page: object,
+    html: bool = False,
+    model: object = None,
+    min_editorial: object = None,
+    memory: object = None,
+) -> None:
+    """Clear TypeErrors and ValueErrors for arguments of the wrong kind, before they fail deep inside (an
+    AttributeError of a str method on None, a model path where a loaded model belongs)."""
+    if not isinstance(page, (str, bytes, bytearray, memoryview) if html else str):
+        want = "str or bytes" if html else "str (decode bytes first; classify_html and clean_html take bytes)"
+        raise TypeError(f"the page must be {want}, not {type(page).__name__}")
+    if model is not None and not isinstance(model, model_file.Scorer):
+        raise TypeError(f"model must be a loaded model (detector.load_model(path)), not {type(model).__name__}")
+    if memory is not None and not isinstance(memory, SiteMemory):
+        raise TypeError(f"memory must be a SiteMemory (detector.site_memory(pages)), not {type(memory).__name__}")
+    if min_editorial is not None:
+        if isinstance(min_editorial, bool) or not isinstance(min_editorial, (int, float)):
+            raise TypeError(f"min_editorial must be a number, not {type(min_editorial).__name__}")
+        if not 0.0 <= min_editorial <= 1.0:  # NaN too
+            raise ValueError(f"min_editorial must be a probability between 0 and 1, not {min_editorial}")
+
+
 def label_stream(
     texts: Iterable[str],
     blocks: Iterable[markup.Block] | None = None,
@@ -134,6 +157,7 @@ def classify(
 ) -> list[Paragraph]:
     """Split a page (str, any line endings) into paragraphs and label each one; ``memory``: see
     ``site_memory``."""
+    check_arguments(text, False, model, min_editorial, memory)
     paragraphs = iter_paragraphs(normalise_newlines(text))
     stream = label_stream(paragraphs, None, model, Decision(favor, min_editorial), memory=memory)
     return [p for p, _ in stream]
@@ -148,6 +172,7 @@ def classify_html(
 ) -> list[Paragraph]:
     """Turn an HTML page (str, or bytes in any declared or detectable encoding) into paragraphs by the rule of
     ``detector.markup`` and label each one."""
+    check_arguments(html, True, model, min_editorial, memory)
     blocks = html_blocks(html)
     stream = label_stream((b.text for b in blocks), blocks, model, Decision(favor, min_editorial), memory=memory)
     return [p for p, _ in stream]
@@ -157,7 +182,7 @@ def html_blocks(html: str | bytes) -> list[markup.Block]:
     """An HTML page's paragraphs with their markup (``detector.markup.blocks``), from str or from bytes."""
     from detector import markup  # here, not at the top: text pages never need lxml's side of the package
 
-    return markup.blocks(markup.decode_html(html) if isinstance(html, bytes) else html)
+    return markup.blocks(html if isinstance(html, str) else markup.decode_html(bytes(html)))
 
 
 def site_memory(pages: Iterable[str | bytes], html: bool = False) -> SiteMemory:
@@ -203,12 +228,14 @@ def clean_html(
 
 def explain(text: str, model: model_file.Scorer | None = None, top: int = 5) -> list[dict]:
     """Why each paragraph of a text page got its label: ``detector.model.Scorer.explain``."""
+    check_arguments(text, False, model)
     scorer = model or load_model()
     return scorer.explain(list(iter_paragraphs(normalise_newlines(text))), None, top)
 
 
 def explain_html(html: str | bytes, model: model_file.Scorer | None = None, top: int = 5) -> list[dict]:
     """Why each paragraph of an HTML page got its label."""
+    check_arguments(html, True, model)
     scorer = model or load_model()
     blocks = html_blocks(html)
     return scorer.explain([b.text for b in blocks], blocks, top)
@@ -217,6 +244,10 @@ def explain_html(html: str | bytes, model: model_file.Scorer | None = None, top:
 def parse_keep(value: str | Iterable[str]) -> tuple[str, ...]:
     """``"editorial,navigational"`` (or an iterable of labels) to a tuple of labels; raises ValueError on an
     unknown label, and on a string that names none."""
+    if not isinstance(value, Iterable):
+        raise TypeError(
+            f"keep must be labels (a comma-separated str or a list of str), not {type(value).__name__}"
+        )
     parts = value.split(",") if isinstance(value, str) else list(value)
     labels = []
     for part in parts:
@@ -354,7 +385,7 @@ class PageWriter:
         from html import escape  # here, not at the top: only -f html needs it
 
         out = ""
-        text = escape(p.text).replace("\n", "<br>\n")
+        text = escape(p.text).translate(_NOT_IN_HTML).replace("\n", "<br>\n")
         is_item = p.tag in ("li", "dt", "dd")
         if is_item != self._in_list:
             out += "<ul>\n" if is_item else "</ul>\n"
@@ -383,6 +414,8 @@ class PageWriter:
         return self.counter.result()
 
 
+# Control characters HTML does not allow in text (NUL, ESC, form feed …; tab and newline stay): U+FFFD
+_NOT_IN_HTML = dict.fromkeys([c for c in range(0x20) if c not in (0x09, 0x0A)] + list(range(0x7F, 0xA0)), "\ufffd")
 _HTML_HEAD = '<!DOCTYPE html>\n<html lang="de">\n<head><meta charset="utf-8"></head>\n<body>\n'
 _HTML_FOOT = "</body>\n</html>"
 

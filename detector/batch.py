@@ -164,10 +164,14 @@ class Task(NamedTuple):
 # Reading
 
 
+_CONTROL_ESCAPES = {c: f"\\x{c:02x}" for c in [*range(0x20), *range(0x7F, 0xA0)]}
+
+
 def display(name: str | os.PathLike) -> str:
-    """A path as printable text: bytes that are not UTF-8 are shown as ``\\xNN``."""
+    """A path as printable text on one line: bytes that are not UTF-8 and control characters (a newline, an
+    escape sequence: a file name could forge an ``error:`` line or recolour the terminal) as ``\\xNN``."""
     text = os.fspath(name)
-    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace").translate(_CONTROL_ESCAPES)
 
 
 def read_limited(stream: BinaryIO, max_bytes: int, name: str) -> bytes:
@@ -201,15 +205,64 @@ def open_input(path: str, name: str, walked: bool = False) -> BinaryIO:
 
 
 def gunzip_limited(data: bytes, max_bytes: int, name: str) -> bytes:
-    """Decompress gzip data, refusing output larger than ``max_bytes`` (a gzip bomb stops there)."""
-    decompressor = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    """Decompress gzip data, refusing output larger than ``max_bytes`` (a gzip bomb stops there). Every member
+    of a multi-member file is read (as ``zcat`` does); a stream cut before its end is an error, not a page
+    without its end."""
+    reader = Gunzipped(io.BytesIO(data))
+    out: list[bytes] = []
+    size = 0
     try:
-        out = decompressor.decompress(data, max_bytes + 1)
+        while part := reader.read(1 << 20):
+            size += len(part)
+            if size > max_bytes:
+                raise InputError(f"{name}: larger than --max-bytes ({max_bytes} bytes) once decompressed")
+            out.append(part)
     except zlib.error as exc:
         raise InputError(f"{name}: damaged gzip data ({exc})") from None
-    if len(out) > max_bytes or decompressor.unconsumed_tail:
-        raise InputError(f"{name}: larger than --max-bytes ({max_bytes} bytes) once decompressed")
-    return out
+    except EOFError:
+        raise InputError(f"{name}: truncated gzip data (it ends before the end of its stream)") from None
+    return b"".join(out)
+
+
+class Gunzipped:
+    """A gzip file's content (every member; bytes after the last that are no member are ignored, as gzip
+    does), read as it is asked for. Unlike ``gzip.GzipFile``, a read hands out whatever it has before telling
+    of a cut: an EOFError comes only when nothing is left, so every whole record before the cut is read
+    (GzipFile's buffered read dropped the last ones with its error)."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self.raw = raw
+        self.decompressor = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        self.pending = b""  # compressed bytes not yet decompressed
+        self.in_member = False
+        self.ended = False  # the last member ended and what followed was no member
+        self.cut = False  # the file ended inside a member (a reader that takes EOFError for the end can ask)
+
+    def read(self, size: int = -1) -> bytes:
+        size = size if size and size > 0 else 1 << 16
+        while not self.ended:
+            if self.pending:
+                if not self.in_member and len(self.pending) >= 2 and self.pending[:2] != b"\x1f\x8b":
+                    self.ended = True  # padding or trailing bytes after the last member
+                    break
+                self.in_member = True
+                out = self.decompressor.decompress(self.pending, size)
+                if self.decompressor.eof:  # a member ends; what follows it may be the next one
+                    self.pending = self.decompressor.unused_data
+                    self.decompressor = zlib.decompressobj(16 + zlib.MAX_WBITS)
+                    self.in_member = False
+                else:
+                    self.pending = self.decompressor.unconsumed_tail
+                if out:
+                    return out
+                continue
+            self.pending = self.raw.read(1 << 16)
+            if not self.pending:
+                if self.in_member:
+                    self.cut = True
+                    raise EOFError("compressed file ended before the end of its stream")
+                return b""
+        return b""
 
 
 def gunzip_stream(handle: BinaryIO) -> BinaryIO:
@@ -425,16 +478,24 @@ def clean_records(stream: BinaryIO, name: str, config: RunConfig, result: Result
             try:
                 record = json.loads(line, parse_constant=constant)
             except (ValueError, RecursionError) as exc:
-                reason = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc) or type(exc).__name__
+                if isinstance(exc, json.JSONDecodeError):  # its msg alone ends "... at": the place is the point
+                    reason = f"{exc.msg.removesuffix(' at')} at column {exc.colno}"
+                else:
+                    reason = str(exc) or type(exc).__name__
                 fail(number, f"invalid JSON ({reason})")
                 continue
-            value = record.get(field_name) if isinstance(record, dict) else None
+            kind = "html" if config.html_field else "text"
+            if not isinstance(record, dict):
+                fail(number, f"not a JSON object but {_json_kind(record)}")
+                continue
+            value = record.get(field_name)
             if not isinstance(value, str):
-                kind = "html" if config.html_field else "text"
-                fail(number, f"no {kind} field {field_name!r}")
+                if field_name in record:
+                    fail(number, f"the {kind} field {field_name!r} is {_json_kind(value)}, not a string")
+                else:
+                    fail(number, f"no {kind} field {field_name!r}")
                 continue
             try:
-                kind = "html" if config.html_field else "text"
                 content = _fix(value) if config.fix_mojibake and kind == "text" else value
                 paragraphs = label_page(content, kind, config, host_of(record.get("url")), record)
                 flags = dropped_by(verdict(paragraphs), config)
@@ -452,6 +513,16 @@ def clean_records(stream: BinaryIO, name: str, config: RunConfig, result: Result
         fail(number + 1, f"not valid {exc.encoding} text; the rest of the file is not read")
     if nan_values:
         result.notes.append(f"{name}: {nan_values} NaN or Infinity value(s) written as null (they are not JSON)")
+
+
+def _json_kind(value: object) -> str:
+    """What a JSON value is, in words, for an error message."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    kinds: dict[type, str] = {dict: "an object", list: "an array", str: "a string"}
+    return kinds.get(type(value), "a number")
 
 
 def _annotate(record: dict, paragraphs: list[Paragraph], config: RunConfig) -> None:
@@ -485,14 +556,18 @@ def _fix(text: str) -> str:
 
 def clean_warc(stream: BinaryIO, name: str, config: RunConfig, result: Result) -> Iterator[bytes]:
     """Stream a WARC file (plain or gzipped, record by record, never whole): every HTML response becomes one
-    JSON line (url, record id, date, cleaned text, labels); other records are counted as skipped."""
+    JSON line (url, record id, date, cleaned text, labels); other records are counted as skipped. A file that
+    ends inside a record, or damaged data, is a bad record that says so (warcio alone reads a cut record as if
+    whole)."""
     from warcio.archiveiterator import ArchiveIterator
     from warcio.exceptions import ArchiveLoadFailed
 
     load_model(config.model)
     number = 0
+    reading = False  # a record's content, where an EOFError is a cut inside it
+    plain = plain_warc(stream)
     try:
-        for record in ArchiveIterator(stream, arc2warc=True):
+        for record in ArchiveIterator(plain, arc2warc=True):
             number += 1
             if record.rec_type != "response":
                 result.skipped_records += record.rec_type not in ("warcinfo", "request", "metadata")
@@ -503,7 +578,12 @@ def clean_warc(stream: BinaryIO, name: str, config: RunConfig, result: Result) -
                 continue
             url = record.rec_headers.get_header("WARC-Target-URI")
             try:
+                reading = True
                 payload = read_limited(record.content_stream(), config.max_bytes, f"{name} record {number}")
+                reading = False
+                missing = getattr(record.raw_stream, "limit", 0)  # what its Content-Length promised, not there
+                if missing:
+                    raise InputError(f"cut short: the file ends {missing:,} bytes before the record's end")
                 charset = _http_charset(content_type)
                 text = _decode_http(payload, charset, config.encoding)
                 paragraphs = label_page(text, "html", config, host_of(url))
@@ -523,12 +603,32 @@ def clean_warc(stream: BinaryIO, name: str, config: RunConfig, result: Result) -
                 continue
             result.count(paragraphs)
             yield json_line(out)
-    except (ArchiveLoadFailed, EOFError, zlib.error, OSError) as exc:
-        if isinstance(exc, OSError) and not isinstance(exc, (EOFError, _bad_gzip())):
+        if getattr(plain, "cut", False):  # between records, where warcio takes the EOFError for the end
+            raise EOFError
+    except EOFError:  # gzip data that ends inside its stream
+        if reading or not number:
+            error = "truncated gzip data: the file ends inside this record"
+        else:
+            error = "truncated gzip data after this record: whatever followed it is lost"
+        result.record_errors.append({"file": name, "record": max(number, 1), "error": error})
+    except (ArchiveLoadFailed, zlib.error, OSError) as exc:
+        if isinstance(exc, OSError) and not isinstance(exc, _bad_gzip()):
             raise
+        reason = " ".join(str(exc).split())[:300]  # warcio's messages run over many lines
         result.record_errors.append(
-            {"file": name, "record": number + 1, "error": f"damaged WARC data, the rest is not read ({exc})"}
+            {"file": name, "record": number + 1, "error": f"damaged WARC data, the rest is not read ({reason})"}
         )
+
+
+def plain_warc(stream: BinaryIO) -> Any:
+    """A WARC's records as plain bytes: a gzipped file is decompressed here, whether each record is a gzip
+    member (the standard) or the whole file is one (which warcio refuses after its first record), and an end
+    inside a member is an EOFError (where warcio stops without a word)."""
+    import logging
+
+    logging.getLogger("warcio").setLevel(logging.ERROR)  # its warnings ("Replacing spaces in …") are not ours
+    buffered: Any = stream if hasattr(stream, "peek") else io.BufferedReader(stream)
+    return Gunzipped(buffered) if buffered.peek(2)[:2] == b"\x1f\x8b" else buffered
 
 
 def _http_charset(content_type: str) -> str | None:
@@ -812,11 +912,17 @@ def check_writable(outdir: Path, errors: Path | None, run_id: str) -> None:
     """Create the output folder and probe that it, and the errors file's folder, take a file: an unwritable
     destination is one error before the batch, not one per file after it. Raises OSError."""
     outdir.mkdir(parents=True, exist_ok=True)
-    for folder in [outdir] + ([errors.parent] if errors is not None else []):
+    folders = [outdir]
+    if errors is not None and not (_errors_target(errors).exists() and not _errors_target(errors).is_file()):
+        folders.append(_errors_target(errors).parent)
+    for folder in folders:
         probe = temp_path(folder / "probe", run_id)
-        with open(probe, "wb") as handle:
-            handle.write(b"probe")
-        probe.unlink()
+        try:
+            with open(probe, "wb") as handle:
+                handle.write(b"probe")
+            probe.unlink()
+        except OSError as exc:  # named by the folder, not by the probe's own temporary name
+            raise OSError(exc.errno, exc.strerror, str(folder)) from None
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -923,7 +1029,7 @@ def _warc_pages(stream: BinaryIO, config: RunConfig) -> Iterator[tuple[str, Iter
     from warcio.exceptions import ArchiveLoadFailed
 
     try:
-        for record in ArchiveIterator(stream, arc2warc=True):
+        for record in ArchiveIterator(plain_warc(stream), arc2warc=True):
             if record.rec_type != "response" or not record.http_headers:
                 continue
             content_type = record.http_headers.get_header("Content-Type") or ""
@@ -940,7 +1046,7 @@ def _warc_pages(stream: BinaryIO, config: RunConfig) -> Iterator[tuple[str, Iter
             except ValueError:  # a page nested too deep: reported by the second pass
                 continue
             yield f"host:{host}", texts
-    except (ArchiveLoadFailed, zlib.error, _bad_gzip()):
+    except (ArchiveLoadFailed, EOFError, zlib.error, _bad_gzip()):
         return
 
 
@@ -1003,7 +1109,8 @@ def _run_forked(chunks: list[list[Task]], config: RunConfig, work: Callable[...,
     _INHERITED.update(work=work, config=config)
     gc.freeze()  # the workers' garbage collector leaves the inherited objects (and their pages) alone
     try:
-        with multiprocessing.get_context("fork").Pool(config.jobs, initializer=_worker_start) as pool:
+        workers = min(config.jobs, len(chunks))  # no idle worker: each costs a process and its memory
+        with multiprocessing.get_context("fork").Pool(workers, initializer=_worker_start) as pool:
             for results in pool.imap_unordered(_inherited_work, chunks):
                 yield from results
     finally:
@@ -1020,7 +1127,9 @@ def _run_dask(chunks: list[list[Task]], config: RunConfig, work: Callable[..., l
 
     cluster = None
     if not config.scheduler:
-        cluster = LocalCluster(n_workers=config.jobs, threads_per_worker=1, processes=True, dashboard_address=":0")
+        cluster = LocalCluster(
+            n_workers=min(config.jobs, len(chunks)), threads_per_worker=1, processes=True, dashboard_address=":0"
+        )
     try:
         client = _connect(Client, config.scheduler or cluster, config.dask_timeout)
     except (OSError, TimeoutError) as exc:
@@ -1177,5 +1286,19 @@ def error_records(results: Iterable[Result]) -> Iterator[dict]:
 
 
 def write_errors(path: Path, results: list[Result], run_id: str) -> None:
-    """The errors file, written atomically (also when there is no error: then it is empty)."""
-    write_atomic(path, (json_line(record) for record in error_records(results)), run_id)
+    """The errors file, written atomically (also when there is no error: then it is empty). A symbolic link's
+    target is written, not the link replaced; a device or pipe (``/dev/null``, ``/dev/stderr``) is written to,
+    never replaced by a file."""
+    lines = (json_line(record) for record in error_records(results))
+    target = _errors_target(path)
+    if target.exists() and not target.is_file():
+        with open(target, "wb") as handle:
+            handle.writelines(lines)
+        return
+    write_atomic(target, lines, run_id)
+
+
+def _errors_target(path: Path) -> Path:
+    from pathlib import Path
+
+    return Path(os.path.realpath(path))

@@ -20,6 +20,7 @@ from detector.features import SITE_MIN_PAGES
 from detector.model import ModelError
 from detector.segment import check_encoding
 
+MAX_JOBS_PER_CORE = 8  # --jobs above this many workers per core only adds processes and memory
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at run time (see _named_tuple)
 if TYPE_CHECKING:
     from pathlib import Path
@@ -78,6 +79,8 @@ def _path(value: str) -> Path:
     it, and its import was a twentieth of that cold start)."""
     from pathlib import Path
 
+    if not value:  # Path("") is the current folder: -o "" would write there
+        raise argparse.ArgumentTypeError("an empty path")
     return Path(value)
 
 
@@ -196,16 +199,25 @@ def build_config(args: argparse.Namespace) -> batch.RunConfig:
         raise batch.UsageError(f"--keep: {exc}") from None
     if args.jobs < 0:
         raise batch.UsageError("--jobs must be 0 (all cores) or a positive number of workers")
+    cores = os.cpu_count() or 1
+    if args.jobs > MAX_JOBS_PER_CORE * cores:
+        most = MAX_JOBS_PER_CORE * cores
+        raise batch.UsageError(
+            f"--jobs {args.jobs}: at most {most} workers on {cores} core(s); more only add memory"
+        )
     if args.max_bytes <= 0:
         raise batch.UsageError("--max-bytes must be a positive number of bytes")
     if args.encoding:
         try:
             check_encoding(args.encoding)
+            b"a".decode(args.encoding)  # refuses codecs that are not text encodings (rot13, base64, zlib)
+        except UnicodeDecodeError:
+            pass  # a text encoding of two or four bytes a character
         except LookupError:
-            raise batch.UsageError(f"--encoding: unknown encoding {args.encoding!r}") from None
+            raise batch.UsageError(f"--encoding: unknown text encoding {args.encoding!r}") from None
     if args.scheduler and args.engine != "dask":
         raise batch.UsageError("--scheduler needs --engine dask")
-    if args.dask_timeout <= 0:
+    if not 0 < args.dask_timeout < float("inf"):  # NaN too
         raise batch.UsageError("--dask-timeout must be a positive number of seconds")
     if args.html_field and args.input_format not in ("auto", "jsonl"):
         raise batch.UsageError("--html-field is for JSON Lines input")
@@ -268,7 +280,7 @@ def clean_main(argv: list[str] | None = None) -> int:
     previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         if args.output is None:
-            return _clean_one(inputs[0], config)
+            return _clean_one_with_errors(inputs[0], config)
         return _clean_many(inputs, args.output, config)
     except ModelError as exc:
         return _error(str(exc))
@@ -282,9 +294,27 @@ def clean_main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _clean_one(source: str, config: batch.RunConfig) -> int:
-    """One input (a file or standard input) to standard output."""
+def _clean_one_with_errors(source: str, config: batch.RunConfig) -> int:
+    """One input to standard output, and with ``--errors`` its failure or bad records in that file, as a batch
+    writes them."""
+    failures: list[batch.Result] = []
+    code = _clean_one(source, config, failures)
+    if config.errors is not None:
+        try:
+            batch.write_errors(config.errors, failures, config.run_id)
+        except OSError as exc:
+            code = code or _error(f"{config.errors}: {(exc.strerror or str(exc)).lower()}")
+    return code
+
+
+def _clean_one(source: str, config: batch.RunConfig, failures: list[batch.Result]) -> int:
+    """One input (a file or standard input) to standard output; what failed is added to ``failures``."""
     name = "<stdin>" if source == "-" else batch.display(source)
+
+    def failed(reason: str) -> int:
+        failures.append(batch.Result(name, "failed", reason))
+        return _error(reason)
+
     try:
         handle = sys.stdin.buffer if source == "-" else batch.open_input(source, name)
         with handle:
@@ -295,7 +325,9 @@ def _clean_one(source: str, config: batch.RunConfig) -> int:
             if kind in ("jsonl", "warc"):
                 if source != "-" and os.path.isfile(source):  # a file can be read twice: site memory
                     config = batch.with_site_memory([batch.Task(source, kind, "")], config)
-                return _records_to_stdout(handle, name, kind, config)
+                if kind == "jsonl" and source.endswith(".gz"):
+                    return _records_to_stdout(batch.gunzip_stream(handle), name, kind, config, failures)
+                return _records_to_stdout(handle, name, kind, config, failures)
             data = batch.read_limited(handle, config.max_bytes, name)
         if data[:2] == b"\x1f\x8b" and config.input_format == "auto" and (source == "-" or source.endswith(".gz")):
             data = batch.gunzip_limited(data, config.max_bytes, name)
@@ -303,7 +335,7 @@ def _clean_one(source: str, config: batch.RunConfig) -> int:
             if kind in ("jsonl", "warc"):
                 import io
 
-                return _records_to_stdout(io.BytesIO(data), name, kind, config)
+                return _records_to_stdout(io.BytesIO(data), name, kind, config, failures)
         site = None if source == "-" else batch.folder_name(source)
         load_model(config.model, mapped=True)  # one page, a short run: the model mapped, not read (model.load)
         page = batch.clean_page(data, name, kind, config, site)
@@ -331,20 +363,29 @@ def _clean_one(source: str, config: batch.RunConfig) -> int:
             for note in page.notes:
                 sys.stderr.write(f"note: {note}\n")
     except batch.InputError as exc:
-        return _error(str(exc))
+        return failed(str(exc))
     except _PipeClosed:
         return 0
+    except EOFError:  # a gzipped JSON Lines file that ends inside its stream
+        return failed(f"{name}: truncated gzip data (it ends before the end of its stream)")
     except OSError as exc:
-        where = exc.filename if exc.filename == "<stdout>" else name
-        return _error(f"{where}: {(exc.strerror or str(exc)).lower()}")
+        if exc.filename == "<stdout>":
+            return _error(f"<stdout>: {(exc.strerror or str(exc)).lower()}")
+        return failed(f"{name}: {(exc.strerror or str(exc)).lower()}")
     return 0
 
 
-def _records_to_stdout(handle: object, name: str, kind: str, config: batch.RunConfig) -> int:
+def _records_to_stdout(
+    handle: object, name: str, kind: str, config: batch.RunConfig, failures: list[batch.Result]
+) -> int:
     result = batch.Result(name, "cleaned")
     clean = batch.clean_records if kind == "jsonl" else batch.clean_warc
-    for line in clean(handle, name, config, result):  # type: ignore[arg-type]
-        _write_stdout(line)
+    try:
+        for line in clean(handle, name, config, result):  # type: ignore[arg-type]
+            _write_stdout(line)
+    finally:
+        if result.record_errors:
+            failures.append(result)
     if not config.quiet:
         for note in result.notes:
             sys.stderr.write(f"note: {note}\n")

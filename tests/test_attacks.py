@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from detector import batch, clean, model
+from detector import batch, classify, clean, model
+from detector.api import render
 from detector.segment import decode, split_paragraphs
 from tests.conftest import BIN, default_signals, run
 
@@ -287,7 +288,17 @@ def test_a_tree_deeper_than_the_path_limit_does_not_abort_the_batch(tmp_path):
         (["--jobs", "-1"], "error: --jobs must be 0 (all cores) or a positive number of workers"),
         (["--jobs", "-3"], "error: --jobs must be 0 (all cores) or a positive number of workers"),
         (["--max-bytes", "-5"], "error: --max-bytes must be a positive number of bytes"),
-        (["--encoding", "klingon"], "error: --encoding: unknown encoding 'klingon'"),
+        (["--encoding", "klingon"], "error: --encoding: unknown text encoding 'klingon'"),
+        (["--encoding", "rot13"], "error: --encoding: unknown text encoding 'rot13'"),
+        (["--dask-timeout", "nan"], "error: --dask-timeout must be a positive number of seconds"),
+        (["--dask-timeout", "inf"], "error: --dask-timeout must be a positive number of seconds"),
+        (["--encoding", "base64"], "error: --encoding: unknown text encoding 'base64'"),
+        (
+            ["--jobs", "100000", "-o", "out"],
+            "error: --jobs 100000: at most {jobs} workers on {cores} core(s); more only add memory",
+        ),
+        (["-o", ""], "error: argument -o/--output: an empty path (see clean-article --help)"),
+        (["--errors", "", "-o", "out"], "error: argument --errors: an empty path (see clean-article --help)"),
         (["--scheduler", "tcp://localhost:8786"], "error: --scheduler needs --engine dask"),
         ([""], "error: an empty path is not an input"),
     ],
@@ -295,7 +306,9 @@ def test_a_tree_deeper_than_the_path_limit_does_not_abort_the_batch(tmp_path):
 def test_impossible_arguments_are_one_usage_error(arguments, message, tmp_path):
     result = run("clean-article", *arguments, stdin=ARTICLE.encode(), cwd=tmp_path)
     assert (result.returncode, result.stdout) == (2, b"")
-    assert lines(result) == [message]
+    cores = os.cpu_count() or 1
+    assert lines(result) == [message.format(jobs=8 * cores, cores=cores)]
+    assert list(tmp_path.iterdir()) == []  # nothing written (-o "" once wrote into the current folder)
 
 
 def test_an_unknown_encoding_in_a_batch_is_one_usage_error(tmp_path):
@@ -303,7 +316,7 @@ def test_an_unknown_encoding_in_a_batch_is_one_usage_error(tmp_path):
         (tmp_path / f"p{i}.txt").write_text(ARTICLE, encoding="utf-8")
     result = run("clean-article", tmp_path, "-o", tmp_path.parent / "out", "--encoding", "klingon")
     assert result.returncode == 2
-    assert lines(result) == ["error: --encoding: unknown encoding 'klingon'"]
+    assert lines(result) == ["error: --encoding: unknown text encoding 'klingon'"]
 
 
 # --- hangs -------------------------------------------------------------------------------------------------
@@ -451,7 +464,7 @@ def test_an_unwritable_errors_path_is_found_before_the_batch(tmp_path):
     (tmp_path / "a.txt").write_text(ARTICLE, encoding="utf-8")
     result = run("clean-article", tmp_path / "a.txt", "-o", tmp_path / "out", "--errors", "/proc/version/x.jsonl")
     assert result.returncode == 1
-    assert lines(result)[0].startswith("error: cannot write to /proc/version/")
+    assert lines(result) == ["error: cannot write to /proc/version: not a directory"]
     assert not (tmp_path / "out" / "a.txt").exists()
 
 
@@ -543,3 +556,28 @@ def test_a_small_batch_is_split_for_every_worker():
     tasks = [batch.Task(f"{i}.txt", "text", f"out/{i}.txt") for i in range(10)]
     assert len(batch.chunked(tasks, jobs=2)) >= 2
     assert [t for chunk in batch.chunked(tasks, jobs=2) for t in chunk] == tasks
+
+
+def test_a_file_name_with_control_characters_is_shown_escaped_on_one_line(tmp_path):
+    """A name holding a newline could forge an ``error:`` line; one holding ESC could recolour the terminal."""
+    source = tmp_path / "evil\nerror: fake \x1b[31m.html"
+    source.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(200))
+    result = run("clean-article", source)
+    assert result.returncode == 1
+    assert lines(result) == [f"error: {tmp_path}/evil\\x0aerror: fake \\x1b[31m.html: not a text file (PNG image)"]
+
+
+def test_an_errors_file_in_a_missing_folder_is_named_by_that_folder(tmp_path):
+    """Not by the name of the temporary file that probed it."""
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "a.txt").write_text(ARTICLE, encoding="utf-8")
+    errors = tmp_path / "missing" / "errors.jsonl"
+    result = run("clean-article", tmp_path / "src", "-o", tmp_path / "out", "--errors", errors)
+    assert result.returncode == 1
+    assert lines(result) == [f"error: cannot write to {tmp_path / 'missing'}: no such file or directory"]
+
+
+def test_html_output_has_no_control_characters():
+    html = render(classify("Die Aktie \x1b[31m stieg\x00 um drei Prozent am Montag nach starken Zahlen."), "html")
+    assert "<p>Die Aktie \ufffd[31m stieg\ufffd um drei Prozent" in html
+    assert not any(c < " " and c not in "\n\t" for c in html)

@@ -341,3 +341,75 @@ def test_json_lines_records_share_the_memory_of_their_host(tmp_path):
     for i in range(5):
         assert memory[i]["paragraphs"][0]["probabilities"] != off[i]["paragraphs"][0]["probabilities"]
     assert memory[5:] == off[5:]  # a host with one page, a record without a url: each on its own
+
+
+def test_one_gzipped_json_lines_file_is_read_and_its_bad_records_reach_the_errors_file(tmp_path):
+    """A ``.jsonl.gz`` named alone was read as compressed bytes; ``--errors`` without ``-o`` was ignored; a
+    field that is there but not a string was "no text field"; JSON's own message ended in "at"."""
+    import gzip
+
+    lines = [
+        json.dumps({"id": 1, "text": ARTICLE}),
+        '{"id": 2, "text": "a\x01b"}',
+        json.dumps({"id": 3, "text": 42}),
+        json.dumps({"id": 4, "text": None}),
+        json.dumps([1, 2]),
+        json.dumps({"id": 6}),
+    ]
+    source = tmp_path / "crawl.jsonl.gz"
+    source.write_bytes(gzip.compress(("\n".join(lines) + "\n").encode()))
+    errors = tmp_path / "errors.jsonl"
+    result = run("clean-article", source, "--errors", errors)
+    assert result.returncode == 1
+    assert [json.loads(line)["id"] for line in result.stdout.decode().splitlines()] == [1]
+    expected = [
+        (2, "invalid JSON (Invalid control character at column 21)"),
+        (3, "the text field 'text' is a number, not a string"),
+        (4, "the text field 'text' is null, not a string"),
+        (5, "not a JSON object but an array"),
+        (6, "no text field 'text'"),
+    ]
+    assert result.stderr.decode().splitlines() == [f"error: {source}:{n}: {reason}" for n, reason in expected]
+    records = [json.loads(line) for line in errors.read_text(encoding="utf-8").splitlines()]
+    assert records == [{"file": str(source), "line": n, "error": reason} for n, reason in expected]
+
+
+def test_a_failed_page_without_o_reaches_the_errors_file(tmp_path):
+    source = tmp_path / "page.html"
+    source.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(200))
+    errors = tmp_path / "errors.jsonl"
+    result = run("clean-article", source, "--errors", errors)
+    assert (result.returncode, result.stdout) == (1, b"")
+    reason = f"{source}: not a text file (PNG image)"
+    assert result.stderr.decode() == f"error: {reason}\n"
+    assert [json.loads(line) for line in errors.read_text().splitlines()] == [
+        {"file": str(source), "error": reason}
+    ]
+    fine = tmp_path / "fine.txt"
+    fine.write_text(ARTICLE, encoding="utf-8")
+    assert run("clean-article", fine, "--errors", errors).returncode == 0
+    assert errors.read_bytes() == b""  # the file of this run: no error
+
+
+def test_the_errors_file_through_a_link_or_on_a_device_is_written_not_replaced(tmp_path):
+    """``--errors`` was written beside its path and renamed over it: a symbolic link became a file (its target
+    never written) and, as root, ``--errors /dev/null`` replaced the machine's /dev/null by a file."""
+    import stat
+
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "bad.txt").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(200))
+    link = tmp_path / "errors-link.jsonl"
+    link.symlink_to(tmp_path / "errors-target.jsonl")
+    result = run("clean-article", src, "-o", tmp_path / "out", "--errors", link, "--jobs", "1")
+    assert result.returncode == 1
+    assert link.is_symlink() and "not a text file" in (tmp_path / "errors-target.jsonl").read_text()
+    device = tmp_path / "null"
+    try:
+        os.mknod(device, 0o666 | stat.S_IFCHR, os.makedev(1, 3))  # a /dev/null of the test's own
+    except (PermissionError, OSError):
+        pytest.skip("making a device node needs root")
+    for output in (["-o", tmp_path / "out2", "--jobs", "1"], []):
+        result = run("clean-article", src if output else src / "bad.txt", *output, "--errors", device)
+        assert result.returncode == 1
+        assert stat.S_ISCHR(device.lstat().st_mode), "the device was replaced by a file"

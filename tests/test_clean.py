@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import detector
 from detector import classify, clean
 from detector.api import parse_keep, render
 from detector.pages import parse_annotated
@@ -94,3 +97,35 @@ def test_cleaned_output_is_a_subsequence_of_the_input_paragraphs(page):
     assert _is_subsequence(kept, paragraphs)
     annotated = render(cleaned, "annotated")
     assert [p.text for p in parse_annotated(annotated)] == paragraphs if paragraphs else annotated == ""
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "message"),
+    [
+        (lambda: detector.clean(None), TypeError, "the page must be str (decode bytes first; classify_html"),
+        (lambda: detector.classify(b"Kurs"), TypeError, "the page must be str (decode bytes first"),
+        (lambda: detector.clean_html(42), TypeError, "the page must be str or bytes, not int"),
+        (lambda: detector.clean("Kurs", model="m.bin"), TypeError, "model must be a loaded model"),
+        (lambda: detector.clean("Kurs", memory=5), TypeError, "memory must be a SiteMemory"),
+        (lambda: detector.clean("Kurs", keep=None), TypeError, "keep must be labels"),
+        (
+            lambda: detector.clean("Kurs", min_editorial="0.5"),
+            TypeError,
+            "min_editorial must be a number, not str",
+        ),
+        (lambda: detector.clean("Kurs", min_editorial=2), ValueError, "min_editorial must be a probability"),
+        (lambda: detector.clean("Kurs", min_editorial=float("nan")), ValueError, "between 0 and 1, not nan"),
+        (lambda: detector.clean("Kurs", favor="x"), ValueError, "unknown preset 'x'"),
+    ],
+)
+def test_library_calls_with_arguments_of_the_wrong_kind_say_so(call, error, message):
+    """Not an AttributeError from deep inside (``'NoneType' object has no attribute 'startswith'``)."""
+    with pytest.raises(error, match=re.escape(message)):
+        call()
+
+
+def test_html_as_bytes_like_objects_is_read():
+    html = b"<p>Die Aktie stieg am Montag um drei Prozent.</p>"
+    every = "editorial,promotional,navigational"
+    for page in (html, bytearray(html), memoryview(html)):
+        assert detector.clean_html(page, keep=every) == "Die Aktie stieg am Montag um drei Prozent."

@@ -134,15 +134,15 @@ def test_json_lines_with_an_html_field(tmp_path):
     assert result.returncode == 1
     (record,) = [json.loads(line) for line in result.stdout.decode().splitlines()]
     assert record["cleaned_text"] + "\n" == EXPECTED
-    assert "error: <stdin>:2: no html field 'html'" in result.stderr.decode()
+    assert "error: <stdin>:2: the html field 'html' is null, not a string" in result.stderr.decode()
 
 
-def warc_file(path):
+def warc_file(path, compressed=True):
     from warcio.statusandheaders import StatusAndHeaders
     from warcio.warcwriter import WARCWriter
 
     with open(path, "wb") as handle:
-        writer = WARCWriter(handle, gzip=True)
+        writer = WARCWriter(handle, gzip=compressed)
 
         def response(url, body, content_type):
             headers = StatusAndHeaders("200 OK", [("Content-Type", content_type)], protocol="HTTP/1.1")
@@ -206,6 +206,70 @@ def test_a_lone_surrogate_in_html_from_json_does_not_end_the_page():
         "Die \ufffd Aktie stieg um drei Prozent.",
         "Der zweite Absatz folgt hier.",
     ]
+
+
+@pytest.mark.parametrize(
+    ("name", "cut", "error", "kept"),
+    [
+        ("crawl.warc", 300, "record 4: cut short: the file ends 296 bytes before the record's end", 1),  # + CRLFs
+        ("crawl.warc.gz", 20, "record 4: truncated gzip data: the file ends inside this record", 1),
+        ("crawl.warc.gz", 4, "record 4: truncated gzip data after this record: whatever followed it is lost", 2),
+        ("crawl.warc.gz", 2000, "record 2: truncated gzip data: the file ends inside this record", 0),
+        ("crawl.warc.gz", -1, "", 2),  # one gzip stream for the whole file, which warcio refuses
+    ],
+    ids=["plain", "gzip-record", "gzip-trailer", "gzip-all-but-the-start", "gzip-whole-file"],
+)
+def test_a_warc_cut_short_is_an_error_not_a_shorter_crawl(tmp_path, name, cut, error, kept):
+    """warcio reads a record whose file ends early as if whole, and stops without a word inside a gzip
+    member: both once gave exit 0 and fewer pages. A WARC gzipped as one stream is read whole."""
+    warc = tmp_path / name
+    warc_file(warc, compressed=name.endswith(".gz") and cut > 0)
+    if cut > 0:
+        warc.write_bytes(warc.read_bytes()[:-cut])
+    else:
+        warc.write_bytes(gzip.compress(warc.read_bytes()))
+    result = run("clean-article", warc)
+    assert (result.returncode, result.stderr.decode()) == ((1, f"error: {warc} {error}\n") if error else (0, ""))
+    urls = [json.loads(line)["url"] for line in result.stdout.decode().splitlines()]
+    assert urls == ["https://example.org/a", "https://example.org/b"][:kept]
+
+
+def test_a_warc_cut_between_records_says_after_which(tmp_path):
+    """A cut that leaves only the start of the last record's gzip member: warcio takes the error it gets
+    between records for the end of the file; the cut is told all the same."""
+    import zlib
+
+    warc = tmp_path / "crawl.warc.gz"
+    warc_file(warc)
+    data = warc.read_bytes()
+    starts, rest = [0], data
+    while rest:
+        member = zlib.decompressobj(31)
+        member.decompress(rest)
+        rest = member.unused_data
+        starts.append(len(data) - len(rest))
+    warc.write_bytes(data[: starts[-2] + 12])  # the last member's header and two bytes of it
+    result = run("clean-article", warc)
+    message = f"error: {warc} record 3: truncated gzip data after this record: whatever followed it is lost\n"
+    assert (result.returncode, result.stderr.decode()) == (1, message)
+    assert [json.loads(line)["url"] for line in result.stdout.decode().splitlines()] == ["https://example.org/a"]
+
+
+def test_gzip_pages_are_read_to_their_end_and_a_cut_one_is_refused(tmp_path):
+    """Every member of a multi-member gzip file is read (zcat's rule); a file cut before its stream's end is
+    an error, not a page without its end."""
+    html = PAGE.read_bytes()
+    middle = html.index(b"</p>", len(html) // 2) + 4
+    (tmp_path / "whole.html.gz").write_bytes(gzip.compress(html[:middle]) + gzip.compress(html[middle:]))
+    (tmp_path / "cut.html.gz").write_bytes(gzip.compress(html)[:-30])
+    whole = run("clean-article", tmp_path / "whole.html.gz")
+    assert (whole.returncode, whole.stdout.decode()) == (0, EXPECTED)
+    cut = run("clean-article", tmp_path / "cut.html.gz")
+    assert (cut.returncode, cut.stdout) == (1, b"")
+    assert (
+        cut.stderr.decode()
+        == f"error: {tmp_path / 'cut.html.gz'}: truncated gzip data (it ends before the end of its stream)\n"
+    )
 
 
 def test_a_meta_charset_that_lies_loses_against_the_bytes():
