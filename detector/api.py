@@ -70,9 +70,11 @@ def check_arguments(
     model: object = None,
     min_editorial: object = None,
     memory: object = None,
-) -> None:
+    favor: object = "balanced",
+) -> float | None:
     """Clear TypeErrors and ValueErrors for arguments of the wrong kind, before they fail deep inside (an
-    AttributeError of a str method on None, a model path where a loaded model belongs)."""
+    AttributeError of a str method on None, a model path where a loaded model belongs); returns
+    ``min_editorial`` as a float (numpy's numbers, Decimal and Fraction are numbers too)."""
     if not isinstance(page, (str, bytes, bytearray, memoryview) if html else str):
         want = "str or bytes" if html else "str (decode bytes first; classify_html and clean_html take bytes)"
         raise TypeError(f"the page must be {want}, not {type(page).__name__}")
@@ -80,11 +82,19 @@ def check_arguments(
         raise TypeError(f"model must be a loaded model (detector.load_model(path)), not {type(model).__name__}")
     if memory is not None and not isinstance(memory, SiteMemory):
         raise TypeError(f"memory must be a SiteMemory (detector.site_memory(pages)), not {type(memory).__name__}")
-    if min_editorial is not None:
-        if isinstance(min_editorial, bool) or not isinstance(min_editorial, (int, float)):
-            raise TypeError(f"min_editorial must be a number, not {type(min_editorial).__name__}")
-        if not 0.0 <= min_editorial <= 1.0:  # NaN too
-            raise ValueError(f"min_editorial must be a probability between 0 and 1, not {min_editorial}")
+    if not isinstance(favor, str):
+        raise TypeError(f"favor must be a str (precision, balanced or recall), not {type(favor).__name__}")
+    if min_editorial is None:
+        return None
+    try:
+        if isinstance(min_editorial, (bool, str, bytes)):
+            raise TypeError
+        value = float(min_editorial)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise TypeError(f"min_editorial must be a number, not {type(min_editorial).__name__}") from None
+    if not 0.0 <= value <= 1.0:  # NaN too
+        raise ValueError(f"min_editorial must be a probability between 0 and 1, not {min_editorial}")
+    return value
 
 
 def label_stream(
@@ -157,7 +167,7 @@ def classify(
 ) -> list[Paragraph]:
     """Split a page (str, any line endings) into paragraphs and label each one; ``memory``: see
     ``site_memory``."""
-    check_arguments(text, False, model, min_editorial, memory)
+    min_editorial = check_arguments(text, False, model, min_editorial, memory, favor)
     paragraphs = iter_paragraphs(normalise_newlines(text))
     stream = label_stream(paragraphs, None, model, Decision(favor, min_editorial), memory=memory)
     return [p for p, _ in stream]
@@ -172,7 +182,7 @@ def classify_html(
 ) -> list[Paragraph]:
     """Turn an HTML page (str, or bytes in any declared or detectable encoding) into paragraphs by the rule of
     ``detector.markup`` and label each one."""
-    check_arguments(html, True, model, min_editorial, memory)
+    min_editorial = check_arguments(html, True, model, min_editorial, memory, favor)
     blocks = html_blocks(html)
     stream = label_stream((b.text for b in blocks), blocks, model, Decision(favor, min_editorial), memory=memory)
     return [p for p, _ in stream]
@@ -190,8 +200,11 @@ def site_memory(pages: Iterable[str | bytes], html: bool = False) -> SiteMemory:
     many of them (menus, footers, disclaimers, ad slots). Pass it with ``memory=`` when labelling each of
     these pages: recurrence is evidence the model weighs (it learnt it from the corpus's site folders).
     Fewer than ``SITE_MIN_PAGES`` distinct pages say nothing, and the pages are labelled as on their own."""
+    if isinstance(pages, (str, bytes)) or not isinstance(pages, Iterable):
+        raise TypeError(f"pages must be an iterable of pages (a list of str), not {type(pages).__name__}")
     memory = SiteMemory()
     for page in pages:
+        check_arguments(page, html=True)  # str or bytes, for text pages too
         if html:
             memory.add(b.text for b in html_blocks(page))
         else:
@@ -229,6 +242,8 @@ def clean_html(
 def explain(text: str, model: model_file.Scorer | None = None, top: int = 5) -> list[dict]:
     """Why each paragraph of a text page got its label: ``detector.model.Scorer.explain``."""
     check_arguments(text, False, model)
+    if isinstance(top, bool) or not isinstance(top, int):
+        raise TypeError(f"top must be an int, not {type(top).__name__}")
     scorer = model or load_model()
     return scorer.explain(list(iter_paragraphs(normalise_newlines(text))), None, top)
 
@@ -244,7 +259,7 @@ def explain_html(html: str | bytes, model: model_file.Scorer | None = None, top:
 def parse_keep(value: str | Iterable[str]) -> tuple[str, ...]:
     """``"editorial,navigational"`` (or an iterable of labels) to a tuple of labels; raises ValueError on an
     unknown label, and on a string that names none."""
-    if not isinstance(value, Iterable):
+    if isinstance(value, (bytes, bytearray)) or not isinstance(value, Iterable):
         raise TypeError(
             f"keep must be labels (a comma-separated str or a list of str), not {type(value).__name__}"
         )

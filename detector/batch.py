@@ -9,7 +9,10 @@ temporary file carries the name of the run that writes it, and a run removes onl
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import fnmatch
+import functools
 import io
 import json
 import os
@@ -224,60 +227,63 @@ def gunzip_limited(data: bytes, max_bytes: int, name: str) -> bytes:
     return b"".join(out)
 
 
-class Gunzipped:
-    """A gzip file's content (every member; bytes after the last that are no member are ignored, as gzip
-    does), read as it is asked for. Unlike ``gzip.GzipFile``, a read hands out whatever it has before telling
-    of a cut: an EOFError comes only when nothing is left, so every whole record before the cut is read
-    (GzipFile's buffered read dropped the last ones with its error)."""
+class Gunzipped(io.RawIOBase):
+    """A gzip file's content (every member, zero bytes between or after them skipped as padding), read as it
+    is asked for. Unlike ``gzip.GzipFile``, a read hands out whatever it has before telling of a cut: an
+    EOFError comes only when nothing is left, so every whole record before a cut is read (GzipFile's buffered
+    read dropped the last ones with its error). Other bytes after a member are damage (``zlib.error``), not an
+    end: what follows them would be lost unseen."""
 
     def __init__(self, raw: BinaryIO) -> None:
         self.raw = raw
         self.decompressor = zlib.decompressobj(16 + zlib.MAX_WBITS)
         self.pending = b""  # compressed bytes not yet decompressed
         self.in_member = False
-        self.ended = False  # the last member ended and what followed was no member
         self.cut = False  # the file ended inside a member (a reader that takes EOFError for the end can ask)
 
-    def read(self, size: int = -1) -> bytes:
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def read(self, size: int | None = -1) -> bytes:
         size = size if size and size > 0 else 1 << 16
-        while not self.ended:
-            if self.pending:
-                if not self.in_member and len(self.pending) >= 2 and self.pending[:2] != b"\x1f\x8b":
-                    self.ended = True  # padding or trailing bytes after the last member
-                    break
-                self.in_member = True
-                out = self.decompressor.decompress(self.pending, size)
-                if self.decompressor.eof:  # a member ends; what follows it may be the next one
-                    self.pending = self.decompressor.unused_data
-                    self.decompressor = zlib.decompressobj(16 + zlib.MAX_WBITS)
-                    self.in_member = False
-                else:
-                    self.pending = self.decompressor.unconsumed_tail
-                if out:
-                    return out
-                continue
-            self.pending = self.raw.read(1 << 16)
-            if not self.pending:
-                if self.in_member:
+        while True:
+            if not self.pending or (not self.in_member and len(self.pending) < 2 and self.pending != b"\0"):
+                more = self.raw.read(1 << 16)
+                if not more and self.in_member:
                     self.cut = True
                     raise EOFError("compressed file ended before the end of its stream")
-                return b""
-        return b""
+                if not more:
+                    if self.pending:
+                        raise zlib.error(f"{len(self.pending)} byte(s) after a gzip member are not gzip data")
+                    return b""
+                self.pending += more
+                continue
+            if not self.in_member:  # between members: padding, the next member, or damage
+                self.pending = self.pending.lstrip(b"\0")
+                if not self.pending or len(self.pending) < 2:
+                    continue
+                if self.pending[:2] != b"\x1f\x8b":
+                    raise zlib.error("bytes after a gzip member are not gzip data")
+                self.in_member = True
+            out = self.decompressor.decompress(self.pending, size)
+            if self.decompressor.eof:  # a member ends; what follows it may be the next one
+                self.pending = self.decompressor.unused_data
+                self.decompressor = zlib.decompressobj(16 + zlib.MAX_WBITS)
+                self.in_member = False
+            else:
+                self.pending = self.decompressor.unconsumed_tail
+            if out:
+                return out
 
 
 def gunzip_stream(handle: BinaryIO) -> BinaryIO:
-    """A gzipped input decompressed as it is read (JSON Lines). gzip is imported here, not with the module:
-    most runs never need it, and every start of one page would pay for it."""
-    import gzip
-
-    return gzip.GzipFile(fileobj=handle)  # type: ignore[return-value]
-
-
-def _bad_gzip() -> type[Exception]:
-    """gzip's error for damaged data, imported where a WARC (which imports gzip anyway) is read."""
-    import gzip
-
-    return gzip.BadGzipFile
+    """A gzipped input decompressed as it is read (JSON Lines), line by line (``Gunzipped``)."""
+    return io.BufferedReader(Gunzipped(handle))
 
 
 def sniff_kind(head: bytes, name: str = "") -> str:
@@ -344,7 +350,7 @@ def page_paragraphs(
     """One page's bytes (text or HTML) decoded and split into paragraphs (a stream for text), with the
     markup of each for HTML."""
     try:
-        if data[:2] == b"\x1f\x8b" and kind == "html":
+        if data[:2] == b"\x1f\x8b" and (kind == "html" or name.endswith(".gz")):
             data = gunzip_limited(data, config.max_bytes, name)
         if kind == "html":
             from detector.markup import decode_html  # here, not at the top: text pages start without it
@@ -511,6 +517,10 @@ def clean_records(stream: BinaryIO, name: str, config: RunConfig, result: Result
             yield out
     except UnicodeDecodeError as exc:
         fail(number + 1, f"not valid {exc.encoding} text; the rest of the file is not read")
+    except EOFError:
+        fail(number + 1, "truncated gzip data: the file ends inside this line")
+    except zlib.error as exc:
+        fail(number + 1, f"damaged gzip data, the rest is not read ({exc})")
     if nan_values:
         result.notes.append(f"{name}: {nan_values} NaN or Infinity value(s) written as null (they are not JSON)")
 
@@ -559,22 +569,26 @@ def clean_warc(stream: BinaryIO, name: str, config: RunConfig, result: Result) -
     JSON line (url, record id, date, cleaned text, labels); other records are counted as skipped. A file that
     ends inside a record, or damaged data, is a bad record that says so (warcio alone reads a cut record as if
     whole)."""
-    from warcio.archiveiterator import ArchiveIterator
     from warcio.exceptions import ArchiveLoadFailed
 
     load_model(config.model)
     number = 0
     reading = False  # a record's content, where an EOFError is a cut inside it
     plain = plain_warc(stream)
+    records = archive_iterator()(plain, arc2warc=True)
     try:
-        for record in ArchiveIterator(plain, arc2warc=True):
+        for record in records:
+            if record.rec_type is None or record.length is None:  # warcio would read the rest as its body
+                raise ValueError("a record without WARC-Type or Content-Length")
             number += 1
-            if record.rec_type != "response":
-                result.skipped_records += record.rec_type not in ("warcinfo", "request", "metadata")
-                continue
             content_type = (record.http_headers.get_header("Content-Type") or "") if record.http_headers else ""
-            if "html" not in content_type.lower():
-                result.skipped_records += 1
+            if record.rec_type != "response" or "html" not in content_type.lower():
+                result.skipped_records += record.rec_type not in ("warcinfo", "request", "metadata")
+                while record.raw_stream.read(1 << 16):  # read here, to tell a cut (warcio reads it short)
+                    pass
+                if missing := getattr(record.raw_stream, "limit", 0):
+                    error = f"cut short: the file ends {missing:,} bytes before the record's end"
+                    result.record_errors.append({"file": name, "record": number, "error": error})
                 continue
             url = record.rec_headers.get_header("WARC-Target-URI")
             try:
@@ -605,19 +619,55 @@ def clean_warc(stream: BinaryIO, name: str, config: RunConfig, result: Result) -
             yield json_line(out)
         if getattr(plain, "cut", False):  # between records, where warcio takes the EOFError for the end
             raise EOFError
+        if records.next_line or records.unread:
+            error = "damaged WARC data after this record (a header cut short?): the rest is not read"
+            result.record_errors.append({"file": name, "record": number, "error": error})
+        elif not number and records.consumed:
+            error = "no WARC record could be read (a header cut short, or not a WARC file)"
+            result.record_errors.append({"file": name, "record": 1, "error": error})
+        if records.err_count:
+            error = f"{records.err_count} record(s) not followed by a blank line: a Content-Length that is wrong?"
+            result.record_errors.append({"file": name, "record": number, "error": error})
     except EOFError:  # gzip data that ends inside its stream
         if reading or not number:
             error = "truncated gzip data: the file ends inside this record"
         else:
             error = "truncated gzip data after this record: whatever followed it is lost"
         result.record_errors.append({"file": name, "record": max(number, 1), "error": error})
-    except (ArchiveLoadFailed, zlib.error, OSError) as exc:
-        if isinstance(exc, OSError) and not isinstance(exc, _bad_gzip()):
-            raise
-        reason = " ".join(str(exc).split())[:300]  # warcio's messages run over many lines
+    except (ArchiveLoadFailed, zlib.error, *_WARCIO_ERRORS) as exc:
+        reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]  # warcio's messages run over many lines
         result.record_errors.append(
             {"file": name, "record": number + 1, "error": f"damaged WARC data, the rest is not read ({reason})"}
         )
+
+
+# What warcio raises on a malformed record (a missing WARC-Target-URI: AttributeError; a Content-Length of 30
+# digits: OverflowError; ...): damaged data, told as such, never the end of a batch.
+_WARCIO_ERRORS = (AttributeError, OverflowError, ValueError, KeyError, IndexError, TypeError)
+
+
+@functools.cache
+def archive_iterator() -> type:
+    """warcio's record iterator, without its warning on stderr for a record whose Content-Length is wrong: it
+    still counts them (``err_count``), and ``clean_warc`` reports them as a bad record."""
+    from warcio.archiveiterator import ArchiveIterator
+
+    class QuietArchiveIterator(ArchiveIterator):
+        INC_RECORD = ""
+        # What warcio takes for the end of the file: a record header cut short leaves its first line in
+        # next_line; bytes it could not parse stay unread; a file of no record at all was still read.
+        unread = b""
+        consumed = 0
+
+        def close(self) -> None:
+            if self.reader is not None:
+                with contextlib.suppress(EOFError):  # a cut, which the stream itself tells
+                    self.unread = self.reader.read(1 << 16).strip()
+            with contextlib.suppress(Exception):
+                self.consumed = self.fh.tell()
+            super().close()
+
+    return QuietArchiveIterator
 
 
 def plain_warc(stream: BinaryIO) -> Any:
@@ -628,7 +678,30 @@ def plain_warc(stream: BinaryIO) -> Any:
 
     logging.getLogger("warcio").setLevel(logging.ERROR)  # its warnings ("Replacing spaces in …") are not ours
     buffered: Any = stream if hasattr(stream, "peek") else io.BufferedReader(stream)
-    return Gunzipped(buffered) if buffered.peek(2)[:2] == b"\x1f\x8b" else buffered
+    if buffered.peek(2)[:2] == b"\x1f\x8b":
+        return Gunzipped(buffered)
+    if isinstance(getattr(buffered, "raw", None), Gunzipped):  # decompressed already (a gzipped standard input)
+        return ChunkReader(buffered)
+    while (head := buffered.peek(256)[:256]) and not head.lstrip():  # blank lines before the first record,
+        buffered.read(len(head))  # which warcio reads as a record of no type that swallows the file
+    buffered.read(len(head) - len(head.lstrip()))
+    return buffered
+
+
+class ChunkReader:
+    """A buffered ``Gunzipped`` read one chunk at a time (``read1``): a buffered ``read(n)`` gathers n bytes
+    over several chunks and loses them all when the last one ends in a cut (an EOFError), which warcio then
+    takes for the end of the file."""
+
+    def __init__(self, buffered: io.BufferedReader) -> None:
+        self.buffered = buffered
+
+    def read(self, size: int = -1) -> bytes:
+        return self.buffered.read1(size if size and size > 0 else 1 << 16)
+
+    @property
+    def cut(self) -> bool:
+        return bool(getattr(self.buffered.raw, "cut", False))
 
 
 def _http_charset(content_type: str) -> str | None:
@@ -731,7 +804,7 @@ def clean_file(task: Task, config: RunConfig) -> Result:
         reason = (exc.strerror or str(exc) or "input/output error").lower()
         where = name if exc.filename in (None, task.source) else f"{name} -> {display(exc.filename)}"
         return Result(name, "failed", f"{where}: {reason}")
-    except (ValueError, RecursionError, MemoryError, EOFError) as exc:
+    except Exception as exc:  # a library's error on a malformed input must not end the batch
         return Result(name, "failed", f"{name}: cannot be cleaned ({type(exc).__name__}: {exc})")
 
 
@@ -980,8 +1053,8 @@ def remember_chunk(tasks: list[Task], config: RunConfig) -> list[tuple[str, froz
                     memories.setdefault(site, SiteMemory()).add(texts)
                 else:
                     found.append((site, page_keys(texts)))
-        except (InputError, NotTextError, OSError, ValueError, RecursionError, MemoryError, EOFError):
-            pass  # reported by the second pass
+        except Exception:  # reported by the second pass, which cleans what it can
+            pass
         found.extend(memories.items())
     return found
 
@@ -1025,11 +1098,10 @@ def _record_pages(stream: BinaryIO, config: RunConfig) -> Iterator[tuple[str, It
 
 
 def _warc_pages(stream: BinaryIO, config: RunConfig) -> Iterator[tuple[str, Iterable[str]]]:
-    from warcio.archiveiterator import ArchiveIterator
     from warcio.exceptions import ArchiveLoadFailed
 
     try:
-        for record in ArchiveIterator(plain_warc(stream), arc2warc=True):
+        for record in archive_iterator()(plain_warc(stream), arc2warc=True):
             if record.rec_type != "response" or not record.http_headers:
                 continue
             content_type = record.http_headers.get_header("Content-Type") or ""
@@ -1046,7 +1118,7 @@ def _warc_pages(stream: BinaryIO, config: RunConfig) -> Iterator[tuple[str, Iter
             except ValueError:  # a page nested too deep: reported by the second pass
                 continue
             yield f"host:{host}", texts
-    except (ArchiveLoadFailed, EOFError, zlib.error, _bad_gzip()):
+    except (ArchiveLoadFailed, EOFError, zlib.error, *_WARCIO_ERRORS):
         return
 
 
@@ -1285,6 +1357,24 @@ def error_records(results: Iterable[Result]) -> Iterator[dict]:
         yield from r.record_errors
 
 
+def carry_errors(path: Path, results: list[Result]) -> None:
+    """For a run with ``--skip-existing``: the bad records the errors file lists for files this run skips
+    because their output exists become theirs again, so that the rewritten file (and the exit code) still
+    tell them; the run before wrote those outputs without them."""
+    skipped = {r.source: r for r in results if r.status == "skipped" and r.reason == "output exists"}
+    try:
+        lines = _errors_target(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, ValueError):
+        return
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and record.get("file") in skipped and "error" in record:
+            skipped[record["file"]].record_errors.append(record)
+
+
 def write_errors(path: Path, results: list[Result], run_id: str) -> None:
     """The errors file, written atomically (also when there is no error: then it is empty). A symbolic link's
     target is written, not the link replaced; a device or pipe (``/dev/null``, ``/dev/stderr``) is written to,
@@ -1292,7 +1382,15 @@ def write_errors(path: Path, results: list[Result], run_id: str) -> None:
     lines = (json_line(record) for record in error_records(results))
     target = _errors_target(path)
     if target.exists() and not target.is_file():
-        with open(target, "wb") as handle:
+        # a pipe without a reader would block for ever (after the batch, with its signals ignored): refused
+        try:
+            descriptor = os.open(target, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError as exc:
+            if exc.errno == errno.ENXIO:
+                raise OSError(exc.errno, "a pipe that nobody reads", str(path)) from None
+            raise
+        os.set_blocking(descriptor, True)
+        with open(descriptor, "wb") as handle:
             handle.writelines(lines)
         return
     write_atomic(target, lines, run_id)

@@ -12,6 +12,7 @@ import os
 import signal
 import sys
 import time
+import zlib
 from collections.abc import Iterable
 
 from detector import batch
@@ -219,6 +220,14 @@ def build_config(args: argparse.Namespace) -> batch.RunConfig:
         raise batch.UsageError("--scheduler needs --engine dask")
     if not 0 < args.dask_timeout < float("inf"):  # NaN too
         raise batch.UsageError("--dask-timeout must be a positive number of seconds")
+    for option, value in (
+        ("--html-field", args.html_field),
+        ("--text-field", args.text_field),
+        ("--scheduler", args.scheduler),
+        *(("--glob", g) for g in args.glob or ()),
+    ):
+        if value is not None and not value.strip():
+            raise batch.UsageError(f"{option}: an empty value")
     if args.html_field and args.input_format not in ("auto", "jsonl"):
         raise batch.UsageError("--html-field is for JSON Lines input")
     if args.min_editorial is not None and not 0.0 <= args.min_editorial <= 1.0:
@@ -298,6 +307,9 @@ def _clean_one_with_errors(source: str, config: batch.RunConfig) -> int:
     """One input to standard output, and with ``--errors`` its failure or bad records in that file, as a batch
     writes them."""
     failures: list[batch.Result] = []
+    if config.errors is not None and not os.path.isdir(os.path.dirname(os.path.realpath(config.errors))):
+        folder = os.path.dirname(os.path.realpath(config.errors))
+        return _error(f"cannot write to {batch.display(folder)}: no such file or directory")
     code = _clean_one(source, config, failures)
     if config.errors is not None:
         try:
@@ -319,23 +331,20 @@ def _clean_one(source: str, config: batch.RunConfig, failures: list[batch.Result
         handle = sys.stdin.buffer if source == "-" else batch.open_input(source, name)
         with handle:
             kind = config.input_format
+            head = handle.peek(4096)[:4096] if hasattr(handle, "peek") else b""
             if kind == "auto":
-                head = handle.peek(4096)[:4096] if hasattr(handle, "peek") else b""
                 kind = batch.sniff_kind(head, "" if source == "-" else source)
+            stream = handle
+            if head[:2] == b"\x1f\x8b" and kind != "warc" and (source == "-" or source.endswith(".gz")):
+                # decompressed as it is read (a WARC decompresses its own): records stream, a page is capped
+                stream = batch.gunzip_stream(handle)
+                if config.input_format == "auto":
+                    kind = batch.sniff_kind(stream.peek(4096)[:4096], source.removesuffix(".gz"))  # type: ignore[attr-defined]
             if kind in ("jsonl", "warc"):
                 if source != "-" and os.path.isfile(source):  # a file can be read twice: site memory
                     config = batch.with_site_memory([batch.Task(source, kind, "")], config)
-                if kind == "jsonl" and source.endswith(".gz"):
-                    return _records_to_stdout(batch.gunzip_stream(handle), name, kind, config, failures)
-                return _records_to_stdout(handle, name, kind, config, failures)
-            data = batch.read_limited(handle, config.max_bytes, name)
-        if data[:2] == b"\x1f\x8b" and config.input_format == "auto" and (source == "-" or source.endswith(".gz")):
-            data = batch.gunzip_limited(data, config.max_bytes, name)
-            kind = batch.sniff_kind(data[:4096], source.removesuffix(".gz"))
-            if kind in ("jsonl", "warc"):
-                import io
-
-                return _records_to_stdout(io.BytesIO(data), name, kind, config, failures)
+                return _records_to_stdout(stream, name, kind, config, failures)
+            data = batch.read_limited(stream, config.max_bytes, name)
         site = None if source == "-" else batch.folder_name(source)
         load_model(config.model, mapped=True)  # one page, a short run: the model mapped, not read (model.load)
         page = batch.clean_page(data, name, kind, config, site)
@@ -366,8 +375,10 @@ def _clean_one(source: str, config: batch.RunConfig, failures: list[batch.Result
         return failed(str(exc))
     except _PipeClosed:
         return 0
-    except EOFError:  # a gzipped JSON Lines file that ends inside its stream
+    except EOFError:  # a gzipped input that ends inside its stream
         return failed(f"{name}: truncated gzip data (it ends before the end of its stream)")
+    except zlib.error as exc:
+        return failed(f"{name}: damaged gzip data ({exc})")
     except OSError as exc:
         if exc.filename == "<stdout>":
             return _error(f"<stdout>: {(exc.strerror or str(exc)).lower()}")
@@ -445,6 +456,8 @@ def _clean_many(inputs: list[str], output: Path, config: batch.RunConfig) -> int
         batch.remove_temp_files(output, config.run_id)
     if config.errors is not None:
         try:
+            if config.skip_existing:
+                batch.carry_errors(config.errors, results)
             batch.write_errors(config.errors, results, config.run_id)
         except OSError as exc:
             sys.stderr.write(f"error: {config.errors}: {(exc.strerror or str(exc)).lower()}\n")

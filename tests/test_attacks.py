@@ -291,6 +291,8 @@ def test_a_tree_deeper_than_the_path_limit_does_not_abort_the_batch(tmp_path):
         (["--encoding", "klingon"], "error: --encoding: unknown text encoding 'klingon'"),
         (["--encoding", "rot13"], "error: --encoding: unknown text encoding 'rot13'"),
         (["--dask-timeout", "nan"], "error: --dask-timeout must be a positive number of seconds"),
+        (["--html-field", ""], "error: --html-field: an empty value"),
+        (["--glob", " ", "-o", "out"], "error: --glob: an empty value"),
         (["--dask-timeout", "inf"], "error: --dask-timeout must be a positive number of seconds"),
         (["--encoding", "base64"], "error: --encoding: unknown text encoding 'base64'"),
         (
@@ -575,6 +577,10 @@ def test_an_errors_file_in_a_missing_folder_is_named_by_that_folder(tmp_path):
     result = run("clean-article", tmp_path / "src", "-o", tmp_path / "out", "--errors", errors)
     assert result.returncode == 1
     assert lines(result) == [f"error: cannot write to {tmp_path / 'missing'}: no such file or directory"]
+    alone = run("clean-article", tmp_path / "src" / "a.txt", "--errors", errors)  # one input: as a batch does
+    assert (alone.returncode, alone.stdout) == (1, b"")
+    assert lines(alone) == [f"error: cannot write to {tmp_path / 'missing'}: no such file or directory"]
+    assert not (tmp_path / "missing").exists()
 
 
 def test_html_output_has_no_control_characters():

@@ -413,3 +413,56 @@ def test_the_errors_file_through_a_link_or_on_a_device_is_written_not_replaced(t
         result = run("clean-article", src if output else src / "bad.txt", *output, "--errors", device)
         assert result.returncode == 1
         assert stat.S_ISCHR(device.lstat().st_mode), "the device was replaced by a file"
+
+
+def test_an_errors_pipe_that_nobody_reads_is_an_error_not_a_hang(tmp_path):
+    """Opened after the batch with its signals ignored, a FIFO without a reader blocked for ever."""
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "a.txt").write_text(ARTICLE, encoding="utf-8")
+    fifo = tmp_path / "errors.fifo"
+    os.mkfifo(fifo)
+    result = run("clean-article", tmp_path / "src", "-o", tmp_path / "out", "--errors", fifo)
+    assert result.returncode == 1
+    assert f"error: {fifo}: a pipe that nobody reads" in result.stderr.decode()
+    assert (tmp_path / "out" / "a.txt").read_text(encoding="utf-8") == clean(ARTICLE) + "\n"
+
+
+def test_a_cut_or_damaged_gzipped_json_lines_file_keeps_its_whole_records(tmp_path):
+    """In a batch a cut .jsonl.gz lost every record ("cannot be cleaned (EOFError ...)"), and bytes after its
+    last member failed it whole."""
+    import gzip
+
+    lines = "".join(json.dumps({"id": i, "text": ARTICLE}) + "\n" for i in range(10)).encode()
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "cut.jsonl.gz").write_bytes(gzip.compress(lines)[:-30])
+    (src / "junk.jsonl.gz").write_bytes(gzip.compress(lines) + b"JUNK")
+    (src / "padded.jsonl.gz").write_bytes(gzip.compress(lines) + bytes(100))
+    out = tmp_path / "out"
+    result = run("clean-article", src, "-o", out, "--jobs", "1")
+    assert result.returncode == 1
+    kept = {p.name: len(p.read_text(encoding="utf-8").splitlines()) for p in out.iterdir()}
+    assert kept["junk.jsonl"] == kept["padded.jsonl"] == 10 and 1 <= kept["cut.jsonl"] <= 9
+    stderr = result.stderr.decode()
+    assert (
+        f"{src / 'cut.jsonl.gz'}:{kept['cut.jsonl'] + 1}: truncated gzip data: the file ends inside this line"
+        in stderr
+    )
+    assert f"{src / 'junk.jsonl.gz'}:11: damaged gzip data, the rest is not read" in stderr
+    assert "padded" not in stderr
+
+
+def test_a_resumed_run_keeps_the_bad_records_of_the_files_it_skips(tmp_path):
+    """``--skip-existing`` skipped a file whose output had been written without its bad records, and the
+    rewritten errors file (and the exit code) forgot them."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.jsonl").write_text(json.dumps({"text": ARTICLE}) + "\n{broken\n", encoding="utf-8")
+    (src / "b.txt").write_text(ARTICLE, encoding="utf-8")
+    errors = tmp_path / "errors.jsonl"
+    first = run("clean-article", src, "-o", tmp_path / "out", "--errors", errors, "--jobs", "1")
+    assert first.returncode == 1
+    before = errors.read_text(encoding="utf-8")
+    again = run("clean-article", src, "-o", tmp_path / "out", "--errors", errors, "--skip-existing", "--jobs", "1")
+    assert again.returncode == 1
+    assert errors.read_text(encoding="utf-8") == before != ""

@@ -129,3 +129,25 @@ def test_html_as_bytes_like_objects_is_read():
     every = "editorial,promotional,navigational"
     for page in (html, bytearray(html), memoryview(html)):
         assert detector.clean_html(page, keep=every) == "Die Aktie stieg am Montag um drei Prozent."
+
+
+def test_library_arguments_that_are_numbers_or_pages_of_other_kinds():
+    """numpy's numbers, Decimal and Fraction are probabilities too; a preset must be a str; site_memory takes
+    an iterable of pages, not one page read character by character."""
+    from decimal import Decimal
+    from fractions import Fraction
+
+    import numpy as np
+
+    page = "Die Aktie stieg am Montag um drei Prozent.\n\nMehr zum Thema"
+    expected = detector.clean(page, min_editorial=0.5)
+    for value in (np.float32(0.5), Decimal("0.5"), Fraction(1, 2)):
+        assert detector.clean(page, min_editorial=value) == expected
+    with pytest.raises(TypeError, match="favor must be a str"):
+        detector.clean(page, favor=["balanced"])
+    with pytest.raises(TypeError, match="pages must be an iterable of pages"):
+        detector.site_memory("abc")
+    with pytest.raises(TypeError, match="the page must be str or bytes, not NoneType"):
+        detector.site_memory([None])
+    with pytest.raises(TypeError, match="keep must be labels"):
+        detector.clean(page, keep=b"editorial")

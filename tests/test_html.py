@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import re
 
 import pytest
 
@@ -285,3 +286,70 @@ def test_an_html_page_larger_than_max_bytes_is_refused(tmp_path):
     result = run("clean-article", "--max-bytes", "1000", path)
     assert result.returncode == 1
     assert result.stderr.decode() == f"error: {path}: larger than --max-bytes (1000 bytes)\n"
+
+
+def warc_bytes(tmp_path) -> bytes:
+    """The WARC of ``warc_file``, uncompressed: warcinfo, an HTML page, a JSON response, an HTML page."""
+    warc = tmp_path / "plain.warc"
+    warc_file(warc, compressed=False)
+    return warc.read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("damage", "kept", "error"),
+    [
+        ("blank lines first", 2, ""),  # warcio read them as a record of no type that swallowed the file
+        (
+            "no Content-Length",
+            0,
+            "record 1: damaged WARC data, the rest is not read (ValueError: a record without",
+        ),
+        ("no WARC-Target-URI", 0, "record 2: damaged WARC data, the rest is not read (AttributeError"),
+        ("header cut", 1, "record 3: damaged WARC data"),  # in its WARC headers: what warcio made of it varies
+        ("gzip, then bytes", 1, "record 3: damaged WARC data, the rest is not read (error: bytes after a gzip"),
+        ("gzip, zero padding", 2, ""),
+    ],
+)
+def test_a_damaged_warc_is_told_and_never_ends_the_batch(tmp_path, damage, kept, error):
+    """warcio took each of these for the end of the file (exit 0, records lost) or raised from deep inside
+    (AttributeError, OverflowError), which ended the whole batch without its errors file or summary."""
+    data = warc_bytes(tmp_path)
+    second = data.index(b"WARC/1.0", 10)
+    third = data.index(b"WARC/1.0", second + 10)
+    if damage == "blank lines first":
+        data = b"\r\n\r\n" + data
+    elif damage == "no Content-Length":
+        data = re.sub(rb"Content-Length: \d+\r\n", b"", data, count=1)
+    elif damage == "no WARC-Target-URI":
+        data = data[:second] + re.sub(rb"WARC-Target-URI: [^\r]*\r\n", b"", data[second:], count=1)
+    elif damage == "header cut":
+        data = data[: third + 40]
+    else:
+        members = [gzip.compress(data[:third]), gzip.compress(data[third:])]
+        data = members[0] + (b"JUNK" if damage == "gzip, then bytes" else b"\0" * 64) + members[1]
+    source = tmp_path / "src"
+    source.mkdir()
+    name = "crawl.warc.gz" if damage.startswith("gzip") else "crawl.warc"
+    (source / name).write_bytes(data)
+    (source / "page.html").write_bytes(PAGE.read_bytes())
+    out = tmp_path / "out"
+    result = run("clean-article", source, "-o", out, "--errors", tmp_path / "errors.jsonl", "--jobs", "1")
+    stderr = result.stderr.decode()
+    assert result.returncode == (1 if error else 0), stderr
+    assert (error in stderr) if error else "error" not in stderr
+    assert len((out / "crawl.jsonl").read_text(encoding="utf-8").splitlines()) == kept
+    assert (out / "page.txt").read_text(encoding="utf-8") == EXPECTED  # the batch went on
+    assert "files cleaned" in stderr.splitlines()[-1]
+    assert len((tmp_path / "errors.jsonl").read_text().splitlines()) == (1 if error else 0)
+
+
+def test_a_cut_gzipped_warc_on_standard_input_keeps_its_whole_records(tmp_path):
+    """Standard input was read whole and gunzipped at once: a cut lost every record."""
+    warc = tmp_path / "crawl.warc.gz"
+    warc_file(warc)
+    result = run("clean-article", stdin=warc.read_bytes()[:-20])
+    assert (result.returncode, result.stderr.decode()) == (
+        1,
+        "error: <stdin> record 4: truncated gzip data: the file ends inside this record\n",
+    )
+    assert [json.loads(line)["url"] for line in result.stdout.decode().splitlines()] == ["https://example.org/a"]
