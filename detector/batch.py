@@ -9,7 +9,6 @@ temporary file carries the name of the run that writes it, and a run removes onl
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import fnmatch
 import functools
@@ -578,6 +577,7 @@ def clean_warc(stream: BinaryIO, name: str, config: RunConfig, result: Result) -
     records = archive_iterator()(plain, arc2warc=True)
     try:
         for record in records:
+            reading = False
             if record.rec_type is None or record.length is None:  # warcio would read the rest as its body
                 raise ValueError("a record without WARC-Type or Content-Length")
             number += 1
@@ -660,11 +660,12 @@ def archive_iterator() -> type:
         consumed = 0
 
         def close(self) -> None:
-            if self.reader is not None:
-                with contextlib.suppress(EOFError):  # a cut, which the stream itself tells
+            try:  # (contextlib.suppress would be an import more in every start of one page)
+                if self.reader is not None:
                     self.unread = self.reader.read(1 << 16).strip()
-            with contextlib.suppress(Exception):
                 self.consumed = self.fh.tell()
+            except Exception:  # a cut (EOFError), which the stream itself tells, or what warcio raises here
+                pass
             super().close()
 
     return QuietArchiveIterator
