@@ -251,7 +251,7 @@ class Gunzipped(io.RawIOBase):
     def read(self, size: int | None = -1) -> bytes:
         size = size if size and size > 0 else 1 << 16
         while True:
-            if not self.pending or (not self.in_member and len(self.pending) < 2 and self.pending != b"\0"):
+            if not self.pending or (not self.in_member and self.pending == b"\x1f"):  # (half a gzip magic)
                 more = self.raw.read(1 << 16)
                 if not more and self.in_member:
                     self.cut = True
@@ -264,7 +264,7 @@ class Gunzipped(io.RawIOBase):
                 continue
             if not self.in_member:  # between members: padding, the next member, or damage
                 self.pending = self.pending.lstrip(b"\0")
-                if not self.pending or len(self.pending) < 2:
+                if not self.pending or self.pending == b"\x1f":
                     continue
                 if self.pending[:2] != b"\x1f\x8b":
                     raise zlib.error("bytes after a gzip member are not gzip data")

@@ -466,3 +466,39 @@ def test_a_resumed_run_keeps_the_bad_records_of_the_files_it_skips(tmp_path):
     again = run("clean-article", src, "-o", tmp_path / "out", "--errors", errors, "--skip-existing", "--jobs", "1")
     assert again.returncode == 1
     assert errors.read_text(encoding="utf-8") == before != ""
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 7, 65536])
+@pytest.mark.parametrize("padding", [b"", b"\0", b"\0" * 70000])
+def test_gunzipped_reads_every_member_whatever_the_reads_of_its_source(chunk, padding):
+    """Members (one empty), zero padding and the two bytes of a member's magic split over two reads."""
+    import gzip
+    import io
+    import random
+    import zlib
+
+    from detector.batch import Gunzipped
+
+    rng = random.Random(1)
+    parts = [bytes(rng.getrandbits(8) for _ in range(n)) for n in (1000, 0, 70000, 5)]
+    data = b"".join(gzip.compress(p) for p in parts)
+
+    class Trickle(io.RawIOBase):
+        def __init__(self, data: bytes) -> None:
+            self.data, self.at = data, 0
+
+        def read(self, size: int = -1) -> bytes:
+            out = self.data[self.at : self.at + min(size if size > 0 else chunk, chunk)]
+            self.at += len(out)
+            return out
+
+    def everything(reader: Gunzipped) -> bytes:
+        return b"".join(iter(lambda: reader.read(4096), b""))
+
+    assert everything(Gunzipped(Trickle(data + padding))) == b"".join(parts)
+    with pytest.raises(zlib.error, match="after a gzip member are not gzip data"):
+        everything(Gunzipped(Trickle(data + padding + b"\x1f")))
+    cut = Gunzipped(Trickle(data[:-3]))
+    with pytest.raises(EOFError):
+        everything(cut)
+    assert cut.cut
