@@ -397,7 +397,7 @@ def clean_page(
             yield encode_output(tail)
         if not writer.count:
             notes.append(f"{name}: empty input, nothing to clean")
-        elif not writer.kept:
+        elif not writer.kept and not dropped_by(writer.verdict(), config):  # a dropped page says so itself
             notes.append(f"{name}: no {'/'.join(config.keep)} paragraph found, the output is empty")
 
     return Page(chunks(), writer, notes)
@@ -481,7 +481,7 @@ def clean_records(stream: BinaryIO, name: str, config: RunConfig, result: Result
             if not line.strip():
                 continue
             try:
-                record = json.loads(line, parse_constant=constant)
+                record = json.loads(_forced_line(line, config.encoding), parse_constant=constant)
             except (ValueError, RecursionError) as exc:
                 if isinstance(exc, json.JSONDecodeError):  # its msg alone ends "... at": the place is the point
                     reason = f"{exc.msg.removesuffix(' at')} at column {exc.colno}"
@@ -522,6 +522,12 @@ def clean_records(stream: BinaryIO, name: str, config: RunConfig, result: Result
         fail(number + 1, f"damaged gzip data, the rest is not read ({exc})")
     if nan_values:
         result.notes.append(f"{name}: {nan_values} NaN or Infinity value(s) written as null (they are not JSON)")
+
+
+def _forced_line(line: bytes | str, encoding: str | None) -> bytes | str:
+    """A JSON Lines line in the encoding ``--encoding`` forces (JSON's own rule, UTF-8 or a UTF-16/32 BOM,
+    otherwise)."""
+    return line.decode(encoding) if encoding and isinstance(line, bytes) else line
 
 
 def _json_kind(value: object) -> str:
@@ -575,8 +581,24 @@ def clean_warc(stream: BinaryIO, name: str, config: RunConfig, result: Result) -
     reading = False  # a record's content, where an EOFError is a cut inside it
     plain = plain_warc(stream)
     records = archive_iterator()(plain, arc2warc=True)
+    # A record's line is held until the next record is read: only then does warcio tell (err_count) whether
+    # the record ended where its Content-Length said, and a record cut short by a wrong length must not pass.
+    held: tuple[int, bytes, list[Paragraph]] | None = None
+    wrong_lengths = 0
+
+    def release() -> Iterator[bytes]:
+        nonlocal held, wrong_lengths
+        if held is not None and records.err_count > wrong_lengths:
+            error = "not followed by a blank line: its Content-Length is wrong, its content cut or run over"
+            result.record_errors.append({"file": name, "record": held[0], "error": error})
+        elif held is not None:
+            result.count(held[2])
+            yield held[1]
+        wrong_lengths, held = records.err_count, None
+
     try:
         for record in records:
+            yield from release()
             reading = False
             if record.rec_type is None or record.length is None:  # warcio would read the rest as its body
                 raise ValueError("a record without WARC-Type or Content-Length")
@@ -615,8 +637,8 @@ def clean_warc(stream: BinaryIO, name: str, config: RunConfig, result: Result) -
                 reason = str(exc).removeprefix(f"{name} record {number}: ")
                 result.record_errors.append({"file": name, "record": number, "url": url, "error": reason})
                 continue
-            result.count(paragraphs)
-            yield json_line(out)
+            held = (number, json_line(out), paragraphs)
+        yield from release()
         if getattr(plain, "cut", False):  # between records, where warcio takes the EOFError for the end
             raise EOFError
         if records.next_line or records.unread:
@@ -625,16 +647,15 @@ def clean_warc(stream: BinaryIO, name: str, config: RunConfig, result: Result) -
         elif not number and records.consumed:
             error = "no WARC record could be read (a header cut short, or not a WARC file)"
             result.record_errors.append({"file": name, "record": 1, "error": error})
-        if records.err_count:
-            error = f"{records.err_count} record(s) not followed by a blank line: a Content-Length that is wrong?"
-            result.record_errors.append({"file": name, "record": number, "error": error})
     except EOFError:  # gzip data that ends inside its stream
+        yield from release()  # the record before the cut is whole
         if reading or not number:
             error = "truncated gzip data: the file ends inside this record"
         else:
             error = "truncated gzip data after this record: whatever followed it is lost"
         result.record_errors.append({"file": name, "record": max(number, 1), "error": error})
     except (ArchiveLoadFailed, zlib.error, *_WARCIO_ERRORS) as exc:
+        yield from release()  # the record before the damage is whole
         reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]  # warcio's messages run over many lines
         result.record_errors.append(
             {"file": name, "record": number + 1, "error": f"damaged WARC data, the rest is not read ({reason})"}
@@ -793,6 +814,7 @@ def clean_file(task: Task, config: RunConfig) -> Result:
         result.labels = dict(page.writer.labels)
         if not written:
             flags = dropped_by(page.writer.verdict(), config)
+            target.unlink(missing_ok=True)  # an earlier run's output of this page: this run leaves it out
             result.status = "dropped"
             result.drop(flags)
             result.reason = f"{name}: page dropped ({', '.join(flags)})"
@@ -877,7 +899,10 @@ def plan(inputs: list[str], outdir: Path, config: RunConfig) -> Plan:
                 raise UsageError(f"the output folder {outdir} lies inside the input folder {display(root)}")
             prefix = len(os.path.join(root, ""))
             found = [
-                (path, path[prefix:]) for path in _walk(root, config.patterns(), config.follow_links, skipped)
+                (path, path[prefix:])
+                for path in _walk(
+                    root, config.patterns(), config.follow_links, skipped, fold_case=not config.globs
+                )
             ]
             if not found and not skipped:
                 patterns = ", ".join(config.patterns())
@@ -935,9 +960,12 @@ def _noted(path: str, status: str, reason: str) -> Result:
     return Result(display(path), status, f"{display(path)}: {reason}")
 
 
-def _walk(root: str, patterns: tuple[str, ...], follow_links: bool, skipped: list[Result]) -> Iterator[str]:
-    """Files under ``root`` matching one of ``patterns``, sorted. A folder that cannot be read (permissions, a
-    path too long) is reported and the walk goes on."""
+def _walk(
+    root: str, patterns: tuple[str, ...], follow_links: bool, skipped: list[Result], fold_case: bool = False
+) -> Iterator[str]:
+    """Files under ``root`` matching one of ``patterns``, sorted; with ``fold_case`` (the default patterns) in
+    any case of their names (``A.TXT``, ``b.Html``: skipped unseen before). A folder that cannot be read
+    (permissions, a path too long) is reported and the walk goes on."""
     seen: set[tuple[int, int]] = set()
     stack = [root]
     while stack:
@@ -963,7 +991,8 @@ def _walk(root: str, patterns: tuple[str, ...], follow_links: bool, skipped: lis
                 is_link = entry.is_symlink()
             except OSError:
                 is_dir, is_link = False, False
-            if not is_dir and not any(fnmatch.fnmatch(entry.name, p) for p in patterns):
+            name = entry.name.lower() if fold_case else entry.name
+            if not is_dir and not any(fnmatch.fnmatch(name, p) for p in patterns):
                 continue
             if entry.name.endswith(TEMP_SUFFIX):
                 continue
@@ -1082,7 +1111,7 @@ def _record_pages(stream: BinaryIO, config: RunConfig) -> Iterator[tuple[str, It
         if not line or not line.strip():
             continue
         try:
-            record = json.loads(line)
+            record = json.loads(_forced_line(line, config.encoding))
         except (ValueError, RecursionError):
             continue
         host = host_of(record.get("url")) if isinstance(record, dict) else None
@@ -1295,7 +1324,8 @@ class Progress:
     """A one-line progress display on stderr when it is a terminal; silent otherwise. The rate and the time
     left are shown once there is enough to estimate them from (two seconds, or a tenth of the files)."""
 
-    def __init__(self, total: int, stream: TextIO = sys.stderr, enabled: bool | None = None) -> None:
+    def __init__(self, total: int, stream: TextIO | None = None, enabled: bool | None = None) -> None:
+        stream = stream or sys.stderr  # read now: the CLI replaces a closed stderr when it starts
         self.total, self.stream, self.done, self.start = total, stream, 0, time.monotonic()
         self.enabled = stream.isatty() if enabled is None else enabled
         self._last = 0.0

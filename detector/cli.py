@@ -8,6 +8,7 @@ Exit codes: 0 success, 1 a file, a record or the model failed, 2 usage error, 13
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import signal
 import sys
@@ -233,6 +234,8 @@ def build_config(args: argparse.Namespace) -> batch.RunConfig:
     if args.min_editorial is not None and not 0.0 <= args.min_editorial <= 1.0:
         raise batch.UsageError("--min-editorial must be a probability between 0 and 1")
     drop_pages = tuple(flag.strip() for flag in (args.drop_pages or "").split(",") if flag.strip())
+    if args.drop_pages is not None and not drop_pages:
+        raise batch.UsageError("--drop-pages: no flag given")
     unknown = [flag for flag in drop_pages if flag not in FLAGS]
     if unknown:
         raise batch.UsageError(f"--drop-pages: unknown flag {unknown[0]!r}; choose from {', '.join(FLAGS)}")
@@ -400,6 +403,9 @@ def _records_to_stdout(
     if not config.quiet:
         for note in result.notes:
             sys.stderr.write(f"note: {note}\n")
+        if result.dropped:
+            flags = ", ".join(f"{flag} {n}" for flag, n in sorted(result.dropped.items()) if flag != "pages")
+            sys.stderr.write(f"note: {name}: {result.dropped['pages']} record(s) dropped ({flags})\n")
     for record in result.record_errors:
         sys.stderr.write(f"error: {_where(record)}: {record['error']}\n")
     return 1 if result.record_errors else 0
@@ -494,9 +500,41 @@ def _report(result: batch.Result, progress: batch.Progress, config: batch.RunCon
             progress.line(f"note: {note}")
 
 
+class _ClosedStream:
+    """Stands for a standard stream its caller closed (``>&-``, ``2>&-``, ``<&-``: Python makes it None):
+    reading or writing fails as the system would fail it, with the stream's name, so that a run without its
+    stdout is one error, and one without its stderr runs silently, instead of failing on None."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.buffer = self
+
+    def _fail(self, *_: object) -> bytes:
+        raise OSError(errno.EBADF, "bad file descriptor", self.name)
+
+    write = read = peek = readline = fileno = _fail
+
+    def flush(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        return False
+
+    def __enter__(self) -> _ClosedStream:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        pass
+
+
 def main() -> None:
     """Console-script entry point. An unexpected failure is one line on stderr, not a traceback, unless
     DETECTOR_DEBUG is set."""
+    if sys.stderr is None:
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - for the rest of the process
+    for name in ("stdout", "stdin"):
+        if getattr(sys, name) is None:
+            setattr(sys, name, _ClosedStream(f"<{name}>"))
     try:
         code = clean_main()
     except Exception as exc:

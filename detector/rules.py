@@ -56,13 +56,24 @@ class Rule(NamedTuple):
         if self.site is not None and not (site and (site == self.site or site.endswith("." + self.site))):
             return False
         if self.field is not None:
-            return record is not None and str(record.get(self.field)) == self.value
+            return record is not None and _field_text(record.get(self.field)) == self.value
         return True
 
     def matches(self, text: str) -> bool:
         if self.pattern is not None:
             return self.pattern.search(text) is not None
         return _SPACE.sub(" ", text).strip() == self.line
+
+
+def _field_text(value: object) -> str | None:
+    """A record's field as a rule's ``value`` reads it: a string as it is, a number as JSON writes it; a field
+    that is missing, null, true/false, a list or an object matches no value (``str()`` made them "None" or
+    "True", which a rule's value could match by accident)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    return None
 
 
 def load_rules(path: Path | str) -> tuple[Rule, ...]:
@@ -75,21 +86,24 @@ def load_rules(path: Path | str) -> tuple[Rule, ...]:
 
     path = Path(path)
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = tomllib.loads(path.read_text(encoding="utf-8-sig"))  # a BOM is no TOML statement
     except OSError as exc:
         raise RulesError(f"{path}: {(exc.strerror or str(exc)).lower()}") from None
     except UnicodeDecodeError:
         raise RulesError(f"{path}: not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
         raise RulesError(f"{path}: not valid TOML ({exc})") from None
+    except RecursionError:
+        raise RulesError(f"{path}: nested too deeply to be read") from None
     entries = data.get("rule")
     if not isinstance(entries, list) or not entries or set(data) != {"rule"}:
         raise RulesError(f"{path}: expected one or more [[rule]] tables and nothing else")
     rules = [_rule(entry, number, path) for number, entry in enumerate(entries, 1)]
-    names = [rule.name for rule in rules]
-    duplicate = next((name for name in names if names.count(name) > 1), None)
-    if duplicate:
-        raise RulesError(f"{path}: two rules are named {duplicate!r}")
+    seen: set[str] = set()
+    for rule in rules:
+        if rule.name in seen:
+            raise RulesError(f"{path}: two rules are named {rule.name!r}")
+        seen.add(rule.name)
     return tuple(rules)
 
 
@@ -115,6 +129,8 @@ def _rule(entry: object, number: int, path: Path) -> Rule:
             pattern = re.compile(entry["match"])
         except re.error as exc:
             raise RulesError(f"{where}: bad regular expression ({exc})") from None
+        except RecursionError:
+            raise RulesError(f"{where}: regular expression nested too deeply") from None
     label = entry.get("label")
     if label is not None and (label not in LABELS or (action == "drop") == (label == "editorial")):
         raise RulesError(f"{where}: label must be promotional or navigational for 'drop' (editorial for 'keep')")

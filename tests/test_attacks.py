@@ -587,3 +587,56 @@ def test_html_output_has_no_control_characters():
     html = render(classify("Die Aktie \x1b[31m stieg\x00 um drei Prozent am Montag nach starken Zahlen."), "html")
     assert "<p>Die Aktie \ufffd[31m stieg\ufffd um drei Prozent" in html
     assert not any(c < " " and c not in "\n\t" for c in html)
+
+
+@pytest.mark.parametrize(
+    ("redirect", "code", "stderr"),
+    [
+        (">&-", 1, "error: <stdout>: bad file descriptor\n"),
+        ("<&-", 1, "error: <stdin>: bad file descriptor\n"),
+        ("2>&-", 0, None),
+    ],
+)
+def test_a_closed_standard_stream_is_one_error_or_none(tmp_path, redirect, code, stderr):
+    """Python makes a closed stream None: a run without stdout was an "unexpected failure" with a traceback,
+    and one without stderr wrote nothing (a batch) or exited 1 (one page)."""
+    import shlex
+    import subprocess
+
+    page = tmp_path / "page.txt"
+    page.write_text(ARTICLE, encoding="utf-8")
+    exe = shlex.quote(str(batch_bin()))
+    source = "" if redirect == "<&-" else shlex.quote(str(page))
+    one = subprocess.run(["sh", "-c", f"{exe} {source} {redirect}"], capture_output=True, timeout=60)
+    assert one.returncode == code
+    if stderr is not None:
+        assert one.stderr.decode() == stderr
+    if redirect != ">&-":
+        many = subprocess.run(
+            ["sh", "-c", f"{exe} {shlex.quote(str(page))} -o {shlex.quote(str(tmp_path / 'out'))} {redirect}"],
+            capture_output=True,
+            timeout=60,
+        )
+        assert many.returncode == 0 and (tmp_path / "out" / "page.txt").exists()
+
+
+def batch_bin():
+    from tests.conftest import BIN
+
+    return BIN / "clean-article"
+
+
+@pytest.mark.parametrize(
+    ("rules", "message"),
+    [
+        ("rule = " + "[" * 3000 + "]" * 3000, "nested too deeply to be read"),
+        ('[[rule]]\naction = "drop"\nmatch = "' + "(" * 3000 + "a" + ")" * 3000 + '"', "nested too deeply"),
+    ],
+    ids=["toml", "regex"],
+)
+def test_a_rules_file_nested_too_deeply_is_a_usage_error(tmp_path, rules, message):
+    path = tmp_path / "rules.toml"
+    path.write_text(rules, encoding="utf-8")
+    result = run("clean-article", "--rules", path, stdin=ARTICLE.encode())
+    assert result.returncode == 2 and message in result.stderr.decode()
+    assert "unexpected failure" not in result.stderr.decode()

@@ -502,3 +502,47 @@ def test_gunzipped_reads_every_member_whatever_the_reads_of_its_source(chunk, pa
     with pytest.raises(EOFError):
         everything(cut)
     assert cut.cut
+
+
+def test_a_page_a_rerun_drops_loses_its_earlier_output_and_says_so_once(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    body = " ".join(
+        ["Der Konzern rechnet für das laufende Geschäftsjahr nun mit einem Umsatzplus von acht Prozent."] * 5
+    )
+    (src / "a.txt").write_text(ARTICLE + "\n" + "\n\n".join([body] * 3) + "\n", encoding="utf-8")
+    (src / "menu.txt").write_text("Startseite\n\nImpressum\n\nKontakt\n", encoding="utf-8")
+    out = tmp_path / "out"
+    assert run("clean-article", src, "-o", out, "--jobs", "1").returncode == 0
+    assert (out / "menu.txt").exists()
+    again = run("clean-article", src, "-o", out, "--drop-pages", "no_article", "--jobs", "1")
+    assert again.returncode == 0
+    assert not (out / "menu.txt").exists() and (out / "a.txt").exists()
+    notes = [line for line in again.stderr.decode().splitlines() if "menu.txt" in line]
+    assert notes == [f"note: {src / 'menu.txt'}: page dropped (no_article)"]
+
+
+def test_records_dropped_on_standard_output_are_counted_in_a_note(tmp_path):
+    source = tmp_path / "crawl.jsonl"
+    source.write_text(json.dumps({"text": "Startseite\n\nImpressum"}) + "\n", encoding="utf-8")
+    result = run("clean-article", source, "--drop-pages", "no_article")
+    assert (result.returncode, result.stdout) == (0, b"")
+    assert result.stderr.decode() == f"note: {source}: 1 record(s) dropped (no_article 1)\n"
+
+
+def test_folders_are_walked_for_page_names_in_any_case(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "A.TXT").write_text(ARTICLE, encoding="utf-8")
+    (src / "b.Html").write_text("<p>" + ARTICLE.replace("\n\n", "</p><p>") + "</p>", encoding="utf-8")
+    result = run("clean-article", src, "-o", tmp_path / "out", "--jobs", "1")
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["A.TXT", "b.txt"]
+
+
+def test_forced_encoding_reads_json_lines_too(tmp_path):
+    source = tmp_path / "latin.jsonl"
+    source.write_bytes('{"text": "Die Aktie von Müller stieg am Montag um drei Prozent."}\n'.encode("latin-1"))
+    result = run("clean-article", source, "--encoding", "latin-1", "-k", "editorial,promotional,navigational")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["cleaned_text"] == "Die Aktie von Müller stieg am Montag um drei Prozent."

@@ -192,3 +192,13 @@ def test_a_new_site_is_learnt_from_its_corrected_pages(tmp_path):
 def test_the_shipped_model_is_found_and_not_in_tests():
     assert os.path.basename(shipped_model()) == "model.bin"
     assert clean(PAGE)
+
+
+def test_a_rule_for_a_field_matches_only_a_field_that_is_there():
+    """``str(record.get(field))`` made a missing field "None" and JSON true "True", which a value could match."""
+    from detector.rules import Rule
+
+    rule = Rule("r", "drop", line="x", field="paywall", value="None")
+    assert not rule.applies(None, {}) and not rule.applies(None, {"paywall": None})
+    assert Rule("r", "drop", line="x", field="n", value="3").applies(None, {"n": 3})
+    assert not Rule("r", "drop", line="x", field="f", value="True").applies(None, {"f": True})

@@ -353,3 +353,21 @@ def test_a_cut_gzipped_warc_on_standard_input_keeps_its_whole_records(tmp_path):
         "error: <stdin> record 4: truncated gzip data: the file ends inside this record\n",
     )
     assert [json.loads(line)["url"] for line in result.stdout.decode().splitlines()] == ["https://example.org/a"]
+
+
+def test_a_warc_record_with_a_wrong_content_length_is_a_bad_record_not_a_shortened_page(tmp_path):
+    """warcio reads a record by its Content-Length and only warns when no blank line follows: a record 250
+    bytes too short was written out cut mid-word, and the warning was charged to the file's last record."""
+    data = warc_bytes(tmp_path)
+    second = data.index(b"WARC/1.0", 10)
+    length = re.search(rb"Content-Length: (\d+)\r\n", data[second:])
+    start, end = second + length.start(1), second + length.end(1)
+    warc = tmp_path / "crawl.warc"
+    warc.write_bytes(data[:start] + str(int(length.group(1)) - 250).encode() + data[end:])
+    result = run("clean-article", warc)
+    assert result.returncode == 1
+    errors = result.stderr.decode().splitlines()
+    wrong = "not followed by a blank line: its Content-Length is wrong, its content cut or run over"
+    assert errors[0] == f"error: {warc} record 2: {wrong}"
+    assert errors[1].startswith(f"error: {warc} record 3: damaged WARC data, the rest is not read")  # its tail
+    assert result.stdout == b""  # not the page cut 250 bytes short
