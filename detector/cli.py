@@ -310,8 +310,8 @@ def _clean_one_with_errors(source: str, config: batch.RunConfig) -> int:
     """One input to standard output, and with ``--errors`` its failure or bad records in that file, as a batch
     writes them."""
     failures: list[batch.Result] = []
-    if config.errors is not None and not os.path.isdir(os.path.dirname(os.path.realpath(config.errors))):
-        folder = os.path.dirname(os.path.realpath(config.errors))
+    folder = os.path.dirname(os.path.realpath(config.errors)) if config.errors is not None else None
+    if folder is not None and not os.path.isdir(folder):
         return _error(f"cannot write to {batch.display(folder)}: no such file or directory")
     code = _clean_one(source, config, failures)
     if config.errors is not None:
