@@ -615,11 +615,14 @@ def clean_warc(stream: BinaryIO, name: str, config: RunConfig, result: Result) -
             url = record.rec_headers.get_header("WARC-Target-URI")
             try:
                 reading = True
-                payload = read_limited(record.content_stream(), config.max_bytes, f"{name} record {number}")
+                content = record.content_stream()
+                payload = read_limited(content, config.max_bytes, f"{name} record {number}")
                 reading = False
                 missing = getattr(record.raw_stream, "limit", 0)  # what its Content-Length promised, not there
                 if missing:
                     raise InputError(f"cut short: the file ends {missing:,} bytes before the record's end")
+                if getattr(getattr(content, "decompressor", None), "eof", True) is False:  # warcio reads it short
+                    raise InputError("its HTTP body ends inside its gzip or deflate Content-Encoding")
                 charset = _http_charset(content_type)
                 text = _decode_http(payload, charset, config.encoding)
                 paragraphs = label_page(text, "html", config, host_of(url))

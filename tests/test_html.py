@@ -371,3 +371,33 @@ def test_a_warc_record_with_a_wrong_content_length_is_a_bad_record_not_a_shorten
     assert errors[0] == f"error: {warc} record 2: {wrong}"
     assert errors[1].startswith(f"error: {warc} record 3: damaged WARC data, the rest is not read")  # its tail
     assert result.stdout == b""  # not the page cut 250 bytes short
+
+
+def test_an_http_body_cut_inside_its_gzip_content_encoding_is_a_bad_record(tmp_path):
+    """warcio decodes a Content-Encoding: gzip body that ends early without a word: the page was cleaned cut."""
+    from warcio.statusandheaders import StatusAndHeaders
+    from warcio.warcwriter import WARCWriter
+
+    warc = tmp_path / "crawl.warc"
+    with open(warc, "wb") as handle:
+        writer = WARCWriter(handle, gzip=False)
+        for url, body in (
+            ("https://example.org/cut", gzip.compress(PAGE.read_bytes())[:-40]),
+            ("https://example.org/whole", gzip.compress(PAGE.read_bytes())),
+        ):
+            headers = StatusAndHeaders(
+                "200 OK",
+                [("Content-Type", "text/html; charset=utf-8"), ("Content-Encoding", "gzip")],
+                protocol="HTTP/1.1",
+            )
+            writer.write_record(
+                writer.create_warc_record(url, "response", payload=io.BytesIO(body), http_headers=headers)
+            )
+    result = run("clean-article", warc)
+    assert result.returncode == 1
+    assert (
+        result.stderr.decode()
+        == f"error: {warc} record 1: its HTTP body ends inside its gzip or deflate Content-Encoding\n"
+    )
+    (record,) = [json.loads(line) for line in result.stdout.decode().splitlines()]
+    assert record["url"] == "https://example.org/whole" and record["cleaned_text"] + "\n" == EXPECTED
