@@ -429,8 +429,15 @@ class PageWriter:
         return self.counter.result()
 
 
-# Control characters HTML does not allow in text (NUL, ESC, form feed …; tab and newline stay): U+FFFD
-_NOT_IN_HTML = dict.fromkeys([c for c in range(0x20) if c not in (0x09, 0x0A)] + list(range(0x7F, 0xA0)), "\ufffd")
+# Characters HTML does not allow in text: controls (NUL, ESC …; tab, newline and form feed stay) and the
+# noncharacters (U+FDD0-U+FDEF, U+FFFE and U+FFFF of every plane): U+FFFD
+_NOT_IN_HTML = dict.fromkeys(
+    [c for c in range(0x20) if c not in (0x09, 0x0A, 0x0C)]
+    + list(range(0x7F, 0xA0))
+    + list(range(0xFDD0, 0xFDF0))
+    + [plane + last for plane in range(0, 0x110000, 0x10000) for last in (0xFFFE, 0xFFFF)],
+    "\ufffd",
+)
 _HTML_HEAD = '<!DOCTYPE html>\n<html lang="de">\n<head><meta charset="utf-8"></head>\n<body>\n'
 _HTML_FOOT = "</body>\n</html>"
 

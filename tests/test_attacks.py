@@ -583,10 +583,15 @@ def test_an_errors_file_in_a_missing_folder_is_named_by_that_folder(tmp_path):
     assert not (tmp_path / "missing").exists()
 
 
-def test_html_output_has_no_control_characters():
-    html = render(classify("Die Aktie \x1b[31m stieg\x00 um drei Prozent am Montag nach starken Zahlen."), "html")
-    assert "<p>Die Aktie \ufffd[31m stieg\ufffd um drei Prozent" in html
-    assert not any(c < " " and c not in "\n\t" for c in html)
+def test_html_output_has_no_characters_html_forbids():
+    """Controls other than HTML's white space, and noncharacters (U+FFFE, U+10FFFF …), become U+FFFD."""
+    page = "Die Aktie \x1b[31m stieg\x00 um drei\x0cProzent am Montag \ufffe nach starken \U0010ffff Zahlen."
+    html = render(classify(page), "html", "editorial,promotional,navigational")
+    assert (
+        "<p>Die Aktie \ufffd[31m stieg\ufffd um drei\x0cProzent am Montag \ufffd nach starken \ufffd Zahlen.</p>"
+        in html
+    )
+    assert not any((c < " " and c not in "\n\t\x0c") or c in "\ufffe\uffff\U0010ffff" for c in html)
 
 
 @pytest.mark.parametrize(
