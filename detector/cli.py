@@ -517,6 +517,9 @@ class _ClosedStream:
     def flush(self) -> None:
         pass
 
+    def close(self) -> None:  # a forked worker closes its stdin first thing: a failure here killed every one
+        pass
+
     def isatty(self) -> bool:
         return False
 

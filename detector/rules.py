@@ -129,8 +129,9 @@ def _rule(entry: object, number: int, path: Path) -> Rule:
             pattern = re.compile(entry["match"])
         except re.error as exc:
             raise RulesError(f"{where}: bad regular expression ({exc})") from None
-        except RecursionError:
-            raise RulesError(f"{where}: regular expression nested too deeply") from None
+        except (RecursionError, OverflowError) as exc:  # nested 5,000 deep; a{4294967296}
+            why = "nested too deeply" if isinstance(exc, RecursionError) else "with a repeat count too large"
+            raise RulesError(f"{where}: regular expression {why}") from None
     label = entry.get("label")
     if label is not None and (label not in LABELS or (action == "drop") == (label == "editorial")):
         raise RulesError(f"{where}: label must be promotional or navigational for 'drop' (editorial for 'keep')")

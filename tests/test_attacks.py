@@ -645,3 +645,48 @@ def test_a_rules_file_nested_too_deeply_is_a_usage_error(tmp_path, rules, messag
     result = run("clean-article", "--rules", path, stdin=ARTICLE.encode())
     assert result.returncode == 2 and message in result.stderr.decode()
     assert "unexpected failure" not in result.stderr.decode()
+
+
+def test_a_batch_with_standard_input_closed_runs_its_workers(tmp_path):
+    """Each forked worker closes its stdin first: the stand-in for a closed one had no close(), so every
+    worker died at once and the pool replaced it for ever (a hang with thousands of tracebacks)."""
+    import shlex
+    import subprocess
+
+    from tests.conftest import BIN
+
+    for i in range(3):
+        (tmp_path / f"p{i}.txt").write_text(ARTICLE, encoding="utf-8")
+    out = tmp_path / "out"
+    exe, source = shlex.quote(str(BIN / "clean-article")), shlex.quote(str(tmp_path / "p0.txt"))
+    others = " ".join(shlex.quote(str(tmp_path / f"p{i}.txt")) for i in (1, 2))
+    command = f"{exe} {source} {others} -o {shlex.quote(str(out))} --jobs 2 <&-"
+    result = subprocess.run(["sh", "-c", command], capture_output=True, timeout=120)
+    assert result.returncode == 0, result.stderr.decode()[-500:]
+    assert sorted(p.name for p in out.iterdir()) == ["p0.txt", "p1.txt", "p2.txt"]
+
+
+@pytest.mark.parametrize(
+    ("arguments", "code", "message"),
+    [
+        (["train", "--output", "{tmp}/model.json"], 2, "the metadata is written beside it as .json"),
+        (["train", "--data", "{tmp}/data", "--output", "{tmp}/data/page.txt"], 2, "lies inside the training data"),
+        (
+            ["train", "--folds", "0", "--output", "{tmp}/m.bin"],
+            2,
+            "--folds must be 1 (no cross-validation) or more",
+        ),
+        (["evaluate", "--no-compare", "{tmp}/nope"], 1, "nope: no such file or folder"),
+    ],
+)
+def test_detector_refuses_outputs_that_would_destroy_its_inputs(tmp_path, arguments, code, message):
+    """`detector train --output X.json` wrote the metadata over the model; an output inside --data overwrote an
+    annotated page with the model (both exit 0); evaluate on a missing path was a pandas traceback."""
+    (tmp_path / "data").mkdir()
+    page = tmp_path / "data" / "page.txt"
+    page.write_text("[editorial] Die Aktie stieg.\n", encoding="utf-8")
+    result = run("detector", *[a.format(tmp=tmp_path) for a in arguments])
+    assert result.returncode == code
+    assert message in result.stderr.decode() and b"Traceback" not in result.stderr
+    assert page.read_text(encoding="utf-8") == "[editorial] Die Aktie stieg.\n"
+    assert not (tmp_path / "model.json").exists()

@@ -23,6 +23,10 @@ class _Failed(Exception):
     """A command that cannot do its work: one line on stderr, exit 1."""
 
 
+class _Usage(Exception):
+    """Arguments that cannot work together: one line on stderr, exit 2, before any work."""
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse with one-line usage errors (exit 2)."""
 
@@ -111,6 +115,9 @@ def admin_main(argv: list[str] | None = None) -> int:
         return 2
     try:
         {"train": _train, "evaluate": _evaluate, "review": _review, "bench": _bench}[args.command](args)
+    except _Usage as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return 2
     except (_Failed, ModelError, ValueError, OSError) as exc:
         sys.stderr.write(f"error: {exc}\n")
         return 1
@@ -120,6 +127,21 @@ def admin_main(argv: list[str] | None = None) -> int:
 def _train(args: argparse.Namespace) -> None:
     from detector.workbench.train import train
 
+    folders = args.data or [Path("training_data")]
+    output = args.output.resolve()
+    if not args.output.name or any(not str(folder) for folder in folders):
+        raise _Usage("--output and --data need a path (an empty one is the current folder)")
+    if output.with_suffix(".json") == output:
+        raise _Usage(
+            f"--output {args.output}: the metadata is written beside it as .json; give the model another suffix"
+        )
+    for folder in folders:
+        if output.is_relative_to(folder.resolve()):
+            raise _Usage(
+                f"--output {args.output} lies inside the training data {folder}: it would be read as a page"
+            )
+    if args.folds < 1:
+        raise _Usage("--folds must be 1 (no cross-validation) or more")
     start = time.monotonic()
     metadata = train(args.data or [Path("training_data")], args.output, args.folds, max(1, args.jobs))
     cv = metadata["grouped_cross_validation"]["scores"]
@@ -146,6 +168,9 @@ def _evaluate(args: argparse.Namespace) -> None:
             raise _Failed(f"no dev set at {DEVSET} (run from a checkout with ../shared beside it)")
         reports = evaluation.evaluate_devset(DEVSET, args.model, args.compare)
     else:
+        missing = [path for path in args.paths if not path.exists()]
+        if missing:
+            raise _Failed(f"{missing[0]}: no such file or folder")
         corpus = Path("training_data")
         reports = evaluation.evaluate(args.paths, corpus, DEVSET, args.model, args.compare, args.folds)
     print(evaluation.render_text(reports))
