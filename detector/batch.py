@@ -280,6 +280,14 @@ class Gunzipped(io.RawIOBase):
                 return out
 
 
+def gunzip_head(head: bytes) -> bytes:
+    """What the first bytes of gzip data start with (up to 4 KB of it), to tell the kind of its content."""
+    try:
+        return zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(head, 4096)
+    except zlib.error:
+        return b""
+
+
 def gunzip_stream(handle: BinaryIO) -> BinaryIO:
     """A gzipped input decompressed as it is read (JSON Lines), line by line (``Gunzipped``)."""
     return io.BufferedReader(Gunzipped(handle))
@@ -705,28 +713,10 @@ def plain_warc(stream: BinaryIO) -> Any:
     buffered: Any = stream if hasattr(stream, "peek") else io.BufferedReader(stream)
     if buffered.peek(2)[:2] == b"\x1f\x8b":
         return Gunzipped(buffered)
-    if isinstance(getattr(buffered, "raw", None), Gunzipped):  # decompressed already (a gzipped standard input)
-        return ChunkReader(buffered)
     while (head := buffered.peek(256)[:256]) and not head.lstrip():  # blank lines before the first record,
         buffered.read(len(head))  # which warcio reads as a record of no type that swallows the file
     buffered.read(len(head) - len(head.lstrip()))
     return buffered
-
-
-class ChunkReader:
-    """A buffered ``Gunzipped`` read one chunk at a time (``read1``): a buffered ``read(n)`` gathers n bytes
-    over several chunks and loses them all when the last one ends in a cut (an EOFError), which warcio then
-    takes for the end of the file."""
-
-    def __init__(self, buffered: io.BufferedReader) -> None:
-        self.buffered = buffered
-
-    def read(self, size: int = -1) -> bytes:
-        return self.buffered.read1(size if size and size > 0 else 1 << 16)
-
-    @property
-    def cut(self) -> bool:
-        return bool(getattr(self.buffered.raw, "cut", False))
 
 
 def _http_charset(content_type: str) -> str | None:
@@ -1019,8 +1009,8 @@ def check_writable(outdir: Path, errors: Path | None, run_id: str) -> None:
     destination is one error before the batch, not one per file after it. Raises OSError."""
     outdir.mkdir(parents=True, exist_ok=True)
     folders = [outdir]
-    if errors is not None and not (_errors_target(errors).exists() and not _errors_target(errors).is_file()):
-        folders.append(_errors_target(errors).parent)
+    if errors is not None and not _written_in_place(errors_target(errors)):
+        folders.append(errors_target(errors).parent)
     for folder in folders:
         probe = temp_path(folder / "probe", run_id)
         try:
@@ -1397,7 +1387,7 @@ def carry_errors(path: Path, results: list[Result]) -> None:
     tell them; the run before wrote those outputs without them."""
     skipped = {r.source: r for r in results if r.status == "skipped" and r.reason == "output exists"}
     try:
-        lines = _errors_target(path).read_text(encoding="utf-8").splitlines()
+        lines = errors_target(path).read_text(encoding="utf-8").splitlines()
     except (OSError, ValueError):
         return
     for line in lines:
@@ -1414,8 +1404,8 @@ def write_errors(path: Path, results: list[Result], run_id: str) -> None:
     target is written, not the link replaced; a device or pipe (``/dev/null``, ``/dev/stderr``) is written to,
     never replaced by a file."""
     lines = (json_line(record) for record in error_records(results))
-    target = _errors_target(path)
-    if target.exists() and not target.is_file():
+    target = errors_target(path)
+    if _written_in_place(target):
         # a pipe without a reader would block for ever (after the batch, with its signals ignored): refused
         try:
             descriptor = os.open(target, os.O_WRONLY | os.O_NONBLOCK)
@@ -1430,7 +1420,13 @@ def write_errors(path: Path, results: list[Result], run_id: str) -> None:
     write_atomic(target, lines, run_id)
 
 
-def _errors_target(path: Path) -> Path:
+def errors_target(path: Path) -> Path:
+    """The file ``--errors`` writes: a symbolic link's target."""
     from pathlib import Path
 
     return Path(os.path.realpath(path))
+
+
+def _written_in_place(target: Path) -> bool:
+    """A device or pipe: written to, never replaced by a renamed file."""
+    return target.exists() and not target.is_file()

@@ -310,8 +310,8 @@ def _clean_one_with_errors(source: str, config: batch.RunConfig) -> int:
     """One input to standard output, and with ``--errors`` its failure or bad records in that file, as a batch
     writes them."""
     failures: list[batch.Result] = []
-    folder = os.path.dirname(os.path.realpath(config.errors)) if config.errors is not None else None
-    if folder is not None and not os.path.isdir(folder):
+    folder = batch.errors_target(config.errors).parent if config.errors is not None else None
+    if folder is not None and not folder.is_dir():
         return _error(f"cannot write to {batch.display(folder)}: no such file or directory")
     code = _clean_one(source, config, failures)
     if config.errors is not None:
@@ -339,10 +339,10 @@ def _clean_one(source: str, config: batch.RunConfig, failures: list[batch.Result
                 kind = batch.sniff_kind(head, "" if source == "-" else source)
             stream = handle
             if head[:2] == b"\x1f\x8b" and kind != "warc" and (source == "-" or source.endswith(".gz")):
-                # decompressed as it is read (a WARC decompresses its own): records stream, a page is capped
-                stream = batch.gunzip_stream(handle)
-                if config.input_format == "auto":
-                    kind = batch.sniff_kind(stream.peek(4096)[:4096], source.removesuffix(".gz"))  # type: ignore[attr-defined]
+                if config.input_format == "auto":  # the kind from the start of what the gzip data holds
+                    kind = batch.sniff_kind(batch.gunzip_head(head), source.removesuffix(".gz"))
+                if kind != "warc":  # decompressed as it is read (a WARC decompresses its own)
+                    stream = batch.gunzip_stream(handle)
             if kind in ("jsonl", "warc"):
                 if source != "-" and os.path.isfile(source):  # a file can be read twice: site memory
                     config = batch.with_site_memory([batch.Task(source, kind, "")], config)
