@@ -455,8 +455,32 @@ def word_table(header: dict, weights: Sequence[float], words: Sequence[str]) -> 
 
 
 def save(path: Path, header: dict, weights: Sequence[float], words: Sequence[str] = ()) -> None:
-    """Write a model file atomically (temporary file, then rename): the header, the text weights, and the
-    table of ``words`` (``word_table``) with its index (``word_index``)."""
+    """Write a model file atomically (temporary file, then rename; no temporary file is left when that fails)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomically({path: model_bytes(header, weights, words)})
+
+
+def write_atomically(files: dict[Path, bytes]) -> None:
+    """Write each file to a temporary name beside it, then rename them all: a failure (a full disk, a folder
+    in the way) leaves every file as it was and no temporary file behind."""
+    written: list[Path] = []
+    try:
+        for path, data in files.items():
+            tmp = path.with_name(path.name + ".tmp")
+            written.append(tmp)
+            tmp.write_bytes(data)
+        for path, tmp in zip(files, written):
+            tmp.replace(path)
+    except BaseException:
+        for tmp in written:
+            if tmp.is_file():
+                tmp.unlink()
+        raise
+
+
+def model_bytes(header: dict, weights: Sequence[float], words: Sequence[str] = ()) -> bytes:
+    """A model file's bytes: the header, the text weights, and the table of ``words`` (``word_table``) with its
+    index (``word_index``), and the CRC over all of it."""
     sums, blob = word_table(header, weights, words)
     offsets, slots = word_index(word_list(blob))
     header = {
@@ -469,11 +493,7 @@ def save(path: Path, header: dict, weights: Sequence[float], words: Sequence[str
     body += sums.tobytes() + offsets.tobytes() + slots.tobytes() + blob
     if sys.byteorder != "little":
         raise ModelError("model files are written on little-endian machines only")
-    body += struct.pack("<I", zlib.crc32(body))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(body)
-    tmp.replace(path)
+    return body + struct.pack("<I", zlib.crc32(body))
 
 
 MAX_MODEL_BYTES = 256 * 1024 * 1024  # a model file larger than this is not one of ours: refused before reading

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 LABELS: tuple[str, ...] = ("editorial", "promotional", "navigational")
 _PREFIX = re.compile(r"\[([a-z]+)\] ")
+_LOOSE_PREFIX = re.compile(r"\[([^\]\n]{1,40})\]")  # what a mistyped prefix looks like, to name the mistake
 
 
 class AnnotationError(ValueError):
@@ -40,9 +41,21 @@ def parse_annotated(text: str) -> list[LabelledParagraph]:
     for index, block in enumerate(blocks):
         match = _PREFIX.match(block)
         if match is None or match.group(1) not in LABELS:
-            raise AnnotationError(f"paragraph {index} has no [label] prefix: {block[:50]!r}")
+            raise AnnotationError(f"paragraph {index} {_prefix_problem(block)}: {block[:50]!r}")
         paragraphs.append(LabelledParagraph(match.group(1), block[match.end() :]))
     return paragraphs
+
+
+def _prefix_problem(block: str) -> str:
+    """What is wrong with a paragraph's label prefix, in the words of the format."""
+    loose = _LOOSE_PREFIX.match(block)
+    if loose is None:
+        return "has no [label] prefix"
+    if loose.group(1) not in LABELS:
+        return f"has the label [{loose.group(1)}], which is not one of {', '.join(LABELS)}"
+    if not block[loose.end() :].strip():
+        return "has a label and no text"
+    return "needs one space between its label and its text"
 
 
 def parse_annotated_html(html: str) -> list[LabelledParagraph]:
@@ -57,10 +70,17 @@ def parse_annotated_html(html: str) -> list[LabelledParagraph]:
 
 
 def _check_labels(found: list[Block]) -> None:
+    from detector.markup import CONFLICT
+
     for index, block in enumerate(found):
         if block.label not in LABELS:
-            problem = "text under two data-labels" if block.label else "no data-label"
-            raise AnnotationError(f"paragraph {index} has {problem}: {block.text[:50]!r}")
+            if block.label == CONFLICT:
+                problem = "has text under two data-labels"
+            elif block.label:
+                problem = f"has data-label={block.label!r}, which is not one of {', '.join(LABELS)}"
+            else:
+                problem = "has no data-label"
+            raise AnnotationError(f"paragraph {index} {problem}: {block.text[:50]!r}")
 
 
 def format_annotated(paragraphs: list[LabelledParagraph]) -> str:
@@ -77,16 +97,31 @@ PAGE_SUFFIXES = (".txt", ".html")
 
 
 def corpus_files(root: Path, suffixes: tuple[str, ...] = PAGE_SUFFIXES) -> list[Path]:
-    """The annotated pages under a folder (``*.txt`` and ``*.html``, recursively), sorted; a file is itself."""
+    """The annotated pages under a folder (``*.txt`` and ``*.html`` in any case, recursively), sorted; a file is
+    itself."""
     if root.is_file():
         return [root]
-    return sorted(p for p in root.rglob("*") if p.suffix in suffixes and p.is_file())
+    return sorted(p for p in root.rglob("*") if p.suffix.lower() in suffixes and p.is_file())
+
+
+def is_html_page(path: Path) -> bool:
+    return path.suffix.lower() == ".html"
 
 
 def read_page(path: Path) -> list[LabelledParagraph]:
-    """One annotated page, text or HTML by its suffix."""
-    text = path.read_text(encoding="utf-8")
-    return parse_annotated_html(text) if path.suffix == ".html" else parse_annotated(text)
+    """One annotated page, text or HTML by its suffix; errors name the file."""
+    return [LabelledParagraph(label, text) for label, text, _ in _labelled_blocks(path)]
+
+
+def read_page_text(path: Path) -> str:
+    """An annotated page's text: UTF-8, a byte-order mark dropped; an error names the file and the place."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError as exc:
+        raise AnnotationError(
+            f"{path}: not UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start}); annotated pages are UTF-8"
+        ) from None
 
 
 def load_corpus(*roots: Path | str, suffixes: tuple[str, ...] = PAGE_SUFFIXES) -> pd.DataFrame:
@@ -106,21 +141,23 @@ def load_corpus(*roots: Path | str, suffixes: tuple[str, ...] = PAGE_SUFFIXES) -
         for path in corpus_files(root, suffixes):
             relative = path.relative_to(root) if path != root else Path(path.name)
             site = relative.parts[0] if len(relative.parts) > 1 else root.name
-            try:
-                labelled = _labelled_blocks(path)
-            except AnnotationError as exc:
-                raise AnnotationError(f"{path}: {exc}") from None
-            for index, (label, text, block) in enumerate(labelled):
-                rows.append((site, str(relative), index, label, text, block))
+            page = str(relative) if len(roots) == 1 else str(root / relative)  # two roots may share a page path
+            for index, (label, text, block) in enumerate(_labelled_blocks(path)):
+                rows.append((site, page, index, label, text, block))
     return pd.DataFrame(rows, columns=["site", "page", "index", "label", "text", "block"])
 
 
 def _labelled_blocks(path: Path) -> list[tuple[str, str, Block | None]]:
-    text = path.read_text(encoding="utf-8")
-    if path.suffix != ".html":
-        return [(p.label, p.text, None) for p in parse_annotated(text)]
-    from detector.markup import blocks
+    """The paragraphs of one annotated page with their labels (and markup, for HTML); every error names the
+    file."""
+    from detector.markup import TooDeepError, blocks
 
-    found = blocks(text)
-    _check_labels(found)
+    text = read_page_text(path)
+    try:
+        if not is_html_page(path):
+            return [(p.label, p.text, None) for p in parse_annotated(text)]
+        found = blocks(text)
+        _check_labels(found)
+    except (AnnotationError, TooDeepError) as exc:
+        raise AnnotationError(f"{path}: {exc}") from None
     return [(b.label or "", b.text, b._replace(label=None)) for b in found]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import struct
@@ -19,7 +20,7 @@ import pytest
 from detector import batch, classify, clean, model
 from detector.api import render
 from detector.segment import decode, split_paragraphs
-from tests.conftest import BIN, default_signals, run
+from tests.conftest import BIN, FIXTURE_CORPUS, default_signals, run
 
 ARTICLE = "Siemens hebt Prognose an\n\nDer Konzern rechnet nun mit einem Umsatzplus von acht Prozent.\n"
 
@@ -677,16 +678,89 @@ def test_a_batch_with_standard_input_closed_runs_its_workers(tmp_path):
             "--folds must be 1 (no cross-validation) or more",
         ),
         (["evaluate", "--no-compare", "{tmp}/nope"], 1, "nope: no such file or folder"),
+        (["evaluate", "--no-compare", "{tmp}/empty"], 1, "empty: no annotated page (.txt or .html with labels)"),
+        (["evaluate", "--report", "{tmp}/data/page.txt/r", "{tmp}/data"], 2, "page.txt is a file, not a folder"),
+        (["train", "--output", ""], 2, "argument --output/--out: an empty path is not a path"),
+        (["train", "--data", "{tmp}/data", "--data", "{tmp}/data/", "--output", "{tmp}/m.bin"], 2, "folder twice"),
+        (["train", "--data", "{tmp}/data", "--output", "{tmp}/folder.bin"], 2, "folder.bin is a folder"),
+        (["train", "--data", "{tmp}/data", "--output", "{tmp}/x.bin"], 2, "x.json is a folder"),
+        (["train", "--data", "{tmp}/data", "--output", "{tmp}/afile/m.bin"], 2, "afile is a file, not a folder"),
+        (["train", "--data", "{tmp}/data", "--jobs", "0", "--output", "{tmp}/m.bin"], 2, "--jobs must be 1 or"),
+        (["train", "--data", "{tmp}/nope", "--output", "{tmp}/m.bin"], 1, "nope: no such folder"),
+        (
+            ["train", "--data", "{tmp}/data", "--output", "{tmp}/m.bin"],
+            1,
+            "the training data has no promotional and no navigational paragraphs: the model needs examples of "
+            "every label",
+        ),
+        (["review", "{tmp}/nope", "-o", "{tmp}/r"], 1, "nope: no such file or folder"),
+        (["review", "{tmp}/data", "-o", ""], 2, "argument -o/--output: an empty path is not a path"),
+        (["review", "{tmp}/data", "-o", "{tmp}/r", "--budget", "0"], 2, "--budget must be 1 or more"),
     ],
 )
 def test_detector_refuses_outputs_that_would_destroy_its_inputs(tmp_path, arguments, code, message):
     """`detector train --output X.json` wrote the metadata over the model; an output inside --data overwrote an
     annotated page with the model (both exit 0); evaluate on a missing path was a pandas traceback."""
-    (tmp_path / "data").mkdir()
+    for folder in ("data", "empty", "folder.bin", "x.json"):
+        (tmp_path / folder).mkdir()
+    (tmp_path / "afile").write_bytes(b"")
     page = tmp_path / "data" / "page.txt"
     page.write_text("[editorial] Die Aktie stieg.\n", encoding="utf-8")
     result = run("detector", *[a.format(tmp=tmp_path) for a in arguments])
     assert result.returncode == code
     assert message in result.stderr.decode() and b"Traceback" not in result.stderr
     assert page.read_text(encoding="utf-8") == "[editorial] Die Aktie stieg.\n"
-    assert not (tmp_path / "model.json").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "data", "empty", "folder.bin", "x.json"]
+
+
+def test_ctrl_c_during_train_is_one_line_and_leaves_no_file(tmp_path):
+    """Ctrl-C reached the fold workers too, and each printed a traceback."""
+    out = tmp_path / "model.bin"
+    process = subprocess.Popen(
+        [str(BIN / "detector"), "train", "--data", str(FIXTURE_CORPUS), "--folds", "3", "--jobs", "2"]
+        + ["--output", str(out)],
+        stderr=subprocess.PIPE,
+        preexec_fn=lambda: (default_signals(), os.setpgid(0, 0)),
+    )
+    time.sleep(4)  # the fixture corpus takes about 10 s: the folds are being fitted by now
+    os.killpg(process.pid, signal.SIGINT)  # as a terminal sends it: to the whole process group
+    _, stderr = process.communicate(timeout=60)
+    assert (process.returncode, stderr.decode()) == (130, "interrupted\n")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_model_and_its_metadata_are_written_together_or_not_at_all(tmp_path):
+    """A metadata file that could not be written left the new model beside the old metadata."""
+    old = {tmp_path / "m.bin": b"old model", tmp_path / "m.json": b"old metadata"}
+    for path, data in old.items():
+        path.write_bytes(data)
+    (tmp_path / "m.json.tmp").mkdir()  # in the way of the metadata's temporary file
+    with pytest.raises(IsADirectoryError):
+        model.write_atomically({tmp_path / "m.bin": b"new model", tmp_path / "m.json": b"new metadata"})
+    assert {p: p.read_bytes() for p in old} == old
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.bin", "m.json", "m.json.tmp"]
+    model.write_atomically({tmp_path / "n.bin": b"model", tmp_path / "n.json": b"metadata"})
+    assert (tmp_path / "n.bin").read_bytes() == b"model" and not list(tmp_path.glob("n.*.tmp"))
+
+
+def test_review_never_overwrites_an_earlier_review_nor_reads_its_own_drafts(tmp_path):
+    """A rerun overwrote drafts someone may have corrected, and left old drafts beside new ones; drafts
+    written inside an input folder were picked as pages on the next run."""
+    pages = tmp_path / "pages" / "site"
+    pages.mkdir(parents=True)
+    (pages / "P1.TXT").write_text(ARTICLE, encoding="utf-8")
+    drafts = tmp_path / "pages" / "drafts"
+    first = run("detector", "review", tmp_path / "pages", "-o", drafts)
+    assert first.returncode == 0, first.stderr
+    assert sorted(p.name for p in drafts.iterdir()) == ["001-site-P1.txt", "REVIEW.md"]
+    (drafts / "001-site-P1.txt").write_text("corrected\n", encoding="utf-8")
+    again = run("detector", "review", tmp_path / "pages", "-o", drafts)
+    assert again.returncode == 1
+    assert "holds an earlier review (001-site-P1.txt): give an empty or new folder" in again.stderr.decode()
+    assert (drafts / "001-site-P1.txt").read_text(encoding="utf-8") == "corrected\n"
+    shutil.rmtree(drafts)
+    inside = tmp_path / "pages" / "notes"
+    inside.mkdir()
+    (inside / "notes.txt").write_text(ARTICLE, encoding="utf-8")  # not a page to review: it is in the output
+    assert run("detector", "review", tmp_path / "pages", "-o", inside).returncode == 0
+    assert "1 of 1 pages" in (inside / "REVIEW.md").read_text(encoding="utf-8")

@@ -9,10 +9,13 @@ from detector.pages import load_corpus
 from detector.workbench.evaluate import (
     MEMORY,
     Page,
+    SetReport,
     evaluate_devset,
     evaluate_set,
+    headline_rows,
     heads,
     keep_long_system,
+    label_rows,
     render_text,
     write_markdown,
 )
@@ -99,6 +102,21 @@ def test_scores_of_a_known_confusion():
     assert s["promotional_leak"] == 1.0
     assert s["navigational_leak"] == 0.5
     assert s["confusion"] == [[1, 1, 0], [1, 0, 0], [1, 0, 1]]
+
+
+def test_scores_a_page_cannot_give_are_none_and_shown_as_a_dash():
+    """A set without promotional paragraphs has no promotional recall, F1 or leak: None, not 0.000 (which
+    read as a total failure), and macro-F1 averages the two labels present."""
+    truth = ["editorial", "navigational", "navigational"]
+    s = scores(truth, ["editorial", "navigational", "editorial"])
+    assert s["promotional"] == {"precision": None, "recall": None, "f1": None, "support": 0}
+    assert s["promotional_leak"] is None and s["navigational_leak"] == 0.5
+    assert s["macro_f1"] == pytest.approx((2 / 3 + 2 / 3) / 2)
+    wrongly = scores(truth, ["promotional", "navigational", "navigational"])["promotional"]
+    assert wrongly == {"precision": 0.0, "recall": None, "f1": 0.0, "support": 0}
+    report = SetReport("s", "s", pd.DataFrame({"label": truth, "page": "p", "site": "s"}), {"detector": truth})
+    assert label_rows(report)[1] == ["promotional", "–", "–", "–", "0"]
+    assert headline_rows(report)[0][4:] == ["–", "0.0%", "1.000"]
 
 
 def test_keep_long_baseline():

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from detector.pages import AnnotationError, LabelledParagraph, format_annotated, load_corpus, parse_annotated
+from detector.pages import (
+    AnnotationError,
+    LabelledParagraph,
+    corpus_files,
+    format_annotated,
+    load_corpus,
+    parse_annotated,
+)
 from tests.conftest import EXAMPLE, EXAMPLE_ANNOTATED, FIXTURE_CORPUS, needs_example
 
 PAGE = "[editorial] Titel\n\n[editorial] Kurz:\n  • eins\n  • zwei\n\n[promotional] Jetzt kaufen!\n"
@@ -30,11 +37,28 @@ def test_single_multi_line_paragraph_is_not_split_into_lines():
 
 
 @pytest.mark.parametrize(
-    "page", ["[editorial] Gut\n\nohne Label\n", "[werbung] Falsches Label\n", "[editorial]ohne Leerzeichen\n"]
+    ("page", "message"),
+    [
+        ("[editorial] Gut\n\nohne Label\n", "paragraph 1 has no [label] prefix: 'ohne Label'"),
+        (
+            "[werbung] Falsches Label\n",
+            "paragraph 0 has the label [werbung], which is not one of editorial, promotional, navigational: "
+            "'[werbung] Falsches Label'",
+        ),
+        (
+            "[Editorial] Gross geschrieben\n",
+            "paragraph 0 has the label [Editorial], which is not one of editorial, promotional, navigational: "
+            "'[Editorial] Gross geschrieben'",
+        ),
+        ("[editorial]ohne Leerzeichen\n", "paragraph 0 needs one space between its label and its text"),
+        ("[editorial]\tTab\n", "paragraph 0 needs one space between its label and its text"),
+        ("[editorial] Gut\n\n[navigational]\n", "paragraph 1 has a label and no text: '[navigational]'"),
+    ],
 )
-def test_paragraph_without_known_label_is_an_error(page):
-    with pytest.raises(AnnotationError, match="has no \\[label\\] prefix"):
+def test_a_paragraph_without_a_known_label_is_an_error_that_says_what_is_wrong(page, message):
+    with pytest.raises(AnnotationError) as caught:
         parse_annotated(page)
+    assert str(caught.value).startswith(message)
 
 
 @needs_example
@@ -68,3 +92,60 @@ def test_load_corpus_names_the_bad_file(tmp_path):
     (tmp_path / "site" / "bad.txt").write_text("[editorial] ok\n\nkaputt\n", encoding="utf-8")
     with pytest.raises(AnnotationError, match=r"bad\.txt: paragraph 1"):
         load_corpus(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "message"),
+    [
+        (
+            "p.txt",
+            "[editorial] Der Absatz stieg \xe4.\n".encode("latin-1"),
+            "p.txt: not UTF-8 (byte 0xe4 at offset 29); annotated pages are UTF-8",
+        ),
+        (
+            "p.html",
+            b'<p data-label="Editorial">Die Aktie steigt.</p>',
+            "p.html: paragraph 0 has data-label='Editorial', which is not one of editorial, promotional, navig",
+        ),
+        (
+            "p.html",
+            b'<div data-label="editorial"><p>Die Aktie <b data-label="promotional">jetzt</b> steigt.</p></div>',
+            "p.html: paragraph 0 has text under two data-labels",
+        ),
+        ("p.html", b"<p>Ohne Label.</p>", "p.html: paragraph 0 has no data-label"),
+        (
+            "p.html",
+            b'<p data-label="editorial">' + b"<span>" * 2100 + b"tief",
+            "p.html: its elements are nested deeper than 2,048 levels",
+        ),
+    ],
+)
+def test_a_bad_page_in_a_corpus_is_named_with_what_is_wrong(tmp_path, name, data, message):
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / name).write_bytes(data)
+    with pytest.raises(AnnotationError) as caught:
+        load_corpus(tmp_path)
+    assert str(caught.value).startswith(f"{tmp_path / 'site'}/{message}")
+
+
+def test_a_byte_order_mark_and_upper_case_suffixes_are_read(tmp_path):
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "A.TXT").write_bytes("\ufeff[editorial] Eins.\n".encode())
+    (tmp_path / "site" / "b.Html").write_bytes(b'<p data-label="navigational">Zwei</p>')
+    (tmp_path / "site" / "c.md").write_text("[editorial] Drei.\n", encoding="utf-8")
+    assert [p.name for p in corpus_files(tmp_path)] == ["A.TXT", "b.Html"]
+    corpus = load_corpus(tmp_path)
+    assert corpus[["page", "label", "text"]].values.tolist() == [
+        ["site/A.TXT", "editorial", "Eins."],
+        ["site/b.Html", "navigational", "Zwei"],
+    ]
+    assert corpus["block"].isna().tolist() == [True, False]
+
+
+def test_two_roots_with_the_same_relative_page_give_two_pages(tmp_path):
+    for root, text in (("a", "Eins."), ("b", "Zwei.")):
+        (tmp_path / root / "site").mkdir(parents=True)
+        (tmp_path / root / "site" / "p.txt").write_text(f"[editorial] {text}\n", encoding="utf-8")
+    corpus = load_corpus(tmp_path / "a", tmp_path / "b")
+    assert corpus["page"].tolist() == [str(tmp_path / root / "site" / "p.txt") for root in ("a", "b")]
+    assert corpus["site"].tolist() == ["site", "site"]

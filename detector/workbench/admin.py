@@ -35,6 +35,13 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
+def _path(value: str) -> Path:
+    """A path argument; an empty one is refused (``Path("")`` would be the current folder)."""
+    if not value:
+        raise argparse.ArgumentTypeError("an empty path is not a path")
+    return Path(value)
+
+
 def admin_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="detector", description="Train, evaluate, review and benchmark the paragraph classifier."
@@ -45,14 +52,14 @@ def admin_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--data",
         action="append",
-        type=Path,
+        type=_path,
         metavar="DIR",
         help="folder of annotated pages; repeat to add your own (default: training_data)",
     )
     train.add_argument(
         "--output",
         "--out",
-        type=Path,
+        type=_path,
         default=Path("models") / "model.bin",
         metavar="FILE",
         help="model file to write, metadata beside it (default: models/model.bin)",
@@ -68,12 +75,12 @@ def admin_parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "paths",
         nargs="*",
-        type=Path,
+        type=_path,
         metavar="PAGES",
         help="annotated pages or folders; none: training_data/ by grouped cross-validation and ../shared/devset/",
     )
     evaluate.add_argument(
-        "--model", type=Path, metavar="FILE", help="model file to score instead of the shipped one"
+        "--model", type=_path, metavar="FILE", help="model file to score instead of the shipped one"
     )
     evaluate.add_argument(
         "--no-compare", dest="compare", action="store_false", help="leave out trafilatura, jusText, boilerpy3"
@@ -85,22 +92,26 @@ def admin_parser() -> argparse.ArgumentParser:
         help="only ../shared/devset/, per group, without the cross-validation: seconds, to try a --model",
     )
     evaluate.add_argument(
-        "--report", type=Path, metavar="DIR", help="also write evaluation.md and its pictures here"
+        "--report", type=_path, metavar="DIR", help="also write evaluation.md and its pictures here"
     )
 
     review = commands.add_parser("review", help="pick the pages most worth labelling and write them as drafts")
     review.add_argument(
-        "pages", nargs="+", type=Path, metavar="PAGES", help="unlabelled text or HTML pages or folders"
+        "pages", nargs="+", type=_path, metavar="PAGES", help="unlabelled text or HTML pages or folders"
     )
-    review.add_argument("-o", "--output", type=Path, required=True, metavar="DIR", help="folder for the drafts")
+    review.add_argument("-o", "--output", type=_path, required=True, metavar="DIR", help="folder for the drafts")
     review.add_argument("--budget", type=int, default=20, metavar="N", help="how many pages to pick (default: 20)")
-    review.add_argument("--model", type=Path, metavar="FILE", help="model file instead of the shipped one")
+    review.add_argument("--model", type=_path, metavar="FILE", help="model file instead of the shipped one")
 
     bench = commands.add_parser("bench", help="print the speed and memory table")
     bench.add_argument("--runs", type=int, default=15, metavar="N", help="runs per cold-start measurement")
     bench.add_argument("--files", type=int, default=10_000, metavar="N", help="pages in the batch folder")
     bench.add_argument(
-        "--pages", type=Path, default=Path("training_data"), metavar="DIR", help="pages when the dev set is absent"
+        "--pages",
+        type=_path,
+        default=Path("training_data"),
+        metavar="DIR",
+        help="pages when the dev set is absent",
     )
     bench.add_argument("--train", action="store_true", help="also time `detector train` on the full corpus")
     return parser
@@ -121,20 +132,29 @@ def admin_main(argv: list[str] | None = None) -> int:
     except (_Failed, ModelError, ValueError, OSError) as exc:
         sys.stderr.write(f"error: {exc}\n")
         return 1
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        return 130
     return 0
 
 
 def _train(args: argparse.Namespace) -> None:
+    from detector.pages import corpus_files
     from detector.workbench.train import train
 
     folders = args.data or [Path("training_data")]
     output = args.output.resolve()
-    if not args.output.name or any(not str(folder) for folder in folders):
-        raise _Usage("--output and --data need a path (an empty one is the current folder)")
+    if not args.output.name:
+        raise _Usage(f"--output {args.output}: give the model file's name")
     if output.with_suffix(".json") == output:
         raise _Usage(
             f"--output {args.output}: the metadata is written beside it as .json; give the model another suffix"
         )
+    for target in (output, output.with_suffix(".json")):
+        if target.is_dir():
+            raise _Usage(f"--output {args.output}: {target} is a folder; the model and its metadata are files")
+    if len({folder.resolve() for folder in folders}) < len(folders):
+        raise _Usage("--data names the same folder twice")
     for folder in folders:
         if output.is_relative_to(folder.resolve()):
             raise _Usage(
@@ -142,10 +162,19 @@ def _train(args: argparse.Namespace) -> None:
             )
     if args.folds < 1:
         raise _Usage("--folds must be 1 (no cross-validation) or more")
+    if args.jobs < 1:
+        raise _Usage("--jobs must be 1 or more")
+    missing = [folder for folder in folders if not folder.exists()]
+    if missing:
+        raise _Failed(f"{missing[0]}: no such folder")
+    _check_folder_place(output.parent, "--output", args.output)
     start = time.monotonic()
-    metadata = train(args.data or [Path("training_data")], args.output, args.folds, max(1, args.jobs))
+    metadata = train(folders, args.output, args.folds, args.jobs)
     cv = metadata["grouped_cross_validation"]["scores"]
     counts = metadata["training_data"]["paragraphs"]
+    empty = sum(len(corpus_files(folder)) for folder in folders) - metadata["training_data"]["pages"]
+    if empty:
+        sys.stderr.write(f"note: {empty} page(s) without a paragraph left out\n")
     sys.stderr.write(
         f"trained on {metadata['training_data']['pages']} pages ({counts}) in "
         f"{time.monotonic() - start:.1f} s; wrote {args.output}\n"
@@ -158,8 +187,18 @@ def _train(args: argparse.Namespace) -> None:
         )
 
 
+def _check_folder_place(folder: Path, option: str, given: Path) -> None:
+    """Refuse, before hours of work, a folder to write into that cannot be made: a file is in its way."""
+    existing = next(place for place in (folder.resolve(), *folder.resolve().parents) if place.exists())
+    if not existing.is_dir():
+        raise _Usage(f"{option} {given}: {existing} is a file, not a folder")
+
+
 def _evaluate(args: argparse.Namespace) -> None:
     from detector.workbench import evaluate as evaluation
+
+    if args.report is not None:
+        _check_folder_place(args.report, "--report", args.report)
 
     if args.devset:
         if args.paths:
@@ -181,7 +220,12 @@ def _evaluate(args: argparse.Namespace) -> None:
 def _review(args: argparse.Namespace) -> None:
     from detector.workbench.review import review
 
-    sys.stderr.write(f"wrote {review(args.pages, args.output, max(1, args.budget), args.model)}\n")
+    if args.budget < 1:
+        raise _Usage("--budget must be 1 or more")
+    missing = [page for page in args.pages if not page.exists()]
+    if missing:
+        raise _Failed(f"{missing[0]}: no such file or folder")
+    sys.stderr.write(f"wrote {review(args.pages, args.output, args.budget, args.model)}\n")
 
 
 def _bench(args: argparse.Namespace) -> None:

@@ -301,6 +301,8 @@ def evaluate(
     if paths:
         for path in paths:
             corpus = load_corpus(path)
+            if corpus.empty:
+                raise ValueError(f"{path}: no annotated page (.txt or .html with labels) in it")
             labels, probabilities = predict_with_model(corpus, model_path)
             thresholds = load_model(model_path).thresholds
             reports.append(evaluate_set(path.name, f"{path}", corpus, labels, compare, probabilities, thresholds))
@@ -497,8 +499,14 @@ def flag_rows(report: SetReport) -> list[list[str]]:
 # Rendering
 
 
-def _pct(value: float) -> str:
-    return f"{value:.1%}"
+def _pct(value: float | None) -> str:
+    """A share as a percentage; '–' where the paragraphs cannot give it (None, or NaN in a table)."""
+    return "–" if value is None or value != value else f"{value:.1%}"
+
+
+def _num(value: float | None) -> str:
+    """A score with three decimals; '–' where the paragraphs cannot give it."""
+    return "–" if value is None or value != value else f"{value:.3f}"
 
 
 def headline_rows(report: SetReport) -> list[list[str]]:
@@ -506,13 +514,13 @@ def headline_rows(report: SetReport) -> list[list[str]]:
     for system in report.predictions:
         s = report.scores(system)
         e = s["editorial"]
-        macro = f"{s['macro_f1']:.3f}" if system == "detector" else "–"
+        macro = _num(s["macro_f1"]) if system == "detector" else "–"
         rows.append(
             [
                 system,
-                f"{e['precision']:.3f}",
-                f"{e['recall']:.3f}",
-                f"{e['f1']:.3f}",
+                _num(e["precision"]),
+                _num(e["recall"]),
+                _num(e["f1"]),
                 _pct(s["promotional_leak"]),
                 _pct(s["navigational_leak"]),
                 macro,
@@ -537,9 +545,9 @@ def label_rows(report: SetReport) -> list[list[str]]:
     return [
         [
             label,
-            f"{s[label]['precision']:.3f}",
-            f"{s[label]['recall']:.3f}",
-            f"{s[label]['f1']:.3f}",
+            _num(s[label]["precision"]),
+            _num(s[label]["recall"]),
+            _num(s[label]["f1"]),
             str(s[label]["support"]),
         ]
         for label in LABELS
@@ -558,7 +566,7 @@ def group_rows(report: SetReport, column: str, limit: int) -> list[list[str]]:
             str(r[column]),
             str(r["paragraphs"]),
             _pct(r["errors"]),
-            f"{r['editorial_f1']:.3f}",
+            _num(r["editorial_f1"]),
             _pct(r["promotional_leak"]),
             _pct(r["navigational_leak"]),
             _pct(r["uncertain"]) if r["uncertain"] == r["uncertain"] else "",

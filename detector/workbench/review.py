@@ -49,20 +49,35 @@ class Candidate:
         )
 
 
-def page_files(inputs: list[Path]) -> list[Path]:
-    """The text and HTML pages under the inputs (files or folders, walked recursively), sorted."""
+def page_files(inputs: list[Path], leave_out: Path | None = None) -> list[Path]:
+    """The text and HTML pages under the inputs (files or folders, walked recursively, any case of suffix),
+    sorted; the folder ``leave_out`` (the drafts' own, when it lies inside an input) is not walked."""
     found = []
+    skip = leave_out.resolve() if leave_out is not None else None
     for root in inputs:
         if root.is_dir():
-            for folder, _, names in os.walk(root):
+            for folder, subfolders, names in os.walk(root):
+                subfolders[:] = [name for name in subfolders if (Path(folder) / name).resolve() != skip]
                 found += [
                     Path(folder) / name
                     for name in names
-                    if name.endswith((".txt", ".html", ".htm")) and not name.endswith(TEMP_SUFFIX)
+                    if name.lower().endswith((".txt", ".html", ".htm")) and not name.endswith(TEMP_SUFFIX)
                 ]
         elif root.is_file():
             found.append(root)
     return sorted(found)
+
+
+def earlier_review(out: Path) -> str:
+    """The name of a file of an earlier review in ``out`` ('' when there is none): a rerun would overwrite
+    drafts someone may have corrected, or leave old drafts beside new ones."""
+    if not out.is_dir():
+        return ""
+    for path in sorted(out.iterdir()):
+        draft = path.name[:3].isdigit() and path.name[3:4] == "-" and path.suffix == ".txt"
+        if draft or path.name == "REVIEW.md":
+            return path.name
+    return ""
 
 
 def candidate(path: Path, scorer: Scorer) -> Candidate | None:
@@ -108,8 +123,11 @@ def _overlap(a: frozenset[str], b: frozenset[str]) -> float:
 def review(inputs: list[Path], out: Path, budget: int = 20, model: Path | None = None) -> Path:
     """Pick the pages most worth labelling, write them as annotated drafts into ``out`` and the report
     ``REVIEW.md`` beside them; returns the report's path."""
+    found = earlier_review(out)
+    if found:
+        raise ValueError(f"{display(out)} holds an earlier review ({found}): give an empty or new folder")
     scorer = load_model(model)
-    candidates = [c for c in (candidate(path, scorer) for path in page_files(inputs)) if c is not None]
+    candidates = [c for c in (candidate(path, scorer) for path in page_files(inputs, out)) if c is not None]
     if not candidates:
         raise ValueError("no readable text or HTML page among the inputs")
     chosen = pick(candidates, budget)

@@ -384,8 +384,12 @@ def _map(function: Callable[[Any], Any], items: list[Any], jobs: int) -> list[An
     if jobs <= 1 or len(items) <= 1:
         return [function(item) for item in items]
     import multiprocessing
+    import signal
 
-    with multiprocessing.get_context("fork").Pool(min(jobs, len(items))) as pool:
+    # Ctrl-C reaches the workers too: they ignore it and the parent stops them, so it ends in one line, not in
+    # a traceback from each worker.
+    context = multiprocessing.get_context("fork")
+    with context.Pool(min(jobs, len(items)), signal.signal, (signal.SIGINT, signal.SIG_IGN)) as pool:
         return pool.map(function, items, chunksize=1)
 
 
@@ -402,7 +406,7 @@ def training_weights(corpus: pd.DataFrame) -> np.ndarray:
     outweigh the few navigational lines of article regions. The shapes are article-region text pages (and
     their copies) and full pages (HTML pages and their copies); each class of each shape gets the same total
     weight, whatever the number of its rows, and full pages ``HTML_WEIGHT`` times that of article regions."""
-    full = corpus["page"].str.contains(".html", regex=False).to_numpy()
+    full = from_html_pages(corpus)
     labels = corpus["label"].to_numpy()
     weights = np.zeros(len(corpus))
     for shape, share in ((full, HTML_WEIGHT), (~full, 1.0)):
@@ -513,7 +517,12 @@ def region_rows(corpus: pd.DataFrame) -> np.ndarray:
     and their copies. The article-region crops of full pages are left to the full-page expert: cut from
     HTML, their paragraphs are shaped unlike those of text scrapes, and they made the expert worse on real
     article regions."""
-    return (~corpus["page"].str.contains(".html", regex=False)).to_numpy()
+    return ~from_html_pages(corpus)
+
+
+def from_html_pages(corpus: pd.DataFrame) -> np.ndarray:
+    """Rows of HTML pages and of their training copies (whose names keep the page's name)."""
+    return corpus["page"].str.lower().str.contains(".html", regex=False).to_numpy()
 
 
 def fit_model(corpus: pd.DataFrame, folds: int = 5, jobs: int = 2) -> tuple[DetectorModel, CrossValidation | None]:
@@ -854,13 +863,19 @@ def train(data: Path | list[Path], out: Path, folds: int = 5, jobs: int = 2) -> 
     corpus = load_corpus(*roots)
     if corpus.empty:
         raise ValueError(f"no annotated pages under {', '.join(map(str, roots))}")
+    absent = [label for label in LABELS if not (corpus["label"] == label).any()]
+    if absent:
+        raise ValueError(
+            f"the training data has no {' and no '.join(absent)} paragraphs: "
+            "the model needs examples of every label"
+        )
     detector, validation = fit_model(corpus, folds, jobs)
     cv = rounded(scores(corpus["label"].tolist(), validation.labels.tolist())) if validation is not None else None
     header, weights = export(detector)
-    model.save(out, header, weights.tolist(), frequent_words(corpus["text"]))
+    body = model.model_bytes(header, weights.tolist(), frequent_words(corpus["text"]))
     metadata = {
         "model_file": out.name,
-        "model_sha256": hashlib.sha256(out.read_bytes()).hexdigest(),
+        "model_sha256": hashlib.sha256(body).hexdigest(),
         "code_fingerprint_sha256": code_fingerprint(),
         "training_data": {
             "folders": [root.name for root in roots],
@@ -883,5 +898,6 @@ def train(data: Path | list[Path], out: Path, folds: int = 5, jobs: int = 2) -> 
         },
         "reproducibility": {"pinned_environment": PINNED_ENVIRONMENT, "blas": blas_setup()},
     }
-    out.with_suffix(".json").write_text(json.dumps(metadata, indent=2) + "\n", encoding="utf-8")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    model.write_atomically({out: body, out.with_suffix(".json"): (json.dumps(metadata, indent=2) + "\n").encode()})
     return metadata
