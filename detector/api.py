@@ -13,12 +13,13 @@ length, its share of long paragraphs, the article run, the gate) describe the wi
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+import os
+from collections.abc import Iterable, Iterator, Mapping
 
 from detector import model as model_file
 from detector.features import SiteMemory, recurring
 from detector.pages import LABELS
-from detector.segment import iter_paragraphs, normalise_newlines
+from detector.segment import decode, iter_paragraphs, normalise_newlines
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at run time (see _named_tuple)
 if TYPE_CHECKING:
@@ -32,7 +33,7 @@ else:
 FORMATS = ("text", "annotated", "json", "html", "explain")
 WINDOW = 4000
 CONTEXT = 32
-_loaded: dict[str, model_file.Scorer] = {}
+_loaded: dict[str, tuple[tuple[int, ...], model_file.Scorer]] = {}  # by real path: the file's identity, its model
 
 
 class Paragraph(NamedTuple):
@@ -48,11 +49,27 @@ class Paragraph(NamedTuple):
 
 def load_model(path: Path | str | None = None, mapped: bool = False) -> model_file.Scorer:
     """The model at ``path``, or the shipped model; each file is loaded once per process, not once per page.
-    ``mapped``: map the file instead of reading it, for a run of seconds (``detector.model.load``)."""
-    key = str(path) if path is not None else ""
-    if key not in _loaded:
-        _loaded[key] = model_file.load(path, mapped)
-    return _loaded[key]
+    ``mapped``: map the file instead of reading it, for a run of seconds (``detector.model.load``).
+    The cache is keyed by the file's real path and identity (device, inode, size, modification time): the
+    same name in another working folder, or a model trained anew over the old one, is loaded afresh."""
+    identity: tuple[int, ...] = ()
+    if path is None:
+        key = ""
+    else:
+        if not isinstance(path, (str, os.PathLike)):
+            raise TypeError(f"model path must be a str or os.PathLike, not {type(path).__name__}")
+        if not os.fspath(path):
+            raise ValueError("model path is empty: give a model file, or None for the shipped model")
+        key = os.path.realpath(path)
+        try:
+            info = os.stat(key)
+            identity = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
+        except OSError:
+            pass  # model_file.load names the problem
+    cached = _loaded.get(key)
+    if cached is None or cached[0] != identity or (key and not identity):
+        _loaded[key] = (identity, model_file.load(path, mapped))
+    return _loaded[key][1]
 
 
 class Decision(NamedTuple):
@@ -208,7 +225,7 @@ def site_memory(pages: Iterable[str | bytes], html: bool = False) -> SiteMemory:
         if html:
             memory.add(b.text for b in html_blocks(page))
         else:
-            text = page.decode("utf-8", "replace") if isinstance(page, bytes) else page
+            text = decode(page) if isinstance(page, bytes) else page  # as clean-article reads a page's bytes
             memory.add(iter_paragraphs(normalise_newlines(text)))
     return memory.repeated()
 
@@ -259,7 +276,7 @@ def explain_html(html: str | bytes, model: model_file.Scorer | None = None, top:
 def parse_keep(value: str | Iterable[str]) -> tuple[str, ...]:
     """``"editorial,navigational"`` (or an iterable of labels) to a tuple of labels; raises ValueError on an
     unknown label, and on a string that names none."""
-    if isinstance(value, (bytes, bytearray)) or not isinstance(value, Iterable):
+    if isinstance(value, (bytes, bytearray, Mapping)) or not isinstance(value, Iterable):
         raise TypeError(
             f"keep must be labels (a comma-separated str or a list of str), not {type(value).__name__}"
         )
@@ -272,7 +289,7 @@ def parse_keep(value: str | Iterable[str]) -> tuple[str, ...]:
         if label not in LABELS:
             raise ValueError(f"unknown label {label!r}; choose from {', '.join(LABELS)}")
         labels.append(label)
-    if not labels and isinstance(value, str):
+    if not labels and isinstance(value, str):  # "" is a slip (``--keep ""``); an empty list keeps nothing
         raise ValueError("no label given")
     return tuple(labels)
 

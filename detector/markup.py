@@ -18,6 +18,8 @@ import re
 from collections.abc import Iterator
 from functools import lru_cache
 
+from detector.segment import is_blank
+
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at run time (see _named_tuple)
 if TYPE_CHECKING:
     from typing import NamedTuple
@@ -32,15 +34,21 @@ DROPPED = frozenset(
         "noscript",
         "template",
         "head",
-        "svg",
         "select",
         "iframe",
         "object",
         "embed",
         "canvas",
-        "math",
         "input",
+        "noframes",  # raw text to libxml2; a browser that shows the frames does not show it
     ]
+)
+# svg and math are foreign content: their own text is not the page's, but an HTML element such as <p> or <div>
+# inside one that was never closed is shown by a browser after it (the HTML5 "breakout"): read those.
+FOREIGN = frozenset(["svg", "math"])
+BREAKOUT = frozenset(
+    """b big blockquote body br center code dd div dl dt em embed h1 h2 h3 h4 h5 h6 hr i img li listing menu
+    meta nobr ol p pre ruby s small span strike strong sub sup table tt u ul var""".split()  # noqa: SIM905
 )
 # Each of these ends the paragraph before it and starts a new one.
 BLOCKS = frozenset(
@@ -92,12 +100,11 @@ BLOCKS = frozenset(
         "option",
         "optgroup",
         "frameset",
-        "noframes",
         "dir",
         "search",
     ]
 )
-SPACES = frozenset(("br", "td", "th", "wbr"))
+SPACES = frozenset(("br", "td", "th"))  # not wbr: a break opportunity inside a word ("Rechen<wbr>zentrum")
 LANDMARKS = (
     "nav",
     "header",
@@ -164,6 +171,7 @@ class _Frame(NamedTuple):
 
 
 _SKIPPED = _Frame("#skipped", False, 0, (), None, False, 0, 0, 0, (), False)
+_FOREIGN = _Frame("#foreign", False, 0, (), None, False, 0, 0, 0, (), False)  # inside svg or math: no text
 BOX_LEVELS = 3  # boxes kept per paragraph: its own, the one around it, and that one's
 _BOXES = frozenset(
     [
@@ -262,8 +270,13 @@ def parse(html: str):
     nested deeper than ``MAX_DEPTH`` raises ``TooDeepError`` instead of losing the text below that depth."""
     from lxml import etree
 
-    if html.lstrip().startswith("<?xml"):
-        html = html[html.index("?>") + 2 :] if "?>" in html else html
+    if html.lstrip().startswith("<?xml"):  # lxml refuses a str that declares an encoding: the declaration goes
+        start = html.index("<?xml")
+        end, following = html.find("?>", start), html.find("<", start + 1)
+        if end == -1 or -1 < following < end:  # not closed: it ends where the next tag begins
+            html = html[following:] if following != -1 else ""
+        else:
+            html = html[end + 2 :]
     try:
         html.encode("utf-8")
     except UnicodeEncodeError:
@@ -302,7 +315,7 @@ def _walk(root) -> Iterator[Block]:
             return None
         text = _SPACE.sub(" ", "".join(parts)).strip()
         block = None
-        if text:
+        if text and not is_blank(text):  # a paragraph of zero-width spaces or soft hyphens is empty, as in text
             link_share = min(link_parts, len(text))
             block = Block(
                 text,
@@ -340,14 +353,30 @@ def _walk(root) -> Iterator[Block]:
     base = _Frame("#root", True, 0, (), None, False, 0, 0, 0, (), False)
     walker = etree.iterwalk(root, events=("start", "end"))
     serial = 0
+    breakout = None  # inside foreign content: the HTML element where the page leaves it (see FOREIGN)
     for event, element in walker:
         tag = element.tag if isinstance(element.tag, str) else ""
         tag = tag.lower()
         parent = stack[-1] if stack else base
+        if parent is _FOREIGN:  # after a breakout: the page goes on in the element around the svg or math
+            parent = next((f for f in reversed(stack) if f is not _FOREIGN), base)
         if event == "start":
+            if breakout is not None:
+                if element is not breakout:
+                    stack.append(_FOREIGN)
+                    continue
+                breakout = None
             if not tag or tag in DROPPED or _hidden(element):
                 walker.skip_subtree()  # lxml still sends its "end" event, where its tail is read
                 stack.append(_SKIPPED)
+                continue
+            if tag in FOREIGN:
+                breakout = next(element.iterdescendants(*BREAKOUT), None)
+                if breakout is None:  # an icon or a formula, closed: nothing of it is text
+                    walker.skip_subtree()
+                    stack.append(_SKIPPED)
+                else:
+                    stack.append(_FOREIGN)
                 continue
             is_block = tag in BLOCKS
             get = element.get
@@ -381,8 +410,10 @@ def _walk(root) -> Iterator[Block]:
         else:
             frame = stack.pop()
             parent = stack[-1] if stack else base
-            if frame is _SKIPPED:
-                if element.tail:
+            if parent is _FOREIGN:
+                parent = next((f for f in reversed(stack) if f is not _FOREIGN), base)
+            if frame is _SKIPPED or frame is _FOREIGN:
+                if element.tail and breakout is None:
                     add(element.tail, parent)
                 continue
         # Where an element starts or ends: a block element closes the paragraph before it, a br, td or th is a
@@ -418,13 +449,23 @@ def declared_charset(data: bytes) -> str | None:
         return None
 
 
+# Labels a browser reads as another charset (the WHATWG Encoding Standard): pages that declare ISO-8859-1 or
+# ASCII are written in Windows-1252 (its „ “ – € sit where ISO-8859-1 has control characters).
+_BROWSER_CHARSETS = {"iso8859-1": "cp1252", "ascii": "cp1252", "iso8859-9": "cp1254", "tis-620": "cp874"}
+_LETTER_BEYOND_LATIN = r"[^\W\d_\x00-\u024f]"
+_BEYOND_LATIN = re.compile(_LETTER_BEYOND_LATIN)
+_STUCK_IN_LATIN = re.compile(f"(?<=[A-Za-z]){_LETTER_BEYOND_LATIN}|{_LETTER_BEYOND_LATIN}(?=[A-Za-z])")
+
+
 def decode_html(data: bytes, encoding: str | None = None, notes: list[str] | None = None) -> str:
     """An HTML page's bytes as text: the forced encoding, else a BOM, else UTF-8 when the bytes are UTF-8, else
-    the charset the page declares when its bytes fit it, else the detection of text pages
-    (``detector.segment.decode``). A declaration that lies loses against the bytes."""
-    from detector.segment import decode
+    the charset the page declares (as a browser reads it) when its bytes fit it, else the detection of text
+    pages (``detector.segment.decode``). Binary data is refused as for text pages. A declaration that lies
+    loses against the bytes: they must decode, and the letters they give must not be of another script stuck
+    inside Latin words ("BЖrse": Windows-1252 bytes declared as KOI8-R, which any byte fits)."""
+    from detector.segment import binary_kind, decode
 
-    if encoding or data.startswith((b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")):
+    if encoding or data.startswith((b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")) or binary_kind(data[:4096]):
         return decode(data, encoding, notes)
     try:
         return data.decode("utf-8")
@@ -432,8 +473,23 @@ def decode_html(data: bytes, encoding: str | None = None, notes: list[str] | Non
         pass
     declared = declared_charset(data)
     if declared and declared not in ("utf-8", "utf-16", "utf-32"):
-        try:
-            return data.decode(declared)
-        except UnicodeDecodeError:
-            pass
+        text = None
+        for codec in dict.fromkeys((_BROWSER_CHARSETS.get(declared, declared), declared)):
+            try:
+                text = data.decode(codec)
+                break
+            except UnicodeDecodeError:
+                continue
+        if text is not None and _fits(text):
+            return text
+        if notes is not None:
+            notes.append(f"the page's declared charset {declared} does not fit its bytes")
     return decode(data, None, notes)
+
+
+def _fits(text: str) -> bool:
+    """False when most letters beyond the Latin script sit directly beside Latin letters (at least two): a
+    wrong one-byte charset put them there, in the place of umlauts."""
+    head = text[:100_000]
+    stuck = len(_STUCK_IN_LATIN.findall(head))
+    return stuck < 2 or stuck * 2 <= len(_BEYOND_LATIN.findall(head))

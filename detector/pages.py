@@ -42,7 +42,15 @@ def parse_annotated(text: str) -> list[LabelledParagraph]:
         match = _PREFIX.match(block)
         if match is None or match.group(1) not in LABELS:
             raise AnnotationError(f"paragraph {index} {_prefix_problem(block)}: {block[:50]!r}")
-        paragraphs.append(LabelledParagraph(match.group(1), block[match.end() :]))
+        text = block[match.end() :]
+        for number, line in enumerate(text.split("\n")[1:], 2):
+            inner = _PREFIX.match(line)
+            if inner is not None and inner.group(1) in LABELS:
+                raise AnnotationError(
+                    f"paragraph {index}, line {number} starts with a label: a blank line missing before it? "
+                    f"{line[:50]!r}"
+                )
+        paragraphs.append(LabelledParagraph(match.group(1), text))
     return paragraphs
 
 

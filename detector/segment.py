@@ -64,6 +64,34 @@ def _binary(kind: str) -> NotTextError:
     return NotTextError(f"not a text file ({kind})")
 
 
+NUL_BYTES = "binary data: NUL bytes"
+
+
+def binary_kind(head: bytes) -> str:
+    """What a page's first bytes show it to be when they are not text ('' when they are text): a known binary
+    format, or bytes a text page does not have, NULs (unless it is UTF-16 or UTF-32 without a byte-order
+    mark) or control bytes. A few stray ones are scraper noise."""
+    for magic, kind in _MAGIC:
+        if head.startswith(magic):
+            return kind
+    if head.count(0) > max(8, len(head) // 100):
+        return NUL_BYTES
+    if len(head.translate(None, _TEXT_BYTES)) > max(8, len(head) // 20):
+        return "binary data: control bytes"
+    return ""
+
+
+def western_text(data: bytes) -> str | None:
+    """The bytes as Windows-1252 when they read as Western European text (nearly every character above ASCII
+    one that such text is made of: ``_WESTERN``), else None."""
+    try:
+        western = data.decode("cp1252")
+    except UnicodeDecodeError:
+        return None
+    high = [c for c in western if c > "\x7f"]
+    return western if sum(c in _WESTERN for c in high) >= 0.8 * len(high) else None
+
+
 def check_encoding(name: str) -> str:
     """The canonical name of a codec a user asked for; raises LookupError for an unknown one."""
     return codecs.lookup(name).name
@@ -82,18 +110,15 @@ def decode(data: bytes, encoding: str | None = None, notes: list[str] | None = N
                 return normalise_newlines(data.decode(codec))
             except UnicodeDecodeError as exc:
                 raise NotTextError(f"cannot be decoded as {codec} (byte {exc.start})") from None
-    head = data[:4096]
-    for magic, kind in _MAGIC:
-        if head.startswith(magic):
-            raise _binary(kind)
-    if head.count(0) > max(8, len(head) // 100):  # a few stray NULs are scraper noise; many are not text
+    kind = binary_kind(data[:4096])
+    if kind == NUL_BYTES:
         wide = _utf16_without_bom(data)
         if wide is None:
-            raise _binary("binary data: NUL bytes")
+            raise _binary(kind)
         notes.append(f"no byte-order mark, read as {wide[1]}")
         return normalise_newlines(wide[0])
-    if len(head.translate(None, _TEXT_BYTES)) > max(8, len(head) // 20):
-        raise _binary("binary data: control bytes")
+    if kind:
+        raise _binary(kind)
     try:
         return normalise_newlines(data.decode("utf-8"))
     except UnicodeDecodeError:
@@ -108,15 +133,10 @@ def decode(data: bytes, encoding: str | None = None, notes: list[str] | None = N
             f"{replaced} byte{' that is' if replaced == 1 else 's that are'} not UTF-8, replaced by U+FFFD"
         )
         return normalise_newlines(lenient)
-    try:
-        western = data.decode("cp1252")
-    except UnicodeDecodeError:
-        western = None
+    western = western_text(data)
     if western is not None:
-        high = [c for c in western if c > "\x7f"]
-        if sum(c in _WESTERN for c in high) >= 0.8 * len(high):
-            notes.append("not UTF-8, read as Windows-1252")
-            return normalise_newlines(western)
+        notes.append("not UTF-8, read as Windows-1252")
+        return normalise_newlines(western)
     from charset_normalizer import from_bytes
 
     best = from_bytes(data[:1_000_000]).best()
@@ -239,8 +259,14 @@ _HTML = re.compile(rb"<(?:!doctype\s+html|html|head|body|div|p|br|span|a\s+href|
 
 
 def looks_like_html(data: bytes) -> bool:
-    """True when the start of a page holds HTML tags (three or more of the common ones)."""
-    return len(_HTML.findall(data[:20000])) >= 3
+    """True when a page is markup: it starts with a tag and holds three or more of the common ones in its first
+    20 KB, or holds ten or more (a text page that mentions a few tags stays text). NUL bytes are dropped first:
+    UTF-16 or UTF-32 markup has them beside every ASCII letter."""
+    head = data[:20000]
+    if b"\x00" in head:
+        head = head.replace(b"\x00", b"")
+    found = len(_HTML.findall(head))
+    return found >= 3 if head.lstrip(b"\xef\xbb\xbf\xff\xfe \t\r\n").startswith(b"<") else found >= 10
 
 
 def page_text(

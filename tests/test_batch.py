@@ -322,6 +322,17 @@ def test_the_library_gives_what_the_batch_gives_with_the_memory_of_the_same_page
     ) == classify(site_page(*SITE_ARTICLES[0]))  # one page five times is one page: no memory
 
 
+def test_site_memory_decodes_text_pages_given_as_bytes_as_clean_article_does():
+    """Bytes were decoded as UTF-8 alone: UTF-16 or Windows-1252 pages gave a memory that matched nothing."""
+    from detector import classify, site_memory
+
+    pages = [site_page(*article) for article in SITE_ARTICLES]
+    expected = classify(pages[0], memory=site_memory(pages))
+    assert expected != classify(pages[0])  # the memory tells something
+    for codec in ("utf-8", "utf-16", "cp1252"):
+        assert classify(pages[0], memory=site_memory([p.encode(codec) for p in pages])) == expected, codec
+
+
 def test_json_lines_records_share_the_memory_of_their_host(tmp_path):
     records = [
         {"url": f"https://www.beispielportal.de/a/{i}", "text": site_page(*a)} for i, a in enumerate(SITE_ARTICLES)

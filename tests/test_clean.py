@@ -151,3 +151,30 @@ def test_library_arguments_that_are_numbers_or_pages_of_other_kinds():
         detector.site_memory([None])
     with pytest.raises(TypeError, match="keep must be labels"):
         detector.clean(page, keep=b"editorial")
+
+
+def test_load_model_is_keyed_by_the_file_not_by_the_name_given(tmp_path, monkeypatch):
+    """The same relative name in another folder, or a model written anew over the old one, is another model;
+    an empty path or a number is refused."""
+    from detector.api import load_model
+    from detector.model import shipped_model
+
+    shipped = open(shipped_model(), "rb").read()  # noqa: SIM115
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "m.bin").write_bytes(shipped)
+    monkeypatch.chdir(tmp_path / "a")
+    first = load_model("m.bin")
+    assert load_model("m.bin") is first and load_model(tmp_path / "a" / "m.bin") is first
+    monkeypatch.chdir(tmp_path / "b")
+    second = load_model("m.bin")
+    assert second is not first
+    (tmp_path / "b" / "m.bin").write_bytes(shipped + b"")  # written anew: another modification time
+    import os
+
+    os.utime(tmp_path / "b" / "m.bin", ns=(1, 1))
+    assert load_model("m.bin") is not second
+    with pytest.raises(ValueError, match="model path is empty"):
+        load_model("")
+    with pytest.raises(TypeError, match=r"model path must be a str or os\.PathLike, not int"):
+        load_model(5)  # type: ignore[arg-type]

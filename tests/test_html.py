@@ -401,3 +401,80 @@ def test_an_http_body_cut_inside_its_gzip_content_encoding_is_a_bad_record(tmp_p
     )
     (record,) = [json.loads(line) for line in result.stdout.decode().splitlines()]
     assert record["url"] == "https://example.org/whole" and record["cleaned_text"] + "\n" == EXPECTED
+
+
+# Fifth attack round: HTML read as a browser shows it.
+
+
+@pytest.mark.parametrize(
+    ("html", "texts"),
+    [
+        # paragraphs of nothing but zero-width spaces, soft hyphens or bidi marks are empty, as blank lines are
+        ("<h1>T</h1><p>&#8203;</p><p>A</p><p>&shy;</p><p>&zwnj;&lrm;</p><p>B&#8203;</p>", ["T", "A", "B\u200b"]),
+        # an svg or math never closed: a browser shows the HTML after it (the breakout), not its own text
+        ("<h1>T</h1><p>A</p><svg><text>Logo</text><p>B</p><p>C</p>", ["T", "A", "B", "C"]),
+        ("<math><mi>x</mi><div>D</div>", ["D"]),
+        ("<p>A</p><svg><path d=x></svg><p>B</p>", ["A", "B"]),
+        ("<p>A<svg><title>Icon</title></svg> weiter</p>", ["A weiter"]),
+        # wbr is a break opportunity inside a word, not a space
+        ("<p>Rechenzentrums<wbr>betreiber</p>", ["Rechenzentrumsbetreiber"]),
+        # noframes is raw text to the parser and not shown where frames are
+        ("<frameset><noframes><body><p>X</p></body></noframes></frameset>", []),
+        # an XML declaration without its ?> ends where the next tag begins
+        ('<?xml version="1.0" encoding="utf-8"<!DOCTYPE html><html><body><p>A</p></body></html>', ["A"]),
+        ('<?xml version="1.0" encoding="utf-8"\n<p>C ?> D</p>', ["C ?> D"]),
+    ],
+)
+def test_paragraphs_are_what_a_browser_shows(html, texts):
+    assert [b.text for b in blocks(html)] == texts
+
+
+def test_a_declared_iso_8859_1_is_read_as_windows_1252_as_browsers_do():
+    page = '<meta charset="iso-8859-1"><p>„Die Aktie“ – 410 €</p>'.encode("cp1252")
+    assert decode_html(page) == '<meta charset="iso-8859-1"><p>„Die Aktie“ – 410 €</p>'
+
+
+def test_a_one_byte_charset_that_lies_loses_against_the_bytes_and_a_true_one_stays():
+    lying = '<meta charset="koi8-r"><p>Börse: Über 17 Milliarden für Rechenzentren</p>'
+    notes: list[str] = []
+    assert decode_html(lying.encode("cp1252"), notes=notes) == lying
+    assert notes == [
+        "the page's declared charset koi8-r does not fit its bytes",
+        "not UTF-8, read as Windows-1252",
+    ]
+    russian = '<meta charset="koi8-r"><p>Акции Газпрома выросли на три процента</p>'
+    assert decode_html(russian.encode("koi8-r")) == russian
+
+
+def test_an_html_file_of_nul_or_control_bytes_is_refused_as_a_text_file_is(tmp_path):
+    for name, data in (("nul.html", b"<p>" + b"\0" * 5000), ("ctrl.html", b"<p>" + bytes(range(1, 9)) * 600)):
+        (tmp_path / name).write_bytes(data)
+        result = run("clean-article", tmp_path / name)
+        assert result.returncode == 1 and result.stdout == b""
+        assert result.stderr.decode().startswith(f"error: {tmp_path / name}: not a text file (binary data: ")
+
+
+def test_utf16_html_is_html_on_standard_input_and_under_any_name(tmp_path):
+    page = "<!DOCTYPE html><html><body><h1>Börse</h1><p>Die Aktie stieg um drei Prozent.</p></body></html>"
+    for data in (page.encode("utf-16"), page.encode("utf-16-le")):
+        (tmp_path / "page.dat").write_bytes(data)
+        for result in (run("clean-article", stdin=data), run("clean-article", tmp_path / "page.dat")):
+            assert result.stdout.decode() == "Börse\n\nDie Aktie stieg um drei Prozent.\n", result.stderr
+
+
+def test_a_text_page_that_mentions_tags_stays_text(tmp_path):
+    text = "Kurs steigt\n\nDie Entwickler entfernen Reste wie <br> und <span> sowie <div>.\n\nZweiter Absatz.\n"
+    (tmp_path / "tags.txt").write_text(text, encoding="utf-8")
+    as_is = run("clean-article", "-f", "annotated", tmp_path / "tags.txt")
+    as_text = run("clean-article", "-f", "annotated", "--input-format", "text", tmp_path / "tags.txt")
+    assert as_is.stdout == as_text.stdout and as_is.stdout.count(b"\n\n[") == 2
+
+
+def test_html_without_visible_text_says_so(tmp_path):
+    (tmp_path / "script.html").write_text("<html><body><script>var x = 1;</script></body></html>")
+    result = run("clean-article", tmp_path / "script.html")
+    assert (result.returncode, result.stdout) == (0, b"")
+    assert (
+        result.stderr.decode()
+        == f"note: {tmp_path / 'script.html'}: no visible text in the HTML, nothing to clean\n"
+    )

@@ -53,6 +53,10 @@ def test_single_multi_line_paragraph_is_not_split_into_lines():
         ("[editorial]ohne Leerzeichen\n", "paragraph 0 needs one space between its label and its text"),
         ("[editorial]\tTab\n", "paragraph 0 needs one space between its label and its text"),
         ("[editorial] Gut\n\n[navigational]\n", "paragraph 1 has a label and no text: '[navigational]'"),
+        (
+            "[editorial] Der DAX stieg.\n[promotional] Jetzt Depot eröffnen!\n",
+            "paragraph 0, line 2 starts with a label: a blank line missing before it? '[promotional] Jetzt Depot",
+        ),
     ],
 )
 def test_a_paragraph_without_a_known_label_is_an_error_that_says_what_is_wrong(page, message):
