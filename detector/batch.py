@@ -404,7 +404,8 @@ def clean_page(
         if tail:
             yield encode_output(tail)
         if not writer.count:
-            notes.append(f"{name}: empty input, nothing to clean")
+            empty = "no visible text in the HTML" if kind == "html" else "empty input"
+            notes.append(f"{name}: {empty}, nothing to clean")
         elif not writer.kept and not dropped_by(writer.verdict(), config):  # a dropped page says so itself
             notes.append(f"{name}: no {'/'.join(config.keep)} paragraph found, the output is empty")
 
@@ -588,6 +589,9 @@ def clean_warc(stream: BinaryIO, name: str, config: RunConfig, result: Result) -
     number = 0
     reading = False  # a record's content, where an EOFError is a cut inside it
     plain = plain_warc(stream)
+    head = plain.peek(11)[:11] if hasattr(plain, "peek") else b""
+    if head and not head.startswith((b"WARC/", b"filedesc://")):
+        raise InputError(f"{name}: not a WARC file (it does not start with WARC/, nor as an ARC file)")
     records = archive_iterator()(plain, arc2warc=True)
     # A record's line is held until the next record is read: only then does warcio tell (err_count) whether
     # the record ended where its Content-Length said, and a record cut short by a wrong length must not pass.
@@ -771,6 +775,13 @@ def write_atomic(
             return False
         os.replace(tmp, path)
         return True
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        if exc.filename != str(tmp):
+            raise
+        if exc.errno == errno.EISDIR:  # named by the output, not by the temporary file it was written as
+            raise OSError(exc.errno, "a folder is in the way of the output", str(path)) from None
+        raise OSError(exc.errno, exc.strerror, str(path)) from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -840,20 +851,21 @@ class Plan(NamedTuple):
     skipped: list[Result]
 
 
-OUTPUT_SUFFIXES = {"text": ".txt", "annotated": ".txt", "json": ".json", "html": ".html"}
+OUTPUT_SUFFIXES = {"text": ".txt", "annotated": ".txt", "explain": ".txt", "json": ".json", "html": ".html"}
+_MARKUP_SUFFIXES = (".html", ".htm", ".xhtml")
 
 
 def output_name(relative: str, kind: str, fmt: str) -> str:
     """The output path of an input, relative to the output folder: the input's path with the suffix of what
     is written (``.txt``, ``.json``, ``.html``; ``.jsonl`` for records). A text page written as text keeps its
-    name."""
+    name (without a ``.gz``, and ``.txt`` for one named as HTML)."""
+    stem = relative[:-3] if relative.lower().endswith(".gz") else relative
     if kind in ("jsonl", "warc"):
         suffix = ".jsonl"
     else:
         suffix = OUTPUT_SUFFIXES[fmt]
-        if kind == "text" and suffix == ".txt":
-            return relative
-    stem = relative[:-3] if relative.lower().endswith(".gz") else relative
+        if kind == "text" and suffix == ".txt" and not stem.lower().endswith(_MARKUP_SUFFIXES):
+            return stem
     return os.path.splitext(stem)[0] + suffix
 
 
@@ -867,6 +879,10 @@ def plan(inputs: list[str], outdir: Path, config: RunConfig) -> Plan:
     """
     if outdir.exists() and not outdir.is_dir():
         raise UsageError(f"the output folder {outdir} is a file")
+    if outdir.is_symlink() and not outdir.exists():
+        raise UsageError(
+            f"the output folder {outdir} is a symbolic link to {os.readlink(outdir)}, which does not exist"
+        )
     out_root = os.path.realpath(outdir)
     resolved_folders: dict[str, str] = {}
 
@@ -894,7 +910,12 @@ def plan(inputs: list[str], outdir: Path, config: RunConfig) -> Plan:
             found = [
                 (path, path[prefix:])
                 for path in _walk(
-                    root, config.patterns(), config.follow_links, skipped, fold_case=not config.globs
+                    root,
+                    config.patterns(),
+                    config.follow_links,
+                    skipped,
+                    fold_case=not config.globs,
+                    avoid=out_root,
                 )
             ]
             if not found and not skipped:
@@ -904,13 +925,17 @@ def plan(inputs: list[str], outdir: Path, config: RunConfig) -> Plan:
             found = [(root, os.path.basename(root))]
         for path, relative in found:
             kind = config.input_format if config.input_format != "auto" else _kind_of_file(path)
+            real = os.path.realpath(path)
+            if real in sources:  # the same file named twice, or reached twice: one page
+                continue
             target = os.path.join(out_root, output_name(relative, kind, config.fmt))
-            if not os.path.realpath(os.path.dirname(target)).startswith(out_root):
+            folder = os.path.realpath(os.path.dirname(target))
+            if folder != out_root and not folder.startswith(os.path.join(out_root, "")):
                 skipped.append(
                     Result(display(path), "failed", f"{display(path)}: output would leave the output folder")
                 )
                 continue
-            sources[os.path.realpath(path)] = path
+            sources[real] = path
             tasks.append(Task(path, kind, target))
     targets: dict[str, str] = {}
     for task in tasks:
@@ -929,6 +954,10 @@ def plan(inputs: list[str], outdir: Path, config: RunConfig) -> Plan:
             raise UsageError(f"the errors file {config.errors} is an input file")
         if errors in targets:
             raise UsageError(f"the errors file {config.errors} is also an output")
+        if errors.startswith(os.path.join(out_root, "")) and any(
+            target.startswith(os.path.join(errors, "")) for target in targets
+        ):
+            raise UsageError(f"the errors file {config.errors} is also an output folder")
         if os.path.isdir(errors):
             raise UsageError(f"the errors file {config.errors} is a folder")
     return Plan(tasks, skipped)
@@ -954,11 +983,17 @@ def _noted(path: str, status: str, reason: str) -> Result:
 
 
 def _walk(
-    root: str, patterns: tuple[str, ...], follow_links: bool, skipped: list[Result], fold_case: bool = False
+    root: str,
+    patterns: tuple[str, ...],
+    follow_links: bool,
+    skipped: list[Result],
+    fold_case: bool = False,
+    avoid: str = "",
 ) -> Iterator[str]:
     """Files under ``root`` matching one of ``patterns``, sorted; with ``fold_case`` (the default patterns) in
     any case of their names (``A.TXT``, ``b.Html``: skipped unseen before). A folder that cannot be read
-    (permissions, a path too long) is reported and the walk goes on."""
+    (permissions, a path too long) is reported and the walk goes on. A followed link to the folder ``avoid``
+    (the output), or to a folder around it, is a UsageError: the batch would read what it writes."""
     seen: set[tuple[int, int]] = set()
     stack = [root]
     while stack:
@@ -998,6 +1033,12 @@ def _walk(
                     )
                 )
             elif is_dir:
+                if is_link and avoid:
+                    target = os.path.realpath(entry.path)
+                    if avoid == target or avoid.startswith(os.path.join(target, "")):
+                        raise UsageError(
+                            f"the output folder lies inside the input, through the link {display(entry.path)}"
+                        )
                 subfolders.append(entry.path)
             else:
                 yield entry.path
@@ -1006,11 +1047,17 @@ def _walk(
 
 def check_writable(outdir: Path, errors: Path | None, run_id: str) -> None:
     """Create the output folder and probe that it, and the errors file's folder, take a file: an unwritable
-    destination is one error before the batch, not one per file after it. Raises OSError."""
-    outdir.mkdir(parents=True, exist_ok=True)
+    destination is one error before the batch, not one per file after it; nothing is created when the errors
+    file's folder is missing. Raises OSError."""
     folders = [outdir]
     if errors is not None and not _written_in_place(errors_target(errors)):
-        folders.append(errors_target(errors).parent)
+        folder = errors_target(errors).parent
+        if not folder.is_dir() and os.path.realpath(folder) != os.path.realpath(outdir):
+            if folder.exists():
+                raise OSError(errno.ENOTDIR, "Not a directory", str(folder))
+            raise OSError(errno.ENOENT, "No such file or directory", str(folder))
+        folders.append(folder)
+    outdir.mkdir(parents=True, exist_ok=True)
     for folder in folders:
         probe = temp_path(folder / "probe", run_id)
         try:
@@ -1157,8 +1204,8 @@ def run(tasks: list[Task], config: RunConfig, work: Callable[..., list] = clean_
         yield from _run_dask(chunks, config, work)
     elif config.jobs == 1 or len(chunks) <= 1:
         load_model(config.model)  # a broken model fails once, before any file
-        for chunk in chunks:
-            yield from work(chunk, config)
+        for task in tasks:  # one by one: an interrupted run has the result of every file it finished
+            yield from work([task], config)
     else:
         yield from _run_forked(chunks, config, work)
 
@@ -1190,7 +1237,15 @@ _INHERITED: dict[str, Any] = {}  # what forked workers inherit instead of receiv
 
 
 def _inherited_work(chunk: list[Task]) -> list:
-    return _INHERITED["work"](chunk, _INHERITED["config"])
+    """A chunk's results, file by file until the main process asks the workers to stop (it was interrupted):
+    the chunk then returns what it finished."""
+    work, config, stop = _INHERITED["work"], _INHERITED["config"], _INHERITED["stop"]
+    results: list = []
+    for task in chunk:
+        if stop.is_set():
+            break
+        results += work([task], config)
+    return results
 
 
 def _run_forked(chunks: list[list[Task]], config: RunConfig, work: Callable[..., list]) -> Iterator:
@@ -1201,13 +1256,26 @@ def _run_forked(chunks: list[list[Task]], config: RunConfig, work: Callable[...,
     import multiprocessing
 
     load_model(config.model)
-    _INHERITED.update(work=work, config=config)
+    context = multiprocessing.get_context("fork")
+    stop = context.Event()
+    _INHERITED.update(work=work, config=config, stop=stop)
     gc.freeze()  # the workers' garbage collector leaves the inherited objects (and their pages) alone
     try:
         workers = min(config.jobs, len(chunks))  # no idle worker: each costs a process and its memory
-        with multiprocessing.get_context("fork").Pool(workers, initializer=_worker_start) as pool:
-            for results in pool.imap_unordered(_inherited_work, chunks):
-                yield from results
+        with context.Pool(workers, initializer=_worker_start) as pool:
+            finished = pool.imap_unordered(_inherited_work, chunks)
+            try:
+                for results in finished:
+                    yield from results
+            except BaseException as exc:
+                if isinstance(exc, (GeneratorExit, Exception)):  # not an interruption
+                    raise
+                # Interrupted (Ctrl-C, SIGTERM): the workers stop after the file each is cleaning, and what
+                # they finished is still told (the summary, the errors file) before the interruption goes on.
+                stop.set()
+                for results in finished:
+                    yield from results
+                raise
     finally:
         _INHERITED.clear()
 
@@ -1395,7 +1463,9 @@ def carry_errors(path: Path, results: list[Result]) -> None:
             record = json.loads(line)
         except ValueError:
             continue
-        if isinstance(record, dict) and record.get("file") in skipped and "error" in record:
+        if not isinstance(record, dict) or record.get("file") not in skipped or "error" not in record:
+            continue
+        if "line" in record or "record" in record:  # a bad record; a failure of the whole file is not carried
             skipped[record["file"]].record_errors.append(record)
 
 

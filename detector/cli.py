@@ -120,7 +120,12 @@ def clean_parser() -> argparse.ArgumentParser:
         "json: labels, probabilities and the page verdict; html: the article as minimal HTML; explain: "
         "per paragraph the features that decided it (default: text)",
     )
-    add("-k", "--keep", default="editorial", help="labels to keep, comma-separated (default: editorial)")
+    add(
+        "-k",
+        "--keep",
+        action="append",
+        help="labels to keep, comma-separated or the option repeated (default: editorial)",
+    )
     add(
         "--favor",
         choices=("precision", "balanced", "recall"),
@@ -147,7 +152,7 @@ def clean_parser() -> argparse.ArgumentParser:
         help="auto (default): by the file name, else by the content; jsonl: JSON Lines documents; warc: "
         "crawl files (one JSON line per HTML response)",
     )
-    add("--text-field", default="text", help="the field holding a JSON Lines document's text (default: text)")
+    add("--text-field", help="the field holding a JSON Lines document's text (default: text)")
     add("--html-field", help="read each JSON Lines document's HTML from this field instead of a text field")
     add(
         "--glob",
@@ -196,7 +201,7 @@ def build_config(args: argparse.Namespace) -> batch.RunConfig:
     """The run's configuration from the parsed arguments; raises UsageError for combinations that cannot
     work, before anything is read."""
     try:
-        labels = parse_keep(args.keep)
+        labels = parse_keep(",".join(args.keep) if args.keep else "editorial")
     except ValueError as exc:
         raise batch.UsageError(f"--keep: {exc}") from None
     if args.jobs < 0:
@@ -229,8 +234,14 @@ def build_config(args: argparse.Namespace) -> batch.RunConfig:
     ):
         if value is not None and not value.strip():
             raise batch.UsageError(f"{option}: an empty value")
-    if args.html_field and args.input_format not in ("auto", "jsonl"):
-        raise batch.UsageError("--html-field is for JSON Lines input")
+    for option, value in (("--html-field", args.html_field), ("--text-field", args.text_field)):
+        if value and args.input_format not in ("auto", "jsonl"):
+            raise batch.UsageError(f"{option} is for JSON Lines input")
+    if args.html_field and args.text_field:
+        raise batch.UsageError("--text-field and --html-field: a record is read from one field, give one")
+    for pattern in args.glob or ():
+        if "/" in pattern or os.sep in pattern:
+            raise batch.UsageError(f"--glob {pattern}: patterns match file names, not paths (folders are walked)")
     if args.min_editorial is not None and not 0.0 <= args.min_editorial <= 1.0:
         raise batch.UsageError("--min-editorial must be a probability between 0 and 1")
     drop_pages = tuple(flag.strip() for flag in (args.drop_pages or "").split(",") if flag.strip())
@@ -255,7 +266,7 @@ def build_config(args: argparse.Namespace) -> batch.RunConfig:
         max_bytes=args.max_bytes,
         model=str(args.model) if args.model else None,
         input_format=args.input_format,
-        text_field=args.text_field,
+        text_field=args.text_field or "text",
         html_field=args.html_field,
         globs=tuple(args.glob or ()),
         jobs=args.jobs or os.cpu_count() or 1,

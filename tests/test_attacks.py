@@ -3,8 +3,10 @@ error or the documented result, loses nothing, and neither hangs nor prints a tr
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -764,3 +766,188 @@ def test_review_never_overwrites_an_earlier_review_nor_reads_its_own_drafts(tmp_
     (inside / "notes.txt").write_text(ARTICLE, encoding="utf-8")  # not a page to review: it is in the output
     assert run("detector", "review", tmp_path / "pages", "-o", inside).returncode == 0
     assert "1 of 1 pages" in (inside / "REVIEW.md").read_text(encoding="utf-8")
+
+
+# Fifth attack round: batch planning and naming, detector review and evaluate.
+
+
+def one_page_folder(tmp_path, name="a.txt", data: bytes = ARTICLE.encode()) -> Path:
+    folder = tmp_path / "in" / "site"
+    folder.mkdir(parents=True)
+    (folder / name).write_bytes(data)
+    return tmp_path / "in"
+
+
+def test_explain_into_an_output_folder_writes_what_standard_output_shows(tmp_path):
+    """-f explain with -o was an "unexpected failure: KeyError('explain')"."""
+    source = one_page_folder(tmp_path)
+    batch_run = run("clean-article", source, "-o", tmp_path / "out", "-f", "explain")
+    assert batch_run.returncode == 0, batch_run.stderr
+    single = run("clean-article", source / "site" / "a.txt", "-f", "explain")
+    assert (tmp_path / "out" / "site" / "a.txt").read_bytes() == single.stdout != b""
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--errors", "{out}/site"], "error: the errors file {out}/site is also an output folder"),
+        (["--glob", "**/*.txt"], "error: --glob **/*.txt: patterns match file names, not paths"),
+        (["--text-field", "t", "--html-field", "h"], "error: --text-field and --html-field: a record is read"),
+        (["--text-field", "t", "--input-format", "text"], "error: --text-field is for JSON Lines input"),
+    ],
+)
+def test_options_that_cannot_work_are_one_usage_error_and_nothing_is_made(tmp_path, arguments, message):
+    source, out = one_page_folder(tmp_path), tmp_path / "out"
+    result = run("clean-article", source, "-o", out, *[a.format(out=out) for a in arguments])
+    assert result.returncode == 2
+    assert lines(result)[0].startswith(message.format(out=out))
+    assert not out.exists()
+
+
+def test_a_missing_errors_folder_is_refused_before_the_output_folder_is_made(tmp_path):
+    source, out = one_page_folder(tmp_path), tmp_path / "out"
+    result = run("clean-article", source, "-o", out, "--errors", tmp_path / "nope" / "e.jsonl")
+    assert result.returncode == 1 and not out.exists()
+    assert lines(result) == [f"error: cannot write to {tmp_path / 'nope'}: no such file or directory"]
+
+
+def test_a_link_to_a_sibling_whose_name_starts_like_the_output_folder_is_not_written_through(tmp_path):
+    """The containment test compared string prefixes: out2 counted as inside out."""
+    source, out, sibling = one_page_folder(tmp_path), tmp_path / "out", tmp_path / "out2"
+    out.mkdir()
+    sibling.mkdir()
+    (sibling / "a.txt").write_text("precious\n")
+    (out / "site").symlink_to(sibling)
+    result = run("clean-article", source, "-o", out)
+    assert result.returncode == 1
+    assert lines(result)[0] == f"error: {source / 'site' / 'a.txt'}: output would leave the output folder"
+    assert (sibling / "a.txt").read_text() == "precious\n"
+
+
+def test_a_followed_link_to_the_output_folder_is_refused_on_the_first_run(tmp_path):
+    source, out = one_page_folder(tmp_path), tmp_path / "out"
+    out.mkdir()
+    (source / "outlink").symlink_to(out)
+    result = run("clean-article", source, "-o", out, "--follow-links")
+    assert result.returncode == 2 and list(out.iterdir()) == []
+    message = f"error: the output folder lies inside the input, through the link {source / 'outlink'}"
+    assert lines(result) == [message]
+
+
+def test_a_dangling_link_as_output_folder_is_named_as_such(tmp_path):
+    source, out = one_page_folder(tmp_path), tmp_path / "out"
+    out.symlink_to(tmp_path / "nowhere")
+    result = run("clean-article", source, "-o", out)
+    assert result.returncode == 2
+    assert lines(result) == [
+        f"error: the output folder {out} is a symbolic link to {tmp_path / 'nowhere'}, which does not exist"
+    ]
+
+
+def test_outputs_are_named_by_what_they_hold(tmp_path):
+    """A gzipped text page kept its .gz name for plain text; an HTML-named page read as text kept .html."""
+    source = one_page_folder(tmp_path, "e.txt.gz", gzip.compress(ARTICLE.encode()))
+    (source / "site" / "x.html").write_text(ARTICLE)
+    result = run("clean-article", source, "-o", tmp_path / "out", "--glob", "*.gz", "--glob", "*.html")
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in (tmp_path / "out" / "site").iterdir()) == ["e.txt", "x.txt"]
+    assert (tmp_path / "out" / "site" / "e.txt").read_text() == ARTICLE
+    as_text = run("clean-article", source, "-o", tmp_path / "t", "--glob", "*.html", "--input-format", "text")
+    assert as_text.returncode == 0 and (tmp_path / "t" / "site" / "x.txt").read_text() == ARTICLE
+
+
+def test_a_write_error_names_the_output_not_its_temporary_file(tmp_path):
+    source, out = one_page_folder(tmp_path), tmp_path / "out"
+    (out / "site" / "a.txt").mkdir(parents=True)
+    result = run("clean-article", source, "-o", out)
+    assert result.returncode == 1
+    assert lines(result)[0] == (
+        f"error: {source / 'site' / 'a.txt'} -> {out / 'site' / 'a.txt'}: a folder is in the way of the output"
+    )
+
+
+def test_the_same_file_named_twice_is_one_page(tmp_path):
+    source = one_page_folder(tmp_path)
+    page = source / "site" / "a.txt"
+    result = run("clean-article", page, page, source, "-o", tmp_path / "out")
+    assert result.returncode == 0, result.stderr
+    assert lines(result)[-1].startswith("1 file cleaned, 0 failed, 0 skipped")
+
+
+def test_skip_existing_does_not_carry_a_failure_of_a_whole_file_as_a_bad_record(tmp_path):
+    source, out, errors = one_page_folder(tmp_path), tmp_path / "out", tmp_path / "e.jsonl"
+    (source / "site" / "b.txt").write_text(ARTICLE)
+    assert run("clean-article", source, "-o", out, "--errors", errors).returncode == 0
+    (source / "site" / "b.txt").write_bytes(b"%PDF-1.4\0\1")
+    assert run("clean-article", source, "-o", out, "--errors", errors).returncode == 1
+    (source / "site" / "b.txt").write_text(ARTICLE)
+    again = run("clean-article", source, "-o", out, "--errors", errors, "--skip-existing")
+    assert again.returncode == 0, again.stderr
+    assert lines(again)[-1].startswith("0 files cleaned, 0 failed, 2 skipped;")
+    assert errors.read_text() == ""
+
+
+def test_input_format_warc_on_a_file_that_is_not_one_fails_it_without_an_output(tmp_path):
+    source = one_page_folder(tmp_path)
+    result = run("clean-article", source, "-o", tmp_path / "out", "--input-format", "warc", "--glob", "*.txt")
+    assert result.returncode == 1
+    page = source / "site" / "a.txt"
+    assert lines(result)[0] == f"error: {page}: not a WARC file (it does not start with WARC/, nor as an ARC file)"
+    assert not list((tmp_path / "out").rglob("*.jsonl"))
+
+
+def test_review_names_drafts_within_255_bytes_escapes_bad_names_and_counts_each_page_once(tmp_path):
+    source = one_page_folder(tmp_path, "€" * 83 + ".txt")
+    os.rename(source / "site", os.path.join(os.fsencode(source), b"s\xff"))
+    folder = Path(os.fsdecode(os.path.join(os.fsencode(source), b"s\xff")))
+    annotated = "[editorial] Die Allianz kauft einen Versicherer in Spanien.\n\n[navigational] Impressum Kontakt\n"
+    (folder / "annotated.txt").write_text(annotated)
+    (folder / "x.txt").write_bytes(b"%PDF-1.4\0\1")
+    out = tmp_path / "drafts"
+    result = run("detector", "review", source, source, folder / "annotated.txt", "-o", out)
+    assert result.returncode == 0, result.stderr
+    assert lines(result)[:1] == [f"note: {source}/s\\xff/x.txt: left out (not a text file (PDF document))"]
+    names = sorted(p.name for p in out.iterdir())
+    assert len(names) == 3 and names[-1] == "REVIEW.md"
+    assert all(len(os.fsencode(n)) <= 255 and "\\xff" in n for n in names[:2]), names
+    review = (out / "REVIEW.md").read_text(encoding="utf-8")
+    assert "2 of 2 pages" in review and "| s\\xff | 2 |" in review
+    drafts = [(out / n).read_text(encoding="utf-8") for n in names[:2]]
+    assert not any("] [" in d for d in drafts)  # an annotated page is drafted from its text, not its labels
+
+
+def test_evaluate_reports_pages_whose_names_are_not_utf8(tmp_path):
+    """Drawing the report's pictures gave a 150-line traceback for such a name, and no report."""
+    folder = Path(os.fsdecode(os.path.join(os.fsencode(tmp_path), b"pages", b"s\xff")))
+    folder.mkdir(parents=True)
+    page = "[editorial] Die Aktie stieg um drei Prozent.\n\n[navigational] Impressum Kontakt\n"
+    Path(os.fsdecode(os.path.join(os.fsencode(folder), b"p\xfe.txt"))).write_text(page)
+    result = run("detector", "evaluate", "--no-compare", "--report", tmp_path / "report", tmp_path / "pages")
+    assert result.returncode == 0, result.stderr.decode()[-300:]
+    assert "s\\xff/p\\xfe.txt" in (tmp_path / "report" / "evaluation.md").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_an_interrupted_batch_tells_every_file_it_finished(tmp_path, jobs):
+    """Results came back per chunk of up to 32 files: an interrupted batch left finished files out of its
+    summary and the failures of unfinished chunks out of the errors file."""
+    source = many_pages(tmp_path, 400)
+    for i in range(3, 8):
+        (source / f"p{i:04}.txt").write_bytes(b"%PDF-1.4\0\1")
+    out, errors = tmp_path / "out", tmp_path / "errors.jsonl"
+    process = subprocess.Popen(
+        [str(BIN / "clean-article"), str(source), "-o", str(out), "--jobs", jobs, "--errors", str(errors)]
+        + ["--no-site-memory"],
+        stderr=subprocess.PIPE,
+        preexec_fn=default_signals,
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and len(list(out.glob("*.txt"))) < 40:
+        time.sleep(0.02)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    summary = stderr.decode().splitlines()[-1]
+    assert process.returncode == 143, stderr.decode()
+    cleaned, failed = re.match(r"interrupted: (\d+) files? cleaned, (\d+) failed", summary).groups()
+    assert int(cleaned) == len(list(out.glob("*.txt"))) < 400
+    assert int(failed) == 5 == len(errors.read_text().splitlines())

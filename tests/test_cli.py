@@ -41,6 +41,8 @@ def test_keep_adds_labels_in_page_order():
     result = run("clean-article", "--keep", "editorial,navigational", EXAMPLE)
     paragraphs = split_paragraphs(EXAMPLE.read_text(encoding="utf-8"))
     assert result.stdout.decode() == "\n\n".join(paragraphs[:16] + paragraphs[19:]) + "\n"
+    repeated = run("clean-article", "--keep", "editorial", "--keep", "navigational", EXAMPLE)
+    assert repeated.stdout == result.stdout  # a repeated --keep adds its labels: it replaced them
 
 
 def test_json_format():

@@ -8,6 +8,7 @@ a checkout, relative to the working directory (``make`` runs there).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -225,6 +226,11 @@ def _review(args: argparse.Namespace) -> None:
     missing = [page for page in args.pages if not page.exists()]
     if missing:
         raise _Failed(f"{missing[0]}: no such file or folder")
+    if args.output.is_symlink() and not args.output.exists():
+        raise _Usage(f"-o {args.output} is a symbolic link to {os.readlink(args.output)}, which does not exist")
+    if args.output.exists() and not args.output.is_dir():
+        raise _Usage(f"-o {args.output} is a file, not a folder")
+    _check_folder_place(args.output, "-o", args.output)
     sys.stderr.write(f"wrote {review(args.pages, args.output, args.budget, args.model)}\n")
 
 

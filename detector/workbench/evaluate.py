@@ -649,8 +649,14 @@ def write_markdown(reports: list[SetReport], out_dir: Path) -> Path:
             if picture:
                 parts += [f"![{picture.stem}]({picture.name})", ""]
     path = out_dir / "evaluation.md"
-    path.write_text("\n".join(parts), encoding="utf-8")
+    path.write_text(_printable("\n".join(parts)), encoding="utf-8")
     return path
+
+
+def _printable(text: str) -> str:
+    """Bytes of a file name that are not UTF-8 (surrogates in a str) as ``\\xNN``, as the command line shows
+    them: they cannot be written as UTF-8, nor drawn."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def _plot(report: SetReport, out_dir: Path) -> Path | None:
@@ -675,7 +681,7 @@ def _plot(report: SetReport, out_dir: Path) -> Path | None:
         for j in range(3):
             left.text(j, i, str(matrix[i][j]), ha="center", va="center")
     left.set_title(f"{report.name}: confusion matrix")
-    names = [Path(str(n)).stem[:45] for n in table[group]][::-1]
+    names = [_printable(Path(str(n)).stem)[:45] for n in table[group]][::-1]
     right.barh(range(len(names)), list(table["errors"])[::-1], color="tab:red")
     right.set_yticks(range(len(names)), names)
     right.set_xlabel("share of paragraphs labelled wrongly")

@@ -11,7 +11,9 @@ paragraphs to look at first, and per site the share of uncertain paragraphs (whe
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,7 +22,7 @@ from detector.api import Paragraph, classify, classify_html, load_model
 from detector.batch import TEMP_SUFFIX, display, sniff_kind
 from detector.features import tokens, unigram_id
 from detector.model import Scorer
-from detector.pages import LabelledParagraph, format_annotated
+from detector.pages import AnnotationError, LabelledParagraph, format_annotated, strip_labels
 from detector.segment import decode
 from detector.workbench.metrics import UNCERTAIN
 
@@ -51,8 +53,9 @@ class Candidate:
 
 def page_files(inputs: list[Path], leave_out: Path | None = None) -> list[Path]:
     """The text and HTML pages under the inputs (files or folders, walked recursively, any case of suffix),
-    sorted; the folder ``leave_out`` (the drafts' own, when it lies inside an input) is not walked."""
-    found = []
+    sorted, each once however often it is named; the folder ``leave_out`` (the drafts' own, when it lies
+    inside an input) is not walked."""
+    found: list[Path] = []
     skip = leave_out.resolve() if leave_out is not None else None
     for root in inputs:
         if root.is_dir():
@@ -65,7 +68,7 @@ def page_files(inputs: list[Path], leave_out: Path | None = None) -> list[Path]:
                 ]
         elif root.is_file():
             found.append(root)
-    return sorted(found)
+    return sorted({os.path.realpath(path): path for path in found}.values())
 
 
 def earlier_review(out: Path) -> str:
@@ -80,18 +83,24 @@ def earlier_review(out: Path) -> str:
     return ""
 
 
-def candidate(path: Path, scorer: Scorer) -> Candidate | None:
-    """The model's reading of one page, or None for a page that cannot be read or has no paragraph."""
+def candidate(path: Path, scorer: Scorer) -> Candidate | str:
+    """The model's reading of one page, or why the page is left out (it cannot be read, or has no paragraph).
+    A page that is already annotated is read without its labels."""
     try:
         data = path.read_bytes()
         if sniff_kind(data[:4096], path.name) == "html":
             paragraphs = classify_html(markup.decode_html(data), scorer)
         else:
-            paragraphs = classify(decode(data), scorer)
-    except (OSError, ValueError):
-        return None
+            text = decode(data)
+            with contextlib.suppress(AnnotationError):  # not annotated: the page as it is
+                text = strip_labels(text)
+            paragraphs = classify(text, scorer)
+    except OSError as exc:
+        return (exc.strerror or str(exc)).lower()
+    except ValueError as exc:
+        return str(exc)
     if not paragraphs:
-        return None
+        return "no paragraph"
     expected = sum(1.0 - p.probabilities[p.label] for p in paragraphs)
     all_tokens = [t for p in paragraphs for t in tokens(p.text) if t[0].isalnum()]
     w1, w2 = scorer.experts[0].w1, scorer.experts[0].w2
@@ -125,13 +134,19 @@ def review(inputs: list[Path], out: Path, budget: int = 20, model: Path | None =
     ``REVIEW.md`` beside them; returns the report's path."""
     found = earlier_review(out)
     if found:
-        raise ValueError(f"{display(out)} holds an earlier review ({found}): give an empty or new folder")
+        raise ValueError(f"{display(out)} holds an earlier review ({display(found)}): give an empty or new folder")
     scorer = load_model(model)
-    candidates = [c for c in (candidate(path, scorer) for path in page_files(inputs, out)) if c is not None]
+    candidates = []
+    for path in page_files(inputs, out):
+        read = candidate(path, scorer)
+        if isinstance(read, str):
+            sys.stderr.write(f"note: {display(path)}: left out ({read})\n")
+        else:
+            candidates.append(read)
     if not candidates:
         raise ValueError("no readable text or HTML page among the inputs")
     chosen = pick(candidates, budget)
-    out.mkdir(parents=True, exist_ok=True)
+    files: dict[str, str] = {}
     lines = [
         "# Pages to label first",
         "",
@@ -145,9 +160,8 @@ def review(inputs: list[Path], out: Path, budget: int = 20, model: Path | None =
         "|---|---|---|---|---|---|",
     ]
     for rank, page in enumerate(chosen, 1):
-        name = f"{rank:03}-{page.site}-{page.path.stem}"[:120] + ".txt"
-        draft = [LabelledParagraph(p.label, p.text) for p in page.paragraphs]
-        (out / name).write_text(format_annotated(draft), encoding="utf-8")
+        name = draft_name(rank, page)
+        files[name] = format_annotated([LabelledParagraph(p.label, p.text) for p in page.paragraphs])
         lines.append(
             f"| {rank} | `{name}` | `{display(page.path)}` | {page.expected_errors:.1f} | {page.novelty:.0%} | "
             f"{len(page.uncertain())} |"
@@ -165,10 +179,36 @@ def review(inputs: list[Path], out: Path, budget: int = 20, model: Path | None =
         sites.setdefault(c.site, []).append(c)
     for site, pages in sorted(sites.items(), key=lambda item: -_uncertain_share(item[1])):
         count = sum(len(c.paragraphs) for c in pages)
-        lines.append(f"| {site} | {len(pages)} | {count} | {_uncertain_share(pages):.1%} |")
-    report = out / "REVIEW.md"
-    report.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return report
+        lines.append(f"| {display(site)} | {len(pages)} | {count} | {_uncertain_share(pages):.1%} |")
+    files["REVIEW.md"] = "\n".join(lines) + "\n"
+    _write_all(out, files)
+    return out / "REVIEW.md"
+
+
+def draft_name(rank: int, page: Candidate) -> str:
+    """A draft's file name: rank, site and page name, printable (``\\xNN`` for bytes that are not UTF-8), and
+    at most 200 bytes, within the 255 a file system allows."""
+    name = display(f"{rank:03}-{page.site}-{page.path.stem}")
+    while len(name.encode("utf-8")) > 200:
+        name = name[:-1]
+    return name + ".txt"
+
+
+def _write_all(out: Path, files: dict[str, str]) -> None:
+    """Write the review's files, all or none: a failure removes what was written, so a rerun is not refused."""
+    made = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    try:
+        for name, text in files.items():
+            written.append(out / name)
+            (out / name).write_text(text, encoding="utf-8")
+    except BaseException:
+        for path in written:
+            path.unlink(missing_ok=True)
+        if made:
+            out.rmdir()
+        raise
 
 
 def _uncertain_share(pages: list[Candidate]) -> float:
