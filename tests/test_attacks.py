@@ -498,8 +498,11 @@ def many_pages(tmp_path, count=3000):
     return src
 
 
-def start_and_signal(tmp_path, sig, *extra):
+def start_and_signal(tmp_path, sig, *extra, bad: int = 0):
+    """A batch of 3,000 pages (the first ``bad`` of them PDF bytes), sent ``sig`` once 20 outputs are written."""
     src = many_pages(tmp_path)
+    for i in range(bad):
+        (src / f"p{i:04}.txt").write_bytes(b"%PDF-1.4\0\1")
     out = tmp_path / "out"
     process = subprocess.Popen(
         [str(BIN / "clean-article"), str(src), "-o", str(out), *extra],
@@ -931,23 +934,12 @@ def test_evaluate_reports_pages_whose_names_are_not_utf8(tmp_path):
 def test_an_interrupted_batch_tells_every_file_it_finished(tmp_path, jobs):
     """Results came back per chunk of up to 32 files: an interrupted batch left finished files out of its
     summary and the failures of unfinished chunks out of the errors file."""
-    source = many_pages(tmp_path, 400)
-    for i in range(3, 8):
-        (source / f"p{i:04}.txt").write_bytes(b"%PDF-1.4\0\1")
-    out, errors = tmp_path / "out", tmp_path / "errors.jsonl"
-    process = subprocess.Popen(
-        [str(BIN / "clean-article"), str(source), "-o", str(out), "--jobs", jobs, "--errors", str(errors)]
-        + ["--no-site-memory"],
-        stderr=subprocess.PIPE,
-        preexec_fn=default_signals,
+    errors = tmp_path / "errors.jsonl"
+    code, stderr, out = start_and_signal(
+        tmp_path, signal.SIGTERM, "--jobs", jobs, "--errors", str(errors), "--no-site-memory", bad=5
     )
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and len(list(out.glob("*.txt"))) < 40:
-        time.sleep(0.02)
-    process.send_signal(signal.SIGTERM)
-    _, stderr = process.communicate(timeout=120)
-    summary = stderr.decode().splitlines()[-1]
-    assert process.returncode == 143, stderr.decode()
+    assert code == 143, stderr
+    summary = stderr.splitlines()[-1]
     cleaned, failed = re.match(r"interrupted: (\d+) files? cleaned, (\d+) failed", summary).groups()
-    assert int(cleaned) == len(list(out.glob("*.txt"))) < 400
+    assert int(cleaned) == len(list(out.glob("*.txt"))) < 3000
     assert int(failed) == 5 == len(errors.read_text().splitlines())
