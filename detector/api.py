@@ -47,9 +47,13 @@ class Paragraph(NamedTuple):
     decided_by: str = "model"  # or "rule:<name>" when one of the user's rules decided it
 
 
-def load_model(path: Path | str | None = None, mapped: bool = False) -> model_file.Scorer:
+def load_model(
+    path: Path | str | None = None, mapped: bool = False, verify_later: bool = False
+) -> model_file.Scorer:
     """The model at ``path``, or the shipped model; each file is loaded once per process, not once per page.
-    ``mapped``: map the file instead of reading it, for a run of seconds (``detector.model.load``).
+    ``mapped``: map the file instead of reading it, for a run of seconds; ``verify_later``: take its checksum
+    while the caller goes on, who must call the model's ``verify()`` before trusting a result
+    (``detector.model.load``).
     The cache is keyed by the file's real path and identity (device, inode, size, modification time): the
     same name in another working folder, or a model trained anew over the old one, is loaded afresh."""
     identity: tuple[int, ...] = ()
@@ -68,7 +72,7 @@ def load_model(path: Path | str | None = None, mapped: bool = False) -> model_fi
             pass  # model_file.load names the problem
     cached = _loaded.get(key)
     if cached is None or cached[0] != identity or (key and not identity):
-        _loaded[key] = (identity, model_file.load(path, mapped))
+        _loaded[key] = (identity, model_file.load(path, mapped, verify_later))
     return _loaded[key][1]
 
 

@@ -14,7 +14,9 @@ import fnmatch
 import functools
 import io
 import json
+import math
 import os
+import re
 import stat
 import sys
 import time
@@ -310,12 +312,16 @@ def sniff_kind(head: bytes, name: str = "") -> str:
     if looks_like_html(head):
         return "html"
     if stripped.startswith(b"{"):
-        first = stripped.split(b"\n", 1)[0]
+        first, newline, _ = stripped.partition(b"\n")
         try:
             return "jsonl" if isinstance(json.loads(first), dict) else "text"
         except (ValueError, RecursionError):
-            return "text"
+            # a first record longer than the bytes looked at: an object whose first key is read
+            return "jsonl" if not newline and _OBJECT_START.match(first) else "text"
     return "text"
+
+
+_OBJECT_START = re.compile(rb'\{\s*"(?:[^"\\\n]|\\.){0,200}"\s*:')
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -481,6 +487,14 @@ def clean_records(stream: BinaryIO, name: str, config: RunConfig, result: Result
         nan_values += 1
         return None
 
+    def number_or_null(literal: str) -> float | None:
+        """A JSON number as a float; one too large for a double (1e400) is an Infinity: null, as NaN is."""
+        value = float(literal)
+        if math.isfinite(value):
+            return value
+        constant(literal)
+        return None
+
     number = 0
     try:
         for number, line in record_lines(stream, config.max_bytes):
@@ -490,7 +504,9 @@ def clean_records(stream: BinaryIO, name: str, config: RunConfig, result: Result
             if not line.strip():
                 continue
             try:
-                record = json.loads(_forced_line(line, config.encoding), parse_constant=constant)
+                record = json.loads(
+                    _forced_line(line, config.encoding), parse_constant=constant, parse_float=number_or_null
+                )
             except (ValueError, RecursionError) as exc:
                 if isinstance(exc, json.JSONDecodeError):  # its msg alone ends "... at": the place is the point
                     reason = f"{exc.msg.removesuffix(' at')} at column {exc.colno}"
@@ -530,7 +546,9 @@ def clean_records(stream: BinaryIO, name: str, config: RunConfig, result: Result
     except zlib.error as exc:
         fail(number + 1, f"damaged gzip data, the rest is not read ({exc})")
     if nan_values:
-        result.notes.append(f"{name}: {nan_values} NaN or Infinity value(s) written as null (they are not JSON)")
+        result.notes.append(
+            f"{name}: {nan_values} NaN, Infinity or too large value(s) written as null (they are not JSON numbers)"
+        )
 
 
 def _forced_line(line: bytes | str, encoding: str | None) -> bytes | str:
@@ -734,7 +752,7 @@ def _http_charset(content_type: str) -> str | None:
 def _decode_http(payload: bytes, charset: str | None, forced: str | None) -> str:
     """An HTTP body's text: the forced encoding, else the UTF-8 or declared rules of HTML pages, where a charset
     in the HTTP header counts as a declaration."""
-    from detector.markup import decode_html
+    from detector.markup import browser_codec, decode_html
 
     if not forced and charset:
         try:
@@ -742,7 +760,7 @@ def _decode_http(payload: bytes, charset: str | None, forced: str | None) -> str
         except UnicodeDecodeError:
             pass
         try:
-            return payload.decode(charset)
+            return payload.decode(browser_codec(charset))  # ISO-8859-1 read as Windows-1252, as browsers do
         except (LookupError, UnicodeDecodeError):
             pass
     return decode_html(payload, forced)
@@ -815,7 +833,7 @@ def clean_file(task: Task, config: RunConfig) -> Result:
         )
         result.notes = page.notes
         result.pages = 1
-        result.labels = dict(page.writer.labels)
+        result.labels = dict(page.writer.labels) if written else {}  # a dropped page's paragraphs are not output
         if not written:
             flags = dropped_by(page.writer.verdict(), config)
             target.unlink(missing_ok=True)  # an earlier run's output of this page: this run leaves it out
@@ -1233,6 +1251,7 @@ def _worker_start() -> None:
             pass
 
 
+STOP_WAIT = 3.0  # seconds an interrupted batch waits for each worker's last answer
 _INHERITED: dict[str, Any] = {}  # what forked workers inherit instead of receiving it with every chunk
 
 
@@ -1260,24 +1279,50 @@ def _run_forked(chunks: list[list[Task]], config: RunConfig, work: Callable[...,
     stop = context.Event()
     _INHERITED.update(work=work, config=config, stop=stop)
     gc.freeze()  # the workers' garbage collector leaves the inherited objects (and their pages) alone
+    workers = min(config.jobs, len(chunks))  # no idle worker: each costs a process and its memory
+    pool = context.Pool(workers, initializer=_worker_start)
     try:
-        workers = min(config.jobs, len(chunks))  # no idle worker: each costs a process and its memory
-        with context.Pool(workers, initializer=_worker_start) as pool:
-            finished = pool.imap_unordered(_inherited_work, chunks)
-            try:
-                for results in finished:
-                    yield from results
-            except BaseException as exc:
-                if isinstance(exc, (GeneratorExit, Exception)):  # not an interruption
-                    raise
-                # Interrupted (Ctrl-C, SIGTERM): the workers stop after the file each is cleaning, and what
-                # they finished is still told (the summary, the errors file) before the interruption goes on.
-                stop.set()
-                for results in finished:
-                    yield from results
+        finished = pool.imap_unordered(_inherited_work, chunks)
+        try:
+            for results in finished:
+                yield from results
+        except BaseException as exc:
+            if isinstance(exc, (GeneratorExit, Exception)):  # not an interruption
                 raise
+            # Interrupted (Ctrl-C, SIGTERM): the workers stop after the file each is cleaning, and what they
+            # finished is still told (the summary, the errors file) before the interruption goes on. A worker
+            # the signal killed too (SIGTERM to the process group) never answers: each answer is waited for a
+            # few seconds at most.
+            stop.set()
+            while True:
+                try:
+                    results = finished.next(timeout=STOP_WAIT)
+                except (StopIteration, multiprocessing.TimeoutError):
+                    break
+                yield from results
+            raise
+    except BaseException:
+        abandon_pool(pool)
+        raise
+    else:
+        pool.terminate()
     finally:
         _INHERITED.clear()
+
+
+def abandon_pool(pool: Any) -> None:
+    """End a pool whose workers may have been killed by a signal: kill them all and leave out the pool's own
+    teardown, which waits for a lock of its task queue that a worker killed while waiting for a task holds
+    for ever (a SIGTERM to the process group hung the batch)."""
+    from multiprocessing.pool import TERMINATE
+
+    pool._worker_handler._state = TERMINATE  # no new workers in the place of the killed ones
+    pool._worker_handler.join(1.0)
+    for process in pool._pool:
+        process.kill()
+    for process in pool._pool:
+        process.join(1.0)
+    pool._terminate.cancel()
 
 
 def _run_dask(chunks: list[list[Task]], config: RunConfig, work: Callable[..., list]) -> Iterator:

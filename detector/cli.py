@@ -14,7 +14,7 @@ import signal
 import sys
 import time
 import zlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from detector import batch
 from detector.api import FLAGS, FORMATS, load_model, parse_keep
@@ -360,28 +360,16 @@ def _clean_one(source: str, config: batch.RunConfig, failures: list[batch.Result
                 return _records_to_stdout(stream, name, kind, config, failures)
             data = batch.read_limited(stream, config.max_bytes, name)
         site = None if source == "-" else batch.folder_name(source)
-        load_model(config.model, mapped=True)  # one page, a short run: the model mapped, not read (model.load)
-        page = batch.clean_page(data, name, kind, config, site)
-        del data
-        if config.drop_pages:  # the verdict is known at the end: hold the output until then
-            held = list(page.chunks)
-            flags = batch.dropped_by(page.writer.verdict(), config)
-            if flags:
-                held = []
-                page.notes[:] = [f"{name}: page dropped ({', '.join(flags)})"]
-            chunks: Iterable[bytes] = held
-        else:
-            chunks = page.chunks
-        pending: list[bytes] = []
-        size = 0
-        for chunk in chunks:  # written in blocks of 64 KB: a page of many paragraphs is many chunks
-            pending.append(chunk)
-            size += len(chunk)
-            if size >= 1 << 16:
-                _write_stdout(b"".join(pending))
-                pending, size = [], 0
-        if pending:
-            _write_stdout(b"".join(pending))
+        # One page, a short run: the model mapped, not read, and its checksum taken while the page is read and
+        # scored; nothing is written before it is known good (model.load).
+        scorer = load_model(config.model, mapped=True, verify_later=True)
+        try:
+            page = batch.clean_page(data, name, kind, config, site)
+            del data
+            _write_page(page, name, config, scorer.verify)
+        except Exception:
+            scorer.verify()  # a damaged model file can show itself as any error: it is told as damaged
+            raise
         if not config.quiet:
             for note in page.notes:
                 sys.stderr.write(f"note: {note}\n")
@@ -398,6 +386,32 @@ def _clean_one(source: str, config: batch.RunConfig, failures: list[batch.Result
             return _error(f"<stdout>: {(exc.strerror or str(exc)).lower()}")
         return failed(f"{name}: {(exc.strerror or str(exc)).lower()}")
     return 0
+
+
+def _write_page(page: batch.Page, name: str, config: batch.RunConfig, verify: Callable[[], None]) -> None:
+    """A cleaned page to standard output in blocks of 64 KB (a page of many paragraphs is many chunks), the
+    model verified before the first; with ``--drop-pages`` held until the page's verdict is known."""
+    if config.drop_pages:
+        held = list(page.chunks)
+        flags = batch.dropped_by(page.writer.verdict(), config)
+        if flags:
+            held = []
+            page.notes[:] = [f"{name}: page dropped ({', '.join(flags)})"]
+        chunks: Iterable[bytes] = held
+    else:
+        chunks = page.chunks
+    pending: list[bytes] = []
+    size = 0
+    for chunk in chunks:
+        pending.append(chunk)
+        size += len(chunk)
+        if size >= 1 << 16:
+            verify()
+            _write_stdout(b"".join(pending))
+            pending, size = [], 0
+    verify()
+    if pending:
+        _write_stdout(b"".join(pending))
 
 
 def _records_to_stdout(
@@ -561,10 +575,11 @@ def main() -> None:
 def _exit(code: int) -> NoReturn:
     """Exit without the interpreter's teardown when nothing is left to do: freeing the model, the word caches
     and the modules object by object took about a fifth of a one-page run. By now every output file is written
-    and closed and the workers are joined; the standard streams are flushed here. Where another thread still
-    runs (Dask's), or a flush fails, the ordinary exit does its work and reports."""
+    and closed and the workers are joined (or, after an interruption, killed); the standard streams are flushed
+    here. Where another thread still runs (Dask's) in a run that was not interrupted, or a flush fails, the
+    ordinary exit does its work and reports."""
     threading = sys.modules.get("threading")
-    if threading is None or threading.active_count() == 1:
+    if threading is None or threading.active_count() == 1 or code in (130, 143):  # interrupted: all is written
         try:
             sys.stdout.flush()
             sys.stderr.flush()

@@ -452,6 +452,17 @@ def declared_charset(data: bytes) -> str | None:
 # Labels a browser reads as another charset (the WHATWG Encoding Standard): pages that declare ISO-8859-1 or
 # ASCII are written in Windows-1252 (its „ “ – € sit where ISO-8859-1 has control characters).
 _BROWSER_CHARSETS = {"iso8859-1": "cp1252", "ascii": "cp1252", "iso8859-9": "cp1254", "tis-620": "cp874"}
+
+
+def browser_codec(charset: str) -> str:
+    """The codec a browser reads a declared charset with (``iso-8859-1`` → ``cp1252``); raises LookupError for
+    a charset Python does not know."""
+    import codecs
+
+    name = codecs.lookup(charset).name
+    return _BROWSER_CHARSETS.get(name, name)
+
+
 _LETTER_BEYOND_LATIN = r"[^\W\d_\x00-\u024f]"
 _BEYOND_LATIN = re.compile(_LETTER_BEYOND_LATIN)
 _STUCK_IN_LATIN = re.compile(f"(?<=[A-Za-z]){_LETTER_BEYOND_LATIN}|{_LETTER_BEYOND_LATIN}(?=[A-Za-z])")

@@ -96,6 +96,10 @@ def column_sums(columns: Sequence[int], arrays: Sequence[Sequence[float]]) -> li
     return [w[columns[0]] if columns else 0.0 for w in arrays]
 
 
+def _verified() -> None:
+    """A model checked when it was loaded: nothing to wait for."""
+
+
 class Scorer:
     """Class probabilities for the paragraphs of a page, from the exported weights alone.
 
@@ -130,6 +134,7 @@ class Scorer:
         self._word_slots: Sequence[int] = slots
         self._token_caches: list[dict[str, tuple]] = [{} for _ in self.experts]  # by experts scored - 1
         self._class_cache: dict[tuple[int, tuple[str, ...]], tuple[float, float]] = {}
+        self.verify: Callable[[], None] = _verified  # a model whose checksum is still being taken waits here
 
     def _token(self, token: str, experts: int = 0) -> tuple:
         """A token's unigram column, the number of its character n-grams, per expert the weights of its unigram
@@ -499,7 +504,7 @@ def model_bytes(header: dict, weights: Sequence[float], words: Sequence[str] = (
 MAX_MODEL_BYTES = 256 * 1024 * 1024  # a model file larger than this is not one of ours: refused before reading
 
 
-def load(path: Path | str | None = None, mapped: bool = False) -> Scorer:
+def load(path: Path | str | None = None, mapped: bool = False, verify_later: bool = False) -> Scorer:
     """Read and check a model file; every problem becomes a ModelError that says what to do.
 
     The file is read into one buffer, or mapped (``mapped``: for short runs, see ``_read_model_file``), its
@@ -507,6 +512,10 @@ def load(path: Path | str | None = None, mapped: bool = False) -> Scorer:
     over a view of it, and the header is checked against the arrays: the format and feature settings, the
     classes and their order, every shape, and that every number is finite. A model that passes predicts
     exactly what it was trained to; nothing in it is executed.
+
+    ``verify_later``: the CRC is taken in a second thread while the caller goes on (zlib lets go of the
+    interpreter for it: a one-page run reads and scores its page meanwhile instead of waiting 4 ms); the
+    caller must call the scorer's ``verify()``, which waits for it, before it trusts or shows any result.
     """
     shipped = path is None
     path = shipped_model() if path is None else os.fspath(path)
@@ -520,11 +529,65 @@ def load(path: Path | str | None = None, mapped: bool = False) -> Scorer:
     view = memoryview(data)
     if view[: len(MAGIC)] != MAGIC:
         raise ModelError(f"{path} is not a detector model file; {hint}")
-    if len(data) < len(MAGIC) + 8 or struct.unpack("<I", view[-4:])[0] != zlib.crc32(view[:-4]):
-        raise ModelError(f"model file {path} is truncated or corrupted; {hint}")
+    corrupted = f"model file {path} is truncated or corrupted; {hint}"
+    if len(data) < len(MAGIC) + 8:
+        raise ModelError(corrupted)
+    expected = struct.unpack("<I", view[-4:])[0]
+    if not verify_later:
+        if zlib.crc32(view[:-4]) != expected:
+            raise ModelError(corrupted)
+        return _scorer(view, path, hint, shipped)
+    checksum = _Checksum(view[:-4], expected, corrupted)
+    try:
+        scorer = _scorer(view, path, hint, shipped)
+    except ModelError:
+        checksum.verify()  # a damaged file is told as damaged, whatever part of it shows it first
+        raise
+    scorer.verify = checksum.verify
+    return scorer
+
+
+class _Checksum:
+    """The CRC of a model file, taken in a second thread; ``verify`` waits for it and raises ModelError when
+    it is not the one the file ends with."""
+
+    def __init__(self, view: memoryview, expected: int, problem: str) -> None:
+        import _thread  # not threading: its import would cost more than the wait it saves
+
+        self._done = _thread.allocate_lock()
+        self._done.acquire()
+        self._problem = problem
+        self._ok = False
+        _thread.start_new_thread(self._take, (view, expected))
+
+    def _take(self, view: memoryview, expected: int) -> None:
+        try:
+            self._ok = zlib.crc32(view) == expected
+        finally:
+            self._done.release()
+
+    def verify(self) -> None:
+        with self._done:
+            pass
+        if not self._ok:
+            raise ModelError(self._problem)
+
+
+def problem_of(body: bytes) -> str:
+    """What the loader would refuse in a model file's bytes ('' when nothing): ``detector train`` never writes
+    a model that cannot be loaded."""
+    try:
+        _scorer(memoryview(body), "", "", shipped=False)
+    except ModelError as exc:
+        return str(exc).removeprefix("model file  ").removesuffix("; ")
+    return ""
+
+
+def _scorer(view: memoryview, path: str, hint: str, shipped: bool) -> Scorer:
+    """The scorer of a model file's bytes, its header checked against its arrays."""
     start = len(MAGIC) + 4
     (size,) = struct.unpack("<I", view[len(MAGIC) : start])
-    if start + size > len(data) - 4:
+    if start + size > len(view) - 4:
         raise ModelError(f"model file {path} has a damaged header; {hint}")
     try:
         header = json.loads(bytes(view[start : start + size]))

@@ -53,10 +53,16 @@ class Rule(NamedTuple):
     value: str | None = None
 
     def applies(self, site: str | None, record: dict | None) -> bool:
-        if self.site is not None and not (site and (site == self.site or site.endswith("." + self.site))):
-            return False
+        if self.site is not None:
+            site = site.lower() if site else ""  # a host is lower-case; a folder is matched in any case too
+            if not (site == self.site or site.endswith("." + self.site)):
+                return False
         if self.field is not None:
-            return record is not None and _field_text(record.get(self.field)) == self.value
+            return (
+                record is not None
+                and self.value is not None
+                and _field_matches(record.get(self.field), self.value)
+            )
         return True
 
     def matches(self, text: str) -> bool:
@@ -65,15 +71,27 @@ class Rule(NamedTuple):
         return _SPACE.sub(" ", text).strip() == self.line
 
 
-def _field_text(value: object) -> str | None:
-    """A record's field as a rule's ``value`` reads it: a string as it is, a number as JSON writes it; a field
-    that is missing, null, true/false, a list or an object matches no value (``str()`` made them "None" or
-    "True", which a rule's value could match by accident)."""
+def _field_matches(value: object, wanted: str) -> bool:
+    """Whether a record's field holds a rule's ``value``: a string that is it, or a number equal to it as a
+    number ("7" matches 7 and 7.0, "1E5" matches 100000, "1.10" matches 1.1). A field that is missing, null,
+    true/false, a list or an object matches no value (``str()`` made them "None" or "True", which a rule's
+    value could match by accident)."""
     if isinstance(value, str):
-        return value
+        return value == wanted
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return str(value)
-    return None
+        try:
+            return str(value) == wanted or float(wanted) == value
+        except (ValueError, OverflowError):
+            return False
+    return False
+
+
+def _site(value: str | None) -> str | None:
+    """A rule's site as pages' hosts are written: lower case, without ``www.`` and a final dot."""
+    if value is None:
+        return None
+    site = value.strip().lower().rstrip(".")
+    return site[4:] if site.startswith("www.") else site
 
 
 def load_rules(path: Path | str) -> tuple[Rule, ...]:
@@ -138,7 +156,10 @@ def _rule(entry: object, number: int, path: Path) -> Rule:
     if ("field" in entry) != ("value" in entry):
         raise RulesError(f"{where}: 'field' and 'value' go together")
     line = _SPACE.sub(" ", entry["line"]).strip() if "line" in entry else None
-    return Rule(name, action, pattern, line, label, entry.get("site"), entry.get("field"), entry.get("value"))
+    site = _site(entry.get("site"))
+    if site == "":
+        raise RulesError(f"{where}: an empty site")
+    return Rule(name, action, pattern, line, label, site, entry.get("field"), entry.get("value"))
 
 
 def active_rules(rules: tuple[Rule, ...], site: str | None = None, record: dict | None = None) -> list[Rule]:

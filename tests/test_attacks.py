@@ -21,8 +21,9 @@ import pytest
 
 from detector import batch, classify, clean, model
 from detector.api import render
+from detector.pages import LABELS
 from detector.segment import decode, split_paragraphs
-from tests.conftest import BIN, FIXTURE_CORPUS, default_signals, run
+from tests.conftest import BIN, EXAMPLE, FIXTURE_CORPUS, default_signals, needs_example, run
 
 ARTICLE = "Siemens hebt Prognose an\n\nDer Konzern rechnet nun mit einem Umsatzplus von acht Prozent.\n"
 
@@ -124,10 +125,11 @@ def test_a_utf16_jsonl_file_is_read(tmp_path):
 
 
 def test_nan_in_a_record_is_written_as_null_with_a_note(tmp_path):
-    data = b'{"id": 1, "score": NaN, "text": "Kurs steigt"}\n'
+    """1e400 is valid JSON but no double: its record failed with an internal "Out of range float values"."""
+    data = b'{"id": 1, "score": NaN, "big": 1e400, "small": 1.5e-3, "text": "Kurs steigt"}\n'
     result, written, _ = jsonl_run(tmp_path, data)
-    assert written[0]["score"] is None
-    assert any("NaN or Infinity value(s) written as null" in line for line in lines(result))
+    assert (written[0]["score"], written[0]["big"], written[0]["small"]) == (None, None, 0.0015)
+    assert any("2 NaN, Infinity or too large value(s) written as null" in line for line in lines(result))
 
 
 def test_a_record_larger_than_max_bytes_fails_alone_without_being_read_whole(tmp_path):
@@ -692,6 +694,7 @@ def test_a_batch_with_standard_input_closed_runs_its_workers(tmp_path):
         (["train", "--data", "{tmp}/data", "--output", "{tmp}/afile/m.bin"], 2, "afile is a file, not a folder"),
         (["train", "--data", "{tmp}/data", "--jobs", "0", "--output", "{tmp}/m.bin"], 2, "--jobs must be 1 or"),
         (["train", "--data", "{tmp}/nope", "--output", "{tmp}/m.bin"], 1, "nope: no such folder"),
+        (["train", "--data", "{tmp}", "--data", "{tmp}/data", "--output", "{tmp}/../m.bin"], 2, "read twice"),
         (
             ["train", "--data", "{tmp}/data", "--output", "{tmp}/m.bin"],
             1,
@@ -718,8 +721,12 @@ def test_detector_refuses_outputs_that_would_destroy_its_inputs(tmp_path, argume
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "data", "empty", "folder.bin", "x.json"]
 
 
-def test_ctrl_c_during_train_is_one_line_and_leaves_no_file(tmp_path):
-    """Ctrl-C reached the fold workers too, and each printed a traceback."""
+@pytest.mark.parametrize(
+    ("signal_number", "code", "said"),
+    [(signal.SIGINT, 130, "interrupted\n"), (signal.SIGTERM, 143, "terminated\n")],
+)
+def test_ctrl_c_during_train_is_one_line_and_leaves_no_file(tmp_path, signal_number, code, said):
+    """Ctrl-C reached the fold workers too, and each printed a traceback; SIGTERM ended train without a word."""
     out = tmp_path / "model.bin"
     process = subprocess.Popen(
         [str(BIN / "detector"), "train", "--data", str(FIXTURE_CORPUS), "--folds", "3", "--jobs", "2"]
@@ -728,9 +735,9 @@ def test_ctrl_c_during_train_is_one_line_and_leaves_no_file(tmp_path):
         preexec_fn=lambda: (default_signals(), os.setpgid(0, 0)),
     )
     time.sleep(4)  # the fixture corpus takes about 10 s: the folds are being fitted by now
-    os.killpg(process.pid, signal.SIGINT)  # as a terminal sends it: to the whole process group
+    os.killpg(process.pid, signal_number)  # as a terminal (or docker stop) sends it: to the whole process group
     _, stderr = process.communicate(timeout=60)
-    assert (process.returncode, stderr.decode()) == (130, "interrupted\n")
+    assert (process.returncode, stderr.decode()) == (code, said)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -943,3 +950,75 @@ def test_an_interrupted_batch_tells_every_file_it_finished(tmp_path, jobs):
     cleaned, failed = re.match(r"interrupted: (\d+) files? cleaned, (\d+) failed", summary).groups()
     assert int(cleaned) == len(list(out.glob("*.txt"))) < 3000
     assert int(failed) == 5 == len(errors.read_text().splitlines())
+
+
+def test_json_lines_whose_first_record_is_long_are_json_lines_on_stdin_and_as_json(tmp_path):
+    """A first record longer than the 4 KB looked at made the input one text page: every record was lost."""
+    records = [{"url": "https://x.de/1", "text": ARTICLE * 60}, {"url": "https://x.de/2", "text": "Kurz."}]
+    data = "".join(json.dumps(r) + "\n" for r in records).encode()
+    (tmp_path / "crawl.json").write_bytes(data)
+    for result in (run("clean-article", stdin=data), run("clean-article", tmp_path / "crawl.json")):
+        written = [json.loads(line) for line in result.stdout.decode().splitlines()]
+        assert [r["url"] for r in written] == ["https://x.de/1", "https://x.de/2"], result.stderr
+
+
+@needs_example
+def test_a_dropped_page_is_not_counted_in_the_summary(tmp_path):
+    source = one_page_folder(tmp_path, "menu.txt", b"Aktien\n\nFonds\n\nImpressum\n")
+    (source / "site" / "a.txt").write_bytes(EXAMPLE.read_bytes())
+    result = run("clean-article", source, "-o", tmp_path / "out", "--drop-pages", "no_article", "-f", "json")
+    written = [json.loads(p.read_text()) for p in (tmp_path / "out").rglob("*.json")]
+    counts = {label: sum(q["label"] == label for w in written for q in w["paragraphs"]) for label in LABELS}
+    summary = lines(result)[-1]
+    assert "1 page dropped" in summary, summary
+    told = re.search(r"labelled (\d+) editorial, (\d+) promotional, (\d+) navigational", summary).groups()
+    assert [int(n) for n in told] == [counts[label] for label in LABELS]
+
+
+@pytest.mark.parametrize("signal_number", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_to_the_whole_process_group_ends_a_parallel_batch(tmp_path, signal_number):
+    """SIGTERM to the process group (docker stop, systemd, kill -TERM -PGID) killed a worker that held the task
+    queue's lock, and the pool's teardown waited for that lock for ever: no summary, no errors file."""
+    source = many_pages(tmp_path, 600)
+    out, errors = tmp_path / "out", tmp_path / "errors.jsonl"
+    process = subprocess.Popen(
+        [str(BIN / "clean-article"), str(source), "-o", str(out), "--jobs", "2", "--errors", str(errors)],
+        stderr=subprocess.PIPE,
+        preexec_fn=lambda: (default_signals(), os.setsid()),
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and len(list(out.glob("*.txt"))) < 30:
+        time.sleep(0.02)
+    os.killpg(process.pid, signal_number)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == (143 if signal_number == signal.SIGTERM else 130), stderr.decode()
+    assert stderr.decode().splitlines()[-1].startswith("interrupted: ") and errors.exists()
+    assert not list(out.glob(f"*{batch.TEMP_SUFFIX}"))
+
+
+def test_evaluate_names_pictures_once_per_set_and_prints_names_on_one_line(tmp_path):
+    """Two sets with one file name shared their pictures; a 240-byte name failed after scoring; a newline in a
+    name split a table row."""
+    page = "[editorial] Die Aktie stieg um drei Prozent.\n\n[navigational] Impressum Kontakt\n"
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "p.txt").write_text(page)
+    (tmp_path / "a" / ("L" * 240 + ".txt")).write_text(page)
+    (tmp_path / "a" / "x\ny.txt").write_text(page)
+    sets = (tmp_path / "a", tmp_path / "b" / "p.txt", tmp_path / "a" / ("L" * 240 + ".txt"))
+    result = run("detector", "evaluate", "--no-compare", "--report", tmp_path / "r", *sets)
+    assert result.returncode == 0, result.stderr.decode()[-300:]
+    assert "x\\x0ay.txt" in result.stdout.decode() and "x\ny.txt" not in result.stdout.decode()
+    report = (tmp_path / "r" / "evaluation.md").read_text(encoding="utf-8")
+    pictures = re.findall(r"\]\((\S+\.png)\)", report)
+    if pictures:  # matplotlib installed
+        assert len(pictures) == len(set(pictures)) and all((tmp_path / "r" / p).exists() for p in pictures)
+
+
+def test_review_notes_a_page_passed_over_as_a_near_duplicate(tmp_path):
+    source = one_page_folder(tmp_path)
+    (source / "site" / "b.txt").write_text(ARTICLE)
+    result = run("detector", "review", source, "-o", tmp_path / "drafts")
+    assert result.returncode == 0, result.stderr
+    notes = [line for line in lines(result) if "nearly the text of" in line]
+    assert len(notes) == 1 and notes[0].startswith("note: ") and notes[0].endswith(".txt)")

@@ -202,3 +202,21 @@ def test_a_rule_for_a_field_matches_only_a_field_that_is_there():
     assert not rule.applies(None, {}) and not rule.applies(None, {"paywall": None})
     assert Rule("r", "drop", line="x", field="n", value="3").applies(None, {"n": 3})
     assert not Rule("r", "drop", line="x", field="f", value="True").applies(None, {"f": True})
+
+
+def test_a_rule_value_matches_a_number_as_a_number_and_a_site_as_hosts_are_written(tmp_path):
+    """ "7" did not match 7.0, nor "1E5" 100000.0; a site "Example.org" or "www.example.org" matched nothing,
+    since pages' hosts are lower-case and without www."""
+    from detector.rules import Rule
+
+    for field, value in ((7.0, "7"), (7, "7.0"), (100000.0, "1E5"), (1.1, "1.10"), (3, "3")):
+        assert Rule("r", "drop", line="x", field="n", value=value).applies(None, {"n": field}), (field, value)
+    for field, value in ((7.5, "7"), (7, "seven"), (True, "1"), ("7.0", "7")):
+        assert not Rule("r", "drop", line="x", field="n", value=value).applies(None, {"n": field}), (field, value)
+    for site in ("Example.org", "www.example.org", "EXAMPLE.ORG.", "example.org"):
+        (tmp_path / "rules.toml").write_text(
+            f'[[rule]]\nname = "r"\naction = "drop"\nline = "x"\nsite = "{site}"\n'
+        )
+        (rule,) = load_rules(tmp_path / "rules.toml")
+        assert rule.applies("example.org", None) and rule.applies("news.example.org", None), site
+        assert not rule.applies("otherexample.org", None)

@@ -478,3 +478,21 @@ def test_html_without_visible_text_says_so(tmp_path):
         result.stderr.decode()
         == f"note: {tmp_path / 'script.html'}: no visible text in the HTML, nothing to clean\n"
     )
+
+
+def test_a_warc_response_declared_iso_8859_1_by_its_http_header_is_read_as_windows_1252(tmp_path):
+    """The HTTP header's charset was applied literally: „ “ – € became control characters."""
+    from warcio.statusandheaders import StatusAndHeaders
+    from warcio.warcwriter import WARCWriter
+
+    body = "<html><body><p>„Die Aktie stieg“ – der Kurs liegt bei 410 €.</p></body></html>".encode("cp1252")
+    warc = tmp_path / "crawl.warc"
+    with open(warc, "wb") as handle:
+        writer = WARCWriter(handle, gzip=False)
+        declared = [("Content-Type", "text/html; charset=ISO-8859-1")]
+        headers = StatusAndHeaders("200 OK", declared, protocol="HTTP/1.1")
+        payload = io.BytesIO(body)
+        record = writer.create_warc_record("https://ex.de/a", "response", payload=payload, http_headers=headers)
+        writer.write_record(record)
+    result = run("clean-article", "--keep", "editorial,navigational,promotional", warc)
+    assert json.loads(result.stdout)["cleaned_text"] == "„Die Aktie stieg“ – der Kurs liegt bei 410 €."

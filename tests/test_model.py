@@ -195,6 +195,34 @@ def test_corrupted_model_is_refused(fixture_model, tmp_path, mapped):
         model.load(broken, mapped)
 
 
+def test_a_checksum_taken_later_refuses_a_damaged_file_when_verified(fixture_model, tmp_path):
+    """A one-page run takes the checksum in a second thread while it scores; verify() waits for it. A damaged
+    file is told as damaged, whether its header or only its checksum shows it."""
+    good = model.load(fixture_model[2], mapped=True, verify_later=True)
+    good.verify()
+    data = bytearray(fixture_model[2].read_bytes())
+    data[len(data) // 2] ^= 0xFF  # in the weights: the header is fine
+    (tmp_path / "weights.bin").write_bytes(bytes(data))
+    damaged = model.load(tmp_path / "weights.bin", mapped=True, verify_later=True)
+    with pytest.raises(model.ModelError, match="truncated or corrupted"):
+        damaged.verify()
+    data = bytearray(fixture_model[2].read_bytes())
+    data[len(model.MAGIC) + 6] ^= 0xFF  # in the header
+    (tmp_path / "header.bin").write_bytes(bytes(data))
+    with pytest.raises(model.ModelError, match="truncated or corrupted"):
+        model.load(tmp_path / "header.bin", mapped=True, verify_later=True)
+
+
+def test_one_page_with_a_damaged_model_writes_nothing(fixture_model, tmp_path):
+    data = bytearray(fixture_model[2].read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (tmp_path / "damaged.bin").write_bytes(bytes(data))
+    result = run("clean-article", "--model", tmp_path / "damaged.bin", stdin=b"Die Aktie stieg.\n")
+    assert (result.returncode, result.stdout) == (1, b"")
+    message = f"error: model file {tmp_path / 'damaged.bin'} is truncated or corrupted"
+    assert result.stderr.decode().startswith(message)
+
+
 def test_model_of_another_feature_version_is_refused(fixture_model, tmp_path):
     data = fixture_model[2].read_bytes()
     start = len(model.MAGIC) + 4
@@ -293,3 +321,46 @@ def test_scorer_equals_the_sklearn_pipeline_with_site_memory(fixture_model):
         rows.extend(scorer.probabilities(texts, blocks if blocks[0] is not None else None, memory.shares(texts)))
     assert np.abs(np.array(rows) - expected).max() < 1e-6
     assert np.abs(np.array(rows) - detector.predict_proba(corpus)).max() > 1e-6  # the memory was used
+
+
+def test_rows_are_told_apart_by_their_page_names_suffix_not_by_anything_in_their_path():
+    """ ".html" anywhere in a path made text pages HTML rows, and any "#" left a page out of its site's memory."""
+    import pandas as pd
+
+    from detector.workbench.train import COPY_SUFFIX, from_html_pages
+
+    pages = ["s.html-archiv/a.txt", "s/x.html", "s/x.html#text#body", "s/y.HTML", "s/z.txt#body", "s/wero#2.txt"]
+    corpus = pd.DataFrame({"page": pages, "site": "s", "text": [f"Absatz {i}" for i in range(6)]})
+    assert from_html_pages(corpus).tolist() == [False, True, True, True, False, False]
+    copies = corpus["page"].str.contains(COPY_SUFFIX).tolist()  # left out of site memories: not wero#2
+    assert copies == [False, False, True, False, True, False]
+
+
+def test_the_class_vocabulary_counts_site_folders_also_with_two_data_folders():
+    """A page of a second --data folder is named by its root: the site was taken from the name, and every
+    class word came from one "site", so none was kept."""
+    import pandas as pd
+
+    from detector.markup import blocks
+    from detector.workbench.train import MIN_CLASS_WORD_SITES, class_vocabulary
+
+    (block,) = blocks('<div class="teaser"><p>Mehr lesen</p></div>')
+    sites = [f"site{i}" for i in range(MIN_CLASS_WORD_SITES)]
+    pages = [f"/data/root{i}/{site}/p.html" for i, site in enumerate(sites)]
+    frame = pd.DataFrame({"page": pages, "site": sites, "block": [block] * len(sites)})
+    assert "teaser" in class_vocabulary(frame)
+
+
+def test_train_on_a_corpus_too_small_for_two_experts_writes_a_model_that_loads(tmp_path):
+    """Two text sites and --folds 2: the gate had no page to learn from, and the model written was refused by
+    its own loader ("damaged header (gate)") after training said nothing was wrong."""
+    import shutil
+
+    for site in ("site-a", "site-b"):
+        shutil.copytree(FIXTURE_CORPUS / site, tmp_path / "data" / site)
+    result = run("detector", "train", "--data", tmp_path / "data", "--folds", "2", "--output", tmp_path / "m.bin")
+    assert result.returncode == 0, result.stderr.decode()[-500:]
+    assert "could not be fitted on this corpus" in result.stderr.decode()
+    assert "Warning" not in result.stderr.decode() and "Traceback" not in result.stderr.decode()
+    model.load(tmp_path / "m.bin")
+    assert json.loads((tmp_path / "m.json").read_text())["fallback"].endswith("one expert")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -122,6 +123,7 @@ def admin_main(argv: list[str] | None = None) -> int:
     """Entry point of ``detector``; returns the exit code."""
     parser = admin_parser()
     args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, _terminate)
     if args.command is None:
         parser.print_help()
         return 2
@@ -136,7 +138,24 @@ def admin_main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         return 130
+    except _Terminated:
+        sys.stderr.write("terminated\n")
+        return 143
     return 0
+
+
+class _Terminated(BaseException):
+    """SIGTERM arrived: stop as Ctrl-C does (the fold workers are ended with the pool), exit 143."""
+
+
+_MAIN = os.getpid()
+
+
+def _terminate(signum: int, frame: object) -> NoReturn:
+    if os.getpid() != _MAIN:  # a fold worker forked with this handler: it ends as SIGTERM ends a process
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+    raise _Terminated
 
 
 def _train(args: argparse.Namespace) -> None:
@@ -156,6 +175,10 @@ def _train(args: argparse.Namespace) -> None:
             raise _Usage(f"--output {args.output}: {target} is a folder; the model and its metadata are files")
     if len({folder.resolve() for folder in folders}) < len(folders):
         raise _Usage("--data names the same folder twice")
+    for inner in folders:
+        for outer in folders:
+            if inner is not outer and inner.resolve().is_relative_to(outer.resolve()):
+                raise _Usage(f"--data {inner} lies inside --data {outer}: its pages would be read twice")
     for folder in folders:
         if output.is_relative_to(folder.resolve()):
             raise _Usage(
@@ -173,6 +196,8 @@ def _train(args: argparse.Namespace) -> None:
     metadata = train(folders, args.output, args.folds, args.jobs)
     cv = metadata["grouped_cross_validation"]["scores"]
     counts = metadata["training_data"]["paragraphs"]
+    if metadata.get("fallback"):
+        sys.stderr.write(f"note: {metadata['fallback']}\n")
     empty = sum(len(corpus_files(folder)) for folder in folders) - metadata["training_data"]["pages"]
     if empty:
         sys.stderr.write(f"note: {empty} page(s) without a paragraph left out\n")

@@ -24,6 +24,7 @@ import pandas as pd
 
 from detector import markup
 from detector.api import load_model
+from detector.batch import display
 from detector.features import SiteMemory, recurring
 from detector.model import CLASSES
 from detector.pages import LABELS, load_corpus, parse_annotated
@@ -628,7 +629,16 @@ def _sections(report: SetReport) -> list[tuple[str, list[str], list[list[str]]]]
 
 
 def render_text(reports: list[SetReport]) -> str:
-    return "\n\n".join(f"{title}\n{text_table(h, rows)}" for r in reports for title, h, rows in _sections(r))
+    return "\n\n".join(f"{title}\n{text_table(h, rows)}" for r in reports for title, h, rows in _shown(r))
+
+
+def _shown(report: SetReport) -> list[tuple[str, list[str], list[list[str]]]]:
+    """The report's sections with page and folder names printable on one line (``\\xNN`` for bytes that are not
+    UTF-8 and for control characters, as the command line shows them)."""
+    return [
+        (display(title), header, [[display(cell) for cell in row] for row in rows])
+        for title, header, rows in _sections(report)
+    ]
 
 
 def write_markdown(reports: list[SetReport], out_dir: Path) -> Path:
@@ -642,10 +652,14 @@ def write_markdown(reports: list[SetReport], out_dir: Path) -> Path:
         "(one `<p>` per paragraph); in HTML mode they read the original HTML file.",
         "",
     ]
-    for report in reports:
-        for level, (title, header, rows) in enumerate(_sections(report)):
+    stems: set[str] = set()
+    for number, report in enumerate(reports, 1):
+        for level, (title, header, rows) in enumerate(_shown(report)):
             parts += [f"{'##' if level == 0 else '###'} {title}", "", markdown_table(header, rows), ""]
-        for picture in (_plot(report, out_dir), _plot_knob(report, out_dir)):
+        stem = display(report.name)[:80].replace("/", "_")  # the pictures' names: short, printable, one per set
+        stem = stem if stem not in stems else f"{stem}-{number}"
+        stems.add(stem)
+        for picture in (_plot(report, out_dir, stem), _plot_knob(report, out_dir, stem)):
             if picture:
                 parts += [f"![{picture.stem}]({picture.name})", ""]
     path = out_dir / "evaluation.md"
@@ -659,7 +673,7 @@ def _printable(text: str) -> str:
     return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
-def _plot(report: SetReport, out_dir: Path) -> Path | None:
+def _plot(report: SetReport, out_dir: Path, stem: str) -> Path | None:
     try:
         import matplotlib
 
@@ -688,13 +702,13 @@ def _plot(report: SetReport, out_dir: Path) -> Path | None:
     right.set_title(f"worst {len(table)} by {group}")
     right.tick_params(axis="y", labelsize=7)
     fig.tight_layout()
-    path = out_dir / f"evaluation-{report.name}.png"
+    path = out_dir / f"evaluation-{stem}.png"
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return path
 
 
-def _plot_knob(report: SetReport, out_dir: Path) -> Path | None:
+def _plot_knob(report: SetReport, out_dir: Path, stem: str) -> Path | None:
     """The precision/recall curve of "kept as article" against the threshold, with the presets marked, and
     the reliability diagram of the probabilities."""
     if report.probabilities is None:
@@ -728,7 +742,7 @@ def _plot_knob(report: SetReport, out_dir: Path) -> Path | None:
     right.set_ylabel("share correct")
     right.set_title(f"reliability, expected calibration error {ece:.3f}")
     fig.tight_layout()
-    path = out_dir / f"knob-{report.name}.png"
+    path = out_dir / f"knob-{stem}.png"
     fig.savefig(path, dpi=80)
     plt.close(fig)
     return path

@@ -118,7 +118,9 @@ def pick(candidates: list[Candidate], budget: int) -> list[Candidate]:
     while pool and len(picked) < budget:
         best = max(pool, key=lambda c: c.worth / (2 ** per_site.get(c.site, 0)))
         pool.remove(best)
-        if any(_overlap(best.words, other.words) >= SIMILAR for other in picked):
+        twin = next((other for other in picked if _overlap(best.words, other.words) >= SIMILAR), None)
+        if twin is not None:
+            sys.stderr.write(f"note: {display(best.path)}: left out (nearly the text of {display(twin.path)})\n")
             continue
         picked.append(best)
         per_site[best.site] = per_site.get(best.site, 0) + 1

@@ -58,7 +58,7 @@ C = 2.0  # inverse regularisation strength, chosen by grouped cross-validation o
 C_STAGE2 = 0.01  # the second stage's, chosen the same way (0.001 to 1 tried): its few features want small weights
 
 
-COLUMNS = ["page", "text", "block"]  # what the features read of a corpus table
+COLUMNS = ["page", "site", "text", "block"]  # what the features read of a corpus table
 
 
 class ParagraphFeatures(TransformerMixin, BaseEstimator):
@@ -97,12 +97,11 @@ MIN_CLASS_WORD_SITES = 3  # a class or id word counts when pages of this many si
 
 def class_vocabulary(X: pd.DataFrame) -> frozenset[str]:
     """The class and id words used on HTML pages of at least ``MIN_CLASS_WORD_SITES`` site styles (the first
-    folder of the page name): "ad", "teaser", "footer" are shared by many sites, where "fzf" or "sc-bdVaJa"
+    folders): "ad", "teaser", "footer" are shared by many sites, where "fzf" or "sc-bdVaJa"
     name one site's styles and would only teach the model that site."""
     sites: dict[str, set[str]] = {}
-    for page, block in zip(X["page"], X["block"]):
+    for site, block in zip(X["site"], X["block"]):
         if block is not None:
-            site = str(page).split("/", 1)[0]
             for word in block.class_words:
                 sites.setdefault(word, set()).add(site)
     return frozenset(word for word, found in sites.items() if len(found) >= MIN_CLASS_WORD_SITES)
@@ -353,7 +352,7 @@ def site_memories(corpus: pd.DataFrame) -> dict[str, SiteMemory]:
     """Per site folder, the memory a batch of its pages gives (``detector.features.SiteMemory``): the folder's
     own pages, not their training copies, whose pages share their site's chrome as real sites do."""
     memories: dict[str, SiteMemory] = {}
-    originals = corpus[~corpus["page"].str.contains("#", regex=False)]
+    originals = corpus[~corpus["page"].str.contains(COPY_SUFFIX)]
     for (site, _), rows in originals.groupby(["site", "page"], sort=False):
         memories.setdefault(site, SiteMemory()).add(rows["text"].tolist())
     return memories
@@ -386,11 +385,20 @@ def _map(function: Callable[[Any], Any], items: list[Any], jobs: int) -> list[An
     import multiprocessing
     import signal
 
+    from detector.batch import abandon_pool
+
     # Ctrl-C reaches the workers too: they ignore it and the parent stops them, so it ends in one line, not in
-    # a traceback from each worker.
+    # a traceback from each worker; a SIGTERM to the process group kills them, and the pool is left as a batch
+    # leaves it (its own teardown could wait for ever).
     context = multiprocessing.get_context("fork")
-    with context.Pool(min(jobs, len(items)), signal.signal, (signal.SIGINT, signal.SIG_IGN)) as pool:
-        return pool.map(function, items, chunksize=1)
+    pool = context.Pool(min(jobs, len(items)), signal.signal, (signal.SIGINT, signal.SIG_IGN))
+    try:
+        results = pool.map(function, items, chunksize=1)
+    except BaseException:
+        abandon_pool(pool)
+        raise
+    pool.terminate()
+    return results
 
 
 def fit_stage2(features: np.ndarray, labels: pd.Series, weights: np.ndarray) -> LogisticRegression:
@@ -521,8 +529,12 @@ def region_rows(corpus: pd.DataFrame) -> np.ndarray:
 
 
 def from_html_pages(corpus: pd.DataFrame) -> np.ndarray:
-    """Rows of HTML pages and of their training copies (whose names keep the page's name)."""
-    return corpus["page"].str.lower().str.contains(".html", regex=False).to_numpy()
+    """Rows of HTML pages and of their training copies (whose names keep the page's name and add a suffix):
+    by the name's suffix, not by ".html" anywhere in its path (a folder ``site.html-archiv``)."""
+    return corpus["page"].str.contains(r"(?i)\.html(?:#|$)").to_numpy()
+
+
+COPY_SUFFIX = r"#(?:text|body|head|short)(?:#|$)"  # what ``with_training_copies`` adds to a page's name
 
 
 def fit_model(corpus: pd.DataFrame, folds: int = 5, jobs: int = 2) -> tuple[DetectorModel, CrossValidation | None]:
@@ -682,6 +694,8 @@ def fit_gate(
     text_form = corpus["block"].isna().to_numpy()
     scored = text_form & ~np.isnan(region_probabilities[:, 0])
     pages = [rows for rows in page_slices(corpus) if scored[rows.start]]
+    if not pages:  # no text page was scored by both experts out of fold: no gate (and one expert, see train)
+        return Gate(None, np.zeros(0), np.ones(0)), np.full(len(corpus), np.nan)
     shapes = np.asarray([page_shape(corpus["text"].iloc[rows].tolist()) for rows in pages])
     index = np.searchsorted(classes, corpus["label"].to_numpy())  # the probabilities' columns: sorted classes
     weights = training_weights(corpus)
@@ -869,10 +883,20 @@ def train(data: Path | list[Path], out: Path, folds: int = 5, jobs: int = 2) -> 
             f"the training data has no {' and no '.join(absent)} paragraphs: "
             "the model needs examples of every label"
         )
-    detector, validation = fit_model(corpus, folds, jobs)
+    fallback = None
+    try:
+        detector, validation = fit_model(corpus, folds, jobs)
+        header, weights = export(detector)
+        body = model.model_bytes(header, weights.tolist(), frequent_words(corpus["text"]))
+        problem = model.problem_of(body)
+    except ValueError as exc:  # scikit-learn: a fold without rows for one expert
+        problem = str(exc)
+    if problem:  # too few sites or text pages for folds and two experts: one expert, as --folds 1 trains
+        fallback = f"{folds} folds and two experts could not be fitted on this corpus ({problem}): one expert"
+        detector, validation = fit_model(corpus, 1, jobs)
+        header, weights = export(detector)
+        body = model.model_bytes(header, weights.tolist(), frequent_words(corpus["text"]))
     cv = rounded(scores(corpus["label"].tolist(), validation.labels.tolist())) if validation is not None else None
-    header, weights = export(detector)
-    body = model.model_bytes(header, weights.tolist(), frequent_words(corpus["text"]))
     metadata = {
         "model_file": out.name,
         "model_sha256": hashlib.sha256(body).hexdigest(),
@@ -888,6 +912,7 @@ def train(data: Path | list[Path], out: Path, folds: int = 5, jobs: int = 2) -> 
             - int(corpus["page"].nunique()),
         },
         "grouped_cross_validation": {"folds": folds, "group": "site folder", "scores": cv},
+        **({"fallback": fallback} if fallback else {}),
         "settings": {"hash_bits": HASH_BITS, "char_ngrams": list(CHAR_NGRAMS), "C": C, "C_stage2": C_STAGE2},
         "versions": {
             "python": platform.python_version(),
