@@ -18,7 +18,7 @@ $(BIN)/clean-article: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(EDITABLE) --config-settings editable_mode=compat 2>/dev/null || $(EDITABLE)
-	$(BIN)/python -m compileall -q detector models  # as pip does for a wheel: no start compiles the package
+	$(BIN)/python -m compileall -q -f detector models  # as pip does for a wheel: no start compiles the package
 	touch $@
 
 test: install lint

@@ -272,9 +272,19 @@ def stale_bytecode() -> list[str]:
     stale = []
     for source in sorted(package.rglob("*.py")):
         cached = Path(cache_from_source(str(source)))
-        if not cached.exists() or cached.stat().st_mtime < source.stat().st_mtime:
+        if not cached.exists() or not _bytecode_matches(cached.read_bytes()[:16], source.stat()):
             stale.append(str(source.relative_to(package.parent)))
     return stale
+
+
+def _bytecode_matches(header: bytes, info: os.stat_result) -> bool:
+    """Whether a .pyc header records the source's modification time and size, as the importer checks them: a
+    source edited within the second its bytecode was written keeps the time but not the size, and
+    ``compileall`` (which compares the time alone) leaves that bytecode stale."""
+    if len(header) < 16 or int.from_bytes(header[4:8], "little") != 0:  # not a timestamp-based .pyc
+        return True
+    mtime, size = int.from_bytes(header[8:12], "little"), int.from_bytes(header[12:16], "little")
+    return mtime == int(info.st_mtime) & 0xFFFFFFFF and size == info.st_size & 0xFFFFFFFF
 
 
 def bench(example: Path, pages_root: Path, runs: int = 15, files: int = 10_000, train: bool = False) -> str:
