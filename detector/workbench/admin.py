@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import NoReturn
 
+from detector.cli import Terminated
 from detector.model import ModelError
 
 DEVSET = Path("..") / "shared" / "devset"
@@ -138,14 +139,10 @@ def admin_main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         return 130
-    except _Terminated:
+    except Terminated:
         sys.stderr.write("terminated\n")
         return 143
     return 0
-
-
-class _Terminated(BaseException):
-    """SIGTERM arrived: stop as Ctrl-C does (the fold workers are ended with the pool), exit 143."""
 
 
 _MAIN = os.getpid()
@@ -155,7 +152,7 @@ def _terminate(signum: int, frame: object) -> NoReturn:
     if os.getpid() != _MAIN:  # a fold worker forked with this handler: it ends as SIGTERM ends a process
         signal.signal(signum, signal.SIG_DFL)
         os.kill(os.getpid(), signum)
-    raise _Terminated
+    raise Terminated
 
 
 def _train(args: argparse.Namespace) -> None:
