@@ -37,6 +37,15 @@ def _terminate(signum: int, frame: object) -> NoReturn:
     raise Terminated
 
 
+def interrupted(exc: BaseException) -> int:
+    """One line on stderr for Ctrl-C (exit 130) or SIGTERM (143)."""
+    if isinstance(exc, Terminated):
+        sys.stderr.write("terminated\n")
+        return 143
+    sys.stderr.write("interrupted\n")
+    return 130
+
+
 def _error(message: str, code: int = 1) -> int:
     sys.stderr.write(f"error: {message}\n")
     return code
@@ -307,12 +316,8 @@ def clean_main(argv: list[str] | None = None) -> int:
         return _clean_many(inputs, args.output, config)
     except ModelError as exc:
         return _error(str(exc))
-    except KeyboardInterrupt:
-        sys.stderr.write("interrupted\n")
-        return 130
-    except Terminated:
-        sys.stderr.write("terminated\n")
-        return 143
+    except (KeyboardInterrupt, Terminated) as exc:
+        return interrupted(exc)
     finally:
         signal.signal(signal.SIGTERM, previous)
 

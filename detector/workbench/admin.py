@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import NoReturn
 
-from detector.cli import Terminated
+from detector.cli import Terminated, interrupted
 from detector.model import ModelError
 
 DEVSET = Path("..") / "shared" / "devset"
@@ -136,12 +136,8 @@ def admin_main(argv: list[str] | None = None) -> int:
     except (_Failed, ModelError, ValueError, OSError) as exc:
         sys.stderr.write(f"error: {exc}\n")
         return 1
-    except KeyboardInterrupt:
-        sys.stderr.write("interrupted\n")
-        return 130
-    except Terminated:
-        sys.stderr.write("terminated\n")
-        return 143
+    except (KeyboardInterrupt, Terminated) as exc:
+        return interrupted(exc)
     return 0
 
 
