@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterable, Iterator, Mapping
 
 from detector import model as model_file
@@ -33,7 +34,7 @@ else:
 FORMATS = ("text", "annotated", "json", "html", "explain")
 WINDOW = 4000
 CONTEXT = 32
-_loaded: dict[str, tuple[tuple[int, ...], model_file.Scorer]] = {}  # by real path: the file's identity, its model
+_loaded: dict[tuple[str, bool], tuple[tuple[int, ...], model_file.Scorer]] = {}  # by (real path, mapped)
 
 
 class Paragraph(NamedTuple):
@@ -54,8 +55,10 @@ def load_model(
     ``mapped``: map the file instead of reading it, for a run of seconds; ``verify_later``: take its checksum
     while the caller goes on, who must call the model's ``verify()`` before trusting a result
     (``detector.model.load``).
-    The cache is keyed by the file's real path and identity (device, inode, size, modification time): the
-    same name in another working folder, or a model trained anew over the old one, is loaded afresh."""
+    The cache is keyed by the file's real path, identity (device, inode, size, modification time) and
+    ``mapped``: the same name in another working folder, or a model trained anew over the old one, is loaded
+    afresh, and a read model is never a mapped one. A cached model loaded with ``verify_later`` is verified
+    before it is handed out without it: a damaged file is refused every time it is asked for."""
     identity: tuple[int, ...] = ()
     if path is None:
         key = ""
@@ -70,10 +73,16 @@ def load_model(
             identity = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
         except OSError:
             pass  # model_file.load names the problem
-    cached = _loaded.get(key)
+    cached = _loaded.get((key, mapped))
     if cached is None or cached[0] != identity or (key and not identity):
-        _loaded[key] = (identity, model_file.load(path, mapped, verify_later))
-    return _loaded[key][1]
+        _loaded[key, mapped] = (identity, model_file.load(path, mapped, verify_later))
+    elif not verify_later:
+        try:
+            cached[1].verify()  # loaded with verify_later, its checksum not yet known (or known to be wrong)
+        except model_file.ModelError:
+            del _loaded[key, mapped]
+            raise
+    return _loaded[key, mapped][1]
 
 
 class Decision(NamedTuple):
@@ -108,11 +117,13 @@ def check_arguments(
     if min_editorial is None:
         return None
     try:
-        if isinstance(min_editorial, (bool, str, bytes)):
+        if isinstance(min_editorial, (str, bytes)) or type(min_editorial).__name__ in ("bool", "bool_"):  # numpy's
             raise TypeError
         value = float(min_editorial)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         raise TypeError(f"min_editorial must be a number, not {type(min_editorial).__name__}") from None
+    except OverflowError:  # an int beyond a double: beyond 1 too
+        value = float("inf")
     if not 0.0 <= value <= 1.0:  # NaN too
         raise ValueError(f"min_editorial must be a probability between 0 and 1, not {min_editorial}")
     return value
@@ -263,8 +274,7 @@ def clean_html(
 def explain(text: str, model: model_file.Scorer | None = None, top: int = 5) -> list[dict]:
     """Why each paragraph of a text page got its label: ``detector.model.Scorer.explain``."""
     check_arguments(text, False, model)
-    if isinstance(top, bool) or not isinstance(top, int):
-        raise TypeError(f"top must be an int, not {type(top).__name__}")
+    _check_top(top)
     scorer = model or load_model()
     return scorer.explain(list(iter_paragraphs(normalise_newlines(text))), None, top)
 
@@ -272,9 +282,18 @@ def explain(text: str, model: model_file.Scorer | None = None, top: int = 5) -> 
 def explain_html(html: str | bytes, model: model_file.Scorer | None = None, top: int = 5) -> list[dict]:
     """Why each paragraph of an HTML page got its label."""
     check_arguments(html, True, model)
+    _check_top(top)
     scorer = model or load_model()
     blocks = html_blocks(html)
     return scorer.explain([b.text for b in blocks], blocks, top)
+
+
+def _check_top(top: object) -> None:
+    """``top``, the number of features shown per side, is a count: an int of at least 0."""
+    if isinstance(top, bool) or not isinstance(top, int):
+        raise TypeError(f"top must be an int, not {type(top).__name__}")
+    if top < 0:
+        raise ValueError(f"top must be at least 0, not {top}")
 
 
 def parse_keep(value: str | Iterable[str]) -> tuple[str, ...]:
@@ -359,8 +378,12 @@ def verdict(paragraphs: Iterable[Paragraph]) -> dict:
     both by characters), and its flags: ``no_article`` (almost no editorial text), ``teaser_only`` (a short
     article cut off by a sales box: a paywall or teaser stub) and ``advertorial`` (the running text itself
     sells: more promotional than editorial running text)."""
+    if isinstance(paragraphs, (str, bytes)):
+        raise TypeError("verdict takes the paragraphs classify or classify_html returns, not a page")
     counter = VerdictCounter()
     for p in paragraphs:
+        if not isinstance(p, Paragraph):
+            raise TypeError(f"verdict takes Paragraphs (from classify or classify_html), not {type(p).__name__}")
         counter.add(p)
     return counter.result()
 
@@ -387,6 +410,10 @@ class PageWriter:
         self.kept = 0
         self._kept_texts: list[str] = []  # for json's "text"
         self._in_list = False
+        self._html_open = False  # the document's head is written with the first kept paragraph (its title)
+        # annotated: the first paragraph with a line that begins with a label, which the format cannot tell
+        # from a missing blank line (``detector.pages.parse_annotated`` refuses the page)
+        self.unreadable: int | None = None
         self._last = ""
 
     def add(self, p: Paragraph, explanation: dict | None = None) -> str:
@@ -408,19 +435,22 @@ class PageWriter:
         if fmt == "text":
             return ("" if self.kept == 1 else "\n\n") + p.text if kept else ""
         if fmt == "annotated":
+            if self.unreadable is None and "\n[" in p.text and _LABEL_LINE.search(p.text):
+                self.unreadable = p.index
             return ("" if first else "\n") + f"[{p.label}] {p.text}\n"
         if fmt == "json":
             if kept:
                 self._kept_texts.append(p.text)
             return ('{"paragraphs": [' if first else ", ") + json.dumps(_paragraph_record(p), ensure_ascii=False)
         if fmt == "html":
-            return (_HTML_HEAD if first else "") + (self._html(p) if kept else "")
+            return self._html(p) if kept else ""
         return ("" if first else "\n\n") + _explained(p, explanation)
 
     def _html(self, p: Paragraph) -> str:
         from html import escape  # here, not at the top: only -f html needs it
 
-        out = ""
+        out = "" if self._html_open else _html_head(p.text.split("\n", 1)[0])
+        self._html_open = True
         text = escape(p.text).translate(_NOT_IN_HTML).replace("\n", "<br>\n")
         is_item = p.tag in ("li", "dt", "dd")
         if is_item != self._in_list:
@@ -439,7 +469,7 @@ class PageWriter:
             verdict_json = json.dumps(self.counter.result(), ensure_ascii=False)
             out = f'{head}], "text": {text}, "verdict": {verdict_json}}}'
         elif fmt == "html":
-            out = (_HTML_HEAD if self.count == 0 else "") + ("</ul>\n" if self._in_list else "") + _HTML_FOOT
+            out = ("" if self._html_open else _html_head("")) + ("</ul>\n" if self._in_list else "") + _HTML_FOOT
         else:
             out = ""
         if self.final_newline and (out or self._last) and not (out or self._last).endswith("\n"):
@@ -459,7 +489,20 @@ _NOT_IN_HTML = dict.fromkeys(
     + [plane + last for plane in range(0, 0x110000, 0x10000) for last in (0xFFFE, 0xFFFF)],
     "\ufffd",
 )
-_HTML_HEAD = '<!DOCTYPE html>\n<html lang="de">\n<head><meta charset="utf-8"></head>\n<body>\n'
+
+_LABEL_LINE = re.compile(rf"\n\[(?:{'|'.join(LABELS)})\] ")
+
+
+def _html_head(title: str) -> str:
+    """The document's start; its title (HTML5 requires one) is the first line of the first kept paragraph,
+    mostly the headline."""
+    from html import escape
+
+    title = escape(" ".join(title.split())).translate(_NOT_IN_HTML) or "Kein Artikel gefunden"
+    head = f'<head><meta charset="utf-8"><title>{title}</title></head>'
+    return f'<!DOCTYPE html>\n<html lang="de">\n{head}\n<body>\n'
+
+
 _HTML_FOOT = "</body>\n</html>"
 
 

@@ -52,6 +52,7 @@ else:
     from detector._named_tuple import NamedTuple
 
 DEFAULT_MAX_BYTES = 32 * 1024 * 1024
+READ_STEP = 64 * 1024 * 1024  # ``read_limited`` reads larger inputs in steps of this
 TEMP_SUFFIX = ".detector-part"
 INPUT_FORMATS = ("auto", "text", "html", "jsonl", "warc")
 DEFAULT_GLOBS = {
@@ -100,6 +101,7 @@ class RunConfig(NamedTuple):
     drop_pages: tuple[str, ...] = ()
     site_memory: bool = True
     memories: dict[str, SiteMemory] | None = None  # filled by ``with_site_memory``
+    memory_hosts: frozenset[str] | None = None  # its first pass: the record sites with enough pages to count
     run_id: str = ""  # the mark of the run's temporary files: ``new_run_id()`` for each run
 
     def patterns(self) -> tuple[str, ...]:
@@ -178,9 +180,23 @@ def display(name: str | os.PathLike) -> str:
     return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace").translate(_CONTROL_ESCAPES)
 
 
+def gzipped_name(name: str) -> bool:
+    """Whether a name says gzip, in any case (``CRAWL.JSONL.GZ`` was read as raw bytes)."""
+    return name.lower().endswith(".gz")
+
+
 def read_limited(stream: BinaryIO, max_bytes: int, name: str) -> bytes:
-    """Read a whole input, refusing one larger than ``max_bytes`` before it fills the memory."""
-    data = stream.read(max_bytes + 1)
+    """Read a whole input, refusing one larger than ``max_bytes`` before it fills the memory. Read in steps of
+    at most ``READ_STEP``: one read of ``max_bytes`` allocates that much at once (a limit of 100 GB failed every
+    page with MemoryError)."""
+    step = min(max_bytes, READ_STEP) + 1
+    data = stream.read(step)
+    if len(data) == step and step <= max_bytes:  # more than a step, within the limit so far
+        parts, size = [data], len(data)
+        while size <= max_bytes and (part := stream.read(min(max_bytes + 1 - size, READ_STEP))):
+            parts.append(part)
+            size += len(part)
+        data = b"".join(parts)
     if len(data) > max_bytes:
         raise InputError(f"{name}: larger than --max-bytes ({max_bytes} bytes)")
     return data
@@ -363,7 +379,7 @@ def page_paragraphs(
     """One page's bytes (text or HTML) decoded and split into paragraphs (a stream for text), with the
     markup of each for HTML."""
     try:
-        if data[:2] == b"\x1f\x8b" and (kind == "html" or name.endswith(".gz")):
+        if data[:2] == b"\x1f\x8b" and (kind == "html" or gzipped_name(name)):
             data = gunzip_limited(data, config.max_bytes, name)
         if kind == "html":
             from detector.markup import decode_html  # here, not at the top: text pages start without it
@@ -414,13 +430,25 @@ def clean_page(
             notes.append(f"{name}: {empty}, nothing to clean")
         elif not writer.kept and not dropped_by(writer.verdict(), config):  # a dropped page says so itself
             notes.append(f"{name}: no {'/'.join(config.keep)} paragraph found, the output is empty")
+        if writer.unreadable is not None:
+            notes.append(
+                f"{name}: paragraph {writer.unreadable} has a line that begins with a label ([editorial] …); "
+                "the annotated page will not read back until it is split there or the line changed"
+            )
 
     return Page(chunks(), writer, notes)
 
 
 def encode_output(text: str) -> bytes:
-    """Output text as UTF-8; characters that cannot be (lone surrogates from a broken input) become U+FFFD."""
-    return text.encode("utf-8", "replace") if not text.isascii() else text.encode("ascii")
+    """Output text as UTF-8; characters that cannot be (lone surrogates from a broken input) become U+FFFD (the
+    codec's "replace" would write "?", which reads as a real question mark)."""
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        return _LONE_SURROGATE.sub("\ufffd", text).encode("utf-8")
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -456,13 +484,14 @@ def record_lines(stream: BinaryIO, max_bytes: int) -> Iterator[tuple[int, bytes 
     elif len(head) >= 2 and head[0] == 0 and head[1] == ord("{"):
         codec = "utf-16-be"
     reader: IO[Any] = io.TextIOWrapper(stream, encoding=codec, errors="strict", newline="\n") if codec else stream
+    limit = max_bytes // (4 if codec == "utf-32" else 2) if codec else max_bytes  # text counts characters
     number = 0
     while True:
-        line = reader.readline(max_bytes + 1)
+        line = reader.readline(limit + 1)
         if not line:
             return
         number += 1
-        if len(line) > max_bytes and not line.endswith("\n" if codec else b"\n"):
+        if len(line) > limit and not line.endswith("\n" if codec else b"\n"):
             while line and not line.endswith("\n" if codec else b"\n"):
                 line = reader.readline(1 << 20)
             yield number, None
@@ -791,6 +820,10 @@ def write_atomic(
         if commit is not None and not commit():
             tmp.unlink()
             return False
+        if _HOLD_SIGNALS[0]:  # see ``_run_here``
+            import signal
+
+            signal.pthread_sigmask(signal.SIG_BLOCK, (signal.SIGINT, signal.SIGTERM))
         os.replace(tmp, path)
         return True
     except OSError as exc:
@@ -819,7 +852,7 @@ def clean_file(task: Task, config: RunConfig) -> Result:
         with open_input(task.source, name, walked=True) as handle:
             if task.kind in ("jsonl", "warc"):
                 stream: BinaryIO = handle
-                if task.kind == "jsonl" and task.source.endswith(".gz"):
+                if task.kind == "jsonl" and gzipped_name(task.source):
                     stream = gunzip_stream(handle)
                 lines = (clean_records if task.kind == "jsonl" else clean_warc)(stream, name, config, result)
                 write_atomic(target, lines, config.run_id)
@@ -1116,23 +1149,40 @@ def with_site_memory(tasks: list[Task], config: RunConfig) -> RunConfig:
     ]
     if not wanted:
         return config
+    records = [t for t in wanted if t.kind in ("jsonl", "warc")]
+    counting = config
+    if records:  # which hosts have enough pages: a broad crawl's one-page hosts are never counted
+        seen: dict[str, set[int]] = {}
+        for site, pages in run(records, config, host_pages_chunk):
+            known = seen.setdefault(site, set())
+            if len(known) < SITE_MIN_PAGES:
+                known |= pages
+        counting = config._replace(
+            memory_hosts=frozenset(site for site, pages in seen.items() if len(pages) >= SITE_MIN_PAGES)
+        )
+        del seen
     memories: dict[str, SiteMemory] = {}
-    for site, seen in run(wanted, config, remember_chunk):
+    # counted in the order of the inputs' names, not as the workers answer: a memory over its cap, or a page
+    # held by two files, then counts the same whatever the order of the command line or of the workers
+    for _, site, seen_keys in sorted(run(wanted, counting, remember_chunk), key=lambda found: found[0]):
         memory = memories.setdefault(site, SiteMemory())
-        if isinstance(seen, SiteMemory):
-            memory.merge(seen)
+        if isinstance(seen_keys, SiteMemory):
+            memory.merge(seen_keys)
         else:
-            memory.add_keys(seen)
+            memory.add_keys(seen_keys)
     kept = {site: memory.repeated() for site, memory in memories.items() if memory.pages >= SITE_MIN_PAGES}
     return config._replace(memories=kept)
 
 
-def remember_chunk(tasks: list[Task], config: RunConfig) -> list[tuple[str, frozenset[int] | SiteMemory]]:
+def remember_chunk(
+    tasks: list[Task], config: RunConfig
+) -> list[tuple[tuple[str, str], str, frozenset[int] | SiteMemory]]:
     """A worker's unit of the first pass: every page file as its site and the keys of its paragraphs
     (``features.page_keys``: a few hundred bytes a page, counted by the main process, so that a page seen
     twice anywhere counts once); every JSON Lines or WARC file, which may hold millions of pages, as the
-    memories of its hosts, counted here (a page seen twice in one file counts once)."""
-    found: list[tuple[str, frozenset[int] | SiteMemory]] = []
+    memories of its hosts, counted here (a page seen twice in one file counts once). Each with the order it
+    is counted in: by the input's name, then the site's."""
+    found: list[tuple[tuple[str, str], str, frozenset[int] | SiteMemory]] = []
     for task in tasks:
         memories: dict[str, SiteMemory] = {}
         try:
@@ -1140,31 +1190,52 @@ def remember_chunk(tasks: list[Task], config: RunConfig) -> list[tuple[str, froz
                 if task.kind in ("jsonl", "warc"):
                     memories.setdefault(site, SiteMemory()).add(texts)
                 else:
-                    found.append((site, page_keys(texts)))
+                    found.append(((task.source, site), site, page_keys(texts)))
         except Exception:  # reported by the second pass, which cleans what it can
             pass
-        found.extend(memories.items())
+        found.extend(((task.source, site), site, memory) for site, memory in memories.items())
     return found
 
 
-def _site_pages(task: Task, config: RunConfig) -> Iterator[tuple[str, Iterable[str]]]:
+def host_pages_chunk(tasks: list[Task], config: RunConfig) -> list[tuple[str, set[int]]]:
+    """The first step of the first pass over files of records: per file, each host with a checksum of each of
+    its pages' text or HTML (at most ``SITE_MIN_PAGES`` of them: enough to tell), read without parsing a
+    page. A few hundred bytes per host, where counting every paragraph of a broad crawl's one-page hosts held
+    8 KB per record, without a bound."""
+    found: list[tuple[str, set[int]]] = []
+    for task in tasks:
+        hosts: dict[str, set[int]] = {}
+        try:
+            for site, page in _site_pages(task, config, checksums=True):
+                pages = hosts.setdefault(site, set())
+                if len(pages) < SITE_MIN_PAGES:
+                    pages.add(page)
+        except Exception:  # reported by the second pass, which cleans what it can
+            pass
+        found.extend(hosts.items())
+    return found
+
+
+def _site_pages(task: Task, config: RunConfig, checksums: bool = False) -> Iterator[tuple[str, Any]]:
     """The pages of one input with their sites: a page file is one page of its folder; records without a
-    URL belong to no site."""
+    URL belong to no site. Of records, only those of ``config.memory_hosts`` (when given); with
+    ``checksums``, each page as the CRC-32 of its text or HTML instead of its paragraphs."""
     name = display(task.source)
     with open_input(task.source, name, walked=True) as handle:
         if task.kind == "jsonl":
-            stream = gunzip_stream(handle) if task.source.endswith(".gz") else handle
-            yield from _record_pages(stream, config)
+            stream = gunzip_stream(handle) if gzipped_name(task.source) else handle
+            yield from _record_pages(stream, config, checksums)
             return
         if task.kind == "warc":
-            yield from _warc_pages(handle, config)
+            yield from _warc_pages(handle, config, checksums)
             return
         data = read_limited(handle, config.max_bytes, name)
     yield file_site(task.source), page_paragraphs(data, name, task.kind, config)[0]
 
 
-def _record_pages(stream: BinaryIO, config: RunConfig) -> Iterator[tuple[str, Iterable[str]]]:
+def _record_pages(stream: BinaryIO, config: RunConfig, checksums: bool = False) -> Iterator[tuple[str, Any]]:
     field_name = config.html_field or config.text_field
+    hosts = config.memory_hosts
     for _, line in record_lines(stream, config.max_bytes):
         if not line or not line.strip():
             continue
@@ -1173,21 +1244,25 @@ def _record_pages(stream: BinaryIO, config: RunConfig) -> Iterator[tuple[str, It
         except (ValueError, RecursionError):
             continue
         host = host_of(record.get("url")) if isinstance(record, dict) else None
-        value = record.get(field_name) if host else None
+        value = record.get(field_name) if host and (hosts is None or f"host:{host}" in hosts) else None
         if isinstance(value, str):
-            if config.html_field:
+            if checksums:
+                yield f"host:{host}", zlib.crc32(value.encode("utf-8", "surrogatepass"))
+            elif config.html_field:
                 try:
                     texts = [b.text for b in html_blocks(value)]
                 except ValueError:  # a page nested too deep: reported by the second pass
                     continue
                 yield f"host:{host}", texts
-            else:
-                yield f"host:{host}", iter_paragraphs(normalise_newlines(value))
+            else:  # as the second pass reads it (``clean_records``), repaired or not
+                text = _fix(value) if config.fix_mojibake else value
+                yield f"host:{host}", iter_paragraphs(normalise_newlines(text))
 
 
-def _warc_pages(stream: BinaryIO, config: RunConfig) -> Iterator[tuple[str, Iterable[str]]]:
+def _warc_pages(stream: BinaryIO, config: RunConfig, checksums: bool = False) -> Iterator[tuple[str, Any]]:
     from warcio.exceptions import ArchiveLoadFailed
 
+    hosts = config.memory_hosts
     try:
         for record in archive_iterator()(plain_warc(stream), arc2warc=True):
             if record.rec_type != "response" or not record.http_headers:
@@ -1196,9 +1271,14 @@ def _warc_pages(stream: BinaryIO, config: RunConfig) -> Iterator[tuple[str, Iter
             host = host_of(record.rec_headers.get_header("WARC-Target-URI"))
             if "html" not in content_type.lower() or not host:
                 continue
+            if hosts is not None and f"host:{host}" not in hosts:
+                continue
             try:
                 payload = read_limited(record.content_stream(), config.max_bytes, "")
             except InputError:
+                continue
+            if checksums:
+                yield f"host:{host}", zlib.crc32(payload)
                 continue
             text = _decode_http(payload, _http_charset(content_type), config.encoding)
             try:
@@ -1222,10 +1302,31 @@ def run(tasks: list[Task], config: RunConfig, work: Callable[..., list] = clean_
         yield from _run_dask(chunks, config, work)
     elif config.jobs == 1 or len(chunks) <= 1:
         load_model(config.model)  # a broken model fails once, before any file
-        for task in tasks:  # one by one: an interrupted run has the result of every file it finished
-            yield from work([task], config)
+        yield from _run_here(tasks, config, work)
     else:
         yield from _run_forked(chunks, config, work)
+
+
+def _run_here(tasks: list[Task], config: RunConfig, work: Callable[..., list]) -> Iterator:
+    """The files one by one in this process, so that an interrupted run has the result of every file it
+    finished: Ctrl-C or SIGTERM that comes once a file's output is renamed into place is held until its result
+    is handed on (it came between the two now and then, and the summary missed a file that was written)."""
+    import signal
+
+    hold = hasattr(signal, "pthread_sigmask")
+    _HOLD_SIGNALS[0] = hold
+    try:
+        for task in tasks:
+            yield from work([task], config)
+            if hold:
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, (signal.SIGINT, signal.SIGTERM))
+    finally:
+        _HOLD_SIGNALS[0] = False
+        if hold:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, (signal.SIGINT, signal.SIGTERM))
+
+
+_HOLD_SIGNALS = [False]  # set by ``_run_here``: ``write_atomic`` blocks Ctrl-C and SIGTERM before its rename
 
 
 def chunked(tasks: list[Task], jobs: int) -> list[list[Task]]:
@@ -1255,36 +1356,78 @@ STOP_WAIT = 3.0  # seconds an interrupted batch waits for each worker's last ans
 _INHERITED: dict[str, Any] = {}  # what forked workers inherit instead of receiving it with every chunk
 
 
-def _inherited_work(chunk: list[Task]) -> list:
-    """A chunk's results, file by file until the main process asks the workers to stop (it was interrupted):
-    the chunk then returns what it finished."""
+def _inherited_work(index: int) -> tuple[int, int, list]:
+    """A chunk's results, file by file until the main process asks the workers to stop (it was interrupted,
+    or a worker died): with the chunk's number and how many of its files were done. The chunk is marked as
+    this worker's first, so that the chunk of a worker that dies is known."""
     work, config, stop = _INHERITED["work"], _INHERITED["config"], _INHERITED["stop"]
+    _INHERITED["taken"][index] = os.getpid()
     results: list = []
-    for task in chunk:
+    done = 0
+    for task in _INHERITED["chunks"][index]:
         if stop.is_set():
             break
         results += work([task], config)
-    return results
+        done += 1
+    return index, done, results
 
 
 def _run_forked(chunks: list[list[Task]], config: RunConfig, work: Callable[..., list]) -> Iterator:
     """Worker processes forked from this one inherit the loaded model and the configuration with its site
     memories (no start-up per worker, nothing large sent with each chunk) and stream their results back as
-    each chunk finishes, in any order."""
+    each chunk finishes, in any order.
+
+    A worker that dies (the kernel's out-of-memory killer, ``kill -9``) would leave its chunk unanswered
+    and the batch waiting for ever: the workers are watched, and when one is gone the others stop after
+    their file, the pool is abandoned, the files of the dead worker's chunk fail (``lost``; not retried, as
+    one of them may kill a worker again) and the rest go on in a new pool."""
     import gc
     import multiprocessing
 
     load_model(config.model)
     context = multiprocessing.get_context("fork")
     stop = context.Event()
-    _INHERITED.update(work=work, config=config, stop=stop)
+    taken = context.Array("i", len(chunks), lock=False)  # per chunk: the process id of the worker it went to
+    _INHERITED.update(work=work, config=config, stop=stop, chunks=chunks, taken=taken)
     gc.freeze()  # the workers' garbage collector leaves the inherited objects (and their pages) alone
     workers = min(config.jobs, len(chunks))  # no idle worker: each costs a process and its memory
     pool = context.Pool(workers, initializer=_worker_start)
+    pending = set(range(len(chunks)))
+    rest: list[Task] = []  # after a worker died: the files to clean in a new pool
+    lost: list[Task] = []  # the files of the chunks of workers that died
+    died = False
     try:
-        finished = pool.imap_unordered(_inherited_work, chunks)
+        finished = pool.imap_unordered(_inherited_work, range(len(chunks)))
+        known = _worker_ids(pool)
         try:
-            for results in finished:
+            while pending:
+                try:
+                    index, done, results = finished.next(timeout=WATCH_EVERY)
+                except multiprocessing.TimeoutError:
+                    alive = _worker_ids(pool)
+                    dead = known - alive
+                    known |= alive
+                    if not dead:
+                        continue
+                    died = True
+                    for index in sorted(i for i in pending if taken[i] in dead):
+                        pending.discard(index)
+                        lost += chunks[index]
+                        for task in chunks[index]:
+                            yield from _lost(task, work)
+                    stop.set()  # the others stop after their file; then a new pool takes what is left
+                    while pending:
+                        try:
+                            index, done, results = finished.next(timeout=DEATH_WAIT)
+                        except multiprocessing.TimeoutError:
+                            break
+                        pending.discard(index)
+                        rest += chunks[index][done:]
+                        yield from results
+                    rest += [task for i in sorted(pending) for task in chunks[i]]
+                    pending.clear()
+                    break
+                pending.discard(index)
                 yield from results
         except BaseException as exc:
             if isinstance(exc, (GeneratorExit, Exception)):  # not an interruption
@@ -1294,20 +1437,49 @@ def _run_forked(chunks: list[list[Task]], config: RunConfig, work: Callable[...,
             # the signal killed too (SIGTERM to the process group) never answers: each answer is waited for a
             # few seconds at most.
             stop.set()
-            while True:
+            while pending:
                 try:
-                    results = finished.next(timeout=STOP_WAIT)
-                except (StopIteration, multiprocessing.TimeoutError):
+                    index, done, results = finished.next(timeout=STOP_WAIT)
+                except multiprocessing.TimeoutError:
                     break
+                pending.discard(index)
                 yield from results
             raise
     except BaseException:
         abandon_pool(pool)
         raise
     else:
-        pool.terminate()
+        if died:  # the pool's own teardown could wait for ever for a lock the dead worker held
+            abandon_pool(pool)
+            from pathlib import Path
+
+            for task in lost + rest:  # a worker killed in the middle of a file left its temporary file
+                if task.target:
+                    temp_path(Path(task.target), config.run_id).unlink(missing_ok=True)
+        else:
+            pool.terminate()
     finally:
         _INHERITED.clear()
+    if rest:
+        yield from _run_forked(chunked(rest, config.jobs), config, work)
+
+
+WATCH_EVERY = 1.0  # seconds between looks at the workers while no answer comes
+DEATH_WAIT = 60.0  # seconds the batch waits for each other worker's file after one died
+
+
+def _worker_ids(pool: Any) -> set[int]:
+    """The process ids of a pool's workers now (it replaces a dead one with a new process)."""
+    return {process.pid for process in pool._pool}
+
+
+def _lost(task: Task, work: Callable[..., list]) -> list:
+    """What becomes of a file whose worker died: it fails (its output, if any, is whole: outputs are written
+    atomically); for the first pass of site memory its pages are not counted."""
+    if work is not clean_chunk:
+        return []
+    reason = "not cleaned: the worker process died (out of memory? killed?); rerun with --skip-existing"
+    return [Result(display(task.source), "failed", f"{display(task.source)}: {reason}")]
 
 
 def abandon_pool(pool: Any) -> None:
@@ -1333,6 +1505,7 @@ def _run_dask(chunks: list[list[Task]], config: RunConfig, work: Callable[..., l
     except ImportError:
         raise UsageError("--engine dask needs the dask extra: pip install 'detector[dask]'") from None
 
+    load_model(config.model)  # a broken model fails once, before any work is sent (one log block per chunk)
     cluster = None
     if not config.scheduler:
         cluster = LocalCluster(
@@ -1344,6 +1517,7 @@ def _run_dask(chunks: list[list[Task]], config: RunConfig, work: Callable[..., l
         if cluster is not None:
             cluster.close()
         raise DaskError(f"cannot reach the Dask scheduler {config.scheduler}: {exc}") from None
+    pending: set[Any] = set()
     try:
         shared = client.scatter(config, broadcast=True) if config.memories else config  # sent once, not per task
         pending = set(client.map(work, chunks, config=shared, pure=False))
@@ -1364,6 +1538,13 @@ def _run_dask(chunks: list[list[Task]], config: RunConfig, work: Callable[..., l
                 idle_since = time.monotonic()
             elif time.monotonic() - idle_since > config.dask_timeout:
                 raise DaskError(f"the Dask cluster has had no worker for {config.dask_timeout:.0f} s")
+    except BaseException as exc:
+        if not isinstance(exc, Exception):  # interrupted: no queued chunk starts, and Dask's own logs stay quiet
+            import logging
+
+            logging.getLogger("distributed").setLevel(logging.CRITICAL)
+            client.cancel(list(pending))
+        raise
     finally:
         client.close()
         if cluster is not None:
@@ -1470,7 +1651,9 @@ def summary(results: list[Result], seconds: float, interrupted: bool = False) ->
     records = sum(len(r.record_errors) for r in results)
     skipped_records = sum(r.skipped_records for r in results)
     extra = f", {_plural(records, 'bad record')}" if records else ""
-    extra += f", {_plural(skipped_records, 'non-HTML record')} skipped" if skipped_records else ""
+    if skipped_records:  # revisits, resources, non-HTML responses
+        what = "not an HTML response" if skipped_records == 1 else "not HTML responses"
+        extra += f", {_plural(skipped_records, 'record')} skipped ({what})"
     dropped: dict[str, int] = {}
     for r in results:
         for flag, number in r.dropped.items():

@@ -354,9 +354,9 @@ def _clean_one(source: str, config: batch.RunConfig, failures: list[batch.Result
             if kind == "auto":
                 kind = batch.sniff_kind(head, "" if source == "-" else source)
             stream = handle
-            if head[:2] == b"\x1f\x8b" and kind != "warc" and (source == "-" or source.endswith(".gz")):
+            if head[:2] == b"\x1f\x8b" and kind != "warc" and (source == "-" or batch.gzipped_name(source)):
                 if config.input_format == "auto":  # the kind from the start of what the gzip data holds
-                    kind = batch.sniff_kind(batch.gunzip_head(head), source.removesuffix(".gz"))
+                    kind = batch.sniff_kind(batch.gunzip_head(head), source)
                 if kind != "warc":  # decompressed as it is read (a WARC decompresses its own)
                     stream = batch.gunzip_stream(handle)
             if kind in ("jsonl", "warc"):

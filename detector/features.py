@@ -785,8 +785,11 @@ class SiteMemory:
 
     def merge(self, other: SiteMemory) -> None:
         """Add what another memory of the same site counted (of another file: a page both saw counts twice,
-        unless it is all the other saw)."""
+        unless one of them saw nothing else: then the one that saw more is kept, whichever came first)."""
         if other._page_keys <= self._page_keys:
+            return
+        if self._page_keys <= other._page_keys:
+            self.pages, self.counts, self._page_keys = other.pages, dict(other.counts), set(other._page_keys)
             return
         self.pages += other.pages
         self._page_keys |= other._page_keys

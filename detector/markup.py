@@ -485,7 +485,7 @@ def decode_html(data: bytes, encoding: str | None = None, notes: list[str] | Non
     declared = declared_charset(data)
     if declared and declared not in ("utf-8", "utf-16", "utf-32"):
         text = None
-        for codec in dict.fromkeys((_BROWSER_CHARSETS.get(declared, declared), declared)):
+        for codec in dict.fromkeys((browser_codec(declared), declared)):
             try:
                 text = data.decode(codec)
                 break

@@ -314,6 +314,7 @@ class Scorer:
                     if value
                 ]
             pushes.sort(key=lambda item: item[1])
+            strongest = pushes[max(0, len(pushes) - top) :]
             out.append(
                 {
                     "index": i,
@@ -322,7 +323,7 @@ class Scorer:
                     "probability": round(probs[a], 6),
                     "expert": expert.name,
                     "expert_weight": round(weight if index == 0 else 1.0 - weight, 4),
-                    "for": [(name, round(v, 4)) for name, v in reversed(pushes[-top:]) if v > 0],
+                    "for": [(name, round(v, 4)) for name, v in reversed(strongest) if v > 0],
                     "against": [(name, round(v, 4)) for name, v in pushes[:top] if v < 0],
                 }
             )
@@ -383,10 +384,10 @@ class Scorer:
         ``site_memory`` (a paragraph the memory of its site tells something of: ``features.recurring``), the
         preset's threshold for those, chosen so that the preset keeps as much article as it does for pages on
         their own."""
-        if min_editorial is not None:
-            return min_editorial
         if favor not in self.thresholds:
             raise ValueError(f"unknown preset {favor!r}; choose one of {', '.join(sorted(self.thresholds))}")
+        if min_editorial is not None:
+            return min_editorial
         return (self.site_memory_thresholds if site_memory else self.thresholds)[favor]
 
     def decide(self, probabilities: Sequence[float], threshold: float) -> str:
@@ -558,17 +559,22 @@ class _Checksum:
         self._done.acquire()
         self._problem = problem
         self._ok = False
-        _thread.start_new_thread(self._take, (view, expected))
+        self._view, self._expected, self._pid = view, expected, os.getpid()
+        _thread.start_new_thread(self._take, ())
 
-    def _take(self, view: memoryview, expected: int) -> None:
+    def _take(self) -> None:
         try:
-            self._ok = zlib.crc32(view) == expected
+            self._ok = zlib.crc32(self._view) == self._expected
         finally:
             self._done.release()
 
     def verify(self) -> None:
-        with self._done:
-            pass
+        if os.getpid() != self._pid and self._done.locked():
+            # forked while the CRC was taken: the thread that would finish it is not in this process
+            self._ok = zlib.crc32(self._view) == self._expected
+        else:
+            with self._done:
+                pass
         if not self._ok:
             raise ModelError(self._problem)
 

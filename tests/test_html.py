@@ -168,7 +168,7 @@ def test_a_warc_file_gives_one_json_line_per_html_response(tmp_path):
     assert records[1]["cleaned_text"].startswith("Maschinenbauer übertrifft")
     assert all(r["record_id"].startswith("<urn:uuid:") for r in records)
     batch = run("clean-article", tmp_path, "-o", tmp_path.parent / "out", "--jobs", "1")
-    assert "1 non-HTML record skipped" in batch.stderr.decode()
+    assert "1 record skipped (not an HTML response)" in batch.stderr.decode()
     assert len((tmp_path.parent / "out" / "crawl.jsonl").read_text(encoding="utf-8").splitlines()) == 2
 
 

@@ -183,7 +183,7 @@ def test_one_page_maps_the_model_and_a_batch_reads_it(tmp_path, extra, buffer):
         "from detector import api\n"
         "from detector.cli import clean_main\n"
         f"status = clean_main({arguments!r})\n"
-        "print(status, type(api._loaded[''][1]._words.obj).__name__, file=sys.stderr)\n"
+        "print(status, type(next(iter(api._loaded.values()))[1]._words.obj).__name__, file=sys.stderr)\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=120)
     assert result.stderr.decode().splitlines()[-1] == f"0 {buffer}"

@@ -22,7 +22,7 @@ from detector.api import Paragraph, classify, classify_html, load_model
 from detector.batch import TEMP_SUFFIX, display, sniff_kind
 from detector.features import tokens, unigram_id
 from detector.model import Scorer
-from detector.pages import AnnotationError, LabelledParagraph, format_annotated, strip_labels
+from detector.pages import AnnotationError, LabelledParagraph, format_annotated, parse_annotated, strip_labels
 from detector.segment import decode
 from detector.workbench.metrics import UNCERTAIN
 
@@ -164,6 +164,10 @@ def review(inputs: list[Path], out: Path, budget: int = 20, model: Path | None =
     for rank, page in enumerate(chosen, 1):
         name = draft_name(rank, page)
         files[name] = format_annotated([LabelledParagraph(p.label, p.text) for p in page.paragraphs])
+        try:
+            parse_annotated(files[name])
+        except AnnotationError as exc:  # the page had a line that begins with a label: the format cannot hold it
+            sys.stderr.write(f"note: {name}: {exc}; correct it before training\n")
         lines.append(
             f"| {rank} | `{name}` | `{display(page.path)}` | {page.expected_errors:.1f} | {page.novelty:.0%} | "
             f"{len(page.uncertain())} |"
