@@ -38,7 +38,7 @@ from detector.api import (
 )
 from detector.features import SITE_MIN_PAGES, SiteMemory, page_keys
 from detector.model import ModelError
-from detector.pages import LABELS
+from detector.pages import LABELS, shown
 from detector.rules import Rule, active_rules, apply_rules, decide
 from detector.segment import NotTextError, iter_paragraphs, looks_like_html, normalise_newlines, page_text
 
@@ -170,14 +170,7 @@ class Task(NamedTuple):
 # Reading
 
 
-_CONTROL_ESCAPES = {c: f"\\x{c:02x}" for c in [*range(0x20), *range(0x7F, 0xA0)]}
-
-
-def display(name: str | os.PathLike) -> str:
-    """A path as printable text on one line: bytes that are not UTF-8 and control characters (a newline, an
-    escape sequence: a file name could forge an ``error:`` line or recolour the terminal) as ``\\xNN``."""
-    text = os.fspath(name)
-    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace").translate(_CONTROL_ESCAPES)
+display = shown  # a path as printable text on one line (``detector.pages.shown``)
 
 
 def gzipped_name(name: str) -> bool:
@@ -384,7 +377,7 @@ def page_paragraphs(
         if kind == "html":
             from detector.markup import decode_html  # here, not at the top: text pages start without it
 
-            content = decode_html(data, config.encoding, notes)
+            content = repaired(decode_html(data, config.encoding, notes), config)
         else:
             content = page_text(data, config.encoding, config.fix_mojibake, notes)
     except NotTextError as exc:
@@ -555,7 +548,7 @@ def clean_records(stream: BinaryIO, name: str, config: RunConfig, result: Result
                     fail(number, f"no {kind} field {field_name!r}")
                 continue
             try:
-                content = _fix(value) if config.fix_mojibake and kind == "text" else value
+                content = repaired(value, config)
                 paragraphs = label_page(content, kind, config, host_of(record.get("url")), record)
                 flags = dropped_by(verdict(paragraphs), config)
                 if flags:
@@ -619,7 +612,10 @@ def host_of(url: object) -> str | None:
     return host.removeprefix("www.") or None
 
 
-def _fix(text: str) -> str:
+def repaired(text: str, config: RunConfig) -> str:
+    """A page's text (or HTML) with ``--fix-mojibake``'s repair (``FÃ¼r`` → ``Für``), else as it is."""
+    if not config.fix_mojibake:
+        return text
     import ftfy
 
     return ftfy.fix_encoding(text)
@@ -683,7 +679,7 @@ def clean_warc(stream: BinaryIO, name: str, config: RunConfig, result: Result) -
                 if getattr(getattr(content, "decompressor", None), "eof", True) is False:  # warcio reads it short
                     raise InputError("its HTTP body ends inside its gzip or deflate Content-Encoding")
                 charset = _http_charset(content_type)
-                text = _decode_http(payload, charset, config.encoding)
+                text = repaired(_decode_http(payload, charset, config.encoding), config)
                 paragraphs = label_page(text, "html", config, host_of(url))
                 flags = dropped_by(verdict(paragraphs), config)
                 if flags:
@@ -1011,6 +1007,8 @@ def plan(inputs: list[str], outdir: Path, config: RunConfig) -> Plan:
             raise UsageError(f"the errors file {config.errors} is also an output folder")
         if os.path.isdir(errors):
             raise UsageError(f"the errors file {config.errors} is a folder")
+        if out_root == errors or out_root.startswith(os.path.join(errors, "")):  # a folder the batch makes
+            raise UsageError(f"the errors file {config.errors} is the output folder or holds it")
     return Plan(tasks, skipped)
 
 
@@ -1248,15 +1246,14 @@ def _record_pages(stream: BinaryIO, config: RunConfig, checksums: bool = False) 
         if isinstance(value, str):
             if checksums:
                 yield f"host:{host}", zlib.crc32(value.encode("utf-8", "surrogatepass"))
-            elif config.html_field:
+            elif config.html_field:  # as the second pass reads it (``clean_records``), repaired or not
                 try:
-                    texts = [b.text for b in html_blocks(value)]
+                    texts = [b.text for b in html_blocks(repaired(value, config))]
                 except ValueError:  # a page nested too deep: reported by the second pass
                     continue
                 yield f"host:{host}", texts
-            else:  # as the second pass reads it (``clean_records``), repaired or not
-                text = _fix(value) if config.fix_mojibake else value
-                yield f"host:{host}", iter_paragraphs(normalise_newlines(text))
+            else:
+                yield f"host:{host}", iter_paragraphs(normalise_newlines(repaired(value, config)))
 
 
 def _warc_pages(stream: BinaryIO, config: RunConfig, checksums: bool = False) -> Iterator[tuple[str, Any]]:
@@ -1280,7 +1277,7 @@ def _warc_pages(stream: BinaryIO, config: RunConfig, checksums: bool = False) ->
             if checksums:
                 yield f"host:{host}", zlib.crc32(payload)
                 continue
-            text = _decode_http(payload, _http_charset(content_type), config.encoding)
+            text = repaired(_decode_http(payload, _http_charset(content_type), config.encoding), config)
             try:
                 texts = [b.text for b in html_blocks(text)]
             except ValueError:  # a page nested too deep: reported by the second pass
@@ -1416,12 +1413,7 @@ def _run_forked(chunks: list[list[Task]], config: RunConfig, work: Callable[...,
                         for task in chunks[index]:
                             yield from _lost(task, work)
                     stop.set()  # the others stop after their file; then a new pool takes what is left
-                    while pending:
-                        try:
-                            index, done, results = finished.next(timeout=DEATH_WAIT)
-                        except multiprocessing.TimeoutError:
-                            break
-                        pending.discard(index)
+                    for index, done, results in _last_answers(finished, pending, DEATH_WAIT):
                         rest += chunks[index][done:]
                         yield from results
                     rest += [task for i in sorted(pending) for task in chunks[i]]
@@ -1437,12 +1429,7 @@ def _run_forked(chunks: list[list[Task]], config: RunConfig, work: Callable[...,
             # the signal killed too (SIGTERM to the process group) never answers: each answer is waited for a
             # few seconds at most.
             stop.set()
-            while pending:
-                try:
-                    index, done, results = finished.next(timeout=STOP_WAIT)
-                except multiprocessing.TimeoutError:
-                    break
-                pending.discard(index)
+            for _, _, results in _last_answers(finished, pending, STOP_WAIT):
                 yield from results
             raise
     except BaseException:
@@ -1466,6 +1453,20 @@ def _run_forked(chunks: list[list[Task]], config: RunConfig, work: Callable[...,
 
 WATCH_EVERY = 1.0  # seconds between looks at the workers while no answer comes
 DEATH_WAIT = 60.0  # seconds the batch waits for each other worker's file after one died
+
+
+def _last_answers(finished: Any, pending: set[int], wait: float) -> Iterator[tuple[int, int, list]]:
+    """The answers still to come once the workers were asked to stop, each waited for ``wait`` seconds at
+    most (a worker killed too never answers)."""
+    import multiprocessing
+
+    while pending:
+        try:
+            index, done, results = finished.next(timeout=wait)
+        except multiprocessing.TimeoutError:
+            return
+        pending.discard(index)
+        yield index, done, results
 
 
 def _worker_ids(pool: Any) -> set[int]:
@@ -1616,6 +1617,8 @@ class Progress:
         self.total, self.stream, self.done, self.start = total, stream, 0, time.monotonic()
         self.enabled = stream.isatty() if enabled is None else enabled
         self._last = 0.0
+        self._shown = 0  # the length of the progress line on the screen
+        self._dumb = os.environ.get("TERM") == "dumb"  # no escape sequences (Emacs' shell showed them raw)
 
     def update(self, count: int = 1) -> None:
         self.done += count
@@ -1630,10 +1633,12 @@ class Progress:
             line += f"  {rate:,.0f} files/s  ETA {(self.total - self.done) / rate if rate else 0:,.0f} s"
         self.stream.write(line + "  ")
         self.stream.flush()
+        self._shown = len(line) + 1
 
     def line(self, text: str) -> None:
         """Write a message line, clearing the progress line first when there is one."""
-        self.stream.write(("\r\x1b[K" if self.enabled else "") + text + "\n")
+        clear = ("\r" + " " * self._shown + "\r" if self._dumb else "\r\x1b[K") if self.enabled else ""
+        self.stream.write(clear + text + "\n")
 
     def close(self) -> None:
         if self.enabled:

@@ -16,7 +16,7 @@ import time
 import zlib
 from collections.abc import Callable, Iterable
 
-from detector import batch
+from detector import __version__, batch
 from detector.api import FLAGS, FORMATS, load_model, parse_keep
 from detector.features import SITE_MIN_PAGES
 from detector.model import ModelError
@@ -26,7 +26,7 @@ MAX_JOBS_PER_CORE = 8  # --jobs above this many workers per core only adds proce
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at run time (see _named_tuple)
 if TYPE_CHECKING:
     from pathlib import Path
-    from typing import NoReturn
+    from typing import Any, NoReturn
 
 
 class Terminated(BaseException):
@@ -68,7 +68,12 @@ def _write_stdout(data: bytes) -> None:
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse with one-line usage errors (exit 2)."""
+    """argparse with one-line usage errors (exit 2), and without abbreviations of long options: ``--html PAGE``
+    was read as ``--html-field PAGE``, and a new option would change what an abbreviation in a script means."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         sys.stderr.write(f"error: {message} (see clean-article --help)\n")
@@ -117,6 +122,7 @@ def clean_parser() -> argparse.ArgumentParser:
         "paragraphs, unchanged and in order. With -o, clean files and folders into an output folder.",
     )
     add = parser.add_argument
+    add("--version", action="version", version=f"%(prog)s {__version__}")
     add("inputs", nargs="*", default=["-"], help="files or folders; none or '-' reads standard input")
     add("-o", "--output", type=_path, help="output folder; needed for folders and several files")
     add(
@@ -239,7 +245,9 @@ def build_config(args: argparse.Namespace) -> batch.RunConfig:
         ("--html-field", args.html_field),
         ("--text-field", args.text_field),
         ("--scheduler", args.scheduler),
+        ("--encoding", args.encoding),
         *(("--glob", g) for g in args.glob or ()),
+        *(("--keep", k) for k in args.keep or ()),
     ):
         if value is not None and not value.strip():
             raise batch.UsageError(f"{option}: an empty value")
@@ -329,12 +337,14 @@ def _clean_one_with_errors(source: str, config: batch.RunConfig) -> int:
     folder = batch.errors_target(config.errors).parent if config.errors is not None else None
     if folder is not None and not folder.is_dir():
         return _error(f"cannot write to {batch.display(folder)}: no such file or directory")
+    if config.errors is not None and os.path.isdir(config.errors):  # refused before the work, as in a batch
+        return _error(f"the errors file {batch.display(config.errors)} is a folder", 2)
     code = _clean_one(source, config, failures)
     if config.errors is not None:
         try:
             batch.write_errors(config.errors, failures, config.run_id)
-        except OSError as exc:
-            code = code or _error(f"{config.errors}: {(exc.strerror or str(exc)).lower()}")
+        except OSError as exc:  # said also when the page failed: its failure is not in the file
+            code = _error(f"{batch.display(config.errors)}: {(exc.strerror or str(exc)).lower()}")
     return code
 
 

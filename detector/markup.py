@@ -33,16 +33,23 @@ DROPPED = frozenset(
         "style",
         "noscript",
         "template",
-        "head",
+        "title",  # not "head": libxml2 leaves a page's first elements there when it has no <body> tag
         "select",
+        "datalist",
         "iframe",
         "object",
         "embed",
         "canvas",
         "input",
+        "video",  # their text is the fallback for browsers without video or audio
+        "audio",
+        "rp",  # the fallback parentheses of ruby text
+        "noembed",
         "noframes",  # raw text to libxml2; a browser that shows the frames does not show it
     ]
 )
+# Empty elements that libxml2 reads as containers of what follows them: dropping or hiding one drops only itself.
+VOID_TO_BROWSERS = frozenset(["embed", "source", "track", "wbr"])
 # svg and math are foreign content: their own text is not the page's, but an HTML element such as <p> or <div>
 # inside one that was never closed is shown by a browser after it (the HTML5 "breakout"): read those.
 FOREIGN = frozenset(["svg", "math"])
@@ -134,7 +141,7 @@ _ROLES = {
 }
 LABEL_ATTRIBUTE = "data-label"
 CONFLICT = "<two labels>"  # the label of a paragraph whose text sits under two different data-labels
-_HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.I)
+_HIDDEN_STYLE = re.compile(r"(?<![\w-])(?:display\s*:\s*none|visibility\s*:\s*hidden)", re.I)  # not --x-display
 _SPACE = re.compile(r"\s+")
 _CLASS_WORD = re.compile(r"[a-z]+|[A-Z][a-z]+|[A-Z]+(?![a-z])")
 MAX_CLASS_WORDS = 24  # per paragraph: the nearest ancestors' words are the telling ones
@@ -291,6 +298,11 @@ def parse(html: str):
         raise TooDeepError(
             f"its elements are nested deeper than {MAX_DEPTH:,} levels: the text below cannot be read"
         )
+    if root is not None:
+        after = list(root.itersiblings())  # what follows </html>: libxml2 makes it a second document element
+        if after:
+            body = root.find("body")
+            (root if body is None else body).extend(after)
     return root
 
 
@@ -367,6 +379,11 @@ def _walk(root) -> Iterator[Block]:
                     continue
                 breakout = None
             if not tag or tag in DROPPED or _hidden(element):
+                if tag in VOID_TO_BROWSERS:  # what libxml2 put inside is what follows it: read on
+                    frame = parent._replace(is_block=False) if parent.is_block else parent
+                    stack.append(frame)
+                    add(element.text, frame)
+                    continue
                 walker.skip_subtree()  # lxml still sends its "end" event, where its tail is read
                 stack.append(_SKIPPED)
                 continue

@@ -6,10 +6,11 @@ plain page back. Training data, the dev set and ``clean-article --format annotat
 
 from __future__ import annotations
 
+import os
 import re
 from collections import namedtuple
 
-from detector.segment import split_blocks
+from detector.segment import normalise_newlines, split_blocks
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at run time (see _named_tuple)
 if TYPE_CHECKING:
@@ -121,14 +122,26 @@ def read_page(path: Path) -> list[LabelledParagraph]:
     return [LabelledParagraph(label, text) for label, text, _ in _labelled_blocks(path)]
 
 
+_CONTROL_ESCAPES = {c: f"\\x{c:02x}" for c in [*range(0x20), *range(0x7F, 0xA0)]}
+
+
+def shown(name: str | os.PathLike) -> str:
+    """A path as printable text on one line: bytes that are not UTF-8 and control characters (a newline, an
+    escape sequence: a file name could forge an ``error:`` line or recolour the terminal) as ``\\xNN``."""
+    return os.fsencode(name).decode("utf-8", "backslashreplace").translate(_CONTROL_ESCAPES)
+
+
 def read_page_text(path: Path) -> str:
-    """An annotated page's text: UTF-8, a byte-order mark dropped; an error names the file and the place."""
+    """An annotated page's text: UTF-8, a byte-order mark dropped, CRLF and lone CR read as LF (as
+    ``clean-article`` reads its input: a draft corrected in a Windows editor kept a CR in every paragraph); an
+    error names the file and the place."""
     data = path.read_bytes()
     try:
-        return data.decode("utf-8").removeprefix("\ufeff")
+        return normalise_newlines(data.decode("utf-8"))
     except UnicodeDecodeError as exc:
         raise AnnotationError(
-            f"{path}: not UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start}); annotated pages are UTF-8"
+            f"{shown(path)}: not UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
+            "annotated pages are UTF-8"
         ) from None
 
 
@@ -167,5 +180,5 @@ def _labelled_blocks(path: Path) -> list[tuple[str, str, Block | None]]:
         found = blocks(text)
         _check_labels(found)
     except (AnnotationError, TooDeepError) as exc:
-        raise AnnotationError(f"{path}: {exc}") from None
+        raise AnnotationError(f"{shown(path)}: {exc}") from None
     return [(b.label or "", b.text, b._replace(label=None)) for b in found]

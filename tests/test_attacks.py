@@ -23,7 +23,7 @@ from detector import batch, classify, clean, model
 from detector.api import render
 from detector.pages import LABELS
 from detector.segment import decode, split_paragraphs
-from tests.conftest import BIN, EXAMPLE, FIXTURE_CORPUS, default_signals, needs_example, run
+from tests.conftest import BIN, EXAMPLE, FIXTURE_CORPUS, ROOT, default_signals, needs_example, run
 
 ARTICLE = "Siemens hebt Prognose an\n\nDer Konzern rechnet nun mit einem Umsatzplus von acht Prozent.\n"
 
@@ -1300,3 +1300,135 @@ def test_fix_mojibake_repairs_records_before_the_first_pass_counts_them(tmp_path
         [{k: json.loads(line)[k] for k in fields} for line in r.stdout.splitlines()] for r in (plain, repaired)
     ]
     assert read[1] == read[0]  # the same texts and probabilities: the memory matched the repaired text
+
+
+# --- round 8: the workbench on a user's data, and the options -----------------------------------------------
+
+
+def test_review_leaves_out_fifos_devices_and_annotated_pages_with_a_mistake(tmp_path):
+    """A FIFO named *.txt in the folder made review wait for ever, a link to /dev/zero read until memory ran
+    out; a page with one mistyped label was drafted with its labels left in the text."""
+    pages = tmp_path / "in"
+    shutil.copytree(FIXTURE_CORPUS / "site-a", pages)
+    os.mkfifo(pages / "pipe.txt")
+    os.symlink("/dev/zero", pages / "zero.txt")
+    broken = (FIXTURE_CORPUS / "site-b").glob("*.txt").__next__().read_text(encoding="utf-8")
+    (pages / "broken.txt").write_text(broken.replace("[editorial]", "[Editorial]", 1), encoding="utf-8")
+    result = subprocess.run(
+        [str(BIN / "detector"), "review", pages, "-o", tmp_path / "out"], capture_output=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr.decode()
+    stderr = result.stderr.decode()
+    assert f"note: {pages / 'pipe.txt'}: left out (not a regular file)" in stderr
+    assert f"note: {pages / 'zero.txt'}: left out (not a regular file)" in stderr
+    assert f"note: {pages / 'broken.txt'}: left out (an annotated page with a mistake (paragraph" in stderr
+    drafts = [p.read_text(encoding="utf-8") for p in (tmp_path / "out").glob("0*.txt")]
+    assert len(drafts) == 3 and not any("] [" in d for d in drafts)
+
+
+def test_review_refuses_to_write_its_drafts_among_the_pages(tmp_path):
+    shutil.copytree(FIXTURE_CORPUS / "site-a", tmp_path / "in")
+    result = run("detector", "review", tmp_path / "in", "-o", tmp_path / "in")
+    assert result.returncode == 2
+    assert lines(result) == [
+        f"error: -o {tmp_path / 'in'} is an input folder: give the drafts a folder of their own"
+    ]
+
+
+def test_a_folder_that_cannot_be_written_is_found_before_the_work(tmp_path, monkeypatch):
+    import argparse
+    import tempfile
+
+    from detector.workbench import admin
+
+    def refused(**_: object) -> tuple[int, str]:
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(tempfile, "mkstemp", refused)
+    with pytest.raises(admin._Failed, match=f"--output x: cannot write to {tmp_path}: operation not permitted"):
+        admin._check_folder_place(tmp_path, "--output", Path("x"))
+    assert isinstance(admin._file_path("m.bin"), Path)
+    with pytest.raises(
+        argparse.ArgumentTypeError, match=r"new/ names a folder: give the file, e\.g\. new/model\.bin"
+    ):
+        admin._file_path("new/")
+
+
+def test_long_options_are_not_abbreviated_and_empty_values_are_refused():
+    for args, message in (
+        (["--html", "page.html"], "error: unrecognized arguments: --html (see clean-article --help)"),
+        (["--ke", "navigational"], "error: unrecognized arguments: --ke (see clean-article --help)"),
+        (["-k", "editorial", "-k", ""], "error: --keep: an empty value"),
+        (["--encoding", ""], "error: --encoding: an empty value"),
+    ):
+        result = run("clean-article", *args, stdin=ARTICLE.encode())
+        assert (result.returncode, lines(result), result.stdout) == (2, [message], b"")
+    for command in ("clean-article", "detector"):
+        result = run(command, "--version")
+        assert (result.returncode, result.stdout) == (0, f"{command} 0.2.0\n".encode())
+    result = run("detector", "train", "--output", "new/")
+    assert result.returncode == 2 and b"new/ names a folder" in result.stderr
+
+
+def test_an_errors_file_that_is_or_holds_the_output_folder_is_refused_before_the_work(tmp_path):
+    page = tmp_path / "page.txt"
+    page.write_text(ARTICLE, encoding="utf-8")
+    for out, errors in ((tmp_path / "out", tmp_path / "out"), (tmp_path / "o2" / "x", tmp_path / "o2")):
+        result = run("clean-article", page, "-o", out, "--errors", errors)
+        assert result.returncode == 2
+        assert lines(result) == [f"error: the errors file {errors} is the output folder or holds it"]
+        assert not out.exists()
+    (tmp_path / "errs").mkdir()
+    for source in (page, tmp_path / "missing.txt"):  # one page to standard output: refused before it is read
+        result = run("clean-article", source, "--errors", tmp_path / "errs")
+        assert (result.returncode, lines(result), result.stdout) == (
+            2,
+            [f"error: the errors file {tmp_path / 'errs'} is a folder"],
+            b"",
+        )
+
+
+def test_progress_lines_on_a_dumb_terminal_have_no_escape_sequences(monkeypatch):
+    import io
+
+    monkeypatch.setenv("TERM", "dumb")
+    stream = io.StringIO()
+    progress = batch.Progress(10, stream=stream, enabled=True)
+    progress.update()
+    progress.line("note: x")
+    shown = stream.getvalue()
+    assert "\x1b" not in shown and shown.endswith("  \r" + " " * (shown.index("  \r") + 1) + "\rnote: x\n")
+    monkeypatch.setenv("TERM", "xterm")
+    stream = io.StringIO()
+    batch.Progress(10, stream=stream, enabled=True).line("note: y")
+    assert stream.getvalue() == "\r\x1b[Knote: y\n"
+
+
+def test_evaluate_refuses_one_fold_before_training_and_names_the_current_folder(tmp_path):
+    result = run("detector", "evaluate", "--folds", "1", cwd=ROOT)
+    assert (result.returncode, lines(result)) == (
+        2,
+        ["error: --folds must be 2 or more to cross-validate training_data"],
+    )
+    here = run("detector", "evaluate", ".", cwd=FIXTURE_CORPUS / "site-a")
+    assert here.returncode == 0, here.stderr.decode()
+    assert "site-a: . (" in here.stdout.decode()
+
+
+def test_train_reads_crlf_pages_and_names_that_are_not_utf8(tmp_path):
+    """A draft corrected in a Windows editor kept a CR in every paragraph (a CR-only page was one paragraph
+    holding the other labels as text); a file name that is not UTF-8 stopped training with a codec error
+    that named no file."""
+    from detector.pages import parse_annotated, read_page
+
+    data = tmp_path / "data"
+    shutil.copytree(FIXTURE_CORPUS, data)
+    for site, ending in (("site-a", "\r\n"), ("site-b", "\r")):
+        page = next((data / site).glob("*.txt"))
+        text = page.read_text(encoding="utf-8")
+        page.write_bytes(text.replace("\n", ending).encode())
+        assert read_page(page) == parse_annotated(text)
+    os.rename(next((data / "site-d").glob("*.txt")), os.fsencode(data / "site-d") + b"/b\xf6rse.txt")
+    result = run("detector", "train", "--data", data, "--folds", "2", "--output", tmp_path / "m.bin")
+    assert result.returncode == 0, result.stderr.decode()[-500:]
+    assert model.load(tmp_path / "m.bin")

@@ -496,3 +496,50 @@ def test_a_warc_response_declared_iso_8859_1_by_its_http_header_is_read_as_windo
         writer.write_record(record)
     result = run("clean-article", "--keep", "editorial,navigational,promotional", warc)
     assert json.loads(result.stdout)["cleaned_text"] == "„Die Aktie stieg“ – der Kurs liegt bei 410 €."
+
+
+@pytest.mark.parametrize(
+    ("html", "paragraphs"),
+    [
+        # no <body> tag and an HTML5 element first: libxml2 leaves it in <head>, whose text was all dropped
+        ("<header><h1>Titel</h1></header><main><p>Der Dax stieg.</p></main>", ["Titel", "Der Dax stieg."]),
+        ("<app-root><p>Eins</p></app-root><p>Zwei</p>", ["Eins", "Zwei"]),
+        # an <embed> (empty to a browser) swallowed the rest of its parent; so did a hidden <source> or <wbr>
+        (
+            "<div><p>Eins</p><embed src=x><p>Zwei</p>lose <b>fett</b></div><p>Drei</p>",
+            ["Eins", "Zwei", "lose fett", "Drei"],
+        ),
+        ("<p>Text <wbr hidden>weiter</p><p>Ende</p>", ["Text weiter", "Ende"]),
+        ("<picture><source style='display:none' srcset=a.jpg><p>Bildtext</p></picture>", ["Bildtext"]),
+        # what follows </html> is shown by a browser
+        ("<html><body><p>Eins</p></body></html><p>Nach dem Ende</p>", ["Eins", "Nach dem Ende"]),
+        # a custom property is not the display property
+        ("<p style='--mobile-display:none'>Sichtbar</p><p style='DISPLAY: none'>weg</p>", ["Sichtbar"]),
+        # the title is never shown in the page, also where libxml2 puts it in the body
+        ("<img src=x><title>Seitentitel</title><p>Text</p>", ["Text"]),
+        # fallback text browsers do not show
+        ("<video>Ihr Browser kann kein Video</video><audio>kein Ton</audio><p>Text</p>", ["Text"]),
+        ("<p>Kurs<datalist><option>Dax</option></datalist></p><noembed>alt</noembed>", ["Kurs"]),
+        ("<p><ruby>株<rp>(</rp><rt>kabu</rt><rp>)</rp></ruby></p>", ["株kabu"]),
+    ],
+)
+def test_html_is_read_as_a_browser_shows_it(html, paragraphs):
+    assert [b.text for b in blocks(html)] == paragraphs
+
+
+def test_fix_mojibake_repairs_html_pages_and_html_records(tmp_path):
+    page = "<html><body><h1>Für Anleger</h1><p>Die Börse schloss höher, sagte ein Händler.</p></body></html>"
+    moji = page.encode("utf-8").decode("cp1252").encode("utf-8")
+    (tmp_path / "p.html").write_bytes(moji)
+    every = ("-k", "editorial,promotional,navigational")
+    result = run("clean-article", *every, "--fix-mojibake", tmp_path / "p.html")
+    assert (
+        result.returncode == 0
+        and result.stdout.decode() == "Für Anleger\n\nDie Börse schloss höher, sagte ein Händler.\n"
+    )
+    record = json.dumps({"html": moji.decode("utf-8")}) + "\n"
+    (tmp_path / "r.jsonl").write_text(record, encoding="utf-8")
+    result = run("clean-article", *every, "--fix-mojibake", "--html-field", "html", tmp_path / "r.jsonl")
+    assert (
+        json.loads(result.stdout)["cleaned_text"] == "Für Anleger\n\nDie Börse schloss höher, sagte ein Händler."
+    )

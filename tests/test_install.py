@@ -132,7 +132,7 @@ def test_evaluate_devset_says_in_one_line_what_is_missing(tmp_path):
     pages = ROOT / "tests" / "fixtures" / "corpus"
     with_pages = run("detector", "evaluate", "--devset", pages, cwd=ROOT)
     assert (with_pages.returncode, with_pages.stderr) == (
-        1,
+        2,
         b"error: --devset scores the dev set: give no PAGES with it\n",
     )
     nowhere = run("detector", "evaluate", "--devset", cwd=tmp_path)

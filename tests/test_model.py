@@ -360,7 +360,9 @@ def test_train_on_a_corpus_too_small_for_two_experts_writes_a_model_that_loads(t
         shutil.copytree(FIXTURE_CORPUS / site, tmp_path / "data" / site)
     result = run("detector", "train", "--data", tmp_path / "data", "--folds", "2", "--output", tmp_path / "m.bin")
     assert result.returncode == 0, result.stderr.decode()[-500:]
-    assert "could not be fitted on this corpus" in result.stderr.decode()
+    assert "note: too few sites or text pages for 2 folds and two experts: one expert" in result.stderr.decode()
     assert "Warning" not in result.stderr.decode() and "Traceback" not in result.stderr.decode()
     model.load(tmp_path / "m.bin")
-    assert json.loads((tmp_path / "m.json").read_text())["fallback"].endswith("one expert")
+    metadata = json.loads((tmp_path / "m.json").read_text())
+    assert metadata["fallback"].endswith("one expert, as --folds 1 trains it")
+    assert metadata["grouped_cross_validation"]["folds"] == 1

@@ -13,8 +13,9 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
+from detector import __version__
 from detector.cli import Terminated, interrupted
 from detector.model import ModelError
 
@@ -31,7 +32,12 @@ class _Usage(Exception):
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse with one-line usage errors (exit 2)."""
+    """argparse with one-line usage errors (exit 2), and without abbreviations of long options: ``--html PAGE``
+    was read as ``--html-field PAGE``, and a new option would change what an abbreviation in a script means."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         sys.stderr.write(f"error: {message} (see {self.prog} --help)\n")
@@ -45,10 +51,19 @@ def _path(value: str) -> Path:
     return Path(value)
 
 
+def _file_path(value: str) -> Path:
+    """A file to write: a name ending in a slash means a folder (``Path`` drops the slash, and a file of the
+    folder's name was written)."""
+    if value.endswith(("/", os.sep)):
+        raise argparse.ArgumentTypeError(f"{value} names a folder: give the file, e.g. {value}model.bin")
+    return _path(value)
+
+
 def admin_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="detector", description="Train, evaluate, review and benchmark the paragraph classifier."
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     train = commands.add_parser("train", help="rebuild the model from annotated pages (same data, same bytes)")
@@ -62,7 +77,7 @@ def admin_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--output",
         "--out",
-        type=_path,
+        type=_file_path,
         default=Path("models") / "model.bin",
         metavar="FILE",
         help="model file to write, metadata beside it (default: models/model.bin)",
@@ -207,10 +222,20 @@ def _train(args: argparse.Namespace) -> None:
 
 
 def _check_folder_place(folder: Path, option: str, given: Path) -> None:
-    """Refuse, before hours of work, a folder to write into that cannot be made: a file is in its way."""
+    """Refuse, before hours of work, a folder to write into that cannot be made (a file is in its way) or
+    written (permissions, a read-only or immutable folder: a file is made there and removed to know)."""
+    import tempfile
+
     existing = next(place for place in (folder.resolve(), *folder.resolve().parents) if place.exists())
     if not existing.is_dir():
         raise _Usage(f"{option} {given}: {existing} is a file, not a folder")
+    try:
+        handle, probe = tempfile.mkstemp(prefix=".detector-probe-", dir=existing)
+        os.close(handle)
+        os.unlink(probe)
+    except OSError as exc:
+        why = (exc.strerror or str(exc)).lower()
+        raise _Failed(f"{option} {given}: cannot write to {existing}: {why}") from None
 
 
 def _evaluate(args: argparse.Namespace) -> None:
@@ -221,7 +246,7 @@ def _evaluate(args: argparse.Namespace) -> None:
 
     if args.devset:
         if args.paths:
-            raise _Failed("--devset scores the dev set: give no PAGES with it")
+            raise _Usage("--devset scores the dev set: give no PAGES with it")
         if not DEVSET.is_dir():
             raise _Failed(f"no dev set at {DEVSET} (run from a checkout with ../shared beside it)")
         reports = evaluation.evaluate_devset(DEVSET, args.model, args.compare)
@@ -230,6 +255,10 @@ def _evaluate(args: argparse.Namespace) -> None:
         if missing:
             raise _Failed(f"{missing[0]}: no such file or folder")
         corpus = Path("training_data")
+        if not args.paths and args.folds < 2:  # before a model is trained for nothing
+            raise _Usage("--folds must be 2 or more to cross-validate training_data")
+        if not args.paths and not corpus.is_dir():
+            raise _Failed("no training_data folder here: give PAGES, --devset, or run in a checkout")
         reports = evaluation.evaluate(args.paths, corpus, DEVSET, args.model, args.compare, args.folds)
     print(evaluation.render_text(reports))
     if args.report is not None:
@@ -248,6 +277,8 @@ def _review(args: argparse.Namespace) -> None:
         raise _Usage(f"-o {args.output} is a symbolic link to {os.readlink(args.output)}, which does not exist")
     if args.output.exists() and not args.output.is_dir():
         raise _Usage(f"-o {args.output} is a file, not a folder")
+    if any(page.is_dir() and page.resolve() == args.output.resolve() for page in args.pages):
+        raise _Usage(f"-o {args.output} is an input folder: give the drafts a folder of their own")
     _check_folder_place(args.output, "-o", args.output)
     sys.stderr.write(f"wrote {review(args.pages, args.output, args.budget, args.model)}\n")
 

@@ -306,13 +306,14 @@ def evaluate(
                 raise ValueError(f"{path}: no annotated page (.txt or .html with labels) in it")
             labels, probabilities = predict_with_model(corpus, model_path)
             thresholds = load_model(model_path).thresholds
-            reports.append(evaluate_set(path.name, f"{path}", corpus, labels, compare, probabilities, thresholds))
+            name = path.resolve().name or str(path)  # "." is named after the folder it means
+            reports.append(evaluate_set(name, f"{path}", corpus, labels, compare, probabilities, thresholds))
             labels, probabilities = predict_with_model(corpus, model_path, site_memory=True)
             description = f"{path}, each site folder as a batch (site memory)"
             memory_thresholds = load_model(model_path).site_memory_thresholds
             reports.append(
                 evaluate_set(
-                    f"{path.name}{MEMORY}", description, corpus, labels, False, probabilities, memory_thresholds
+                    f"{name}{MEMORY}", description, corpus, labels, False, probabilities, memory_thresholds
                 )
             )
         return reports

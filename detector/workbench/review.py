@@ -11,19 +11,19 @@ paragraphs to look at first, and per site the share of uncertain paragraphs (whe
 
 from __future__ import annotations
 
-import contextlib
 import os
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from detector import markup
 from detector.api import Paragraph, classify, classify_html, load_model
-from detector.batch import TEMP_SUFFIX, display, sniff_kind
+from detector.batch import DEFAULT_MAX_BYTES, TEMP_SUFFIX, InputError, display, read_limited, sniff_kind
 from detector.features import tokens, unigram_id
 from detector.model import Scorer
 from detector.pages import AnnotationError, LabelledParagraph, format_annotated, parse_annotated, strip_labels
-from detector.segment import decode
+from detector.segment import decode, normalise_newlines, split_blocks
 from detector.workbench.metrics import UNCERTAIN
 
 SIMILAR = 0.6  # pages sharing this share of their distinct words are near-duplicates
@@ -61,11 +61,13 @@ def page_files(inputs: list[Path], leave_out: Path | None = None) -> list[Path]:
         if root.is_dir():
             for folder, subfolders, names in os.walk(root):
                 subfolders[:] = [name for name in subfolders if (Path(folder) / name).resolve() != skip]
-                found += [
-                    Path(folder) / name
-                    for name in names
-                    if name.lower().endswith((".txt", ".html", ".htm")) and not name.endswith(TEMP_SUFFIX)
-                ]
+                for name in names:
+                    if name.lower().endswith((".txt", ".html", ".htm")) and not name.endswith(TEMP_SUFFIX):
+                        path = Path(folder) / name
+                        if path.is_file():  # not a FIFO (review waited for ever), a device or a link to one
+                            found.append(path)
+                        else:
+                            sys.stderr.write(f"note: {display(path)}: left out (not a regular file)\n")
         elif root.is_file():
             found.append(root)
     return sorted({os.path.realpath(path): path for path in found}.values())
@@ -83,21 +85,29 @@ def earlier_review(out: Path) -> str:
     return ""
 
 
+_LABEL_LIKE = re.compile(r"\[[^\]\n]{1,40}\]")  # what a paragraph's label prefix looks like, typed right or not
+
+
 def candidate(path: Path, scorer: Scorer) -> Candidate | str:
     """The model's reading of one page, or why the page is left out (it cannot be read, or has no paragraph).
     A page that is already annotated is read without its labels."""
     try:
-        data = path.read_bytes()
+        with open(path, "rb") as handle:
+            data = read_limited(handle, DEFAULT_MAX_BYTES, "the page")
         if sniff_kind(data[:4096], path.name) == "html":
             paragraphs = classify_html(markup.decode_html(data), scorer)
         else:
             text = decode(data)
-            with contextlib.suppress(AnnotationError):  # not annotated: the page as it is
+            try:
                 text = strip_labels(text)
+            except AnnotationError as exc:  # not annotated: the page as it is; but half annotated is a mistake
+                blocks = split_blocks(normalise_newlines(text))
+                if sum(bool(_LABEL_LIKE.match(block)) for block in blocks) * 2 >= len(blocks) > 0:
+                    return f"an annotated page with a mistake ({exc}): correct it to draft it"
             paragraphs = classify(text, scorer)
     except OSError as exc:
         return (exc.strerror or str(exc)).lower()
-    except ValueError as exc:
+    except (ValueError, InputError) as exc:
         return str(exc)
     if not paragraphs:
         return "no paragraph"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import platform
 import zlib
 from collections import Counter
@@ -454,7 +455,7 @@ def with_training_copies(corpus: pd.DataFrame) -> pd.DataFrame:
         if not len(editorial):
             continue
         end = editorial[-1] + 1
-        draw = zlib.crc32(str(page).encode("utf-8"))
+        draw = zlib.crc32(str(page).encode("utf-8", "surrogateescape"))  # a name that is not UTF-8 too
         if draw % 2:
             end = min(len(rows), end + 1 + (draw >> 1) % 2)
         crop = rows.iloc[editorial[0] : end]
@@ -838,7 +839,7 @@ def fingerprint(*roots: Path) -> str:
     for number, root in enumerate(roots):
         prefix = f"{number}:".encode() if len(roots) > 1 else b""
         for path in corpus_files(root):
-            digest.update(prefix + str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
+            digest.update(prefix + os.fsencode(path.relative_to(root)) + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()
 
 
@@ -891,12 +892,18 @@ def train(data: Path | list[Path], out: Path, folds: int = 5, jobs: int = 2) -> 
         problem = model.problem_of(body)
     except ValueError as exc:  # scikit-learn: a fold without rows for one expert
         problem = str(exc)
+    sites = int(corpus["site"].nunique())
     if problem:  # too few sites or text pages for folds and two experts: one expert, as --folds 1 trains
-        fallback = f"{folds} folds and two experts could not be fitted on this corpus ({problem}): one expert"
+        fallback = (
+            f"too few sites or text pages for {min(folds, sites)} folds and two experts: one expert, "
+            "as --folds 1 trains it"
+        )
         detector, validation = fit_model(corpus, 1, jobs)
         header, weights = export(detector)
         body = model.model_bytes(header, weights.tolist(), frequent_words(corpus["text"]))
     cv = rounded(scores(corpus["label"].tolist(), validation.labels.tolist())) if validation is not None else None
+    if validation is None and folds >= 2 and fallback is None:
+        fallback = "one site folder: no cross-validation, one expert, as --folds 1 trains it"
     metadata = {
         "model_file": out.name,
         "model_sha256": hashlib.sha256(body).hexdigest(),
@@ -911,7 +918,11 @@ def train(data: Path | list[Path], out: Path, folds: int = 5, jobs: int = 2) -> 
             "training_copies_added": int(with_training_copies(corpus)["page"].nunique())
             - int(corpus["page"].nunique()),
         },
-        "grouped_cross_validation": {"folds": folds, "group": "site folder", "scores": cv},
+        "grouped_cross_validation": {
+            "folds": min(folds, sites) if validation is not None else 1,
+            "group": "site folder",
+            "scores": cv,
+        },
         **({"fallback": fallback} if fallback else {}),
         "settings": {"hash_bits": HASH_BITS, "char_ngrams": list(CHAR_NGRAMS), "C": C, "C_stage2": C_STAGE2},
         "versions": {
