@@ -37,7 +37,7 @@ from detector.api import (
     verdict,
 )
 from detector.features import SITE_MIN_PAGES, SiteMemory, page_keys
-from detector.model import ModelError
+from detector.model import ModelError, Scorer
 from detector.pages import LABELS, shown
 from detector.rules import Rule, active_rules, apply_rules, decide
 from detector.segment import NotTextError, iter_paragraphs, looks_like_html, normalise_newlines, page_text
@@ -395,17 +395,24 @@ def page_paragraphs(
 
 
 def clean_page(
-    data: bytes, name: str, kind: str, config: RunConfig, site: str | None = None, memory: SiteMemory | None = None
+    data: bytes,
+    name: str,
+    kind: str,
+    config: RunConfig,
+    site: str | None = None,
+    memory: SiteMemory | None = None,
+    scorer: Scorer | None = None,
 ) -> Page:
     """One page's bytes (text or HTML) to its output, produced paragraph window by paragraph window, so that
     a page of many paragraphs never holds them all (see ``detector.api``). ``site`` selects the user's
-    rules; ``memory`` is what the batch showed of the page's site."""
+    rules; ``memory`` is what the batch showed of the page's site; ``scorer``: the model the caller loaded
+    (a one-page run maps it), else ``config.model`` read."""
     notes: list[str] = []
     texts, found = page_paragraphs(data, name, kind, config, notes)
     del data
     notes[:] = [f"{name}: {note}" for note in notes]
     writer = PageWriter(config.fmt, config.keep, final_newline=True)
-    scorer = load_model(config.model)
+    scorer = scorer or load_model(config.model)
     decision = Decision(config.favor, config.min_editorial)
     stream = label_stream(texts, found, scorer, decision, explain=config.fmt == "explain", memory=memory)
     active = active_rules(config.rules, site)

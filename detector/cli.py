@@ -379,7 +379,7 @@ def _clean_one(source: str, config: batch.RunConfig, failures: list[batch.Result
         # scored; nothing is written before it is known good (model.load).
         scorer = load_model(config.model, mapped=True, verify_later=True)
         try:
-            page = batch.clean_page(data, name, kind, config, site)
+            page = batch.clean_page(data, name, kind, config, site, scorer=scorer)
             del data
             _write_page(page, name, config, scorer.verify)
         except Exception:
