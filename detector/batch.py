@@ -1167,39 +1167,56 @@ def with_site_memory(tasks: list[Task], config: RunConfig) -> RunConfig:
         )
         del seen
     memories: dict[str, SiteMemory] = {}
-    # counted in the order of the inputs' names, not as the workers answer: a memory over its cap, or a page
-    # held by two files, then counts the same whatever the order of the command line or of the workers
-    for _, site, seen_keys in sorted(run(wanted, counting, remember_chunk), key=lambda found: found[0]):
-        memory = memories.setdefault(site, SiteMemory())
-        if isinstance(seen_keys, SiteMemory):
-            memory.merge(seen_keys)
-        else:
-            memory.add_keys(seen_keys)
+    # Counted in the order of the inputs' names, not as the workers answer: a memory over its cap, or a page
+    # held by two files, then counts the same whatever the order of the command line or of the workers. An
+    # input that answers early waits for those before it (few: the workers take them in order), rather than
+    # every input's keys being held until the end.
+    wanted.sort(key=lambda task: task.source)
+    position = {task.source: i for i, task in enumerate(wanted)}
+    early: dict[int, list[tuple[str, frozenset[int] | SiteMemory]]] = {}
+    following = 0
+
+    def count(found: list[tuple[str, frozenset[int] | SiteMemory]]) -> None:
+        for site, seen_keys in found:
+            memory = memories.setdefault(site, SiteMemory())
+            if isinstance(seen_keys, SiteMemory):
+                memory.merge(seen_keys)
+            else:
+                memory.add_keys(seen_keys)
+
+    for source, found in run(wanted, counting, remember_chunk):
+        early[position[source]] = found
+        while following in early:
+            count(early.pop(following))
+            following += 1
+    for index in sorted(early):  # after an input that never answered (its worker died)
+        count(early[index])
     kept = {site: memory.repeated() for site, memory in memories.items() if memory.pages >= SITE_MIN_PAGES}
     return config._replace(memories=kept)
 
 
 def remember_chunk(
     tasks: list[Task], config: RunConfig
-) -> list[tuple[tuple[str, str], str, frozenset[int] | SiteMemory]]:
-    """A worker's unit of the first pass: every page file as its site and the keys of its paragraphs
-    (``features.page_keys``: a few hundred bytes a page, counted by the main process, so that a page seen
-    twice anywhere counts once); every JSON Lines or WARC file, which may hold millions of pages, as the
-    memories of its hosts, counted here (a page seen twice in one file counts once). Each with the order it
-    is counted in: by the input's name, then the site's."""
-    found: list[tuple[tuple[str, str], str, frozenset[int] | SiteMemory]] = []
+) -> list[tuple[str, list[tuple[str, frozenset[int] | SiteMemory]]]]:
+    """A worker's unit of the first pass, one answer per input: a page file as its site and the keys of its
+    paragraphs (``features.page_keys``: a few hundred bytes a page, counted by the main process, so that a
+    page seen twice anywhere counts once); a JSON Lines or WARC file, which may hold millions of pages, as
+    the memories of its hosts, counted here (a page seen twice in one file counts once)."""
+    answers = []
     for task in tasks:
+        found: list[tuple[str, frozenset[int] | SiteMemory]] = []
         memories: dict[str, SiteMemory] = {}
         try:
             for site, texts in _site_pages(task, config):
                 if task.kind in ("jsonl", "warc"):
                     memories.setdefault(site, SiteMemory()).add(texts)
                 else:
-                    found.append(((task.source, site), site, page_keys(texts)))
+                    found.append((site, page_keys(texts)))
         except Exception:  # reported by the second pass, which cleans what it can
             pass
-        found.extend(((task.source, site), site, memory) for site, memory in memories.items())
-    return found
+        found.extend(sorted(memories.items()))
+        answers.append((task.source, found))
+    return answers
 
 
 def host_pages_chunk(tasks: list[Task], config: RunConfig) -> list[tuple[str, set[int]]]:
