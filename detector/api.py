@@ -60,21 +60,21 @@ def load_model(
     afresh, and a read model is never a mapped one. A cached model loaded with ``verify_later`` is verified
     before it is handed out without it: a damaged file is refused every time it is asked for."""
     identity: tuple[int, ...] = ()
-    if path is None:
-        key = ""
-    else:
+    if path is not None:
         if not isinstance(path, (str, os.PathLike)):
             raise TypeError(f"model path must be a str or os.PathLike, not {type(path).__name__}")
         if not os.fspath(path):
             raise ValueError("model path is empty: give a model file, or None for the shipped model")
-        key = os.path.realpath(path)
-        try:
-            info = os.stat(key)
-            identity = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
-        except OSError:
-            pass  # model_file.load names the problem
+        if b"\0" in os.fsencode(path):
+            raise ValueError("model path holds a NUL character")
+    try:  # the shipped model too: `make train` writes it anew
+        key = os.path.realpath(model_file.shipped_model() if path is None else path)
+        info = os.stat(key)
+        identity = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
+    except OSError:
+        pass  # model_file.load names the problem
     cached = _loaded.get((key, mapped))
-    if cached is None or cached[0] != identity or (key and not identity):
+    if cached is None or cached[0] != identity or not identity:
         _loaded[key, mapped] = (identity, model_file.load(path, mapped, verify_later))
     elif not verify_later:
         try:
@@ -125,7 +125,7 @@ def check_arguments(
     except OverflowError:  # an int beyond a double: beyond 1 too
         value = float("inf")
     if not 0.0 <= value <= 1.0:  # NaN too
-        raise ValueError(f"min_editorial must be a probability between 0 and 1, not {min_editorial}")
+        raise ValueError(f"min_editorial must be a probability between 0 and 1, not {value:g}")
     return value
 
 
@@ -136,6 +136,7 @@ def label_stream(
     decision: Decision = Decision(),
     explain: bool = False,
     memory: SiteMemory | None = None,
+    top: int = 5,
 ) -> Iterator[tuple[Paragraph, dict | None]]:
     """Label a page's paragraphs as they come (with the markup of HTML input): each paragraph with its
     explanation when ``explain`` is asked for (``detector.model.Scorer.explain``), else None. ``memory``: what
@@ -154,13 +155,13 @@ def label_stream(
         repeats = memory.shares(window_texts) if memory is not None else None
         told = recurring(repeats)  # paragraphs the memory tells something of: its presets decide them
         probabilities = scorer.probabilities(window_texts, window_blocks, repeats)
-        why = scorer.explain(window_texts, window_blocks, repeats=repeats) if explain else None
+        why = scorer.explain(window_texts, window_blocks, top, repeats) if explain else None
         for k in range(start, stop):
             probs = probabilities[k]
             tag = window_blocks[k].tag if window_blocks else ""
             label = scorer.decide(probs, memory_threshold if told and told[k] else threshold)
             paragraph = Paragraph(index, window_texts[k], label, dict(zip(classes, probs)), tag)
-            yield paragraph, why[k] if why else None
+            yield paragraph, {**why[k], "index": index} if why else None  # the page's index, not the window's
             index += 1
 
 
@@ -206,7 +207,7 @@ def classify(
 
 
 def classify_html(
-    html: str | bytes,
+    html: str | bytes | bytearray | memoryview,
     model: model_file.Scorer | None = None,
     favor: str = "balanced",
     min_editorial: float | None = None,
@@ -220,7 +221,7 @@ def classify_html(
     return [p for p, _ in stream]
 
 
-def html_blocks(html: str | bytes) -> list[markup.Block]:
+def html_blocks(html: str | bytes | bytearray | memoryview) -> list[markup.Block]:
     """An HTML page's paragraphs with their markup (``detector.markup.blocks``), from str or from bytes."""
     from detector import markup  # here, not at the top: text pages never need lxml's side of the package
 
@@ -260,7 +261,7 @@ def clean(
 
 
 def clean_html(
-    html: str | bytes,
+    html: str | bytes | bytearray | memoryview,
     keep: str | Iterable[str] = ("editorial",),
     model: model_file.Scorer | None = None,
     favor: str = "balanced",
@@ -272,28 +273,33 @@ def clean_html(
 
 
 def explain(text: str, model: model_file.Scorer | None = None, top: int = 5) -> list[dict]:
-    """Why each paragraph of a text page got its label: ``detector.model.Scorer.explain``."""
+    """Why each paragraph of a text page got its label: ``detector.model.Scorer.explain``, window by window as
+    ``classify`` scores a long page."""
     check_arguments(text, False, model)
-    _check_top(top)
-    scorer = model or load_model()
-    return scorer.explain(list(iter_paragraphs(normalise_newlines(text))), None, top)
+    top = _check_top(top)
+    paragraphs = iter_paragraphs(normalise_newlines(text))
+    return [why for _, why in label_stream(paragraphs, None, model, explain=True, top=top) if why is not None]
 
 
-def explain_html(html: str | bytes, model: model_file.Scorer | None = None, top: int = 5) -> list[dict]:
+def explain_html(
+    html: str | bytes | bytearray | memoryview, model: model_file.Scorer | None = None, top: int = 5
+) -> list[dict]:
     """Why each paragraph of an HTML page got its label."""
     check_arguments(html, True, model)
-    _check_top(top)
-    scorer = model or load_model()
+    top = _check_top(top)
     blocks = html_blocks(html)
-    return scorer.explain([b.text for b in blocks], blocks, top)
+    explained = label_stream([b.text for b in blocks], blocks, model, explain=True, top=top)
+    return [why for _, why in explained if why is not None]
 
 
-def _check_top(top: object) -> None:
+def _check_top(top: object) -> int:
     """``top``, the number of features shown per side, is a count: an int of at least 0."""
-    if isinstance(top, bool) or not isinstance(top, int):
+    if type(top).__name__ in ("bool", "bool_") or not hasattr(top, "__index__"):  # numpy's ints are ints too
         raise TypeError(f"top must be an int, not {type(top).__name__}")
-    if top < 0:
-        raise ValueError(f"top must be at least 0, not {top}")
+    count = int(top.__index__())
+    if count < 0:
+        raise ValueError(f"top must be at least 0, not {count}")
+    return count
 
 
 def parse_keep(value: str | Iterable[str]) -> tuple[str, ...]:
@@ -348,7 +354,7 @@ class VerdictCounter:
             self.after_editorial = []
         elif self.after_editorial is not None and len(self.after_editorial) < _AFTER:
             self.after_editorial.append(p.label)
-        if size >= _RUNNING_TEXT and len(p.text[:1000].split()) >= _RUNNING_TEXT:
+        if size >= _RUNNING_TEXT and len(p.text.split(None, _RUNNING_TEXT)) >= _RUNNING_TEXT:
             self.running[p.label] += size
 
     def result(self) -> dict:
@@ -378,14 +384,25 @@ def verdict(paragraphs: Iterable[Paragraph]) -> dict:
     both by characters), and its flags: ``no_article`` (almost no editorial text), ``teaser_only`` (a short
     article cut off by a sales box: a paywall or teaser stub) and ``advertorial`` (the running text itself
     sells: more promotional than editorial running text)."""
-    if isinstance(paragraphs, (str, bytes)):
-        raise TypeError("verdict takes the paragraphs classify or classify_html returns, not a page")
     counter = VerdictCounter()
-    for p in paragraphs:
-        if not isinstance(p, Paragraph):
-            raise TypeError(f"verdict takes Paragraphs (from classify or classify_html), not {type(p).__name__}")
+    for p in _checked(paragraphs, "verdict"):
         counter.add(p)
     return counter.result()
+
+
+def _checked(paragraphs: object, caller: str) -> Iterator[Paragraph]:
+    """The paragraphs one by one, each checked to be a Paragraph with a known label: a clear TypeError or
+    ValueError instead of an AttributeError or KeyError deep in a writer."""
+    if isinstance(paragraphs, (str, bytes)) or not isinstance(paragraphs, Iterable):
+        raise TypeError(f"{caller} takes the paragraphs classify or classify_html returns, not a page")
+    for p in paragraphs:
+        if not isinstance(p, Paragraph):
+            raise TypeError(f"{caller} takes Paragraphs (from classify or classify_html), not {type(p).__name__}")
+        if p.label not in LABELS:
+            raise ValueError(
+                f"{caller}: paragraph {p.index} has the label {p.label!r}, not one of {', '.join(LABELS)}"
+            )
+        yield p
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -534,7 +551,7 @@ def _explained(p: Paragraph, e: dict | None) -> str:
 def render(paragraphs: Iterable[Paragraph], fmt: str = "text", keep: str | Iterable[str] = ("editorial",)) -> str:
     """One page in an output format (``PageWriter``), as one string without a final newline for text."""
     writer = PageWriter(fmt, keep)
-    return "".join(writer.add(p) for p in paragraphs) + writer.finish()
+    return "".join(writer.add(p) for p in _checked(paragraphs, "render")) + writer.finish()
 
 
 def as_record(paragraphs: list[Paragraph], keep: str | Iterable[str] = ("editorial",)) -> dict:

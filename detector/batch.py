@@ -40,7 +40,14 @@ from detector.features import SITE_MIN_PAGES, SiteMemory, page_keys
 from detector.model import ModelError, Scorer
 from detector.pages import LABELS, shown
 from detector.rules import Rule, active_rules, apply_rules, decide
-from detector.segment import NotTextError, iter_paragraphs, looks_like_html, normalise_newlines, page_text
+from detector.segment import (
+    NotTextError,
+    iter_paragraphs,
+    looks_like_html,
+    normalise_newlines,
+    page_text,
+    repair_mojibake,
+)
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at run time (see _named_tuple)
 if TYPE_CHECKING:  # detector.markup is imported where HTML is read: text pages start without it
@@ -305,7 +312,8 @@ def gunzip_stream(handle: BinaryIO) -> BinaryIO:
 
 
 def sniff_kind(head: bytes, name: str = "") -> str:
-    """The kind of an input from its name and first bytes: warc, jsonl, html or text."""
+    """The kind of an input from its name and first bytes: warc, jsonl, html or text. A ``.txt`` page is text
+    or HTML, whatever its first line looks like (a JSON-LD block, a line that starts with ``WARC/``)."""
     lower = name.lower()
     if lower.endswith(".gz"):
         lower = lower[:-3]
@@ -315,19 +323,32 @@ def sniff_kind(head: bytes, name: str = "") -> str:
         return "jsonl"
     if lower.endswith((".html", ".htm", ".xhtml")):
         return "html"
+    page = lower.endswith(".txt")
     stripped = head.lstrip(b"\xef\xbb\xbf \t\r\n")
-    if stripped.startswith(b"WARC/"):
+    if stripped.startswith(b"WARC/") and not page:
         return "warc"
-    if looks_like_html(head):
-        return "html"
-    if stripped.startswith(b"{"):
-        first, newline, _ = stripped.partition(b"\n")
+    if stripped.startswith(b"{") and not page and _json_lines(stripped):  # before HTML: records hold HTML
+        return "jsonl"
+    return "html" if looks_like_html(head) else "text"
+
+
+def _json_lines(head: bytes) -> bool:
+    """Whether the first bytes of an input are JSON Lines: every whole line of them an object's line, and one
+    of those (or the first, cut where the bytes end) read as a JSON object; a first record that is broken
+    fails alone, as in a file named ``.jsonl``."""
+    *whole, rest = head.split(b"\n")
+    lines = [line for line in whole if line.strip()]
+    if not lines:
+        return _OBJECT_START.match(rest) is not None  # one record longer than the bytes looked at
+    if not all(line.lstrip().startswith(b"{") and line.rstrip().endswith(b"}") for line in lines):
+        return False
+    for line in lines:
         try:
-            return "jsonl" if isinstance(json.loads(first), dict) else "text"
+            if isinstance(json.loads(line), dict):
+                return True
         except (ValueError, RecursionError):
-            # a first record longer than the bytes looked at: an object whose first key is read
-            return "jsonl" if not newline and _OBJECT_START.match(first) else "text"
-    return "text"
+            continue
+    return False
 
 
 _OBJECT_START = re.compile(rb'\{\s*"(?:[^"\\\n]|\\.){0,200}"\s*:')
@@ -607,13 +628,14 @@ def _annotate(record: dict, paragraphs: list[Paragraph], config: RunConfig) -> N
 
 
 def host_of(url: object) -> str | None:
-    """The host of a URL (lower case, without ``www.``), for the rules' ``site``."""
+    """The host of a URL (lower case, without ``www.`` and a final dot), for the rules' ``site`` and site
+    memory."""
     if not isinstance(url, str):
         return None
     from urllib.parse import urlsplit
 
     try:
-        host = (urlsplit(url).hostname or "").lower()
+        host = (urlsplit(url).hostname or "").lower().rstrip(".")
     except ValueError:
         return None
     return host.removeprefix("www.") or None
@@ -621,11 +643,7 @@ def host_of(url: object) -> str | None:
 
 def repaired(text: str, config: RunConfig) -> str:
     """A page's text (or HTML) with ``--fix-mojibake``'s repair (``FÃ¼r`` → ``Für``), else as it is."""
-    if not config.fix_mojibake:
-        return text
-    import ftfy
-
-    return ftfy.fix_encoding(text)
+    return repair_mojibake(text) if config.fix_mojibake else text
 
 
 def clean_warc(stream: BinaryIO, name: str, config: RunConfig, result: Result) -> Iterator[bytes]:

@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 import re
 import zlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from functools import lru_cache
 from itertools import pairwise
 
@@ -558,7 +558,7 @@ def topic_words(text: str) -> frozenset[str]:
     return frozenset(filter(None, map(topic_stem, tokens(text))))
 
 
-def _topic_shares(words: Sequence[frozenset[str]], run_start: int, run_end: int) -> list[tuple[float, float]]:
+def _topic_shares(words: Sequence[Collection[str]], run_start: int, run_end: int) -> list[tuple[float, float]]:
     """Per paragraph, whether it has enough content words to tell (``_TOPIC_MIN_WORDS``) and the share of them
     that other paragraphs of the article run hold too."""
     held: dict[str, int] = {}
@@ -646,7 +646,7 @@ def neighbour_features(
     logits: Sequence[Sequence[float]],
     boxes: Sequence[tuple[int, ...]] | None = None,
     repeats: Sequence[float] | None = None,
-    words: Sequence[frozenset[str]] | None = None,
+    words: Sequence[Collection[str]] | None = None,
     lengths: Sequence[int] | None = None,
     editorial_class: int = 0,
 ) -> list[list[float]]:

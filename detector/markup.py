@@ -142,6 +142,7 @@ _ROLES = {
 LABEL_ATTRIBUTE = "data-label"
 CONFLICT = "<two labels>"  # the label of a paragraph whose text sits under two different data-labels
 _HIDDEN_STYLE = re.compile(r"(?<![\w-])(?:display\s*:\s*none|visibility\s*:\s*hidden)", re.I)  # not --x-display
+_NO_BOX_STYLE = re.compile(r"(?<![\w-])display\s*:\s*none", re.I)
 _SPACE = re.compile(r"\s+")
 _CLASS_WORD = re.compile(r"[a-z]+|[A-Z][a-z]+|[A-Z]+(?![a-z])")
 MAX_CLASS_WORDS = 24  # per paragraph: the nearest ancestors' words are the telling ones
@@ -178,6 +179,9 @@ class _Frame(NamedTuple):
 
 
 _SKIPPED = _Frame("#skipped", False, 0, (), None, False, 0, 0, 0, (), False)
+_SKIPPED_BOX = _Frame(
+    "#skipped-box", True, 0, (), None, False, 0, 0, 0, (), False
+)  # hidden, its box still laid out
 _FOREIGN = _Frame("#foreign", False, 0, (), None, False, 0, 0, 0, (), False)  # inside svg or math: no text
 BOX_LEVELS = 3  # boxes kept per paragraph: its own, the one around it, and that one's
 _BOXES = frozenset(
@@ -260,6 +264,12 @@ def _hidden(element) -> bool:
         return True
     style = element.get("style")
     return bool(style) and _HIDDEN_STYLE.search(style) is not None
+
+
+def _keeps_box(element) -> bool:
+    """Whether a hidden element still takes its place on the page (``visibility: hidden``), so that a hidden
+    block element parts the text around it as a visible one would."""
+    return element.get("hidden") is None and _NO_BOX_STYLE.search(element.get("style") or "") is None
 
 
 class TooDeepError(ValueError):
@@ -385,7 +395,13 @@ def _walk(root) -> Iterator[Block]:
                     add(element.text, frame)
                     continue
                 walker.skip_subtree()  # lxml still sends its "end" event, where its tail is read
-                stack.append(_SKIPPED)
+                if tag in BLOCKS and tag not in DROPPED and _keeps_box(element):
+                    block = flush()
+                    if block:
+                        yield block
+                    stack.append(_SKIPPED_BOX)
+                else:
+                    stack.append(_SKIPPED)
                 continue
             if tag in FOREIGN:
                 breakout = next(element.iterdescendants(*BREAKOUT), None)
@@ -429,7 +445,11 @@ def _walk(root) -> Iterator[Block]:
             parent = stack[-1] if stack else base
             if parent is _FOREIGN:
                 parent = next((f for f in reversed(stack) if f is not _FOREIGN), base)
-            if frame is _SKIPPED or frame is _FOREIGN:
+            if frame is _SKIPPED_BOX:
+                block = flush()
+                if block:
+                    yield block
+            if frame is _SKIPPED or frame is _FOREIGN or frame is _SKIPPED_BOX:
                 if element.tail and breakout is None:
                     add(element.tail, parent)
                 continue

@@ -57,7 +57,14 @@ FORMAT = 5  # 5: the word table carries its index; files of format 4 (without it
 READABLE_FORMATS = (3, 4, 5)
 MAGIC = b"DETECTOR-MODEL\n"
 CLASSES = ("editorial", "navigational", "promotional")  # the order training gives them (sorted)
-_WORD_CACHE_LIMIT = 1 << 18
+# A scorer's word caches hold up to this many distinct tokens each (about 0.6 KB a token): enough for every
+# word of a day's news on warm pages, and a page of random words stays within the memory bound.
+_WORD_CACHE_LIMIT = 1 << 14
+# The features' own caches serve training, which featurises every token many times; the scorer caches a token's
+# whole entry, so it hashes through them uncached (they would hold ~1 KB more per distinct token, unbounded by
+# _WORD_CACHE_LIMIT).
+_unigram_id = unigram_id.__wrapped__
+_char_ngram_ids = char_ngram_ids.__wrapped__
 
 
 class ModelError(Exception):
@@ -145,11 +152,11 @@ class Scorer:
         for cache in self._token_caches[n:]:  # a token seen on a page that needed more experts
             if entry := cache.get(token):
                 return entry
-        uid = unigram_id(token)
+        uid = _unigram_id(token)
         row = self._word_row(token)
         grams: Sequence[float]
         if row is None:
-            ids = char_ngram_ids(token)
+            ids = _char_ngram_ids(token)
             count, grams = len(ids), column_sums(ids, self._arrays[: 2 * n])
         else:
             width = len(self._arrays)
@@ -157,7 +164,7 @@ class Scorer:
         sums: list[float] = []
         for k, expert in enumerate(self.experts[:n]):
             sums += [expert.w1[uid], expert.w2[uid], grams[2 * k], grams[2 * k + 1]]
-        entry = (uid, count, sums, topic_stem(token))
+        entry = (uid, count, tuple(sums), topic_stem(token))
         cache = self._token_caches[n - 1]
         if len(cache) >= _WORD_CACHE_LIMIT:
             cache.clear()
@@ -197,7 +204,7 @@ class Scorer:
         paragraphs: Sequence[str],
         blocks: Sequence[Block] | None = None,
         experts: int | None = None,
-        topics: list[frozenset[str]] | None = None,
+        topics: list[tuple[str, ...]] | None = None,
     ) -> list[list[list[float]]]:
         """First-stage class scores of every paragraph of one page (the first class's is always 0), for each
         of the first ``experts`` experts (all by default); with ``blocks`` (HTML input), markup counts too.
@@ -217,7 +224,7 @@ class Scorer:
                 n_chars = sum(counts)
                 sums = [sum(column) for column in islice(zip(*per_token), 4 * len(chosen))]  # the chosen experts'
             if topics is not None:
-                topics.append(frozenset(filter(None, stems)))
+                topics.append(tuple(dict.fromkeys(filter(None, stems))))  # a set's worth in a fifth of the memory
             phrases = phrase_feature_ids(uids)
             inv_w = 1.0 / math.sqrt(len(uids) + len(phrases))
             inv_c = 1.0 / math.sqrt(n_chars) if n_chars else 0.0
@@ -262,7 +269,7 @@ class Scorer:
         weight = 1.0 if blocks else self.gate(paragraphs)
         needed = 1 if weight >= 1.0 else len(self.experts)
         mixed: list[list[float]] | None = None
-        words: list[frozenset[str]] = []
+        words: list[tuple[str, ...]] = []
         for expert, logits in zip(self.experts, self.logits(paragraphs, blocks, needed, words)):
             if expert.stage2 is not None:
                 coef, intercept = expert.stage2
@@ -295,7 +302,7 @@ class Scorer:
         weight = 1.0 if blocks else self.gate(paragraphs)
         index = 0 if weight >= 0.5 else 1
         expert = self.experts[index]
-        words: list[frozenset[str]] = []
+        words: list[tuple[str, ...]] = []
         logits = self.logits(paragraphs, blocks, index + 1, words)[index]
         boxes = box_paths(blocks) if blocks else None
         stage2 = neighbour_features(logits, boxes, repeats, words, [len(p) for p in paragraphs])
@@ -339,9 +346,9 @@ class Scorer:
     def _text_pushes(self, expert: _Expert, text: str, block: Block | None, a: int, b: int) -> list[tuple]:
         diff = self._class_weights(expert, a, b)
         toks = tokens(text)
-        uids = [unigram_id(t) for t in toks]
+        uids = [_unigram_id(t) for t in toks]
         phrases = phrase_feature_ids(uids)
-        chars = [char_ngram_ids(t) for t in toks]
+        chars = [_char_ngram_ids(t) for t in toks]
         inv_w = 1.0 / math.sqrt(len(uids) + len(phrases))
         n_chars = sum(map(len, chars))
         inv_c = 1.0 / math.sqrt(n_chars) if n_chars else 0.0
@@ -524,7 +531,7 @@ def load(path: Path | str | None = None, mapped: bool = False, verify_later: boo
         "the installed package is damaged: reinstall it (pip install --force-reinstall detector), or in a "
         "checkout run `make train`"
         if shipped
-        else "give the path of a model file written by `detector train`, or leave out --model for the shipped one"
+        else "give the path of a model file written by `detector train`, or none for the shipped one"
     )
     data = _read_model_file(path, hint, mapped)
     view = memoryview(data)

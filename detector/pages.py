@@ -10,7 +10,7 @@ import os
 import re
 from collections import namedtuple
 
-from detector.segment import normalise_newlines, split_blocks
+from detector.segment import is_blank, normalise_newlines, split_blocks
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at run time (see _named_tuple)
 if TYPE_CHECKING:
@@ -44,6 +44,8 @@ def parse_annotated(text: str) -> list[LabelledParagraph]:
         if match is None or match.group(1) not in LABELS:
             raise AnnotationError(f"paragraph {index} {_prefix_problem(block)}: {block[:50]!r}")
         text = block[match.end() :]
+        if is_blank(text):  # "[editorial] " left behind when a draft's paragraph was deleted
+            raise AnnotationError(f"paragraph {index} has a label and no text: {block[:50]!r}")
         for number, line in enumerate(text.split("\n")[1:], 2):
             inner = _PREFIX.match(line)
             if inner is not None and inner.group(1) in LABELS:
@@ -107,10 +109,19 @@ PAGE_SUFFIXES = (".txt", ".html")
 
 def corpus_files(root: Path, suffixes: tuple[str, ...] = PAGE_SUFFIXES) -> list[Path]:
     """The annotated pages under a folder (``*.txt`` and ``*.html`` in any case, recursively), sorted; a file is
-    itself."""
+    itself. Symbolic links are left out (``symbolic_links``)."""
     if root.is_file():
         return [root]
-    return sorted(p for p in root.rglob("*") if p.suffix.lower() in suffixes and p.is_file())
+    return sorted(
+        p for p in root.rglob("*") if p.suffix.lower() in suffixes and p.is_file() and not p.is_symlink()
+    )
+
+
+def symbolic_links(root: Path) -> list[Path]:
+    """The symbolic links under a folder, which ``corpus_files`` does not read: a linked page would count twice,
+    as a page of two sites (in the training and the test folds of one cross-validation), and a linked folder
+    can lead back into its own tree."""
+    return [] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_symlink())
 
 
 def is_html_page(path: Path) -> bool:

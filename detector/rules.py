@@ -18,6 +18,7 @@ A rules file is TOML::
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 
@@ -34,6 +35,8 @@ else:
 
 _KEYS = {"name", "action", "match", "line", "label", "site", "field", "value"}
 _SPACE = re.compile(r"\s+")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+MAX_RULES_BYTES = 4 * 1024 * 1024  # a rules file is a few hundred lines; more is a wrong file (/dev/zero)
 
 
 class RulesError(ValueError):
@@ -104,7 +107,7 @@ def load_rules(path: Path | str) -> tuple[Rule, ...]:
 
     path = Path(path)
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8-sig"))  # a BOM is no TOML statement
+        data = tomllib.loads(_read(path).decode("utf-8-sig"))  # a BOM is no TOML statement
     except OSError as exc:
         raise RulesError(f"{path}: {(exc.strerror or str(exc)).lower()}") from None
     except UnicodeDecodeError:
@@ -125,6 +128,20 @@ def load_rules(path: Path | str) -> tuple[Rule, ...]:
     return tuple(rules)
 
 
+def _read(path: Path) -> bytes:
+    """The rules file's bytes: a regular file or a pipe (``--rules <(…)``), at most ``MAX_RULES_BYTES``."""
+    import stat
+
+    with open(path, "rb") as handle:
+        mode = os.fstat(handle.fileno()).st_mode
+        if not (stat.S_ISREG(mode) or stat.S_ISFIFO(mode)):
+            raise RulesError(f"{path}: not a regular file")
+        data = handle.read(MAX_RULES_BYTES + 1)
+    if len(data) > MAX_RULES_BYTES:
+        raise RulesError(f"{path}: larger than {MAX_RULES_BYTES // (1024 * 1024)} MB, not a rules file")
+    return data
+
+
 def _rule(entry: object, number: int, path: Path) -> Rule:
     where = f"{path}: rule {number}"
     if not isinstance(entry, dict):
@@ -134,6 +151,8 @@ def _rule(entry: object, number: int, path: Path) -> Rule:
         raise RulesError(f"{where}: unknown key {sorted(unknown)[0]!r} (known: {', '.join(sorted(_KEYS))})")
     if any(not isinstance(v, str) for v in entry.values()):
         raise RulesError(f"{where}: every value must be a string")
+    if "name" in entry and (not entry["name"].strip() or _CONTROL.search(entry["name"])):
+        raise RulesError(f"{where}: a name must be a line of visible text")
     name = entry.get("name") or f"rule-{number}"
     where = f"{path}: rule {name!r}"
     action = entry.get("action")
@@ -141,6 +160,10 @@ def _rule(entry: object, number: int, path: Path) -> Rule:
         raise RulesError(f"{where}: action must be 'keep' or 'drop'")
     if ("match" in entry) == ("line" in entry):
         raise RulesError(f"{where}: give exactly one of 'match' (a regular expression) or 'line'")
+    if not (entry.get("match") or entry.get("line", "")).strip():
+        raise RulesError(
+            f"{where}: an empty {'match' if 'match' in entry else 'line'} (it would match every paragraph or none)"
+        )
     pattern = None
     if "match" in entry:
         try:

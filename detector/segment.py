@@ -16,9 +16,13 @@ from collections.abc import Iterator
 _NEWLINES = re.compile(r"\r\n?")
 # What a reader sees as nothing: white space (\s covers the Unicode spaces), control characters, and the
 # invisible format characters scrapers leave on "empty" lines: zero-width spaces and joiners, bidi marks and
-# overrides, soft hyphens, word joiners, BOMs.
+# overrides, soft hyphens, word joiners, BOMs, variation selectors and the tags emoji flags leave behind, and the
+# characters that draw nothing (combining grapheme joiner, Hangul fillers, Khmer inherent vowels, Braille blank,
+# musical format controls).
 _INVISIBLE = (
-    "\x00-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb"
+    "\x00-\x1f\x7f-\x9f\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e"
+    "\u2060-\u2064\u2066-\u206f\u2800\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff9-\ufffb\U0001d173-\U0001d17a"
+    "\U000e0000-\U000e0fff"
 )
 _BLANK_LINE = re.compile(f"[\\s{_INVISIBLE}]*")
 
@@ -74,8 +78,11 @@ def binary_kind(head: bytes) -> str:
     for magic, kind in _MAGIC:
         if head.startswith(magic):
             return kind
-    if head.count(0) > max(8, len(head) // 100):
-        return NUL_BYTES
+    nuls = head.count(0)
+    if nuls > max(8, len(head) // 100) or (
+        nuls and len(head) > 1 and not (head[1::2] if head[0] else head[::2]).strip(b"\0")
+    ):
+        return NUL_BYTES  # many NULs, or a short page with every other byte NUL (UTF-16)
     if len(head.translate(None, _TEXT_BYTES)) > max(8, len(head) // 20):
         return "binary data: control bytes"
     return ""
@@ -278,8 +285,11 @@ def page_text(
     ("FÃ¼r" → "Für") with ftfy.
     """
     text = decode(data, encoding, notes)
-    if fix_mojibake:
-        import ftfy
+    return normalise_newlines(repair_mojibake(text)) if fix_mojibake else text
 
-        text = normalise_newlines(ftfy.fix_encoding(text))
-    return text
+
+def repair_mojibake(text: str) -> str:
+    """Text that was decoded with the wrong encoding before it reached us, repaired (``FÃ¼r`` → ``Für``)."""
+    import ftfy
+
+    return ftfy.fix_encoding(text)

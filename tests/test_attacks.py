@@ -1432,3 +1432,319 @@ def test_train_reads_crlf_pages_and_names_that_are_not_utf8(tmp_path):
     result = run("detector", "train", "--data", data, "--folds", "2", "--output", tmp_path / "m.bin")
     assert result.returncode == 0, result.stderr.decode()[-500:]
     assert model.load(tmp_path / "m.bin")
+
+
+# --- round 9: rules, reading the kind of an input, the library, the workbench ------------------------------
+
+
+RECORD_HTML = (
+    "<html><body>" + "<p>Der Dax schließt höher, Händler sprechen von Erleichterung.</p>" * 12 + "</body></html>"
+)
+
+
+@pytest.mark.parametrize("name", ["-", "crawl.json", "crawl"])
+def test_json_lines_holding_html_or_a_broken_first_record_are_read_as_json_lines(tmp_path, name):
+    """Records with an HTML field were read as one HTML page (ten tags in the first 4 KB), and a stream whose
+    first record was broken as one text page: every record lost, exit 0."""
+    good = {"url": "https://a.example/x", "html": RECORD_HTML}
+    data = (json.dumps(good) + "\n" + '{"text": "kaputt", }\n' + json.dumps(good) + "\n").encode()
+    if name == "-":
+        result = run("clean-article", "--html-field", "html", stdin=data)
+    else:
+        (tmp_path / name).write_bytes(data)
+        result = run("clean-article", "--html-field", "html", tmp_path / name)
+    out = [json.loads(line) for line in result.stdout.decode().splitlines()]
+    assert [record["url"] for record in out] == ["https://a.example/x"] * 2
+    assert "Händler" in out[0]["cleaned_text"]
+    assert result.returncode == 1 and "invalid JSON" in result.stderr.decode()
+
+
+@pytest.mark.parametrize("first_line", ['{"@context": "https://schema.org", "@type": "NewsArticle"}', "WARC/1.0"])
+def test_a_text_page_that_starts_like_a_record_is_a_text_page(tmp_path, first_line):
+    page = tmp_path / "page.txt"
+    page.write_text(first_line + "\n\n" + ARTICLE, encoding="utf-8")
+    everything = run("clean-article", "-k", ",".join(LABELS), page)
+    assert everything.returncode == 0, everything.stderr.decode()
+    assert everything.stdout.decode() == first_line + "\n\n" + ARTICLE
+    out = run("clean-article", page, "-o", tmp_path / "out")
+    assert out.returncode == 0 and (tmp_path / "out" / "page.txt").is_file()
+
+
+def test_sniffing_a_stream_without_a_name():
+    assert batch.sniff_kind(b'{"a": 1}\n{"a": 2}\n') == "jsonl"
+    assert batch.sniff_kind(b'{"text": "cut here') == "jsonl"  # one record longer than the bytes looked at
+    assert batch.sniff_kind(b'{"@context": "x"}\nEin Satz.\n') == "text"
+    assert batch.sniff_kind(b"{kein json}\n") == "text"
+    assert batch.sniff_kind(b"WARC/1.1\r\n") == "warc"
+    assert batch.sniff_kind(b"WARC/1.1\r\n", "seite.txt") == "text"
+
+
+def _rules(tmp_path, body: str) -> Path:
+    path = tmp_path / "rules.toml"
+    path.write_text(body, encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        ('name = "oops"\naction = "drop"\nmatch = ""', "rule 'oops': an empty match"),
+        ('name = "oops"\naction = "drop"\nline = "  "', "rule 'oops': an empty line"),
+        ('name = ""\naction = "drop"\nmatch = "x"', "rule 1: a name must be a line of visible text"),
+        ('name = "a\\n[editorial] p=1.000"\naction = "drop"\nmatch = "x"', "rule 1: a name must be a line"),
+    ],
+)
+def test_rules_that_would_match_everything_or_forge_output_are_refused(tmp_path, body, problem):
+    result = run("clean-article", "--rules", _rules(tmp_path, "[[rule]]\n" + body + "\n"), "-", stdin=b"x")
+    assert result.returncode == 2 and len(lines(result)) == 1
+    assert problem in result.stderr.decode()
+
+
+def test_a_rules_file_is_read_with_a_bound_and_from_a_pipe(tmp_path):
+    big = _rules(tmp_path, "# " + "x" * (5 * 1024 * 1024) + "\n")
+    result = run("clean-article", "--rules", big, "-", stdin=b"x")
+    assert (result.returncode, lines(result)) == (
+        2,
+        [f"error: --rules: {big}: larger than 4 MB, not a rules file"],
+    )
+    result = run("clean-article", "--rules", "/dev/zero", "-", stdin=b"x")
+    assert (result.returncode, lines(result)) == (2, ["error: --rules: /dev/zero: not a regular file"])
+    read, write = os.pipe()
+    os.write(write, b'[[rule]]\nname = "weg"\naction = "drop"\nline = "Siemens hebt Prognose an"\n')
+    os.close(write)
+    try:
+        piped = subprocess.run(
+            [str(BIN / "clean-article"), "--rules", f"/dev/fd/{read}", "-"],
+            input=ARTICLE.encode(),
+            capture_output=True,
+            pass_fds=(read,),
+            timeout=60,
+        )
+    finally:
+        os.close(read)
+    assert piped.returncode == 0, piped.stderr.decode()
+    assert "Siemens hebt" not in piped.stdout.decode()
+
+
+def test_a_site_rule_matches_a_host_written_with_a_final_dot(tmp_path):
+    rules = _rules(tmp_path, '[[rule]]\nname = "alle"\naction = "drop"\nmatch = "."\nsite = "example.org"\n')
+    records = tmp_path / "r.jsonl"
+    records.write_text(
+        "".join(
+            json.dumps({"url": u, "text": ARTICLE}) + "\n" for u in ("https://example.org./a", "https://b.de/")
+        )
+    )
+    result = run("clean-article", "--no-site-memory", "-f", "json", "--rules", rules, records)
+    decided = [{p["decided_by"] for p in json.loads(line)["paragraphs"]} for line in result.stdout.splitlines()]
+    assert decided == [{"rule:alle"}, {"model"}]
+    assert batch.host_of("https://WWW.Example.org./x") == "example.org"
+
+
+def test_blank_line_characters_of_every_invisible_kind():
+    for invisible in ("\U000e0020", "\U000e0001", "\U0001d173", "\u3164", "\ufe0f", "\u034f", "\u2800"):
+        assert split_paragraphs(f"Erster Absatz.\n{invisible}\nZweiter Absatz.") == [
+            "Erster Absatz.",
+            "Zweiter Absatz.",
+        ], repr(invisible)
+        assert split_paragraphs(invisible) == []
+
+
+@pytest.mark.parametrize("data", [b"N\x00e\x00w\x00s\x00", b"\x00N\x00e\x00w\x00s"])
+def test_a_short_utf16_page_without_a_byte_order_mark_is_read_as_utf16(tmp_path, data):
+    page = tmp_path / "kurz.txt"
+    page.write_bytes(data)
+    result = run("clean-article", "-k", ",".join(LABELS), page)
+    assert (result.returncode, result.stdout) == (0, b"News\n")
+    assert "read as UTF-16" in result.stderr.decode()
+
+
+def test_a_block_hidden_by_visibility_still_parts_the_text_around_it():
+    from detector.markup import blocks
+
+    page = '<div>Umsatz steigt<div style="visibility:hidden">Anzeige</div>Gewinn fällt</div>'
+    assert [b.text for b in blocks(page)] == ["Umsatz steigt", "Gewinn fällt"]
+    gone = '<div>Umsatz steigt<div style="display:none">Anzeige</div>Gewinn fällt</div>'
+    assert [b.text for b in blocks(gone)] == ["Umsatz steigtGewinn fällt"]  # no box: as a browser shows it
+
+
+def test_explain_scores_a_long_page_window_by_window_as_classify_does():
+    from detector.api import WINDOW, explain
+
+    words = [
+        "Aktie",
+        "Börse",
+        "Umsatz",
+        "Gewinn",
+        "Quartal",
+        "Anleger",
+        "Dividende",
+        "Prognose",
+        "Vorstand",
+        "Konzern",
+        "Analyst",
+    ]
+    text = "\n\n".join(
+        " ".join(words[(i * 7 + k) % len(words)] for k in range(1 + i % 13)) for i in range(WINDOW + 300)
+    )
+    labelled, explained = classify(text), explain(text, top=1)
+    assert [e["index"] for e in explained] == list(range(WINDOW + 300))
+    assert all(abs(max(p.probabilities.values()) - e["probability"]) < 1e-6 for p, e in zip(labelled, explained))
+
+
+def test_the_word_caches_stay_bounded_on_pages_of_new_words():
+    import random
+
+    from detector import load_model
+    from detector.features import char_ngram_ids, unigram_id
+
+    char_ngram_ids.cache_clear()
+    unigram_id.cache_clear()
+    scorer = load_model()
+    generator = random.Random(1)
+    for _ in range(40):
+        page = "\n\n".join(
+            " ".join("".join(generator.choices("abcdefghijklmnopqrstuvwxyz", k=8)) for _ in range(40))
+            for _ in range(30)
+        )
+        classify(page, scorer)
+    assert max(map(len, scorer._token_caches)) <= model._WORD_CACHE_LIMIT
+    assert char_ngram_ids.cache_info().currsize == unigram_id.cache_info().currsize == 0  # training's, not ours
+
+
+def test_library_errors_name_the_argument():
+    import numpy as np
+
+    from detector import load_model
+    from detector.api import Paragraph, as_html, explain, verdict
+
+    with pytest.raises(ValueError, match="model path holds a NUL character"):
+        load_model("a\x00b")
+    with pytest.raises(TypeError, match="verdict takes the paragraphs"):
+        verdict(None)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="render takes Paragraphs"):
+        render([1])  # type: ignore[list-item]
+    with pytest.raises(TypeError, match="render takes Paragraphs"):
+        as_html([1])  # type: ignore[list-item]
+    odd = Paragraph(0, "Text", "werbung", {"editorial": 1.0})
+    with pytest.raises(ValueError, match="paragraph 0 has the label 'werbung'"):
+        verdict([odd])
+    with pytest.raises(ValueError, match="min_editorial must be a probability between 0 and 1, not inf"):
+        classify("Text", min_editorial=10**5000)
+    assert len(explain("Ein Absatz.\n\nNoch einer.", top=np.int64(2))) == 2
+    with pytest.raises(model.ModelError, match=r"or none for the shipped one$"):
+        model.load(EXAMPLE)
+
+
+def test_the_shipped_model_is_loaded_anew_when_its_file_changes(monkeypatch, tmp_path):
+    from detector import api
+
+    copy = tmp_path / "model.bin"
+    shutil.copyfile(model.shipped_model(), copy)
+    monkeypatch.setattr(model, "shipped_model", lambda: str(copy))
+    first = api.load_model()
+    assert api.load_model() is first
+    copy.write_bytes(b"not a model")
+    with pytest.raises(model.ModelError):
+        api.load_model()
+
+
+def test_the_verdict_counts_the_words_of_a_paragraph_past_a_long_link():
+    from detector.api import Paragraph, verdict
+
+    words = " ".join(["Jetzt"] * 31)
+    probabilities = {"editorial": 0.0, "navigational": 0.0, "promotional": 1.0}
+    sales = Paragraph(0, "https://shop.example/" + "x" * 1000 + " " + words, "promotional", probabilities)
+    assert "advertorial" in verdict([sales])["flags"]
+
+
+def test_train_evaluate_and_review_note_symbolic_links_and_read_each_page_once(tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(FIXTURE_CORPUS, data)
+    elsewhere = tmp_path / "elsewhere"
+    shutil.copytree(FIXTURE_CORPUS / "site-a", elsewhere / "linked")
+    (data / "linked").symlink_to(elsewhere / "linked")
+    page = next((data / "site-b").glob("*.txt"))
+    (data / "site-c" / "copy.txt").symlink_to(page)
+    from detector.pages import corpus_files, symbolic_links
+
+    assert not any(p.is_symlink() for p in corpus_files(data))
+    assert symbolic_links(data) == [data / "linked", data / "site-c" / "copy.txt"]
+    result = run("detector", "evaluate", "--no-compare", data)
+    assert result.returncode == 0, result.stderr.decode()
+    assert f"note: {data}: symbolic links left out ({data / 'linked'} and 1 more)" in result.stderr.decode()
+    review = run("detector", "review", data, "-o", tmp_path / "drafts")
+    assert f"note: {data / 'linked'}: left out (a symbolic link to a folder)" in review.stderr.decode()
+
+
+def test_review_names_sites_by_their_first_folder_and_leaves_out_earlier_drafts(tmp_path):
+    crawl = tmp_path / "crawl"
+    for site in ("alpha.de", "beta.de"):
+        (crawl / site / "2026").mkdir(parents=True)
+        for n in range(2):
+            (crawl / site / "2026" / f"seite-{n}.txt").write_text(
+                f"Bericht {site} {n}: Die Aktie von {site} steigt um {n + 3} Prozent nach starken Zahlen.\n\n"
+                "Weitere Artikel\n",
+                encoding="utf-8",
+            )
+    first = run("detector", "review", crawl, "-o", crawl / "drafts1")
+    assert first.returncode == 0, first.stderr.decode()
+    report = (crawl / "drafts1" / "REVIEW.md").read_text(encoding="utf-8")
+    assert "| alpha.de |" in report and "| beta.de |" in report and "2026" not in report.split("## ")[-1]
+    second = run("detector", "review", crawl, "-o", tmp_path / "drafts2")
+    assert second.returncode == 0, second.stderr.decode()
+    assert f"note: {crawl / 'drafts1'}: left out (the drafts of an earlier review)" in second.stderr.decode()
+    assert "4 pages" in (tmp_path / "drafts2" / "REVIEW.md").read_text(encoding="utf-8")
+
+
+def test_evaluate_of_a_users_pages_takes_page_flags_from_the_labels_not_the_names(tmp_path):
+    from detector.workbench.evaluate import markdown_table
+
+    site = tmp_path / "set" / "site|eins"
+    site.mkdir(parents=True)
+    body = " ".join(
+        ["Der Markt legt zu, die Anleger bleiben jedoch vorsichtig und warten auf die Notenbank."] * 12
+    )
+    for name in ("overview-maerkte.txt", "stub-analyse.txt"):
+        (site / name).write_text(f"[editorial] {body}\n\n[navigational] Weitere Artikel\n", encoding="utf-8")
+    result = run("detector", "evaluate", "--no-compare", tmp_path / "set", "--report", tmp_path / "report")
+    assert result.returncode == 0, result.stderr.decode()
+    flags = {line.split()[0]: line.split()[1] for line in result.stdout.decode().splitlines() if "_" in line[:12]}
+    assert flags.get("no_article") == "0" and flags.get("teaser_only") == "0"
+    assert markdown_table(["site"], [["site|eins"]]).endswith("| site\\|eins |")
+    refused = run("detector", "evaluate", "--folds", "3", tmp_path / "set")
+    assert (refused.returncode, lines(refused)) == (
+        2,
+        ["error: --folds is for the cross-validation of training_data: PAGES are scored with the model"],
+    )
+
+
+def test_an_earlier_reports_pictures_are_removed_and_long_tables_say_how_many_rows_they_show(tmp_path):
+    from detector.workbench import evaluate as evaluation
+
+    report = tmp_path / "report"
+    report.mkdir()
+    (report / "evaluation.md").write_text("![a](evaluation-old.png)\n![b](../outside.png)\n", encoding="utf-8")
+    (report / "evaluation-old.png").write_bytes(b"old")
+    (tmp_path / "outside.png").write_bytes(b"keep")
+    (report / "mine.png").write_bytes(b"keep")
+    evaluation._remove_earlier_pictures(report / "evaluation.md")
+    assert not (report / "evaluation-old.png").exists()
+    assert (tmp_path / "outside.png").exists() and (report / "mine.png").exists()
+    data = tmp_path / "set"
+    for n in range(evaluation.GROUP_ROWS + 2):
+        (data / f"site{n:02}").mkdir(parents=True)
+        (data / f"site{n:02}" / "p.txt").write_text(
+            "[editorial] Die Aktie steigt deutlich.\n\n[navigational] Startseite\n", encoding="utf-8"
+        )
+    result = run("detector", "evaluate", "--no-compare", data)
+    assert f"detector per site, worst first ({evaluation.GROUP_ROWS} of {evaluation.GROUP_ROWS + 2} shown)" in (
+        result.stdout.decode()
+    )
+
+
+def test_an_annotated_paragraph_of_a_label_and_spaces_is_refused():
+    from detector.pages import AnnotationError, parse_annotated
+
+    for text in ("[editorial] Text\n\n[editorial] \n", "[editorial] Text\n\n[navigational]   \n"):
+        with pytest.raises(AnnotationError, match="paragraph 1 has a label and no text"):
+            parse_annotated(text)

@@ -117,7 +117,7 @@ def test_broken_model_is_one_clear_error(tmp_path):
     assert (result.returncode, result.stdout) == (1, b"")
     assert result.stderr.decode() == (
         f"error: {bad} is not a detector model file; give the path of a model file written by `detector train`, "
-        "or leave out --model for the shipped one\n"
+        "or none for the shipped one\n"
     )
 
 

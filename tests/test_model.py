@@ -83,10 +83,11 @@ def test_the_scorer_reads_the_topic_words_training_reads_from_its_cached_tokens(
         "Zinsen, Zinsen und nochmals ZINSEN: die EZB-Präsidentin",
     ]
     for _ in range(2):  # the second time from the token cache
-        topics: list[frozenset[str]] = []
+        topics: list[tuple[str, ...]] = []
         scorer.logits(texts, topics=topics)
-        assert topics == [topic_words(text) for text in texts]
-    assert topics[-1] == frozenset({"zinsen", "nochma", "präsid"})
+        assert [frozenset(t) for t in topics] == [topic_words(text) for text in texts]
+        assert all(len(set(t)) == len(t) for t in topics)  # each stem once, as in a set
+    assert topics[-1] == ("zinsen", "nochma", "präsid")
 
 
 def test_the_word_table_gives_exactly_the_sums_of_the_words_ngrams(fixture_model, tmp_path):
@@ -351,18 +352,22 @@ def test_the_class_vocabulary_counts_site_folders_also_with_two_data_folders():
     assert "teaser" in class_vocabulary(frame)
 
 
-def test_train_on_a_corpus_too_small_for_two_experts_writes_a_model_that_loads(tmp_path):
-    """Two text sites and --folds 2: the gate had no page to learn from, and the model written was refused by
-    its own loader ("damaged header (gate)") after training said nothing was wrong."""
+def test_train_where_one_expert_reads_every_page_better_keeps_both_and_a_gate_of_no_slope(tmp_path):
+    """Two text sites and --folds 2: one expert read every page better, so the gate had one class to learn.
+    First the model written was refused by its own loader ("damaged header (gate)"); then training fell back
+    to one expert without cross-validation and blamed "too few sites or text pages" (attack round 9)."""
     import shutil
 
     for site in ("site-a", "site-b"):
         shutil.copytree(FIXTURE_CORPUS / site, tmp_path / "data" / site)
     result = run("detector", "train", "--data", tmp_path / "data", "--folds", "2", "--output", tmp_path / "m.bin")
     assert result.returncode == 0, result.stderr.decode()[-500:]
-    assert "note: too few sites or text pages for 2 folds and two experts: one expert" in result.stderr.decode()
+    assert "note:" not in result.stderr.decode(), result.stderr.decode()
     assert "Warning" not in result.stderr.decode() and "Traceback" not in result.stderr.decode()
-    model.load(tmp_path / "m.bin")
+    scorer = model.load(tmp_path / "m.bin")
+    gate = scorer.header["gate"]
+    assert len(scorer.experts) == 2 and set(gate["coef"]) == {0.0} and abs(gate["intercept"]) == 40.0
+    assert scorer.gate(["Ein Absatz."]) in (1.0, pytest.approx(0.0, abs=1e-15))
     metadata = json.loads((tmp_path / "m.json").read_text())
-    assert metadata["fallback"].endswith("one expert, as --folds 1 trains it")
-    assert metadata["grouped_cross_validation"]["folds"] == 1
+    assert "fallback" not in metadata
+    assert metadata["grouped_cross_validation"]["folds"] == 2

@@ -103,7 +103,13 @@ def admin_parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--no-compare", dest="compare", action="store_false", help="leave out trafilatura, jusText, boilerpy3"
     )
-    evaluate.add_argument("--folds", type=int, default=5, metavar="N", help="folds of the cross-validation")
+    evaluate.add_argument(
+        "--folds",
+        type=int,
+        default=None,
+        metavar="N",
+        help="folds of the cross-validation of training_data (default: 5; PAGES are scored with the model)",
+    )
     evaluate.add_argument(
         "--devset",
         action="store_true",
@@ -200,6 +206,7 @@ def _train(args: argparse.Namespace) -> None:
     if missing:
         raise _Failed(f"{missing[0]}: no such folder")
     _check_folder_place(output.parent, "--output", args.output)
+    _note_links(folders)
     start = time.monotonic()
     metadata = train(folders, args.output, args.folds, args.jobs)
     cv = metadata["grouped_cross_validation"]["scores"]
@@ -210,7 +217,8 @@ def _train(args: argparse.Namespace) -> None:
     if empty:
         sys.stderr.write(f"note: {empty} page(s) without a paragraph left out\n")
     sys.stderr.write(
-        f"trained on {metadata['training_data']['pages']} pages ({counts}) in "
+        f"trained on {metadata['training_data']['pages']} pages "
+        f"({', '.join(f'{label} {count:,}' for label, count in counts.items())} paragraphs) in "
         f"{time.monotonic() - start:.1f} s; wrote {args.output}\n"
     )
     if cv:
@@ -238,6 +246,21 @@ def _check_folder_place(folder: Path, option: str, given: Path) -> None:
         raise _Failed(f"{option} {given}: cannot write to {existing}: {why}") from None
 
 
+def _note_links(folders: list[Path]) -> None:
+    """A note for the symbolic links under each folder, which training and evaluation leave out
+    (``detector.pages.symbolic_links``), as clean-article notes them."""
+    from detector.pages import shown, symbolic_links
+
+    for folder in folders:
+        links = symbolic_links(folder)
+        if links:
+            more = f" and {len(links) - 1} more" if len(links) > 1 else ""
+            sys.stderr.write(
+                f"note: {shown(folder)}: symbolic links left out ({shown(links[0])}{more}): a linked page would "
+                "count twice, a linked folder can loop; copy what they point to into the folder\n"
+            )
+
+
 def _evaluate(args: argparse.Namespace) -> None:
     from detector.workbench import evaluate as evaluation
 
@@ -255,11 +278,15 @@ def _evaluate(args: argparse.Namespace) -> None:
         if missing:
             raise _Failed(f"{missing[0]}: no such file or folder")
         corpus = Path("training_data")
-        if not args.paths and args.folds < 2:  # before a model is trained for nothing
+        if args.paths and args.folds is not None:
+            raise _Usage("--folds is for the cross-validation of training_data: PAGES are scored with the model")
+        folds = 5 if args.folds is None else args.folds
+        if not args.paths and folds < 2:  # before a model is trained for nothing
             raise _Usage("--folds must be 2 or more to cross-validate training_data")
         if not args.paths and not corpus.is_dir():
             raise _Failed("no training_data folder here: give PAGES, --devset, or run in a checkout")
-        reports = evaluation.evaluate(args.paths, corpus, DEVSET, args.model, args.compare, args.folds)
+        _note_links(args.paths)
+        reports = evaluation.evaluate(args.paths, corpus, DEVSET, args.model, args.compare, folds)
     print(evaluation.render_text(reports))
     if args.report is not None:
         sys.stderr.write(f"wrote {evaluation.write_markdown(reports, args.report)}\n")

@@ -172,9 +172,26 @@ def warm_rows(texts: list[str], htmls: list[str], html_label: str) -> list[tuple
     return rows
 
 
+def _new_words(size: int) -> str:
+    """A page of about ``size`` bytes of made-up words of six to ten letters, forty to a paragraph, nearly all
+    different (a seeded generator: the same page every run)."""
+    import random
+
+    generator = random.Random(3)
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    paragraphs: list[str] = []
+    length = 0
+    while length < size:
+        words = ("".join(generator.choices(letters, k=generator.randint(6, 10))) for _ in range(40))
+        paragraphs.append(" ".join(words))
+        length += len(paragraphs[-1]) + 2
+    return "\n\n".join(paragraphs)
+
+
 def memory_rows(work: Path, max_bytes: int) -> list[tuple[str, str, str, str]]:
-    """Peak RSS of clean-article on pages of three shapes, each close to a size a user may hand it, against
-    the bound of ten times the page's bytes plus 40 MB."""
+    """Peak RSS of clean-article on pages of four shapes, the first three close to a size a user may hand
+    it, the last (every word new) at the size where the bound is tightest for it, against the bound of ten
+    times the page's bytes plus 40 MB."""
     paragraph = (
         "Der Umsatz stieg im dritten Quartal um vier Prozent auf 2,1 Milliarden Euro, teilte der Konzern mit."
     )
@@ -183,6 +200,7 @@ def memory_rows(work: Path, max_bytes: int) -> list[tuple[str, str, str, str]]:
         "ordinary text": (paragraph + "\n\n") * (size // (len(paragraph) + 2)),
         "one huge line": (paragraph + " ") * (size // (len(paragraph) + 1)),
         "200,000 tiny paragraphs": "".join(f"Kurs {i % 97}\n\n" for i in range(200_000)),
+        "new words throughout": _new_words(1_000_000),  # every word unseen: the word caches fill
     }
     rows: list[tuple[str, str, str, str]] = []
     for name, text in shapes.items():

@@ -415,19 +415,22 @@ def curve_rows(report: SetReport) -> list[dict]:
 
 
 def preset_rows(report: SetReport) -> list[list[str]]:
+    """Per preset, what keeping at its threshold gives; "–" where the gold has no paragraph of the label."""
     rows = []
     curve = {row["threshold"]: row for row in curve_rows(report)}
+    gold = set(report.corpus["label"])
     for preset, t in sorted((report.thresholds or {}).items(), key=lambda item: item[1]):
         row = curve[t]
+        editorial = "editorial" in gold
         rows.append(
             [
                 preset,
                 f"{t:.2f}",
                 f"{row['editorial_precision']:.3f}",
-                f"{row['editorial_recall']:.3f}",
-                _pct(row["editorial_lost"]),
-                _pct(row["promotional_leak"]),
-                _pct(row["navigational_leak"]),
+                f"{row['editorial_recall']:.3f}" if editorial else "–",
+                _pct(row["editorial_lost"]) if editorial else "–",
+                _pct(row["promotional_leak"]) if "promotional" in gold else "–",
+                _pct(row["navigational_leak"]) if "navigational" in gold else "–",
             ]
         )
     return rows
@@ -466,9 +469,9 @@ def _paragraphs(texts: list[str], labels: list[str], probabilities: np.ndarray) 
 
 
 def flag_rows(report: SetReport) -> list[list[str]]:
-    """Precision and recall of each page flag. The truth is the page's kind where its file name says it
-    (``advertorial-…``, ``stub-…``, ``overview-…``: pages written for the flags), else the flags that the gold
-    labels give; the prediction is the flags that the predicted labels give."""
+    """Precision and recall of each page flag. The truth is the page's kind where its file name says it in
+    training_data (``advertorial-…``, ``stub-…``, ``overview-…``: pages written for the flags), else the flags
+    that the gold labels give; the prediction is the flags that the predicted labels give."""
     from detector.api import FLAGS, verdict
 
     kinds = {"advertorial": "advertorial", "stub": "teaser_only", "overview": "no_article"}
@@ -482,7 +485,7 @@ def flag_rows(report: SetReport) -> list[list[str]]:
         texts = group["text"].tolist()
         gold = _paragraphs(texts, group["label"].tolist(), probabilities)
         predicted = _paragraphs(texts, group["predicted"].tolist(), probabilities)
-        stem = Path(str(page)).name.split("-", 1)[0]
+        stem = Path(str(page)).name.split("-", 1)[0] if report.name == "training_data" else ""
         truth = {kinds[stem]} if stem in kinds else set(verdict(gold)["flags"])
         found = set(verdict(predicted)["flags"])
         for flag in FLAGS:
@@ -561,6 +564,9 @@ def confusion_rows(report: SetReport) -> list[list[str]]:
     return [[f"true {a}"] + [str(v) for v in row] for a, row in zip(LABELS, s["confusion"])]
 
 
+GROUP_ROWS = 15  # the per-site (or per-page) table's rows, worst first
+
+
 def group_rows(report: SetReport, column: str, limit: int) -> list[list[str]]:
     table = report.per_group(column).head(limit)
     return [
@@ -584,8 +590,9 @@ def text_table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def markdown_table(header: list[str], rows: list[list[str]]) -> str:
-    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    out += ["| " + " | ".join(r) + " |" for r in rows]
+    cell = lambda value: str(value).replace("|", "\\|")  # noqa: E731  # a site named "a|b" keeps its row
+    out = ["| " + " | ".join(map(cell, header)) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(map(cell, r)) + " |" for r in rows]
     return "\n".join(out)
 
 
@@ -595,16 +602,22 @@ def _sections(report: SetReport) -> list[tuple[str, list[str], list[list[str]]]]
     group = "site" if sites > 1 else "page"
     sections = [
         (
-            f"{report.name}: {report.description} ({pages} pages, {len(report.corpus)} paragraphs)",
+            f"{report.name}: {report.description} ({pages} page{'s' if pages != 1 else ''}, "
+            f"{len(report.corpus)} paragraph{'s' if len(report.corpus) != 1 else ''})",
             HEADLINE,
             headline_rows(report),
         ),
         ("detector per label", ["label", "precision", "recall", "F1", "support"], label_rows(report)),
         ("detector confusion matrix (rows true, columns predicted)", ["", *LABELS], confusion_rows(report)),
         (
-            f"detector per {group}, worst first",
+            f"detector per {group}, worst first"
+            + (
+                f" ({GROUP_ROWS} of {count} shown)"
+                if (count := report.corpus[group].nunique()) > GROUP_ROWS
+                else ""
+            ),
             [group, "paragraphs", "errors", "editorial F1", "promo leak", "nav leak", f"p < {UNCERTAIN}"],
-            group_rows(report, group, 15),
+            group_rows(report, group, GROUP_ROWS),
         ),
     ]
     if report.probabilities is not None:
@@ -645,6 +658,7 @@ def _shown(report: SetReport) -> list[tuple[str, list[str], list[list[str]]]]:
 def write_markdown(reports: list[SetReport], out_dir: Path) -> Path:
     """Write ``evaluation.md`` and its pictures (when matplotlib is installed) into ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    _remove_earlier_pictures(out_dir / "evaluation.md")
     parts = [
         "# Evaluation",
         "",
@@ -666,6 +680,17 @@ def write_markdown(reports: list[SetReport], out_dir: Path) -> Path:
     path = out_dir / "evaluation.md"
     path.write_text(_printable("\n".join(parts)), encoding="utf-8")
     return path
+
+
+def _remove_earlier_pictures(report: Path) -> None:
+    """Delete the pictures an earlier ``evaluation.md`` in the folder showed (only those, by the names it
+    links): beside the new report they would pass for current ones."""
+    try:
+        earlier = report.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return
+    for name in re.findall(r"!\[[^\]\n]*\]\(([^()/\\\n]+\.png)\)", earlier):
+        (report.parent / name).unlink(missing_ok=True)
 
 
 def _printable(text: str) -> str:

@@ -51,26 +51,41 @@ class Candidate:
         )
 
 
-def page_files(inputs: list[Path], leave_out: Path | None = None) -> list[Path]:
+def page_files(inputs: list[Path], leave_out: Path | None = None) -> dict[Path, str]:
     """The text and HTML pages under the inputs (files or folders, walked recursively, any case of suffix),
-    sorted, each once however often it is named; the folder ``leave_out`` (the drafts' own, when it lies
-    inside an input) is not walked."""
-    found: list[Path] = []
+    sorted, each once however often it is named, with their site: the first folder below the input, as
+    ``detector train`` counts sites (a page named itself: its folder). Not walked: the folder ``leave_out``
+    (the drafts' own, when it lies inside an input), an earlier review's drafts (a folder with ``REVIEW.md``)
+    and folders behind symbolic links (each with a note)."""
+    found: dict[str, tuple[Path, str]] = {}
     skip = leave_out.resolve() if leave_out is not None else None
     for root in inputs:
         if root.is_dir():
             for folder, subfolders, names in os.walk(root):
-                subfolders[:] = [name for name in subfolders if (Path(folder) / name).resolve() != skip]
+                kept = []
+                for name in sorted(subfolders):
+                    inner = Path(folder) / name
+                    if inner.resolve() == skip:
+                        continue
+                    if inner.is_symlink():
+                        sys.stderr.write(f"note: {display(inner)}: left out (a symbolic link to a folder)\n")
+                    elif (inner / "REVIEW.md").is_file():
+                        sys.stderr.write(f"note: {display(inner)}: left out (the drafts of an earlier review)\n")
+                    else:
+                        kept.append(name)
+                subfolders[:] = kept
                 for name in names:
                     if name.lower().endswith((".txt", ".html", ".htm")) and not name.endswith(TEMP_SUFFIX):
                         path = Path(folder) / name
                         if path.is_file():  # not a FIFO (review waited for ever), a device or a link to one
-                            found.append(path)
+                            parts = path.relative_to(root).parts
+                            site = parts[0] if len(parts) > 1 else root.resolve().name
+                            found.setdefault(os.path.realpath(path), (path, site))
                         else:
                             sys.stderr.write(f"note: {display(path)}: left out (not a regular file)\n")
         elif root.is_file():
-            found.append(root)
-    return sorted({os.path.realpath(path): path for path in found}.values())
+            found.setdefault(os.path.realpath(root), (root, root.resolve().parent.name))
+    return dict(sorted(found.values()))
 
 
 def earlier_review(out: Path) -> str:
@@ -88,7 +103,7 @@ def earlier_review(out: Path) -> str:
 _LABEL_LIKE = re.compile(r"\[[^\]\n]{1,40}\]")  # what a paragraph's label prefix looks like, typed right or not
 
 
-def candidate(path: Path, scorer: Scorer) -> Candidate | str:
+def candidate(path: Path, scorer: Scorer, site: str = "") -> Candidate | str:
     """The model's reading of one page, or why the page is left out (it cannot be read, or has no paragraph).
     A page that is already annotated is read without its labels."""
     try:
@@ -116,7 +131,7 @@ def candidate(path: Path, scorer: Scorer) -> Candidate | str:
     w1, w2 = scorer.experts[0].w1, scorer.experts[0].w2
     unknown = sum(1 for t in all_tokens if not (w1[unigram_id(t)] or w2[unigram_id(t)]))
     novelty = unknown / len(all_tokens) if all_tokens else 0.0
-    return Candidate(path, path.parent.name, paragraphs, expected, novelty, frozenset(all_tokens))
+    return Candidate(path, site or path.parent.name, paragraphs, expected, novelty, frozenset(all_tokens))
 
 
 def pick(candidates: list[Candidate], budget: int) -> list[Candidate]:
@@ -149,8 +164,8 @@ def review(inputs: list[Path], out: Path, budget: int = 20, model: Path | None =
         raise ValueError(f"{display(out)} holds an earlier review ({display(found)}): give an empty or new folder")
     scorer = load_model(model)
     candidates = []
-    for path in page_files(inputs, out):
-        read = candidate(path, scorer)
+    for path, site in page_files(inputs, out).items():
+        read = candidate(path, scorer, site)
         if isinstance(read, str):
             sys.stderr.write(f"note: {display(path)}: left out ({read})\n")
         else:

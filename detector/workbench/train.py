@@ -240,16 +240,26 @@ class Gate:
     """Page shape to the weight of the full-page expert: a logistic regression over ``features.page_shape``,
     trained on pages of both shapes (one row per page)."""
 
-    def __init__(self, model: LogisticRegression | None, mean: np.ndarray, scale: np.ndarray) -> None:
-        self.model, self.mean, self.scale = model, mean, scale
+    def __init__(
+        self, model: LogisticRegression | None, mean: np.ndarray, scale: np.ndarray, constant: float = 1.0
+    ) -> None:
+        self.model, self.mean, self.scale, self.constant = model, mean, scale, constant
 
     def weight(self, texts: list[str]) -> float:
         if self.model is None:
-            return 1.0
+            return self.constant
         x = (np.asarray(page_shape(texts)) - self.mean) / self.scale
         return float(1.0 / (1.0 + np.exp(-(x @ self.model.coef_[0] + self.model.intercept_[0]))))
 
     def export(self) -> dict:
+        if self.model is None and len(self.mean):  # one expert read every page better: a gate of no slope
+            intercept = 40.0 if self.constant else -40.0  # a weight of 1.0 or 4e-18
+            return {
+                "mean": self.mean.tolist(),
+                "scale": self.scale.tolist(),
+                "coef": [0.0] * len(self.mean),
+                "intercept": intercept,
+            }
         if self.model is None:
             return {"mean": [], "scale": [], "coef": [], "intercept": 20.0}
         return {
@@ -722,13 +732,17 @@ def fit_gate(
     for _, test_idx in splits:
         test_sites = set(corpus["site"].iloc[test_idx])
         in_test = np.asarray([site in test_sites for site in sites])
-        if in_test.all() or not in_test.any() or len(set(target[~in_test])) < 2:
+        if in_test.all() or not in_test.any():
+            continue
+        if len(set(target[~in_test])) < 2:  # one expert read every training page better: it takes the pages
+            for page in np.flatnonzero(in_test):
+                gate_weights[pages[page]] = float(target[~in_test][0])
             continue
         model = fitted(~in_test)
         for page in np.flatnonzero(in_test):
             gate_weights[pages[page]] = model.predict_proba(x[page : page + 1])[0, 1]
     if len(set(target)) < 2:
-        return Gate(None, mean, scale), gate_weights
+        return Gate(None, mean, scale, float(target[0])), gate_weights
     return Gate(fitted(np.ones(len(pages), dtype=bool)), mean, scale), gate_weights
 
 
