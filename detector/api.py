@@ -34,7 +34,8 @@ else:
 FORMATS = ("text", "annotated", "json", "html", "explain")
 WINDOW = 4000
 CONTEXT = 32
-_loaded: dict[tuple[str, bool], tuple[tuple[int, ...], model_file.Scorer]] = {}  # by (real path, mapped)
+_loaded: dict[tuple[str, bool], tuple[tuple[int, ...], model_file.Scorer]] = {}  # by (absolute path, mapped)
+_SHIPPED = ""  # the shipped model's path, once found
 
 
 class Paragraph(NamedTuple):
@@ -55,20 +56,24 @@ def load_model(
     ``mapped``: map the file instead of reading it, for a run of seconds; ``verify_later``: take its checksum
     while the caller goes on, who must call the model's ``verify()`` before trusting a result
     (``detector.model.load``).
-    The cache is keyed by the file's real path, identity (device, inode, size, modification time) and
-    ``mapped``: the same name in another working folder, or a model trained anew over the old one, is loaded
-    afresh, and a read model is never a mapped one. A cached model loaded with ``verify_later`` is verified
-    before it is handed out without it: a damaged file is refused every time it is asked for."""
+    The cache is keyed by the file's absolute path, identity (device, inode, size, modification time) and
+    ``mapped``: the same name in another working folder, or a model trained anew over the old one (the shipped
+    one too: ``make train`` writes it), is loaded afresh, and a read model is never a mapped one. A cached
+    model loaded with ``verify_later`` is verified before it is handed out without it: a damaged file is
+    refused every time it is asked for. A call for a loaded model costs one ``stat``."""
+    global _SHIPPED
     identity: tuple[int, ...] = ()
-    if path is not None:
+    if path is None:
+        key = _SHIPPED = _SHIPPED or model_file.shipped_model()
+    else:
         if not isinstance(path, (str, os.PathLike)):
             raise TypeError(f"model path must be a str or os.PathLike, not {type(path).__name__}")
         if not os.fspath(path):
             raise ValueError("model path is empty: give a model file, or None for the shipped model")
         if b"\0" in os.fsencode(path):
             raise ValueError("model path holds a NUL character")
-    try:  # the shipped model too: `make train` writes it anew
-        key = os.path.realpath(model_file.shipped_model() if path is None else path)
+        key = os.path.abspath(os.fsdecode(path))
+    try:
         info = os.stat(key)
         identity = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
     except OSError:

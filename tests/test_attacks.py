@@ -1641,6 +1641,7 @@ def test_the_shipped_model_is_loaded_anew_when_its_file_changes(monkeypatch, tmp
     copy = tmp_path / "model.bin"
     shutil.copyfile(model.shipped_model(), copy)
     monkeypatch.setattr(model, "shipped_model", lambda: str(copy))
+    monkeypatch.setattr(api, "_SHIPPED", "")
     first = api.load_model()
     assert api.load_model() is first
     copy.write_bytes(b"not a model")
