@@ -13,8 +13,9 @@ install: $(BIN)/clean-article
 # Mode "compat" puts the checkout on sys.path with a .pth line, as an installed wheel needs nothing at start:
 # the default mode's import hook costs every start 5 ms (pathlib and importlib.util), a tenth of a cold start,
 # which `detector bench` would time and no user pays. Should setuptools drop the mode, the default one is used.
-EDITABLE := PYTHONWARNINGS="ignore:Editable installation,ignore::DeprecationWarning" $(BIN)/pip install --quiet -e '.[dev]'
-$(BIN)/clean-article: pyproject.toml
+# constraints.txt pins every version to the ones the model was trained and tested with (make train, make reproduce).
+EDITABLE := PYTHONWARNINGS="ignore:Editable installation,ignore::DeprecationWarning" $(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+$(BIN)/clean-article: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(EDITABLE) --config-settings editable_mode=compat 2>/dev/null || $(EDITABLE)

@@ -826,6 +826,9 @@ def temp_path(target: Path, run_id: str) -> Path:
     return target.with_name(f".{run_id}-{zlib.crc32(os.fsencode(target.name)):08x}{TEMP_SUFFIX}")
 
 
+_OUTPUT_FULL = (errno.EFBIG, errno.ENOSPC, errno.EDQUOT)  # a file-size limit, a full disk, a quota
+
+
 def write_atomic(
     path: Path, chunks: Iterable[bytes], run_id: str, commit: Callable[[], bool] | None = None
 ) -> bool:
@@ -844,12 +847,17 @@ def write_atomic(
         if _HOLD_SIGNALS[0]:  # see ``_run_here``
             import signal
 
-            signal.pthread_sigmask(signal.SIG_BLOCK, (signal.SIGINT, signal.SIGTERM))
+            signal.pthread_sigmask(signal.SIG_BLOCK, (signal.SIGINT, signal.SIGTERM, signal.SIGHUP))
         os.replace(tmp, path)
         return True
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        if exc.filename != str(tmp):
+        try:  # noqa: SIM105 - contextlib is not imported for this
+            tmp.unlink(missing_ok=True)
+        except OSError:  # its folder was moved or replaced while the file was written
+            pass
+        if exc.filename is None and exc.errno in _OUTPUT_FULL:  # written or flushed at close: the output's
+            raise OSError(exc.errno, exc.strerror, str(path)) from None
+        if exc.filename is None or os.fspath(exc.filename) not in (str(tmp), str(path)):
             raise
         if exc.errno == errno.EISDIR:  # named by the output, not by the temporary file it was written as
             raise OSError(exc.errno, "a folder is in the way of the output", str(path)) from None
@@ -866,7 +874,7 @@ def clean_file(task: Task, config: RunConfig) -> Result:
 
     name = display(task.source)
     target = Path(task.target)
-    if config.skip_existing and target.exists():
+    if config.skip_existing and target.is_file():  # a folder or FIFO in the way is no output: it fails again
         return Result(name, "skipped", "output exists")
     result = Result(name, "cleaned")
     try:
@@ -903,6 +911,8 @@ def clean_file(task: Task, config: RunConfig) -> Result:
         reason = (exc.strerror or str(exc) or "input/output error").lower()
         where = name if exc.filename in (None, task.source) else f"{name} -> {display(exc.filename)}"
         return Result(name, "failed", f"{where}: {reason}")
+    except MemoryError:
+        return Result(name, "failed", f"{name}: out of memory")
     except Exception as exc:  # a library's error on a malformed input must not end the batch
         return Result(name, "failed", f"{name}: cannot be cleaned ({type(exc).__name__}: {exc})")
 
@@ -1358,11 +1368,11 @@ def _run_here(tasks: list[Task], config: RunConfig, work: Callable[..., list]) -
         for task in tasks:
             yield from work([task], config)
             if hold:
-                signal.pthread_sigmask(signal.SIG_UNBLOCK, (signal.SIGINT, signal.SIGTERM))
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, (signal.SIGINT, signal.SIGTERM, signal.SIGHUP))
     finally:
         _HOLD_SIGNALS[0] = False
         if hold:
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, (signal.SIGINT, signal.SIGTERM))
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, (signal.SIGINT, signal.SIGTERM, signal.SIGHUP))
 
 
 _HOLD_SIGNALS = [False]  # set by ``_run_here``: ``write_atomic`` blocks Ctrl-C and SIGTERM before its rename
@@ -1375,12 +1385,13 @@ def chunked(tasks: list[Task], jobs: int) -> list[list[Task]]:
     return [tasks[i : i + size] for i in range(0, len(tasks), size)]
 
 
-def _worker_start() -> None:
-    """Worker processes leave Ctrl-C to the main process (which ends them), die quietly on SIGTERM, and die
-    with the main process if it is killed (Linux), instead of printing tracebacks."""
+def worker_start() -> None:
+    """Worker processes leave Ctrl-C and SIGHUP to the main process (which ends them), die quietly on SIGTERM,
+    and die with the main process if it is killed (Linux), instead of printing tracebacks."""
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # a closed terminal: the main process ends them
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     if sys.platform.startswith("linux"):
         try:
@@ -1411,6 +1422,22 @@ def _inherited_work(index: int) -> tuple[int, int, list]:
     return index, done, results
 
 
+def _check_descriptors(workers: int) -> None:
+    """Refuse a pool that the open-files limit (``ulimit -n``) cannot hold: a pool whose second worker cannot
+    be started terminates the first, and a SIGTERM that reaches a child before Python has set up its signals
+    is lost (CPython clears it after fork), so the pool's teardown waited for that worker for ever. A pool
+    takes 7 descriptors and 2 per worker; each worker then reads one file and writes one."""
+    import resource
+
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        opened = len(os.listdir("/proc/self/fd")) - 1  # less the one listing them
+    except OSError:  # not Linux: the pool finds out itself
+        return
+    if soft != resource.RLIM_INFINITY and opened + 7 + 2 * workers + 2 > soft:
+        raise OSError(errno.EMFILE, "too many open files")
+
+
 def _run_forked(chunks: list[list[Task]], config: RunConfig, work: Callable[..., list]) -> Iterator:
     """Worker processes forked from this one inherit the loaded model and the configuration with its site
     memories (no start-up per worker, nothing large sent with each chunk) and stream their results back as
@@ -1430,7 +1457,8 @@ def _run_forked(chunks: list[list[Task]], config: RunConfig, work: Callable[...,
     _INHERITED.update(work=work, config=config, stop=stop, chunks=chunks, taken=taken)
     gc.freeze()  # the workers' garbage collector leaves the inherited objects (and their pages) alone
     workers = min(config.jobs, len(chunks))  # no idle worker: each costs a process and its memory
-    pool = context.Pool(workers, initializer=_worker_start)
+    _check_descriptors(workers)
+    pool = context.Pool(workers, initializer=worker_start)
     pending = set(range(len(chunks)))
     rest: list[Task] = []  # after a worker died: the files to clean in a new pool
     lost: list[Task] = []  # the files of the chunks of workers that died
@@ -1546,7 +1574,10 @@ def _run_dask(chunks: list[list[Task]], config: RunConfig, work: Callable[..., l
     try:
         from dask.distributed import Client, LocalCluster, wait
     except ImportError:
-        raise UsageError("--engine dask needs the dask extra: pip install 'detector[dask]'") from None
+        raise UsageError(
+            "--engine dask needs the dask extra: pip install '.[dask]' in the checkout "
+            "(the name detector on PyPI is another project)"
+        ) from None
 
     load_model(config.model)  # a broken model fails once, before any work is sent (one log block per chunk)
     cluster = None
@@ -1717,8 +1748,9 @@ def summary(results: list[Result], seconds: float, interrupted: bool = False) ->
 
 
 def error_records(results: Iterable[Result]) -> Iterator[dict]:
-    """The JSON Lines of ``--errors``: one per failed file and per bad record."""
-    for r in results:
+    """The JSON Lines of ``--errors``: one per failed file and per bad record, in the order of the files'
+    names (workers answer in any order: the same batch gives the same file)."""
+    for r in sorted(results, key=lambda r: r.source):
         if r.status == "failed":
             yield {"file": r.source, "error": r.reason}
         yield from r.record_errors

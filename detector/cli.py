@@ -30,10 +30,19 @@ if TYPE_CHECKING:
 
 
 class Terminated(BaseException):
-    """SIGTERM arrived: stop like Ctrl-C, clean up, exit 143."""
+    """SIGTERM (or SIGHUP: the terminal closed) arrived: stop like Ctrl-C, clean up, exit 143."""
+
+
+_STOPS = (signal.SIGTERM, signal.SIGHUP)
+
+
+_MAIN = os.getpid()
 
 
 def _terminate(signum: int, frame: object) -> NoReturn:
+    if os.getpid() != _MAIN:  # a worker forked with this handler, not yet started (its pool being torn down):
+        signal.signal(signum, signal.SIG_DFL)  # it ends as SIGTERM ends a process (Terminated raised in an
+        os.kill(os.getpid(), signum)  # after-fork hook was swallowed, and the worker waited for work for ever)
     raise Terminated
 
 
@@ -56,9 +65,16 @@ class _PipeClosed(Exception):
 
 
 def _write_stdout(data: bytes) -> None:
-    """Write bytes to stdout; a write error becomes ``OSError`` with ``<stdout>`` as its file name."""
+    """Write bytes to stdout; a write error becomes ``OSError`` with ``<stdout>`` as its file name. A short
+    write (a file-size limit reached: ``ulimit -f``) is followed by another for the rest, which fails and says
+    why: the output was cut without a word, exit 0."""
     try:
-        sys.stdout.buffer.write(data)
+        view = memoryview(data)
+        while view:
+            written = sys.stdout.buffer.write(view)
+            if not written:
+                raise OSError(errno.EIO, "the output could not be written")
+            view = view[written:]
         sys.stdout.flush()
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -317,7 +333,7 @@ def clean_main(argv: list[str] | None = None) -> int:
             raise batch.UsageError("an empty path is not an input")
     except batch.UsageError as exc:
         return _error(str(exc), 2)
-    previous = signal.signal(signal.SIGTERM, _terminate)
+    previous = [signal.signal(number, _terminate) for number in _STOPS]
     try:
         if args.output is None:
             return _clean_one_with_errors(inputs[0], config)
@@ -327,7 +343,8 @@ def clean_main(argv: list[str] | None = None) -> int:
     except (KeyboardInterrupt, Terminated) as exc:
         return interrupted(exc)
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for number, handler in zip(_STOPS, previous):
+            signal.signal(number, handler)
 
 
 def _clean_one_with_errors(source: str, config: batch.RunConfig) -> int:
@@ -495,8 +512,8 @@ def _clean_many(inputs: list[str], output: Path, config: batch.RunConfig) -> int
     except batch.UsageError as exc:
         return _error(str(exc), 2)
     # From here on a second Ctrl-C or SIGTERM must not lose the errors file or the summary.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    for number in (signal.SIGINT, *_STOPS):
+        signal.signal(number, signal.SIG_IGN)
     progress.close()
     if code in (130, 143):
         batch.remove_temp_files(output, config.run_id)
@@ -570,20 +587,54 @@ class _ClosedStream:
         pass
 
 
+class _Diagnostics:
+    """Standard error as the run's notes, errors and summary: a write that fails (the reader of a pipe gone, a
+    full disk, a descriptor opened read-only) silences it instead of stopping the batch, whose outputs, exit
+    code and ``--errors`` file still tell what happened (the first failed write ended a batch partway)."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+        self.silent = False
+
+    def write(self, text: str) -> int:
+        if not self.silent:
+            try:
+                self._stream.write(text)
+            except (OSError, ValueError):
+                self.silent = True
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.silent:
+            try:
+                self._stream.flush()
+            except (OSError, ValueError):
+                self.silent = True
+
+    def __getattr__(self, name: str) -> Any:  # isatty, fileno, encoding ...
+        return getattr(self._stream, name)
+
+
 def main() -> None:
     """Console-script entry point. An unexpected failure is one line on stderr, not a traceback, unless
     DETECTOR_DEBUG is set."""
     if sys.stderr is None:
         sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - for the rest of the process
+    sys.stderr = _Diagnostics(sys.stderr)
     for name in ("stdout", "stdin"):
         if getattr(sys, name) is None:
             setattr(sys, name, _ClosedStream(f"<{name}>"))
     try:
         code = clean_main()
+    except MemoryError:
+        code = _error("out of memory")
     except Exception as exc:
         if os.environ.get("DETECTOR_DEBUG"):
             raise
-        code = _error(f"unexpected failure: {exc!r} (set DETECTOR_DEBUG=1 for the traceback)")
+        if isinstance(exc, OSError) and exc.errno == errno.EMFILE:  # the workers' pipes could not be opened
+            code = _error("too many open files: raise the limit (ulimit -n) or give fewer --jobs")
+        else:
+            code = _error(f"unexpected failure: {exc!r} (set DETECTOR_DEBUG=1 for the traceback)")
     _exit(code)
 
 
@@ -602,3 +653,7 @@ def _exit(code: int) -> NoReturn:
             sys.exit(code)
         os._exit(code)
     sys.exit(code)
+
+
+if __name__ == "__main__":  # python -m detector.cli
+    main()

@@ -975,10 +975,13 @@ def test_a_dropped_page_is_not_counted_in_the_summary(tmp_path):
     assert [int(n) for n in told] == [counts[label] for label in LABELS]
 
 
-@pytest.mark.parametrize("signal_number", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+@pytest.mark.parametrize(
+    "signal_number", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP], ids=["SIGTERM", "SIGINT", "SIGHUP"]
+)
 def test_a_signal_to_the_whole_process_group_ends_a_parallel_batch(tmp_path, signal_number):
     """SIGTERM to the process group (docker stop, systemd, kill -TERM -PGID) killed a worker that held the task
-    queue's lock, and the pool's teardown waited for that lock for ever: no summary, no errors file."""
+    queue's lock, and the pool's teardown waited for that lock for ever: no summary, no errors file. SIGHUP (the
+    terminal closed) killed the batch as kill -9 does: temporary files left, no summary, no errors file."""
     source = many_pages(tmp_path, 600)
     out, errors = tmp_path / "out", tmp_path / "errors.jsonl"
     process = subprocess.Popen(
@@ -991,7 +994,7 @@ def test_a_signal_to_the_whole_process_group_ends_a_parallel_batch(tmp_path, sig
         time.sleep(0.02)
     os.killpg(process.pid, signal_number)
     _, stderr = process.communicate(timeout=60)
-    assert process.returncode == (143 if signal_number == signal.SIGTERM else 130), stderr.decode()
+    assert process.returncode == (130 if signal_number == signal.SIGINT else 143), stderr.decode()
     assert stderr.decode().splitlines()[-1].startswith("interrupted: ") and errors.exists()
     assert not list(out.glob(f"*{batch.TEMP_SUFFIX}"))
 
@@ -1749,3 +1752,111 @@ def test_an_annotated_paragraph_of_a_label_and_spaces_is_refused():
     for text in ("[editorial] Text\n\n[editorial] \n", "[editorial] Text\n\n[navigational]   \n"):
         with pytest.raises(AnnotationError, match="paragraph 1 has a label and no text"):
             parse_annotated(text)
+
+
+# --- round 10: the machine's limits and runs that meet ------------------------------------------------------
+
+
+def _pages_and_a_pdf(tmp_path: Path, pages: int = 40) -> Path:
+    source = tmp_path / "in"
+    source.mkdir()
+    for n in range(pages):
+        (source / f"p{n:03}.txt").write_text(ARTICLE.replace("acht", str(n)), encoding="utf-8")
+    (source / "p000-kaputt.txt").write_bytes(b"%PDF-1.4 binary")
+    return source
+
+
+@pytest.mark.parametrize("stderr", ["closed pipe", "/dev/full"])
+def test_a_batch_whose_stderr_cannot_be_written_cleans_every_file(tmp_path, stderr):
+    """The first note or error written to a pipe whose reader had gone (`2>&1 | head -c 10`), to a full disk or
+    to a descriptor opened read-only stopped the batch partway: outputs missing, temporary files left, no
+    errors file."""
+    source, out, errors = _pages_and_a_pdf(tmp_path), tmp_path / "out", tmp_path / "errors.jsonl"
+    command = [str(BIN / "clean-article"), str(source), "-o", str(out), "--jobs", "2", "--errors", str(errors)]
+    if stderr == "/dev/full":
+        with open("/dev/full", "wb") as full:
+            code = subprocess.run(command, stderr=full, timeout=120).returncode
+    else:
+        read, write = os.pipe()
+        os.close(read)
+        try:
+            code = subprocess.run(command, stderr=write, timeout=120).returncode
+        finally:
+            os.close(write)
+    assert code == 1  # the PDF failed
+    assert len(list(out.glob("*.txt"))) == 40 and not list(out.glob(f".*{batch.TEMP_SUFFIX}"))
+    assert [json.loads(line)["file"] for line in errors.read_text().splitlines()] == [
+        str(source / "p000-kaputt.txt")
+    ]
+
+
+def test_stdout_cut_by_a_file_size_limit_is_an_error(tmp_path):
+    import resource
+
+    page = tmp_path / "lang.txt"
+    page.write_text("Der Umsatz steigt. " * 1000 + "\n", encoding="utf-8")
+    limit = lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (8192, 8192))  # noqa: E731
+    with open(tmp_path / "out.txt", "wb") as handle:
+        result = subprocess.run(
+            [str(BIN / "clean-article"), "-k", ",".join(LABELS), str(page)],
+            stdout=handle,
+            stderr=subprocess.PIPE,
+            preexec_fn=limit,
+            timeout=60,
+        )
+    assert (result.returncode, result.stderr.decode()) == (1, "error: <stdout>: file too large\n")
+    batch_run = subprocess.run(
+        [str(BIN / "clean-article"), "-k", ",".join(LABELS), str(page), "-o", str(tmp_path / "o")],
+        capture_output=True,
+        preexec_fn=limit,
+        timeout=60,
+    )
+    assert f"error: {page} -> {tmp_path / 'o' / 'lang.txt'}: file too large" in batch_run.stderr.decode()
+    assert not list((tmp_path / "o").iterdir())
+
+
+def test_skip_existing_does_not_count_a_folder_in_the_way_as_an_output(tmp_path):
+    source = tmp_path / "in"
+    source.mkdir()
+    (source / "a.txt").write_text(ARTICLE, encoding="utf-8")
+    (tmp_path / "out" / "a.txt").mkdir(parents=True)
+    result = run("clean-article", source, "-o", tmp_path / "out", "--skip-existing")
+    assert result.returncode == 1 and "a folder is in the way of the output" in result.stderr.decode()
+
+
+def test_the_errors_file_lists_failures_in_name_order_whatever_the_workers_order(tmp_path):
+    source = _pages_and_a_pdf(tmp_path, 8)
+    for name in ("z-kaputt.txt", "m-kaputt.txt"):
+        (source / name).write_bytes(b"%PDF-1.4")
+    errors = tmp_path / "errors.jsonl"
+    run("clean-article", source, "-o", tmp_path / "out", "--jobs", "2", "--errors", errors)
+    files = [json.loads(line)["file"] for line in errors.read_text().splitlines()]
+    assert files == sorted(files) and len(files) == 3
+
+
+def test_python_m_detector_cli_runs_the_command():
+    result = subprocess.run(
+        [str(BIN / "python"), "-m", "detector.cli", "-"], input=ARTICLE.encode(), capture_output=True, timeout=60
+    )
+    assert result.returncode == 0 and result.stdout.decode().startswith("Siemens hebt")
+
+
+@pytest.mark.parametrize("limit", [12, 16, 17])
+def test_too_few_file_descriptors_for_the_workers_is_one_error_not_a_hang(tmp_path, limit):
+    """With 16 or 17 descriptors the second worker could not start, the pool sent SIGTERM to the first, whose
+    handler (the parent's, copied by fork) raised in an after-fork hook, where it was swallowed: for ever."""
+    import resource
+
+    source = _pages_and_a_pdf(tmp_path, 60)
+    result = subprocess.run(
+        [str(BIN / "clean-article"), str(source), "-o", str(tmp_path / "out"), "--jobs", "2"],
+        capture_output=True,
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit)),
+        timeout=60,
+    )
+    no_traceback(result)
+    if result.returncode != 1 or "1 failed" not in result.stderr.decode():  # else it ran (the PDF failed)
+        assert (result.returncode, lines(result)) == (
+            1,
+            ["error: too many open files: raise the limit (ulimit -n) or give fewer --jobs"],
+        )

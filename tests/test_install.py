@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import venv
@@ -57,11 +58,15 @@ def test_a_plain_pip_install_cleans_pages_from_any_folder(tmp_path):
     virtual environment (not editable) clean-article works from an unrelated folder, the training libraries
     are not installed, and `detector` says how to get them. One test, because building twice at once in one
     checkout would collide."""
-    built = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(tmp_path), str(ROOT)],
-        capture_output=True,
-        timeout=600,
-    )
+    shutil.rmtree(ROOT / "build", ignore_errors=True)  # setuptools reuses build/lib: a deleted module shipped
+    try:
+        built = subprocess.run(
+            [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(tmp_path), str(ROOT)],
+            capture_output=True,
+            timeout=600,
+        )
+    finally:
+        shutil.rmtree(ROOT / "build", ignore_errors=True)
     assert built.returncode == 0, built.stderr.decode()
     (wheel,) = tmp_path.glob("detector-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
@@ -86,7 +91,10 @@ def test_a_plain_pip_install_cleans_pages_from_any_folder(tmp_path):
     assert subprocess.run([python, "-c", "import sklearn"], capture_output=True).returncode == 1
     admin = subprocess.run([str(env / "bin" / "detector"), "train"], capture_output=True, cwd=elsewhere)
     assert admin.returncode == 1
-    assert admin.stderr.decode().endswith("is not installed): pip install 'detector[train]'\n")
+    assert admin.stderr.decode().endswith(
+        "is not installed): pip install '.[train]' in the checkout "
+        "(the name detector on PyPI is another project)\n"
+    )
 
 
 def test_the_workbench_help_shows_plain_metavars():
@@ -208,3 +216,16 @@ def test_bytecode_of_a_source_edited_in_the_same_second_counts_as_stale(tmp_path
     source.write_text("x = 12\n")  # one byte longer, the same modification time
     os.utime(source, ns=(stamp, stamp))
     assert not _bytecode_matches(open(cached, "rb").read(16), os.stat(source))  # noqa: SIM115
+
+
+def test_the_version_is_the_package_metadatas():
+    tomllib = pytest.importorskip("tomllib")
+    from detector import __version__
+
+    with open(ROOT / "pyproject.toml", "rb") as handle:
+        assert tomllib.load(handle)["project"]["version"] == __version__
+
+
+def test_python_m_detector_runs_clean_article():
+    result = subprocess.run([sys.executable, "-m", "detector", "--version"], capture_output=True, timeout=60)
+    assert result.returncode == 0 and result.stdout.decode().startswith("clean-article ")

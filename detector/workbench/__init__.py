@@ -50,7 +50,8 @@ PINNED_ENVIRONMENT = _pinned_environment()
 os.environ.update(PINNED_ENVIRONMENT)
 
 
-TRAIN_EXTRA = ("sklearn", "numpy", "scipy", "pandas", "threadpoolctl", "matplotlib")
+TRAIN_EXTRA = ("sklearn", "numpy", "scipy", "pandas", "threadpoolctl")
+COMPARE_EXTRA = ("matplotlib", "trafilatura", "justext", "boilerpy3")
 
 
 def main() -> None:
@@ -60,11 +61,13 @@ def main() -> None:
     try:
         code = admin_main()
     except ModuleNotFoundError as exc:
-        if (exc.name or "").split(".")[0] not in TRAIN_EXTRA:
+        top = (exc.name or "").split(".")[0]
+        if top not in TRAIN_EXTRA + COMPARE_EXTRA:
             raise
+        extra = "train" if top in TRAIN_EXTRA else "compare"
         sys.stderr.write(
-            f"error: the detector command needs the training extra ({exc.name} is not installed): "
-            "pip install 'detector[train]'\n"
+            f"error: the detector command needs the {extra} extra ({exc.name} is not installed): "
+            f"pip install '.[{extra}]' in the checkout (the name detector on PyPI is another project)\n"
         )
         code = 1
     sys.exit(code)

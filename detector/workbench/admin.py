@@ -266,6 +266,17 @@ def _evaluate(args: argparse.Namespace) -> None:
 
     if args.report is not None:
         _check_folder_place(args.report, "--report", args.report)
+    if args.compare:
+        from importlib.util import find_spec
+
+        missing = [
+            name for name in ("trafilatura", "justext", "boilerpy3", "matplotlib") if find_spec(name) is None
+        ]
+        if missing:
+            sys.stderr.write(
+                f"note: {', '.join(missing)} not installed: left out of the comparison and the pictures "
+                "(pip install '.[compare]' in the checkout)\n"
+            )
 
     if args.devset:
         if args.paths:

@@ -394,21 +394,23 @@ def _map(function: Callable[[Any], Any], items: list[Any], jobs: int) -> list[An
     if jobs <= 1 or len(items) <= 1:
         return [function(item) for item in items]
     import multiprocessing
-    import signal
 
-    from detector.batch import abandon_pool
+    from detector.batch import abandon_pool, worker_start
 
     # Ctrl-C reaches the workers too: they ignore it and the parent stops them, so it ends in one line, not in
     # a traceback from each worker; a SIGTERM to the process group kills them, and the pool is left as a batch
-    # leaves it (its own teardown could wait for ever).
+    # leaves it (its own teardown could wait for ever). They die with the parent (Linux). Done, the pool is
+    # closed and joined: its terminate() now and then waited for ever for the queue's lock, which an idle
+    # worker holds while it waits for work, and a killed parent left the workers waiting for ever.
     context = multiprocessing.get_context("fork")
-    pool = context.Pool(min(jobs, len(items)), signal.signal, (signal.SIGINT, signal.SIG_IGN))
+    pool = context.Pool(min(jobs, len(items)), worker_start)
     try:
         results = pool.map(function, items, chunksize=1)
     except BaseException:
         abandon_pool(pool)
         raise
-    pool.terminate()
+    pool.close()
+    pool.join()
     return results
 
 
