@@ -39,7 +39,8 @@ _STOPS = (signal.SIGTERM, signal.SIGHUP)
 _MAIN = os.getpid()
 
 
-def _terminate(signum: int, frame: object) -> NoReturn:
+def terminate(signum: int, frame: object) -> NoReturn:
+    """The handler of SIGTERM and SIGHUP in the main process of clean-article and detector."""
     if os.getpid() != _MAIN:  # a worker forked with this handler, not yet started (its pool being torn down):
         signal.signal(signum, signal.SIG_DFL)  # it ends as SIGTERM ends a process (Terminated raised in an
         os.kill(os.getpid(), signum)  # after-fork hook was swallowed, and the worker waited for work for ever)
@@ -333,7 +334,7 @@ def clean_main(argv: list[str] | None = None) -> int:
             raise batch.UsageError("an empty path is not an input")
     except batch.UsageError as exc:
         return _error(str(exc), 2)
-    previous = [signal.signal(number, _terminate) for number in _STOPS]
+    previous = [signal.signal(number, terminate) for number in _STOPS]
     try:
         if args.output is None:
             return _clean_one_with_errors(inputs[0], config)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from detector import __version__
-from detector.cli import Terminated, interrupted
+from detector.cli import Terminated, interrupted, terminate
 from detector.model import ModelError
 
 DEVSET = Path("..") / "shared" / "devset"
@@ -145,7 +145,7 @@ def admin_main(argv: list[str] | None = None) -> int:
     """Entry point of ``detector``; returns the exit code."""
     parser = admin_parser()
     args = parser.parse_args(argv)
-    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGTERM, terminate)
     if args.command is None:
         parser.print_help()
         return 2
@@ -160,16 +160,6 @@ def admin_main(argv: list[str] | None = None) -> int:
     except (KeyboardInterrupt, Terminated) as exc:
         return interrupted(exc)
     return 0
-
-
-_MAIN = os.getpid()
-
-
-def _terminate(signum: int, frame: object) -> NoReturn:
-    if os.getpid() != _MAIN:  # a fold worker forked with this handler: it ends as SIGTERM ends a process
-        signal.signal(signum, signal.SIG_DFL)
-        os.kill(os.getpid(), signum)
-    raise Terminated
 
 
 def _train(args: argparse.Namespace) -> None:
