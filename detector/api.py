@@ -12,6 +12,7 @@ length, its share of long paragraphs, the article run, the gate) describe the wi
 
 from __future__ import annotations
 
+import _thread
 import json
 import os
 import re
@@ -35,7 +36,17 @@ FORMATS = ("text", "annotated", "json", "html", "explain")
 WINDOW = 4000
 CONTEXT = 32
 _loaded: dict[tuple[str, bool], tuple[tuple[int, ...], model_file.Scorer]] = {}  # by (absolute path, mapped)
+CACHED_MODELS = 4  # model files held by load_model's cache (each about 10 MB; the oldest goes first)
 _SHIPPED = ""  # the shipped model's path, once found
+_LOADING = _thread.allocate_lock()  # one thread loads a file while the others wait for it
+
+
+def _new_lock_after_fork() -> None:
+    global _LOADING
+    _LOADING = _thread.allocate_lock()  # a thread that held it before the fork is not in the child
+
+
+os.register_at_fork(after_in_child=_new_lock_after_fork)
 
 
 class Paragraph(NamedTuple):
@@ -60,7 +71,9 @@ def load_model(
     ``mapped``: the same name in another working folder, or a model trained anew over the old one (the shipped
     one too: ``make train`` writes it), is loaded afresh, and a read model is never a mapped one. A cached
     model loaded with ``verify_later`` is verified before it is handed out without it: a damaged file is
-    refused every time it is asked for. A call for a loaded model costs one ``stat``."""
+    refused every time it is asked for. A call for a loaded model costs one ``stat``. Threads that ask for a
+    file at once wait for one load; the cache holds the last ``CACHED_MODELS`` files (a model still in use
+    stays alive with its user)."""
     global _SHIPPED
     identity: tuple[int, ...] = ()
     if path is None:
@@ -78,16 +91,16 @@ def load_model(
         identity = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
     except OSError:
         pass  # model_file.load names the problem
-    cached = _loaded.get((key, mapped))
-    if cached is None or cached[0] != identity or not identity:
-        _loaded[key, mapped] = (identity, model_file.load(path, mapped, verify_later))
-    elif not verify_later:
-        try:
+    with _LOADING:
+        cached = _loaded.pop((key, mapped), None)
+        if cached is None or cached[0] != identity or not identity:
+            cached = (identity, model_file.load(path, mapped, verify_later))
+        elif not verify_later:
             cached[1].verify()  # loaded with verify_later, its checksum not yet known (or known to be wrong)
-        except model_file.ModelError:
-            del _loaded[key, mapped]
-            raise
-    return _loaded[key, mapped][1]
+        _loaded[key, mapped] = cached  # last: the most recently used
+        while len(_loaded) > CACHED_MODELS:
+            del _loaded[next(iter(_loaded))]
+    return cached[1]
 
 
 class Decision(NamedTuple):
@@ -160,12 +173,14 @@ def label_stream(
         repeats = memory.shares(window_texts) if memory is not None else None
         told = recurring(repeats)  # paragraphs the memory tells something of: its presets decide them
         probabilities = scorer.probabilities(window_texts, window_blocks, repeats)
-        why = scorer.explain(window_texts, window_blocks, top, repeats) if explain else None
+        labels = [
+            scorer.decide(probs, memory_threshold if told and told[k] else threshold)
+            for k, probs in enumerate(probabilities)
+        ]
+        why = scorer.explain(window_texts, window_blocks, top, repeats, labels) if explain else None
         for k in range(start, stop):
-            probs = probabilities[k]
             tag = window_blocks[k].tag if window_blocks else ""
-            label = scorer.decide(probs, memory_threshold if told and told[k] else threshold)
-            paragraph = Paragraph(index, window_texts[k], label, dict(zip(classes, probs)), tag)
+            paragraph = Paragraph(index, window_texts[k], labels[k], dict(zip(classes, probabilities[k])), tag)
             yield paragraph, {**why[k], "index": index} if why else None  # the page's index, not the window's
             index += 1
 
@@ -262,6 +277,7 @@ def clean(
     """The cleaned article: the kept paragraphs (``keep``: labels, or one comma-separated string), unchanged
     and in order, joined by one blank line. ``favor`` and ``min_editorial``: see ``Decision``; ``memory``: see
     ``site_memory``."""
+    keep = _checked_keep(keep)
     return render(classify(text, model, favor, min_editorial, memory), "text", keep)
 
 
@@ -274,26 +290,49 @@ def clean_html(
     memory: SiteMemory | None = None,
 ) -> str:
     """The cleaned article of an HTML page, as text: the kept paragraphs joined by one blank line."""
+    keep = _checked_keep(keep)
     return render(classify_html(html, model, favor, min_editorial, memory), "text", keep)
 
 
-def explain(text: str, model: model_file.Scorer | None = None, top: int = 5) -> list[dict]:
-    """Why each paragraph of a text page got its label: ``detector.model.Scorer.explain``, window by window as
-    ``classify`` scores a long page."""
-    check_arguments(text, False, model)
+def _checked_keep(keep: object) -> tuple[str, ...]:
+    """``keep`` as labels, checked before any work (its ValueError names the argument)."""
+    try:
+        return parse_keep(keep)  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise ValueError(f"keep: {exc}") from None
+
+
+def explain(
+    text: str,
+    model: model_file.Scorer | None = None,
+    top: int = 5,
+    favor: str = "balanced",
+    min_editorial: float | None = None,
+    memory: SiteMemory | None = None,
+) -> list[dict]:
+    """Why each paragraph of a text page got the label ``classify`` gives it with the same arguments:
+    ``detector.model.Scorer.explain``, window by window as ``classify`` scores a long page."""
+    min_editorial = check_arguments(text, False, model, min_editorial, memory, favor)
     top = _check_top(top)
     paragraphs = iter_paragraphs(normalise_newlines(text))
-    return [why for _, why in label_stream(paragraphs, None, model, explain=True, top=top) if why is not None]
+    explained = label_stream(paragraphs, None, model, Decision(favor, min_editorial), True, memory, top)
+    return [why for _, why in explained if why is not None]
 
 
 def explain_html(
-    html: str | bytes | bytearray | memoryview, model: model_file.Scorer | None = None, top: int = 5
+    html: str | bytes | bytearray | memoryview,
+    model: model_file.Scorer | None = None,
+    top: int = 5,
+    favor: str = "balanced",
+    min_editorial: float | None = None,
+    memory: SiteMemory | None = None,
 ) -> list[dict]:
-    """Why each paragraph of an HTML page got its label."""
-    check_arguments(html, True, model)
+    """Why each paragraph of an HTML page got the label ``classify_html`` gives it."""
+    min_editorial = check_arguments(html, True, model, min_editorial, memory, favor)
     top = _check_top(top)
     blocks = html_blocks(html)
-    explained = label_stream([b.text for b in blocks], blocks, model, explain=True, top=top)
+    texts = [b.text for b in blocks]
+    explained = label_stream(texts, blocks, model, Decision(favor, min_editorial), True, memory, top)
     return [why for _, why in explained if why is not None]
 
 
@@ -301,7 +340,10 @@ def _check_top(top: object) -> int:
     """``top``, the number of features shown per side, is a count: an int of at least 0."""
     if type(top).__name__ in ("bool", "bool_") or not hasattr(top, "__index__"):  # numpy's ints are ints too
         raise TypeError(f"top must be an int, not {type(top).__name__}")
-    count = int(top.__index__())
+    try:
+        count = int(top.__index__())
+    except TypeError:  # numpy's arrays have __index__ and refuse it unless they hold one int
+        raise TypeError(f"top must be an int, not {type(top).__name__}") from None
     if count < 0:
         raise ValueError(f"top must be at least 0, not {count}")
     return count
@@ -322,7 +364,8 @@ def parse_keep(value: str | Iterable[str]) -> tuple[str, ...]:
             continue
         if label not in LABELS:
             raise ValueError(f"unknown label {label!r}; choose from {', '.join(LABELS)}")
-        labels.append(label)
+        if label not in labels:
+            labels.append(label)
     if not labels and isinstance(value, str):  # "" is a slip (``--keep ""``); an empty list keeps nothing
         raise ValueError("no label given")
     return tuple(labels)
@@ -544,7 +587,7 @@ def _explained(p: Paragraph, e: dict | None) -> str:
     if e is None:
         return f"{head}\n{p.text}"
     lines = [
-        f"{head}; most likely {e['label']} over {e['runner_up']} ({e['expert']} expert, weight "
+        f"{head}; the model: {e['label']} over {e['runner_up']} ({e['expert']} expert, weight "
         f"{e['expert_weight']:.2f})",
         p.text,
         "  for:     " + ", ".join(f"{name} {value:+.2f}" for name, value in e["for"]),

@@ -63,8 +63,11 @@ READ_STEP = 64 * 1024 * 1024  # ``read_limited`` reads larger inputs in steps of
 TEMP_SUFFIX = ".detector-part"
 INPUT_FORMATS = ("auto", "text", "html", "jsonl", "warc")
 DEFAULT_GLOBS = {
-    "auto": ("*.txt", "*.html", "*.htm", "*.html.gz", "*.htm.gz", "*.jsonl", "*.jsonl.gz", "*.warc", "*.warc.gz"),
-    "text": ("*.txt",),
+    "auto": (
+        *("*.txt", "*.txt.gz", "*.html", "*.htm", "*.html.gz", "*.htm.gz"),
+        *("*.jsonl", "*.jsonl.gz", "*.warc", "*.warc.gz"),
+    ),
+    "text": ("*.txt", "*.txt.gz"),
     "html": ("*.html", "*.htm", "*.html.gz", "*.htm.gz"),
     "jsonl": ("*.jsonl", "*.jsonl.gz"),
     "warc": ("*.warc", "*.warc.gz"),
@@ -324,6 +327,9 @@ def sniff_kind(head: bytes, name: str = "") -> str:
     if lower.endswith((".html", ".htm", ".xhtml")):
         return "html"
     page = lower.endswith(".txt")
+    codec = records_codec(head)
+    if codec and not page:  # JSON Lines in UTF-16 or UTF-32: looked at as UTF-8
+        head = head.decode(codec, "ignore").encode("utf-8")
     stripped = head.lstrip(b"\xef\xbb\xbf \t\r\n")
     if stripped.startswith(b"WARC/") and not page:
         return "warc"
@@ -415,6 +421,17 @@ def page_paragraphs(
     return iter_paragraphs(normalise_newlines(content)), None
 
 
+def unused_options(kind: str, name: str, config: RunConfig) -> list[str]:
+    """Notes on what the options asked for that an input of this kind does not use: said, not ignored."""
+    notes = []
+    if kind in ("jsonl", "warc") and config.fmt in ("annotated", "html", "explain"):
+        notes.append(f"{name}: records are written as JSON Lines (-f {config.fmt} shapes pages, not records)")
+    field = "--html-field" if config.html_field else "--text-field" if config.text_field != "text" else ""
+    if field and kind != "jsonl":
+        notes.append(f"{name}: {field} not used: the input is not JSON Lines")
+    return notes
+
+
 def clean_page(
     data: bytes,
     name: str,
@@ -431,7 +448,7 @@ def clean_page(
     notes: list[str] = []
     texts, found = page_paragraphs(data, name, kind, config, notes)
     del data
-    notes[:] = [f"{name}: {note}" for note in notes]
+    notes[:] = [*unused_options(kind, name, config), *(f"{name}: {note}" for note in notes)]
     writer = PageWriter(config.fmt, config.keep, final_newline=True)
     scorer = scorer or load_model(config.model)
     decision = Decision(config.favor, config.min_editorial)
@@ -450,7 +467,8 @@ def clean_page(
             empty = "no visible text in the HTML" if kind == "html" else "empty input"
             notes.append(f"{name}: {empty}, nothing to clean")
         elif not writer.kept and not dropped_by(writer.verdict(), config):  # a dropped page says so itself
-            notes.append(f"{name}: no {'/'.join(config.keep)} paragraph found, the output is empty")
+            empty = ", the output is empty" if config.fmt == "text" else ""  # other formats show every paragraph
+            notes.append(f"{name}: no {'/'.join(config.keep)} paragraph found{empty}")
         if writer.unreadable is not None:
             notes.append(
                 f"{name}: paragraph {writer.unreadable} has a line that begins with a label ([editorial] …); "
@@ -490,20 +508,25 @@ def json_line(record: dict) -> bytes:
         return (json.dumps(record, ensure_ascii=True, allow_nan=False) + "\n").encode("ascii")
 
 
+def records_codec(head: bytes) -> str | None:
+    """The codec of JSON Lines in UTF-32 or UTF-16 (with a BOM, or UTF-16 without one: the NUL beside the
+    first ``{``) from their first bytes; None for UTF-8."""
+    if head.startswith((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")):
+        return "utf-32"
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "utf-16"
+    if head[:2] == b"{\x00":
+        return "utf-16-le"
+    if head[:2] == b"\x00{":
+        return "utf-16-be"
+    return None
+
+
 def record_lines(stream: BinaryIO, max_bytes: int) -> Iterator[tuple[int, bytes | str | None]]:
     """The lines of a JSON Lines stream with their numbers; a line longer than ``max_bytes`` is skipped
     without being held in memory and yields None. UTF-16 and UTF-32 files (with a BOM, or UTF-16 without
     one) are read as text."""
-    head = stream.peek(4)[:4] if hasattr(stream, "peek") else b""
-    codec = None
-    if head.startswith((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")):
-        codec = "utf-32"
-    elif head.startswith((b"\xff\xfe", b"\xfe\xff")):
-        codec = "utf-16"
-    elif len(head) >= 2 and head[0] == ord("{") and head[1] == 0:
-        codec = "utf-16-le"
-    elif len(head) >= 2 and head[0] == 0 and head[1] == ord("{"):
-        codec = "utf-16-be"
+    codec = records_codec(stream.peek(4)[:4] if hasattr(stream, "peek") else b"")
     reader: IO[Any] = io.TextIOWrapper(stream, encoding=codec, errors="strict", newline="\n") if codec else stream
     limit = max_bytes // (4 if codec == "utf-32" else 2) if codec else max_bytes  # text counts characters
     number = 0
@@ -526,6 +549,7 @@ def clean_records(stream: BinaryIO, name: str, config: RunConfig, result: Result
     stops the file. Every record also gains its ``page_verdict``; with ``--drop-pages`` a flagged record is
     left out and counted."""
     load_model(config.model)
+    result.notes.extend(unused_options("jsonl", name, config))
     field_name = config.html_field or config.text_field
     nan_values = 0
 
@@ -617,6 +641,9 @@ def _json_kind(value: object) -> str:
     return kinds.get(type(value), "a number")
 
 
+RECORD_FIELDS = ("cleaned_text", "paragraph_labels", "page_verdict", "paragraphs")  # what _annotate writes
+
+
 def _annotate(record: dict, paragraphs: list[Paragraph], config: RunConfig) -> None:
     """What a record gains: the cleaned text, the labels, the page verdict (and every paragraph with
     ``-f json``)."""
@@ -654,6 +681,7 @@ def clean_warc(stream: BinaryIO, name: str, config: RunConfig, result: Result) -
     from warcio.exceptions import ArchiveLoadFailed
 
     load_model(config.model)
+    result.notes.extend(unused_options("warc", name, config))
     number = 0
     reading = False  # a record's content, where an EOFError is a cut inside it
     plain = plain_warc(stream)
@@ -703,8 +731,9 @@ def clean_warc(stream: BinaryIO, name: str, config: RunConfig, result: Result) -
                     raise InputError(f"cut short: the file ends {missing:,} bytes before the record's end")
                 if getattr(getattr(content, "decompressor", None), "eof", True) is False:  # warcio reads it short
                     raise InputError("its HTTP body ends inside its gzip or deflate Content-Encoding")
-                charset = _http_charset(content_type)
-                text = repaired(_decode_http(payload, charset, config.encoding), config)
+                notes: list[str] = []
+                text = repaired(_decode_http(payload, _http_charset(content_type), config.encoding, notes), config)
+                result.notes.extend(f"{name} record {number}: {note}" for note in notes)
                 paragraphs = label_page(text, "html", config, host_of(url))
                 flags = dropped_by(verdict(paragraphs), config)
                 if flags:
@@ -799,21 +828,12 @@ def _http_charset(content_type: str) -> str | None:
     return None
 
 
-def _decode_http(payload: bytes, charset: str | None, forced: str | None) -> str:
-    """An HTTP body's text: the forced encoding, else the UTF-8 or declared rules of HTML pages, where a charset
-    in the HTTP header counts as a declaration."""
-    from detector.markup import browser_codec, decode_html
+def _decode_http(payload: bytes, charset: str | None, forced: str | None, notes: list[str] | None = None) -> str:
+    """An HTTP body's text: the forced encoding, else the rules of HTML pages, where the charset of the HTTP
+    header is the declaration (a BOM beats it, and bytes that do not fit it beat it, as for a ``<meta>``)."""
+    from detector.markup import decode_html
 
-    if not forced and charset:
-        try:
-            return payload.decode("utf-8")
-        except UnicodeDecodeError:
-            pass
-        try:
-            return payload.decode(browser_codec(charset))  # ISO-8859-1 read as Windows-1252, as browsers do
-        except (LookupError, UnicodeDecodeError):
-            pass
-    return decode_html(payload, forced)
+    return decode_html(payload, forced, notes, charset)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -1030,6 +1050,15 @@ def plan(inputs: list[str], outdir: Path, config: RunConfig) -> Plan:
                 f"{display(task.target)}; clean them into different output folders"
             )
         targets[resolved] = task.source
+    for target, source in targets.items():  # an output where another output needs a folder (a.txt, a.txt/b.txt)
+        folder = os.path.dirname(target)
+        while folder.startswith(os.path.join(out_root, "")):
+            if folder in targets:
+                raise UsageError(
+                    f"{display(targets[folder])} would be written to {display(folder)}, the folder of the output "
+                    f"of {display(source)}; clean them into different output folders"
+                )
+            folder = os.path.dirname(folder)
     if config.errors is not None:
         errors = os.path.realpath(config.errors)
         if errors in sources:
@@ -1057,8 +1086,8 @@ def _kind_of_file(path: str) -> str:
                 head = handle.read(4096)
         except OSError:
             pass
-    if head[:2] == b"\x1f\x8b":
-        return sniff_kind(b"", path) if path.lower().endswith(".gz") else "text"
+    if head[:2] == b"\x1f\x8b":  # by what the gzip data holds, as a file cleaned alone
+        return sniff_kind(gunzip_head(head), path) if path.lower().endswith(".gz") else "text"
     return sniff_kind(head, path)
 
 
@@ -1718,8 +1747,9 @@ class Progress:
             self.stream.write("\n")
 
 
-def _plural(count: int, word: str, plural: str | None = None) -> str:
-    return f"{count} {word if count == 1 else plural or word + 's'}"
+def plural(count: int, word: str, many: str | None = None) -> str:
+    """``1 file``, ``2 files``: a count with its word."""
+    return f"{count} {word if count == 1 else many or word + 's'}"
 
 
 def summary(results: list[Result], seconds: float, interrupted: bool = False) -> str:
@@ -1728,20 +1758,20 @@ def summary(results: list[Result], seconds: float, interrupted: bool = False) ->
     found = {label: sum(r.labels.get(label, 0) for r in results) for label in LABELS}
     records = sum(len(r.record_errors) for r in results)
     skipped_records = sum(r.skipped_records for r in results)
-    extra = f", {_plural(records, 'bad record')}" if records else ""
+    extra = f", {plural(records, 'bad record')}" if records else ""
     if skipped_records:  # revisits, resources, non-HTML responses
         what = "not an HTML response" if skipped_records == 1 else "not HTML responses"
-        extra += f", {_plural(skipped_records, 'record')} skipped ({what})"
+        extra += f", {plural(skipped_records, 'record')} skipped ({what})"
     dropped: dict[str, int] = {}
     for r in results:
         for flag, number in r.dropped.items():
             dropped[flag] = dropped.get(flag, 0) + number
     if dropped:
         details = ", ".join(f"{flag} {n}" for flag, n in sorted(dropped.items()) if flag != "pages")
-        extra += f", {_plural(dropped['pages'], 'page')} dropped ({details})"
+        extra += f", {plural(dropped['pages'], 'page')} dropped ({details})"
     head = "interrupted: " if interrupted else ""
     return (
-        f"{head}{_plural(count['cleaned'], 'file')} cleaned, {count['failed']} failed, {count['skipped']} "
+        f"{head}{plural(count['cleaned'], 'file')} cleaned, {count['failed']} failed, {count['skipped']} "
         f"skipped{extra}; paragraphs labelled {found['editorial']} editorial, {found['promotional']} "
         f"promotional, {found['navigational']} navigational; {seconds:.1f} s"
     )

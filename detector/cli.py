@@ -189,8 +189,8 @@ def clean_parser() -> argparse.ArgumentParser:
     add(
         "--glob",
         action="append",
-        help="file pattern when walking folders, repeatable (default: *.txt, *.html, *.htm, *.html.gz; "
-        "*.jsonl for jsonl, *.warc and *.warc.gz for warc)",
+        help=f"file pattern when walking folders, repeatable (default: {', '.join(batch.DEFAULT_GLOBS['auto'])}; "
+        "with --input-format, the patterns of that format)",
     )
     add("-j", "--jobs", type=int, default=0, help="parallel workers; 0 means all cores (default)")
     add("--skip-existing", action="store_true", help="leave existing outputs alone (resume a run)")
@@ -271,6 +271,11 @@ def build_config(args: argparse.Namespace) -> batch.RunConfig:
     for option, value in (("--html-field", args.html_field), ("--text-field", args.text_field)):
         if value and args.input_format not in ("auto", "jsonl"):
             raise batch.UsageError(f"{option} is for JSON Lines input")
+        if value in batch.RECORD_FIELDS:
+            raise batch.UsageError(
+                f"{option} {value}: clean-article writes this field, so the page in it would be overwritten; "
+                "copy the page to a field of another name first"
+            )
     if args.html_field and args.text_field:
         raise batch.UsageError("--text-field and --html-field: a record is read from one field, give one")
     for pattern in args.glob or ():
@@ -464,6 +469,9 @@ def _records_to_stdout(
         if result.dropped:
             flags = ", ".join(f"{flag} {n}" for flag, n in sorted(result.dropped.items()) if flag != "pages")
             sys.stderr.write(f"note: {name}: {result.dropped['pages']} record(s) dropped ({flags})\n")
+        if result.skipped_records:  # revisits, resources, non-HTML responses: counted as a batch counts them
+            what = "not an HTML response" if result.skipped_records == 1 else "not HTML responses"
+            sys.stderr.write(f"note: {name}: {batch.plural(result.skipped_records, 'record')} skipped ({what})\n")
     for record in result.record_errors:
         sys.stderr.write(f"error: {_where(record)}: {record['error']}\n")
     return 1 if result.record_errors else 0

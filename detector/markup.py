@@ -505,12 +505,18 @@ _BEYOND_LATIN = re.compile(_LETTER_BEYOND_LATIN)
 _STUCK_IN_LATIN = re.compile(f"(?<=[A-Za-z]){_LETTER_BEYOND_LATIN}|{_LETTER_BEYOND_LATIN}(?=[A-Za-z])")
 
 
-def decode_html(data: bytes, encoding: str | None = None, notes: list[str] | None = None) -> str:
+def decode_html(
+    data: bytes, encoding: str | None = None, notes: list[str] | None = None, transport: str | None = None
+) -> str:
     """An HTML page's bytes as text: the forced encoding, else a BOM, else UTF-8 when the bytes are UTF-8, else
-    the charset the page declares (as a browser reads it) when its bytes fit it, else the detection of text
-    pages (``detector.segment.decode``). Binary data is refused as for text pages. A declaration that lies
-    loses against the bytes: they must decode, and the letters they give must not be of another script stuck
-    inside Latin words ("BЖrse": Windows-1252 bytes declared as KOI8-R, which any byte fits)."""
+    the charset declared (as a browser reads it) when its bytes fit it, else the detection of text pages
+    (``detector.segment.decode``). Binary data is refused as for text pages. The declaration is the charset of
+    the ``transport`` (an HTTP header) when Python knows it, else the page's own ``<meta>``; as in a browser, a
+    BOM beats both. A declaration that lies loses against the bytes: they must decode, and the letters they
+    give must not be of another script stuck inside Latin words ("BЖrse": Windows-1252 bytes declared as
+    KOI8-R, which any byte fits)."""
+    import codecs
+
     from detector.segment import binary_kind, decode
 
     if encoding or data.startswith((b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")) or binary_kind(data[:4096]):
@@ -519,7 +525,10 @@ def decode_html(data: bytes, encoding: str | None = None, notes: list[str] | Non
         return data.decode("utf-8")
     except UnicodeDecodeError:
         pass
-    declared = declared_charset(data)
+    try:
+        declared = codecs.lookup(transport).name if transport else declared_charset(data)
+    except LookupError:
+        declared = declared_charset(data)
     if declared and declared not in ("utf-8", "utf-16", "utf-32"):
         text = None
         for codec in dict.fromkeys((browser_codec(declared), declared)):
@@ -531,7 +540,8 @@ def decode_html(data: bytes, encoding: str | None = None, notes: list[str] | Non
         if text is not None and _fits(text):
             return text
         if notes is not None:
-            notes.append(f"the page's declared charset {declared} does not fit its bytes")
+            where = "HTTP header's" if transport else "page's"
+            notes.append(f"the {where} declared charset {declared} does not fit its bytes")
     return decode(data, None, notes)
 
 

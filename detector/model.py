@@ -50,6 +50,7 @@ from detector.features import (
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at run time (see _named_tuple)
 if TYPE_CHECKING:
     from pathlib import Path
+    from typing import NoReturn
 
     from detector.markup import Block
 
@@ -142,6 +143,18 @@ class Scorer:
         self._token_caches: list[dict[str, tuple]] = [{} for _ in self.experts]  # by experts scored - 1
         self._class_cache: dict[tuple[int, tuple[str, ...]], tuple[float, float]] = {}
         self.verify: Callable[[], None] = _verified  # a model whose checksum is still being taken waits here
+
+    def __reduce__(self) -> NoReturn:
+        raise TypeError(
+            "a loaded model cannot be pickled (sent to another process): pass its path and call "
+            "detector.load_model(path) there (a forked process already has the models loaded before the fork)"
+        )
+
+    def __copy__(self) -> Scorer:
+        return self  # nothing in a model changes once loaded: a copy is the model itself
+
+    def __deepcopy__(self, memo: dict) -> Scorer:
+        return self
 
     def _token(self, token: str, experts: int = 0) -> tuple:
         """A token's unigram column, the number of its character n-grams, per expert the weights of its unigram
@@ -292,12 +305,14 @@ class Scorer:
         blocks: Sequence[Block] | None = None,
         top: int = 5,
         repeats: Sequence[float] | None = None,
+        labels: Sequence[str] | None = None,
     ) -> list[dict]:
-        """Why each paragraph got its most likely label rather than the runner-up: the features that pushed
-        towards it and against it, resolved back to text (words, phrases, the spelling of a word, class
-        words) or named (form, markup, place, context), with their share of the score difference. Cheap,
-        because both stages are linear: a feature's push is its weight difference times its value. Explained
-        with the expert that weighs most for the page (the gate's weight is given)."""
+        """Why each paragraph got its label (``labels``, as a threshold decided them; else its most likely
+        label) rather than the most likely of the others: the features that pushed towards it and against it,
+        resolved back to text (words, phrases, the spelling of a word, class words) or named (form, markup,
+        place, context), with their share of the score difference. Cheap, because both stages are linear: a
+        feature's push is its weight difference times its value. Explained with the expert that weighs most
+        for the page (the gate's weight is given)."""
         probabilities = self.probabilities(paragraphs, blocks, repeats)
         weight = 1.0 if blocks else self.gate(paragraphs)
         index = 0 if weight >= 0.5 else 1
@@ -310,7 +325,8 @@ class Scorer:
         out = []
         for i, probs in enumerate(probabilities):
             ranked = sorted(range(len(self.classes)), key=probs.__getitem__, reverse=True)
-            a, b = ranked[0], ranked[1]
+            a = ranked[0] if labels is None else self.classes.index(labels[i])
+            b = next(c for c in ranked if c != a)
             pushes = self._text_pushes(expert, paragraphs[i], blocks[i] if blocks else None, a, b)
             pushes += self._dense_pushes(expert, dense_rows[i], a, b)
             if expert.stage2 is not None:
@@ -577,8 +593,12 @@ class _Checksum:
 
     def verify(self) -> None:
         if os.getpid() != self._pid and self._done.locked():
-            # forked while the CRC was taken: the thread that would finish it is not in this process
+            # forked while the CRC was taken: the thread that would finish it is not in this process, so the
+            # CRC is taken here, once (the lock the child inherited stays held for ever: it is replaced)
+            import _thread
+
             self._ok = zlib.crc32(self._view) == self._expected
+            self._done, self._pid = _thread.allocate_lock(), os.getpid()
         else:
             with self._done:
                 pass

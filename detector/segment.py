@@ -57,6 +57,7 @@ _WESTERN = frozenset(
     "„“”‚‘’«»‹›–—…•€£¥¢°±²³µ·×÷§¶©®™‰†\u00a0¹¼½¾¿¡ª º"
 )
 _TEXT_BYTES = bytes(b for b in range(256) if b >= 0x20 or b in b"\t\n\r\x0b\x0c\x1b")  # deleted: controls
+_BLANK_BYTES = bytes(range(0x21)) + b"\x7f"  # deleted: what text a reader sees is made of
 
 
 class NotTextError(ValueError):
@@ -83,8 +84,9 @@ def binary_kind(head: bytes) -> str:
         nuls and len(head) > 1 and not (head[1::2] if head[0] else head[::2]).strip(b"\0")
     ):
         return NUL_BYTES  # many NULs, or a short page with every other byte NUL (UTF-16)
-    if len(head.translate(None, _TEXT_BYTES)) > max(8, len(head) // 20):
-        return "binary data: control bytes"
+    controls = len(head.translate(None, _TEXT_BYTES))
+    if controls > max(8, len(head) // 20) or (controls and not head.translate(None, _BLANK_BYTES)):
+        return "binary data: control bytes"  # many, or nothing else but blanks
     return ""
 
 

@@ -4,6 +4,7 @@ error or the documented result, loses nothing, and neither hangs nor prints a tr
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import os
 import re
@@ -1591,7 +1592,8 @@ def test_explain_scores_a_long_page_window_by_window_as_classify_does():
     )
     labelled, explained = classify(text), explain(text, top=1)
     assert [e["index"] for e in explained] == list(range(WINDOW + 300))
-    assert all(abs(max(p.probabilities.values()) - e["probability"]) < 1e-6 for p, e in zip(labelled, explained))
+    assert [e["label"] for e in explained] == [p.label for p in labelled]
+    assert all(abs(p.probabilities[p.label] - e["probability"]) < 1e-6 for p, e in zip(labelled, explained))
 
 
 def test_the_word_caches_stay_bounded_on_pages_of_new_words():
@@ -1860,3 +1862,261 @@ def test_too_few_file_descriptors_for_the_workers_is_one_error_not_a_hang(tmp_pa
             1,
             ["error: too many open files: raise the limit (ulimit -n) or give fewer --jobs"],
         )
+
+
+# --- round 11: the same page in other forms, formats across input kinds, the library in long-running use ----
+
+MENU_PAGE = "Startseite\n\nBörse\n\nAktien\n\nImpressum\n"
+
+
+def warc_of(path: Path, body: bytes, content_type: str) -> Path:
+    from warcio.statusandheaders import StatusAndHeaders
+    from warcio.warcwriter import WARCWriter
+
+    with open(path, "wb") as handle:
+        writer = WARCWriter(handle, gzip=False)
+        headers = StatusAndHeaders("200 OK", [("Content-Type", content_type)], protocol="HTTP/1.1")
+        record = writer.create_warc_record(
+            "https://ex.de/a", "response", payload=io.BytesIO(body), http_headers=headers
+        )
+        writer.write_record(record)
+    return path
+
+
+HTML_ARTICLE = (
+    "<html><body><p>„Die Aktie stieg“ – der Kurs der Börse liegt bei 410 €, für Anleger gut.</p></body></html>"
+)
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "note"),
+    [
+        # a BOM beats the HTTP header's charset, as in a browser (the page came out as NULs and letters: empty)
+        (HTML_ARTICLE.encode("utf-16"), "text/html; charset=iso-8859-1", None),
+        (HTML_ARTICLE.encode("utf-32"), "text/html; charset=windows-1252", None),
+        # bytes that do not fit the header's charset beat it, as they beat a <meta> (the article was "BЖrse")
+        (HTML_ARTICLE.encode("cp1252"), "text/html; charset=koi8-r", "declared charset koi8-r does not fit"),
+    ],
+)
+def test_a_warc_http_charset_is_a_declaration_that_a_bom_or_the_bytes_beat(tmp_path, body, content_type, note):
+    warc = warc_of(tmp_path / "crawl.warc", body, content_type)
+    result = run("clean-article", "--keep", "editorial,navigational,promotional", warc)
+    assert result.returncode == 0
+    assert (
+        json.loads(result.stdout)["cleaned_text"] == HTML_ARTICLE.removeprefix("<html><body><p>").split("</p>")[0]
+    )
+    if note:
+        assert f"note: {warc} record 1: the HTTP header's {note}" in result.stderr.decode()
+
+
+@pytest.mark.parametrize("codec", ["utf-16", "utf-32", "utf-16-le"])
+def test_utf16_and_utf32_json_lines_on_stdin_or_named_json_are_records(tmp_path, codec):
+    data = "".join(json.dumps({"id": i, "text": ARTICLE}) + "\n" for i in range(2)).encode(codec)
+    named = tmp_path / "records.json"
+    named.write_bytes(data)
+    for args, stdin in (([], data), ([named], None)):
+        result = run("clean-article", *args, stdin=stdin)
+        records = [json.loads(line) for line in result.stdout.decode().splitlines()]
+        assert [r["id"] for r in records] == [0, 1] and records[0]["cleaned_text"] == clean(ARTICLE)
+
+
+def test_gzipped_files_in_a_batch_are_told_by_what_they_hold_as_a_file_alone_is(tmp_path):
+    source = tmp_path / "in"
+    source.mkdir()
+    html = f"<html><body><h1>Siemens hebt Prognose an</h1><p>{ARTICLE.splitlines()[2]}</p></body></html>"
+    (source / "seite.html.gz").write_bytes(gzip.compress(html.encode()))
+    (source / "markup.txt.gz").write_bytes(gzip.compress(html.encode()))  # a .txt name holds text or HTML
+    (source / "feed.jsonl.gz").write_bytes(gzip.compress(json.dumps({"text": ARTICLE}).encode() + b"\n"))
+    named = [tmp_path / "page.gz", tmp_path / "crawl.gz"]
+    named[0].write_bytes(gzip.compress(html.encode()))
+    named[1].write_bytes(gzip.compress(json.dumps({"text": ARTICLE}).encode() + b"\n"))
+    out = tmp_path / "out"
+    result = run("clean-article", source, *named, "-o", out, "--no-site-memory")
+    assert result.returncode == 0, result.stderr.decode()
+    assert sorted(p.name for p in out.iterdir()) == [
+        "crawl.jsonl",
+        "feed.jsonl",
+        "markup.txt",
+        "page.txt",
+        "seite.txt",
+    ]
+    assert (out / "page.txt").read_text() == (out / "markup.txt").read_text() == (out / "seite.txt").read_text()
+    assert not (out / "page.txt").read_text().startswith("<")
+    assert json.loads((out / "crawl.jsonl").read_text())["cleaned_text"] == clean(ARTICLE)
+
+
+def test_txt_gz_pages_are_walked_in_folders_and_help_names_the_patterns_walked(tmp_path):
+    source = tmp_path / "in"
+    source.mkdir()
+    (source / "a.txt.gz").write_bytes(gzip.compress(ARTICLE.encode()))
+    (source / "b.txt").write_text(ARTICLE, encoding="utf-8")
+    result = run("clean-article", source, "-o", tmp_path / "out")
+    assert result.returncode == 0 and sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.txt", "b.txt"]
+    shown = " ".join(run("clean-article", "--help").stdout.decode().split())
+    assert ", ".join(batch.DEFAULT_GLOBS["auto"]) in shown
+
+
+@pytest.mark.parametrize("field", batch.RECORD_FIELDS)
+@pytest.mark.parametrize("option", ["--text-field", "--html-field"])
+def test_a_record_field_the_output_writes_cannot_be_the_page_field(tmp_path, option, field):
+    """The page in that field was overwritten in the output (its menus and ads gone), exit 0."""
+    records = tmp_path / "r.jsonl"
+    records.write_text(json.dumps({field: ARTICLE}) + "\n", encoding="utf-8")
+    result = run("clean-article", option, field, records)
+    assert result.returncode == 2 and result.stdout == b""
+    assert lines(result) == [
+        f"error: {option} {field}: clean-article writes this field, so the page in it would be overwritten; "
+        "copy the page to a field of another name first"
+    ]
+
+
+def test_an_output_that_is_the_folder_of_another_output_is_refused_before_anything_is_written(tmp_path):
+    source = tmp_path / "col"
+    (source / "a.txt").mkdir(parents=True)
+    (source / "a.html").write_text("<p>Der Dax stieg am Montag deutlich.</p>", encoding="utf-8")
+    (source / "a.txt" / "b.txt").write_text(ARTICLE, encoding="utf-8")
+    result = run("clean-article", source, "-o", tmp_path / "out", "--jobs", "1")
+    assert result.returncode == 2 and not (tmp_path / "out").exists()
+    assert lines(result)[0].startswith(f"error: {source / 'a.html'} would be written to ")
+    assert lines(result)[0].endswith(f"of {source / 'a.txt' / 'b.txt'}; clean them into different output folders")
+
+
+@pytest.mark.parametrize("min_editorial", [0.0, 0.5, 1.0])
+def test_explain_explains_the_label_each_paragraph_got(tmp_path, min_editorial):
+    """It explained the most likely label: under a threshold it argued for a label the paragraph did not get."""
+    from detector.api import explain
+
+    page = MENU_PAGE + "\n" + ARTICLE
+    labels = [p.label for p in classify(page, min_editorial=min_editorial)]
+    assert [e["label"] for e in explain(page, min_editorial=min_editorial)] == labels
+    assert len(set(labels)) > 1 or min_editorial != 0.5
+    (tmp_path / "p.txt").write_text(page, encoding="utf-8")
+    shown = run("clean-article", "-f", "explain", "--min-editorial", str(min_editorial), tmp_path / "p.txt")
+    heads = [line for line in shown.stdout.decode().splitlines() if line.startswith("[")]
+    assert [h.split("]")[0][1:] for h in heads] == labels
+    assert all(f"the model: {label} over " in head for head, label in zip(heads, labels))
+
+
+def test_the_nothing_kept_note_says_the_output_is_empty_only_when_it_is(tmp_path):
+    page = tmp_path / "menu.txt"
+    page.write_text(MENU_PAGE, encoding="utf-8")
+    assert lines(run("clean-article", page, "-k", "editorial", "-k", "editorial")) == [
+        f"note: {page}: no editorial paragraph found, the output is empty"
+    ]
+    for fmt in ("annotated", "json", "html", "explain"):
+        result = run("clean-article", "-f", fmt, page)
+        assert result.stdout and lines(result) == [f"note: {page}: no editorial paragraph found"]
+
+
+def test_a_warc_on_standard_output_counts_its_skipped_records(tmp_path):
+    warc = warc_of(tmp_path / "crawl.warc", b"\x89PNG\r\n", "image/png")
+    result = run("clean-article", warc)
+    assert (result.returncode, lines(result)) == (0, [f"note: {warc}: 1 record skipped (not an HTML response)"])
+
+
+def test_options_an_input_does_not_use_are_noted(tmp_path):
+    page = tmp_path / "page.txt"
+    page.write_text(ARTICLE, encoding="utf-8")
+    assert f"note: {page}: --html-field not used: the input is not JSON Lines" in lines(
+        run("clean-article", "--html-field", "html", page)
+    )
+    records = tmp_path / "r.jsonl"
+    records.write_text(json.dumps({"text": ARTICLE}) + "\n", encoding="utf-8")
+    result = run("clean-article", "-f", "annotated", records)
+    assert f"note: {records}: records are written as JSON Lines (-f annotated shapes pages, not records)" in lines(
+        result
+    )
+    assert json.loads(result.stdout)["cleaned_text"] == clean(ARTICLE)
+
+
+def test_a_file_of_only_control_bytes_is_not_a_text_file(tmp_path):
+    page = tmp_path / "ctl.txt"
+    page.write_bytes(b"\x01\x02\x03\x04\x05\x06\n")
+    result = run("clean-article", page)
+    assert (result.returncode, lines(result)) == (
+        1,
+        [f"error: {page}: not a text file (binary data: control bytes)"],
+    )
+    assert run("clean-article", stdin=b"Der Dax stieg.\x01\n").returncode == 0  # a stray one stays scraper noise
+
+
+def test_threads_asking_for_one_model_at_once_load_it_once_and_a_damaged_one_is_a_model_error(tmp_path):
+    from detector.api import load_model
+
+    good = tmp_path / "good.bin"
+    good.write_bytes(Path(model.shipped_model()).read_bytes())
+    data = bytearray(good.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    damaged = tmp_path / "damaged.bin"
+    damaged.write_bytes(bytes(data))
+    load_model(damaged, verify_later=True)
+    got: list[object] = []
+    barrier = threading.Barrier(8)
+
+    def ask() -> None:
+        barrier.wait()
+        got.append(id(load_model(good)))
+        for _ in range(20):
+            try:
+                load_model(damaged)
+            except model.ModelError:
+                got.append("refused")
+            except Exception as exc:  # a KeyError when two threads removed the damaged entry
+                got.append(repr(exc))
+
+    threads = [threading.Thread(target=ask) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert len({g for g in got if g != "refused"}) == 1 and got.count("refused") == 160
+
+
+def test_the_model_cache_holds_a_few_files_and_a_model_refuses_to_be_pickled(tmp_path):
+    import copy
+    import pickle
+
+    from detector import api
+
+    shipped = Path(model.shipped_model())
+    paths = []
+    for i in range(api.CACHED_MODELS + 3):
+        paths.append(tmp_path / f"m{i}.bin")
+        try:
+            os.link(shipped, paths[-1])
+        except OSError:  # another file system
+            shutil.copy(shipped, paths[-1])
+        kept = api.load_model(paths[-1])
+    assert len(api._loaded) <= api.CACHED_MODELS and api.load_model(paths[-1]) is kept
+    assert copy.deepcopy(kept) is kept and copy.copy(kept) is kept  # nothing in a model changes
+    with pytest.raises(TypeError, match=r"cannot be pickled .*: pass its path and call detector.load_model"):
+        pickle.dumps(kept)
+
+
+def test_keep_is_checked_before_the_page_is_scored_and_its_error_names_it(monkeypatch):
+    from detector import api
+
+    monkeypatch.setattr(api, "classify", lambda *a, **k: pytest.fail("the page was scored first"))
+    with pytest.raises(ValueError, match=r"^keep: unknown label 'editoral'"):
+        api.clean(ARTICLE, keep="editoral")
+    with pytest.raises(TypeError, match=r"^keep must be labels"):
+        api.clean(ARTICLE, keep=None)  # type: ignore[arg-type]
+
+
+def test_a_child_forked_while_the_checksum_is_taken_takes_it_once(tmp_path):
+    """Its verify() took the 10 MB checksum again on every call (every clean() with the default model)."""
+    good = tmp_path / "good.bin"
+    good.write_bytes(Path(model.shipped_model()).read_bytes())
+    scorer = model.load(good, mapped=True, verify_later=True)
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        code = 1
+        try:
+            scorer.verify()
+            checksum = scorer.verify.__self__  # type: ignore[attr-defined]
+            code = 3 if checksum._done.locked() else 0  # its lock, held for ever in the child, replaced
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    scorer.verify()
+    assert os.waitstatus_to_exitcode(status) == 0
