@@ -53,6 +53,24 @@ _SENTENCE_MARKS = '.!?…"“”»«'
 _CLAUSE_MARKS = _SENTENCE_MARKS + ":;)"
 
 
+_UNSEEN_IN_WORDS = re.compile("[\u00ad\u200b-\u200d\u2060\ufeff]")  # soft hyphen, zero-width characters
+_COMBINING = re.compile("[\u0300-\u036f]")  # the marks of decomposed letters (NFD: "u" + U+0308 for "ü")
+
+
+def reader_text(text: str) -> str:
+    """A paragraph as a reader sees it, which is how the model reads it (the output keeps the text as it
+    stood): composed letters (NFC: "ü", not "u" and a combining diaeresis, as text from macOS or some CMSs
+    arrives) and no soft hyphens or zero-width characters inside words (sites hyphenate headlines with
+    ``&shy;``). Either cut a word into tokens the model never saw."""
+    if text.isascii():
+        return text
+    if _COMBINING.search(text):
+        import unicodedata
+
+        text = unicodedata.normalize("NFC", text)
+    return _UNSEEN_IN_WORDS.sub("", text)
+
+
 def hash_feature(name: str) -> int:
     """The column of a named text feature."""
     return zlib.crc32(name.encode("utf-8", "surrogatepass")) & HASH_MASK
@@ -741,7 +759,7 @@ def repeat_key(text: str) -> int:
     number folded to 0 (a price ticker or a date line is the same line on every page)."""
     import hashlib  # here, not at the top: its OpenSSL start costs a single page's cold start 4 ms
 
-    normalised = _DIGITS.sub("0", " ".join(text[:MAX_TEXT_CHARS].lower().split()))
+    normalised = _DIGITS.sub("0", " ".join(reader_text(text[:MAX_TEXT_CHARS]).lower().split()))
     digest = hashlib.blake2b(normalised.encode("utf-8", "surrogatepass"), digest_size=8).digest()
     return int.from_bytes(digest, "little")
 

@@ -41,6 +41,7 @@ from detector.features import (
     page_features,
     page_shape,
     phrase_feature_ids,
+    reader_text,
     softmax,
     tokens,
     topic_stem,
@@ -277,6 +278,7 @@ class Scorer:
         the site's other pages that hold each paragraph (``features.SiteMemory.shares``)."""
         if not paragraphs:
             return []
+        paragraphs = [reader_text(p) for p in paragraphs]
         boxes = box_paths(blocks) if blocks else None
         lengths = [len(p) for p in paragraphs]
         weight = 1.0 if blocks else self.gate(paragraphs)
@@ -313,6 +315,7 @@ class Scorer:
         place, context), with their share of the score difference. Cheap, because both stages are linear: a
         feature's push is its weight difference times its value. Explained with the expert that weighs most
         for the page (the gate's weight is given)."""
+        paragraphs = [reader_text(p) for p in paragraphs]
         probabilities = self.probabilities(paragraphs, blocks, repeats)
         weight = 1.0 if blocks else self.gate(paragraphs)
         index = 0 if weight >= 0.5 else 1

@@ -46,6 +46,7 @@ from detector.features import (
     neighbour_features,
     page_features,
     page_shape,
+    reader_text,
     recurring,
     tokens,
     topic_words,
@@ -561,7 +562,7 @@ def fit_model(corpus: pd.DataFrame, folds: int = 5, jobs: int = 2) -> tuple[Dete
     calibration and presets come from sites the model did not see, as a user's pages are.
     """
     original = len(corpus)
-    corpus = with_training_copies(corpus)
+    corpus = with_training_copies(corpus.assign(text=corpus["text"].map(reader_text)))  # as the scorer reads
     everything = np.ones(len(corpus), dtype=bool)
     text_form = corpus["block"].isna().to_numpy()
     regions = region_rows(corpus)
