@@ -39,7 +39,7 @@ from detector.api import (
 from detector.features import SITE_MIN_PAGES, SiteMemory, page_keys
 from detector.model import ModelError, Scorer
 from detector.pages import LABELS, shown
-from detector.rules import Rule, active_rules, apply_rules, decide
+from detector.rules import Rule, active_rules, apply_rules, decide, site_name
 from detector.segment import (
     NotTextError,
     iter_paragraphs,
@@ -654,18 +654,29 @@ def _annotate(record: dict, paragraphs: list[Paragraph], config: RunConfig) -> N
         record["paragraphs"] = as_record(paragraphs, config.keep)["paragraphs"]
 
 
+_FILE_SUFFIXES = frozenset(["html", "htm", "php", "asp", "aspx", "jsp", "txt", "json", "xml", "pdf"])  # not hosts
+
+
 def host_of(url: object) -> str | None:
-    """The host of a URL (lower case, without ``www.`` and a final dot), for the rules' ``site`` and site
-    memory."""
+    """The host of a URL as sites are compared (``rules.site_name``), for the rules' ``site`` and site memory;
+    also of a url without its scheme (``example.org/a``), as scrapers store them."""
     if not isinstance(url, str):
         return None
     from urllib.parse import urlsplit
 
+    url = url.strip()
+    if url[:8].lower().startswith(("http:", "https:")):
+        url = url.replace("\\", "/")  # as browsers read http(s) urls: https://example.org\a is example.org
     try:
-        host = (urlsplit(url).hostname or "").lower().rstrip(".")
+        parts = urlsplit(url)
+        host = parts.hostname
+        if not host and parts.scheme.lower() in ("", "http", "https"):  # example.org/a, https:example.org/a
+            first = parts.path.lstrip("/").split("/")[0]
+            looks = "." in first.strip(".") and not any(c.isspace() for c in first)
+            host = first if looks and first.rsplit(".", 1)[1].lower() not in _FILE_SUFFIXES else ""
     except ValueError:
         return None
-    return host.removeprefix("www.") or None
+    return site_name(host) or None
 
 
 def repaired(text: str, config: RunConfig) -> str:
@@ -1038,7 +1049,8 @@ def plan(inputs: list[str], outdir: Path, config: RunConfig) -> Plan:
                 )
                 continue
             sources[real] = path
-            tasks.append(Task(path, kind, target))
+            # on Dask, inputs by absolute path: a worker of another machine has another working folder
+            tasks.append(Task(os.path.abspath(path) if config.engine == "dask" else path, kind, target))
     targets: dict[str, str] = {}
     for task in tasks:
         resolved = resolve(task.target)
@@ -1109,14 +1121,14 @@ def _walk(
     (the output), or to a folder around it, is a UsageError: the batch would read what it writes."""
     seen: set[tuple[int, int]] = set()
     stack = [root]
-    while stack:
-        folder = stack.pop()
+    linked: list[str] = []  # followed links to folders: walked after every real folder, so a folder that a link
+    while stack or linked:  # also reaches is walked (and named) as itself, and the link is the one left out
+        folder = stack.pop() if stack else linked.pop(0)
         try:
             info = os.stat(folder)
             if (info.st_dev, info.st_ino) in seen:
-                skipped.append(
-                    Result(display(folder), "skipped", f"{display(folder)}: folder already visited (link loop)")
-                )
+                reason = "folder already visited (a link to a folder walked, or a link loop)"
+                skipped.append(Result(display(folder), "skipped", f"{display(folder)}: {reason}"))
                 continue
             seen.add((info.st_dev, info.st_ino))
             with os.scandir(folder) as scan:
@@ -1125,7 +1137,7 @@ def _walk(
             reason = (exc.strerror or str(exc)).lower()
             skipped.append(Result(display(folder), "failed", f"{display(folder)}: {reason}"))
             continue
-        subfolders = []
+        subfolders: list[str] = []
         for entry in entries:
             try:
                 is_dir = entry.is_dir()
@@ -1152,7 +1164,7 @@ def _walk(
                         raise UsageError(
                             f"the output folder lies inside the input, through the link {display(entry.path)}"
                         )
-                subfolders.append(entry.path)
+                (linked if is_link else subfolders).append(entry.path)
             else:
                 yield entry.path
         stack.extend(reversed(subfolders))
@@ -1186,13 +1198,14 @@ def check_writable(outdir: Path, errors: Path | None, run_id: str) -> None:
 
 
 def file_site(source: str) -> str:
-    """The site of a page file: its folder (pages of one site are usually stored together)."""
-    return "folder:" + os.path.dirname(os.path.abspath(source))
+    """The site of a page file for site memory: its folder, the real one (pages of one site are usually stored
+    together; a link to the folder is the same folder)."""
+    return "folder:" + os.path.realpath(os.path.dirname(os.path.abspath(source)))
 
 
 def folder_name(source: str) -> str:
-    """The name of a page file's folder, which the user's rules match as the page's site."""
-    return os.path.basename(os.path.dirname(os.path.abspath(source)))
+    """The name of a page file's real folder, which the user's rules match as the page's site."""
+    return os.path.basename(os.path.realpath(os.path.dirname(os.path.abspath(source))))
 
 
 def with_site_memory(tasks: list[Task], config: RunConfig) -> RunConfig:
@@ -1573,12 +1586,12 @@ def _worker_ids(pool: Any) -> set[int]:
     return {process.pid for process in pool._pool}
 
 
-def _lost(task: Task, work: Callable[..., list]) -> list:
+def _lost(task: Task, work: Callable[..., list], worker: str = "worker process") -> list:
     """What becomes of a file whose worker died: it fails (its output, if any, is whole: outputs are written
     atomically); for the first pass of site memory its pages are not counted."""
     if work is not clean_chunk:
         return []
-    reason = "not cleaned: the worker process died (out of memory? killed?); rerun with --skip-existing"
+    reason = f"not cleaned: the {worker} died (out of memory? killed?); rerun with --skip-existing"
     return [Result(display(task.source), "failed", f"{display(task.source)}: {reason}")]
 
 
@@ -1600,6 +1613,8 @@ def abandon_pool(pool: Any) -> None:
 def _run_dask(chunks: list[list[Task]], config: RunConfig, work: Callable[..., list]) -> Iterator:
     """The chunks on a Dask cluster: a scheduler that does not answer within ``dask_timeout`` seconds, or a
     cluster left without workers for that long, ends the batch with an error instead of a silent wait."""
+    from concurrent.futures import CancelledError
+
     try:
         from dask.distributed import Client, LocalCluster, wait
     except ImportError:
@@ -1619,19 +1634,34 @@ def _run_dask(chunks: list[list[Task]], config: RunConfig, work: Callable[..., l
     except (OSError, TimeoutError) as exc:
         if cluster is not None:
             cluster.close()
-        raise DaskError(f"cannot reach the Dask scheduler {config.scheduler}: {exc}") from None
+        where = f"Dask scheduler {config.scheduler}" if config.scheduler else "local Dask cluster"
+        raise DaskError(f"cannot reach the {where}: {exc}") from None
     pending: set[Any] = set()
     try:
-        shared = client.scatter(config, broadcast=True) if config.memories else config  # sent once, not per task
-        pending = set(client.map(work, chunks, config=shared, pure=False))
+        # The configuration (with the site memories) goes to the cluster once, as a task's result, not per
+        # chunk; unlike scattered data, Dask computes it again when the worker that held it dies.
+        shared = client.submit(_same, config, pure=False) if config.memories else config
+        futures = client.map(work, chunks, config=shared, pure=False)
+        chunk_of = dict(zip(futures, chunks))
+        pending = set(futures)
         idle_since: float | None = None
         while pending:
             try:
                 done, pending = wait(pending, timeout=2, return_when="FIRST_COMPLETED")
             except TimeoutError:
                 done = set()
+            except (OSError, CancelledError) as exc:  # the scheduler went away, and its futures with it
+                raise DaskError(f"lost the Dask scheduler ({type(exc).__name__})") from None
             for future in done:
-                yield from future.result()
+                try:
+                    answers = future.result()
+                except (OSError, TimeoutError, CancelledError) as exc:
+                    raise DaskError(f"lost the Dask scheduler ({type(exc).__name__})") from None
+                except Exception as exc:  # a worker that died again and again (KilledWorker)
+                    if type(exc).__name__ != "KilledWorker":
+                        raise
+                    answers = [r for task in chunk_of[future] for r in _lost(task, work, "Dask worker")]
+                yield from answers
             if done:
                 idle_since = None
                 continue
@@ -1652,6 +1682,10 @@ def _run_dask(chunks: list[list[Task]], config: RunConfig, work: Callable[..., l
         client.close()
         if cluster is not None:
             cluster.close()
+
+
+def _same(value: Any) -> Any:
+    return value
 
 
 def _connect(client_class: Any, address: Any, timeout: float) -> Any:

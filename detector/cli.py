@@ -22,6 +22,7 @@ from detector.features import SITE_MIN_PAGES
 from detector.model import ModelError
 from detector.segment import check_encoding
 
+MAX_DASK_TIMEOUT = 1_000_000  # seconds (11 days); more overflows the clients' timers
 MAX_JOBS_PER_CORE = 8  # --jobs above this many workers per core only adds processes and memory
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at run time (see _named_tuple)
 if TYPE_CHECKING:
@@ -256,8 +257,8 @@ def build_config(args: argparse.Namespace) -> batch.RunConfig:
             raise batch.UsageError(f"--encoding: unknown text encoding {args.encoding!r}") from None
     if args.scheduler and args.engine != "dask":
         raise batch.UsageError("--scheduler needs --engine dask")
-    if not 0 < args.dask_timeout < float("inf"):  # NaN too
-        raise batch.UsageError("--dask-timeout must be a positive number of seconds")
+    if not 0 < args.dask_timeout <= MAX_DASK_TIMEOUT:  # NaN too
+        raise batch.UsageError(f"--dask-timeout must be a positive number of seconds, at most {MAX_DASK_TIMEOUT}")
     for option, value in (
         ("--html-field", args.html_field),
         ("--text-field", args.text_field),
@@ -524,7 +525,7 @@ def _clean_many(inputs: list[str], output: Path, config: batch.RunConfig) -> int
     for number in (signal.SIGINT, *_STOPS):
         signal.signal(number, signal.SIG_IGN)
     progress.close()
-    if code in (130, 143):
+    if code in (130, 143) or config.engine == "dask":  # a Dask worker that died left its temporary file
         batch.remove_temp_files(output, config.run_id)
     if config.errors is not None:
         try:

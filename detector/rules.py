@@ -8,7 +8,8 @@ A rules file is TOML::
     name = "newsletter-box"          # shown in decided_by
     action = "drop"                  # or "keep"
     match = "(?i)^jetzt .*newsletter" # a regular expression searched in the paragraph, or:
-    # line = "Weitere Artikel"       # the paragraph's whole text (white space collapsed)
+    # line = "Weitere Artikel"       # the paragraph's whole text
+                                     # (both see the paragraph as a reader does: ``reader_line``)
     label = "promotional"            # optional, for "drop": the label to give (default: the model's best
                                      # label other than editorial)
     site = "example.org"             # optional: only pages of this host (and its subdomains) or folder
@@ -22,6 +23,7 @@ import os
 import re
 import sys
 
+from detector.features import reader_text
 from detector.pages import LABELS
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at run time (see _named_tuple)
@@ -57,7 +59,7 @@ class Rule(NamedTuple):
 
     def applies(self, site: str | None, record: dict | None) -> bool:
         if self.site is not None:
-            site = site.lower() if site else ""  # a host is lower-case; a folder is matched in any case too
+            site = site_name(site)  # a host as hosts are compared; a folder is matched in any case too
             if not (site == self.site or site.endswith("." + self.site)):
                 return False
         if self.field is not None:
@@ -68,10 +70,31 @@ class Rule(NamedTuple):
             )
         return True
 
-    def matches(self, text: str) -> bool:
+    def matches(self, line: str) -> bool:
+        """Whether the rule matches a paragraph given as ``reader_line`` makes it."""
         if self.pattern is not None:
-            return self.pattern.search(text) is not None
-        return _SPACE.sub(" ", text).strip() == self.line
+            return self.pattern.search(line) is not None
+        return line == self.line
+
+
+def reader_line(text: str) -> str:
+    """A paragraph as rules see it: as a reader sees it (``features.reader_text``: soft hyphens and zero-width
+    characters gone, letters composed) on one line, its white space collapsed (a paragraph a scraper wrapped
+    over several lines, as text pages keep them, is the paragraph an HTML page gives)."""
+    return _SPACE.sub(" ", reader_text(text)).strip()
+
+
+def site_name(name: str | None) -> str:
+    """A host or a folder name as sites are compared: lower case, letters composed, an internationalised domain
+    name in its ASCII form (``börse-müller.de`` is ``xn--brse-mller-ecb1f.de``, as crawlers write it), without
+    ``www.`` and a final dot."""
+    site = reader_text((name or "").strip()).lower().rstrip(".")
+    if not site.isascii():
+        try:
+            site = site.encode("idna").decode("ascii")
+        except UnicodeError:  # not a host name (a label of over 63 characters, an empty label): as it is
+            return site.removeprefix("www.")
+    return site.removeprefix("www.")
 
 
 def _field_matches(value: object, wanted: str) -> bool:
@@ -89,12 +112,23 @@ def _field_matches(value: object, wanted: str) -> bool:
     return False
 
 
-def _site(value: str | None) -> str | None:
-    """A rule's site as pages' hosts are written: lower case, without ``www.`` and a final dot."""
+_NOT_IN_A_SITE = re.compile(r"[/:*?@\[\]\\]|\s")  # a url, a path, a port, a wildcard, user info
+
+
+def _site(value: str | None, where: str) -> str | None:
+    """A rule's site as sites are compared (``site_name``); a url, a path, a port or a wildcard is refused: a
+    site is a bare host (its subdomains match too) or a folder name."""
     if value is None:
         return None
-    site = value.strip().lower().rstrip(".")
-    return site[4:] if site.startswith("www.") else site
+    if _NOT_IN_A_SITE.search(value.strip()):
+        raise RulesError(
+            f"{where}: site must be a host (example.org, which matches its subdomains too) or a folder name, "
+            f"not {value.strip()!r}"
+        )
+    site = site_name(value)
+    if site == "":
+        raise RulesError(f"{where}: an empty site")
+    return site
 
 
 def load_rules(path: Path | str) -> tuple[Rule, ...]:
@@ -160,7 +194,7 @@ def _rule(entry: object, number: int, path: Path) -> Rule:
         raise RulesError(f"{where}: action must be 'keep' or 'drop'")
     if ("match" in entry) == ("line" in entry):
         raise RulesError(f"{where}: give exactly one of 'match' (a regular expression) or 'line'")
-    if not (entry.get("match") or entry.get("line", "")).strip():
+    if entry.get("match") == "" or ("line" in entry and not entry["line"].strip()):
         raise RulesError(
             f"{where}: an empty {'match' if 'match' in entry else 'line'} (it would match every paragraph or none)"
         )
@@ -178,10 +212,8 @@ def _rule(entry: object, number: int, path: Path) -> Rule:
         raise RulesError(f"{where}: label must be promotional or navigational for 'drop' (editorial for 'keep')")
     if ("field" in entry) != ("value" in entry):
         raise RulesError(f"{where}: 'field' and 'value' go together")
-    line = _SPACE.sub(" ", entry["line"]).strip() if "line" in entry else None
-    site = _site(entry.get("site"))
-    if site == "":
-        raise RulesError(f"{where}: an empty site")
+    line = reader_line(entry["line"]) if "line" in entry else None
+    site = _site(entry.get("site"), where)
     return Rule(name, action, pattern, line, label, site, entry.get("field"), entry.get("value"))
 
 
@@ -192,7 +224,8 @@ def active_rules(rules: tuple[Rule, ...], site: str | None = None, record: dict 
 
 def decide(p: Paragraph, active: list[Rule]) -> Paragraph:
     """A paragraph with the decision of the first matching rule taken (unchanged when none matches)."""
-    rule = next((r for r in active if r.matches(p.text)), None)
+    line = reader_line(p.text)
+    rule = next((r for r in active if r.matches(line)), None)
     if rule is None:
         return p
     if rule.action == "keep":

@@ -296,10 +296,14 @@ def test_a_tree_deeper_than_the_path_limit_does_not_abort_the_batch(tmp_path):
         (["--max-bytes", "-5"], "error: --max-bytes must be a positive number of bytes"),
         (["--encoding", "klingon"], "error: --encoding: unknown text encoding 'klingon'"),
         (["--encoding", "rot13"], "error: --encoding: unknown text encoding 'rot13'"),
-        (["--dask-timeout", "nan"], "error: --dask-timeout must be a positive number of seconds"),
+        (["--dask-timeout", "nan"], "error: --dask-timeout must be a positive number of seconds, at most 1000000"),
+        (
+            ["--dask-timeout", "1e10"],
+            "error: --dask-timeout must be a positive number of seconds, at most 1000000",
+        ),
         (["--html-field", ""], "error: --html-field: an empty value"),
         (["--glob", " ", "-o", "out"], "error: --glob: an empty value"),
-        (["--dask-timeout", "inf"], "error: --dask-timeout must be a positive number of seconds"),
+        (["--dask-timeout", "inf"], "error: --dask-timeout must be a positive number of seconds, at most 1000000"),
         (["--encoding", "base64"], "error: --encoding: unknown text encoding 'base64'"),
         (
             ["--jobs", "100000", "-o", "out"],
@@ -2142,3 +2146,13 @@ def test_a_page_reads_the_same_to_the_model_as_it_does_to_a_reader(variant):
     for a, b in zip(plain, varied):
         assert all(abs(a.probabilities[k] - b.probabilities[k]) < 1e-9 for k in a.probabilities)
     assert [p.text for p in varied] == variant(page).rstrip("\n").split("\n\n")
+
+
+def test_a_dask_batch_names_its_inputs_by_absolute_path(tmp_path, monkeypatch):
+    """A worker of another machine has another working folder: relative inputs opened other files there."""
+    (tmp_path / "pages").mkdir()
+    (tmp_path / "pages" / "a.txt").write_text(ARTICLE, encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    for engine, source in (("local", os.path.join("pages", "a.txt")), ("dask", str(tmp_path / "pages" / "a.txt"))):
+        plan = batch.plan(["pages"], tmp_path / "out", batch.RunConfig(engine=engine))
+        assert [task.source for task in plan.tasks] == [source]

@@ -220,3 +220,95 @@ def test_a_rule_value_matches_a_number_as_a_number_and_a_site_as_hosts_are_writt
         (rule,) = load_rules(tmp_path / "rules.toml")
         assert rule.applies("example.org", None) and rule.applies("news.example.org", None), site
         assert not rule.applies("otherexample.org", None)
+
+
+# Round 12: how pages are assigned to sites, and what rules see of a paragraph.
+
+
+def rules_file(tmp_path, **entry: str):
+    body = "".join(f"{key} = {json.dumps(value)}\n" for key, value in entry.items())
+    return write_rules(tmp_path, "[[rule]]\n" + body)
+
+
+def decided(result) -> list[str]:
+    return [p["decided_by"] for p in json.loads(result.stdout)["paragraphs"]]
+
+
+@pytest.mark.parametrize(
+    ("rule_site", "url"),
+    [
+        ("börse-müller.de", "https://xn--brse-mller-ecb1f.de/a"),  # crawlers write punycode, users Unicode
+        ("xn--brse-mller-ecb1f.de", "https://börse-müller.de/a"),
+        ("example.org", "example.org/news/a"),  # urls stored without their scheme
+        ("example.org", "www.example.org/a"),
+        ("example.org", "https:example.org/a"),
+    ],
+)
+def test_a_site_is_one_site_however_its_host_is_written(tmp_path, rule_site, url):
+    rules = rules_file(tmp_path, name="r", action="drop", line="Impressum | Datenschutz | Kontakt", site=rule_site)
+    records = tmp_path / "r.jsonl"
+    records.write_text(json.dumps({"url": url, "text": PAGE}, ensure_ascii=False) + "\n", encoding="utf-8")
+    result = run("clean-article", "-f", "json", "--rules", rules, records)
+    assert json.loads(result.stdout)["paragraphs"][-1]["decided_by"] == "rule:r"
+
+
+@pytest.mark.parametrize("site", ["https://example.org", "example.org/news", "*.example.org", "example.org:8080"])
+def test_a_rule_site_that_is_not_a_host_is_a_usage_error(tmp_path, site):
+    """They were accepted and matched nothing, without a word."""
+    with pytest.raises(RulesError, match=r"site must be a host \(example.org, which matches its subdomains"):
+        load_rules(rules_file(tmp_path, name="r", action="drop", line="x", site=site))
+
+
+def test_rules_see_a_paragraph_as_a_reader_does(tmp_path):
+    """A paragraph wrapped over lines (as text pages keep them) escaped README's own pattern; soft hyphens,
+    zero-width spaces and decomposed letters defeated a line rule."""
+    import unicodedata
+
+    rules = write_rules(
+        tmp_path,
+        '[[rule]]\nname = "ticker"\naction = "drop"\nmatch = "(?i)^alle kurse .* in echtzeit"\n'
+        '[[rule]]\nname = "gewaehr"\naction = "keep"\nline = "Angaben ohne Gewähr"\n',
+    )
+    page = tmp_path / "p.txt"
+    variants = [
+        "Angaben ohne Gewähr",
+        unicodedata.normalize("NFD", "Angaben ohne Gewähr"),
+        "Ang\u00adaben ohne Gew\u200bähr",
+    ]
+    page.write_text(PAGE + "\n\nAlle Kurse ohne Gewähr, Angaben\nin Echtzeit.\n\n" + "\n\n".join(variants) + "\n")
+    assert decided(run("clean-article", "-f", "json", "--rules", rules, page))[-4:] == [
+        "rule:ticker",
+        "rule:gewaehr",
+        "rule:gewaehr",
+        "rule:gewaehr",
+    ]
+    (blank,) = load_rules(rules_file(tmp_path, name="space", action="drop", match=" "))  # a pattern, not empty
+    assert blank.pattern is not None
+
+
+def test_a_folder_and_a_link_to_it_are_one_site_named_as_the_folder(tmp_path):
+    """With --follow-links, a link that sorted first took the folder's pages (and their site) and the folder
+    was skipped as a 'link loop'; a page named through a link had the link's name as its site."""
+    crawl = tmp_path / "crawl"
+    (crawl / "example.org").mkdir(parents=True)
+    for i in range(3):
+        (crawl / "example.org" / f"p{i}.txt").write_text(PAGE + f"\n\nSeite {i}\n", encoding="utf-8")
+    (crawl / "current").symlink_to("example.org")
+    rules = rules_file(
+        tmp_path, name="r", action="drop", line="Impressum | Datenschutz | Kontakt", site="example.org"
+    )
+    out = tmp_path / "out"
+    result = run(
+        "clean-article", "-f", "json", "--follow-links", "--rules", rules, crawl, "-o", out, "--jobs", "1"
+    )
+    assert result.returncode == 0, result.stderr.decode()
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.json")) == [
+        f"example.org/p{i}.json" for i in range(3)
+    ]
+    assert (
+        "crawl/current: folder already visited (a link to a folder walked, or a link loop)"
+        in result.stderr.decode()
+    )
+    assert all(json.loads(p.read_text())["paragraphs"][-2]["decided_by"] == "rule:r" for p in out.rglob("*.json"))
+    alone = run("clean-article", "-f", "json", "--rules", rules, crawl / "current" / "p0.txt")
+    assert decided(alone)[-2] == "rule:r"
