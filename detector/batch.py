@@ -1200,12 +1200,18 @@ def check_writable(outdir: Path, errors: Path | None, run_id: str) -> None:
 def file_site(source: str) -> str:
     """The site of a page file for site memory: its folder, the real one (pages of one site are usually stored
     together; a link to the folder is the same folder)."""
-    return "folder:" + os.path.realpath(os.path.dirname(os.path.abspath(source)))
+    return "folder:" + _real_folder(os.path.dirname(os.path.abspath(source)))
 
 
 def folder_name(source: str) -> str:
     """The name of a page file's real folder, which the user's rules match as the page's site."""
-    return os.path.basename(os.path.realpath(os.path.dirname(os.path.abspath(source))))
+    return os.path.basename(_real_folder(os.path.dirname(os.path.abspath(source))))
+
+
+@functools.lru_cache(maxsize=4096)
+def _real_folder(folder: str) -> str:
+    """A folder's real path, once per folder (a batch asks for each of its files several times)."""
+    return os.path.realpath(folder)
 
 
 def with_site_memory(tasks: list[Task], config: RunConfig) -> RunConfig:

@@ -112,7 +112,8 @@ def _field_matches(value: object, wanted: str) -> bool:
     return False
 
 
-_NOT_IN_A_SITE = re.compile(r"[/:*?@\[\]\\]|\s")  # a url, a path, a port, a wildcard, user info
+_NOT_IN_A_SITE = re.compile(r"[/:*?@\[\]\\]")  # a url, a path, a port, a wildcard, user info (a folder
+# name may hold spaces)
 
 
 def _site(value: str | None, where: str) -> str | None:

@@ -312,3 +312,13 @@ def test_a_folder_and_a_link_to_it_are_one_site_named_as_the_folder(tmp_path):
     assert all(json.loads(p.read_text())["paragraphs"][-2]["decided_by"] == "rule:r" for p in out.rglob("*.json"))
     alone = run("clean-article", "-f", "json", "--rules", rules, crawl / "current" / "p0.txt")
     assert decided(alone)[-2] == "rule:r"
+
+
+def test_a_rule_site_may_be_a_folder_name_with_spaces(tmp_path):
+    folder = tmp_path / "Meine Seite"
+    folder.mkdir()
+    (folder / "p.txt").write_text(PAGE, encoding="utf-8")
+    rules = rules_file(
+        tmp_path, name="r", action="drop", line="Impressum | Datenschutz | Kontakt", site="meine seite"
+    )
+    assert decided(run("clean-article", "-f", "json", "--rules", rules, folder / "p.txt"))[-1] == "rule:r"
