@@ -1691,6 +1691,7 @@ def _run_dask(chunks: list[list[Task]], config: RunConfig, work: Callable[..., l
 
 
 def _same(value: Any) -> Any:
+    """The value itself, as a Dask task: its result is data Dask can compute again (see ``_run_dask``)."""
     return value
 
 
@@ -1787,7 +1788,14 @@ class Progress:
             self.stream.write("\n")
 
 
-def plural(count: int, word: str, many: str | None = None) -> str:
+def skipped_text(count: int) -> str:
+    """``3 records skipped (not HTML responses)``: a WARC's records that are not pages, in the summary and in a
+    run to standard output alike."""
+    what = "not an HTML response" if count == 1 else "not HTML responses"
+    return f"{_plural(count, 'record')} skipped ({what})"
+
+
+def _plural(count: int, word: str, many: str | None = None) -> str:
     """``1 file``, ``2 files``: a count with its word."""
     return f"{count} {word if count == 1 else many or word + 's'}"
 
@@ -1798,20 +1806,19 @@ def summary(results: list[Result], seconds: float, interrupted: bool = False) ->
     found = {label: sum(r.labels.get(label, 0) for r in results) for label in LABELS}
     records = sum(len(r.record_errors) for r in results)
     skipped_records = sum(r.skipped_records for r in results)
-    extra = f", {plural(records, 'bad record')}" if records else ""
+    extra = f", {_plural(records, 'bad record')}" if records else ""
     if skipped_records:  # revisits, resources, non-HTML responses
-        what = "not an HTML response" if skipped_records == 1 else "not HTML responses"
-        extra += f", {plural(skipped_records, 'record')} skipped ({what})"
+        extra += f", {skipped_text(skipped_records)}"
     dropped: dict[str, int] = {}
     for r in results:
         for flag, number in r.dropped.items():
             dropped[flag] = dropped.get(flag, 0) + number
     if dropped:
         details = ", ".join(f"{flag} {n}" for flag, n in sorted(dropped.items()) if flag != "pages")
-        extra += f", {plural(dropped['pages'], 'page')} dropped ({details})"
+        extra += f", {_plural(dropped['pages'], 'page')} dropped ({details})"
     head = "interrupted: " if interrupted else ""
     return (
-        f"{head}{plural(count['cleaned'], 'file')} cleaned, {count['failed']} failed, {count['skipped']} "
+        f"{head}{_plural(count['cleaned'], 'file')} cleaned, {count['failed']} failed, {count['skipped']} "
         f"skipped{extra}; paragraphs labelled {found['editorial']} editorial, {found['promotional']} "
         f"promotional, {found['navigational']} navigational; {seconds:.1f} s"
     )

@@ -471,8 +471,7 @@ def _records_to_stdout(
             flags = ", ".join(f"{flag} {n}" for flag, n in sorted(result.dropped.items()) if flag != "pages")
             sys.stderr.write(f"note: {name}: {result.dropped['pages']} record(s) dropped ({flags})\n")
         if result.skipped_records:  # revisits, resources, non-HTML responses: counted as a batch counts them
-            what = "not an HTML response" if result.skipped_records == 1 else "not HTML responses"
-            sys.stderr.write(f"note: {name}: {batch.plural(result.skipped_records, 'record')} skipped ({what})\n")
+            sys.stderr.write(f"note: {name}: {batch.skipped_text(result.skipped_records)}\n")
     for record in result.record_errors:
         sys.stderr.write(f"error: {_where(record)}: {record['error']}\n")
     return 1 if result.record_errors else 0

@@ -88,13 +88,11 @@ def site_name(name: str | None) -> str:
     """A host or a folder name as sites are compared: lower case, letters composed, an internationalised domain
     name in its ASCII form (``börse-müller.de`` is ``xn--brse-mller-ecb1f.de``, as crawlers write it), without
     ``www.`` and a final dot."""
-    site = reader_text((name or "").strip()).lower().rstrip(".")
-    if not site.isascii():
-        try:
-            site = site.encode("idna").decode("ascii")
-        except UnicodeError:  # not a host name (a label of over 63 characters, an empty label): as it is
-            return site.removeprefix("www.")
-    return site.removeprefix("www.")
+    site = reader_text((name or "").strip()).lower().rstrip(".").removeprefix("www.")
+    try:
+        return site if site.isascii() else site.encode("idna").decode("ascii")
+    except UnicodeError:  # not a host name (a label of over 63 characters, an empty label): as it is
+        return site
 
 
 def _field_matches(value: object, wanted: str) -> bool:
