@@ -10,6 +10,7 @@ from detector.workbench.evaluate import (
     MEMORY,
     Page,
     SetReport,
+    _kept_by_lines,
     evaluate_devset,
     evaluate_set,
     headline_rows,
@@ -172,3 +173,17 @@ def test_devset_quality_does_not_fall_below_the_floor_of_each_group_with_or_with
     for name in DEVSET_FLOOR:  # site memory keeps the article: at most one paragraph in a hundred lost to it
         alone = reports[name].scores("detector")["editorial"]["recall"]
         assert reports[name + MEMORY].scores("detector")["editorial"]["recall"] >= alone - 0.01, name
+
+
+def test_an_extractor_gets_credit_for_what_it_printed_once_per_printed_copy():
+    """trafilatura prints list items as ``- item``, table rows as ``| a | b |`` and may glue a heading to the
+    next paragraph: the text is there and counts; one printed "Anzeige" is one leaked paragraph, not eight."""
+    long = "Der Umsatz stieg im dritten Quartal um neun Prozent auf 1,84 Milliarden Euro."
+    texts = ["Anzeige", "Anzeige", "Prognose angehoben", long, "Punkt eins", "Kurs 12,40 Euro", long, "Fehlt"]
+    output = f"Anzeige\nPrognose angehoben {long}\n- Punkt eins\n| Kurs | 12,40 Euro |"
+    assert _kept_by_lines(texts, output) == [
+        *["editorial", "removed"],
+        *["editorial", "editorial", "editorial", "editorial"],
+        *["removed", "removed"],  # the long paragraph's second copy was not printed
+    ]
+    assert _kept_by_lines(texts, None) == ["removed"] * len(texts)

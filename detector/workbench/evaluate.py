@@ -14,6 +14,7 @@ from __future__ import annotations
 import html
 import itertools
 import re
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -124,15 +125,37 @@ def _collapse(text: str) -> str:
     return _SPACE.sub(" ", text).strip()
 
 
+_LIST_OR_TABLE = re.compile(r"(?m)^\s*(?:[-*+•] |#{1,6} |\d+\. )|\|")
+
+
+def _plain(text: str) -> str:
+    """Text as an extractor may print it and a paragraph may hold it, compared alike: list and heading marks
+    at line starts and table bars dropped (trafilatura prints ``- item`` and ``| a | b |``), space collapsed."""
+    return _collapse(_LIST_OR_TABLE.sub(" ", text))
+
+
 def _kept_by_lines(texts: list[str], output: str | None) -> list[str]:
-    lines = {_collapse(line) for line in (output or "").splitlines()}
-    whole = _collapse(output or "")
+    """Which of a page's paragraphs an extractor's output holds, each printed copy crediting one paragraph (a
+    page with eight "Anzeige" lines leaks one when one is printed): a paragraph is kept when it (or its first
+    line) is a line of the output or starts one (a heading glued to the next paragraph), or, longer than 40
+    characters, occurs anywhere in it."""
+    lines = [_plain(line) for line in (output or "").splitlines()]
+    whole = " ".join(lines)
+    credited: Counter[str] = Counter()
+
+    def printed(text: str) -> int:
+        starts = sum(1 for line in lines if line == text or line.startswith(text + " "))
+        return max(starts, whole.count(text) if len(text) > 40 else 0)
+
     labels = []
     for t in texts:
-        collapsed = _collapse(t)
-        first = _collapse(t.split("\n")[0])
-        kept = collapsed in lines or first in lines or (len(collapsed) > 40 and collapsed in whole)
-        labels.append("editorial" if kept and collapsed else "removed")
+        kept = False
+        for candidate in dict.fromkeys([_plain(t), _plain(t.split("\n")[0])]):
+            if candidate and printed(candidate) > credited[candidate]:
+                credited[candidate] += 1
+                kept = True
+                break
+        labels.append("editorial" if kept else "removed")
     return labels
 
 
@@ -485,7 +508,7 @@ def flag_rows(report: SetReport) -> list[list[str]]:
         texts = group["text"].tolist()
         gold = _paragraphs(texts, group["label"].tolist(), probabilities)
         predicted = _paragraphs(texts, group["predicted"].tolist(), probabilities)
-        stem = Path(str(page)).name.split("-", 1)[0] if report.name == "training_data" else ""
+        stem = Path(str(page)).name.split("-", 1)[0] if report.name.startswith("training_data") else ""
         truth = {kinds[stem]} if stem in kinds else set(verdict(gold)["flags"])
         found = set(verdict(predicted)["flags"])
         for flag in FLAGS:
