@@ -64,10 +64,10 @@ TEMP_SUFFIX = ".detector-part"
 INPUT_FORMATS = ("auto", "text", "html", "jsonl", "warc")
 DEFAULT_GLOBS = {
     "auto": (
-        *("*.txt", "*.txt.gz", "*.html", "*.htm", "*.html.gz", "*.htm.gz"),
+        *("*.txt", "*.txt.gz", "*.md", "*.md.gz", "*.html", "*.htm", "*.html.gz", "*.htm.gz"),
         *("*.jsonl", "*.jsonl.gz", "*.warc", "*.warc.gz"),
     ),
-    "text": ("*.txt", "*.txt.gz"),
+    "text": ("*.txt", "*.txt.gz", "*.md", "*.md.gz"),  # Markdown is text: html2text's and markdownify's pages
     "html": ("*.html", "*.htm", "*.html.gz", "*.htm.gz"),
     "jsonl": ("*.jsonl", "*.jsonl.gz"),
     "warc": ("*.warc", "*.warc.gz"),

@@ -136,7 +136,7 @@ def clean_parser() -> argparse.ArgumentParser:
     """The options of clean-article. Plain argparse: typer would triple the command's start-up time."""
     parser = _Parser(
         prog="clean-article",
-        description="Print the article of a scraped German finance page (text or HTML): its editorial "
+        description="Print the article of a scraped German finance page (text, Markdown or HTML): its editorial "
         "paragraphs, unchanged and in order. With -o, clean files and folders into an output folder.",
     )
     add = parser.add_argument

@@ -1870,7 +1870,7 @@ def test_too_few_file_descriptors_for_the_workers_is_one_error_not_a_hang(tmp_pa
 
 # --- round 11: the same page in other forms, formats across input kinds, the library in long-running use ----
 
-MENU_PAGE = "Startseite\n\nBörse\n\nAktien\n\nImpressum\n"
+MENU_PAGE = "Startseite\n\nBörse\n\nAktien\n\nImpressum\n\nDatenschutz\n\nKontakt\n"
 
 
 def warc_of(path: Path, body: bytes, content_type: str) -> Path:

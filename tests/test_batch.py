@@ -24,7 +24,7 @@ def tree(tmp_path):
     (src / "a" / "b" / "latin.txt").write_bytes("Börse München: Kurs fällt um 3 Prozent.\n".encode("cp1252") * 5)
     (src / "a" / "b" / "binary.txt").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(64))
     (src / "a" / "b" / "empty.txt").write_bytes(b"")
-    (src / "a" / "ignored.md").write_text("not matched by the glob", encoding="utf-8")
+    (src / "a" / "ignored.doc").write_text("not matched by the glob", encoding="utf-8")
     return src
 
 

@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 from detector.segment import split_paragraphs
-from tests.conftest import BIN, EXAMPLE, EXAMPLE_ANNOTATED, needs_example, run
+from tests.conftest import BIN, EXAMPLE, EXAMPLE_ANNOTATED, ROOT, needs_example, run
 
 PAGE = "Siemens hebt Prognose an\n\nDer Konzern rechnet nun mit einem Umsatzplus von acht Prozent.\n"
 
@@ -163,3 +163,23 @@ def test_one_enormous_paragraph_is_cleaned(tmp_path):
     result = run("clean-article", "-k", "editorial,promotional,navigational", big)
     assert result.returncode == 0
     assert result.stdout == big.read_bytes() + b"\n"
+
+
+MARKDOWN_PAGE = ROOT / "tests" / "fixtures" / "markdown" / "kupferpreis.md"
+MARKDOWN_ARTICLE = [5, 6, 7, 9, 10, 11, 12, 13, 16, 17]  # the headline to the last body paragraph, no ad, no image
+
+
+def test_a_markdown_page_is_cleaned_to_its_article_with_its_markdown_kept(tmp_path):
+    """A page as markdownify writes it (menus as link lists, an image line, a bold ad, a newsletter pitch):
+    the article's paragraphs come out byte for byte, their ``#`` headings and inline links kept."""
+    paragraphs = split_paragraphs(MARKDOWN_PAGE.read_text(encoding="utf-8"))
+    expected = "\n\n".join(paragraphs[i] for i in MARKDOWN_ARTICLE) + "\n"
+    result = run("clean-article", MARKDOWN_PAGE)
+    assert result.returncode == 0, result.stderr.decode()
+    assert result.stdout.decode("utf-8") == expected
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "kupfer.md").write_bytes(MARKDOWN_PAGE.read_bytes())
+    result = run("clean-article", folder, "-o", tmp_path / "out", "--no-site-memory")
+    assert result.returncode == 0, result.stderr.decode()
+    assert (tmp_path / "out" / "kupfer.md").read_text(encoding="utf-8") == expected

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import pandas as pd
 import pytest
@@ -28,6 +29,7 @@ from detector.features import (
 )
 from detector.markup import LANDMARKS, Block, blocks
 from detector.pages import load_corpus
+from detector.workbench.markdown import IMAGE_LINE, markdown_page
 from detector.workbench.train import shortened, with_training_copies
 from tests.conftest import FIXTURE_CORPUS
 
@@ -125,6 +127,65 @@ def test_long_html_pages_get_a_shortened_text_copy():
     assert short["block"].isna().all()
     # 10 editorial and two runs of 53 + 2: the largest cap within 120 paragraphs
     assert short["index"].tolist() == list(range(53)) + list(range(98, 163)) + [208, 209]
+
+
+MENU = ["Märkte", "Fonds", "Anleihen"]
+MARKDOWN_SOURCE = [  # label, text, tag, heading, link characters, group
+    *[("navigational", word, "li", 0, len(word), 5) for word in MENU],
+    ("navigational", "Startseite | Märkte | Fonds", "p", 0, 22, 6),
+    ("editorial", "Zinsen steigen wieder", "h1", 1, 0, 7),
+    ("editorial", "Die Notenbank hob den Leitzins am Donnerstag um einen Viertelpunkt an.", "p", 0, 9, 7),
+    ("editorial", "Die Präsidentin vor der Presse in Frankfurt", "figcaption", 0, 0, 8),
+    *[("promotional", f"Depot {n} eröffnen und Prämie sichern", "li", 0, 0, 9) for n in (1, 2)],
+    ("editorial", "Ein Lob der Geduld", "blockquote", 0, 0, 10),
+]
+
+
+def markdown_plain(paragraph: str) -> list[str]:
+    """The text of a Markdown paragraph's lines, its link targets and syntax removed."""
+    lines = []
+    for line in paragraph.split("\n"):
+        line = re.sub(r"\[ ?(.*?) ?\]\([^)]*\)", r"\1", line)
+        line = re.sub(r"^(?:#+ |> |[*+-] |1\. )", "", line).replace("**", "").replace("\\", "")
+        lines.append(line)
+    return lines
+
+
+def test_markdown_copies_keep_every_paragraph_its_label_and_its_order_in_every_style():
+    rows = [
+        (label, text, Block(text, tag, links, 0, (), 3, None, heading, group, (group,)))
+        for label, text, tag, heading, links, group in MARKDOWN_SOURCE
+    ]
+    shapes = set()
+    for number in range(60):
+        written = markdown_page(f"s/page-{number}.html#markdown", "finanz-seite", rows)
+        assert written == markdown_page(f"s/page-{number}.html#markdown", "finanz-seite", rows)
+        images = [md.lstrip("[").startswith("![") for _, md in written]
+        texts = [(label, markdown_plain(md)) for (label, md), image in zip(written, images) if not image]
+        assert [line for _, lines in texts for line in lines] == [text for _, text, *_ in MARKDOWN_SOURCE]
+        assert [label for label, lines in texts for _ in lines] == [label for label, *_ in MARKDOWN_SOURCE]
+        assert all(label == IMAGE_LINE for (label, _), image in zip(written, images) if image)
+        first = next(md for _, md in written if "Märkte" in md)
+        assert re.match(r"(?:[*+-]|1\.) \[ ?Märkte ?\]\((?:/|https://)", first)  # a fully linked item is one link
+        menu = next(md for _, md in written if "Startseite" in md)
+        assert menu.count("](") == 3  # each part between separators is one link
+        shapes.add("one list paragraph" if "\n" in first else "a paragraph per item")
+        shapes.add("image" if any(md.startswith("![") for _, md in written) else "no image")
+    assert shapes == {"one list paragraph", "a paragraph per item", "image", "no image"}
+
+
+def test_a_third_of_the_html_pages_get_a_markdown_copy_in_their_site():
+    labels = ["navigational"] * 3 + ["editorial"] * 4 + ["navigational"] * 3
+    pages = [
+        page_table(labels, f"s/page-{i}.html").assign(block=[Block(t, "p", 0, 0, (), 1, None, 0) for t in labels])
+        for i in range(30)
+    ]
+    copies = with_training_copies(pd.concat(pages, ignore_index=True))
+    markdown = copies[copies["page"].str.endswith("#markdown")]
+    assert 5 <= markdown["page"].nunique() <= 15
+    assert markdown["block"].isna().all() and set(markdown["site"]) == {"s"}
+    for _, rows in markdown.groupby("page"):
+        assert [label for label, text in zip(rows["label"], rows["text"]) if not text.startswith("[![")] == labels
 
 
 def test_repeated_paragraphs_and_runs_of_short_lines_are_seen():

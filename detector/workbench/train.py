@@ -53,6 +53,7 @@ from detector.features import (
     word_feature_ids,
 )
 from detector.pages import LABELS, corpus_files, load_corpus
+from detector.workbench.markdown import markdown_page
 from detector.workbench.metrics import rounded, scores
 
 N_HASHED = 1 << HASH_BITS
@@ -451,6 +452,8 @@ def with_training_copies(corpus: pd.DataFrame) -> pd.DataFrame:
       editorial paragraph to the last; on half of the pages it keeps the one or two paragraphs that follow,
       as regions cut by scrapers often end with a disclaimer or a link: otherwise the position features would
       learn that a page's last paragraph is always editorial;
+    * ``…#markdown``: every ``MARKDOWN_SHARE``-th HTML page (by hash) as Markdown (``markdown_page``), as
+      html2text, markdownify and the crawlers built on them store pages;
     * ``…#head``: the first ~2,000 characters of every longer text-form page that has article text in them,
       as pipelines that store the start of a page see it;
     * ``…#short``: every HTML page of more than ``SHORT_BUDGET`` paragraphs as text with its long runs of
@@ -460,8 +463,9 @@ def with_training_copies(corpus: pd.DataFrame) -> pd.DataFrame:
     """
     html = corpus[corpus["block"].notna()]
     text_copies = html.assign(block=None, page=html["page"] + "#text")
-    text_form = pd.concat([corpus[corpus["block"].isna()], text_copies], ignore_index=True)
-    copies = [text_copies]
+    markdown_copies = markdown_pages(html)
+    text_form = pd.concat([corpus[corpus["block"].isna()], text_copies, markdown_copies], ignore_index=True)
+    copies = [text_copies, markdown_copies]
     for page, rows in text_form.groupby("page", sort=False):
         labels = rows["label"].to_numpy()
         editorial = np.flatnonzero(labels == "editorial")
@@ -482,6 +486,23 @@ def with_training_copies(corpus: pd.DataFrame) -> pd.DataFrame:
             keep = shortened(rows["label"].tolist())
             copies.append(rows.iloc[keep].assign(page=f"{page.removesuffix('#text')}#short"))
     return pd.concat([corpus, *copies], ignore_index=True)
+
+
+MARKDOWN_SHARE = 3  # one HTML page in this many gets a Markdown copy
+
+
+def markdown_pages(html: pd.DataFrame) -> pd.DataFrame:
+    """Markdown copies (``…#markdown``) of every ``MARKDOWN_SHARE``-th HTML page of the corpus, by a hash of its
+    name; their paragraphs are the Markdown page's, so they are not the HTML page's rows."""
+    rows = []
+    for page, group in html.groupby("page", sort=False):
+        name = f"{page}#markdown"
+        if zlib.crc32(name.encode("utf-8", "surrogateescape")) % MARKDOWN_SHARE:
+            continue
+        site = group["site"].iloc[0]
+        written = markdown_page(name, site, zip(group["label"], group["text"], group["block"]))
+        rows += [(site, name, index, label, text, None) for index, (label, text) in enumerate(written)]
+    return pd.DataFrame(rows, columns=["site", "page", "index", "label", "text", "block"])
 
 
 HEAD_CHARS = 2000
@@ -861,7 +882,15 @@ def fingerprint(*roots: Path) -> str:
 
 
 # The modules whose code decides what training makes of the corpus: a change to any of them needs a retrain.
-TRAINING_CODE = ("segment.py", "markup.py", "pages.py", "features.py", "model.py", "workbench/train.py")
+TRAINING_CODE = (
+    "segment.py",
+    "markup.py",
+    "pages.py",
+    "features.py",
+    "model.py",
+    "workbench/train.py",
+    "workbench/markdown.py",
+)
 
 
 def code_fingerprint() -> str:
