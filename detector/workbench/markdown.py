@@ -106,8 +106,7 @@ def markdown_page(page: str, site: str, rows: Iterable[tuple[str, str, Block]]) 
         elif style.bold_short and len(text.split()) <= 8 and not block.link_chars and (style.draw + n) % 3 == 0:
             md = f"**{md}**"
         if block.tag == "li":
-            bullet = "1." if style.bullet == "1." else style.bullet
-            line = f"{bullet} {md}"
+            line = f"{style.bullet} {md}"
             if style.item_paragraphs:
                 flush()
                 out.append((label, line))
