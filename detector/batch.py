@@ -316,7 +316,8 @@ def gunzip_stream(handle: BinaryIO) -> BinaryIO:
 
 def sniff_kind(head: bytes, name: str = "") -> str:
     """The kind of an input from its name and first bytes: warc, jsonl, html or text. A ``.txt`` page is text
-    or HTML, whatever its first line looks like (a JSON-LD block, a line that starts with ``WARC/``)."""
+    or HTML, whatever its first line looks like (a JSON-LD block, a line that starts with ``WARC/``); a ``.md``
+    page is text."""
     lower = name.lower()
     if lower.endswith(".gz"):
         lower = lower[:-3]
@@ -326,6 +327,8 @@ def sniff_kind(head: bytes, name: str = "") -> str:
         return "jsonl"
     if lower.endswith((".html", ".htm", ".xhtml")):
         return "html"
+    if lower.endswith((".md", ".markdown")):  # Markdown may hold HTML tags (<br> in tables): still Markdown
+        return "text"
     page = lower.endswith(".txt")
     codec = records_codec(head)
     if codec and not page:  # JSON Lines in UTF-16 or UTF-32: looked at as UTF-8

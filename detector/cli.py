@@ -338,13 +338,18 @@ def clean_main(argv: list[str] | None = None) -> int:
             raise batch.UsageError("standard input cannot be combined with -o; redirect stdout instead")
         if inputs[0] == "":
             raise batch.UsageError("an empty path is not an input")
+        read = _files_read(args, inputs if args.output is None else [])
+        if config.errors is not None and (what := read.get(os.path.realpath(config.errors))):
+            raise batch.UsageError(f"the errors file {config.errors} is {what}")
+        if config.errors is not None and inputs == ["-"] and _is_standard_input(config.errors):
+            raise batch.UsageError(f"the errors file {config.errors} is standard input")
     except batch.UsageError as exc:
         return _error(str(exc), 2)
     previous = [signal.signal(number, terminate) for number in _STOPS]
     try:
         if args.output is None:
             return _clean_one_with_errors(inputs[0], config)
-        return _clean_many(inputs, args.output, config)
+        return _clean_many(inputs, args.output, config, read)
     except ModelError as exc:
         return _error(str(exc))
     except (KeyboardInterrupt, Terminated) as exc:
@@ -352,6 +357,27 @@ def clean_main(argv: list[str] | None = None) -> int:
     finally:
         for number, handler in zip(_STOPS, previous):
             signal.signal(number, handler)
+
+
+def _files_read(args: argparse.Namespace, inputs: list[str]) -> dict[str, str]:
+    """The files a run reads that it must never write over (with ``--errors`` or an output), by real path:
+    the ``--model`` and ``--rules`` files and the ``inputs`` (standard input, when it is a file)."""
+    read: dict[str, str] = {}
+    for path, what in [(args.model, "the --model file"), (args.rules, "the --rules file")]:
+        if path is not None:
+            read[os.path.realpath(path)] = what
+    for source in inputs:
+        if source != "-":
+            read[os.path.realpath(source)] = "an input file"
+    return read
+
+
+def _is_standard_input(path: str) -> bool:
+    """Whether a path is the file standard input reads (``clean-article --errors page.txt < page.txt``)."""
+    try:
+        return os.path.samestat(os.fstat(0), os.stat(path))
+    except (OSError, ValueError):  # no such file, or no standard input
+        return False
 
 
 def _clean_one_with_errors(source: str, config: batch.RunConfig) -> int:
@@ -483,11 +509,15 @@ def _where(record: dict) -> str:
     return f"{record['file']} record {record['record']}"
 
 
-def _clean_many(inputs: list[str], output: Path, config: batch.RunConfig) -> int:
-    """Files and folders into an output folder: plan everything, refuse collisions, clean, and always end with
-    the errors file and the summary, also when interrupted."""
+def _clean_many(inputs: list[str], output: Path, config: batch.RunConfig, read: dict[str, str]) -> int:
+    """Files and folders into an output folder: plan everything, refuse collisions and outputs over the files
+    in ``read`` (``_files_read``), clean, and always end with the errors file and the summary, also when
+    interrupted."""
     try:
         plan = batch.plan(inputs, output, config)
+        for task in plan.tasks:
+            if what := read.get(os.path.realpath(task.target)):
+                raise batch.UsageError(f"the output {batch.display(task.target)} would overwrite {what}")
     except batch.UsageError as exc:
         return _error(str(exc), 2)
     try:

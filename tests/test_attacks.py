@@ -2156,3 +2156,90 @@ def test_a_dask_batch_names_its_inputs_by_absolute_path(tmp_path, monkeypatch):
     for engine, source in (("local", os.path.join("pages", "a.txt")), ("dask", str(tmp_path / "pages" / "a.txt"))):
         plan = batch.plan(["pages"], tmp_path / "out", batch.RunConfig(engine=engine))
         assert [task.source for task in plan.tasks] == [source]
+
+
+# Attack round 14: Markdown read as HTML, files a run reads written over, review and Markdown.
+
+MARKDOWN_TABLE = (
+    "# Kupferpreis auf Rekordhoch\n\n"
+    "Der Kupferpreis stieg am Dienstag in London auf den höchsten Stand seit Jahren.\n\n"
+    "| Metall | Preis |\n|---|---|\n"
+    + "".join(f"| Kupfer<br>Lager {i} | {i}.000<br>USD |\n" for i in range(6))
+    + "\n"
+    "Händler verwiesen auf knappe Lagerbestände in China.\n"
+)
+
+
+def test_a_markdown_page_with_html_tags_is_read_as_markdown(tmp_path):
+    """Twelve <br> in a table sent a .md page down the HTML path: its paragraphs merged into one."""
+    page = tmp_path / "kupfer.md"
+    page.write_text(MARKDOWN_TABLE, encoding="utf-8")
+    annotated = run("clean-article", "-f", "annotated", page)
+    assert annotated.returncode == 0
+    as_text = run("clean-article", "-f", "annotated", "--input-format", "text", page)
+    assert annotated.stdout == as_text.stdout and annotated.stdout.count(b"\n[") == 3  # four paragraphs
+    assert batch.sniff_kind(MARKDOWN_TABLE.encode(), "kupfer.md") == "text"
+    assert batch.sniff_kind(MARKDOWN_TABLE.encode(), "kupfer.MD.gz") == "text"
+    assert batch.sniff_kind(MARKDOWN_TABLE.encode(), "kupfer") == "html"  # no name: sniffed, as before
+
+
+@pytest.mark.parametrize("target", ["input", "model", "rules", "stdin"])
+def test_an_errors_file_is_never_a_file_the_run_reads(tmp_path, target):
+    """--errors naming the one input (also as standard input), the --model or the --rules file wrote the
+    empty errors file over it, with exit 0."""
+    page = tmp_path / "page.md"
+    page.write_text(ARTICLE, encoding="utf-8")
+    model_file = tmp_path / "model.bin"
+    shutil.copyfile(ROOT / "models" / "model.bin", model_file)
+    rules = tmp_path / "rules.toml"
+    rules.write_text('[[rule]]\nmatch = "Anzeige"\naction = "drop"\n', encoding="utf-8")
+    named = {"input": page, "model": model_file, "rules": rules, "stdin": page}[target]
+    what = {"input": "an input file", "model": "the --model file", "rules": "the --rules file"}.get(target)
+    before = named.read_bytes()
+    options = ["--model", model_file, "--rules", rules, "--errors", named]
+    if target == "stdin":
+        with open(page, "rb") as stdin:
+            result = subprocess.run(
+                [BIN / "clean-article", *options], stdin=stdin, capture_output=True, timeout=120
+            )
+        what = "standard input"
+    else:
+        result = run("clean-article", page, *options)
+    assert (result.returncode, lines(result)) == (2, [f"error: the errors file {named} is {what}"])
+    assert named.read_bytes() == before and result.stdout == b""
+    batch_run = run("clean-article", page, "-o", tmp_path / "out", *options)
+    assert batch_run.returncode == 2 and named.read_bytes() == before
+
+
+def test_a_batch_output_never_replaces_the_model_it_reads(tmp_path):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "b.md").write_text(ARTICLE, encoding="utf-8")
+    (tmp_path / "out").mkdir()
+    shutil.copyfile(ROOT / "models" / "model.bin", tmp_path / "out" / "b.md")
+    result = run("clean-article", tmp_path / "in", "-o", tmp_path / "out", "--model", tmp_path / "out" / "b.md")
+    assert result.returncode == 2
+    assert lines(result) == [f"error: the output {tmp_path / 'out' / 'b.md'} would overwrite the --model file"]
+    assert (tmp_path / "out" / "b.md").read_bytes() == (ROOT / "models" / "model.bin").read_bytes()
+
+
+def test_review_reads_what_clean_article_reads_and_markdown_links_are_not_labels(tmp_path):
+    """review walked only .txt and .html (a folder of .md and .gz pages had "no readable page"), and took a
+    Markdown page whose paragraphs start with links for an annotated page with a mistake."""
+    pages = tmp_path / "pages" / "site"
+    pages.mkdir(parents=True)
+    menu = "[Startseite](https://example.org/)\n\n[Börse](https://example.org/boerse)\n\n"
+    (pages / "a.md").write_text(menu + ARTICLE, encoding="utf-8")
+    other = "Ölpreis fällt deutlich\n\nDie Nordseesorte Brent verbilligte sich bis zum Abend um drei Dollar.\n"
+    (pages / "b.md.gz").write_bytes(gzip.compress(other.encode()))
+    third = "Zinsen für Festgeld sinken\n\nViele Sparkassen zahlen für zwei Jahre kaum noch zwei Prozent.\n"
+    (pages / "c.txt.gz").write_bytes(gzip.compress(third.encode()))
+    (pages / "feed.jsonl").write_text(json.dumps({"text": ARTICLE}) + "\n", encoding="utf-8")
+    result = run("detector", "review", tmp_path / "pages", "-o", tmp_path / "drafts")
+    assert result.returncode == 0, result.stderr.decode()
+    assert lines(result)[0] == f"note: {pages / 'feed.jsonl'}: left out (records are not pages)"
+    review = (tmp_path / "drafts" / "REVIEW.md").read_text(encoding="utf-8")
+    assert "3 of 3 pages" in review
+    drafts = sorted(p.name for p in (tmp_path / "drafts").glob("0*.txt"))
+    assert len(drafts) == 3
+    first = next((tmp_path / "drafts").glob("*-a.txt")).read_text(encoding="utf-8")
+    assert first.split("\n\n")[0].endswith("[Startseite](https://example.org/)")

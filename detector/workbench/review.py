@@ -19,7 +19,16 @@ from pathlib import Path
 
 from detector import markup
 from detector.api import Paragraph, classify, classify_html, load_model
-from detector.batch import DEFAULT_MAX_BYTES, TEMP_SUFFIX, InputError, display, read_limited, sniff_kind
+from detector.batch import (
+    DEFAULT_MAX_BYTES,
+    TEMP_SUFFIX,
+    InputError,
+    display,
+    gunzip_limited,
+    gzipped_name,
+    read_limited,
+    sniff_kind,
+)
 from detector.features import tokens, unigram_id
 from detector.model import Scorer
 from detector.pages import AnnotationError, LabelledParagraph, format_annotated, parse_annotated, strip_labels
@@ -51,8 +60,14 @@ class Candidate:
         )
 
 
+# What clean-article reads in folders as pages, gzipped or not; JSON Lines and WARC files hold records.
+PAGE_SUFFIXES = tuple(f"{suffix}{gz}" for suffix in (".txt", ".md", ".html", ".htm") for gz in ("", ".gz"))
+RECORD_SUFFIXES = tuple(f"{suffix}{gz}" for suffix in (".jsonl", ".warc") for gz in ("", ".gz"))
+
+
 def page_files(inputs: list[Path], leave_out: Path | None = None) -> dict[Path, str]:
-    """The text and HTML pages under the inputs (files or folders, walked recursively, any case of suffix),
+    """The text, Markdown and HTML pages under the inputs (files or folders, walked recursively, any case of
+    suffix, gzipped or not),
     sorted, each once however often it is named, with their site: the first folder below the input, as
     ``detector train`` counts sites (a page named itself: its folder). Not walked: the folder ``leave_out``
     (the drafts' own, when it lies inside an input), an earlier review's drafts (a folder with ``REVIEW.md``)
@@ -75,7 +90,11 @@ def page_files(inputs: list[Path], leave_out: Path | None = None) -> dict[Path, 
                         kept.append(name)
                 subfolders[:] = kept
                 for name in names:
-                    if name.lower().endswith((".txt", ".html", ".htm")) and not name.endswith(TEMP_SUFFIX):
+                    if name.lower().endswith(RECORD_SUFFIXES):
+                        sys.stderr.write(
+                            f"note: {display(Path(folder) / name)}: left out (records are not pages)\n"
+                        )
+                    if name.lower().endswith(PAGE_SUFFIXES) and not name.endswith(TEMP_SUFFIX):
                         path = Path(folder) / name
                         if path.is_file():  # not a FIFO (review waited for ever), a device or a link to one
                             parts = path.relative_to(root).parts
@@ -85,6 +104,8 @@ def page_files(inputs: list[Path], leave_out: Path | None = None) -> dict[Path, 
                             sys.stderr.write(f"note: {display(path)}: left out (not a regular file)\n")
         elif root.is_file():
             found.setdefault(os.path.realpath(root), (root, root.resolve().parent.name))
+        elif root.exists():
+            sys.stderr.write(f"note: {display(root)}: left out (not a regular file)\n")
     return dict(sorted(found.values()))
 
 
@@ -100,7 +121,8 @@ def earlier_review(out: Path) -> str:
     return ""
 
 
-_LABEL_LIKE = re.compile(r"\[[^\]\n]{1,40}\]")  # what a paragraph's label prefix looks like, typed right or not
+# What a paragraph's label prefix looks like, typed right or not; not a Markdown link ("[Startseite](/)").
+_LABEL_LIKE = re.compile(r"\[[^\]\n]{1,40}\](?!\()")
 
 
 def candidate(path: Path, scorer: Scorer, site: str = "") -> Candidate | str:
@@ -109,6 +131,8 @@ def candidate(path: Path, scorer: Scorer, site: str = "") -> Candidate | str:
     try:
         with open(path, "rb") as handle:
             data = read_limited(handle, DEFAULT_MAX_BYTES, "the page")
+        if data[:2] == b"\x1f\x8b" and gzipped_name(path.name):
+            data = gunzip_limited(data, DEFAULT_MAX_BYTES, "the page")
         if sniff_kind(data[:4096], path.name) == "html":
             paragraphs = classify_html(markup.decode_html(data), scorer)
         else:
