@@ -372,7 +372,7 @@ def _files_read(args: argparse.Namespace, inputs: list[str]) -> dict[str, str]:
     return read
 
 
-def _is_standard_input(path: str) -> bool:
+def _is_standard_input(path: str | Path) -> bool:
     """Whether a path is the file standard input reads (``clean-article --errors page.txt < page.txt``)."""
     try:
         return os.path.samestat(os.fstat(0), os.stat(path))
