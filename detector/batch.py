@@ -17,11 +17,12 @@ import json
 import math
 import os
 import re
+import signal
 import stat
 import sys
 import time
 import zlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 
 from detector.api import (
     Decision,
@@ -879,8 +880,6 @@ def write_atomic(
             tmp.unlink()
             return False
         if _HOLD_SIGNALS[0]:  # see ``_run_here``
-            import signal
-
             signal.pthread_sigmask(signal.SIG_BLOCK, (signal.SIGINT, signal.SIGTERM, signal.SIGHUP))
         os.replace(tmp, path)
         return True
@@ -1394,7 +1393,9 @@ def _warc_pages(stream: BinaryIO, config: RunConfig, checksums: bool = False) ->
 # Running
 
 
-def run(tasks: list[Task], config: RunConfig, work: Callable[..., list] = clean_chunk) -> Iterator:
+def run(
+    tasks: list[Task], config: RunConfig, work: Callable[..., list] = clean_chunk
+) -> Generator[Any, None, None]:
     """Clean every task, yielding results as they finish (in any order when parallel); ``work`` is what is
     done to each chunk of tasks (the first pass of site memory does its own)."""
     chunks = chunked(tasks, config.jobs)
@@ -1411,8 +1412,6 @@ def _run_here(tasks: list[Task], config: RunConfig, work: Callable[..., list]) -
     """The files one by one in this process, so that an interrupted run has the result of every file it
     finished: Ctrl-C or SIGTERM that comes once a file's output is renamed into place is held until its result
     is handed on (it came between the two now and then, and the summary missed a file that was written)."""
-    import signal
-
     hold = hasattr(signal, "pthread_sigmask")
     _HOLD_SIGNALS[0] = hold
     try:
@@ -1439,8 +1438,6 @@ def chunked(tasks: list[Task], jobs: int) -> list[list[Task]]:
 def worker_start() -> None:
     """Worker processes leave Ctrl-C and SIGHUP to the main process (which ends them), die quietly on SIGTERM,
     and die with the main process if it is killed (Linux), instead of printing tracebacks."""
-    import signal
-
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # a closed terminal: the main process ends them
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -1550,8 +1547,13 @@ def _run_forked(chunks: list[list[Task]], config: RunConfig, work: Callable[...,
             # the signal killed too (SIGTERM to the process group) never answers: each answer is waited for a
             # few seconds at most.
             stop.set()
-            for _, _, results in _last_answers(finished, pending, STOP_WAIT):
-                yield from results
+            held = _ignore_repeats()
+            try:
+                for _, _, results in _last_answers(finished, pending, STOP_WAIT):
+                    yield from results
+            finally:
+                for number, handler in held:
+                    signal.signal(number, handler)
             raise
     except BaseException:
         abandon_pool(pool)
@@ -1574,6 +1576,19 @@ def _run_forked(chunks: list[list[Task]], config: RunConfig, work: Callable[...,
 
 WATCH_EVERY = 1.0  # seconds between looks at the workers while no answer comes
 DEATH_WAIT = 60.0  # seconds the batch waits for each other worker's file after one died
+
+
+def _ignore_repeats() -> list[tuple[int, Any]]:
+    """Ignore Ctrl-C, SIGTERM and SIGHUP while an interrupted batch waits for its workers' last answers (a
+    few seconds at most), and return the handlers to restore: the same signal again (``timeout`` passes on
+    the one it gets, a second Ctrl-C) ended the wait, and files the workers had finished were written but not
+    counted. Only the main thread can set handlers; elsewhere nothing changes."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return []
+    numbers = [signal.SIGINT, signal.SIGTERM, *([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])]
+    return [(number, signal.signal(number, signal.SIG_IGN)) for number in numbers]
 
 
 def _last_answers(finished: Any, pending: set[int], wait: float) -> Iterator[tuple[int, int, list]]:

@@ -14,7 +14,7 @@ import signal
 import sys
 import time
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Generator, Iterable
 
 from detector import __version__, batch
 from detector.api import FLAGS, FORMATS, load_model, parse_keep
@@ -359,6 +359,23 @@ def clean_main(argv: list[str] | None = None) -> int:
             signal.signal(number, handler)
 
 
+def each_result(stream: Generator[batch.Result, None, None], take: Callable[[batch.Result], None]) -> None:
+    """Every result of a batch to ``take``. An interruption (Ctrl-C, SIGTERM) while one is taken is passed to
+    the batch, as one while it waits for its workers is: it stops them after their file and still gives what
+    they finished, then raises it (the files finished in the workers were written but not counted)."""
+    stop: BaseException | None = None
+    while True:
+        try:
+            result = next(stream) if stop is None else stream.throw(stop)
+        except StopIteration:
+            return
+        stop = None
+        try:
+            take(result)
+        except (KeyboardInterrupt, Terminated) as exc:
+            stop = exc
+
+
 def _files_read(args: argparse.Namespace, inputs: list[str]) -> dict[str, str]:
     """The files a run reads that it must never write over (with ``--errors`` or an output), by real path:
     the ``--model`` and ``--rules`` files and the ``inputs`` (standard input, when it is a file)."""
@@ -535,12 +552,15 @@ def _clean_many(inputs: list[str], output: Path, config: batch.RunConfig, read: 
     for result in results:
         _report(result, progress, config)
     code = 0
+
+    def take(result: batch.Result) -> None:
+        results.append(result)
+        progress.update()
+        _report(result, progress, config)
+
     try:
         config = _with_site_memory(plan.tasks, config, progress)
-        for result in batch.run(plan.tasks, config):
-            results.append(result)
-            progress.update()
-            _report(result, progress, config)
+        each_result(batch.run(plan.tasks, config), take)
     except KeyboardInterrupt:
         code = 130
     except Terminated:
