@@ -253,7 +253,7 @@ def site_memory(pages: Iterable[str | bytes], html: bool = False) -> SiteMemory:
     many of them (menus, footers, disclaimers, ad slots). Pass it with ``memory=`` when labelling each of
     these pages: recurrence is evidence the model weighs (it learnt it from the corpus's site folders).
     Fewer than ``SITE_MIN_PAGES`` distinct pages say nothing, and the pages are labelled as on their own."""
-    if isinstance(pages, (str, bytes)) or not isinstance(pages, Iterable):
+    if isinstance(pages, (str, bytes, bytearray, memoryview)) or not isinstance(pages, Iterable):
         raise TypeError(f"pages must be an iterable of pages (a list of str), not {type(pages).__name__}")
     memory = SiteMemory()
     for page in pages:
@@ -261,7 +261,7 @@ def site_memory(pages: Iterable[str | bytes], html: bool = False) -> SiteMemory:
         if html:
             memory.add(b.text for b in html_blocks(page))
         else:
-            text = decode(page) if isinstance(page, bytes) else page  # as clean-article reads a page's bytes
+            text = page if isinstance(page, str) else decode(bytes(page))  # as clean-article reads its bytes
             memory.add(iter_paragraphs(normalise_newlines(text)))
     return memory.repeated()
 

@@ -703,6 +703,7 @@ def clean_warc(stream: BinaryIO, name: str, config: RunConfig, result: Result) -
     head = plain.peek(11)[:11] if hasattr(plain, "peek") else b""
     if head and not head.startswith((b"WARC/", b"filedesc://")):
         raise InputError(f"{name}: not a WARC file (it does not start with WARC/, nor as an ARC file)")
+    arc = head.startswith(b"filedesc://")  # its records have no ids: warcio makes up a new one on every read
     records = archive_iterator()(plain, arc2warc=True)
     # A record's line is held until the next record is read: only then does warcio tell (err_count) whether
     # the record ended where its Content-Length said, and a record cut short by a wrong length must not pass.
@@ -727,7 +728,7 @@ def clean_warc(stream: BinaryIO, name: str, config: RunConfig, result: Result) -
                 raise ValueError("a record without WARC-Type or Content-Length")
             number += 1
             content_type = (record.http_headers.get_header("Content-Type") or "") if record.http_headers else ""
-            if record.rec_type != "response" or "html" not in content_type.lower():
+            if not _may_be_html(record, content_type):
                 result.skipped_records += record.rec_type not in ("warcinfo", "request", "metadata")
                 while record.raw_stream.read(1 << 16):  # read here, to tell a cut (warcio reads it short)
                     pass
@@ -746,7 +747,12 @@ def clean_warc(stream: BinaryIO, name: str, config: RunConfig, result: Result) -
                     raise InputError(f"cut short: the file ends {missing:,} bytes before the record's end")
                 if getattr(getattr(content, "decompressor", None), "eof", True) is False:  # warcio reads it short
                     raise InputError("its HTTP body ends inside its gzip or deflate Content-Encoding")
+                if not content_type and not looks_like_html(payload[:4096]):  # no type, and not HTML by its bytes
+                    result.skipped_records += 1
+                    continue
                 notes: list[str] = []
+                if cut := cut_by_crawler(record):
+                    notes.append(f"cut by the crawler ({cut}): cleaned as far as it goes")
                 text = repaired(_decode_http(payload, _http_charset(content_type), config.encoding, notes), config)
                 result.notes.extend(f"{name} record {number}: {note}" for note in notes)
                 paragraphs = label_page(text, "html", config, host_of(url))
@@ -756,9 +762,11 @@ def clean_warc(stream: BinaryIO, name: str, config: RunConfig, result: Result) -
                     continue
                 out = {
                     "url": url,
-                    "record_id": record.rec_headers.get_header("WARC-Record-ID"),
+                    "record_id": None if arc else record.rec_headers.get_header("WARC-Record-ID"),  # ARC has none
                     "date": record.rec_headers.get_header("WARC-Date"),
                 }
+                if cut:
+                    out["truncated"] = cut
                 _annotate(out, paragraphs, config)
             except (InputError, NotTextError, ValueError, RecursionError) as exc:
                 reason = str(exc).removeprefix(f"{name} record {number}: ")
@@ -787,6 +795,30 @@ def clean_warc(stream: BinaryIO, name: str, config: RunConfig, result: Result) -
         result.record_errors.append(
             {"file": name, "record": number + 1, "error": f"damaged WARC data, the rest is not read ({reason})"}
         )
+
+
+def _may_be_html(record: Any, content_type: str) -> bool:
+    """Whether a WARC record is a response that may hold an HTML page: its HTTP Content-Type says HTML, or it
+    has none (browsers then look at the bytes, and so does the caller)."""
+    return (
+        record.rec_type == "response"
+        and record.http_headers is not None
+        and ("html" in content_type.lower() or not content_type.strip())
+    )
+
+
+def cut_by_crawler(record: Any) -> str:
+    """Why a response's body is not the whole of what the server sent ('' when it is, as far as the record
+    tells): the crawler's own ``WARC-Truncated`` header (a size or time limit), or a body shorter than its HTTP
+    Content-Length."""
+    if said := record.rec_headers.get_header("WARC-Truncated"):
+        return f"WARC-Truncated: {said}"
+    headers = record.http_headers
+    length = (headers.get_header("Content-Length") or "").strip()
+    chunked = "chunked" in (headers.get_header("Transfer-Encoding") or "").lower()
+    if length.isdigit() and not chunked and (stored := record.length - headers.total_len) < int(length):
+        return f"{stored:,} of the {int(length):,} bytes its HTTP Content-Length says"
+    return ""
 
 
 # What warcio raises on a malformed record (a missing WARC-Target-URI: AttributeError; a Content-Length of 30
@@ -1364,17 +1396,17 @@ def _warc_pages(stream: BinaryIO, config: RunConfig, checksums: bool = False) ->
     hosts = config.memory_hosts
     try:
         for record in archive_iterator()(plain_warc(stream), arc2warc=True):
-            if record.rec_type != "response" or not record.http_headers:
-                continue
-            content_type = record.http_headers.get_header("Content-Type") or ""
+            content_type = (record.http_headers.get_header("Content-Type") or "") if record.http_headers else ""
             host = host_of(record.rec_headers.get_header("WARC-Target-URI"))
-            if "html" not in content_type.lower() or not host:
+            if not _may_be_html(record, content_type) or not host:
                 continue
             if hosts is not None and f"host:{host}" not in hosts:
                 continue
             try:
                 payload = read_limited(record.content_stream(), config.max_bytes, "")
             except InputError:
+                continue
+            if not content_type and not looks_like_html(payload[:4096]):
                 continue
             if checksums:
                 yield f"host:{host}", zlib.crc32(payload)

@@ -2290,3 +2290,98 @@ def test_an_interrupted_batch_counts_every_file_it_wrote_also_when_the_signal_co
     told = re.search(rb"(\d+) files cleaned", stderr)
     assert told is not None and int(told.group(1)) == written, stderr.decode()
     assert child.returncode in (0, 130) and not list((tmp_path / "out").glob(f"*{batch.TEMP_SUFFIX}*"))
+
+
+# Attack round 15: WARC responses cut by the crawler or without a type, ARC ids, site memory of byte pages.
+
+LONG_HTML = (
+    "<html><body><h1>Kupferpreis auf Rekordhoch</h1>"
+    + "".join(
+        f"<p>Händler in London meldeten am Tag {i} knappe Bestände und steigende Preise für Kupfer.</p>"
+        for i in range(30)
+    )
+    + "</body></html>"
+).encode()
+
+
+def test_a_warc_response_the_crawler_cut_is_cleaned_as_far_as_it_goes_and_says_so(tmp_path):
+    """A response cut at the crawler's size limit (WARC-Truncated, or a body shorter than its HTTP
+    Content-Length) came out as half an article, exit 0, without a word."""
+    from warcio.statusandheaders import StatusAndHeaders
+    from warcio.warcwriter import WARCWriter
+
+    half = LONG_HTML[: len(LONG_HTML) // 2]
+    warc = tmp_path / "crawl.warc"
+    with open(warc, "wb") as handle:
+        writer = WARCWriter(handle, gzip=False)
+        for url, body, length, extra in [
+            ("https://ex.de/limit", half, None, {"WARC-Truncated": "length"}),
+            ("https://ex.de/short", half, len(LONG_HTML), None),
+            ("https://ex.de/whole", LONG_HTML, len(LONG_HTML), None),
+        ]:
+            fields = [("Content-Type", "text/html")] + ([("Content-Length", str(length))] if length else [])
+            headers = StatusAndHeaders("200 OK", fields, protocol="HTTP/1.1")
+            record = writer.create_warc_record(
+                url, "response", payload=io.BytesIO(body), http_headers=headers, warc_headers_dict=extra
+            )
+            writer.write_record(record)
+    result = run("clean-article", warc)
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert result.returncode == 0 and [r["url"][-5:] for r in records] == ["limit", "short", "whole"]
+    assert [r.get("truncated") for r in records] == [
+        "WARC-Truncated: length",
+        f"{len(half):,} of the {len(LONG_HTML):,} bytes its HTTP Content-Length says",
+        None,
+    ]
+    assert lines(result) == [
+        f"note: {warc} record 1: cut by the crawler (WARC-Truncated: length): cleaned as far as it goes",
+        f"note: {warc} record 2: cut by the crawler ({records[1]['truncated']}): cleaned as far as it goes",
+    ]
+    assert records[2]["cleaned_text"].startswith(records[0]["cleaned_text"].rsplit("\n\n", 1)[0])
+
+
+def test_a_warc_response_without_a_content_type_is_read_when_its_bytes_are_html(tmp_path):
+    """Browsers read a body without a Content-Type by its bytes: the page was skipped "not an HTML response"."""
+    from warcio.statusandheaders import StatusAndHeaders
+    from warcio.warcwriter import WARCWriter
+
+    warc = tmp_path / "crawl.warc"
+    with open(warc, "wb") as handle:
+        writer = WARCWriter(handle, gzip=False)
+        for url, body in [("https://ex.de/page", LONG_HTML), ("https://ex.de/blob", b"\x00\x01binary")]:
+            headers = StatusAndHeaders("200 OK", [("Server", "x")], protocol="HTTP/1.1")
+            writer.write_record(
+                writer.create_warc_record(url, "response", payload=io.BytesIO(body), http_headers=headers)
+            )
+    result = run("clean-article", warc)
+    assert [json.loads(line)["url"] for line in result.stdout.splitlines()] == ["https://ex.de/page"]
+    assert lines(result) == [f"note: {warc}: 1 record skipped (not an HTML response)"]
+
+
+def test_an_arc_file_gives_the_same_output_on_every_run(tmp_path):
+    """An ARC record has no id: warcio made up a new random one on every read, so no two runs agreed."""
+    info = b"1 0 Test\nURL IP-address Archive-date Content-type Archive-length\n"
+    payload = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n\r\n" + LONG_HTML
+    arc = tmp_path / "crawl.arc"
+    arc.write_bytes(
+        b"filedesc://crawl.arc 0.0.0.0 20200101000000 text/plain %d\n" % len(info) + info + b"\n"
+        b"http://ex.de/1 1.2.3.4 20200101000000 text/html %d\n" % len(payload) + payload + b"\n"
+    )
+    first, second = run("clean-article", arc), run("clean-article", arc)
+    assert first.returncode == 0 and first.stdout == second.stdout
+    assert json.loads(first.stdout)["record_id"] is None
+
+
+def test_site_memory_reads_pages_given_as_any_bytes_like_object():
+    from detector import site_memory
+
+    names = ["Siemens", "BASF", "Bayer", "Allianz"]
+    pages = [(MENU_PAGE + f"\nDie Aktie von {name} stieg am Mittag kräftig.\n").encode() for name in names]
+    page = pages[0].decode()
+    expected = classify(page, memory=site_memory(pages))
+    for kind in (bytearray, memoryview):
+        memory = site_memory([kind(p) for p in pages])
+        assert [p.probabilities for p in classify(page, memory=memory)] == [p.probabilities for p in expected]
+    assert [p.probabilities for p in expected] != [p.probabilities for p in classify(page)]  # it was used
+    with pytest.raises(TypeError, match="pages must be an iterable of pages"):
+        site_memory(bytearray(pages[0]))
