@@ -54,21 +54,45 @@ _CLAUSE_MARKS = _SENTENCE_MARKS + ":;)"
 
 
 _UNSEEN_IN_WORDS = re.compile("[\u00ad\u200b-\u200d\u2060\ufeff]")  # soft hyphen, zero-width characters
-_COMBINING = re.compile("[\u0300-\u036f]")  # the marks of decomposed letters (NFD: "u" + U+0308 for "ü")
+# What needs more than that, found in one search: the marks of decomposed letters (NFD: "u" + U+0308 for "ü"),
+# fullwidth forms, the ideographic space and ligatures (NFKC: "ＤＡＸ", "ﬁ"), and the first characters of UTF-8
+# read as Windows-1252 or Latin-1 ("Ã¼" for "ü", "â€ž" for "„").
+_UNUSUAL = re.compile("[\u0300-\u036f\u3000\uff01-\uff5e\ufb00-\ufb06Ãâ]")  # one class: a fast scan
+_COMPATIBLE = re.compile("[\u3000\uff01-\uff5e\ufb00-\ufb06]")
+_MOJIBAKE = re.compile("Ã|â[\u0080\u20ac]")
+_ENTITY = re.compile(r"&(?:[A-Za-z][A-Za-z0-9]{1,31}|#[0-9]{1,7}|#[xX][0-9A-Fa-f]{1,6});")
 
 
 def reader_text(text: str) -> str:
     """A paragraph as a reader sees it, which is how the model reads it (the output keeps the text as it
-    stood): composed letters (NFC: "ü", not "u" and a combining diaeresis, as text from macOS or some CMSs
-    arrives) and no soft hyphens or zero-width characters inside words (sites hyphenate headlines with
-    ``&shy;``). Either cut a word into tokens the model never saw."""
+    stood): HTML entities decoded ("B&ouml;rse", as escaped twice by feeds and exports), UTF-8 that was read
+    as Windows-1252 or Latin-1 read again ("BÃ¶rse", where the whole paragraph allows it), composed letters
+    (NFC: "ü", not "u" and a combining diaeresis, as text from macOS or some CMSs arrives), fullwidth letters
+    and ligatures as plain ones (NFKC, only in the paragraphs that have them), and no soft hyphens or
+    zero-width characters inside words (sites hyphenate headlines with ``&shy;``). Each cuts words into
+    tokens the model never saw."""
+    if "&" in text and _ENTITY.search(text):
+        import html
+
+        text = html.unescape(text)
     if text.isascii():
         return text
-    if _COMBINING.search(text):
-        import unicodedata
-
-        text = unicodedata.normalize("NFC", text)
+    if _UNUSUAL.search(text):
+        text = _normalised(text)
     return _UNSEEN_IN_WORDS.sub("", text)
+
+
+def _normalised(text: str) -> str:
+    import unicodedata
+
+    if _MOJIBAKE.search(text):
+        for encoding in ("cp1252", "latin-1"):
+            try:
+                text = text.encode(encoding).decode("utf-8")
+                break
+            except UnicodeError:  # not every character fits, or the bytes are not UTF-8: as it stands
+                pass
+    return unicodedata.normalize("NFKC" if _COMPATIBLE.search(text) else "NFC", text)
 
 
 def hash_feature(name: str) -> int:
@@ -335,9 +359,10 @@ _LONG = 25  # words: a paragraph this long is almost always running text
 _STATEMENT = 8  # words: this long and ending a sentence, but not with ? or !, it is a statement, not a title
 _SHORT = 6  # words: a neighbour this short is a label, a link or a title
 # Paragraphs: a page's length and a paragraph's distances to its ends count up to this many, the corpus's full
-# pages' 95th percentile (most are 133 to 208 paragraphs long, 10th to 90th percentile; round 22's 32 long pages
-# run from 384 to 446, as real ones do): beyond the lengths it learnt from densely, a linear model extrapolates
-# its page-length prior and pushed every paragraph of a long page, headline and body too, towards navigational.
+# pages' 95th percentile when round 22 set it (229 today; most are 134 to 207 paragraphs long, 10th to 90th
+# percentile; round 22's 32 long pages run from 384 to 446, as real ones do): beyond the lengths it learnt from
+# densely, a linear model extrapolates its page-length prior and pushed every paragraph of a long page, headline
+# and body too, towards navigational.
 # tests/test_corpus.py keeps the cap inside the corpus's range.
 LENGTH_CAP = 238
 _WORDS, _ENDS, _QUESTION, _EXCLAMATION = (

@@ -211,8 +211,9 @@ def class_words(value: str) -> list[str]:
 
 @lru_cache(maxsize=1 << 14)
 def _class_words(value: str) -> tuple[str, ...]:
-    """``class_words`` as a tuple, cached: a page repeats its class names hundreds of times."""
-    return tuple(class_words(value))
+    """``class_words`` as a tuple, cached: a page repeats its class names hundreds of times; no more of them
+    than a paragraph keeps."""
+    return tuple(class_words(value))[:MAX_CLASS_WORDS]
 
 
 # Links that earn the site money per click or sale: marked so (rel="sponsored", as search engines ask), through an
@@ -415,8 +416,8 @@ def _walk(root) -> Iterator[Block]:
             get = element.get
             words = parent.words
             own = " ".join(filter(None, (get("id"), get("class"))))
-            if own:
-                words = _class_words(own) + words
+            if own:  # the nearest words first, as many as a paragraph keeps (all of them grew with the depth)
+                words = (_class_words(own) + words)[:MAX_CLASS_WORDS]
             landmarks = parent.landmarks
             if tag in _LANDMARK_BIT:
                 landmarks |= _LANDMARK_BIT[tag]

@@ -93,6 +93,18 @@ def test_article_region_copies_start_at_the_article_and_end_at_it_or_just_after(
     assert with_training_copies(corpus).equals(with_training_copies(corpus))
 
 
+def test_a_third_of_the_pages_that_start_with_chrome_get_a_copy_of_their_chrome_alone():
+    labels = ["navigational"] * 6 + ["promotional"] * 2 + ["navigational"] * 6 + ["editorial"] * 5
+    pages = [page_table(labels, f"s/page-{i}.txt") for i in range(60)]
+    pages.append(page_table(["navigational"] * 2 + ["editorial"] * 5, "s/short-head.txt"))
+    copies = with_training_copies(pd.concat(pages, ignore_index=True))
+    menus = copies[copies["page"].str.endswith("#menu")]
+    sizes = [rows["index"].tolist() for _, rows in menus.groupby("page", sort=False)]
+    assert 10 <= len(sizes) <= 30 and "s/short-head.txt#menu" not in set(menus["page"])
+    assert all(indices == list(range(len(indices))) and 3 <= len(indices) <= 12 for indices in sizes)
+    assert len({len(indices) for indices in sizes}) >= 5 and "editorial" not in set(menus["label"])
+
+
 def test_a_page_that_is_all_article_gets_no_copy():
     corpus = page_table(["editorial"] * 5, "s/all.txt")
     assert len(with_training_copies(corpus)) == 5

@@ -331,10 +331,11 @@ def test_rows_are_told_apart_by_their_page_names_suffix_not_by_anything_in_their
     from detector.workbench.train import COPY_SUFFIX, from_html_pages
 
     pages = ["s.html-archiv/a.txt", "s/x.html", "s/x.html#text#body", "s/y.HTML", "s/z.txt#body", "s/wero#2.txt"]
-    corpus = pd.DataFrame({"page": pages, "site": "s", "text": [f"Absatz {i}" for i in range(6)]})
-    assert from_html_pages(corpus).tolist() == [False, True, True, True, False, False]
+    pages += ["s/v.html#markdown", "s/w.txt#menu"]
+    corpus = pd.DataFrame({"page": pages, "site": "s", "text": [f"Absatz {i}" for i in range(8)]})
+    assert from_html_pages(corpus).tolist() == [False, True, True, True, False, False, True, False]
     copies = corpus["page"].str.contains(COPY_SUFFIX).tolist()  # left out of site memories: not wero#2
-    assert copies == [False, False, True, False, True, False]
+    assert copies == [False, False, True, False, True, False, True, True]
 
 
 def test_the_class_vocabulary_counts_site_folders_also_with_two_data_folders():

@@ -456,6 +456,11 @@ def with_training_copies(corpus: pd.DataFrame) -> pd.DataFrame:
       html2text, markdownify and the crawlers built on them store pages;
     * ``…#head``: the first ~2,000 characters of every longer text-form page that has article text in them,
       as pipelines that store the start of a page see it;
+    * ``…#menu``: every ``MENU_SHARE``-th text-form page (by hash) that starts with at least ``MENU_MIN``
+      paragraphs of chrome, cut to its first ``MENU_MIN`` to ``MENU_MAX`` of them, as scrapes of consent
+      walls, error pages and menus without their article reach users: pages with no article at all, which
+      neither expert nor the gate must read as an article region (cut from full pages only, the gate still
+      sent some to the article-region expert);
     * ``…#short``: every HTML page of more than ``SHORT_BUDGET`` paragraphs as text with its long runs of
       navigational paragraphs shortened (``shortened``), as corpora that keep a page's chrome but not all of
       it store full pages: its shape is then nearer an article region's, and the gate must still learn which
@@ -481,6 +486,9 @@ def with_training_copies(corpus: pd.DataFrame) -> pd.DataFrame:
         head = head_length(rows["text"])
         if head < len(rows) and editorial[0] < head:
             copies.append(rows.iloc[:head].assign(page=f"{page}#head"))
+        if editorial[0] >= MENU_MIN and not (draw >> 3) % MENU_SHARE:
+            size = MENU_MIN + (draw >> 8) % (MENU_MAX - MENU_MIN + 1)
+            copies.append(rows.iloc[: min(size, editorial[0])].assign(page=f"{page}#menu"))
     for page, rows in text_copies.groupby("page", sort=False):
         if len(rows) > SHORT_BUDGET:
             keep = shortened(rows["label"].tolist())
@@ -489,6 +497,8 @@ def with_training_copies(corpus: pd.DataFrame) -> pd.DataFrame:
 
 
 MARKDOWN_SHARE = 3  # one HTML page in this many gets a Markdown copy
+MENU_SHARE = 3  # one text-form page in this many that starts with chrome gets a copy of its chrome alone
+MENU_MIN, MENU_MAX = 3, 12  # paragraphs of such a copy
 
 
 def markdown_pages(html: pd.DataFrame) -> pd.DataFrame:
@@ -569,7 +579,7 @@ def from_html_pages(corpus: pd.DataFrame) -> np.ndarray:
     return corpus["page"].str.contains(r"(?i)\.html(?:#|$)").to_numpy()
 
 
-COPY_SUFFIX = r"#(?:text|body|head|short)(?:#|$)"  # what ``with_training_copies`` adds to a page's name
+COPY_SUFFIX = r"#(?:text|body|head|short|markdown|menu)(?:#|$)"  # what ``with_training_copies`` adds to a name
 
 
 def fit_model(corpus: pd.DataFrame, folds: int = 5, jobs: int = 2) -> tuple[DetectorModel, CrossValidation | None]:
