@@ -378,7 +378,7 @@ def each_result(stream: Generator[batch.Result, None, None], take: Callable[[bat
 
 def _files_read(args: argparse.Namespace, inputs: list[str]) -> dict[str, str]:
     """The files a run reads that it must never write over (with ``--errors`` or an output), by real path:
-    the ``--model`` and ``--rules`` files and the ``inputs`` (standard input, when it is a file)."""
+    the ``--model`` and ``--rules`` files and the ``inputs`` (standard input: ``_is_standard_input``)."""
     read: dict[str, str] = {}
     for path, what in [(args.model, "the --model file"), (args.rules, "the --rules file")]:
         if path is not None:
