@@ -747,7 +747,7 @@ def clean_warc(stream: BinaryIO, name: str, config: RunConfig, result: Result) -
                     raise InputError(f"cut short: the file ends {missing:,} bytes before the record's end")
                 if getattr(getattr(content, "decompressor", None), "eof", True) is False:  # warcio reads it short
                     raise InputError("its HTTP body ends inside its gzip or deflate Content-Encoding")
-                if not content_type and not looks_like_html(payload[:4096]):  # no type, and not HTML by its bytes
+                if not _html_body(content_type, payload):
                     result.skipped_records += 1
                     continue
                 notes: list[str] = []
@@ -805,6 +805,12 @@ def _may_be_html(record: Any, content_type: str) -> bool:
         and record.http_headers is not None
         and ("html" in content_type.lower() or not content_type.strip())
     )
+
+
+def _html_body(content_type: str, payload: bytes) -> bool:
+    """Whether the body of a response that ``_may_be_html`` let through is HTML: by its type, or by its bytes
+    when it has none."""
+    return bool(content_type.strip()) or looks_like_html(payload[:4096])
 
 
 def cut_by_crawler(record: Any) -> str:
@@ -1406,7 +1412,7 @@ def _warc_pages(stream: BinaryIO, config: RunConfig, checksums: bool = False) ->
                 payload = read_limited(record.content_stream(), config.max_bytes, "")
             except InputError:
                 continue
-            if not content_type and not looks_like_html(payload[:4096]):
+            if not _html_body(content_type, payload):
                 continue
             if checksums:
                 yield f"host:{host}", zlib.crc32(payload)

@@ -20,6 +20,7 @@ from pathlib import Path
 from detector import markup
 from detector.api import Paragraph, classify, classify_html, load_model
 from detector.batch import (
+    DEFAULT_GLOBS,
     DEFAULT_MAX_BYTES,
     TEMP_SUFFIX,
     InputError,
@@ -61,8 +62,8 @@ class Candidate:
 
 
 # What clean-article reads in folders as pages, gzipped or not; JSON Lines and WARC files hold records.
-PAGE_SUFFIXES = tuple(f"{suffix}{gz}" for suffix in (".txt", ".md", ".html", ".htm") for gz in ("", ".gz"))
-RECORD_SUFFIXES = tuple(f"{suffix}{gz}" for suffix in (".jsonl", ".warc") for gz in ("", ".gz"))
+PAGE_SUFFIXES = tuple(glob.removeprefix("*") for glob in DEFAULT_GLOBS["text"] + DEFAULT_GLOBS["html"])
+RECORD_SUFFIXES = tuple(glob.removeprefix("*") for glob in DEFAULT_GLOBS["jsonl"] + DEFAULT_GLOBS["warc"])
 
 
 def page_files(inputs: list[Path], leave_out: Path | None = None) -> dict[Path, str]:
