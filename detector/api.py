@@ -439,8 +439,8 @@ def verdict(paragraphs: Iterable[Paragraph]) -> dict:
 
 
 def _checked(paragraphs: object, caller: str) -> Iterator[Paragraph]:
-    """The paragraphs one by one, each checked to be a Paragraph with a known label: a clear TypeError or
-    ValueError instead of an AttributeError or KeyError deep in a writer."""
+    """The paragraphs one by one, each checked to be a Paragraph with a known label, a text and a probability
+    for every label: a clear TypeError or ValueError instead of an AttributeError or KeyError deep in a writer."""
     if isinstance(paragraphs, (str, bytes)) or not isinstance(paragraphs, Iterable):
         raise TypeError(f"{caller} takes the paragraphs classify or classify_html returns, not a page")
     for p in paragraphs:
@@ -449,6 +449,16 @@ def _checked(paragraphs: object, caller: str) -> Iterator[Paragraph]:
         if p.label not in LABELS:
             raise ValueError(
                 f"{caller}: paragraph {p.index} has the label {p.label!r}, not one of {', '.join(LABELS)}"
+            )
+        if not isinstance(p.text, str):
+            raise TypeError(f"{caller}: paragraph {p.index} has a text of type {type(p.text).__name__}, not str")
+        probabilities = p.probabilities
+        if not isinstance(probabilities, dict) or not all(
+            isinstance(probabilities.get(label), (int, float)) for label in LABELS
+        ):
+            raise ValueError(
+                f"{caller}: paragraph {p.index} needs a probability (a number) for each of {', '.join(LABELS)} "
+                "in its probabilities"
             )
         yield p
 

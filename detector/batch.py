@@ -555,14 +555,14 @@ def clean_records(stream: BinaryIO, name: str, config: RunConfig, result: Result
     load_model(config.model)
     result.notes.extend(unused_options("jsonl", name, config))
     field_name = config.html_field or config.text_field
-    nan_values = 0
+    nan_values = in_record = 0
 
     def fail(line: int, reason: str) -> None:
         result.record_errors.append({"file": name, "line": line, "error": reason})
 
     def constant(value: str) -> None:
-        nonlocal nan_values
-        nan_values += 1
+        nonlocal in_record
+        in_record += 1  # counted in the note once its record is written (a bad or dropped one writes none)
         return None
 
     def number_or_null(literal: str) -> float | None:
@@ -581,6 +581,7 @@ def clean_records(stream: BinaryIO, name: str, config: RunConfig, result: Result
                 continue
             if not line.strip():
                 continue
+            in_record = 0
             try:
                 record = json.loads(
                     _forced_line(line, config.encoding), parse_constant=constant, parse_float=number_or_null
@@ -616,6 +617,7 @@ def clean_records(stream: BinaryIO, name: str, config: RunConfig, result: Result
                 fail(number, f"cannot be cleaned ({type(exc).__name__}: {exc})")
                 continue
             result.count(paragraphs)
+            nan_values += in_record
             yield out
     except UnicodeDecodeError as exc:
         fail(number + 1, f"not valid {exc.encoding} text; the rest of the file is not read")
@@ -745,13 +747,17 @@ def clean_warc(stream: BinaryIO, name: str, config: RunConfig, result: Result) -
                 missing = getattr(record.raw_stream, "limit", 0)  # what its Content-Length promised, not there
                 if missing:
                     raise InputError(f"cut short: the file ends {missing:,} bytes before the record's end")
-                if getattr(getattr(content, "decompressor", None), "eof", True) is False:  # warcio reads it short
+                cut = cut_by_crawler(record)
+                # warcio reads a body cut inside its gzip or deflate short, without a word; one the crawler cut
+                # is cleaned as far as it goes (below), and a 204 or 304 has no body to be cut
+                unfinished = getattr(getattr(content, "decompressor", None), "eof", True) is False
+                if unfinished and not cut and record.length > record.http_headers.total_len:
                     raise InputError("its HTTP body ends inside its gzip or deflate Content-Encoding")
                 if not _html_body(content_type, payload):
                     result.skipped_records += 1
                     continue
                 notes: list[str] = []
-                if cut := cut_by_crawler(record):
+                if cut:
                     notes.append(f"cut by the crawler ({cut}): cleaned as far as it goes")
                 text = repaired(_decode_http(payload, _http_charset(content_type), config.encoding, notes), config)
                 result.notes.extend(f"{name} record {number}: {note}" for note in notes)
@@ -1060,6 +1066,7 @@ def plan(inputs: list[str], outdir: Path, config: RunConfig) -> Plan:
             if out_root == resolved or out_root.startswith(os.path.join(resolved, "")):
                 raise UsageError(f"the output folder {outdir} lies inside the input folder {display(root)}")
             prefix = len(os.path.join(root, ""))
+            earlier = len(skipped)  # this folder's own skips are the ones after it
             found = [
                 (path, path[prefix:])
                 for path in _walk(
@@ -1071,7 +1078,7 @@ def plan(inputs: list[str], outdir: Path, config: RunConfig) -> Plan:
                     avoid=out_root,
                 )
             ]
-            if not found and not skipped:
+            if not found and len(skipped) == earlier:
                 patterns = ", ".join(config.patterns())
                 skipped.append(Result(display(root), "failed", f"{display(root)}: no file matches {patterns}"))
         else:
@@ -1893,9 +1900,13 @@ def carry_errors(path: Path, results: list[Result]) -> None:
     """For a run with ``--skip-existing``: the bad records the errors file lists for files this run skips
     because their output exists become theirs again, so that the rewritten file (and the exit code) still
     tell them; the run before wrote those outputs without them."""
-    skipped = {r.source: r for r in results if r.status == "skipped" and r.reason == "output exists"}
+    # By the real path: the earlier run may have named the input otherwise (d1, ./d1, /abs/d1).
+    skipped = {
+        os.path.realpath(r.source): r for r in results if r.status == "skipped" and r.reason == "output exists"
+    }
     try:
-        lines = errors_target(path).read_text(encoding="utf-8").splitlines()
+        # "\n" alone ends a line: a file name or url may hold U+2028, which splitlines() also splits at
+        lines = errors_target(path).read_text(encoding="utf-8").split("\n")
     except (OSError, ValueError):
         return
     for line in lines:
@@ -1903,10 +1914,11 @@ def carry_errors(path: Path, results: list[Result]) -> None:
             record = json.loads(line)
         except ValueError:
             continue
-        if not isinstance(record, dict) or record.get("file") not in skipped or "error" not in record:
+        if not isinstance(record, dict) or not isinstance(record.get("file"), str) or "error" not in record:
             continue
-        if "line" in record or "record" in record:  # a bad record; a failure of the whole file is not carried
-            skipped[record["file"]].record_errors.append(record)
+        owner = skipped.get(os.path.realpath(record["file"]))
+        if owner is not None and ("line" in record or "record" in record):  # a bad record, not a failed file
+            owner.record_errors.append(record)
 
 
 def write_errors(path: Path, results: list[Result], run_id: str) -> None:

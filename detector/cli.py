@@ -172,11 +172,19 @@ def clean_parser() -> argparse.ArgumentParser:
         metavar="P",
         help="keep a paragraph as editorial when its editorial probability is at least P (0-1; overrides --favor)",
     )
-    add("--rules", type=_path, metavar="FILE", help="your own keep/drop rules (TOML), applied after the model")
+    add(
+        "--rules",
+        type=_path,
+        action="append",
+        metavar="FILE",
+        help="your own keep/drop rules (TOML), applied after the model; repeated: the first file's rules first",
+    )
     add(
         "--drop-pages",
+        action="append",
         metavar="FLAGS",
-        help="leave out pages with these flags, comma-separated: advertorial, teaser_only, no_article",
+        help="leave out pages with these flags, comma-separated or the option repeated: advertorial, "
+        "teaser_only, no_article",
     )
     add(
         "--input-format",
@@ -284,18 +292,19 @@ def build_config(args: argparse.Namespace) -> batch.RunConfig:
             raise batch.UsageError(f"--glob {pattern}: patterns match file names, not paths (folders are walked)")
     if args.min_editorial is not None and not 0.0 <= args.min_editorial <= 1.0:
         raise batch.UsageError("--min-editorial must be a probability between 0 and 1")
-    drop_pages = tuple(flag.strip() for flag in (args.drop_pages or "").split(",") if flag.strip())
-    if args.drop_pages is not None and not drop_pages:
+    given = args.drop_pages or []
+    drop_pages = tuple(dict.fromkeys(flag.strip() for value in given for flag in value.split(",") if flag.strip()))
+    if any(not value.replace(",", "").strip() for value in given):
         raise batch.UsageError("--drop-pages: no flag given")
     unknown = [flag for flag in drop_pages if flag not in FLAGS]
     if unknown:
         raise batch.UsageError(f"--drop-pages: unknown flag {unknown[0]!r}; choose from {', '.join(FLAGS)}")
     rules: tuple = ()
-    if args.rules is not None:
+    if args.rules:
         from detector.rules import RulesError, load_rules
 
         try:
-            rules = load_rules(args.rules)
+            rules = tuple(rule for path in args.rules for rule in load_rules(path))
         except RulesError as exc:
             raise batch.UsageError(f"--rules: {exc}") from None
     return batch.RunConfig(
@@ -334,6 +343,8 @@ def clean_main(argv: list[str] | None = None) -> int:
         config = build_config(args)
         if args.output is None and (len(inputs) > 1 or (inputs[0] != "-" and os.path.isdir(inputs[0]))):
             raise batch.UsageError("several inputs or a folder need an output folder: -o OUTDIR")
+        if args.output is None and args.skip_existing:
+            raise batch.UsageError("--skip-existing needs an output folder (-o): without one nothing is written")
         if args.output is not None and "-" in inputs:
             raise batch.UsageError("standard input cannot be combined with -o; redirect stdout instead")
         if inputs[0] == "":
@@ -380,7 +391,7 @@ def _files_read(args: argparse.Namespace, inputs: list[str]) -> dict[str, str]:
     """The files a run reads that it must never write over (with ``--errors`` or an output), by real path:
     the ``--model`` and ``--rules`` files and the ``inputs`` (standard input: ``_is_standard_input``)."""
     read: dict[str, str] = {}
-    for path, what in [(args.model, "the --model file"), (args.rules, "the --rules file")]:
+    for path, what in [(args.model, "the --model file"), *((r, "a --rules file") for r in args.rules or ())]:
         if path is not None:
             read[os.path.realpath(path)] = what
     for source in inputs:

@@ -68,7 +68,7 @@ def reader_text(text: str) -> str:
     stood): HTML entities decoded ("B&ouml;rse", as escaped twice by feeds and exports), UTF-8 that was read
     as Windows-1252 or Latin-1 read again ("BÃ¶rse", where the whole paragraph allows it), composed letters
     (NFC: "ü", not "u" and a combining diaeresis, as text from macOS or some CMSs arrives), fullwidth letters
-    and ligatures as plain ones (NFKC, only in the paragraphs that have them), and no soft hyphens or
+    and ligatures as plain ones (NFKC, on those characters alone), and no soft hyphens or
     zero-width characters inside words (sites hyphenate headlines with ``&shy;``). Each cuts words into
     tokens the model never saw."""
     if "&" in text and _ENTITY.search(text):
@@ -92,7 +92,10 @@ def _normalised(text: str) -> str:
                 break
             except UnicodeError:  # not every character fits, or the bytes are not UTF-8: as it stands
                 pass
-    return unicodedata.normalize("NFKC" if _COMPATIBLE.search(text) else "NFC", text)
+    # NFKC on the fullwidth letters and ligatures alone: on the whole paragraph it would also turn "…" into
+    # "...", "²" into "2" and "™" into "TM" wherever one of them stood beside a ligature, and not elsewhere.
+    text = _COMPATIBLE.sub(lambda found: unicodedata.normalize("NFKC", found.group()), text)
+    return unicodedata.normalize("NFC", text)
 
 
 def hash_feature(name: str) -> int:

@@ -432,7 +432,7 @@ def _walk(root) -> Iterator[Block]:
                 is_block,
                 landmarks,
                 words,
-                get(LABEL_ATTRIBUTE) or parent.label,
+                parent.label if (own_label := get(LABEL_ATTRIBUTE)) is None else own_label,
                 parent.link or tag == "a",
                 heading,
                 parent.depth + 1,

@@ -547,8 +547,9 @@ def load(path: Path | str | None = None, mapped: bool = False, verify_later: boo
     shipped = path is None
     path = shipped_model() if path is None else os.fspath(path)
     hint = (
-        "the installed package is damaged: reinstall it (pip install --force-reinstall detector), or in a "
-        "checkout run `make train`"
+        "the installed package is damaged: reinstall it from the checkout or the wheel it came from (pip "
+        "install --force-reinstall PATH; on PyPI the name detector is another project), or in a checkout "
+        "restore it (git checkout models/)"
         if shipped
         else "give the path of a model file written by `detector train`, or none for the shipped one"
     )

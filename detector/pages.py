@@ -46,6 +46,8 @@ def parse_annotated(text: str) -> list[LabelledParagraph]:
         text = block[match.end() :]
         if is_blank(text):  # "[editorial] " left behind when a draft's paragraph was deleted
             raise AnnotationError(f"paragraph {index} has a label and no text: {block[:50]!r}")
+        if is_blank(text.partition("\n")[0]):  # dropping the prefix would leave a blank line: a paragraph break
+            raise AnnotationError(f"paragraph {index} has its text on the line after its label: {block[:50]!r}")
         for number, line in enumerate(text.split("\n")[1:], 2):
             inner = _PREFIX.match(line)
             if inner is not None and inner.group(1) in LABELS:
@@ -87,7 +89,7 @@ def _check_labels(found: list[Block]) -> None:
         if block.label not in LABELS:
             if block.label == CONFLICT:
                 problem = "has text under two data-labels"
-            elif block.label:
+            elif block.label is not None:  # data-label="" too: a label not filled in, not the ancestor's
                 problem = f"has data-label={block.label!r}, which is not one of {', '.join(LABELS)}"
             else:
                 problem = "has no data-label"
@@ -104,12 +106,13 @@ def strip_labels(text: str) -> str:
     return "\n\n".join(p.text for p in parse_annotated(text)) + "\n"
 
 
-PAGE_SUFFIXES = (".txt", ".html")
+PAGE_SUFFIXES = (".txt", ".html", ".htm")
+HTML_SUFFIXES = (".html", ".htm")
 
 
 def corpus_files(root: Path, suffixes: tuple[str, ...] = PAGE_SUFFIXES) -> list[Path]:
-    """The annotated pages under a folder (``*.txt`` and ``*.html`` in any case, recursively), sorted; a file is
-    itself. Symbolic links are left out (``symbolic_links``)."""
+    """The annotated pages under a folder (``*.txt``, ``*.html`` and ``*.htm`` in any case, recursively),
+    sorted; a file is itself. Symbolic links are left out (``symbolic_links``)."""
     if root.is_file():
         return [root]
     return sorted(
@@ -125,7 +128,7 @@ def symbolic_links(root: Path) -> list[Path]:
 
 
 def is_html_page(path: Path) -> bool:
-    return path.suffix.lower() == ".html"
+    return path.suffix.lower() in HTML_SUFFIXES
 
 
 def read_page(path: Path) -> list[LabelledParagraph]:
@@ -169,14 +172,20 @@ def load_corpus(*roots: Path | str, suffixes: tuple[str, ...] = PAGE_SUFFIXES) -
     import pandas as pd
 
     rows = []
+    empty = []
     for root in map(Path, roots):
         for path in corpus_files(root, suffixes):
             relative = path.relative_to(root) if path != root else Path(path.name)
             site = relative.parts[0] if len(relative.parts) > 1 else root.name
             page = str(relative) if len(roots) == 1 else str(root / relative)  # two roots may share a page path
-            for index, (label, text, block) in enumerate(_labelled_blocks(path)):
+            found = _labelled_blocks(path)
+            if not found:
+                empty.append(shown(path))
+            for index, (label, text, block) in enumerate(found):
                 rows.append((site, page, index, label, text, block))
-    return pd.DataFrame(rows, columns=["site", "page", "index", "label", "text", "block"])
+    frame = pd.DataFrame(rows, columns=["site", "page", "index", "label", "text", "block"])
+    frame.attrs["empty_pages"] = empty  # pages without a paragraph, which have no row: for the commands' notes
+    return frame
 
 
 def _labelled_blocks(path: Path) -> list[tuple[str, str, Block | None]]:

@@ -193,7 +193,7 @@ def _rule(entry: object, number: int, path: Path) -> Rule:
         raise RulesError(f"{where}: action must be 'keep' or 'drop'")
     if ("match" in entry) == ("line" in entry):
         raise RulesError(f"{where}: give exactly one of 'match' (a regular expression) or 'line'")
-    if entry.get("match") == "" or ("line" in entry and not entry["line"].strip()):
+    if entry.get("match") == "" or ("line" in entry and not reader_line(entry["line"])):
         raise RulesError(
             f"{where}: an empty {'match' if 'match' in entry else 'line'} (it would match every paragraph or none)"
         )

@@ -690,7 +690,7 @@ def test_a_batch_with_standard_input_closed_runs_its_workers(tmp_path):
             "--folds must be 1 (no cross-validation) or more",
         ),
         (["evaluate", "--no-compare", "{tmp}/nope"], 1, "nope: no such file or folder"),
-        (["evaluate", "--no-compare", "{tmp}/empty"], 1, "empty: no annotated page (.txt or .html with labels)"),
+        (["evaluate", "--no-compare", "{tmp}/empty"], 1, "empty: no annotated page (.txt, .html or .htm with"),
         (["evaluate", "--report", "{tmp}/data/page.txt/r", "{tmp}/data"], 2, "page.txt is a file, not a folder"),
         (["train", "--output", ""], 2, "argument --output/--out: an empty path is not a path"),
         (["train", "--data", "{tmp}/data", "--data", "{tmp}/data/", "--output", "{tmp}/m.bin"], 2, "folder twice"),
@@ -778,9 +778,8 @@ def test_review_never_overwrites_an_earlier_review_nor_reads_its_own_drafts(tmp_
     shutil.rmtree(drafts)
     inside = tmp_path / "pages" / "notes"
     inside.mkdir()
-    (inside / "notes.txt").write_text(ARTICLE, encoding="utf-8")  # not a page to review: it is in the output
     assert run("detector", "review", tmp_path / "pages", "-o", inside).returncode == 0
-    assert "1 of 1 pages" in (inside / "REVIEW.md").read_text(encoding="utf-8")
+    assert "1 of 1 pages" in (inside / "REVIEW.md").read_text(encoding="utf-8")  # its own drafts are not read
 
 
 # Fifth attack round: batch planning and naming, detector review and evaluate.
@@ -1498,6 +1497,7 @@ def _rules(tmp_path, body: str) -> Path:
     [
         ('name = "oops"\naction = "drop"\nmatch = ""', "rule 'oops': an empty match"),
         ('name = "oops"\naction = "drop"\nline = "  "', "rule 'oops': an empty line"),
+        ('name = "oops"\naction = "drop"\nline = "\\u00ad\\u200b"', "rule 'oops': an empty line"),
         ('name = ""\naction = "drop"\nmatch = "x"', "rule 1: a name must be a line of visible text"),
         ('name = "a\\n[editorial] p=1.000"\naction = "drop"\nmatch = "x"', "rule 1: a name must be a line"),
     ],
@@ -1733,13 +1733,15 @@ def test_an_earlier_reports_pictures_are_removed_and_long_tables_say_how_many_ro
 
     report = tmp_path / "report"
     report.mkdir()
-    (report / "evaluation.md").write_text("![a](evaluation-old.png)\n![b](../outside.png)\n", encoding="utf-8")
+    earlier = evaluation.REPORT_SIGNATURE + "\n\n![a](evaluation-old.png)\n![b](../outside.png)\n"
+    (report / "evaluation.md").write_text(earlier, encoding="utf-8")
     (report / "evaluation-old.png").write_bytes(b"old")
     (tmp_path / "outside.png").write_bytes(b"keep")
     (report / "mine.png").write_bytes(b"keep")
-    evaluation._remove_earlier_pictures(report / "evaluation.md")
+    evaluation.write_markdown([], report)
     assert not (report / "evaluation-old.png").exists()
     assert (tmp_path / "outside.png").exists() and (report / "mine.png").exists()
+    assert (report / "evaluation.md").read_text(encoding="utf-8").startswith(evaluation.REPORT_SIGNATURE)
     data = tmp_path / "set"
     for n in range(evaluation.GROUP_ROWS + 2):
         (data / f"site{n:02}").mkdir(parents=True)
@@ -2200,7 +2202,7 @@ def test_an_errors_file_is_never_a_file_the_run_reads(tmp_path, target):
     rules = tmp_path / "rules.toml"
     rules.write_text('[[rule]]\nmatch = "Anzeige"\naction = "drop"\n', encoding="utf-8")
     named = {"input": page, "model": model_file, "rules": rules, "stdin": page}[target]
-    what = {"input": "an input file", "model": "the --model file", "rules": "the --rules file"}.get(target)
+    what = {"input": "an input file", "model": "the --model file", "rules": "a --rules file"}.get(target)
     before = named.read_bytes()
     options = ["--model", model_file, "--rules", rules, "--errors", named]
     if target == "stdin":
@@ -2415,3 +2417,232 @@ def test_a_deep_page_of_long_class_attributes_is_read_in_memory_of_its_size(tmp_
     result = subprocess.run(command, capture_output=True, timeout=120, preexec_fn=limited)
     assert (result.returncode, result.stderr) == (0, b"")
     assert re.fullmatch(rb"\[(editorial|promotional|navigational)\] Der Artikel\.\n", result.stdout)
+
+
+def test_repeated_rules_and_drop_pages_options_all_count(tmp_path):
+    """--rules and --drop-pages given twice kept the last one only, without a word (attack round 16)."""
+    first = tmp_path / "a.toml"
+    first.write_text('[[rule]]\nname = "a"\naction = "drop"\nline = "Siemens hebt Prognose an"\n')
+    second = tmp_path / "b.toml"
+    second.write_text('[[rule]]\nname = "b"\naction = "drop"\nmatch = "Umsatzplus"\n')
+    both = run("clean-article", "--rules", first, "--rules", second, "-f", "json", "-", stdin=ARTICLE.encode())
+    decided = [p["decided_by"] for p in json.loads(both.stdout)["paragraphs"]]
+    assert (both.returncode, decided) == (0, ["rule:a", "rule:b"])
+    menu = "Startseite\n\nMärkte\n\nImpressum\n".encode()
+    once = run("clean-article", "--drop-pages", "no_article,advertorial", "-", stdin=menu)
+    twice = run("clean-article", "--drop-pages", "no_article", "--drop-pages", "advertorial", "-", stdin=menu)
+    assert (twice.returncode, twice.stdout, lines(twice)) == (once.returncode, once.stdout, lines(once))
+    assert lines(once) == ["note: <stdin>: page dropped (no_article)"]
+    empty = run("clean-article", "--drop-pages", "no_article", "--drop-pages", " , ", "-", stdin=menu)
+    assert (empty.returncode, lines(empty)) == (2, ["error: --drop-pages: no flag given"])
+
+
+def test_skip_existing_without_an_output_folder_is_a_usage_error():
+    result = run("clean-article", "--skip-existing", "-", stdin=ARTICLE.encode())
+    assert (result.returncode, result.stdout) == (2, b"")
+    assert lines(result) == ["error: --skip-existing needs an output folder (-o): without one nothing is written"]
+
+
+def test_a_report_folder_whose_evaluation_md_is_the_users_is_refused_and_kept(tmp_path):
+    """--report into a folder holding the user's own evaluation.md deleted every picture it linked and
+    replaced it (attack round 17)."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "evaluation.md").write_text("# Our notes\n\n![architecture](architecture.png)\n", encoding="utf-8")
+    (docs / "architecture.png").write_bytes(b"mine")
+    page = tmp_path / "set" / "site" / "p.txt"
+    page.parent.mkdir(parents=True)
+    page.write_text("[editorial] Die Aktie steigt deutlich.\n\n[navigational] Startseite\n", encoding="utf-8")
+    result = run("detector", "evaluate", "--no-compare", page, "--report", docs)
+    assert (result.returncode, lines(result)) == (
+        2,
+        [
+            f"error: --report {docs}: {docs / 'evaluation.md'} was not written by detector evaluate: give the "
+            "report a folder of its own"
+        ],
+    )
+    assert (docs / "architecture.png").read_bytes() == b"mine" and result.stdout == b""
+    assert (docs / "evaluation.md").read_text(encoding="utf-8").startswith("# Our notes")
+
+
+# --- attack round 17: the workbench commands ----------------------------------------------------------------
+
+
+def test_review_never_writes_its_drafts_into_a_folder_of_pages_inside_an_input(tmp_path):
+    """-o crawl/siteA wrote the drafts among siteA's own pages and left siteA out of the review (and of every
+    later one) without a note."""
+    crawl = tmp_path / "crawl"
+    shutil.copytree(FIXTURE_CORPUS / "site-a", crawl / "siteA")
+    shutil.copytree(FIXTURE_CORPUS / "site-b", crawl / "siteB")
+    before = sorted(p.name for p in (crawl / "siteA").iterdir())
+    result = run("detector", "review", crawl, "-o", crawl / "siteA")
+    first = sorted((crawl / "siteA").iterdir())[0]
+    assert (result.returncode, lines(result)) == (
+        2,
+        [
+            f"error: -o {crawl / 'siteA'} holds pages ({first}): give the drafts a folder of their own (training "
+            "on the folder would take the uncorrected drafts for labels, and a review would leave its pages out)"
+        ],
+    )
+    assert sorted(p.name for p in (crawl / "siteA").iterdir()) == before
+
+
+def test_review_drafts_pages_with_bracketed_markers_and_escapes_its_tables(tmp_path):
+    """A page of "[Anzeige]" or "[Home]" lines was left out as "an annotated page with a mistake"; a site
+    named a|b added a column to REVIEW.md's tables."""
+    site = tmp_path / "in" / "a|b"
+    site.mkdir(parents=True)
+    (site / "werbung.txt").write_text("[Anzeige]\n\nJetzt Depot eröffnen, 100 Euro sichern.\n", encoding="utf-8")
+    (site / "menu.txt").write_text("[Home]\n\n[News]\n\n[Kontakt]\n\n" + ARTICLE, encoding="utf-8")
+    result = run("detector", "review", tmp_path / "in", "-o", tmp_path / "out")
+    assert result.returncode == 0 and "left out" not in result.stderr.decode(), result.stderr.decode()
+    report = (tmp_path / "out" / "REVIEW.md").read_text(encoding="utf-8")
+    assert "| a\\|b | 2 |" in report
+    assert {len(line.split(" | ")) for line in report.splitlines() if line.startswith("| a")} == {4}
+
+
+def test_train_never_writes_over_a_file_that_is_not_a_model_or_its_metadata(tmp_path):
+    """--output cfg/settings.bin replaced the user's cfg/settings.json with the model's metadata."""
+    (tmp_path / "settings.json").write_text('{"theme": "dark"}\n', encoding="utf-8")
+    result = run("detector", "train", "--data", FIXTURE_CORPUS, "--output", tmp_path / "settings.bin")
+    assert (result.returncode, lines(result)) == (
+        2,
+        [
+            f"error: --output {tmp_path / 'settings.bin'}: {tmp_path / 'settings.json'} exists and is not a "
+            "model's metadata: give the model a new name or remove the file first"
+        ],
+    )
+    assert (tmp_path / "settings.json").read_text(encoding="utf-8") == '{"theme": "dark"}\n'
+    (tmp_path / "notes.bin").write_bytes(b"my notes")
+    result = run("detector", "train", "--data", FIXTURE_CORPUS, "--output", tmp_path / "notes.bin")
+    assert result.returncode == 2 and "notes.bin exists and is not a model file" in result.stderr.decode()
+    assert (tmp_path / "notes.bin").read_bytes() == b"my notes"
+
+
+def test_an_empty_data_label_and_a_label_over_an_empty_line_are_refused_and_htm_pages_are_read(tmp_path):
+    """data-label="" took the ancestor's label (an ad scored as editorial gold); "[editorial] " with the text on
+    the next line was read with a leading line break; a .htm page was read as a text page."""
+    from detector.pages import AnnotationError, load_corpus, parse_annotated, parse_annotated_html
+
+    html = '<article data-label="editorial"><p>Der Text.</p><div data-label="">Depot eröffnen</div></article>'
+    with pytest.raises(AnnotationError, match="paragraph 1 has data-label='', which is not one of"):
+        parse_annotated_html(html)
+    with pytest.raises(AnnotationError, match="paragraph 0 has its text on the line after its label"):
+        parse_annotated("[editorial] \nDie Siemens-Aktie steigt.\n")
+    page = tmp_path / "site" / "p.htm"
+    page.parent.mkdir()
+    page.write_text(html.replace('data-label=""', 'data-label="promotional"'), encoding="utf-8")
+    (tmp_path / "site" / "leer.txt").write_text("", encoding="utf-8")
+    corpus = load_corpus(tmp_path)
+    assert corpus["label"].tolist() == ["editorial", "promotional"]
+    assert corpus.attrs["empty_pages"] == [str(tmp_path / "site" / "leer.txt")]
+    result = run("detector", "evaluate", "--no-compare", tmp_path)
+    assert result.returncode == 0, result.stderr.decode()
+    assert f"note: {tmp_path / 'site' / 'leer.txt'}: left out (a page without a paragraph)" in lines(result)
+
+
+def test_workbench_counts_are_checked_before_work_and_a_closed_pipe_ends_quietly(tmp_path):
+    for argv, message in (
+        (["bench", "--runs", "0"], "error: --runs must be 1 or more"),
+        (["bench", "--files", "-5"], "error: --files must be 1 or more"),
+        (
+            ["evaluate", "--devset", "--folds", "3"],
+            "error: --folds is for the cross-validation of training_data: --devset scores the model alone",
+        ),
+    ):
+        result = run("detector", *argv)
+        assert (result.returncode, lines(result)) == (2, [message])
+    page = tmp_path / "site" / "p.txt"
+    page.parent.mkdir()
+    page.write_text("[editorial] Die Aktie steigt deutlich.\n\n[navigational] Startseite\n", encoding="utf-8")
+    command = f"'{BIN / 'detector'}' evaluate --no-compare '{page}' | true; echo ${{PIPESTATUS[0]}}"
+    piped = subprocess.run(["bash", "-c", command], capture_output=True, timeout=120)
+    assert (piped.stdout, piped.stderr) == (b"0\n", b"")
+
+
+# --- attack round 18: batch accounting and record streams, round 19: the library's checks -------------------
+
+
+BAD_RECORDS = '{"text": "Die Aktie steigt."}\n{"kein": "text"}\n[1]\n{"text": 5}\n'
+
+
+@pytest.mark.parametrize("name", ["crawl.jsonl", "a\u2028b.jsonl"])
+def test_skip_existing_keeps_the_bad_records_however_the_input_is_spelled(tmp_path, monkeypatch, name):
+    """The bad records of a skipped file were lost from the rewritten --errors file (exit 0) when the input
+    was named otherwise (d1, ./d1) or its name held U+2028 (splitlines() split the line there)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "d1").mkdir()
+    (tmp_path / "d1" / name).write_text(BAD_RECORDS, encoding="utf-8")
+    first = run("clean-article", "d1", "-o", "o1", "--errors", "e.jsonl", "--jobs", "1")
+    assert first.returncode == 1 and (tmp_path / "e.jsonl").read_text(encoding="utf-8").count("\n") == 3
+    for spelling in ("./d1", str(tmp_path / "d1"), "d1"):
+        again = run("clean-article", spelling, "-o", "o1", "--errors", "e.jsonl", "--skip-existing", "--jobs", "1")
+        errors = (tmp_path / "e.jsonl").read_text(encoding="utf-8").split("\n")[:-1]
+        assert (again.returncode, len(errors)) == (1, 3), (spelling, again.stderr.decode())
+
+
+def test_a_folder_that_matches_nothing_fails_whatever_came_before_it(tmp_path):
+    """A folder of no page was reported only when no earlier input had a note or a failure."""
+    (tmp_path / "pages").mkdir()
+    (tmp_path / "pages" / "a.txt").write_text(ARTICLE, encoding="utf-8")
+    os.symlink(tmp_path / "pages" / "a.txt", tmp_path / "pages" / "link.txt")
+    (tmp_path / "empty").mkdir()
+    result = run("clean-article", tmp_path / "pages", tmp_path / "empty", "-o", tmp_path / "out", "--jobs", "1")
+    assert result.returncode == 1
+    assert f"error: {tmp_path / 'empty'}: no file matches" in result.stderr.decode()
+
+
+def test_warc_bodies_cut_by_the_crawler_inside_gzip_and_empty_encoded_bodies_are_not_errors(tmp_path):
+    """A gzipped response the crawler cut was a bad record (its page lost), and so was a 304 or an empty 200
+    with a Content-Encoding but no body at all."""
+    from warcio.statusandheaders import StatusAndHeaders
+    from warcio.warcwriter import WARCWriter
+
+    packed = gzip.compress(LONG_HTML)
+    warc = tmp_path / "crawl.warc"
+    with open(warc, "wb") as handle:
+        writer = WARCWriter(handle, gzip=False)
+        for url, status, body, extra in [
+            ("https://ex.de/cut", "200 OK", packed[: len(packed) // 2], {"WARC-Truncated": "length"}),
+            ("https://ex.de/same", "304 Not Modified", b"", None),
+            ("https://ex.de/bad", "200 OK", packed[: len(packed) // 2], None),
+        ]:
+            fields = [("Content-Type", "text/html"), ("Content-Encoding", "gzip")]
+            headers = StatusAndHeaders(status, fields, protocol="HTTP/1.1")
+            record = writer.create_warc_record(
+                url, "response", payload=io.BytesIO(body), http_headers=headers, warc_headers_dict=extra
+            )
+            writer.write_record(record)
+    result = run("clean-article", warc)
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [(r["url"][-4:], r.get("truncated"), bool(r["cleaned_text"])) for r in records] == [
+        ("/cut", "WARC-Truncated: length", True),
+        ("same", None, False),
+    ]
+    assert result.returncode == 1 and lines(result)[-1].startswith(f"error: {warc} record 3: its HTTP body ends")
+
+
+def test_the_nan_note_counts_only_values_of_records_written(tmp_path):
+    page = tmp_path / "c.jsonl"
+    page.write_text(
+        '{"text": "Die Aktie steigt.", "x": NaN}\n{"x": NaN}\n{"text": 5, "y": Infinity}\n', encoding="utf-8"
+    )
+    result = run("clean-article", page)
+    assert f"note: {page}: 1 NaN, Infinity or too large value(s) written as null (they are not JSON numbers)" in (
+        lines(result)
+    )
+
+
+def test_the_writers_refuse_a_paragraph_without_a_text_or_its_probabilities():
+    from detector import classify
+    from detector.api import render, verdict
+
+    paragraph = classify(ARTICLE)[0]
+    for broken, problem in [
+        (paragraph._replace(probabilities={}), ValueError),
+        (paragraph._replace(probabilities={**paragraph.probabilities, "editorial": "0.9"}), ValueError),
+        (paragraph._replace(text=None), TypeError),
+    ]:
+        for writer in (verdict, render):
+            with pytest.raises(problem, match="paragraph 0 "):
+                writer([broken])

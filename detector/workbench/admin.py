@@ -163,7 +163,6 @@ def admin_main(argv: list[str] | None = None) -> int:
 
 
 def _train(args: argparse.Namespace) -> None:
-    from detector.pages import corpus_files
     from detector.workbench.train import train
 
     folders = args.data or [Path("training_data")]
@@ -188,6 +187,8 @@ def _train(args: argparse.Namespace) -> None:
             raise _Usage(
                 f"--output {args.output} lies inside the training data {folder}: it would be read as a page"
             )
+    if problem := _not_ours(output):
+        raise _Usage(f"--output {args.output}: {problem}: give the model a new name or remove the file first")
     if args.folds < 1:
         raise _Usage("--folds must be 1 (no cross-validation) or more")
     if args.jobs < 1:
@@ -203,9 +204,10 @@ def _train(args: argparse.Namespace) -> None:
     counts = metadata["training_data"]["paragraphs"]
     if metadata.get("fallback"):
         sys.stderr.write(f"note: {metadata['fallback']}\n")
-    empty = sum(len(corpus_files(folder)) for folder in folders) - metadata["training_data"]["pages"]
+    empty = metadata["training_data"].get("empty_pages", [])
     if empty:
-        sys.stderr.write(f"note: {empty} page(s) without a paragraph left out\n")
+        more = f" and {len(empty) - 1} more" if len(empty) > 1 else ""
+        sys.stderr.write(f"note: pages without a paragraph left out: {empty[0]}{more}\n")
     sys.stderr.write(
         f"trained on {metadata['training_data']['pages']} pages "
         f"({', '.join(f'{label} {count:,}' for label, count in counts.items())} paragraphs) in "
@@ -236,6 +238,41 @@ def _check_folder_place(folder: Path, option: str, given: Path) -> None:
         raise _Failed(f"{option} {given}: cannot write to {existing}: {why}") from None
 
 
+def _not_ours(model: Path) -> str | None:
+    """Why training must not write over the files at ``model`` and its ``.json`` (they exist and are not a
+    model and its metadata: a settings.json beside ``--output settings.bin`` was replaced), or None."""
+    import json
+
+    from detector.model import MAGIC
+
+    metadata = model.with_suffix(".json")
+    try:
+        if model.exists():
+            with open(model, "rb") as existing:
+                if existing.read(len(MAGIC)) != MAGIC:
+                    return f"{model} exists and is not a model file"
+        if metadata.exists():
+            with open(metadata, "rb") as existing:
+                data = json.loads(existing.read(1 << 22) or b"null")
+            if not (isinstance(data, dict) and {"model_file", "training_data"} <= data.keys()):
+                return f"{metadata} exists and is not a model's metadata"
+    except ValueError:
+        return f"{metadata} exists and is not a model's metadata"
+    except OSError as exc:
+        return f"cannot read {exc.filename}: {(exc.strerror or str(exc)).lower()}"
+    return None
+
+
+def _show(text: str) -> None:
+    """A command's table on standard output; a reader that went away (``| head``) ends the printing quietly,
+    as clean-article's, and the command goes on (``--report`` is still written)."""
+    try:
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
 def _note_links(folders: list[Path]) -> None:
     """A note for the symbolic links under each folder, which training and evaluation leave out
     (``detector.pages.symbolic_links``), as clean-article notes them."""
@@ -256,6 +293,8 @@ def _evaluate(args: argparse.Namespace) -> None:
 
     if args.report is not None:
         _check_folder_place(args.report, "--report", args.report)
+        if problem := evaluation.earlier_report_problem(args.report):
+            raise _Usage(f"--report {args.report}: {problem}")
     if args.compare:
         from importlib.util import find_spec
 
@@ -268,6 +307,8 @@ def _evaluate(args: argparse.Namespace) -> None:
                 "(pip install '.[compare]' in the checkout)\n"
             )
 
+    if args.devset and args.folds is not None:
+        raise _Usage("--folds is for the cross-validation of training_data: --devset scores the model alone")
     if args.devset:
         if args.paths:
             raise _Usage("--devset scores the dev set: give no PAGES with it")
@@ -288,13 +329,19 @@ def _evaluate(args: argparse.Namespace) -> None:
             raise _Failed("no training_data folder here: give PAGES, --devset, or run in a checkout")
         _note_links(args.paths)
         reports = evaluation.evaluate(args.paths, corpus, DEVSET, args.model, args.compare, folds)
-    print(evaluation.render_text(reports))
+    _show(evaluation.render_text(reports))
     if args.report is not None:
-        sys.stderr.write(f"wrote {evaluation.write_markdown(reports, args.report)}\n")
+        try:
+            written = evaluation.write_markdown(reports, args.report)
+        except OSError as exc:  # the earlier report's pictures are deleted only once the new one stands
+            where = f": {exc.filename}" if exc.filename else ""
+            why = exc.strerror or str(exc)
+            raise _Failed(f"--report {args.report}: cannot write the report{where}: {why}") from None
+        sys.stderr.write(f"wrote {written}\n")
 
 
 def _review(args: argparse.Namespace) -> None:
-    from detector.workbench.review import review
+    from detector.workbench.review import earlier_review, first_page, review
 
     if args.budget < 1:
         raise _Usage("--budget must be 1 or more")
@@ -307,6 +354,11 @@ def _review(args: argparse.Namespace) -> None:
         raise _Usage(f"-o {args.output} is a file, not a folder")
     if any(page.is_dir() and page.resolve() == args.output.resolve() for page in args.pages):
         raise _Usage(f"-o {args.output} is an input folder: give the drafts a folder of their own")
+    if args.output.is_dir() and not earlier_review(args.output) and (own := first_page(args.output)):
+        raise _Usage(
+            f"-o {args.output} holds pages ({own}): give the drafts a folder of their own (training on the "
+            "folder would take the uncorrected drafts for labels, and a review would leave its pages out)"
+        )
     _check_folder_place(args.output, "-o", args.output)
     sys.stderr.write(f"wrote {review(args.pages, args.output, args.budget, args.model)}\n")
 
@@ -314,6 +366,8 @@ def _review(args: argparse.Namespace) -> None:
 def _bench(args: argparse.Namespace) -> None:
     from detector.workbench.bench import bench
 
+    if args.runs < 1 or args.files < 1:
+        raise _Usage(f"--{'runs' if args.runs < 1 else 'files'} must be 1 or more")
     if not EXAMPLE.exists():
         raise _Failed(f"{EXAMPLE} is needed for the cold-start measurement")
-    print(bench(EXAMPLE, args.pages, args.runs, args.files, args.train))
+    _show(bench(EXAMPLE, args.pages, args.runs, args.files, args.train))

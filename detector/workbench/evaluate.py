@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import html
 import itertools
+import os
 import re
+import sys
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -326,7 +328,9 @@ def evaluate(
         for path in paths:
             corpus = load_corpus(path)
             if corpus.empty:
-                raise ValueError(f"{path}: no annotated page (.txt or .html with labels) in it")
+                raise ValueError(f"{path}: no annotated page (.txt, .html or .htm with labels) in it")
+            for empty in corpus.attrs.get("empty_pages", []):
+                sys.stderr.write(f"note: {empty}: left out (a page without a paragraph)\n")
             labels, probabilities = predict_with_model(corpus, model_path)
             thresholds = load_model(model_path).thresholds
             name = path.resolve().name or str(path)  # "." is named after the folder it means
@@ -678,10 +682,30 @@ def _shown(report: SetReport) -> list[tuple[str, list[str], list[list[str]]]]:
     ]
 
 
+REPORT_SIGNATURE = "# Evaluation\n\nWritten by `detector evaluate`."  # how a report of ours begins
+
+
+def earlier_report_problem(out_dir: Path) -> str | None:
+    """Why ``out_dir`` cannot take a report (its ``evaluation.md`` is not one of ours: writing would replace
+    the user's file and delete the pictures it links), or None."""
+    path = out_dir / "evaluation.md"
+    if not path.exists() and not path.is_symlink():
+        return None
+    try:
+        with open(path, "rb") as earlier:
+            start = earlier.read(len(REPORT_SIGNATURE.encode()))
+    except OSError as exc:
+        return f"cannot read {path}: {(exc.strerror or str(exc)).lower()}"
+    if path.is_symlink() or not path.is_file() or start != REPORT_SIGNATURE.encode():
+        return f"{path} was not written by detector evaluate: give the report a folder of its own"
+    return None
+
+
 def write_markdown(reports: list[SetReport], out_dir: Path) -> Path:
-    """Write ``evaluation.md`` and its pictures (when matplotlib is installed) into ``out_dir``."""
+    """Write ``evaluation.md`` and its pictures (when matplotlib is installed) into ``out_dir``; the pictures
+    of an earlier report there that the new one does not draw again are deleted once the new one stands."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    _remove_earlier_pictures(out_dir / "evaluation.md")
+    earlier = _earlier_pictures(out_dir / "evaluation.md")
     parts = [
         "# Evaluation",
         "",
@@ -700,20 +724,28 @@ def write_markdown(reports: list[SetReport], out_dir: Path) -> Path:
         for picture in (_plot(report, out_dir, stem), _plot_knob(report, out_dir, stem)):
             if picture:
                 parts += [f"![{picture.stem}]({picture.name})", ""]
+                earlier.discard(picture.name)
     path = out_dir / "evaluation.md"
-    path.write_text(_printable("\n".join(parts)), encoding="utf-8")
+    temporary = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        temporary.write_text(_printable("\n".join(parts)), encoding="utf-8")
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+    for name in earlier:  # beside the new report they would pass for current ones
+        (out_dir / name).unlink(missing_ok=True)
     return path
 
 
-def _remove_earlier_pictures(report: Path) -> None:
-    """Delete the pictures an earlier ``evaluation.md`` in the folder showed (only those, by the names it
-    links): beside the new report they would pass for current ones."""
+def _earlier_pictures(report: Path) -> set[str]:
+    """The pictures an earlier ``evaluation.md`` of ours in the folder links (only those, by name)."""
     try:
         earlier = report.read_text(encoding="utf-8", errors="replace")
     except OSError:
-        return
-    for name in re.findall(r"!\[[^\]\n]*\]\(([^()/\\\n]+\.png)\)", earlier):
-        (report.parent / name).unlink(missing_ok=True)
+        return set()
+    if not earlier.startswith(REPORT_SIGNATURE):
+        return set()
+    return set(re.findall(r"!\[[^\]\n]*\]\(([^()/\\\n]+\.png)\)", earlier))
 
 
 def _printable(text: str) -> str:

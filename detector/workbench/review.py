@@ -110,6 +110,16 @@ def page_files(inputs: list[Path], leave_out: Path | None = None) -> dict[Path, 
     return dict(sorted(found.values()))
 
 
+def first_page(folder: Path) -> Path | None:
+    """A page (by its suffix) anywhere under ``folder``, or None: drafts written among a user's own pages
+    would be trained on as labels, and a later review would leave the folder out."""
+    for parent, _, names in os.walk(folder):
+        for name in sorted(names):
+            if name.lower().endswith(PAGE_SUFFIXES):
+                return Path(parent) / name
+    return None
+
+
 def earlier_review(out: Path) -> str:
     """The name of a file of an earlier review in ``out`` ('' when there is none): a rerun would overwrite
     drafts someone may have corrected, or leave old drafts beside new ones."""
@@ -122,8 +132,9 @@ def earlier_review(out: Path) -> str:
     return ""
 
 
-# What a paragraph's label prefix looks like, typed right or not; not a Markdown link ("[Startseite](/)").
-_LABEL_LIKE = re.compile(r"\[[^\]\n]{1,40}\](?!\()")
+# What a paragraph's label prefix looks like, typed right or not ("[Editorial]", "[promo]", "[nav ]"); not a
+# Markdown link ("[Startseite](/)"), nor a marker a page prints in brackets ("[Anzeige]", "[Video]", "[Home]").
+_LABEL_LIKE = re.compile(r"\[\s*(?i:edit|promo|nav)[^\]\n]{0,30}\](?!\()")
 
 
 def candidate(path: Path, scorer: Scorer, site: str = "") -> Candidate | str:
@@ -219,8 +230,8 @@ def review(inputs: list[Path], out: Path, budget: int = 20, model: Path | None =
         except AnnotationError as exc:  # the page had a line that begins with a label: the format cannot hold it
             sys.stderr.write(f"note: {name}: {exc}; correct it before training\n")
         lines.append(
-            f"| {rank} | `{name}` | `{display(page.path)}` | {page.expected_errors:.1f} | {page.novelty:.0%} | "
-            f"{len(page.uncertain())} |"
+            f"| {rank} | {_code(name)} | {_code(display(page.path))} | {page.expected_errors:.1f} | "
+            f"{page.novelty:.0%} | {len(page.uncertain())} |"
         )
     lines += ["", "## Paragraphs to look at first", ""]
     for rank, page in enumerate(chosen, 1):
@@ -235,10 +246,19 @@ def review(inputs: list[Path], out: Path, budget: int = 20, model: Path | None =
         sites.setdefault(c.site, []).append(c)
     for site, pages in sorted(sites.items(), key=lambda item: -_uncertain_share(item[1])):
         count = sum(len(c.paragraphs) for c in pages)
-        lines.append(f"| {display(site)} | {len(pages)} | {count} | {_uncertain_share(pages):.1%} |")
+        cell = display(site).replace("|", "\\|").replace("`", "\\`")
+        lines.append(f"| {cell} | {len(pages)} | {count} | {_uncertain_share(pages):.1%} |")
     files["REVIEW.md"] = "\n".join(lines) + "\n"
     _write_all(out, files)
     return out / "REVIEW.md"
+
+
+def _code(name: str) -> str:
+    """A file or site name as a code span in a table cell: a ``|`` in it would start a new column and a
+    backtick would end the span (a longer fence holds it)."""
+    fence = "``" if "`" in name else "`"
+    pad = " " if fence == "``" else ""
+    return f"{fence}{pad}{name.replace('|', chr(92) + '|')}{pad}{fence}"
 
 
 def draft_name(rank: int, page: Candidate) -> str:

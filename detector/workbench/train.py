@@ -973,6 +973,7 @@ def train(data: Path | list[Path], out: Path, folds: int = 5, jobs: int = 2) -> 
             "html_pages": int(corpus.loc[corpus["block"].notna(), "page"].nunique()),
             "training_copies_added": int(with_training_copies(corpus)["page"].nunique())
             - int(corpus["page"].nunique()),
+            **({"empty_pages": corpus.attrs["empty_pages"]} if corpus.attrs.get("empty_pages") else {}),
         },
         "grouped_cross_validation": {
             "folds": min(folds, sites) if validation is not None else 1,
