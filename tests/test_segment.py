@@ -19,6 +19,8 @@ def test_blank_lines_separate_paragraphs():
 
 def test_page_without_blank_lines_is_split_into_lines():
     assert split_paragraphs("Titel\nAbsatz eins.\nAbsatz zwei.\n") == ["Titel", "Absatz eins.", "Absatz zwei."]
+    # blank lines before the first line or after the last separate nothing (README: the paragraph rule)
+    assert split_paragraphs("\n\nTitel\nAbsatz eins.\n\n\n") == ["Titel", "Absatz eins."]
 
 
 def test_bullet_list_without_blank_lines_stays_one_paragraph():
