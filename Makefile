@@ -6,6 +6,7 @@ BIN := $(VENV)/bin
 .PHONY: install test lint train evaluate bench reproduce
 
 install: $(BIN)/clean-article
+	$(BIN)/python -m compileall -q detector models  # as pip does for a wheel: no start compiles the package
 
 # The package in editable mode with every extra: training, the compared tools, Dask, and the test tools.
 # (setuptools warns on every editable install of a package that is not in a src/ folder that a folder named like
@@ -13,13 +14,16 @@ install: $(BIN)/clean-article
 # Mode "compat" puts the checkout on sys.path with a .pth line, as an installed wheel needs nothing at start:
 # the default mode's import hook costs every start 5 ms (pathlib and importlib.util), a tenth of a cold start,
 # which `detector bench` would time and no user pays. Should setuptools drop the mode, the default one is used.
-# constraints.txt pins every version to the ones the model was trained and tested with (make train, make reproduce).
-EDITABLE := PYTHONWARNINGS="ignore:Editable installation,ignore::DeprecationWarning" $(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+# constraints.txt pins every version to the ones the model was trained and tested with (make train, make reproduce),
+# on Python 3.11 and newer; some of them have no release for Python 3.10 (numpy 2.4, pandas 3), which gets the newest
+# releases that support it, unpinned: cleaning is the same, a retrained model may differ in its last bits.
+PINS := $(shell $(PYTHON) -c 'import sys; print("-c constraints.txt" if sys.version_info >= (3, 11) else "")')
+EDITABLE := PYTHONWARNINGS="ignore:Editable installation,ignore::DeprecationWarning" $(BIN)/pip install --quiet $(PINS) -e '.[dev]'
 $(BIN)/clean-article: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(EDITABLE) --config-settings editable_mode=compat 2>/dev/null || $(EDITABLE)
-	$(BIN)/python -m compileall -q -f detector models  # as pip does for a wheel: no start compiles the package
+	$(BIN)/python -m compileall -q -f detector models  # fresh: bytecode of another checkout would not do
 	touch $@
 
 test: install lint

@@ -184,6 +184,14 @@ class Task(NamedTuple):
 display = shown  # a path as printable text on one line (``detector.pages.shown``)
 
 
+def extra_hint(extra: str) -> str:
+    """How to install one of the package's extras, for an installed wheel as for a checkout."""
+    return (
+        f"pip install '.[{extra}]' in the checkout, or 'WHEEL[{extra}]' with the wheel it was installed from "
+        "(never by name: detector on PyPI is another project)"
+    )
+
+
 def gzipped_name(name: str) -> bool:
     """Whether a name says gzip, in any case (``CRAWL.JSONL.GZ`` was read as raw bytes)."""
     return name.lower().endswith(".gz")
@@ -1687,10 +1695,7 @@ def _run_dask(chunks: list[list[Task]], config: RunConfig, work: Callable[..., l
     try:
         from dask.distributed import Client, LocalCluster, wait
     except ImportError:
-        raise UsageError(
-            "--engine dask needs the dask extra: pip install '.[dask]' in the checkout "
-            "(the name detector on PyPI is another project)"
-        ) from None
+        raise UsageError(f"--engine dask needs the dask extra: {extra_hint('dask')}") from None
 
     load_model(config.model)  # a broken model fails once, before any work is sent (one log block per chunk)
     cluster = None

@@ -20,6 +20,15 @@ needs_example = pytest.mark.skipif(not EXAMPLE.exists(), reason="../shared/examp
 needs_devset = pytest.mark.skipif(not DEVSET.exists(), reason="../shared/devset is not present")
 
 
+def pytest_report_header() -> list[str]:
+    """Say at the top of every run when the tests of the example page and the dev set will be skipped: a
+    clone without ../shared beside it passes them silently otherwise."""
+    missing = [str(path) for path in (EXAMPLE, DEVSET) if not path.exists()]
+    if not missing:
+        return []
+    return [f"note: {', '.join(missing)} not found: the tests that need them are skipped (pytest -rs lists them)"]
+
+
 def default_signals() -> None:
     """For a child that tests signals: the default dispositions, whatever the test runner inherited (a shell
     script started in the background without job control ignores SIGINT, and its children would too)."""

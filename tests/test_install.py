@@ -92,8 +92,8 @@ def test_a_plain_pip_install_cleans_pages_from_any_folder(tmp_path):
     admin = subprocess.run([str(env / "bin" / "detector"), "train"], capture_output=True, cwd=elsewhere)
     assert admin.returncode == 1
     assert admin.stderr.decode().endswith(
-        "is not installed): pip install '.[train]' in the checkout "
-        "(the name detector on PyPI is another project)\n"
+        "is not installed): pip install '.[train]' in the checkout, or 'WHEEL[train]' with the wheel it was "
+        "installed from (never by name: detector on PyPI is another project)\n"
     )
 
 

@@ -65,9 +65,11 @@ def main() -> None:
         if top not in TRAIN_EXTRA + COMPARE_EXTRA:
             raise
         extra = "train" if top in TRAIN_EXTRA else "compare"
+        from detector.batch import extra_hint
+
         sys.stderr.write(
             f"error: the detector command needs the {extra} extra ({exc.name} is not installed): "
-            f"pip install '.[{extra}]' in the checkout (the name detector on PyPI is another project)\n"
+            f"{extra_hint(extra)}\n"
         )
         code = 1
     sys.exit(code)

@@ -302,9 +302,11 @@ def _evaluate(args: argparse.Namespace) -> None:
             name for name in ("trafilatura", "justext", "boilerpy3", "matplotlib") if find_spec(name) is None
         ]
         if missing:
+            from detector.batch import extra_hint
+
             sys.stderr.write(
                 f"note: {', '.join(missing)} not installed: left out of the comparison and the pictures "
-                "(pip install '.[compare]' in the checkout)\n"
+                f"({extra_hint('compare')})\n"
             )
 
     if args.devset and args.folds is not None:
