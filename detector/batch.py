@@ -1690,8 +1690,12 @@ def abandon_pool(pool: Any) -> None:
 def _run_dask(chunks: list[list[Task]], config: RunConfig, work: Callable[..., list]) -> Iterator:
     """The chunks on a Dask cluster: a scheduler that does not answer within ``dask_timeout`` seconds, or a
     cluster left without workers for that long, ends the batch with an error instead of a silent wait."""
+    from asyncio import TimeoutError as AsyncTimeout
     from concurrent.futures import CancelledError
+    from concurrent.futures import TimeoutError as FutureTimeout
 
+    # Python 3.10 has three TimeoutErrors (3.11 made them one): Dask raises asyncio's or concurrent.futures'
+    timeouts = (TimeoutError, AsyncTimeout, FutureTimeout)
     try:
         from dask.distributed import Client, LocalCluster, wait
     except ImportError:
@@ -1705,7 +1709,7 @@ def _run_dask(chunks: list[list[Task]], config: RunConfig, work: Callable[..., l
         )
     try:
         client = _connect(Client, config.scheduler or cluster, config.dask_timeout)
-    except (OSError, TimeoutError) as exc:
+    except (OSError, *timeouts) as exc:
         if cluster is not None:
             cluster.close()
         where = f"Dask scheduler {config.scheduler}" if config.scheduler else "local Dask cluster"
@@ -1722,14 +1726,14 @@ def _run_dask(chunks: list[list[Task]], config: RunConfig, work: Callable[..., l
         while pending:
             try:
                 done, pending = wait(pending, timeout=2, return_when="FIRST_COMPLETED")
-            except TimeoutError:
+            except timeouts:
                 done = set()
             except (OSError, CancelledError) as exc:  # the scheduler went away, and its futures with it
                 raise DaskError(f"lost the Dask scheduler ({type(exc).__name__})") from None
             for future in done:
                 try:
                     answers = future.result()
-                except (OSError, TimeoutError, CancelledError) as exc:
+                except (OSError, *timeouts, CancelledError) as exc:
                     raise DaskError(f"lost the Dask scheduler ({type(exc).__name__})") from None
                 except Exception as exc:  # a worker that died again and again (KilledWorker)
                     if type(exc).__name__ != "KilledWorker":

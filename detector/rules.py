@@ -135,7 +135,7 @@ def load_rules(path: Path | str) -> tuple[Rule, ...]:
     if sys.version_info >= (3, 11):
         import tomllib
     else:  # pragma: no cover - Python 3.10
-        import tomli as tomllib  # type: ignore[import-not-found]
+        import tomli as tomllib  # type: ignore[import-not-found, unused-ignore]
     from pathlib import Path  # here, not at the top: only --rules needs it
 
     path = Path(path)

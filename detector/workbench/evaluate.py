@@ -426,7 +426,7 @@ MEMORY = "-site-memory"  # the name of a set's report with site memory
 # ---------------------------------------------------------------------------------------------------------
 # The knob, calibration and page flags
 
-CURVE = [round(t, 2) for t in np.arange(0.05, 0.96, 0.05)]
+CURVE = [round(float(t), 2) for t in np.arange(0.05, 0.96, 0.05)]
 
 
 def curve_rows(report: SetReport) -> list[dict]:
