@@ -5,8 +5,10 @@ BIN := $(VENV)/bin
 
 .PHONY: install test lint train evaluate bench reproduce
 
+# Compiled on every run, with -f (a tenth of a second): as pip does for a wheel, so that no start compiles the
+# package; -f because compileall compares a source's time to the second and keeps bytecode of an edit made within it.
 install: $(BIN)/clean-article
-	$(BIN)/python -m compileall -q detector models  # as pip does for a wheel: no start compiles the package
+	$(BIN)/python -m compileall -q -f detector models
 
 # The package in editable mode with every extra: training, the compared tools, Dask, and the test tools.
 # (setuptools warns on every editable install of a package that is not in a src/ folder that a folder named like
@@ -23,7 +25,6 @@ $(BIN)/clean-article: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(EDITABLE) --config-settings editable_mode=compat 2>/dev/null || $(EDITABLE)
-	$(BIN)/python -m compileall -q -f detector models  # fresh: bytecode of another checkout would not do
 	touch $@
 
 test: install lint
