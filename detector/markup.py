@@ -22,7 +22,7 @@ from detector.segment import is_blank
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at run time (see _named_tuple)
 if TYPE_CHECKING:
-    from typing import NamedTuple
+    from typing import Any, NamedTuple
 else:
     from detector._named_tuple import NamedTuple
 
@@ -46,6 +46,8 @@ DROPPED = frozenset(
         "rp",  # the fallback parentheses of ruby text
         "noembed",
         "noframes",  # raw text to libxml2; a browser that shows the frames does not show it
+        "progress",  # their text is the fallback for browsers that draw no bar or gauge
+        "meter",
     ]
 )
 # Empty elements that libxml2 reads as containers of what follows them: dropping or hiding one drops only itself.
@@ -56,6 +58,11 @@ FOREIGN = frozenset(["svg", "math"])
 BREAKOUT = frozenset(
     """b big blockquote body br center code dd div dl dt em embed h1 h2 h3 h4 h5 h6 hr i img li listing menu
     meta nobr ol p pre ruby s small span strike strong sub sup table tt u ul var""".split()  # noqa: SIM905
+)
+# Inside these, HTML is the foreign element's own content (a diagram's labels, a formula's letters), not a
+# breakout: a browser keeps it in the svg or math, and their text with it.
+INTEGRATION_POINTS = frozenset(
+    "foreignObject foreignobject desc title mi mo mn ms mtext annotation-xml".split()  # noqa: SIM905
 )
 # Each of these ends the paragraph before it and starts a new one.
 BLOCKS = frozenset(
@@ -405,7 +412,7 @@ def _walk(root) -> Iterator[Block]:
                     stack.append(_SKIPPED)
                 continue
             if tag in FOREIGN:
-                breakout = next(element.iterdescendants(*BREAKOUT), None)
+                breakout = _breakout(element)
                 if breakout is None:  # an icon or a formula, closed: nothing of it is text
                     walker.skip_subtree()
                     stack.append(_SKIPPED)
@@ -473,12 +480,20 @@ def _walk(root) -> Iterator[Block]:
 _META_CHARSET = re.compile(rb"""<meta[^>]{0,200}?charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]{1,40})""", re.I)
 
 
+_HEAD_END = re.compile(rb"</head\b|<body\b", re.I)
+_HEAD_LIMIT = 1 << 16  # bytes: how far a <meta charset> is looked for in a head of long inline styles or scripts
+
+
 def declared_charset(data: bytes) -> str | None:
-    """The charset a page declares in a ``<meta>`` tag of its first 4 KB (``charset=`` or the ``http-equiv``
-    form), when Python knows it."""
+    """The charset a page declares in a ``<meta>`` tag (``charset=`` or the ``http-equiv`` form), when Python
+    knows it: in its first 4 KB, else anywhere in its head (as a browser that meets it late reads the page
+    again with it), up to 64 KB."""
     import codecs
 
     match = _META_CHARSET.search(data[:4096])
+    if match is None and len(data) > 4096:
+        end = _HEAD_END.search(data, 0, _HEAD_LIMIT)
+        match = _META_CHARSET.search(data[: end.start() if end else _HEAD_LIMIT])
     if match is None:
         return None
     try:
@@ -488,8 +503,19 @@ def declared_charset(data: bytes) -> str | None:
 
 
 # Labels a browser reads as another charset (the WHATWG Encoding Standard): pages that declare ISO-8859-1 or
-# ASCII are written in Windows-1252 (its „ “ – € sit where ISO-8859-1 has control characters).
-_BROWSER_CHARSETS = {"iso8859-1": "cp1252", "ascii": "cp1252", "iso8859-9": "cp1254", "tis-620": "cp874"}
+# ASCII are written in Windows-1252 (its „ “ – € sit where ISO-8859-1 has control characters), and the old East
+# Asian labels mean the larger sets that took their names (GB2312 pages hold GBK characters, EUC-KR windows-949).
+_BROWSER_CHARSETS = {
+    "iso8859-1": "cp1252",
+    "ascii": "cp1252",
+    "iso8859-9": "cp1254",
+    "tis-620": "cp874",
+    "gb2312": "gb18030",
+    "gbk": "gb18030",
+    "euc_kr": "cp949",
+    "shift_jis": "cp932",
+    "big5": "big5hkscs",
+}
 
 
 def browser_codec(charset: str) -> str:
@@ -504,6 +530,19 @@ def browser_codec(charset: str) -> str:
 _LETTER_BEYOND_LATIN = r"[^\W\d_\x00-\u024f]"
 _BEYOND_LATIN = re.compile(_LETTER_BEYOND_LATIN)
 _STUCK_IN_LATIN = re.compile(f"(?<=[A-Za-z]){_LETTER_BEYOND_LATIN}|{_LETTER_BEYOND_LATIN}(?=[A-Za-z])")
+
+
+def _breakout(foreign: Any) -> Any:
+    """The first HTML element by which a page leaves an ``svg`` or ``math`` element that was never closed (the
+    HTML5 breakout), or None: one inside an integration point (``foreignObject``, ``desc``, ``mi`` ...) does not
+    count, since there HTML is the foreign element's own content."""
+    for candidate in foreign.iterdescendants(*BREAKOUT):
+        inside = candidate.getparent()
+        while inside is not None and inside is not foreign and inside.tag not in INTEGRATION_POINTS:
+            inside = inside.getparent()
+        if inside is foreign:
+            return candidate
+    return None
 
 
 def decode_html(

@@ -118,7 +118,15 @@ def decode(data: bytes, encoding: str | None = None, notes: list[str] | None = N
             try:
                 return normalise_newlines(data.decode(codec))
             except UnicodeDecodeError as exc:
-                raise NotTextError(f"cannot be decoded as {codec} (byte {exc.start})") from None
+                # A page its BOM names, with a few bad bytes (a cut in the last character, a stray byte): as a
+                # page without a BOM, they become U+FFFD with a note; more than a few and it is not that text.
+                text = data.decode(codec, "replace")
+                bad = text.count("\ufffd") - data.decode(codec, "ignore").count("\ufffd")
+                if bad > max(3, len(text) // 100):
+                    raise NotTextError(f"cannot be decoded as {codec} (byte {exc.start})") from None
+                name = codec.removesuffix("-sig").upper()
+                notes.append(f"{bad} bad {'sequence' if bad == 1 else 'sequences'} of {name}, replaced by U+FFFD")
+                return normalise_newlines(text)
     kind = binary_kind(data[:4096])
     if kind == NUL_BYTES:
         wide = _utf16_without_bom(data)
@@ -264,7 +272,11 @@ def _lines(block: str) -> Iterator[str]:
         position = newline + 1
 
 
-_HTML = re.compile(rb"<(?:!doctype\s+html|html|head|body|div|p|br|span|a\s+href|script|table)\b", re.I)
+_HTML = re.compile(
+    rb"<(?:!doctype\s+html|html|head|body|div|p|br|span|a\s+href|script|table|h[1-6]|article|section|main|header"
+    rb"|footer|nav|aside|ul|ol|li|meta|title|img|figure)\b",
+    re.I,
+)  # the common tags, those of a fragment too (an <article> with headings, paragraphs and lists)
 
 
 def looks_like_html(data: bytes) -> bool:

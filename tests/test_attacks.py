@@ -2646,3 +2646,58 @@ def test_the_writers_refuse_a_paragraph_without_a_text_or_its_probabilities():
         for writer in (verdict, render):
             with pytest.raises(problem, match="paragraph 0 "):
                 writer([broken])
+
+
+# --- attack round 21: HTML read as a browser shows it --------------------------------------------------------
+
+
+def test_html_inside_an_svgs_integration_points_stays_in_the_svg_and_fallbacks_are_dropped():
+    """HTML in a foreignObject, desc or mi was taken for a breakout, and every later svg element (labels, axis
+    titles) was read as page text; the fallback text of <progress> and <meter> was shown."""
+    from detector.markup import blocks
+
+    def texts(html: str) -> list[str]:
+        return [b.text for b in blocks(html)]
+
+    diagram = (
+        "<p>Intro</p><svg><g><foreignObject><div>Kunde</div></foreignObject><text>Kunde</text></g>"
+        "<g><foreignObject><div>Bank</div></foreignObject><text>Bank</text></g></svg><p>Outro</p>"
+    )
+    assert texts(diagram) == ["Intro", "Outro"]
+    assert texts("<p>Vor<svg><desc><b>Beschreibung</b></desc><text>T</text></svg>Nach</p>") == ["VorNach"]
+    assert texts("<p>Formel <math><mi><b>x</b></mi><mo>=</mo><mn>2</mn></math> Ende</p>") == ["Formel Ende"]
+    assert texts("<div><svg><path d='M0 0'/><p>Nach dem Bild") == ["Nach dem Bild"]  # a real breakout
+    assert texts("<p>Fortschritt: <progress>70 %</progress> geladen, <meter>4 von 5</meter> Sterne</p>") == [
+        "Fortschritt: geladen, Sterne"
+    ]
+
+
+def test_declared_charsets_are_read_as_browsers_read_them():
+    """GB2312 and EUC-KR pages (GBK and windows-949 bytes) and a charset declared after 4 KB of inline styles
+    came out as Windows-1252 mojibake; a BOM with one bad byte, or a UTF-16 page one byte short, was refused."""
+    from detector.markup import decode_html
+
+    chinese = "这是一个关于镕基的测试页面"
+    page = f'<html><head><meta charset="gb2312"></head><body><p>{chinese}</p></body></html>'
+    assert chinese in decode_html(page.encode("gbk"))
+    korean = "똠방각하 시장 보고서"
+    page = f'<html><head><meta charset="euc-kr"></head><body><p>{korean}</p></body></html>'
+    assert korean in decode_html(page.encode("cp949"))
+    russian = "Биржа выросла на три процента"
+    late = "<html><head><style>" + "p{color:red}\n" * 450 + '</style><meta charset="windows-1251"></head>'
+    assert russian in decode_html((late + f"<body><p>{russian}</p></body></html>").encode("cp1251"))
+    notes: list[str] = []
+    text = decode_html(b"\xef\xbb\xbf<p>Die B\xc3\xb6rse \xff steigt.</p>", notes=notes)
+    assert "Börse \ufffd steigt" in text and notes == ["1 bad sequence of UTF-8, replaced by U+FFFD"]
+    cut = "\ufeff<p>Die Börse steigt.</p>".encode("utf-16-le")[:-1]
+    assert "Die Börse steigt" in decode_html(cut, notes=[])
+
+
+def test_an_html_fragment_on_standard_input_is_read_as_html():
+    fragment = (
+        b"<article><h1>Siemens hebt Prognose an</h1><h2>Umsatz steigt</h2>"
+        b"<p>Der Konzern rechnet mit mehr.</p></article>"
+    )
+    result = run("clean-article", "-k", "editorial,promotional,navigational", stdin=fragment)
+    assert result.returncode == 0 and b"<" not in result.stdout
+    assert result.stdout.decode().split("\n\n")[0] == "Siemens hebt Prognose an"
