@@ -58,6 +58,8 @@ class Paragraph(NamedTuple):
     probabilities: dict[str, float]
     tag: str = ""  # for HTML input: the block element that held the paragraph ("p", "h2", "li" ...)
     decided_by: str = "model"  # or "rule:<name>" when one of the user's rules decided it
+    list_tag: str = ""  # for HTML input: the list it stands in ("ul", "ol", "dl", "menu"), "" outside lists
+    list_id: int = 0  # for HTML input: which list of the page (the items of one list share it)
 
 
 def load_model(
@@ -179,8 +181,14 @@ def label_stream(
         ]
         why = scorer.explain(window_texts, window_blocks, top, repeats, labels) if explain else None
         for k in range(start, stop):
-            tag = window_blocks[k].tag if window_blocks else ""
-            paragraph = Paragraph(index, window_texts[k], labels[k], dict(zip(classes, probabilities[k])), tag)
+            probs = dict(zip(classes, probabilities[k]))
+            if window_blocks:
+                b = window_blocks[k]
+                paragraph = Paragraph(
+                    index, window_texts[k], labels[k], probs, b.tag, list_tag=b.list_tag, list_id=b.list_id
+                )
+            else:
+                paragraph = Paragraph(index, window_texts[k], labels[k], probs)
             yield paragraph, {**why[k], "index": index} if why else None  # the page's index, not the window's
             index += 1
 
@@ -484,7 +492,7 @@ class PageWriter:
         self.count = 0
         self.kept = 0
         self._kept_texts: list[str] = []  # for json's "text"
-        self._in_list = False
+        self._list: tuple[str, int] | None = None  # -f html: the list element open and which list of the page
         self._html_open = False  # the document's head is written with the first kept paragraph (its title)
         # annotated: the first paragraph with a line that begins with a label, which the format cannot tell
         # from a missing blank line (``detector.pages.parse_annotated`` refuses the page)
@@ -528,12 +536,17 @@ class PageWriter:
         self._html_open = True
         text = escape(p.text).translate(_NOT_IN_HTML).replace("\n", "<br>\n")
         is_item = p.tag in ("li", "dt", "dd")
-        if is_item != self._in_list:
-            out += "<ul>\n" if is_item else "</ul>\n"
-            self._in_list = is_item
+        kind = {"ol": "ol", "dl": "dl"}.get(p.list_tag, "ul")  # a <menu> is a list of bullets, as browsers show it
+        in_list = (kind, p.list_id) if is_item else None
+        if in_list != self._list:  # one list element per list of the page: two lists side by side stay two
+            out += (f"</{self._list[0]}>\n" if self._list else "") + (f"<{kind}>\n" if in_list else "")
+            self._list = in_list
         if p.tag in ("h1", "h2", "h3", "h4", "h5", "h6"):
             return out + f"<{p.tag}>{text}</{p.tag}>\n"
-        return out + (f"<li>{text}</li>\n" if is_item else f"<p>{text}</p>\n")
+        if is_item:
+            item = ("dd" if p.tag == "li" else p.tag) if kind == "dl" else "li"
+            return out + f"<{item}>{text}</{item}>\n"
+        return out + f"<p>{text}</p>\n"
 
     def finish(self) -> str:
         """The rest of the output once every paragraph was added."""
@@ -544,7 +557,8 @@ class PageWriter:
             verdict_json = json.dumps(self.counter.result(), ensure_ascii=False)
             out = f'{head}], "text": {text}, "verdict": {verdict_json}}}'
         elif fmt == "html":
-            out = ("" if self._html_open else _html_head("")) + ("</ul>\n" if self._in_list else "") + _HTML_FOOT
+            closing = f"</{self._list[0]}>\n" if self._list else ""
+            out = ("" if self._html_open else _html_head("")) + closing + _HTML_FOOT
         else:
             out = ""
         if self.final_newline and (out or self._last) and not (out or self._last).endswith("\n"):
@@ -607,7 +621,13 @@ def _explained(p: Paragraph, e: dict | None) -> str:
 
 
 def render(paragraphs: Iterable[Paragraph], fmt: str = "text", keep: str | Iterable[str] = ("editorial",)) -> str:
-    """One page in an output format (``PageWriter``), as one string without a final newline for text."""
+    """One page in an output format (``PageWriter``), as one string without a final newline for text. Not
+    ``explain``: a paragraph does not carry the features that decided it (``explain()`` gives them)."""
+    if fmt == "explain":
+        raise ValueError(
+            "render() cannot explain: a paragraph does not carry its features; call detector.api.explain() (or "
+            "explain_html()) for them"
+        )
     writer = PageWriter(fmt, keep)
     return "".join(writer.add(p) for p in _checked(paragraphs, "render")) + writer.finish()
 
@@ -619,7 +639,8 @@ def as_record(paragraphs: list[Paragraph], keep: str | Iterable[str] = ("editori
     return {"text": result["text"], "verdict": result["verdict"], "paragraphs": result["paragraphs"]}
 
 
-def as_html(paragraphs: list[Paragraph]) -> str:
-    """The paragraphs as a minimal HTML document: headings stay headings, list items are gathered into lists,
-    everything else is a ``<p>`` (line breaks inside a text paragraph become ``<br>``)."""
-    return render(paragraphs, "html", LABELS)
+def as_html(paragraphs: list[Paragraph], keep: str | Iterable[str] = ("editorial",)) -> str:
+    """The kept paragraphs (the article by default, as ``clean-article -f html`` writes it) as a minimal HTML
+    document: headings stay headings, list items are gathered into the lists they stood in (numbered ones
+    numbered), everything else is a ``<p>`` (line breaks inside a text paragraph become ``<br>``)."""
+    return render(paragraphs, "html", keep)

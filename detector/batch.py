@@ -433,9 +433,17 @@ def page_paragraphs(
     return iter_paragraphs(normalise_newlines(content)), None
 
 
-def unused_options(kind: str, name: str, config: RunConfig) -> list[str]:
-    """Notes on what the options asked for that an input of this kind does not use: said, not ignored."""
+def unused_options(kind: str, name: str, config: RunConfig, scorer: Scorer | None = None) -> list[str]:
+    """Notes on what the options asked for that an input of this kind does not use, and on HTML given to a
+    model that never saw any: said, not ignored."""
     notes = []
+    if (kind in ("html", "warc") or (kind == "jsonl" and config.html_field)) and not (
+        scorer or load_model(config.model)
+    ).reads_markup:
+        notes.append(
+            f"{name}: the model was trained on no HTML page, so this HTML is read by its text alone (menus and "
+            "footers that the markup gives away read much like article); train with HTML pages beside yours"
+        )
     if kind in ("jsonl", "warc") and config.fmt in ("annotated", "html", "explain"):
         notes.append(f"{name}: records are written as JSON Lines (-f {config.fmt} shapes pages, not records)")
     field = "--html-field" if config.html_field else "--text-field" if config.text_field != "text" else ""
@@ -460,9 +468,9 @@ def clean_page(
     notes: list[str] = []
     texts, found = page_paragraphs(data, name, kind, config, notes)
     del data
-    notes[:] = [*unused_options(kind, name, config), *(f"{name}: {note}" for note in notes)]
-    writer = PageWriter(config.fmt, config.keep, final_newline=True)
     scorer = scorer or load_model(config.model)
+    notes[:] = [*unused_options(kind, name, config, scorer), *(f"{name}: {note}" for note in notes)]
+    writer = PageWriter(config.fmt, config.keep, final_newline=True)
     decision = Decision(config.favor, config.min_editorial)
     stream = label_stream(texts, found, scorer, decision, explain=config.fmt == "explain", memory=memory)
     active = active_rules(config.rules, site)
@@ -1063,6 +1071,7 @@ def plan(inputs: list[str], outdir: Path, config: RunConfig) -> Plan:
     tasks: list[Task] = []
     skipped: list[Result] = []
     sources: dict[str, str] = {}
+    candidates: list[tuple[str, str]] = []
     for root in inputs:
         if root == "":
             raise UsageError("an empty path is not an input")
@@ -1091,21 +1100,31 @@ def plan(inputs: list[str], outdir: Path, config: RunConfig) -> Plan:
                 skipped.append(Result(display(root), "failed", f"{display(root)}: no file matches {patterns}"))
         else:
             found = [(root, os.path.basename(root))]
-        for path, relative in found:
-            kind = config.input_format if config.input_format != "auto" else _kind_of_file(path)
-            real = os.path.realpath(path)
-            if real in sources:  # the same file named twice, or reached twice: one page
-                continue
-            target = os.path.join(out_root, output_name(relative, kind, config.fmt))
-            folder = os.path.realpath(os.path.dirname(target))
-            if folder != out_root and not folder.startswith(os.path.join(out_root, "")):
-                skipped.append(
-                    Result(display(path), "failed", f"{display(path)}: output would leave the output folder")
-                )
-                continue
-            sources[real] = path
-            # on Dask, inputs by absolute path: a worker of another machine has another working folder
-            tasks.append(Task(os.path.abspath(path) if config.engine == "dask" else path, kind, target))
+        candidates += found
+    # A file reached twice is one page: the real file's, whichever comes first (a link to it reached before it
+    # took its page, output and site, and the order of the command line decided), else the first named
+    preferred: dict[str, str] = {}
+    reals = [os.path.realpath(path) for path, _ in candidates]
+    for (path, _), real in zip(candidates, reals):
+        if real not in preferred or (os.path.islink(preferred[real]) and not os.path.islink(path)):
+            preferred[real] = path
+    for (path, relative), real in zip(candidates, reals):
+        if real in sources or preferred[real] != path:  # the same file named twice, or reached twice
+            if preferred[real] != path and os.path.islink(path):
+                reason = f"a link to {display(preferred[real])}, which is cleaned under its own name"
+                skipped.append(Result(display(path), "skipped", f"{display(path)}: {reason}"))
+            continue
+        kind = config.input_format if config.input_format != "auto" else _kind_of_file(path)
+        target = os.path.join(out_root, output_name(relative, kind, config.fmt))
+        folder = os.path.realpath(os.path.dirname(target))
+        if folder != out_root and not folder.startswith(os.path.join(out_root, "")):
+            skipped.append(
+                Result(display(path), "failed", f"{display(path)}: output would leave the output folder")
+            )
+            continue
+        sources[real] = path
+        # on Dask, inputs by absolute path: a worker of another machine has another working folder
+        tasks.append(Task(os.path.abspath(path) if config.engine == "dask" else path, kind, target))
     targets: dict[str, str] = {}
     for task in tasks:
         resolved = resolve(task.target)
@@ -1298,11 +1317,12 @@ def with_site_memory(tasks: list[Task], config: RunConfig) -> RunConfig:
         )
         del seen
     memories: dict[str, SiteMemory] = {}
-    # Counted in the order of the inputs' names, not as the workers answer: a memory over its cap, or a page
-    # held by two files, then counts the same whatever the order of the command line or of the workers. An
-    # input that answers early waits for those before it (few: the workers take them in order), rather than
-    # every input's keys being held until the end.
-    wanted.sort(key=lambda task: task.source)
+    # Counted in the order of the inputs' real paths, not as the workers answer: a memory over its cap, or a
+    # page held by two files, then counts the same whatever the order of the command line, of the workers' or
+    # how a path was written ("x", "./x", absolute as Dask has them). An input that answers early waits for
+    # those before it (few: the workers take them in order), rather than every input's keys being held until
+    # the end.
+    wanted.sort(key=lambda task: os.path.realpath(task.source))
     position = {task.source: i for i, task in enumerate(wanted)}
     early: dict[int, list[tuple[str, frozenset[int] | SiteMemory]]] = {}
     following = 0
@@ -1412,11 +1432,23 @@ def _record_pages(stream: BinaryIO, config: RunConfig, checksums: bool = False) 
 
 
 def _warc_pages(stream: BinaryIO, config: RunConfig, checksums: bool = False) -> Iterator[tuple[str, Any]]:
+    """The first pass's view of a WARC file: the host and paragraphs (or, with ``checksums``, a checksum) of
+    every response that ``clean_warc`` writes, and of no other: a record cut short, one whose Content-Length
+    is wrong, one whose body ends inside its gzip, or one that cannot be decoded is a bad record there, and
+    counted here it would make memory of a page that is never written (or end the count of the file)."""
     from warcio.exceptions import ArchiveLoadFailed
 
     hosts = config.memory_hosts
+    records = archive_iterator()(plain_warc(stream), arc2warc=True)
+    held: tuple[str, Any] | None = None  # until the next record tells whether this one ended where it said
+    wrong_lengths = 0
     try:
-        for record in archive_iterator()(plain_warc(stream), arc2warc=True):
+        for record in records:
+            if held is not None and records.err_count == wrong_lengths:
+                yield held
+            held, wrong_lengths = None, records.err_count
+            if record.rec_type is None or record.length is None:  # the second pass stops here: damaged data
+                return
             content_type = (record.http_headers.get_header("Content-Type") or "") if record.http_headers else ""
             host = host_of(record.rec_headers.get_header("WARC-Target-URI"))
             if not _may_be_html(record, content_type) or not host:
@@ -1424,22 +1456,28 @@ def _warc_pages(stream: BinaryIO, config: RunConfig, checksums: bool = False) ->
             if hosts is not None and f"host:{host}" not in hosts:
                 continue
             try:
-                payload = read_limited(record.content_stream(), config.max_bytes, "")
-            except InputError:
+                content = record.content_stream()
+                payload = read_limited(content, config.max_bytes, "")
+                unfinished = getattr(getattr(content, "decompressor", None), "eof", True) is False
+                if getattr(record.raw_stream, "limit", 0) or (
+                    unfinished and not cut_by_crawler(record) and record.length > record.http_headers.total_len
+                ):
+                    continue  # cut short, or its body ends inside its Content-Encoding
+                if not _html_body(content_type, payload):
+                    continue
+                if checksums:
+                    held = (f"host:{host}", zlib.crc32(payload))
+                    continue
+                text = repaired(_decode_http(payload, _http_charset(content_type), config.encoding), config)
+                held = (f"host:{host}", [b.text for b in html_blocks(text)])
+            except (InputError, NotTextError, ValueError, RecursionError):  # a bad record, reported by the second
                 continue
-            if not _html_body(content_type, payload):
-                continue
-            if checksums:
-                yield f"host:{host}", zlib.crc32(payload)
-                continue
-            text = repaired(_decode_http(payload, _http_charset(content_type), config.encoding), config)
-            try:
-                texts = [b.text for b in html_blocks(text)]
-            except ValueError:  # a page nested too deep: reported by the second pass
-                continue
-            yield f"host:{host}", texts
-    except (ArchiveLoadFailed, EOFError, zlib.error, *_WARCIO_ERRORS):
-        return
+    except (ArchiveLoadFailed, zlib.error, *_WARCIO_ERRORS):
+        pass
+    except EOFError:  # gzip data that ends inside its stream: the record before the cut is whole
+        pass
+    if held is not None and records.err_count == wrong_lengths:
+        yield held
 
 
 # ---------------------------------------------------------------------------------------------------------

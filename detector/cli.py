@@ -157,7 +157,8 @@ def clean_parser() -> argparse.ArgumentParser:
         "-k",
         "--keep",
         action="append",
-        help="labels to keep, comma-separated or the option repeated (default: editorial)",
+        help="labels to keep in text, json and html output, comma-separated or the option repeated "
+        "(default: editorial)",
     )
     add(
         "--favor",
@@ -356,6 +357,8 @@ def clean_main(argv: list[str] | None = None) -> int:
             raise batch.UsageError(f"the errors file {config.errors} is standard input")
     except batch.UsageError as exc:
         return _error(str(exc), 2)
+    if args.keep and args.fmt in ("annotated", "explain") and not args.quiet:  # said, not ignored
+        sys.stderr.write(f"note: --keep not used: -f {args.fmt} shows every paragraph with its label\n")
     previous = [signal.signal(number, terminate) for number in _STOPS]
     try:
         if args.output is None:

@@ -169,6 +169,8 @@ class Block(NamedTuple):
     group: int = 0  # the box it sits in: the nearest element with a class, an id, or a list or landmark tag
     boxes: tuple[int, ...] = ()  # the group and the boxes around it, nearest first (at most BOX_LEVELS)
     paid_chars: int = 0  # characters of the text that sit inside paid links (``paid_link``)
+    list_tag: str = ""  # the list it stands in ("ul", "ol", "dl", "menu"; the nearest), for -f html alone
+    list_id: int = 0  # which list of the page (items of one list share it), 0 outside lists
 
 
 class _Frame(NamedTuple):
@@ -183,6 +185,7 @@ class _Frame(NamedTuple):
     group: int
     boxes: tuple[int, ...]
     paid: bool
+    in_list: tuple[str, int] = ("", 0)  # the nearest list element around it and its serial
 
 
 _SKIPPED = _Frame("#skipped", False, 0, (), None, False, 0, 0, 0, (), False)
@@ -209,6 +212,9 @@ _BOXES = frozenset(
         "menu",
     ]
 )
+
+
+_LISTS = frozenset(["ul", "ol", "dl", "menu"])
 
 
 def class_words(value: str) -> list[str]:
@@ -359,6 +365,7 @@ def _walk(root) -> Iterator[Block]:
                 owner.group,
                 owner.boxes,
                 min(paid_parts, len(text)),
+                *owner.in_list,
             )
         parts, link_parts, paid_parts, owner = [], 0, 0, None
         return block
@@ -446,6 +453,7 @@ def _walk(root) -> Iterator[Block]:
                 serial if boxed else parent.group,
                 (serial, *parent.boxes[: BOX_LEVELS - 1]) if boxed else parent.boxes,
                 parent.paid or (tag == "a" and paid_link(get("rel"), get("href"))),
+                (tag, serial) if tag in _LISTS else parent.in_list,
             )
             stack.append(frame)
         else:

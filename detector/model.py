@@ -145,6 +145,17 @@ class Scorer:
         self._class_cache: dict[tuple[int, tuple[str, ...]], tuple[float, float]] = {}
         self.verify: Callable[[], None] = _verified  # a model whose checksum is still being taken waits here
 
+    @property
+    def reads_markup(self) -> bool:
+        """Whether the model learnt anything of HTML markup (its full-page expert weighs the markup features or
+        knows class words): a model trained on text pages alone reads HTML by its text, where the chrome that
+        markup gives away (menus in lists of links, footers) reads much like article."""
+        expert = self.experts[0]
+        names = self.header["dense_names"]
+        markup = ("html", "tag_", "in_", "link_")
+        columns = [i for i, name in enumerate(names) if name.startswith(markup)]
+        return bool(expert.class_vocabulary) or any(row[i] != 0.0 for row in expert.dense_coef for i in columns)
+
     def __reduce__(self) -> NoReturn:
         raise TypeError(
             "a loaded model cannot be pickled (sent to another process): pass its path and call "
@@ -315,8 +326,8 @@ class Scorer:
         place, context), with their share of the score difference. Cheap, because both stages are linear: a
         feature's push is its weight difference times its value. Explained with the expert that weighs most
         for the page (the gate's weight is given)."""
+        probabilities = self.probabilities(paragraphs, blocks, repeats)  # reads the texts itself: once, not twice
         paragraphs = [reader_text(p) for p in paragraphs]
-        probabilities = self.probabilities(paragraphs, blocks, repeats)
         weight = 1.0 if blocks else self.gate(paragraphs)
         index = 0 if weight >= 0.5 else 1
         expert = self.experts[index]

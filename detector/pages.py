@@ -36,27 +36,39 @@ class LabelledParagraph(namedtuple("LabelledParagraph", "label text")):
 
 
 def parse_annotated(text: str) -> list[LabelledParagraph]:
-    """Read an annotated page (LF line endings); raises AnnotationError naming the first bad paragraph."""
+    """Read an annotated page (LF line endings); raises AnnotationError naming the first bad paragraph (counted
+    from 0, as ``detector review`` numbers them) and its line in the file."""
     blocks = split_blocks(text)
     paragraphs = []
     for index, block in enumerate(blocks):
         match = _PREFIX.match(block)
+        problem = ""
         if match is None or match.group(1) not in LABELS:
-            raise AnnotationError(f"paragraph {index} {_prefix_problem(block)}: {block[:50]!r}")
-        text = block[match.end() :]
-        if is_blank(text):  # "[editorial] " left behind when a draft's paragraph was deleted
-            raise AnnotationError(f"paragraph {index} has a label and no text: {block[:50]!r}")
-        if is_blank(text.partition("\n")[0]):  # dropping the prefix would leave a blank line: a paragraph break
-            raise AnnotationError(f"paragraph {index} has its text on the line after its label: {block[:50]!r}")
-        for number, line in enumerate(text.split("\n")[1:], 2):
-            inner = _PREFIX.match(line)
-            if inner is not None and inner.group(1) in LABELS:
-                raise AnnotationError(
-                    f"paragraph {index}, line {number} starts with a label: a blank line missing before it? "
-                    f"{line[:50]!r}"
-                )
-        paragraphs.append(LabelledParagraph(match.group(1), text))
+            problem = f"{_prefix_problem(block)}: {block[:50]!r}"
+        elif is_blank(content := block[match.end() :]):  # "[editorial] " left when a draft's paragraph was deleted
+            problem = f"has a label and no text: {block[:50]!r}"
+        elif is_blank(content.partition("\n")[0]):  # dropping the prefix would leave a blank line: a break
+            problem = f"has its text on the line after its label: {block[:50]!r}"
+        else:
+            for number, line in enumerate(content.split("\n")[1:], 2):
+                inner = _PREFIX.match(line)
+                if inner is not None and inner.group(1) in LABELS:
+                    problem = f"has a line that starts with a label (its line {number}): a blank line missing "
+                    problem += f"before it? {line[:50]!r}"
+                    break
+        if problem or match is None:
+            raise AnnotationError(f"paragraph {index} (line {_first_line(text, blocks, index)}) {problem}")
+        paragraphs.append(LabelledParagraph(match.group(1), content))
     return paragraphs
+
+
+def _first_line(text: str, blocks: list[str], index: int) -> int:
+    """The line of the file where paragraph ``index`` starts: worked out only for a message, as the blocks are
+    slices of the text in order."""
+    position = 0
+    for block in blocks[:index]:
+        position = text.find(block, position) + len(block)
+    return text.count("\n", 0, text.find(blocks[index], position)) + 1
 
 
 def _prefix_problem(block: str) -> str:

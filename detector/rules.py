@@ -89,10 +89,17 @@ def site_name(name: str | None) -> str:
     name in its ASCII form (``börse-müller.de`` is ``xn--brse-mller-ecb1f.de``, as crawlers write it), without
     ``www.`` and a final dot."""
     site = reader_text((name or "").strip()).lower().rstrip(".").removeprefix("www.")
-    try:
-        return site if site.isascii() else site.encode("idna").decode("ascii")
-    except UnicodeError:  # not a host name (a label of over 63 characters, an empty label): as it is
+    if site.isascii():
         return site
+    labels = [
+        label if label.isascii() else "xn--" + label.encode("punycode").decode("ascii")
+        for label in site.split(".")
+    ]
+    if not all(0 < len(label) <= 63 for label in labels):  # not a host name: as it is
+        return site
+    # Each label as IDNA 2008 and browsers write it (UTS 46, nontransitional): "straße" is xn--strae-oqa, not
+    # "strasse" as Python's own codec (IDNA 2003) has it, which is another domain
+    return ".".join(labels)
 
 
 def _field_matches(value: object, wanted: str) -> bool:

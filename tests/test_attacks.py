@@ -766,20 +766,18 @@ def test_review_never_overwrites_an_earlier_review_nor_reads_its_own_drafts(tmp_
     pages = tmp_path / "pages" / "site"
     pages.mkdir(parents=True)
     (pages / "P1.TXT").write_text(ARTICLE, encoding="utf-8")
-    drafts = tmp_path / "pages" / "drafts"
+    drafts = tmp_path / "drafts"
     first = run("detector", "review", tmp_path / "pages", "-o", drafts)
     assert first.returncode == 0, first.stderr
     assert sorted(p.name for p in drafts.iterdir()) == ["001-site-P1.txt", "REVIEW.md"]
     (drafts / "001-site-P1.txt").write_text("corrected\n", encoding="utf-8")
     again = run("detector", "review", tmp_path / "pages", "-o", drafts)
-    assert again.returncode == 1
+    assert again.returncode == 2  # a usage error, found before any work (round 24: it was 1)
     assert "holds an earlier review (001-site-P1.txt): give an empty or new folder" in again.stderr.decode()
     assert (drafts / "001-site-P1.txt").read_text(encoding="utf-8") == "corrected\n"
-    shutil.rmtree(drafts)
-    inside = tmp_path / "pages" / "notes"
-    inside.mkdir()
-    assert run("detector", "review", tmp_path / "pages", "-o", inside).returncode == 0
-    assert "1 of 1 pages" in (inside / "REVIEW.md").read_text(encoding="utf-8")  # its own drafts are not read
+    inside = tmp_path / "pages" / "notes"  # drafts inside the crawl would be read as its pages: refused
+    refused = run("detector", "review", tmp_path / "pages", "-o", inside)
+    assert refused.returncode == 2 and b"lies inside the input folder" in refused.stderr and not inside.exists()
 
 
 # Fifth attack round: batch planning and naming, detector review and evaluate.
@@ -1419,7 +1417,7 @@ def test_evaluate_refuses_one_fold_before_training_and_names_the_current_folder(
     )
     here = run("detector", "evaluate", ".", cwd=FIXTURE_CORPUS / "site-a")
     assert here.returncode == 0, here.stderr.decode()
-    assert "site-a: . (" in here.stdout.decode()
+    assert "site-a: ., shipped model (" in here.stdout.decode()
 
 
 def test_train_reads_crlf_pages_and_names_that_are_not_utf8(tmp_path):
@@ -1696,8 +1694,9 @@ def test_review_names_sites_by_their_first_folder_and_leaves_out_earlier_drafts(
                 "Weitere Artikel\n",
                 encoding="utf-8",
             )
-    first = run("detector", "review", crawl, "-o", crawl / "drafts1")
+    first = run("detector", "review", crawl, "-o", tmp_path / "drafts1")
     assert first.returncode == 0, first.stderr.decode()
+    shutil.move(tmp_path / "drafts1", crawl / "drafts1")  # as a review written inside the crawl before round 24
     report = (crawl / "drafts1" / "REVIEW.md").read_text(encoding="utf-8")
     assert "| alpha.de |" in report and "| beta.de |" in report and "2026" not in report.split("## ")[-1]
     second = run("detector", "review", crawl, "-o", tmp_path / "drafts2")
@@ -1758,7 +1757,7 @@ def test_an_annotated_paragraph_of_a_label_and_spaces_is_refused():
     from detector.pages import AnnotationError, parse_annotated
 
     for text in ("[editorial] Text\n\n[editorial] \n", "[editorial] Text\n\n[navigational]   \n"):
-        with pytest.raises(AnnotationError, match="paragraph 1 has a label and no text"):
+        with pytest.raises(AnnotationError, match=r"paragraph 1 \(line \d+\) has a label and no text"):
             parse_annotated(text)
 
 
@@ -2527,7 +2526,7 @@ def test_an_empty_data_label_and_a_label_over_an_empty_line_are_refused_and_htm_
     html = '<article data-label="editorial"><p>Der Text.</p><div data-label="">Depot eröffnen</div></article>'
     with pytest.raises(AnnotationError, match="paragraph 1 has data-label='', which is not one of"):
         parse_annotated_html(html)
-    with pytest.raises(AnnotationError, match="paragraph 0 has its text on the line after its label"):
+    with pytest.raises(AnnotationError, match=r"paragraph 0 \(line 1\) has its text on the line after its label"):
         parse_annotated("[editorial] \nDie Siemens-Aktie steigt.\n")
     page = tmp_path / "site" / "p.htm"
     page.parent.mkdir()
@@ -2701,3 +2700,191 @@ def test_an_html_fragment_on_standard_input_is_read_as_html():
     result = run("clean-article", "-k", "editorial,promotional,navigational", stdin=fragment)
     assert result.returncode == 0 and b"<" not in result.stdout
     assert result.stdout.decode().split("\n\n")[0] == "Siemens hebt Prognose an"
+
+
+# --- attack round 23: the decision knobs, explanations and output formats ------------------------------------
+
+
+def test_an_explanation_reads_the_page_as_the_labels_do_even_with_entities_escaped_twice():
+    from detector.api import explain
+
+    page = (
+        "Kering k&amp;auml;mpft mit Umsatzeinbr&amp;uuml;chen bei Gucci.\n\n"
+        "Jetzt Depot er&amp;ouml;ffnen &amp;amp; 100 &amp;euro; Bonus sichern\n"
+    )
+    for p, why in zip(classify(page), explain(page), strict=True):
+        assert why["label"] == p.label
+        assert why["probability"] == pytest.approx(p.probabilities[p.label], abs=1e-6)
+        others = {k: v for k, v in p.probabilities.items() if k != p.label}
+        assert why["runner_up"] == max(others, key=others.__getitem__)
+
+
+def test_as_html_writes_the_article_by_default_and_render_refuses_to_explain():
+    from detector.api import as_html
+
+    page = "Siemens hebt Prognose an\n\nDer Konzern rechnet nun mit mehr Umsatz.\n\nWeitere Artikel zu Siemens\n"
+    paragraphs = [p._replace(label=label) for p, label in zip(classify(page), LABELS, strict=False)]
+    kept = [p.text for p in paragraphs if p.label == "editorial"]
+    html = as_html(paragraphs)
+    assert all(f"<p>{t}</p>" in html for t in kept)
+    assert html.count("<p>") == len(kept) == 1
+    assert as_html(paragraphs, keep=LABELS).count("<p>") == 3
+    with pytest.raises(ValueError, match=r"render\(\) cannot explain.*explain\(\)"):
+        render(paragraphs, "explain")
+
+
+def test_html_output_keeps_numbered_lists_numbered_and_two_lists_two(tmp_path):
+    page = tmp_path / "p.html"
+    page.write_text(
+        "<ol><li>Erstens steigen die Zinsen.</li><li>Zweitens f&auml;llt der Dollar.</li></ol>"
+        "<ul><li>Ein Punkt einer zweiten Liste.</li></ul><menu><li>Ein Menüpunkt.</li></menu>"
+        "<dl><dt>KGV</dt><dd>Kurs geteilt durch Gewinn.</dd></dl><p>Ein Absatz.</p>",
+        encoding="utf-8",
+    )
+    result = run("clean-article", "-f", "html", "--min-editorial", "0", page)
+    assert result.returncode == 0, result.stderr
+    body = result.stdout.decode().split("<body>\n", 1)[1]
+    assert body == (
+        "<ol>\n<li>Erstens steigen die Zinsen.</li>\n<li>Zweitens fällt der Dollar.</li>\n</ol>\n"
+        "<ul>\n<li>Ein Punkt einer zweiten Liste.</li>\n</ul>\n<ul>\n<li>Ein Menüpunkt.</li>\n</ul>\n"
+        "<dl>\n<dt>KGV</dt>\n<dd>Kurs geteilt durch Gewinn.</dd>\n</dl>\n<p>Ein Absatz.</p>\n</body>\n</html>\n"
+    )
+
+
+@pytest.mark.parametrize("fmt", ["annotated", "explain"])
+def test_keep_with_a_format_that_shows_every_paragraph_is_said_not_to_be_used(fmt):
+    result = run("clean-article", "-f", fmt, "-k", "navigational", stdin=ARTICLE.encode())
+    assert result.returncode == 0
+    assert lines(result)[0] == f"note: --keep not used: -f {fmt} shows every paragraph with its label"
+    assert run("clean-article", "-f", fmt, "-k", "navigational", "-q", stdin=ARTICLE.encode()).stderr == b""
+
+
+# --- attack round 22: site memory and the batch engines ------------------------------------------------------
+
+
+def _site_page(number: int) -> bytes:
+    """One page of a made-up site: the same menu and footer, an article of its own."""
+    firm = ["Siemens", "Bayer", "Henkel", "Merck", "Symrise", "Beiersdorf"][number]  # numbers fold to 0
+    article = "".join(
+        f"<p>{firm} meldet im {quarter} Quartal einen deutlich {word} Umsatz als Analysten erwartet hatten.</p>"
+        for quarter, word in (("ersten", "höheren"), ("zweiten", "kleineren"), ("dritten", "stabilen"))
+    )
+    return (
+        '<html><head><meta charset="utf-8"></head><body><nav><ul><li><a href="/">Startseite</a></li>'
+        f'<li><a href="/m">Märkte</a></li></ul></nav><article><h1>Bericht über {firm}</h1>{article}</article>'
+        "<footer><p>Impressum · Datenschutz · Kontakt</p></footer></body></html>"
+    ).encode()
+
+
+def _site_warc(path: Path, bodies: list[bytes]) -> Path:
+    from warcio.statusandheaders import StatusAndHeaders
+    from warcio.warcwriter import WARCWriter
+
+    with open(path, "wb") as handle:
+        writer = WARCWriter(handle, gzip=False)
+        for body in bodies:
+            headers = StatusAndHeaders(
+                "200 OK", [("Content-Type", "text/html; charset=utf-8")], protocol="HTTP/1.1"
+            )
+            record = writer.create_warc_record(
+                f"https://ex.de/{zlib.crc32(body)}", "response", payload=io.BytesIO(body), http_headers=headers
+            )
+            writer.write_record(record)
+    return path
+
+
+def test_a_bad_warc_record_leaves_site_memory_of_the_others_as_it_was(tmp_path):
+    """An undecodable response ended the first pass for the rest of its file (memory silently off for every
+    good record), and a record cut short was counted there though never written."""
+    pages = [_site_page(n) for n in range(4)]
+    pdf = b"%PDF-1.4\n" + bytes(range(256)) * 20
+    _site_warc(tmp_path / "good.warc", pages)
+    _site_warc(tmp_path / "bad.warc", [pages[0], pdf, *pages[1:]])
+    good = run("clean-article", tmp_path / "good.warc", "-o", tmp_path / "out-good")
+    bad = run("clean-article", tmp_path / "bad.warc", "-o", tmp_path / "out-bad")
+    assert good.returncode == 0 and bad.returncode == 1
+    assert "note: site memory of 1 site(s), 4 pages" in bad.stderr.decode()
+
+    def records(path: Path) -> list[dict]:  # without the record ids and dates, which differ from file to file
+        return [
+            {k: v for k, v in json.loads(line).items() if k not in ("record_id", "date")} for line in open(path)
+        ]
+
+    assert records(tmp_path / "out-bad" / "bad.jsonl") == records(tmp_path / "out-good" / "good.jsonl")
+    two = _site_warc(tmp_path / "two.warc", pages[:2]).read_bytes()
+    three = _site_warc(tmp_path / "three.warc", pages[:3]).read_bytes()
+    (tmp_path / "cut.warc").write_bytes(three[: (len(two) + len(three)) // 2])  # the third record cut short
+    cut = run("clean-article", tmp_path / "cut.warc", "-o", tmp_path / "out-cut")
+    assert cut.returncode == 1 and b"cut short" in cut.stderr and b"site memory" not in cut.stderr
+
+
+def test_an_internationalised_host_with_sharp_s_is_its_punycode_as_browsers_write_it():
+    from detector.rules import site_name
+
+    assert site_name("straße.de") == site_name("xn--strae-oqa.de") == "xn--strae-oqa.de"
+    assert site_name("strasse.de") == "strasse.de"  # another domain (Python's IDNA 2003 codec made them one)
+    assert site_name("www.BÖRSE.de.") == "xn--brse-5qa.de"
+
+
+def test_a_followed_link_to_a_page_file_never_takes_the_real_files_page(tmp_path):
+    """Reached before its target, a link to a file took the real file's page, output and site, silently, and
+    the order of the command line decided which."""
+    for site, names in (("A", ["a0", "a1"]), ("B", ["b2", "b3", "b4"])):
+        (tmp_path / "crawl" / site).mkdir(parents=True)
+        for name in names:
+            (tmp_path / "crawl" / site / f"{name}.html").write_bytes(_site_page(int(name[1])))
+    (tmp_path / "crawl" / "A" / "link.html").symlink_to("../B/b2.html")
+    outputs = []
+    for order in (["A", "B"], ["B", "A"]):
+        out = tmp_path / f"out-{''.join(order)}"
+        result = run("clean-article", *(tmp_path / "crawl" / o for o in order), "--follow-links", "-o", out)
+        assert result.returncode == 0, result.stderr
+        link, real = tmp_path / "crawl" / "A" / "link.html", tmp_path / "crawl" / "B" / "b2.html"
+        assert f"note: {link}: a link to {real}, which is cleaned under its own name" in result.stderr.decode()
+        outputs.append({p.relative_to(out): p.read_bytes() for p in out.rglob("*.txt")})
+    assert outputs[0] == outputs[1] and Path("b2.txt") in outputs[0] and Path("link.txt") not in outputs[0]
+
+
+# --- attack round 24: the own-sites workflow -----------------------------------------------------------------
+
+
+def test_html_given_to_a_model_that_never_saw_html_is_said_to_be_read_by_its_text_alone():
+    """A model trained on text pages alone kept 221 paragraphs of a real full page as article (the shipped
+    model 24), without a word: its markup weights are all zero, which the scorer can tell."""
+    scorer = model.load()  # a fresh copy: the one load_model() shares stays as it is
+    assert scorer.reads_markup
+    expert = scorer.experts[0]
+    expert.class_vocabulary = frozenset()
+    expert.dense_coef = [
+        [
+            0.0 if name.startswith(("html", "tag_", "in_", "link_")) else c
+            for c, name in zip(row, scorer.header["dense_names"])
+        ]
+        for row in expert.dense_coef
+    ]
+    assert not scorer.reads_markup
+    config = batch.RunConfig()
+    for kind in ("html", "warc"):
+        (note,) = batch.unused_options(kind, "p", config, scorer)
+        assert note.startswith("p: the model was trained on no HTML page, so this HTML is read by its text alone")
+    assert batch.unused_options("text", "p", config, scorer) == []
+    assert batch.unused_options("jsonl", "p", config, scorer) == []
+    assert len(batch.unused_options("jsonl", "p", config._replace(html_field="html"), scorer)) == 1
+    assert batch.unused_options("html", "p", config) == []  # the shipped model reads markup
+
+
+def test_the_compared_tools_read_an_annotated_html_pages_own_html():
+    """Fed one <p> per paragraph, trafilatura lost every structure of the page (navigational leak 100 %
+    against 40 % on the page itself), and the report said the tools read the original HTML."""
+    from detector.pages import load_corpus
+    from detector.workbench.evaluate import pages_of, with_page_html
+
+    corpus = with_page_html(load_corpus(FIXTURE_CORPUS), FIXTURE_CORPUS)
+    pages = dict(zip(corpus["page"].unique(), pages_of(corpus)))
+    html_pages = [name for name in pages if name.endswith(".html")]
+    assert html_pages and len(html_pages) < len(pages)
+    for name, page in pages.items():
+        if name.endswith(".html"):
+            assert page.html == (FIXTURE_CORPUS / name).read_text(encoding="utf-8")
+        else:
+            assert page.html is None

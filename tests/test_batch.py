@@ -118,7 +118,12 @@ def test_symlinks_are_not_followed_unless_asked_and_loops_end(tree, tmp_path):
     assert "link.txt" not in outputs(tmp_path / "out")
     assert "symbolic link (use --follow-links)" in result.stderr.decode()
     result = run("clean-article", tree, "-o", tmp_path / "followed", "--follow-links", "--jobs", "1")
-    assert "link.txt" in outputs(tmp_path / "followed")
+    followed = outputs(tmp_path / "followed")
+    assert "top.txt" in followed and "link.txt" not in followed  # the page is the real file's, the link noted
+    assert (
+        f"{tree / 'link.txt'}: a link to {tree / 'top.txt'}, which is cleaned under its own name"
+        in result.stderr.decode()
+    )
     assert "link loop" in result.stderr.decode()
 
 

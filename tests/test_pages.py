@@ -39,27 +39,35 @@ def test_single_multi_line_paragraph_is_not_split_into_lines():
 @pytest.mark.parametrize(
     ("page", "message"),
     [
-        ("[editorial] Gut\n\nohne Label\n", "paragraph 1 has no [label] prefix: 'ohne Label'"),
+        ("[editorial] Gut\n\nohne Label\n", "paragraph 1 (line 3) has no [label] prefix: 'ohne Label'"),
+        (
+            "[navigational] Menü\n\n" * 40 + "\n\n[editoral] Text",
+            "paragraph 40 (line 83) has the label [editoral]",
+        ),
         (
             "[werbung] Falsches Label\n",
-            "paragraph 0 has the label [werbung], which is not one of editorial, promotional, navigational: "
+            "paragraph 0 (line 1) has the label [werbung], which is not one of editorial, promotional, "
+            "navigational: "
             "'[werbung] Falsches Label'",
         ),
         (
             "[Editorial] Gross geschrieben\n",
-            "paragraph 0 has the label [Editorial], which is not one of editorial, promotional, navigational: "
+            "paragraph 0 (line 1) has the label [Editorial], which is not one of editorial, promotional, "
+            "navigational: "
             "'[Editorial] Gross geschrieben'",
         ),
-        ("[editorial]ohne Leerzeichen\n", "paragraph 0 needs one space between its label and its text"),
-        ("[editorial]\tTab\n", "paragraph 0 needs one space between its label and its text"),
-        ("[editorial] Gut\n\n[navigational]\n", "paragraph 1 has a label and no text: '[navigational]'"),
+        ("[editorial]ohne Leerzeichen\n", "paragraph 0 (line 1) needs one space between its label and its text"),
+        ("[editorial]\tTab\n", "paragraph 0 (line 1) needs one space between its label and its text"),
+        ("[editorial] Gut\n\n[navigational]\n", "paragraph 1 (line 3) has a label and no text: '[navigational]'"),
         (
             "[editorial] Der DAX stieg.\n[promotional] Jetzt Depot eröffnen!\n",
-            "paragraph 0, line 2 starts with a label: a blank line missing before it? '[promotional] Jetzt Depot",
+            "paragraph 0 (line 1) has a line that starts with a label (its line 2): a blank line missing "
+            "before it? "
+            "'[promotional] Jetzt Depot",
         ),
     ],
 )
-def test_a_paragraph_without_a_known_label_is_an_error_that_says_what_is_wrong(page, message):
+def test_a_paragraph_without_a_known_label_is_an_error_that_says_what_is_wrong_and_where(page, message):
     with pytest.raises(AnnotationError) as caught:
         parse_annotated(page)
     assert str(caught.value).startswith(message)

@@ -343,24 +343,15 @@ def _evaluate(args: argparse.Namespace) -> None:
 
 
 def _review(args: argparse.Namespace) -> None:
-    from detector.workbench.review import earlier_review, first_page, review
+    from detector.workbench.review import output_problem, review
 
     if args.budget < 1:
         raise _Usage("--budget must be 1 or more")
     missing = [page for page in args.pages if not page.exists()]
     if missing:
         raise _Failed(f"{missing[0]}: no such file or folder")
-    if args.output.is_symlink() and not args.output.exists():
-        raise _Usage(f"-o {args.output} is a symbolic link to {os.readlink(args.output)}, which does not exist")
-    if args.output.exists() and not args.output.is_dir():
-        raise _Usage(f"-o {args.output} is a file, not a folder")
-    if any(page.is_dir() and page.resolve() == args.output.resolve() for page in args.pages):
-        raise _Usage(f"-o {args.output} is an input folder: give the drafts a folder of their own")
-    if args.output.is_dir() and not earlier_review(args.output) and (own := first_page(args.output)):
-        raise _Usage(
-            f"-o {args.output} holds pages ({own}): give the drafts a folder of their own (training on the "
-            "folder would take the uncorrected drafts for labels, and a review would leave its pages out)"
-        )
+    if problem := output_problem(args.pages, args.output):
+        raise _Usage(f"-o {args.output} {problem}")
     _check_folder_place(args.output, "-o", args.output)
     sys.stderr.write(f"wrote {review(args.pages, args.output, args.budget, args.model)}\n")
 

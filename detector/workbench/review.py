@@ -36,7 +36,11 @@ from detector.pages import AnnotationError, LabelledParagraph, format_annotated,
 from detector.segment import decode, normalise_newlines, split_blocks
 from detector.workbench.metrics import UNCERTAIN
 
-SIMILAR = 0.6  # pages sharing this share of their distinct words are near-duplicates
+# Near-duplicates: pages whose distinct words overlap by this Jaccard share (shared words over all words of the
+# two). At 0.5 at least half of EACH page's words are shared, so a short page whose function words all occur in a
+# long page is not one; on the dev set unrelated pages (of one site too) stay below 0.3, while a page with its
+# longest paragraph replaced keeps 0.6 or more and a gzipped or HTML copy about 1.
+SIMILAR = 0.5
 
 
 @dataclass
@@ -62,27 +66,26 @@ class Candidate:
 
 
 # What clean-article reads in folders as pages, gzipped or not; JSON Lines and WARC files hold records.
-PAGE_SUFFIXES = tuple(glob.removeprefix("*") for glob in DEFAULT_GLOBS["text"] + DEFAULT_GLOBS["html"])
+PAGE_GLOBS = DEFAULT_GLOBS["text"] + DEFAULT_GLOBS["html"]
+PAGE_SUFFIXES = tuple(glob.removeprefix("*") for glob in PAGE_GLOBS)
 RECORD_SUFFIXES = tuple(glob.removeprefix("*") for glob in DEFAULT_GLOBS["jsonl"] + DEFAULT_GLOBS["warc"])
 
 
-def page_files(inputs: list[Path], leave_out: Path | None = None) -> dict[Path, str]:
+def page_files(inputs: list[Path]) -> tuple[dict[Path, str], int]:
     """The text, Markdown and HTML pages under the inputs (files or folders, walked recursively, any case of
-    suffix, gzipped or not),
-    sorted, each once however often it is named, with their site: the first folder below the input, as
-    ``detector train`` counts sites (a page named itself: its folder). Not walked: the folder ``leave_out``
-    (the drafts' own, when it lies inside an input), an earlier review's drafts (a folder with ``REVIEW.md``)
-    and folders behind symbolic links (each with a note)."""
+    suffix, gzipped or not), sorted, each once however often it is named, with their site: the first folder
+    below the input, as ``detector train`` counts sites (a page named itself: its folder); and how many files
+    in the folders were passed over for their names, so that a crawl of ``index.php`` pages is told why it has
+    no page. Not walked: an earlier review's drafts (a folder with ``REVIEW.md``) and folders behind symbolic
+    links (each with a note)."""
     found: dict[str, tuple[Path, str]] = {}
-    skip = leave_out.resolve() if leave_out is not None else None
+    passed_over = 0
     for root in inputs:
         if root.is_dir():
             for folder, subfolders, names in os.walk(root):
                 kept = []
                 for name in sorted(subfolders):
                     inner = Path(folder) / name
-                    if inner.resolve() == skip:
-                        continue
                     if inner.is_symlink():
                         sys.stderr.write(f"note: {display(inner)}: left out (a symbolic link to a folder)\n")
                     elif (inner / "REVIEW.md").is_file():
@@ -95,6 +98,8 @@ def page_files(inputs: list[Path], leave_out: Path | None = None) -> dict[Path, 
                         sys.stderr.write(
                             f"note: {display(Path(folder) / name)}: left out (records are not pages)\n"
                         )
+                    elif not name.lower().endswith(PAGE_SUFFIXES) and not name.endswith(TEMP_SUFFIX):
+                        passed_over += 1
                     if name.lower().endswith(PAGE_SUFFIXES) and not name.endswith(TEMP_SUFFIX):
                         path = Path(folder) / name
                         if path.is_file():  # not a FIFO (review waited for ever), a device or a link to one
@@ -107,7 +112,19 @@ def page_files(inputs: list[Path], leave_out: Path | None = None) -> dict[Path, 
             found.setdefault(os.path.realpath(root), (root, root.resolve().parent.name))
         elif root.exists():
             sys.stderr.write(f"note: {display(root)}: left out (not a regular file)\n")
-    return dict(sorted(found.values()))
+    return dict(sorted(found.values())), passed_over
+
+
+def no_page_message(passed_over: int) -> str:
+    """Why review has nothing to read when no file of the inputs had a page's name: the files named one by one
+    are read whatever their names (a wget crawl's ``index.php``), so say which names count and how to do that."""
+    names = f"review reads {', '.join(PAGE_GLOBS)}"
+    if not passed_over:
+        return f"no page among the inputs ({names})"
+    return (
+        f"no page among the inputs: {passed_over} file(s) passed over for their names ({names}; name them one "
+        "by one to read them anyway)"
+    )
 
 
 def first_page(folder: Path) -> Path | None:
@@ -118,6 +135,41 @@ def first_page(folder: Path) -> Path | None:
             if name.lower().endswith(PAGE_SUFFIXES):
                 return Path(parent) / name
     return None
+
+
+def output_problem(inputs: list[Path], out: Path) -> str:
+    """Why the drafts must not be written to ``out`` ('' when they may), said of ``out`` ("is a file, ..."),
+    for ``detector review`` to refuse before any work and for :func:`review` called as a library."""
+    if out.is_symlink() and not out.exists():
+        return f"is a symbolic link to {os.readlink(out)}, which does not exist"
+    if out.exists() and not out.is_dir():
+        return "is a file, not a folder"
+    target = out.resolve()
+    folders = [page.resolve() for page in inputs if page.is_dir()]
+    if target in folders:
+        return "is an input folder: give the drafts a folder of their own"
+    if found := earlier_review(out):
+        return f"holds an earlier review ({display(found)}): give an empty or new folder"
+    if out.is_dir() and (own := first_page(out)):
+        return (
+            f"holds pages ({own}): give the drafts a folder of their own (training on the folder would take the "
+            "uncorrected drafts for labels, and a review would leave its pages out)"
+        )
+    for page, folder in zip([page for page in inputs if page.is_dir()], folders):
+        if folder in target.parents:
+            return (
+                f"lies inside the input folder {page}: clean-article and later reviews would read the drafts and "
+                f"REVIEW.md as pages of the crawl; give a folder beside it{_beside(page)}"
+            )
+    return ""
+
+
+def _beside(folder: Path) -> str:
+    """An example of a drafts folder beside an input folder (`` (e.g. crawl-drafts)``), as the user named the
+    input where that has a name ('' for the root folder)."""
+    given = Path(os.path.normpath(folder))
+    named = given if given.name not in ("", "..") else folder.resolve()
+    return f" (e.g. {named.with_name(named.name + '-drafts')})" if named.name else ""
 
 
 def earlier_review(out: Path) -> str:
@@ -179,8 +231,8 @@ def pick(candidates: list[Candidate], budget: int) -> list[Candidate]:
     while pool and len(picked) < budget:
         best = max(pool, key=lambda c: c.worth / (2 ** per_site.get(c.site, 0)))
         pool.remove(best)
-        twin = next((other for other in picked if _overlap(best.words, other.words) >= SIMILAR), None)
-        if twin is not None:
+        twin = max(picked, key=lambda other: _overlap(best.words, other.words), default=None)
+        if twin is not None and _overlap(best.words, twin.words) >= SIMILAR:
             sys.stderr.write(f"note: {display(best.path)}: left out (nearly the text of {display(twin.path)})\n")
             continue
         picked.append(best)
@@ -189,18 +241,22 @@ def pick(candidates: list[Candidate], budget: int) -> list[Candidate]:
 
 
 def _overlap(a: frozenset[str], b: frozenset[str]) -> float:
-    return len(a & b) / max(1, min(len(a), len(b)))
+    """The Jaccard share of two pages' distinct words: high only when most of BOTH pages is shared (over the
+    smaller page, a short page whose function words all occur in a long one counted as its duplicate)."""
+    return len(a & b) / max(1, len(a | b))
 
 
 def review(inputs: list[Path], out: Path, budget: int = 20, model: Path | None = None) -> Path:
     """Pick the pages most worth labelling, write them as annotated drafts into ``out`` and the report
     ``REVIEW.md`` beside them; returns the report's path."""
-    found = earlier_review(out)
-    if found:
-        raise ValueError(f"{display(out)} holds an earlier review ({display(found)}): give an empty or new folder")
+    if problem := output_problem(inputs, out):
+        raise ValueError(f"{display(out)} {problem}")
+    paths, passed_over = page_files(inputs)
+    if not paths:
+        raise ValueError(no_page_message(passed_over))
     scorer = load_model(model)
     candidates = []
-    for path, site in page_files(inputs, out).items():
+    for path, site in paths.items():
         read = candidate(path, scorer, site)
         if isinstance(read, str):
             sys.stderr.write(f"note: {display(path)}: left out ({read})\n")
@@ -214,10 +270,12 @@ def review(inputs: list[Path], out: Path, budget: int = 20, model: Path | None =
         "# Pages to label first",
         "",
         f"{len(chosen)} of {len(candidates)} pages, most worth a correction first. Each draft holds the model's "
-        "labels in the annotated format of LABELS.md: correct them, then train with `detector train --data "
-        "training_data --data <your folder>`. Expected errors: the sum over a page's paragraphs of one minus the "
-        f"probability of the chosen label; new words: the share the model has no weight for; paragraphs below "
-        f"{UNCERTAIN:.0%} are listed to look at first.",
+        "labels in the annotated format of LABELS.md: correct them, move each corrected draft into "
+        "`mysites/<site>/`, one folder per site (a draft's name is its rank, its site and its page: "
+        "`001-<site>-<page>.txt`; training counts each folder as a site, and the drafts of all sites lie in one), "
+        "then train with `detector train --data training_data --data mysites`. Expected errors: the sum over a "
+        "page's paragraphs of one minus the probability of the chosen label; new words: the share the model has "
+        f"no weight for; paragraphs below {UNCERTAIN:.0%} are listed to look at first.",
         "",
         "| # | draft | source | expected errors | new words | uncertain paragraphs |",
         "|---|---|---|---|---|---|",

@@ -965,7 +965,7 @@ def train(data: Path | list[Path], out: Path, folds: int = 5, jobs: int = 2) -> 
         "model_sha256": hashlib.sha256(body).hexdigest(),
         "code_fingerprint_sha256": code_fingerprint(),
         "training_data": {
-            "folders": [root.name for root in roots],
+            "folders": [str(root) for root in roots],  # as given: two folders named alike stay two
             "fingerprint_sha256": fingerprint(*roots),
             "pages": int(corpus["page"].nunique()),
             "sites": int(corpus["site"].nunique()),
