@@ -60,6 +60,7 @@ class Paragraph(NamedTuple):
     decided_by: str = "model"  # or "rule:<name>" when one of the user's rules decided it
     list_tag: str = ""  # for HTML input: the list it stands in ("ul", "ol", "dl", "menu"), "" outside lists
     list_id: int = 0  # for HTML input: which list of the page (the items of one list share it)
+    item_id: int = 0  # for HTML input: which item of its list (the paragraphs of one <li> share it)
 
 
 def load_model(
@@ -185,7 +186,14 @@ def label_stream(
             if window_blocks:
                 b = window_blocks[k]
                 paragraph = Paragraph(
-                    index, window_texts[k], labels[k], probs, b.tag, list_tag=b.list_tag, list_id=b.list_id
+                    index,
+                    window_texts[k],
+                    labels[k],
+                    probs,
+                    b.tag,
+                    list_tag=b.list_tag,
+                    list_id=b.list_id,
+                    item_id=b.item_id,
                 )
             else:
                 paragraph = Paragraph(index, window_texts[k], labels[k], probs)
@@ -493,6 +501,12 @@ class PageWriter:
         self.kept = 0
         self._kept_texts: list[str] = []  # for json's "text"
         self._list: tuple[str, int] | None = None  # -f html: the list element open and which list of the page
+        self._numbers: dict[int, tuple[int, int]] = {}  # -f html: per list of the page its last item and count
+        self._number = 0  # -f html: the number of the last item written in the open list
+        self._item: int | None = None  # -f html: the item element open (its item_id), its tag, its content
+        self._item_tag = "li"
+        self._item_empty = True
+        self._term = False  # -f html: whether the open <dl> has had a term
         self._html_open = False  # the document's head is written with the first kept paragraph (its title)
         # annotated: the first paragraph with a line that begins with a label, which the format cannot tell
         # from a missing blank line (``detector.pages.parse_annotated`` refuses the page)
@@ -508,6 +522,8 @@ class PageWriter:
         kept = p.label in self.keep
         if kept:
             self.kept += 1
+        if self.fmt == "html" and p.list_id:
+            self._count_item(p)
         out = self._render(p, explanation, first, kept)
         if out:
             self._last = out
@@ -535,18 +551,54 @@ class PageWriter:
         out = "" if self._html_open else _html_head(p.text.split("\n", 1)[0])
         self._html_open = True
         text = escape(p.text).translate(_NOT_IN_HTML).replace("\n", "<br>\n")
-        is_item = p.tag in ("li", "dt", "dd")
+        heading = p.tag in ("h1", "h2", "h3", "h4", "h5", "h6")
+        if not p.list_id and p.tag not in ("li", "dt", "dd"):
+            return (
+                out + self._close_list() + (f"<{p.tag}>{text}</{p.tag}>" if heading else f"<p>{text}</p>") + "\n"
+            )
+        # A list item, or a paragraph or heading inside one (<li><h3>…</h3><p>…</p></li>): one list element per
+        # list of the page (two lists side by side stay two), one item element per item (its paragraphs in
+        # it), and an <ol> numbered as the page numbers it where items were left out or a nested list
+        # interrupted it
         kind = {"ol": "ol", "dl": "dl"}.get(p.list_tag, "ul")  # a <menu> is a list of bullets, as browsers show it
-        in_list = (kind, p.list_id) if is_item else None
-        if in_list != self._list:  # one list element per list of the page: two lists side by side stay two
-            out += (f"</{self._list[0]}>\n" if self._list else "") + (f"<{kind}>\n" if in_list else "")
-            self._list = in_list
-        if p.tag in ("h1", "h2", "h3", "h4", "h5", "h6"):
-            return out + f"<{p.tag}>{text}</{p.tag}>\n"
-        if is_item:
-            item = ("dd" if p.tag == "li" else p.tag) if kind == "dl" else "li"
-            return out + f"<{item}>{text}</{item}>\n"
-        return out + f"<p>{text}</p>\n"
+        number = self._numbers.get(p.list_id, (0, 1))[1]
+        if self._list != (kind, p.list_id):
+            out += self._close_list()
+            out += f'<ol start="{number}">\n' if kind == "ol" and number != 1 else f"<{kind}>\n"
+            self._list, self._term, self._number = (kind, p.list_id), False, number - 1
+        if p.item_id == 0 or p.item_id != self._item:
+            out += self._close_item()
+            item = ("dt" if p.tag == "dt" else "dd") if kind == "dl" else "li"
+            if item == "dd" and not self._term:  # HTML5: a <dl>'s descriptions follow a term
+                out += "<dt></dt>\n"
+            self._term = self._term or item == "dt"
+            value = f' value="{number}"' if kind == "ol" and number != self._number + 1 else ""
+            out += f"<{item}{value}>"
+            self._item, self._item_tag, self._number, self._item_empty = p.item_id, item, number, True
+        if heading:
+            out += f"<{p.tag}>{text}</{p.tag}>"
+        elif p.tag in ("li", "dt", "dd") and self._item_empty:
+            out += text
+        else:
+            out += f"<p>{text}</p>"
+        self._item_empty = False
+        return out
+
+    def _count_item(self, p: Paragraph) -> None:
+        """Number every item of every list, kept or not, as the page shows them (for -f html's <ol>)."""
+        last, count = self._numbers.get(p.list_id, (-1, 0))
+        if p.item_id == 0 or p.item_id != last:
+            self._numbers[p.list_id] = (p.item_id, count + 1)
+
+    def _close_item(self) -> str:
+        closing = f"</{self._item_tag}>\n" if self._item is not None else ""
+        self._item = None
+        return closing
+
+    def _close_list(self) -> str:
+        closing = self._close_item() + (f"</{self._list[0]}>\n" if self._list else "")
+        self._list = None
+        return closing
 
     def finish(self) -> str:
         """The rest of the output once every paragraph was added."""
@@ -557,8 +609,7 @@ class PageWriter:
             verdict_json = json.dumps(self.counter.result(), ensure_ascii=False)
             out = f'{head}], "text": {text}, "verdict": {verdict_json}}}'
         elif fmt == "html":
-            closing = f"</{self._list[0]}>\n" if self._list else ""
-            out = ("" if self._html_open else _html_head("")) + closing + _HTML_FOOT
+            out = ("" if self._html_open else _html_head("")) + self._close_list() + _HTML_FOOT
         else:
             out = ""
         if self.final_newline and (out or self._last) and not (out or self._last).endswith("\n"):
@@ -603,6 +654,7 @@ def _paragraph_record(p: Paragraph) -> dict:
         "decided_by": p.decided_by,
         "text": p.text,
         **({"tag": p.tag} if p.tag else {}),
+        **({"list_tag": p.list_tag, "list_id": p.list_id, "item_id": p.item_id} if p.list_id else {}),
     }
 
 

@@ -171,6 +171,7 @@ class Block(NamedTuple):
     paid_chars: int = 0  # characters of the text that sit inside paid links (``paid_link``)
     list_tag: str = ""  # the list it stands in ("ul", "ol", "dl", "menu"; the nearest), for -f html alone
     list_id: int = 0  # which list of the page (items of one list share it), 0 outside lists
+    item_id: int = 0  # which item of its list (the paragraphs of one <li> share it), 0 outside items
 
 
 class _Frame(NamedTuple):
@@ -185,7 +186,7 @@ class _Frame(NamedTuple):
     group: int
     boxes: tuple[int, ...]
     paid: bool
-    in_list: tuple[str, int] = ("", 0)  # the nearest list element around it and its serial
+    in_list: tuple[str, int, int] = ("", 0, 0)  # the nearest list element around it, its serial, the item's
 
 
 _SKIPPED = _Frame("#skipped", False, 0, (), None, False, 0, 0, 0, (), False)
@@ -453,7 +454,11 @@ def _walk(root) -> Iterator[Block]:
                 serial if boxed else parent.group,
                 (serial, *parent.boxes[: BOX_LEVELS - 1]) if boxed else parent.boxes,
                 parent.paid or (tag == "a" and paid_link(get("rel"), get("href"))),
-                (tag, serial) if tag in _LISTS else parent.in_list,
+                (tag, serial, 0)
+                if tag in _LISTS
+                else (*parent.in_list[:2], serial)
+                if tag in ("li", "dt", "dd")
+                else parent.in_list,
             )
             stack.append(frame)
         else:

@@ -2888,3 +2888,29 @@ def test_the_compared_tools_read_an_annotated_html_pages_own_html():
             assert page.html == (FIXTURE_CORPUS / name).read_text(encoding="utf-8")
         else:
             assert page.html is None
+
+
+def test_html_output_keeps_an_items_paragraphs_in_it_and_numbers_as_the_page_does(tmp_path):
+    """Round 25: items holding <p> or a heading left their list, a nested list restarted the <ol> at 1, a left-
+    out item renumbered the rest, and a <dd> without its <dt> was not valid HTML5."""
+    page = tmp_path / "p.html"
+    page.write_text(
+        "<ol><li><p>Der Gewinn stieg.</p></li><li>Die Kosten sanken.<ul><li>Vor allem im Einkauf.</li></ul></li>"
+        "<li><h3>Prognose</h3><p>Sie steigt leicht.</p></li><li>Werbung</li><li>Fazit der Liste.</li></ol>"
+        "<dl><dt>Anzeige</dt><dd>Der Umsatz stieg auf 7,8 Milliarden Euro.</dd></dl>",
+        encoding="utf-8",
+    )
+    rules = tmp_path / "r.toml"
+    rules.write_text('[[rule]]\nname = "ads"\naction = "drop"\nmatch = "^(Werbung|Anzeige)$"\n', encoding="utf-8")
+    result = run("clean-article", "-f", "html", "--min-editorial", "0", "--rules", rules, page)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.decode().split("<body>\n", 1)[1] == (
+        "<ol>\n<li><p>Der Gewinn stieg.</p></li>\n<li>Die Kosten sanken.</li>\n</ol>\n"
+        "<ul>\n<li>Vor allem im Einkauf.</li>\n</ul>\n"
+        '<ol start="3">\n<li><h3>Prognose</h3><p>Sie steigt leicht.</p></li>\n'
+        '<li value="5">Fazit der Liste.</li>\n</ol>\n'
+        "<dl>\n<dt></dt>\n<dd>Der Umsatz stieg auf 7,8 Milliarden Euro.</dd>\n</dl>\n</body>\n</html>\n"
+    )
+    record = json.loads(run("clean-article", "-f", "json", "--min-editorial", "0", page).stdout)
+    first = record["paragraphs"][0]
+    assert (first["tag"], first["list_tag"]) == ("p", "ol") and first["list_id"] > 0 and first["item_id"] > 0
