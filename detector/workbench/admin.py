@@ -21,6 +21,7 @@ from detector.model import ModelError
 
 DEVSET = Path("..") / "shared" / "devset"
 EXAMPLE = Path("..") / "shared" / "examples" / "microsoft-ki-poker.txt"
+_CHECKOUT = Path(__file__).resolve().parents[2]  # the repository root, in a checkout
 
 
 class _Failed(Exception):
@@ -133,9 +134,8 @@ def admin_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--pages",
         type=_path,
-        default=Path("training_data"),
         metavar="DIR",
-        help="pages when the dev set is absent",
+        help="annotated pages to time instead of the dev set's (default: the dev set, else training_data)",
     )
     bench.add_argument("--train", action="store_true", help="also time `detector train` on the full corpus")
     return parser
@@ -361,6 +361,14 @@ def _bench(args: argparse.Namespace) -> None:
 
     if args.runs < 1 or args.files < 1:
         raise _Usage(f"--{'runs' if args.runs < 1 else 'files'} must be 1 or more")
-    if not EXAMPLE.exists():
-        raise _Failed(f"{EXAMPLE} is needed for the cold-start measurement")
-    _show(bench(EXAMPLE, args.pages, args.runs, args.files, args.train))
+    if args.pages is not None and not args.pages.is_dir():
+        raise _Usage(f"--pages {args.pages}: no such folder")
+    # ../shared beside the working folder, as every command finds it, else beside this checkout
+    example = next((path for path in (EXAMPLE, _CHECKOUT / EXAMPLE) if path.exists()), None)
+    if example is None:
+        raise _Failed(
+            f"{EXAMPLE} is needed for the cold-start measurement (looked for beside the working folder and "
+            f"beside the checkout {_CHECKOUT})"
+        )
+    pages = args.pages if args.pages is not None else Path("training_data")
+    _show(bench(example, pages, args.runs, args.files, args.train, prefer_pages=args.pages is not None))

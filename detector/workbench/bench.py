@@ -9,10 +9,12 @@ stderr, one line per step.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import platform
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -40,30 +42,50 @@ def say(message: str) -> None:
 
 
 def run_measured(command: list[str], stdin: Path | None = None) -> float:
-    """Wall time (s) of one whole process."""
+    """Wall time (s) of one whole process, which must succeed: a tool that fails at once (a traceback is exit
+    1 too) was timed as the fastest start of all."""
     start = time.perf_counter()
     with open(stdin or os.devnull, "rb") as source:
-        result = subprocess.run(command, stdin=source, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        result = subprocess.run(command, stdin=source, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     elapsed = time.perf_counter() - start
-    if result.returncode not in (0, 1):
-        raise RuntimeError(f"{command[0]} exited with {result.returncode}")
+    if result.returncode != 0:
+        raise RuntimeError(
+            f"{Path(command[0]).name} failed (exit {result.returncode}): {_last_line(result.stderr)}"
+        )
     return elapsed
+
+
+def _last_line(stderr: bytes) -> str:
+    lines = stderr.decode("utf-8", "replace").strip().splitlines()
+    return lines[-1][:200] if lines else "no message"
 
 
 _RSS_PROBE = (
     "import resource, subprocess, sys; "
-    "subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL); "
-    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+    "code = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode; "
+    "print(code, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
 )
 
 
 def peak_rss_mb(command: list[str]) -> float:
     """Peak RSS of one whole process, measured from a small probe process: a child forked from this
-    benchmark (numpy, pandas and the compared tools loaded) would count this process's memory before its exec."""
-    probe = subprocess.run(
-        [sys.executable, "-c", _RSS_PROBE, *command], capture_output=True, text=True, check=True
+    benchmark (numpy, pandas and the compared tools loaded) would count this process's memory before its exec.
+    The probe and the process run in a session of their own, ended with the benchmark (a SIGTERM to it left
+    the measured process running, writing into a folder the benchmark had removed)."""
+    probe = subprocess.Popen(
+        [sys.executable, "-c", _RSS_PROBE, *command], stdout=subprocess.PIPE, text=True, start_new_session=True
     )
-    return int(probe.stdout) / 1024
+    try:
+        out, _ = probe.communicate()
+    except BaseException:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(probe.pid, signal.SIGKILL)
+        probe.wait()
+        raise
+    code, peak = out.split()
+    if probe.returncode != 0 or code != "0":
+        raise RuntimeError(f"{Path(command[0]).name} failed (exit {code}) while its peak RSS was measured")
+    return int(peak) / 1024
 
 
 def median_spread(values: list[float]) -> tuple[float, float, float]:
@@ -80,29 +102,37 @@ def items_per_second(work: Callable[[str], object], items: list[str]) -> float:
 
 
 def _competitors() -> dict[str, Callable[[str], object]]:
-    """The compared tools' in-process extraction from HTML, those that are installed."""
+    """The compared tools' in-process extraction from HTML, those that are installed (each one that is not is
+    said once: its row is missing from the table)."""
     tools: dict[str, Callable[[str], object]] = {}
+    missing = []
     try:
         import trafilatura
 
         tools["trafilatura"] = trafilatura.extract
     except ImportError:
-        pass
+        missing.append("trafilatura")
     try:
         from boilerpy3 import extractors
 
         extractor = extractors.ArticleExtractor(raise_on_failure=False)
         tools["boilerpy3"] = extractor.get_content
     except ImportError:
-        pass
+        missing.append("boilerpy3")
     try:
         import justext
 
         stoplist = justext.get_stoplist("German")
         tools["jusText"] = lambda page: justext.justext(page.encode("utf-8"), stoplist, encoding="utf-8")
     except ImportError:
-        pass
+        missing.append("jusText")
+    if missing and not _SAID:
+        say(f"note: {', '.join(missing)} not installed, left out of the table (make install installs them)")
+        _SAID.add("missing tools")
     return tools
+
+
+_SAID: set[str] = set()  # notes said once a run
 
 
 def _fresh_caches() -> None:
@@ -272,12 +302,32 @@ def site_memory_rows(work: Path, folder: Path, files: int) -> list[tuple[str, st
     ratios = [on / off for on, off in zip(timings[True], timings[False])]
     return [
         (
-            f"site memory: folder of {files:,} pages in sites of 100, --jobs 1",
+            f"site memory: folder of {files:,} pages in sites of {min(files, 100)}, --jobs 1",
             f"{statistics.median(timings[True]):.1f} s, peak RSS {rss[True]:.0f} MB",
             f"without: {statistics.median(timings[False]):.1f} s, {rss[False]:.0f} MB",
             f"{statistics.median(ratios):.2f}× the time",
         )
     ]
+
+
+def _pages(example: Path, pages_root: Path, prefer_pages: bool) -> tuple[list[str], list[str], str]:
+    """The text pages and the HTML pages to time, and what they are."""
+    devset = example.parent.parent / "devset"
+    html_files = sorted(devset.rglob("*.html")) if devset.exists() and not prefer_pages else []
+    if html_files:
+        htmls = [markup.decode_html(p.read_bytes()) for p in html_files]
+        texts = ["\n\n".join(g["text"]) for _, g in load_corpus(devset, suffixes=(".txt",)).groupby("page")]
+        label = "real pages of the dev set"
+    else:
+        corpus = load_corpus(pages_root)
+        pages = [g["text"].tolist() for _, g in corpus.groupby("page", sort=False)]
+        texts = ["\n\n".join(p) for p in pages]
+        htmls = [as_html(p) for p in pages]
+        label = f"annotated pages of {pages_root} as minimal HTML"
+    if not texts or not htmls:
+        where = devset if html_files else pages_root
+        raise ValueError(f"{where}: no annotated text page to time (bench times annotated .txt pages and HTML)")
+    return texts, htmls, label
 
 
 def stale_bytecode() -> list[str]:
@@ -305,7 +355,17 @@ def _bytecode_matches(header: bytes, info: os.stat_result) -> bool:
     return mtime == int(info.st_mtime) & 0xFFFFFFFF and size == info.st_size & 0xFFFFFFFF
 
 
-def bench(example: Path, pages_root: Path, runs: int = 15, files: int = 10_000, train: bool = False) -> str:
+def bench(
+    example: Path,
+    pages_root: Path,
+    runs: int = 15,
+    files: int = 10_000,
+    train: bool = False,
+    prefer_pages: bool = False,
+) -> str:
+    """The table. Pages: the dev set beside the example (its 23 HTML files and its text pages), else the
+    annotated pages of ``pages_root``; those with ``prefer_pages`` (``--pages`` given)."""
+    texts, htmls, label = _pages(example, pages_root, prefer_pages)  # first: a folder without pages fails at once
     rows: list[tuple[str, str, str, str]] = []
     work = Path(tempfile.mkdtemp(prefix="detector-bench-"))
     try:
@@ -315,9 +375,15 @@ def bench(example: Path, pages_root: Path, runs: int = 15, files: int = 10_000, 
         trafilatura = shutil.which("trafilatura", path=str(BIN)) or shutil.which("trafilatura")
         systems: list[Callable[[], float]] = [lambda: run_measured(clean_cmd)]
         if trafilatura:
-            systems.append(lambda: run_measured([trafilatura], stdin=html_page))
-        for measure in systems:
-            measure()  # warm the file cache
+            cli: str = trafilatura
+            systems.append(lambda: run_measured([cli], stdin=html_page))
+        systems[0]()  # warm the file cache
+        if trafilatura:
+            try:
+                systems[1]()
+            except RuntimeError as exc:
+                say(f"note: trafilatura's CLI is left out of the cold start: {exc}")
+                trafilatura, systems = None, systems[:1]
         stale = stale_bytecode()
         if stale:
             say(f"warning: no current bytecode for {', '.join(stale)}: each start compiles them (make install)")
@@ -338,19 +404,6 @@ def bench(example: Path, pages_root: Path, runs: int = 15, files: int = 10_000, 
                 ("modules compiled on every start (stale bytecode)", str(len(stale)), "", "run make install")
             )
 
-        say("loading pages")
-        devset = example.parent.parent / "devset"
-        html_files = sorted(devset.rglob("*.html")) if devset.exists() else []
-        if html_files:
-            htmls = [markup.decode_html(p.read_bytes()) for p in html_files]
-            texts = ["\n\n".join(g["text"]) for _, g in load_corpus(devset, suffixes=(".txt",)).groupby("page")]
-            label = "real pages of the dev set"
-        else:
-            corpus = load_corpus(pages_root)
-            pages = [g["text"].tolist() for _, g in corpus.groupby("page", sort=False)]
-            texts = ["\n\n".join(p) for p in pages]
-            htmls = [as_html(p) for p in pages]
-            label = "training pages as minimal HTML"
         rows += warm_rows(texts, htmls, label)
 
         rows += memory_rows(work, 32 * 1024 * 1024)
@@ -423,4 +476,8 @@ def bench(example: Path, pages_root: Path, runs: int = 15, files: int = 10_000, 
     ]
     lines += [f"| {' | '.join(c.ljust(w) for c, w in zip(r, widths))} |" for r in rows]
     machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
-    return f"{time.strftime('%Y-%m-%d')}, {machine}; medians of {runs} runs (min–max)\n\n" + "\n".join(lines)
+    method = f"cold start and model load: medians of {runs} runs (min–max); warm: {WARM_ROUNDS} rounds; folders:"
+    method += (
+        f" {FOLDER_RUNS} runs; ratios: medians of the paired runs' ratios, not quotients of the medians shown"
+    )
+    return f"{time.strftime('%Y-%m-%d')}, {machine}; {method}\n\n" + "\n".join(lines)
