@@ -760,15 +760,9 @@ def clean_warc(stream: BinaryIO, name: str, config: RunConfig, result: Result) -
                 content = record.content_stream()
                 payload = read_limited(content, config.max_bytes, f"{name} record {number}")
                 reading = False
-                missing = getattr(record.raw_stream, "limit", 0)  # what its Content-Length promised, not there
-                if missing:
-                    raise InputError(f"cut short: the file ends {missing:,} bytes before the record's end")
                 cut = cut_by_crawler(record)
-                # warcio reads a body cut inside its gzip or deflate short, without a word; one the crawler cut
-                # is cleaned as far as it goes (below), and a 204 or 304 has no body to be cut
-                unfinished = getattr(getattr(content, "decompressor", None), "eof", True) is False
-                if unfinished and not cut and record.length > record.http_headers.total_len:
-                    raise InputError("its HTTP body ends inside its gzip or deflate Content-Encoding")
+                if problem := _body_problem(record, content, cut):
+                    raise InputError(problem)
                 if not _html_body(content_type, payload):
                     result.skipped_records += 1
                     continue
@@ -817,6 +811,18 @@ def clean_warc(stream: BinaryIO, name: str, config: RunConfig, result: Result) -
         result.record_errors.append(
             {"file": name, "record": number + 1, "error": f"damaged WARC data, the rest is not read ({reason})"}
         )
+
+
+def _body_problem(record: Any, content: Any, cut: str) -> str:
+    """Why a response's body, read to its end, is not whole ('' when it is): the file ends before the record's
+    Content-Length, or warcio read a body cut inside its gzip or deflate short, without a word (one the
+    crawler cut, ``cut``, is cleaned as far as it goes, and a 204 or 304 has no body to be cut)."""
+    if missing := getattr(record.raw_stream, "limit", 0):  # what its Content-Length promised, not there
+        return f"cut short: the file ends {missing:,} bytes before the record's end"
+    unfinished = getattr(getattr(content, "decompressor", None), "eof", True) is False
+    if unfinished and not cut and record.length > record.http_headers.total_len:
+        return "its HTTP body ends inside its gzip or deflate Content-Encoding"
+    return ""
 
 
 def _may_be_html(record: Any, content_type: str) -> bool:
@@ -1458,11 +1464,8 @@ def _warc_pages(stream: BinaryIO, config: RunConfig, checksums: bool = False) ->
             try:
                 content = record.content_stream()
                 payload = read_limited(content, config.max_bytes, "")
-                unfinished = getattr(getattr(content, "decompressor", None), "eof", True) is False
-                if getattr(record.raw_stream, "limit", 0) or (
-                    unfinished and not cut_by_crawler(record) and record.length > record.http_headers.total_len
-                ):
-                    continue  # cut short, or its body ends inside its Content-Encoding
+                if _body_problem(record, content, cut_by_crawler(record)):
+                    continue  # a bad record of the second pass
                 if not _html_body(content_type, payload):
                     continue
                 if checksums:
