@@ -145,7 +145,10 @@ def is_html_page(path: Path) -> bool:
 
 def read_page(path: Path) -> list[LabelledParagraph]:
     """One annotated page, text or HTML by its suffix; errors name the file."""
-    return [LabelledParagraph(label, text) for label, text, _ in _labelled_blocks(path)]
+    found = _labelled_blocks(path)
+    if found is None:
+        raise AnnotationError(f"{shown(path)}: not an annotated page (no data-label in it)")
+    return [LabelledParagraph(label, text) for label, text, _ in found]
 
 
 _CONTROL_ESCAPES = {c: f"\\x{c:02x}" for c in [*range(0x20), *range(0x7F, 0xA0)]}
@@ -184,27 +187,34 @@ def load_corpus(*roots: Path | str, suffixes: tuple[str, ...] = PAGE_SUFFIXES) -
     import pandas as pd
 
     rows = []
-    empty = []
+    empty, unannotated = [], []
     for root in map(Path, roots):
         for path in corpus_files(root, suffixes):
             relative = path.relative_to(root) if path != root else Path(path.name)
             site = relative.parts[0] if len(relative.parts) > 1 else root.name
             page = str(relative) if len(roots) == 1 else str(root / relative)  # two roots may share a page path
             found = _labelled_blocks(path)
+            if found is None:
+                unannotated.append(shown(path))
+                continue
             if not found:
                 empty.append(shown(path))
             for index, (label, text, block) in enumerate(found):
                 rows.append((site, page, index, label, text, block))
     frame = pd.DataFrame(rows, columns=["site", "page", "index", "label", "text", "block"])
     frame.attrs["empty_pages"] = empty  # pages without a paragraph, which have no row: for the commands' notes
+    frame.attrs["unannotated_pages"] = unannotated  # HTML without a data-label: an original beside its page
     return frame
 
 
-def _labelled_blocks(path: Path) -> list[tuple[str, str, Block | None]]:
+def _labelled_blocks(path: Path) -> list[tuple[str, str, Block | None]] | None:
     """The paragraphs of one annotated page with their labels (and markup, for HTML); every error names the
-    file."""
+    file. None for an HTML file without any ``data-label``: not an annotated page but, most often, the
+    original a text page was annotated from, kept beside it (as in ``../shared/devset/``)."""
     from detector.markup import TooDeepError, blocks
 
+    if is_html_page(path) and b"data-label" not in path.read_bytes():
+        return None
     text = read_page_text(path)
     try:
         if not is_html_page(path):

@@ -372,3 +372,26 @@ def test_train_where_one_expert_reads_every_page_better_keeps_both_and_a_gate_of
     metadata = json.loads((tmp_path / "m.json").read_text())
     assert "fallback" not in metadata
     assert metadata["grouped_cross_validation"]["folds"] == 2
+
+
+def test_train_on_html_pages_alone_says_why_one_expert_and_that_the_presets_were_not_chosen(tmp_path):
+    """A corpus of HTML pages only: the article-region expert (text pages alone) was fitted on no rows, which
+    printed six numpy warnings, failed and trained again with one expert, blaming "too few sites or text
+    pages"; and nothing said that --favor would change nothing."""
+    import shutil
+
+    for site in ("site-c", "site-e"):
+        (tmp_path / "data" / site).mkdir(parents=True)
+        shutil.copy(FIXTURE_CORPUS / "site-c" / "stahl.html", tmp_path / "data" / site / "stahl.html")
+    result = run("detector", "train", "--data", tmp_path / "data", "--folds", "2", "--output", tmp_path / "m.bin")
+    stderr = result.stderr.decode()
+    assert result.returncode == 0, stderr[-500:]
+    assert "Warning" not in stderr and "Traceback" not in stderr, stderr
+    notes = [line for line in stderr.splitlines() if line.startswith("note:")]
+    assert notes == [
+        "note: no text pages, so no article-region expert: one expert, as --folds 1 trains it",
+        "note: no cross-validation, so the presets were not chosen: all three keep at 0.5 (--favor changes "
+        "nothing; --min-editorial does)",
+    ]
+    scorer = model.load(tmp_path / "m.bin")
+    assert len(scorer.experts) == 1 and {scorer.threshold(p) for p in ("precision", "balanced", "recall")} == {0.5}

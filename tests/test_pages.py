@@ -124,7 +124,11 @@ def test_load_corpus_names_the_bad_file(tmp_path):
             b'<div data-label="editorial"><p>Die Aktie <b data-label="promotional">jetzt</b> steigt.</p></div>',
             "p.html: paragraph 0 has text under two data-labels",
         ),
-        ("p.html", b"<p>Ohne Label.</p>", "p.html: paragraph 0 has no data-label"),
+        (
+            "p.html",
+            b'<p data-label="editorial">Mit Label.</p><p>Ohne Label.</p>',
+            "p.html: paragraph 1 has no data-label",
+        ),
         (
             "p.html",
             b'<p data-label="editorial">' + b"<span>" * 2100 + b"tief",

@@ -204,10 +204,19 @@ def _train(args: argparse.Namespace) -> None:
     counts = metadata["training_data"]["paragraphs"]
     if metadata.get("fallback"):
         sys.stderr.write(f"note: {metadata['fallback']}\n")
-    empty = metadata["training_data"].get("empty_pages", [])
-    if empty:
-        more = f" and {len(empty) - 1} more" if len(empty) > 1 else ""
-        sys.stderr.write(f"note: pages without a paragraph left out: {empty[0]}{more}\n")
+    if cv is None:  # the presets are chosen on out-of-fold scores: without folds there are none to choose from
+        sys.stderr.write(
+            "note: no cross-validation, so the presets were not chosen: all three keep at 0.5 (--favor changes "
+            "nothing; --min-editorial does)\n"
+        )
+    for key, what in (
+        ("empty_pages", "pages without a paragraph"),
+        ("unannotated_pages", "HTML without a data-label"),
+    ):
+        files = metadata["training_data"].get(key, [])
+        if files:
+            more = f" and {len(files) - 1} more" if len(files) > 1 else ""
+            sys.stderr.write(f"note: {what} left out: {files[0]}{more}\n")
     sys.stderr.write(
         f"trained on {metadata['training_data']['pages']} pages "
         f"({', '.join(f'{label} {count:,}' for label, count in counts.items())} paragraphs) in "

@@ -48,6 +48,10 @@ class SetReport:
     predictions: dict[str, list[str]] = field(default_factory=dict)
     probabilities: np.ndarray | None = None
     thresholds: dict[str, float] | None = None
+    # site memory: the rows the memory tells something of, which are decided by ``thresholds`` (the memory's
+    # presets), and the presets of the others (those of pages on their own)
+    told: np.ndarray | None = None
+    plain_thresholds: dict[str, float] | None = None
 
     def scores(self, system: str) -> dict:
         return scores(self.corpus["label"].tolist(), self.predictions[system])
@@ -109,27 +113,29 @@ def with_page_html(corpus: pd.DataFrame, root: Path) -> pd.DataFrame:
 
 def predict_with_model(
     corpus: pd.DataFrame, model_path: Path | None = None, site_memory: bool = False
-) -> tuple[list[str], np.ndarray]:
+) -> tuple[list[str], np.ndarray, np.ndarray]:
     """Labels (balanced preset) and probabilities from the shipped (or given) model, page by page; HTML pages
-    with their markup. With ``site_memory``, each site folder's pages are a batch, as ``clean-article`` runs
-    one: the memory of the folder's pages goes with each of them."""
+    with their markup. With ``site_memory``, the pages of each folder are a batch, as ``clean-article`` runs
+    one: the memory of the pages beside a page (its own folder, not its site's first folder, which training
+    groups by: a tree of ``site/2026/05/`` folders has one memory per month in ``clean-article``) goes with it."""
     scorer = load_model(model_path)
-    labels, rows = [], []
+    labels, rows, told_rows = [], [], []
     thresholds = {False: scorer.threshold("balanced"), True: scorer.threshold("balanced", site_memory=True)}
     memories: dict[str, SiteMemory] = {}
     if site_memory:
-        for (site, _), group in corpus.groupby(["site", "page"], sort=False):
-            memories.setdefault(site, SiteMemory()).add(group["text"].tolist())
-    for _, group in corpus.groupby("page", sort=False):
+        for page, group in corpus.groupby("page", sort=False):
+            memories.setdefault(os.path.dirname(str(page)), SiteMemory()).add(group["text"].tolist())
+    for page, group in corpus.groupby("page", sort=False):
         blocks = group["block"].tolist() if "block" in group and group["block"].iloc[0] is not None else None
         texts = group["text"].tolist()
-        memory = memories.get(group["site"].iloc[0])
+        memory = memories.get(os.path.dirname(str(page)))
         repeats = memory.shares(texts) if memory else None
         told = recurring(repeats) or [False] * len(texts)
         for probs, by_memory in zip(scorer.probabilities(texts, blocks, repeats), told):
             labels.append(scorer.decide(probs, thresholds[by_memory]))
             rows.append(probs)
-    return labels, np.asarray(rows).reshape(-1, len(CLASSES))
+        told_rows.extend(told)
+    return labels, np.asarray(rows).reshape(-1, len(CLASSES)), np.asarray(told_rows, dtype=bool)
 
 
 def as_html(texts: list[str]) -> str:
@@ -346,21 +352,18 @@ def evaluate(
                 raise ValueError(f"{path}: no annotated page (.txt, .html or .htm with labels) in it")
             for empty in corpus.attrs.get("empty_pages", []):
                 sys.stderr.write(f"note: {empty}: left out (a page without a paragraph)\n")
+            for original in corpus.attrs.get("unannotated_pages", []):
+                sys.stderr.write(
+                    f"note: {original}: left out (HTML without a data-label: not an annotated page)\n"
+                )
             if compare:
                 corpus = with_page_html(corpus, path)
-            labels, probabilities = predict_with_model(corpus, model_path)
+            labels, probabilities, _ = predict_with_model(corpus, model_path)
             thresholds = load_model(model_path).thresholds
             name = path.resolve().name or str(path)  # "." is named after the folder it means
             scored = f"{path}, " + (f"model {model_path}" if model_path is not None else "shipped model")
             reports.append(evaluate_set(name, scored, corpus, labels, compare, probabilities, thresholds))
-            labels, probabilities = predict_with_model(corpus, model_path, site_memory=True)
-            description = f"{scored}, each site folder as a batch (site memory)"
-            memory_thresholds = load_model(model_path).site_memory_thresholds
-            reports.append(
-                evaluate_set(
-                    f"{name}{MEMORY}", description, corpus, labels, False, probabilities, memory_thresholds
-                )
-            )
+            reports.append(memory_report(name, scored, corpus, model_path))
         return reports
     from detector.workbench.train import fit_model, memory_decide
 
@@ -374,25 +377,19 @@ def evaluate(
         evaluate_set("training_data", description, corpus, labels, False, cv.probabilities, detector.thresholds)
     )
     if cv.in_batch is not None and cv.told is not None:
-        reports.append(
-            evaluate_set(
-                f"training_data{MEMORY}",
-                f"{description}, each site folder as a batch (site memory)",
-                corpus,
-                list(
-                    memory_decide(
-                        cv.in_batch,
-                        detector.classes_,
-                        detector.thresholds,
-                        detector.site_memory_thresholds,
-                        cv.told,
-                    )
-                ),
-                False,
-                cv.in_batch,
-                detector.site_memory_thresholds,
-            )
+        told = np.asarray(cv.told, dtype=bool)
+        memory = detector.site_memory_thresholds
+        report = evaluate_set(
+            f"training_data{MEMORY}",
+            f"{description}, each site folder as a batch (site memory)",
+            corpus,
+            list(memory_decide(cv.in_batch, detector.classes_, detector.thresholds, memory, told)),
+            False,
+            cv.in_batch,
+            memory,
         )
+        report.told, report.plain_thresholds = told, detector.thresholds
+        reports.append(report)
     is_html = corpus["block"].notna().to_numpy()
     if compare:
         corpus = with_page_html(corpus, training_data)
@@ -426,18 +423,27 @@ def evaluate_devset(devset: Path, model_path: Path | None = None, compare: bool 
         groups[f"{FULL_PAGES}-html"] = html
     groups |= {name + HEAD: heads(groups[name]) for name in ("devset-finanzen-net", FULL_PAGES)}
     for name, corpus in groups.items():
-        labels, probabilities = predict_with_model(corpus, model_path)
+        labels, probabilities, _ = predict_with_model(corpus, model_path)
         described = DEVSET_DESCRIPTIONS[name]
         if model_path is not None:
             described = described.replace("shipped model", f"model {model_path}")
         reports.append(evaluate_set(name, described, corpus, labels, compare, probabilities, thresholds))
-        labels, probabilities = predict_with_model(corpus, model_path, site_memory=True)
-        description = f"{described}, each site folder as a batch (site memory)"
-        memory_thresholds = load_model(model_path).site_memory_thresholds
-        reports.append(
-            evaluate_set(f"{name}{MEMORY}", description, corpus, labels, False, probabilities, memory_thresholds)
-        )
+        reports.append(memory_report(name, described, corpus, model_path))
     return reports
+
+
+def memory_report(name: str, described: str, corpus: pd.DataFrame, model_path: Path | None) -> SetReport:
+    """A set scored as ``clean-article`` cleans a folder: with the memory of the pages beside each page, and
+    each paragraph decided by the presets for what the memory tells something of, or by those of a page on
+    its own (its presets table too: it showed the memory's thresholds applied to every paragraph)."""
+    labels, probabilities, told = predict_with_model(corpus, model_path, site_memory=True)
+    scorer = load_model(model_path)
+    description = f"{described}, each site folder as a batch (site memory)"
+    report = evaluate_set(
+        f"{name}{MEMORY}", description, corpus, labels, False, probabilities, scorer.site_memory_thresholds
+    )
+    report.told, report.plain_thresholds = told, scorer.thresholds
+    return report
 
 
 MEMORY = "-site-memory"  # the name of a set's report with site memory
@@ -462,17 +468,28 @@ def curve_rows(report: SetReport) -> list[dict]:
 
 
 def preset_rows(report: SetReport) -> list[list[str]]:
-    """Per preset, what keeping at its threshold gives; "–" where the gold has no paragraph of the label."""
+    """Per preset, what keeping at its threshold gives; "–" where the gold has no paragraph of the label. With
+    site memory, each paragraph is kept at the threshold it is decided by (the memory's where the memory
+    tells something of it, else that of a page on its own), as ``clean-article`` keeps it."""
+    from detector.workbench.train import threshold_scores
+
     rows = []
     curve = {row["threshold"]: row for row in curve_rows(report)}
     gold = set(report.corpus["label"])
     for preset, t in sorted((report.thresholds or {}).items(), key=lambda item: item[1]):
-        row = curve[t]
+        row, shown = curve[t], f"{t:.2f}"
+        if report.told is not None and report.plain_thresholds is not None:
+            plain = report.plain_thresholds[preset]
+            assert report.probabilities is not None
+            per_row = np.where(report.told, t, plain)
+            truth = report.corpus["label"].to_numpy()
+            row = threshold_scores(report.probabilities, truth, np.asarray(CLASSES), per_row)  # type: ignore[arg-type]
+            shown = f"{t:.2f} / {plain:.2f}"
         editorial = "editorial" in gold
         rows.append(
             [
                 preset,
-                f"{t:.2f}",
+                shown,
                 f"{row['editorial_precision']:.3f}",
                 f"{row['editorial_recall']:.3f}" if editorial else "–",
                 _pct(row["editorial_lost"]) if editorial else "–",
@@ -671,7 +688,12 @@ def _sections(report: SetReport) -> list[tuple[str, list[str], list[list[str]]]]
         ece, reliability = calibration(report)
         sections += [
             (
-                "detector presets (keep a paragraph when its editorial probability reaches the threshold)",
+                "detector presets (keep a paragraph when its editorial probability reaches the threshold"
+                + (
+                    ": the first where the site memory tells something of the paragraph, the second elsewhere)"
+                    if report.told is not None
+                    else ")"
+                ),
                 PRESET_HEADER,
                 preset_rows(report),
             ),

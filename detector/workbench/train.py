@@ -941,16 +941,21 @@ def train(data: Path | list[Path], out: Path, folds: int = 5, jobs: int = 2) -> 
             "the model needs examples of every label"
         )
     fallback = None
-    try:
-        detector, validation = fit_model(corpus, folds, jobs)
-        header, weights = export(detector)
-        body = model.model_bytes(header, weights.tolist(), frequent_words(corpus["text"]))
-        problem = model.problem_of(body)
-    except ValueError as exc:  # scikit-learn: a fold without rows for one expert
-        problem = str(exc)
     sites = int(corpus["site"].nunique())
+    if folds >= 2 and sites >= 2 and not corpus["block"].isna().any():
+        # the article-region expert learns from text pages alone: with none it would be fitted on no rows
+        # (numpy's warnings, then scikit-learn's refusal, after a minute of work)
+        problem = fallback = "no text pages, so no article-region expert: one expert, as --folds 1 trains it"
+    else:
+        try:
+            detector, validation = fit_model(corpus, folds, jobs)
+            header, weights = export(detector)
+            body = model.model_bytes(header, weights.tolist(), frequent_words(corpus["text"]))
+            problem = model.problem_of(body)
+        except ValueError as exc:  # scikit-learn: a fold without rows for one expert
+            problem = str(exc)
     if problem:  # too few sites or text pages for folds and two experts: one expert, as --folds 1 trains
-        fallback = (
+        fallback = fallback or (
             f"too few sites or text pages for {min(folds, sites)} folds and two experts: one expert, "
             "as --folds 1 trains it"
         )
@@ -974,6 +979,11 @@ def train(data: Path | list[Path], out: Path, folds: int = 5, jobs: int = 2) -> 
             "training_copies_added": int(with_training_copies(corpus)["page"].nunique())
             - int(corpus["page"].nunique()),
             **({"empty_pages": corpus.attrs["empty_pages"]} if corpus.attrs.get("empty_pages") else {}),
+            **(
+                {"unannotated_pages": corpus.attrs["unannotated_pages"]}
+                if corpus.attrs.get("unannotated_pages")
+                else {}
+            ),
         },
         "grouped_cross_validation": {
             "folds": min(folds, sites) if validation is not None else 1,
