@@ -187,13 +187,17 @@ def load_corpus(*roots: Path | str, suffixes: tuple[str, ...] = PAGE_SUFFIXES) -
     import pandas as pd
 
     rows = []
-    empty, unannotated = [], []
+    empty, unannotated, mistakes = [], [], []
     for root in map(Path, roots):
         for path in corpus_files(root, suffixes):
             relative = path.relative_to(root) if path != root else Path(path.name)
             site = relative.parts[0] if len(relative.parts) > 1 else root.name
             page = str(relative) if len(roots) == 1 else str(root / relative)  # two roots may share a page path
-            found = _labelled_blocks(path)
+            try:
+                found = _labelled_blocks(path)
+            except AnnotationError as exc:  # every page is read: one run names the mistake of each bad page
+                mistakes.append(str(exc))
+                continue
             if found is None:
                 unannotated.append(shown(path))
                 continue
@@ -201,10 +205,18 @@ def load_corpus(*roots: Path | str, suffixes: tuple[str, ...] = PAGE_SUFFIXES) -
                 empty.append(shown(path))
             for index, (label, text, block) in enumerate(found):
                 rows.append((site, page, index, label, text, block))
+    if mistakes:
+        listed = "; ".join(mistakes[:MISTAKES_SHOWN])
+        more = f"; and {len(mistakes) - MISTAKES_SHOWN} more pages" if len(mistakes) > MISTAKES_SHOWN else ""
+        pages = f" ({len(mistakes)} pages with a mistake)" if len(mistakes) > 1 else ""
+        raise AnnotationError(f"{listed}{more}{pages}")
     frame = pd.DataFrame(rows, columns=["site", "page", "index", "label", "text", "block"])
     frame.attrs["empty_pages"] = empty  # pages without a paragraph, which have no row: for the commands' notes
     frame.attrs["unannotated_pages"] = unannotated  # HTML without a data-label: an original beside its page
     return frame
+
+
+MISTAKES_SHOWN = 20  # the bad pages a corpus's error names one by one (each by its first mistake)
 
 
 def _labelled_blocks(path: Path) -> list[tuple[str, str, Block | None]] | None:

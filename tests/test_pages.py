@@ -165,3 +165,17 @@ def test_two_roots_with_the_same_relative_page_give_two_pages(tmp_path):
     corpus = load_corpus(tmp_path / "a", tmp_path / "b")
     assert corpus["page"].tolist() == [str(tmp_path / root / "site" / "p.txt") for root in ("a", "b")]
     assert corpus["site"].tolist() == ["site", "site"]
+
+
+def test_a_corpus_with_several_bad_pages_names_each_of_them_in_one_run(tmp_path):
+    """One run named one mistake: a user with ten bad drafts trained ten times to learn of them."""
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "a.txt").write_text("[editorial] Gut.\n\n[editorail] Tippfehler.\n", encoding="utf-8")
+    (tmp_path / "site" / "b.html").write_text('<p data-label="editorial">Gut.</p><p>Ohne.</p>', encoding="utf-8")
+    (tmp_path / "site" / "c.txt").write_text("[navigational] Menü\n", encoding="utf-8")
+    with pytest.raises(AnnotationError) as caught:
+        load_corpus(tmp_path)
+    message = str(caught.value)
+    assert message.startswith(f"{tmp_path / 'site' / 'a.txt'}: paragraph 1 (line 3) ")
+    assert f"; {tmp_path / 'site' / 'b.html'}: paragraph 1 has no data-label: 'Ohne.'" in message
+    assert message.endswith(" (2 pages with a mistake)") and "c.txt" not in message and "\n" not in message
