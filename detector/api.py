@@ -97,7 +97,10 @@ def load_model(
     with _LOADING:
         cached = _loaded.pop((key, mapped), None)
         if cached is None or cached[0] != identity or not identity:
-            cached = (identity, model_file.load(path, mapped, verify_later))
+            # the file of the key, named as given: another thread's chdir since the key was made had a model
+            # of another folder cached under this one's path
+            shown = None if path is None else os.fsdecode(path)
+            cached = (identity, model_file.load(key, mapped, verify_later, shown))
         elif not verify_later:
             cached[1].verify()  # loaded with verify_later, its checksum not yet known (or known to be wrong)
         _loaded[key, mapped] = cached  # last: the most recently used

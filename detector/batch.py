@@ -65,10 +65,18 @@ TEMP_SUFFIX = ".detector-part"
 INPUT_FORMATS = ("auto", "text", "html", "jsonl", "warc")
 DEFAULT_GLOBS = {
     "auto": (
-        *("*.txt", "*.txt.gz", "*.md", "*.md.gz", "*.html", "*.htm", "*.html.gz", "*.htm.gz"),
+        *("*.txt", "*.txt.gz", "*.md", "*.md.gz", "*.markdown", "*.markdown.gz"),
+        *("*.html", "*.htm", "*.html.gz", "*.htm.gz"),
         *("*.jsonl", "*.jsonl.gz", "*.warc", "*.warc.gz"),
     ),
-    "text": ("*.txt", "*.txt.gz", "*.md", "*.md.gz"),  # Markdown is text: html2text's and markdownify's pages
+    "text": (
+        "*.txt",
+        "*.txt.gz",
+        "*.md",
+        "*.md.gz",
+        "*.markdown",
+        "*.markdown.gz",
+    ),  # Markdown is text: html2text's and markdownify's pages
     "html": ("*.html", "*.htm", "*.html.gz", "*.htm.gz"),
     "jsonl": ("*.jsonl", "*.jsonl.gz"),
     "warc": ("*.warc", "*.warc.gz"),
@@ -310,6 +318,37 @@ class Gunzipped(io.RawIOBase):
                 return out
 
 
+class _Replayed(io.RawIOBase):
+    """A stream whose first bytes were read ahead: those bytes, then the rest of the stream."""
+
+    def __init__(self, head: bytes, rest: BinaryIO) -> None:
+        self.head, self.rest = memoryview(head), rest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self.head:
+            size = min(len(buffer), len(self.head))
+            buffer[:size], self.head = self.head[:size], self.head[size:]
+            return size
+        read = getattr(self.rest, "read1", self.rest.read)
+        data = read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def read_ahead(handle: BinaryIO, size: int) -> tuple[bytes, BinaryIO]:
+    """An input's first ``size`` bytes (fewer only where it ends), to tell its kind by, and the input to read
+    from its start. A peek gives what the buffer holds: on a pipe, what one read brought (a slow producer's
+    first line, ``<!DOCTYPE html>`` alone, was taken for a text page and its markup printed as the article)."""
+    head = handle.peek(size)[:size] if hasattr(handle, "peek") else b""
+    if len(head) >= size:
+        return head, handle
+    head = handle.read(size)  # until ``size`` bytes or the end
+    return head, io.BufferedReader(_Replayed(head, handle))
+
+
 def gunzip_head(head: bytes) -> bytes:
     """What the first bytes of gzip data start with (up to 4 KB of it), to tell the kind of its content."""
     try:
@@ -430,7 +469,7 @@ def page_paragraphs(
         except TooDeepError as exc:
             raise InputError(f"{name}: {exc}") from None
         return (b.text for b in blocks), blocks
-    return iter_paragraphs(normalise_newlines(content)), None
+    return iter_paragraphs(content), None  # page_text ends lines in LF (again: a U+FEFF after a BOM was lost)
 
 
 def unused_options(kind: str, name: str, config: RunConfig, scorer: Scorer | None = None) -> list[str]:

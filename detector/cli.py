@@ -441,15 +441,14 @@ def _clean_one(source: str, config: batch.RunConfig, failures: list[batch.Result
         handle = sys.stdin.buffer if source == "-" else batch.open_input(source, name)
         with handle:
             kind = config.input_format
-            head = handle.peek(4096)[:4096] if hasattr(handle, "peek") else b""
+            head, stream = batch.read_ahead(handle, 4096)
             if kind == "auto":
                 kind = batch.sniff_kind(head, "" if source == "-" else source)
-            stream = handle
             if head[:2] == b"\x1f\x8b" and kind != "warc" and (source == "-" or batch.gzipped_name(source)):
                 if config.input_format == "auto":  # the kind from the start of what the gzip data holds
                     kind = batch.sniff_kind(batch.gunzip_head(head), source)
                 if kind != "warc":  # decompressed as it is read (a WARC decompresses its own)
-                    stream = batch.gunzip_stream(handle)
+                    stream = batch.gunzip_stream(stream)
             if kind in ("jsonl", "warc"):
                 if source != "-" and os.path.isfile(source):  # a file can be read twice: site memory
                     config = batch.with_site_memory([batch.Task(source, kind, "")], config)

@@ -219,8 +219,14 @@ _LISTS = frozenset(["ul", "ol", "dl", "menu"])
 
 
 def class_words(value: str) -> list[str]:
-    """``"article-teaser__adSlot js2"`` → ``["article", "teaser", "ad", "slot", "js"]``."""
-    return [w.lower() for w in _CLASS_WORD.findall(value) if len(w) > 1 or w.lower() in ("a", "x")]
+    """``"article-teaser__adSlot js2"`` → ``["article", "teaser", "ad", "slot", "js"]``; a word longer than
+    ``MAX_CLASS_WORD_CHARS`` is cut there (no site's class word is that long: kept whole, a 64 KB class name
+    was held by the scorer's cache long after its page)."""
+    return [w.lower()[:MAX_CLASS_WORD_CHARS] for w in _CLASS_WORD.findall(value) if len(w) > 1 or w in "aAxX"]
+
+
+MAX_CLASS_WORD_CHARS = 64
+CACHED_CLASS_CHARS = 256  # class and id values longer than this are read every time, not kept in the cache
 
 
 @lru_cache(maxsize=1 << 14)
@@ -432,7 +438,8 @@ def _walk(root) -> Iterator[Block]:
             words = parent.words
             own = " ".join(filter(None, (get("id"), get("class"))))
             if own:  # the nearest words first, as many as a paragraph keeps (all of them grew with the depth)
-                words = (_class_words(own) + words)[:MAX_CLASS_WORDS]
+                mine = _class_words(own) if len(own) <= CACHED_CLASS_CHARS else _class_words.__wrapped__(own)
+                words = (mine + words)[:MAX_CLASS_WORDS]
             landmarks = parent.landmarks
             if tag in _LANDMARK_BIT:
                 landmarks |= _LANDMARK_BIT[tag]

@@ -62,6 +62,9 @@ CLASSES = ("editorial", "navigational", "promotional")  # the order training giv
 # A scorer's word caches hold up to this many distinct tokens each (about 0.6 KB a token): enough for every
 # word of a day's news on warm pages, and a page of random words stays within the memory bound.
 _WORD_CACHE_LIMIT = 1 << 14
+# Longer tokens (a 20,000-letter "word" of a page of garbage) are scored every time, not kept: bounded by count
+# alone, the cache grew by 20 KB a page towards 330 MB. A German compound is rarely longer than 40 letters.
+CACHED_TOKEN_CHARS = 64
 # The features' own caches serve training, which featurises every token many times; the scorer caches a token's
 # whole entry, so it hashes through them uncached (they would hold ~1 KB more per distinct token, unbounded by
 # _WORD_CACHE_LIMIT).
@@ -190,6 +193,8 @@ class Scorer:
         for k, expert in enumerate(self.experts[:n]):
             sums += [expert.w1[uid], expert.w2[uid], grams[2 * k], grams[2 * k + 1]]
         entry = (uid, count, tuple(sums), topic_stem(token))
+        if len(token) > CACHED_TOKEN_CHARS:
+            return entry
         cache = self._token_caches[n - 1]
         if len(cache) >= _WORD_CACHE_LIMIT:
             cache.clear()
@@ -542,7 +547,9 @@ def model_bytes(header: dict, weights: Sequence[float], words: Sequence[str] = (
 MAX_MODEL_BYTES = 256 * 1024 * 1024  # a model file larger than this is not one of ours: refused before reading
 
 
-def load(path: Path | str | None = None, mapped: bool = False, verify_later: bool = False) -> Scorer:
+def load(
+    path: Path | str | None = None, mapped: bool = False, verify_later: bool = False, shown: str | None = None
+) -> Scorer:
     """Read and check a model file; every problem becomes a ModelError that says what to do.
 
     The file is read into one buffer, or mapped (``mapped``: for short runs, see ``_read_model_file``), its
@@ -554,9 +561,11 @@ def load(path: Path | str | None = None, mapped: bool = False, verify_later: boo
     ``verify_later``: the CRC is taken in a second thread while the caller goes on (zlib lets go of the
     interpreter for it: a one-page run reads and scores its page meanwhile instead of waiting 4 ms); the
     caller must call the scorer's ``verify()``, which waits for it, before it trusts or shows any result.
+    ``shown``: the file's name in messages (the path as the user gave it, where ``path`` is made absolute).
     """
     shipped = path is None
     path = shipped_model() if path is None else os.fspath(path)
+    name = shown or path
     hint = (
         "the installed package is damaged: reinstall it from the checkout or the wheel it came from (pip "
         "install --force-reinstall PATH; on PyPI the name detector is another project), or in a checkout "
@@ -564,21 +573,21 @@ def load(path: Path | str | None = None, mapped: bool = False, verify_later: boo
         if shipped
         else "give the path of a model file written by `detector train`, or none for the shipped one"
     )
-    data = _read_model_file(path, hint, mapped)
+    data = _read_model_file(path, hint, mapped, name)
     view = memoryview(data)
     if view[: len(MAGIC)] != MAGIC:
-        raise ModelError(f"{path} is not a detector model file; {hint}")
-    corrupted = f"model file {path} is truncated or corrupted; {hint}"
+        raise ModelError(f"{name} is not a detector model file; {hint}")
+    corrupted = f"model file {name} is truncated or corrupted; {hint}"
     if len(data) < len(MAGIC) + 8:
         raise ModelError(corrupted)
     expected = struct.unpack("<I", view[-4:])[0]
     if not verify_later:
         if zlib.crc32(view[:-4]) != expected:
             raise ModelError(corrupted)
-        return _scorer(view, path, hint, shipped)
+        return _scorer(view, name, hint, shipped)
     checksum = _Checksum(view[:-4], expected, corrupted)
     try:
-        scorer = _scorer(view, path, hint, shipped)
+        scorer = _scorer(view, name, hint, shipped)
     except ModelError:
         checksum.verify()  # a damaged file is told as damaged, whatever part of it shows it first
         raise
@@ -678,21 +687,22 @@ def _check_word_table(words: memoryview, n_words: int, index: tuple[Sequence[int
     return ""
 
 
-def _read_model_file(path: str, hint: str, mapped: bool = False) -> bytes | mmap.mmap:
+def _read_model_file(path: str, hint: str, mapped: bool = False, shown: str = "") -> bytes | mmap.mmap:
     """The model file's bytes: read into one buffer (not zeroed first), or ``mapped``. The copy of its 10 MB
     is a tenth of a one-page run (a fresh buffer's page faults and the copy) and a mapping costs nothing until
     a page is read, but a mapped file written over in place (``cp`` onto it; ``detector train`` renames a new
     file over the old, which is safe) would change the weights under a running process or kill it with
     SIGBUS: so only short runs map it. A file too small to map, or on a file system that cannot, is read."""
+    name = shown or path
     try:
         descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # a FIFO must not block here
         with open(descriptor, "rb", closefd=True) as handle:
             info = os.fstat(descriptor)
             if not stat.S_ISREG(info.st_mode):
-                raise ModelError(f"model file {path} is not a regular file; {hint}")
+                raise ModelError(f"model file {name} is not a regular file; {hint}")
             os.set_blocking(descriptor, True)
             if info.st_size > MAX_MODEL_BYTES:
-                raise ModelError(f"model file {path} is larger than {MAX_MODEL_BYTES} bytes; {hint}")
+                raise ModelError(f"model file {name} is larger than {MAX_MODEL_BYTES} bytes; {hint}")
             if mapped and info.st_size >= mmap.PAGESIZE:
                 try:
                     return mmap.mmap(descriptor, info.st_size, access=mmap.ACCESS_READ)
@@ -700,14 +710,14 @@ def _read_model_file(path: str, hint: str, mapped: bool = False) -> bytes | mmap
                     pass
             data = handle.read(info.st_size + 1)
             if len(data) != info.st_size:
-                raise ModelError(f"model file {path} changed while it was read; {hint}")
+                raise ModelError(f"model file {name} changed while it was read; {hint}")
             return data
     except FileNotFoundError:
-        raise ModelError(f"model file {path} not found; {hint}") from None
+        raise ModelError(f"model file {name} not found; {hint}") from None
     except IsADirectoryError:
-        raise ModelError(f"model file {path} is a folder; {hint}") from None
+        raise ModelError(f"model file {name} is a folder; {hint}") from None
     except OSError as exc:
-        raise ModelError(f"cannot read model file {path}: {(exc.strerror or str(exc)).lower()}") from None
+        raise ModelError(f"cannot read model file {name}: {(exc.strerror or str(exc)).lower()}") from None
 
 
 def _finite_matrix(value: object, rows: int, columns: int) -> bool:

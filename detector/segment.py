@@ -116,8 +116,8 @@ def decode(data: bytes, encoding: str | None = None, notes: list[str] | None = N
     for bom, codec in _BOMS:
         if data.startswith(bom):
             try:
-                return normalise_newlines(data.decode(codec))
-            except UnicodeDecodeError as exc:
+                return normalise_newlines(data.decode(codec), bom=False)  # the codec dropped it: the text's own
+            except UnicodeDecodeError as exc:  # U+FEFF after it is kept
                 # A page its BOM names, with a few bad bytes (a cut in the last character, a stray byte): as a
                 # page without a BOM, they become U+FFFD with a note; more than a few and it is not that text.
                 text = data.decode(codec, "replace")
@@ -126,7 +126,7 @@ def decode(data: bytes, encoding: str | None = None, notes: list[str] | None = N
                     raise NotTextError(f"cannot be decoded as {codec} (byte {exc.start})") from None
                 name = codec.removesuffix("-sig").upper()
                 notes.append(f"{bad} bad {'sequence' if bad == 1 else 'sequences'} of {name}, replaced by U+FFFD")
-                return normalise_newlines(text)
+                return normalise_newlines(text, bom=False)
     kind = binary_kind(data[:4096])
     if kind == NUL_BYTES:
         wide = _utf16_without_bom(data)
@@ -198,9 +198,10 @@ def _utf16_without_bom(data: bytes) -> tuple[str, str] | None:
         return None
 
 
-def normalise_newlines(text: str) -> str:
-    """CRLF and lone CR become LF; a leading BOM character is dropped."""
-    if text.startswith("\ufeff"):
+def normalise_newlines(text: str, bom: bool = True) -> str:
+    """CRLF and lone CR become LF; a leading BOM character is dropped (``bom``: not where a codec has dropped
+    the byte-order mark already, which would drop a U+FEFF of the text after it)."""
+    if bom and text.startswith("\ufeff"):
         text = text[1:]
     return _NEWLINES.sub("\n", text) if "\r" in text else text
 
@@ -281,13 +282,16 @@ _HTML = re.compile(
 
 def looks_like_html(data: bytes) -> bool:
     """True when a page is markup: it starts with a tag and holds three or more of the common ones in its first
-    20 KB, or holds ten or more (a text page that mentions a few tags stays text). NUL bytes are dropped first:
+    20 KB, or holds ten or more besides ``<br>`` (a text page that mentions a few tags stays text, and so does
+    Markdown whose table cells break their lines with ``<br>``). NUL bytes are dropped first:
     UTF-16 or UTF-32 markup has them beside every ASCII letter."""
     head = data[:20000]
     if b"\x00" in head:
         head = head.replace(b"\x00", b"")
-    found = len(_HTML.findall(head))
-    return found >= 3 if head.lstrip(b"\xef\xbb\xbf\xff\xfe \t\r\n").startswith(b"<") else found >= 10
+    tags = _HTML.findall(head)
+    if head.lstrip(b"\xef\xbb\xbf\xff\xfe \t\r\n").startswith(b"<"):
+        return len(tags) >= 3
+    return sum(tag[1:3].lower() != b"br" for tag in tags) >= 10  # <br> in Markdown tables: still Markdown
 
 
 def page_text(
@@ -299,7 +303,7 @@ def page_text(
     ("FÃ¼r" → "Für") with ftfy.
     """
     text = decode(data, encoding, notes)
-    return normalise_newlines(repair_mojibake(text)) if fix_mojibake else text
+    return normalise_newlines(repair_mojibake(text), bom=False) if fix_mojibake else text
 
 
 def repair_mojibake(text: str) -> str:

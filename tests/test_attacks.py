@@ -3004,3 +3004,134 @@ def test_evaluate_site_memory_is_the_memory_of_a_pages_own_folder_as_clean_artic
     assert labels == predict_with_model(load_corpus(tmp_path))[0]
     one_folder = load_corpus(FIXTURE_CORPUS / "site-a")
     assert predict_with_model(one_folder, site_memory=True)[2].any()
+
+
+# --- attack round 28: Markdown and other text dialects ---------------------------------------------------------
+
+HTML_FIXTURE = ROOT / "tests" / "fixtures" / "html" / "quartalszahlen.html"
+MARKDOWN_FIXTURE = ROOT / "tests" / "fixtures" / "markdown" / "kupferpreis.md"
+
+
+def _slowly(data: bytes, cut: int, *args: str) -> subprocess.CompletedProcess:
+    """clean-article reading standard input from a producer that writes ``data[:cut]``, waits, then the rest."""
+    process = subprocess.Popen(
+        [str(BIN / "clean-article"), *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert process.stdin is not None
+    process.stdin.write(data[:cut])
+    process.stdin.flush()
+    time.sleep(0.3)
+    out, err = process.communicate(data[cut:], timeout=120)
+    return subprocess.CompletedProcess(process.args, process.returncode, out, err)
+
+
+def test_standard_input_is_told_by_its_first_4_kb_however_slowly_they_arrive(tmp_path):
+    """The kind of standard input was told from what one read of the pipe brought: from a producer that
+    writes line by line, `<!DOCTYPE html>` alone, so the page's markup was printed as its article (exit 0);
+    a JSON Lines record was read as a text page and its article lost; gzipped HTML the same."""
+    html = HTML_FIXTURE.read_bytes()
+    record = (json.dumps({"url": "https://x.de/a", "html": html.decode("utf-8")}) + "\n").encode("utf-8")
+    for data, cut, args in (
+        (html, len(b"<!DOCTYPE html>\n"), ()),
+        (record, 5, ("--html-field", "html")),
+        (gzip.compress(html, mtime=0), 40, ()),
+    ):
+        at_once = run("clean-article", *args, stdin=data)
+        slowly = _slowly(data, cut, *args)
+        assert at_once.returncode == slowly.returncode == 0, slowly.stderr.decode()
+        assert slowly.stdout == at_once.stdout
+    assert b"<html" not in slowly.stdout and b"Maschinenbauer" in slowly.stdout  # the gzipped page's article
+    record_out = json.loads(_slowly(record, 5, "--html-field", "html").stdout)
+    assert record_out["cleaned_text"].startswith("Maschinenbauer")
+
+
+def test_markdown_whose_tables_break_lines_with_br_stays_markdown_on_standard_input(tmp_path):
+    """Ten <br> in a Markdown table made the page HTML when it came as .txt or on standard input: one
+    paragraph, white space collapsed, where the same page as .md had sixteen."""
+    rows = "".join(f"| Quartal {i}<br>vorläufig | {i},5 Mrd.<br>Euro |\n" for i in range(1, 7))
+    page = (
+        f"# Zahlen im Überblick\n\nDer Umsatz stieg in jedem Quartal.\n\n| Zeitraum | Umsatz |\n|---|---|\n{rows}"
+    )
+    (tmp_path / "p.md").write_text(page, encoding="utf-8")
+    as_md = run("clean-article", "-f", "json", tmp_path / "p.md")
+    on_stdin = run("clean-article", "-f", "json", stdin=page.encode("utf-8"))
+    assert json.loads(as_md.stdout)["paragraphs"] == json.loads(on_stdin.stdout)["paragraphs"]
+    assert len(json.loads(on_stdin.stdout)["paragraphs"]) == 3
+    assert batch.sniff_kind(b"Text <div><section><p>" * 4) == "html"  # ten tags besides <br>: markup
+
+
+def test_a_zero_width_no_break_space_after_the_byte_order_mark_is_the_pages_own(tmp_path):
+    """The decoder dropped the byte-order mark and the newline rule dropped a U+FEFF after it: the first
+    paragraph lost a character (with and without --fix-mojibake)."""
+    body = (
+        "\ufeffTitel der Seite\n\nDer DAX stieg am Montag um zwei Prozent auf einen Rekord, gestützt von Banken.\n"
+    )
+    page = tmp_path / "p.txt"
+    page.write_bytes(b"\xef\xbb\xbf" + body.encode("utf-8"))
+    for args in ((), ("--fix-mojibake",)):
+        result = run("clean-article", "-f", "json", *args, page)
+        assert json.loads(result.stdout)["paragraphs"][0]["text"] == "\ufeffTitel der Seite"
+    assert classify("\ufeffTitel\n\nText.")[0].text == "Titel"  # a str's leading U+FEFF is its BOM
+
+
+def test_a_folder_walk_takes_markdown_files_named_markdown(tmp_path):
+    """`*.markdown` files were read as Markdown when named, but a folder walk passed over them without a word
+    ("0 skipped")."""
+    (tmp_path / "in").mkdir()
+    shutil.copy(MARKDOWN_FIXTURE, tmp_path / "in" / "kupfer.markdown")
+    (tmp_path / "in" / "kupfer2.markdown.gz").write_bytes(gzip.compress(MARKDOWN_FIXTURE.read_bytes()))
+    result = run("clean-article", "-q", tmp_path / "in", "-o", tmp_path / "out")
+    assert result.returncode == 0, result.stderr.decode()
+    single = run("clean-article", MARKDOWN_FIXTURE).stdout
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["kupfer.markdown", "kupfer2.markdown"]
+    assert (tmp_path / "out" / "kupfer.markdown").read_bytes() == single
+    assert (tmp_path / "out" / "kupfer2.markdown").read_bytes() == single
+
+
+# --- attack round 27: the library in concurrent and long-lived use ---------------------------------------------
+
+
+def test_class_names_and_words_of_any_length_do_not_stay_in_the_caches():
+    """A 64 KB class name per page was kept by two caches after its page: 128 MB held after 1,000 pages,
+    621 MB of RSS after 4,000; a 20,000-letter word per page grew the word cache by 20 KB a page."""
+    from detector.api import classify_html, load_model
+    from detector.markup import MAX_CLASS_WORD_CHARS, _class_words, blocks
+
+    scorer = load_model()
+    cached = _class_words.cache_info().currsize
+    for i in range(3):
+        name = f"teaser{i}" + "q" * 65_000
+        classify_html(
+            f'<html><body><div class="{name} box"><p>Die Aktie stieg.</p></div><p>Mehr.</p></body></html>'
+        )
+        classify(f"Die Aktie stieg.\n\n{'x' * 19_000}{i}\n\nMehr dazu.")
+    assert _class_words.cache_info().currsize == cached  # the long values were read, not kept
+    assert max(sum(map(len, words)) for _, words in scorer._class_cache) <= 24 * MAX_CLASS_WORD_CHARS
+    assert max(len(token) for cache in scorer._token_caches for token in cache) <= 64
+    (block, _) = blocks(f'<div class="Ad{"x" * 100}"><p>A</p></div><p>B</p>')
+    assert block.class_words == ("ad" + "x" * 62,)
+
+
+def test_a_model_named_by_a_relative_path_is_the_file_of_the_folder_it_was_asked_in(tmp_path, monkeypatch):
+    """The cache key was the absolute path, the file read the relative one: another thread's chdir between the
+    two cached folder B's model under folder A's path (5 and 14 times in 200 trials), and every later load of
+    A's path got B's model."""
+    from detector import api
+
+    (tmp_path / "A").mkdir()
+    (tmp_path / "B").mkdir()
+    shutil.copy(model.shipped_model(), tmp_path / "A" / "model.bin")
+    (tmp_path / "B" / "model.bin").write_bytes(b"not a model")
+    real_load = model.load
+
+    def load_after_a_chdir(*args, **kwargs):
+        os.chdir(tmp_path / "B")  # as another thread does between the key and the read
+        return real_load(*args, **kwargs)
+
+    monkeypatch.chdir(tmp_path / "A")
+    monkeypatch.setattr(api.model_file, "load", load_after_a_chdir)
+    scorer = api.load_model("model.bin")
+    assert api.load_model(tmp_path / "A" / "model.bin") is scorer
+    monkeypatch.setattr(api.model_file, "load", real_load)
+    with pytest.raises(model.ModelError, match=r"^model file missing\.bin not found; give the path"):
+        api.load_model("missing.bin")
