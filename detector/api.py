@@ -109,6 +109,9 @@ def load_model(
     return cached[1]
 
 
+PRESETS = ("precision", "balanced", "recall")  # the thresholds every model file holds
+
+
 class Decision(NamedTuple):
     """How a paragraph is labelled: by a preset (``favor``: precision, balanced or recall, whose thresholds
     grouped cross-validation chose and the model file holds) or by a threshold of one's own
@@ -138,6 +141,8 @@ def check_arguments(
         raise TypeError(f"memory must be a SiteMemory (detector.site_memory(pages)), not {type(memory).__name__}")
     if not isinstance(favor, str):
         raise TypeError(f"favor must be a str (precision, balanced or recall), not {type(favor).__name__}")
+    if favor not in PRESETS:
+        raise ValueError(f"favor must be one of {', '.join(PRESETS)}, not {favor!r}")
     if min_editorial is None:
         return None
     try:
@@ -149,7 +154,7 @@ def check_arguments(
     except OverflowError:  # an int beyond a double: beyond 1 too
         value = float("inf")
     if not 0.0 <= value <= 1.0:  # NaN too
-        raise ValueError(f"min_editorial must be a probability between 0 and 1, not {value:g}")
+        raise ValueError(f"min_editorial must be a probability between 0 and 1, not {value!r}")
     return value
 
 
@@ -164,13 +169,38 @@ def label_stream(
 ) -> Iterator[tuple[Paragraph, dict | None]]:
     """Label a page's paragraphs as they come (with the markup of HTML input): each paragraph with its
     explanation when ``explain`` is asked for (``detector.model.Scorer.explain``), else None. ``memory``: what
-    a first pass over a batch of the page's site saw (``site_memory``), the page included."""
+    a first pass over a batch of the page's site saw (``site_memory``), the page included. The arguments are
+    checked when it is called, before the first paragraph is asked for; ``blocks`` must be as many as
+    ``texts``."""
+    if isinstance(texts, (str, bytes, bytearray)) or not isinstance(texts, Iterable):
+        raise TypeError(f"texts must be the page's paragraphs (an iterable of str), not {type(texts).__name__}")
+    if blocks is not None and (isinstance(blocks, (str, bytes)) or not isinstance(blocks, Iterable)):
+        raise TypeError(
+            f"blocks must be the paragraphs' markup (an iterable of Block), not {type(blocks).__name__}"
+        )
+    if not isinstance(decision, Decision):
+        raise TypeError(f"decision must be a Decision (favor, min_editorial), not {type(decision).__name__}")
+    min_editorial = check_arguments("", False, model, decision.min_editorial, memory, decision.favor)
+    return _labelled(
+        texts, blocks, model, Decision(decision.favor, min_editorial), explain, memory, _check_top(top)
+    )
+
+
+def _labelled(
+    texts: Iterable[str],
+    blocks: Iterable[markup.Block] | None,
+    model: model_file.Scorer | None,
+    decision: Decision,
+    explain: bool,
+    memory: SiteMemory | None,
+    top: int,
+) -> Iterator[tuple[Paragraph, dict | None]]:
     scorer = model or load_model()
     threshold = scorer.threshold(decision.favor, decision.min_editorial)
     memory_threshold = scorer.threshold(decision.favor, decision.min_editorial, site_memory=True)
     classes = scorer.classes
     items: Iterable[tuple[str, markup.Block | None]] = (
-        zip(texts, blocks) if blocks is not None else ((t, None) for t in texts)
+        _paired(texts, blocks) if blocks is not None else ((t, None) for t in map(_paragraph_text, texts))
     )
     index = 0
     for window, start, stop in _windows(items, WINDOW, CONTEXT):
@@ -202,6 +232,22 @@ def label_stream(
                 paragraph = Paragraph(index, window_texts[k], labels[k], probs)
             yield paragraph, {**why[k], "index": index} if why else None  # the page's index, not the window's
             index += 1
+
+
+def _paired(texts: Iterable[str], blocks: Iterable[markup.Block]) -> Iterator[tuple[str, markup.Block]]:
+    """Each text with its block; blocks fewer or more than the texts are an error (zip cut the page short)."""
+    try:
+        yield from zip(map(_paragraph_text, texts), blocks, strict=True)
+    except ValueError as exc:
+        if "zip()" not in str(exc):
+            raise
+        raise ValueError("blocks must be as many as texts: one Block per paragraph") from None
+
+
+def _paragraph_text(text: object) -> str:
+    if not isinstance(text, str):
+        raise TypeError(f"texts must be str (one paragraph each), not {type(text).__name__}")
+    return text
 
 
 def _windows(items: Iterable, size: int, context: int) -> Iterator[tuple[list, int, int]]:
@@ -264,6 +310,8 @@ def html_blocks(html: str | bytes | bytearray | memoryview) -> list[markup.Block
     """An HTML page's paragraphs with their markup (``detector.markup.blocks``), from str or from bytes."""
     from detector import markup  # here, not at the top: text pages never need lxml's side of the package
 
+    if not isinstance(html, (str, bytes, bytearray, memoryview)):  # bytes(5) is five NULs, bytes(None) a TypeError
+        raise TypeError(f"the page must be str or bytes, not {type(html).__name__}")
     return markup.blocks(html if isinstance(html, str) else markup.decode_html(bytes(html)))
 
 
@@ -415,9 +463,9 @@ class VerdictCounter:
     def add(self, p: Paragraph) -> None:
         size = len(p.text)
         self.chars[p.label] += size
-        self.confidence += size * p.probabilities[p.label]
+        self.confidence += size * float(p.probabilities[p.label])  # numpy's float32 is no JSON number
         if p.label == "editorial":
-            self.editorial_confidence += size * p.probabilities["editorial"]
+            self.editorial_confidence += size * float(p.probabilities["editorial"])
             self.after_editorial = []
         elif self.after_editorial is not None and len(self.after_editorial) < _AFTER:
             self.after_editorial.append(p.label)
@@ -463,23 +511,45 @@ def _checked(paragraphs: object, caller: str) -> Iterator[Paragraph]:
     if isinstance(paragraphs, (str, bytes)) or not isinstance(paragraphs, Iterable):
         raise TypeError(f"{caller} takes the paragraphs classify or classify_html returns, not a page")
     for p in paragraphs:
-        if not isinstance(p, Paragraph):
-            raise TypeError(f"{caller} takes Paragraphs (from classify or classify_html), not {type(p).__name__}")
-        if p.label not in LABELS:
-            raise ValueError(
-                f"{caller}: paragraph {p.index} has the label {p.label!r}, not one of {', '.join(LABELS)}"
-            )
+        _check_paragraph(p, caller)
+        if type(p.index) is not int:  # numpy's ints are not JSON, a bool is not an index
+            raise TypeError(f"{caller}: a paragraph's index must be an int, not {type(p.index).__name__}")
         if not isinstance(p.text, str):
             raise TypeError(f"{caller}: paragraph {p.index} has a text of type {type(p.text).__name__}, not str")
         probabilities = p.probabilities
-        if not isinstance(probabilities, dict) or not all(
-            isinstance(probabilities.get(label), (int, float)) for label in LABELS
-        ):
+        if not isinstance(probabilities, dict) or set(probabilities) != set(LABELS):
             raise ValueError(
-                f"{caller}: paragraph {p.index} needs a probability (a number) for each of {', '.join(LABELS)} "
-                "in its probabilities"
+                f"{caller}: paragraph {p.index} needs its probabilities as a dict of one for each of "
+                f"{', '.join(LABELS)}"
             )
+        for label, value in probabilities.items():
+            if not _is_probability(value):
+                raise ValueError(
+                    f"{caller}: paragraph {p.index} has the probability {value!r} for {label}: not a number "
+                    "between 0 and 1"
+                )
         yield p
+
+
+def _check_paragraph(p: object, caller: str) -> None:
+    """What every writer needs of a paragraph, cheap enough for each one: a Paragraph with a known label."""
+    if not isinstance(p, Paragraph):
+        raise TypeError(f"{caller} takes Paragraphs (from classify or classify_html), not {type(p).__name__}")
+    if p.label not in LABELS:
+        raise ValueError(
+            f"{caller}: paragraph {p.index} has the label {p.label!r}, not one of {', '.join(LABELS)}"
+        )
+
+
+def _is_probability(value: object) -> bool:
+    """A number from 0 to 1: an int or float (numpy's too), not a bool, NaN or infinite (JSON has no NaN)."""
+    if isinstance(value, (str, bytes, bytearray)) or type(value).__name__ in ("bool", "bool_"):
+        return False
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False
+    return 0.0 <= number <= 1.0
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -517,7 +587,13 @@ class PageWriter:
         self._last = ""
 
     def add(self, p: Paragraph, explanation: dict | None = None) -> str:
-        """The output for one more paragraph (often empty)."""
+        """The output for one more paragraph (often empty): a Paragraph as ``label_stream`` makes it (``render``
+        checks every field of paragraphs from elsewhere), with its explanation for ``explain``."""
+        _check_paragraph(p, "PageWriter.add")
+        if self.fmt == "explain" and explanation is not None and not explanation.keys() >= _EXPLANATION_KEYS:
+            raise ValueError(
+                f"PageWriter.add: an explanation needs {', '.join(sorted(_EXPLANATION_KEYS))} (from explain())"
+            )
         self.counter.add(p)
         self.labels[p.label] += 1
         first = self.count == 0
@@ -653,12 +729,15 @@ def _paragraph_record(p: Paragraph) -> dict:
     return {
         "index": p.index,
         "label": p.label,
-        "probabilities": {k: round(v, 6) for k, v in p.probabilities.items()},
+        "probabilities": {k: round(float(v), 6) for k, v in p.probabilities.items()},
         "decided_by": p.decided_by,
         "text": p.text,
         **({"tag": p.tag} if p.tag else {}),
         **({"list_tag": p.list_tag, "list_id": p.list_id, "item_id": p.item_id} if p.list_id else {}),
     }
+
+
+_EXPLANATION_KEYS = frozenset(["label", "runner_up", "expert", "expert_weight", "for", "against"])
 
 
 def _explained(p: Paragraph, e: dict | None) -> str:
@@ -678,19 +757,23 @@ def _explained(p: Paragraph, e: dict | None) -> str:
 def render(paragraphs: Iterable[Paragraph], fmt: str = "text", keep: str | Iterable[str] = ("editorial",)) -> str:
     """One page in an output format (``PageWriter``), as one string without a final newline for text. Not
     ``explain``: a paragraph does not carry the features that decided it (``explain()`` gives them)."""
+    return _render(paragraphs, fmt, keep, "render")
+
+
+def _render(paragraphs: Iterable[Paragraph], fmt: str, keep: str | Iterable[str], caller: str) -> str:
     if fmt == "explain":
         raise ValueError(
             "render() cannot explain: a paragraph does not carry its features; call detector.api.explain() (or "
             "explain_html()) for them"
         )
-    writer = PageWriter(fmt, keep)
-    return "".join(writer.add(p) for p in _checked(paragraphs, "render")) + writer.finish()
+    writer = PageWriter(fmt, _checked_keep(keep))
+    return "".join(writer.add(p) for p in _checked(paragraphs, caller)) + writer.finish()
 
 
 def as_record(paragraphs: list[Paragraph], keep: str | Iterable[str] = ("editorial",)) -> dict:
     """A page as plain data: the cleaned text, the page's verdict and, per paragraph, index, label,
     probabilities, what decided the label, and text."""
-    result: dict = json.loads(render(paragraphs, "json", keep))
+    result: dict = json.loads(_render(paragraphs, "json", keep, "as_record"))
     return {"text": result["text"], "verdict": result["verdict"], "paragraphs": result["paragraphs"]}
 
 
@@ -698,4 +781,4 @@ def as_html(paragraphs: list[Paragraph], keep: str | Iterable[str] = ("editorial
     """The kept paragraphs (the article by default, as ``clean-article -f html`` writes it) as a minimal HTML
     document: headings stay headings, list items are gathered into the lists they stood in (numbered ones
     numbered), everything else is a ``<p>`` (line breaks inside a text paragraph become ``<br>``)."""
-    return render(paragraphs, "html", keep)
+    return _render(paragraphs, "html", keep, "as_html")

@@ -1150,7 +1150,7 @@ def test_library_arguments_that_slipped_through():
         clean(ARTICLE, min_editorial=10**400)
     with pytest.raises(TypeError, match="min_editorial must be a number, not bool"):
         clean(ARTICLE, min_editorial=np.True_)
-    with pytest.raises(ValueError, match="unknown preset 'fast'"):
+    with pytest.raises(ValueError, match="favor must be one of precision, balanced, recall, not 'fast'"):
         clean(ARTICLE, favor="fast", min_editorial=0.5)
     with pytest.raises(TypeError, match="verdict takes the paragraphs"):
         verdict("page text")  # type: ignore[arg-type]
@@ -3135,3 +3135,87 @@ def test_a_model_named_by_a_relative_path_is_the_file_of_the_folder_it_was_asked
     monkeypatch.setattr(api.model_file, "load", real_load)
     with pytest.raises(model.ModelError, match=r"^model file missing\.bin not found; give the path"):
         api.load_model("missing.bin")
+
+
+# --- attack round 31: the library's contracts, function by function ----------------------------------------------
+
+
+def test_label_stream_checks_its_arguments_when_called():
+    """label_stream checked nothing: a str was labelled character by character, Decision(min_editorial=5)
+    made nothing editorial, blocks of the wrong length cut the page short without a word (23 paragraphs in,
+    0 out), and a preset name, a model path or a str memory failed deep inside."""
+    from detector.api import Decision, label_stream
+
+    paragraphs = ["Die Aktie stieg.", "Mehr dazu."]
+    for kwargs, error, message in (
+        (
+            {"texts": "Die Aktie stieg."},
+            TypeError,
+            "texts must be the page's paragraphs (an iterable of str), not str",
+        ),
+        (
+            {"decision": Decision(min_editorial=5)},
+            ValueError,
+            "min_editorial must be a probability between 0 and 1",
+        ),
+        ({"decision": "recall"}, TypeError, "decision must be a Decision (favor, min_editorial), not str"),
+        (
+            {"decision": Decision("fast")},
+            ValueError,
+            "favor must be one of precision, balanced, recall, not 'fast'",
+        ),
+        ({"model": "models/model.bin"}, TypeError, "model must be a loaded model"),
+        ({"memory": "x"}, TypeError, "memory must be a SiteMemory"),
+        ({"explain": True, "top": -1}, ValueError, "top must be at least 0, not -1"),
+    ):
+        with pytest.raises(error, match=re.escape(message)):
+            label_stream(**{"texts": paragraphs, **kwargs})  # raised at the call, before a paragraph is read
+    with pytest.raises(ValueError, match="blocks must be as many as texts: one Block per paragraph"):
+        list(label_stream(paragraphs, blocks=[]))
+    with pytest.raises(TypeError, match=r"texts must be str .one paragraph each., not int"):
+        list(label_stream(["Die Aktie stieg.", 5]))  # type: ignore[list-item]
+
+
+def test_writers_refuse_paragraphs_no_page_can_have_with_a_message_that_names_the_caller():
+    """NaN, infinite and negative probabilities were written (`NaN` in -f json is not JSON; the verdict's
+    confidence became NaN or -5), a numpy float32 was refused as "not a number", a numpy index failed in the
+    JSON writer, PageWriter.add gave a bare KeyError, html_blocks(5) parsed five NUL bytes, and the errors of
+    as_record and as_html were said to be render's."""
+    import numpy as np
+
+    from detector.api import PageWriter, as_html, as_record, html_blocks, render, verdict
+
+    page = classify("Die Aktie stieg am Montag um zwei Prozent.\n\nMehr dazu hier.")
+    probabilities = page[0].probabilities
+    for value in (float("nan"), float("inf"), -5.0, 1.5, "0.5", True):
+        bad = [page[0]._replace(probabilities={**probabilities, "editorial": value}), page[1]]
+        for call, name in ((render, "render"), (as_record, "as_record"), (verdict, "verdict")):
+            with pytest.raises(
+                ValueError, match=rf"^{name}: paragraph 0 has the probability .* for editorial: not a"
+            ):
+                call(bad)
+    numpy_page = [p._replace(probabilities={k: np.float32(v) for k, v in probabilities.items()}) for p in page[:1]]
+    assert json.loads(render(numpy_page, "json"))["paragraphs"][0]["label"] == page[0].label
+    with pytest.raises(TypeError, match=r"^as_record: a paragraph's index must be an int, not int64"):
+        as_record([page[0]._replace(index=np.int64(0))])
+    with pytest.raises(
+        ValueError, match=r"^as_record: paragraph 0 needs its probabilities as a dict of one for each"
+    ):
+        as_record([page[0]._replace(probabilities={**probabilities, "extra": "x"})])
+    with pytest.raises(TypeError, match=r"^as_html: paragraph 0 has a text of type NoneType, not str"):
+        as_html([page[0]._replace(text=None)])
+    with pytest.raises(ValueError, match=r"^keep: unknown label 'foo'"):
+        as_record(page, keep="foo")
+    with pytest.raises(ValueError, match=r"^PageWriter.add: paragraph 0 has the label 'foo'"):
+        PageWriter("json").add(page[0]._replace(label="foo"))
+    with pytest.raises(
+        TypeError, match=r"^PageWriter.add takes Paragraphs .from classify or classify_html., not str"
+    ):
+        PageWriter().add("Die Aktie stieg.")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"^PageWriter.add: an explanation needs against, expert, expert_weight"):
+        PageWriter("explain").add(page[0], {"label": "editorial"})
+    for value in (5, None, [60, 112, 62]):
+        with pytest.raises(TypeError, match=r"^the page must be str or bytes, not"):
+            html_blocks(value)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"between 0 and 1, not 1\.0000001$"):
+        clean("Kurs", min_editorial=1.0000001)

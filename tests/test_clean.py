@@ -115,7 +115,11 @@ def test_cleaned_output_is_a_subsequence_of_the_input_paragraphs(page):
         ),
         (lambda: detector.clean("Kurs", min_editorial=2), ValueError, "min_editorial must be a probability"),
         (lambda: detector.clean("Kurs", min_editorial=float("nan")), ValueError, "between 0 and 1, not nan"),
-        (lambda: detector.clean("Kurs", favor="x"), ValueError, "unknown preset 'x'"),
+        (
+            lambda: detector.clean("Kurs", favor="x"),
+            ValueError,
+            "favor must be one of precision, balanced, recall, not 'x'",
+        ),
     ],
 )
 def test_library_calls_with_arguments_of_the_wrong_kind_say_so(call, error, message):
