@@ -178,11 +178,17 @@ class Result:
 
 
 class Task(NamedTuple):
-    """One input file, its kind (text, html, jsonl, warc) and its output path."""
+    """One input file, its kind (text, html, jsonl, warc) and its output path; ``name``: the file as the user
+    gave it, for messages, where ``source`` was made absolute (Dask's workers run in other folders)."""
 
     source: str
     kind: str
     target: str
+    name: str = ""
+
+    @property
+    def shown(self) -> str:
+        return display(self.name or self.source)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -1010,7 +1016,7 @@ def clean_file(task: Task, config: RunConfig) -> Result:
     file, and reports every failure with its reason."""
     from pathlib import Path  # here, not at the top: a page to standard output never needs it
 
-    name = display(task.source)
+    name = task.shown
     target = Path(task.target)
     if config.skip_existing and target.is_file():  # a folder or FIFO in the way is no output: it fails again
         return Result(name, "skipped", "output exists")
@@ -1169,7 +1175,8 @@ def plan(inputs: list[str], outdir: Path, config: RunConfig) -> Plan:
             continue
         sources[real] = path
         # on Dask, inputs by absolute path: a worker of another machine has another working folder
-        tasks.append(Task(os.path.abspath(path) if config.engine == "dask" else path, kind, target))
+        dask = config.engine == "dask"
+        tasks.append(Task(os.path.abspath(path), kind, target, path) if dask else Task(path, kind, target))
     targets: dict[str, str] = {}
     for task in tasks:
         resolved = resolve(task.target)
@@ -1177,10 +1184,10 @@ def plan(inputs: list[str], outdir: Path, config: RunConfig) -> Plan:
             raise UsageError(f"the output {display(task.target)} would overwrite an input file")
         if resolved in targets:
             raise UsageError(
-                f"{display(targets[resolved])} and {display(task.source)} would both be written to "
+                f"{display(targets[resolved])} and {task.shown} would both be written to "
                 f"{display(task.target)}; clean them into different output folders"
             )
-        targets[resolved] = task.source
+        targets[resolved] = task.name or task.source
     for target, source in targets.items():  # an output where another output needs a folder (a.txt, a.txt/b.txt)
         folder = os.path.dirname(target)
         while folder.startswith(os.path.join(out_root, "")):
@@ -1438,7 +1445,7 @@ def _site_pages(task: Task, config: RunConfig, checksums: bool = False) -> Itera
     """The pages of one input with their sites: a page file is one page of its folder; records without a
     URL belong to no site. Of records, only those of ``config.memory_hosts`` (when given); with
     ``checksums``, each page as the CRC-32 of its text or HTML instead of its paragraphs."""
-    name = display(task.source)
+    name = task.shown
     with open_input(task.source, name, walked=True) as handle:
         if task.kind == "jsonl":
             stream = gunzip_stream(handle) if gzipped_name(task.source) else handle
@@ -1619,7 +1626,9 @@ def _check_descriptors(workers: int) -> None:
         raise OSError(errno.EMFILE, "too many open files")
 
 
-def _run_forked(chunks: list[list[Task]], config: RunConfig, work: Callable[..., list]) -> Iterator:
+def _run_forked(
+    chunks: list[list[Task]], config: RunConfig, work: Callable[..., list], retry_lost: bool = True
+) -> Iterator:
     """Worker processes forked from this one inherit the loaded model and the configuration with its site
     memories (no start-up per worker, nothing large sent with each chunk) and stream their results back as
     each chunk finishes, in any order.
@@ -1627,7 +1636,9 @@ def _run_forked(chunks: list[list[Task]], config: RunConfig, work: Callable[...,
     A worker that dies (the kernel's out-of-memory killer, ``kill -9``) would leave its chunk unanswered
     and the batch waiting for ever: the workers are watched, and when one is gone the others stop after
     their file, the pool is abandoned, the files of the dead worker's chunk fail (``lost``; not retried, as
-    one of them may kill a worker again) and the rest go on in a new pool."""
+    one of them may kill a worker again) and the rest go on in a new pool. The first pass of site memory
+    takes the lost files once more in the new pool (``retry_lost``): it only counts, and a file left out
+    made the memory smaller without a word (Dask retries a lost task too)."""
     import gc
     import multiprocessing
 
@@ -1660,6 +1671,9 @@ def _run_forked(chunks: list[list[Task]], config: RunConfig, work: Callable[...,
                     died = True
                     for index in sorted(i for i in pending if taken[i] in dead):
                         pending.discard(index)
+                        if work is not clean_chunk and retry_lost:
+                            rest += chunks[index]
+                            continue
                         lost += chunks[index]
                         for task in chunks[index]:
                             yield from _lost(task, work)
@@ -1692,7 +1706,9 @@ def _run_forked(chunks: list[list[Task]], config: RunConfig, work: Callable[...,
         abandon_pool(pool)
         raise
     else:
-        if died:  # the pool's own teardown could wait for ever for a lock the dead worker held
+        # the pool's own teardown could wait for ever for a lock a dead worker held: also a worker killed while
+        # it waited for a task after the last one was taken, whose death no answer waited for
+        if died or _any_dead(pool, known):
             abandon_pool(pool)
             from pathlib import Path
 
@@ -1704,7 +1720,7 @@ def _run_forked(chunks: list[list[Task]], config: RunConfig, work: Callable[...,
     finally:
         _INHERITED.clear()
     if rest:
-        yield from _run_forked(chunked(rest, config.jobs), config, work)
+        yield from _run_forked(chunked(rest, config.jobs), config, work, retry_lost=False)
 
 
 WATCH_EVERY = 1.0  # seconds between looks at the workers while no answer comes
@@ -1738,6 +1754,11 @@ def _last_answers(finished: Any, pending: set[int], wait: float) -> Iterator[tup
         yield index, done, results
 
 
+def _any_dead(pool: Any, known: set[int]) -> bool:
+    """Whether a worker of the pool died: it is gone (the pool put a new one in its place) or not alive."""
+    return bool(known - _worker_ids(pool)) or any(not process.is_alive() for process in pool._pool)
+
+
 def _worker_ids(pool: Any) -> set[int]:
     """The process ids of a pool's workers now (it replaces a dead one with a new process)."""
     return {process.pid for process in pool._pool}
@@ -1749,7 +1770,7 @@ def _lost(task: Task, work: Callable[..., list], worker: str = "worker process")
     if work is not clean_chunk:
         return []
     reason = f"not cleaned: the {worker} died (out of memory? killed?); rerun with --skip-existing"
-    return [Result(display(task.source), "failed", f"{display(task.source)}: {reason}")]
+    return [Result(task.shown, "failed", f"{task.shown}: {reason}")]
 
 
 def abandon_pool(pool: Any) -> None:
@@ -1784,15 +1805,29 @@ def _run_dask(chunks: list[list[Task]], config: RunConfig, work: Callable[..., l
     load_model(config.model)  # a broken model fails once, before any work is sent (one log block per chunk)
     cluster = None
     if not config.scheduler:
-        cluster = LocalCluster(
-            n_workers=min(config.jobs, len(chunks)), threads_per_worker=1, processes=True, dashboard_address=":0"
-        )
+        import logging
+
+        # Our cluster's logs, here and in its worker processes, stay quiet: a worker that could not start
+        # printed 150 lines of tracebacks, an interrupted batch the workers' warnings; what goes wrong is said
+        # in one line of ours instead
+        try:
+            cluster = LocalCluster(
+                n_workers=min(config.jobs, len(chunks)),
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=":0",
+                silence_logs=logging.CRITICAL,
+            )
+        except Exception as exc:
+            raise DaskError(f"cannot start a local Dask cluster: {exc}") from None
     try:
         client = _connect(Client, config.scheduler or cluster, config.dask_timeout)
-    except (OSError, *timeouts) as exc:
+    except (OSError, MemoryError, ValueError, *timeouts) as exc:
         if cluster is not None:
             cluster.close()
         where = f"Dask scheduler {config.scheduler}" if config.scheduler else "local Dask cluster"
+        if isinstance(exc, (MemoryError, ValueError)):  # a length of exbibytes: another service's greeting
+            raise DaskError(f"cannot reach the {where}: what answers there does not speak Dask") from None
         raise DaskError(f"cannot reach the {where}: {exc}") from None
     pending: set[Any] = set()
     try:

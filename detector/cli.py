@@ -266,6 +266,8 @@ def build_config(args: argparse.Namespace) -> batch.RunConfig:
             raise batch.UsageError(f"--encoding: unknown text encoding {args.encoding!r}") from None
     if args.scheduler and args.engine != "dask":
         raise batch.UsageError("--scheduler needs --engine dask")
+    if args.scheduler and (problem := _scheduler_problem(args.scheduler)):
+        raise batch.UsageError(f"--scheduler {args.scheduler}: {problem}")
     if not 0 < args.dask_timeout <= MAX_DASK_TIMEOUT:  # NaN too
         raise batch.UsageError(f"--dask-timeout must be a positive number of seconds, at most {MAX_DASK_TIMEOUT}")
     for option, value in (
@@ -685,6 +687,24 @@ class _Diagnostics:
 
     def __getattr__(self, name: str) -> Any:  # isatty, fileno, encoding ...
         return getattr(self._stream, name)
+
+
+_DASK_PROTOCOLS = ("tcp", "tls", "inproc", "ucx", "ws", "wss")
+
+
+def _scheduler_problem(address: str) -> str:
+    """What is wrong with a Dask scheduler address ('' when nothing): ``[protocol://]host[:port]`` with one of
+    Dask's protocols and a port from 1 to 65535 (``foo://`` failed inside Dask, port 99999 waited out the
+    whole timeout)."""
+    protocol, _, rest = address.rpartition("://")
+    if protocol and protocol not in _DASK_PROTOCOLS:
+        return f"unknown protocol {protocol!r}; Dask speaks {', '.join(_DASK_PROTOCOLS)} (tcp://host:8786)"
+    host, colon, port = rest.rpartition(":")
+    if protocol != "inproc" and colon and not host.endswith("]") and "]" in port:
+        return ""  # an IPv6 address without a port
+    if protocol != "inproc" and colon and not (port.isdigit() and 0 < int(port) < 65536):
+        return f"the port must be a number from 1 to 65535, not {port!r}"
+    return ""
 
 
 def main() -> None:

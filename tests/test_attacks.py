@@ -2163,6 +2163,7 @@ def test_a_dask_batch_names_its_inputs_by_absolute_path(tmp_path, monkeypatch):
     for engine, source in (("local", os.path.join("pages", "a.txt")), ("dask", str(tmp_path / "pages" / "a.txt"))):
         plan = batch.plan(["pages"], tmp_path / "out", batch.RunConfig(engine=engine))
         assert [task.source for task in plan.tasks] == [source]
+        assert [task.shown for task in plan.tasks] == [os.path.join("pages", "a.txt")]  # named as given
 
 
 # Attack round 14: Markdown read as HTML, files a run reads written over, review and Markdown.
@@ -3219,3 +3220,112 @@ def test_writers_refuse_paragraphs_no_page_can_have_with_a_message_that_names_th
             html_blocks(value)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"between 0 and 1, not 1\.0000001$"):
         clean("Kurs", min_editorial=1.0000001)
+
+
+# --- attack round 30: the engines and their workers --------------------------------------------------------------
+
+_FORKED_RUN = """
+import os, signal, sys, time
+from detector import batch
+
+def work(tasks, config):
+    source = tasks[0].source
+    time.sleep(0.3)
+    if sys.argv[1] == "idle" and source == "b":  # the other worker, done with its chunk, waits for a task
+        time.sleep(0.5)
+        os.kill(batch._INHERITED["taken"][0], signal.SIGKILL)
+    if sys.argv[1] == "busy" and source == "b" and not os.path.exists(sys.argv[2]):
+        open(sys.argv[2], "w").close()
+        os.kill(os.getpid(), signal.SIGKILL)  # killed in the middle of its chunk, once
+    return [source]
+
+chunks = [[batch.Task("a", "text", "")], [batch.Task("b", "text", "")]]
+print(sorted(batch._run_forked(chunks, batch.RunConfig(jobs=2), work)), flush=True)
+"""
+
+
+def test_a_worker_killed_while_it_waits_for_a_task_does_not_hang_the_batch(tmp_path):
+    """A worker killed (kill -9) while it waited for work, less than a second before the last answer: every
+    output was written, then the pool's teardown waited for ever for the queue's lock the dead worker held."""
+    import sys
+
+    script = tmp_path / "run.py"
+    script.write_text(_FORKED_RUN, encoding="utf-8")
+    result = subprocess.run(
+        [sys.executable, script, "idle", tmp_path / "marker"], capture_output=True, timeout=60, cwd=ROOT
+    )
+    assert (result.returncode, result.stdout) == (0, b"['a', 'b']\n"), result.stderr.decode()[-800:]
+
+
+def test_the_first_pass_takes_the_files_of_a_killed_worker_once_more(tmp_path):
+    """A worker killed during site memory's first pass: its files were not counted, without a word (exit 0,
+    a smaller memory, 4 to 6 of 158 outputs different from a clean run's; Dask retries such a task)."""
+    import sys
+
+    script = tmp_path / "run.py"
+    script.write_text(_FORKED_RUN, encoding="utf-8")
+    result = subprocess.run(
+        [sys.executable, script, "busy", tmp_path / "marker"], capture_output=True, timeout=60, cwd=ROOT
+    )
+    assert (result.returncode, result.stdout) == (0, b"['a', 'b']\n"), result.stderr.decode()[-800:]
+    assert (tmp_path / "marker").exists()  # the worker was killed once
+
+
+def test_dask_schedulers_that_cannot_be_one_are_told_in_one_line(tmp_path):
+    """`foo://host:8786` failed inside Dask ("unexpected failure: ValueError"), port 99999 waited out the
+    whole timeout, a service that speaks first (SSH) was "out of memory", and a local cluster whose workers
+    could not start printed 150 lines of Dask's tracebacks before "unexpected failure"."""
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.txt").write_text(ARTICLE, encoding="utf-8")
+    for address, message in (
+        (
+            "foo://host:8786",
+            "unknown protocol 'foo'; Dask speaks tcp, tls, inproc, ucx, ws, wss (tcp://host:8786)",
+        ),
+        ("tcp://127.0.0.1:99999", "the port must be a number from 1 to 65535, not '99999'"),
+    ):
+        result = run(
+            "clean-article", tmp_path / "in", "-o", tmp_path / "out", "--engine", "dask", "--scheduler", address
+        )
+        assert (result.returncode, lines(result)) == (2, [f"error: --scheduler {address}: {message}"])
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+
+    def greet() -> None:
+        connection, _ = server.accept()
+        connection.sendall(b"SSH-2.0-OpenSSH_9.6\r\n" + b"\xff" * 64)
+        time.sleep(5)
+        connection.close()
+
+    threading.Thread(target=greet, daemon=True).start()
+    address = f"tcp://127.0.0.1:{server.getsockname()[1]}"
+    result = run(
+        "clean-article",
+        tmp_path / "in",
+        "-o",
+        tmp_path / "out",
+        "--engine",
+        "dask",
+        "--scheduler",
+        address,
+        "--dask-timeout",
+        "10",
+    )
+    server.close()
+    assert result.returncode == 1
+    assert (
+        lines(result)[0]
+        == f"error: cannot reach the Dask scheduler {address}: what answers there does not speak Dask"
+    )
+    (tmp_path / "fail.py").write_text('raise RuntimeError("this worker cannot start")\n', encoding="utf-8")
+    env = {**os.environ, "DASK_DISTRIBUTED__WORKER__PRELOAD": f'["{tmp_path / "fail.py"}"]'}
+    result = subprocess.run(
+        [str(BIN / "clean-article"), tmp_path / "in", "-o", tmp_path / "out", "--engine", "dask", "-j", "1"],
+        capture_output=True,
+        timeout=120,
+        env=env,
+    )
+    assert result.returncode == 1
+    assert lines(result)[0] == "error: cannot start a local Dask cluster: Nanny failed to start."
+    assert "Traceback" not in result.stderr.decode() and "distributed.nanny" not in result.stderr.decode()
