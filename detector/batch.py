@@ -1706,9 +1706,7 @@ def _run_forked(
         abandon_pool(pool)
         raise
     else:
-        # the pool's own teardown could wait for ever for a lock a dead worker held: also a worker killed while
-        # it waited for a task after the last one was taken, whose death no answer waited for
-        if died or _any_dead(pool, known):
+        if died:  # the pool's own teardown could wait for ever for a lock the dead worker held
             abandon_pool(pool)
             from pathlib import Path
 
@@ -1716,7 +1714,7 @@ def _run_forked(
                 if task.target:
                     temp_path(Path(task.target), config.run_id).unlink(missing_ok=True)
         else:
-            pool.terminate()
+            _end_pool(pool, known)
     finally:
         _INHERITED.clear()
     if rest:
@@ -1754,9 +1752,23 @@ def _last_answers(finished: Any, pending: set[int], wait: float) -> Iterator[tup
         yield index, done, results
 
 
-def _any_dead(pool: Any, known: set[int]) -> bool:
-    """Whether a worker of the pool died: it is gone (the pool put a new one in its place) or not alive."""
-    return bool(known - _worker_ids(pool)) or any(not process.is_alive() for process in pool._pool)
+def _end_pool(pool: Any, known: set[int]) -> None:
+    """End a pool whose work is done. A worker killed while it waited for a task, after the last one was
+    taken, holds the lock of the task queue for ever, and no answer waited for it: the pool's own teardown
+    then hung the batch after its last file. So that teardown gets a few seconds, and the pool is abandoned
+    where a worker is known dead or the teardown does not end."""
+    import threading
+
+    if not (known - _worker_ids(pool)) and all(process.is_alive() for process in pool._pool):
+        ending = threading.Thread(target=pool.terminate, daemon=True, name="pool-teardown")
+        ending.start()
+        ending.join(TEARDOWN_WAIT)
+        if not ending.is_alive():
+            return
+    abandon_pool(pool)
+
+
+TEARDOWN_WAIT = 5.0  # seconds a finished pool's own teardown may take (a fraction of one, as a rule)
 
 
 def _worker_ids(pool: Any) -> set[int]:

@@ -1630,7 +1630,7 @@ def test_library_errors_name_the_argument():
         verdict(None)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="render takes Paragraphs"):
         render([1])  # type: ignore[list-item]
-    with pytest.raises(TypeError, match="render takes Paragraphs"):
+    with pytest.raises(TypeError, match="as_html takes Paragraphs"):
         as_html([1])  # type: ignore[list-item]
     odd = Paragraph(0, "Text", "werbung", {"editorial": 1.0})
     with pytest.raises(ValueError, match="paragraph 0 has the label 'werbung'"):
@@ -2188,7 +2188,7 @@ def test_a_markdown_page_with_html_tags_is_read_as_markdown(tmp_path):
     assert annotated.stdout == as_text.stdout and annotated.stdout.count(b"\n[") == 3  # four paragraphs
     assert batch.sniff_kind(MARKDOWN_TABLE.encode(), "kupfer.md") == "text"
     assert batch.sniff_kind(MARKDOWN_TABLE.encode(), "kupfer.MD.gz") == "text"
-    assert batch.sniff_kind(MARKDOWN_TABLE.encode(), "kupfer") == "html"  # no name: sniffed, as before
+    assert batch.sniff_kind(MARKDOWN_TABLE.encode(), "kupfer") == "text"  # no name: <br> alone is not markup
 
 
 @pytest.mark.parametrize("target", ["input", "model", "rules", "stdin"])
