@@ -206,9 +206,13 @@ def extra_hint(extra: str) -> str:
     )
 
 
-def gzipped_name(name: str) -> bool:
-    """Whether a name says gzip, in any case (``CRAWL.JSONL.GZ`` was read as raw bytes)."""
-    return name.lower().endswith(".gz")
+def gzipped(handle: BinaryIO) -> bool:
+    """Whether an input holds gzip data, whatever its name: no page or record starts with the gzip magic (a
+    ``crawl.jsonl`` holding gzip data gave an "invalid JSON" error per line of compressed bytes)."""
+    return hasattr(handle, "peek") and handle.peek(2)[:2] == GZIP_MAGIC
+
+
+GZIP_MAGIC = b"\x1f\x8b"
 
 
 def read_limited(stream: BinaryIO, max_bytes: int, name: str) -> bytes:
@@ -283,6 +287,7 @@ class Gunzipped(io.RawIOBase):
         self.pending = b""  # compressed bytes not yet decompressed
         self.in_member = False
         self.cut = False  # the file ended inside a member (a reader that takes EOFError for the end can ask)
+        self.ahead = b""  # content read ahead (``peek``, ``unread``), handed out first
 
     def readable(self) -> bool:
         return True
@@ -292,7 +297,32 @@ class Gunzipped(io.RawIOBase):
         buffer[: len(data)] = data
         return len(data)
 
+    def peek(self, size: int = 1) -> bytes:
+        """At least ``size`` bytes of what comes next, unless the content ends (or is cut or damaged: the
+        next read tells) before."""
+        while len(self.ahead) < size:
+            try:
+                more = self._read(size)
+            except (EOFError, zlib.error):
+                break
+            if not more:
+                break
+            self.ahead += more
+        return self.ahead
+
+    def unread(self, data: bytes) -> None:
+        self.ahead = data + self.ahead
+
     def read(self, size: int | None = -1) -> bytes:
+        if size == 0:
+            return b""
+        if self.ahead:
+            size = size if size is not None and size > 0 else len(self.ahead)
+            out, self.ahead = self.ahead[:size], self.ahead[size:]
+            return out
+        return self._read(size)
+
+    def _read(self, size: int | None = -1) -> bytes:
         size = size if size and size > 0 else 1 << 16
         while True:
             if not self.pending or (not self.in_member and self.pending == b"\x1f"):  # (half a gzip magic)
@@ -396,16 +426,18 @@ def sniff_kind(head: bytes, name: str = "") -> str:
 
 
 def _json_lines(head: bytes) -> bool:
-    """Whether the first bytes of an input are JSON Lines: every whole line of them an object's line, and one
-    of those (or the first, cut where the bytes end) read as a JSON object; a first record that is broken
-    fails alone, as in a file named ``.jsonl``."""
+    """Whether the first bytes of an input are JSON Lines: the first whole line and most of the others an
+    object's line (it starts with ``{``), and one of those (or the first, cut where the bytes end) read as a
+    JSON object; a record that is broken, or a line that is not an object (``null``), fails alone, as in a
+    file named ``.jsonl`` (one such line made the whole input a text page: its raw JSON was the article)."""
     *whole, rest = head.split(b"\n")
     lines = [line for line in whole if line.strip()]
     if not lines:
         return _OBJECT_START.match(rest) is not None  # one record longer than the bytes looked at
-    if not all(line.lstrip().startswith(b"{") and line.rstrip().endswith(b"}") for line in lines):
-        return False
-    for line in lines:
+    objects = [line for line in lines if line.lstrip().startswith(b"{")]
+    if not lines[0].lstrip().startswith(b"{") or 2 * len(objects) < len(lines):
+        return False  # a text page whose first line is a JSON-LD block: its other lines are prose
+    for line in objects:  # a null line or a broken record among them fails alone, as in a file named .jsonl
         try:
             if isinstance(json.loads(line), dict):
                 return True
@@ -456,7 +488,7 @@ def page_paragraphs(
     """One page's bytes (text or HTML) decoded and split into paragraphs (a stream for text), with the
     markup of each for HTML."""
     try:
-        if data[:2] == b"\x1f\x8b" and (kind == "html" or gzipped_name(name)):
+        if data[:2] == GZIP_MAGIC:
             data = gunzip_limited(data, config.max_bytes, name)
         if kind == "html":
             from detector.markup import decode_html  # here, not at the top: text pages start without it
@@ -694,8 +726,12 @@ def clean_records(stream: BinaryIO, name: str, config: RunConfig, result: Result
 
 def _forced_line(line: bytes | str, encoding: str | None) -> bytes | str:
     """A JSON Lines line in the encoding ``--encoding`` forces (JSON's own rule, UTF-8 or a UTF-16/32 BOM,
-    otherwise)."""
-    return line.decode(encoding) if encoding and isinstance(line, bytes) else line
+    otherwise), a byte-order mark at its start dropped as it is from bytes: the first line of a UTF-8 file
+    with one under ``--encoding utf-8``, the first of a second UTF-16 file joined by ``cat`` ("Unexpected UTF-8
+    BOM")."""
+    if encoding and isinstance(line, bytes):
+        line = line.decode(encoding)
+    return line.removeprefix("\ufeff") if isinstance(line, str) else line
 
 
 def _json_kind(value: object) -> str:
@@ -724,6 +760,9 @@ def _annotate(record: dict, paragraphs: list[Paragraph], config: RunConfig) -> N
 _FILE_SUFFIXES = frozenset(["html", "htm", "php", "asp", "aspx", "jsp", "txt", "json", "xml", "pdf"])  # not hosts
 
 
+_HOST_AND_PORT = re.compile(r"[^/:\s]+\.[^/:\s]+:\d+(?:[/?#]|$)")
+
+
 def host_of(url: object) -> str | None:
     """The host of a URL as sites are compared (``rules.site_name``), for the rules' ``site`` and site memory;
     also of a url without its scheme (``example.org/a``), as scrapers store them."""
@@ -734,6 +773,8 @@ def host_of(url: object) -> str | None:
     url = url.strip()
     if url[:8].lower().startswith(("http:", "https:")):
         url = url.replace("\\", "/")  # as browsers read http(s) urls: https://example.org\a is example.org
+    elif _HOST_AND_PORT.match(url):  # example.org:8080/a: urlsplit took "example.org" for the scheme
+        url = "//" + url
     try:
         parts = urlsplit(url)
         host = parts.hostname
@@ -802,7 +843,7 @@ def clean_warc(stream: BinaryIO, name: str, config: RunConfig, result: Result) -
             url = record.rec_headers.get_header("WARC-Target-URI")
             try:
                 reading = True
-                content = record.content_stream()
+                content = _content_stream(record)
                 payload = read_limited(content, config.max_bytes, f"{name} record {number}")
                 reading = False
                 cut = cut_by_crawler(record)
@@ -856,6 +897,15 @@ def clean_warc(stream: BinaryIO, name: str, config: RunConfig, result: Result) -
         result.record_errors.append(
             {"file": name, "record": number + 1, "error": f"damaged WARC data, the rest is not read ({reason})"}
         )
+
+
+def _content_stream(record: Any) -> Any:
+    """A response's body, decoded of its Content-Encoding by warcio, which knows ``gzip``, ``deflate`` and
+    ``br``: ``x-gzip``, which HTTP reads as gzip, is given to it as ``gzip`` (it was read as gzip data)."""
+    headers = record.http_headers
+    if headers is not None and (headers.get_header("Content-Encoding") or "").strip().lower() == "x-gzip":
+        headers.replace_header("Content-Encoding", "gzip")
+    return record.content_stream()
 
 
 def _body_problem(record: Any, content: Any, cut: str) -> str:
@@ -938,8 +988,12 @@ def plain_warc(stream: BinaryIO) -> Any:
 
     logging.getLogger("warcio").setLevel(logging.ERROR)  # its warnings ("Replacing spaces in …") are not ours
     buffered: Any = stream if hasattr(stream, "peek") else io.BufferedReader(stream)
-    if buffered.peek(2)[:2] == b"\x1f\x8b":
-        return Gunzipped(buffered)
+    if buffered.peek(2)[:2] == b"\x1f\x8b":  # blank lines before the first record skipped as in a plain file
+        gunzipped = Gunzipped(buffered)
+        while (head := gunzipped.peek(256)) and not head.lstrip():
+            gunzipped.read(len(head))
+        gunzipped.read(len(head) - len(head.lstrip()))
+        return gunzipped
     while (head := buffered.peek(256)[:256]) and not head.lstrip():  # blank lines before the first record,
         buffered.read(len(head))  # which warcio reads as a record of no type that swallows the file
     buffered.read(len(head) - len(head.lstrip()))
@@ -1025,7 +1079,7 @@ def clean_file(task: Task, config: RunConfig) -> Result:
         with open_input(task.source, name, walked=True) as handle:
             if task.kind in ("jsonl", "warc"):
                 stream: BinaryIO = handle
-                if task.kind == "jsonl" and gzipped_name(task.source):
+                if task.kind == "jsonl" and gzipped(handle):
                     stream = gunzip_stream(handle)
                 lines = (clean_records if task.kind == "jsonl" else clean_warc)(stream, name, config, result)
                 write_atomic(target, lines, config.run_id)
@@ -1224,8 +1278,8 @@ def _kind_of_file(path: str) -> str:
                 head = handle.read(4096)
         except OSError:
             pass
-    if head[:2] == b"\x1f\x8b":  # by what the gzip data holds, as a file cleaned alone
-        return sniff_kind(gunzip_head(head), path) if path.lower().endswith(".gz") else "text"
+    if head[:2] == GZIP_MAGIC:  # by what the gzip data holds, as a file cleaned alone
+        return sniff_kind(gunzip_head(head), path)
     return sniff_kind(head, path)
 
 
@@ -1448,7 +1502,7 @@ def _site_pages(task: Task, config: RunConfig, checksums: bool = False) -> Itera
     name = task.shown
     with open_input(task.source, name, walked=True) as handle:
         if task.kind == "jsonl":
-            stream = gunzip_stream(handle) if gzipped_name(task.source) else handle
+            stream = gunzip_stream(handle) if gzipped(handle) else handle
             yield from _record_pages(stream, config, checksums)
             return
         if task.kind == "warc":
@@ -1508,7 +1562,7 @@ def _warc_pages(stream: BinaryIO, config: RunConfig, checksums: bool = False) ->
             if hosts is not None and f"host:{host}" not in hosts:
                 continue
             try:
-                content = record.content_stream()
+                content = _content_stream(record)
                 payload = read_limited(content, config.max_bytes, "")
                 if _body_problem(record, content, cut_by_crawler(record)):
                     continue  # a bad record of the second pass

@@ -446,7 +446,7 @@ def _clean_one(source: str, config: batch.RunConfig, failures: list[batch.Result
             head, stream = batch.read_ahead(handle, 4096)
             if kind == "auto":
                 kind = batch.sniff_kind(head, "" if source == "-" else source)
-            if head[:2] == b"\x1f\x8b" and kind != "warc" and (source == "-" or batch.gzipped_name(source)):
+            if head[:2] == batch.GZIP_MAGIC and kind != "warc":  # by the content, whatever the name
                 if config.input_format == "auto":  # the kind from the start of what the gzip data holds
                     kind = batch.sniff_kind(batch.gunzip_head(head), source)
                 if kind != "warc":  # decompressed as it is read (a WARC decompresses its own)

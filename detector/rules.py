@@ -84,11 +84,14 @@ def reader_line(text: str) -> str:
     return _SPACE.sub(" ", reader_text(text)).strip()
 
 
+_DOTS = {0x3002: ".", 0xFF0E: ".", 0xFF61: "."}  # UTS 46 maps them to a dot, as browsers do
+
+
 def site_name(name: str | None) -> str:
     """A host or a folder name as sites are compared: lower case, letters composed, an internationalised domain
     name in its ASCII form (``börse-müller.de`` is ``xn--brse-mller-ecb1f.de``, as crawlers write it), without
-    ``www.`` and a final dot."""
-    site = reader_text((name or "").strip()).lower().rstrip(".").removeprefix("www.")
+    ``www.`` and a final dot. The ideographic full stops browsers read as dots are dots (``example。org``)."""
+    site = reader_text((name or "").strip()).lower().translate(_DOTS).rstrip(".").removeprefix("www.")
     if site.isascii():
         return site
     labels = [

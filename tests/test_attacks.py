@@ -2378,6 +2378,9 @@ def test_an_arc_file_gives_the_same_output_on_every_run(tmp_path):
     first, second = run("clean-article", arc), run("clean-article", arc)
     assert first.returncode == 0 and first.stdout == second.stdout
     assert json.loads(first.stdout)["record_id"] is None
+    gzipped = tmp_path / "crawl.arc.gz"  # its first bytes were not looked at: a new random id on every run
+    gzipped.write_bytes(gzip.compress(arc.read_bytes(), mtime=0))
+    assert run("clean-article", gzipped).stdout == first.stdout
 
 
 def test_site_memory_reads_pages_given_as_any_bytes_like_object():
@@ -3329,3 +3332,94 @@ def test_dask_schedulers_that_cannot_be_one_are_told_in_one_line(tmp_path):
     assert result.returncode == 1
     assert lines(result)[0] == "error: cannot start a local Dask cluster: Nanny failed to start."
     assert "Traceback" not in result.stderr.decode() and "distributed.nanny" not in result.stderr.decode()
+
+
+# --- attack round 33: JSON Lines and WARC files that are unusual but valid ---------------------------------------
+
+
+def test_json_lines_with_a_line_that_is_no_object_are_still_json_lines_on_standard_input(tmp_path):
+    """A null line, or a record cut short, within the first 4 KB made standard input (or a .json file) one
+    text page: every record lost, the raw JSON printed as its article, exit 0."""
+    records = [json.dumps({"id": i, "text": ARTICLE}) for i in range(3)]
+    for bad, error in (
+        ("null", ":2: not a JSON object but null"),
+        ('{"id": 9, "text": "abgesch', ":2: invalid JSON"),
+    ):
+        data = "\n".join([records[0], bad, *records[1:]]).encode("utf-8") + b"\n"
+        for result in (
+            run("clean-article", stdin=data),
+            run("clean-article", _written(tmp_path / "c.json", data)),
+        ):
+            assert result.returncode == 1
+            assert [json.loads(line)["id"] for line in result.stdout.splitlines()] == [0, 1, 2]
+            assert len(lines(result)) == 1 and error in lines(result)[0], lines(result)
+    assert batch.sniff_kind(b'{"@context": "https://schema.org"}\nDie Aktie stieg.\nMehr dazu.\n') == "text"
+
+
+def _written(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+def test_gzip_data_is_read_as_gzip_whatever_the_files_name(tmp_path):
+    """Gzip data in a file named .jsonl gave an "invalid JSON" error per line of compressed bytes when cleaned
+    alone, and "not a text file (gzip data)" in a batch."""
+    record = (json.dumps({"url": "https://ex.de/a", "text": ARTICLE}) + "\n").encode("utf-8")
+    (tmp_path / "in").mkdir()
+    packed = _written(tmp_path / "in" / "c.jsonl", gzip.compress(record * 3))
+    alone = run("clean-article", packed)
+    assert alone.returncode == 0 and lines(alone) == [] and len(alone.stdout.splitlines()) == 3
+    batch_run = run("clean-article", "-q", tmp_path / "in", "-o", tmp_path / "out")
+    assert batch_run.returncode == 0, batch_run.stderr.decode()
+    assert (tmp_path / "out" / "c.jsonl").read_bytes() == alone.stdout
+
+
+def _warc(records: list[tuple[str, bytes, list[tuple[str, str]]]], compress: bool) -> bytes:
+    from warcio.statusandheaders import StatusAndHeaders
+    from warcio.warcwriter import WARCWriter
+
+    buffer = io.BytesIO()
+    writer = WARCWriter(buffer, gzip=compress)
+    for url, body, headers in records:
+        http = StatusAndHeaders("200 OK", headers, protocol="HTTP/1.1")
+        writer.write_record(
+            writer.create_warc_record(url, "response", payload=io.BytesIO(body), http_headers=http)
+        )
+    return buffer.getvalue()
+
+
+def test_gzipped_warcs_with_blank_lines_first_and_x_gzip_bodies_are_read(tmp_path):
+    """A gzipped WARC with blank lines before its first record lost every record ("damaged WARC data"; the
+    same file uncompressed was read); a body with Content-Encoding x-gzip, which HTTP reads as gzip, failed as
+    "not a text file (gzip data)"."""
+    html = LONG_HTML
+    plain = _warc([("https://ex.de/1", html, [("Content-Type", "text/html")])], compress=False)
+    crawl = _written(tmp_path / "blank.warc.gz", gzip.compress(b"\r\n\r\n" + plain, mtime=0))
+    reference = run("clean-article", _written(tmp_path / "plain.warc", plain))
+    result = run("clean-article", crawl)
+    assert result.returncode == 0 and lines(result) == [] and result.stdout == reference.stdout
+    body = [("Content-Type", "text/html"), ("Content-Encoding", "x-gzip")]
+    encoded = _warc([("https://ex.de/1", gzip.compress(html, mtime=0), body)], compress=True)
+    result = run("clean-article", _written(tmp_path / "x.warc.gz", encoded))
+    assert result.returncode == 0, result.stderr.decode()
+    assert json.loads(result.stdout)["cleaned_text"] == json.loads(reference.stdout)["cleaned_text"]
+
+
+def test_record_urls_without_a_scheme_but_with_a_port_and_ideographic_dots_have_their_site():
+    """`example.org:8080/a` had no site (urlsplit took example.org for its scheme), so no site memory and no
+    site rule applied; `https://example。org/` was another site than example.org."""
+    assert batch.host_of("example.org:8080/a") == batch.host_of("www.example.org:443/a") == "example.org"
+    assert batch.host_of("https://example。org/a") == batch.host_of("https://example．org/") == "example.org"
+    assert batch.host_of("urn:uuid:1234") is None and batch.host_of("localhost:8080/a") is None
+
+
+def test_a_byte_order_mark_costs_no_json_lines_record(tmp_path):
+    """Under --encoding utf-8, a UTF-8 file with a BOM lost its first record; two UTF-16 files joined by cat
+    lost the first record of the second ("Unexpected UTF-8 BOM", though the file is UTF-16)."""
+    records = "".join(json.dumps({"id": i, "text": ARTICLE}) + "\n" for i in range(2))
+    bom = _written(tmp_path / "bom.jsonl", b"\xef\xbb\xbf" + records.encode("utf-8"))
+    joined = _written(tmp_path / "cat16.jsonl", records.encode("utf-16") * 2)
+    for path, args, count in ((bom, ("--encoding", "utf-8"), 2), (joined, (), 4)):
+        result = run("clean-article", path, *args)
+        assert (result.returncode, lines(result)) == (0, []), result.stderr.decode()
+        assert len(result.stdout.splitlines()) == count

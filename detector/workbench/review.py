@@ -22,11 +22,11 @@ from detector.api import Paragraph, classify, classify_html, load_model
 from detector.batch import (
     DEFAULT_GLOBS,
     DEFAULT_MAX_BYTES,
+    GZIP_MAGIC,
     TEMP_SUFFIX,
     InputError,
     display,
     gunzip_limited,
-    gzipped_name,
     read_limited,
     sniff_kind,
 )
@@ -195,7 +195,7 @@ def candidate(path: Path, scorer: Scorer, site: str = "") -> Candidate | str:
     try:
         with open(path, "rb") as handle:
             data = read_limited(handle, DEFAULT_MAX_BYTES, "the page")
-        if data[:2] == b"\x1f\x8b" and gzipped_name(path.name):
+        if data[:2] == GZIP_MAGIC:  # by the content, as clean-article reads it
             data = gunzip_limited(data, DEFAULT_MAX_BYTES, "the page")
         if sniff_kind(data[:4096], path.name) == "html":
             paragraphs = classify_html(markup.decode_html(data), scorer)
