@@ -509,21 +509,64 @@ def save(path: Path, header: dict, weights: Sequence[float], words: Sequence[str
 
 
 def write_atomically(files: dict[Path, bytes]) -> None:
-    """Write each file to a temporary name beside it, then rename them all: a failure (a full disk, a folder
-    in the way) leaves every file as it was and no temporary file behind."""
+    """Write each file to a temporary name beside it, then put them all in place: a failure (a full disk, a
+    folder in the way, a file that cannot be replaced) leaves every file as it was and no temporary file
+    behind. The renames are one step for Ctrl-C and SIGTERM, which wait until it is done (a model put in
+    place beside the old ``model.json`` was described by it), and a file already replaced when a later one
+    cannot be is put back from a hard link to the old one (where the file system has them)."""
     written: list[Path] = []
+    backups: dict[Path, Path] = {}
     try:
         for path, data in files.items():
             tmp = path.with_name(path.name + ".tmp")
             written.append(tmp)
             tmp.write_bytes(data)
-        for path, tmp in zip(files, written):
-            tmp.replace(path)
+        held = _hold_interruptions()
+        try:
+            for path in files:
+                backup = path.with_name(path.name + ".old")
+                try:
+                    backup.unlink(missing_ok=True)
+                    os.link(path, backup)
+                    backups[path] = backup
+                except OSError:  # none to keep (the first model), or no hard links here
+                    pass
+            done: list[Path] = []
+            try:
+                for path, tmp in zip(files, written):
+                    tmp.replace(path)
+                    done.append(path)
+            except BaseException:
+                for path in done:
+                    if path in backups:
+                        backups.pop(path).replace(path)
+                raise
+        finally:
+            for backup in backups.values():
+                backup.unlink(missing_ok=True)
+            _release_interruptions(held)
     except BaseException:
         for tmp in written:
             if tmp.is_file():
                 tmp.unlink()
         raise
+
+
+def _hold_interruptions() -> set | None:
+    """Ctrl-C, SIGTERM and SIGHUP held back in this thread until ``_release_interruptions`` (then handled)."""
+    import signal  # here, not at the top: only training writes files
+
+    if not hasattr(signal, "pthread_sigmask"):
+        return None
+    held = {signal.SIGINT, signal.SIGTERM, *([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])}
+    return set(signal.pthread_sigmask(signal.SIG_BLOCK, held))
+
+
+def _release_interruptions(held: set | None) -> None:
+    import signal
+
+    if held is not None:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
 
 
 def model_bytes(header: dict, weights: Sequence[float], words: Sequence[str] = ()) -> bytes:

@@ -174,37 +174,53 @@ def read_page_text(path: Path) -> str:
         ) from None
 
 
+def corpus_pages(*roots: Path | str, suffixes: tuple[str, ...] = PAGE_SUFFIXES) -> list[tuple[Path, str, str]]:
+    """Every annotated page file under the roots with its site and its page name, which training sees (the
+    unit of grouped cross-validation; the name draws its training copies), so neither may depend on how a
+    root was typed: a page's name is its path below its root, after the root's own name where there are
+    several roots (``training_data/site/p.txt``, and ``data~2/…`` for a second root called ``data``: they
+    were the roots as typed, so ``r1`` and ``/abs/r1`` trained two models), its site the first folder below
+    the root, or the root's own name (as resolved: ``.`` had the site ""), for a page directly in it."""
+    from pathlib import Path  # here, not at the top: cleaning a page never needs it
+
+    found = []
+    labels: list[str] = []
+    for root in map(Path, roots):
+        own = root.resolve().name if root.is_dir() else root.resolve().parent.name
+        label = own if own not in labels else f"{own}~{labels.count(own) + 1}"
+        labels.append(own)
+        for path in corpus_files(root, suffixes):
+            relative = path.relative_to(root) if path != root else Path(path.name)
+            site = relative.parts[0] if len(relative.parts) > 1 else own
+            page = str(relative) if len(roots) == 1 else str(Path(label) / relative)
+            found.append((path, site, page))
+    return found
+
+
 def load_corpus(*roots: Path | str, suffixes: tuple[str, ...] = PAGE_SUFFIXES) -> pd.DataFrame:
     """Every annotated page under the roots (``*.txt`` and ``*.html``, or the ``suffixes`` given) as one row
     per paragraph.
 
-    Columns: ``site`` (the page's first folder below its root, the unit of grouped cross-validation),
-    ``page`` (path relative to the root), ``index``, ``label``, ``text``, and ``block``: the markup around the
-    paragraph (``detector.markup.Block``) for HTML pages, None for text pages.
+    Columns: ``site`` and ``page`` (``corpus_pages``), ``index``, ``label``, ``text``, and ``block``: the markup
+    around the paragraph (``detector.markup.Block``) for HTML pages, None for text pages.
     """
-    from pathlib import Path  # here, not at the top: cleaning a page never needs it
-
     import pandas as pd
 
     rows = []
     empty, unannotated, mistakes = [], [], []
-    for root in map(Path, roots):
-        for path in corpus_files(root, suffixes):
-            relative = path.relative_to(root) if path != root else Path(path.name)
-            site = relative.parts[0] if len(relative.parts) > 1 else root.name
-            page = str(relative) if len(roots) == 1 else str(root / relative)  # two roots may share a page path
-            try:
-                found = _labelled_blocks(path)
-            except AnnotationError as exc:  # every page is read: one run names the mistake of each bad page
-                mistakes.append(str(exc))
-                continue
-            if found is None:
-                unannotated.append(shown(path))
-                continue
-            if not found:
-                empty.append(shown(path))
-            for index, (label, text, block) in enumerate(found):
-                rows.append((site, page, index, label, text, block))
+    for path, site, page in corpus_pages(*roots, suffixes=suffixes):
+        try:
+            found = _labelled_blocks(path)
+        except AnnotationError as exc:  # every page is read: one run names the mistake of each bad page
+            mistakes.append(str(exc))
+            continue
+        if found is None:
+            unannotated.append(shown(path))
+            continue
+        if not found:
+            empty.append(shown(path))
+        for index, (label, text, block) in enumerate(found):
+            rows.append((site, page, index, label, text, block))
     if mistakes:
         listed = "; ".join(mistakes[:MISTAKES_SHOWN])
         more = f"; and {len(mistakes) - MISTAKES_SHOWN} more pages" if len(mistakes) > MISTAKES_SHOWN else ""

@@ -395,3 +395,28 @@ def test_train_on_html_pages_alone_says_why_one_expert_and_that_the_presets_were
     ]
     scorer = model.load(tmp_path / "m.bin")
     assert len(scorer.experts) == 1 and {scorer.threshold(p) for p in ("precision", "balanced", "recall")} == {0.5}
+
+
+def test_a_model_and_its_metadata_are_put_in_place_together_or_not_at_all(tmp_path):
+    """The model was renamed into place, then its model.json: when the second could not be (a folder in its
+    way, an immutable file, Ctrl-C between the two), the new model stood beside the old metadata, which
+    described another model."""
+    old_model, old_json = b"old model", tmp_path / "m.json"
+    (tmp_path / "m.bin").write_bytes(old_model)
+    old_json.mkdir()
+    (old_json / "in the way").write_text("x")
+    with pytest.raises(OSError):
+        model.write_atomically({tmp_path / "m.bin": b"new model", old_json: b"{}"})
+    assert (tmp_path / "m.bin").read_bytes() == old_model
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.bin", "m.json"]  # no .tmp, no .old left
+
+
+def test_htm_pages_are_trained_as_the_html_pages_they_are_read_as():
+    """`.htm` pages were read as HTML but trained as text pages: their markup went to the article-region
+    expert, which learns from text pages alone, with text pages' weights."""
+    import pandas as pd
+
+    from detector.workbench.train import from_html_pages
+
+    corpus = pd.DataFrame({"page": ["s/a.htm", "s/b.HTM#text", "s/c.html", "s/d.txt", "s/e.htmlx"]})
+    assert from_html_pages(corpus).tolist() == [True, True, True, False, False]

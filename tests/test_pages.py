@@ -163,8 +163,44 @@ def test_two_roots_with_the_same_relative_page_give_two_pages(tmp_path):
         (tmp_path / root / "site").mkdir(parents=True)
         (tmp_path / root / "site" / "p.txt").write_text(f"[editorial] {text}\n", encoding="utf-8")
     corpus = load_corpus(tmp_path / "a", tmp_path / "b")
-    assert corpus["page"].tolist() == [str(tmp_path / root / "site" / "p.txt") for root in ("a", "b")]
+    assert corpus["page"].tolist() == ["a/site/p.txt", "b/site/p.txt"]
     assert corpus["site"].tolist() == ["site", "site"]
+
+
+def test_page_names_and_sites_do_not_depend_on_how_the_roots_are_typed(tmp_path, monkeypatch):
+    """With two --data folders, page names held the roots as typed: `r1 r2` and their absolute paths trained
+    two models (macro-F1 0.678 and 0.627) with one fingerprint; a page directly in its root took the root's
+    name as typed as its site (`.` had the site "")."""
+    from pathlib import Path
+
+    from detector.workbench.train import fingerprint
+
+    for root in ("data", "other/data"):
+        (tmp_path / root / "site").mkdir(parents=True)
+        (tmp_path / root / "site" / "p.txt").write_text("[editorial] Eins.\n", encoding="utf-8")
+        (tmp_path / root / "lose.txt").write_text("[navigational] Menü\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    typed = [
+        ("data", "other/data"),
+        (tmp_path / "data", tmp_path / "other" / "data"),
+        ("./data", "other/../other/data"),
+    ]
+    corpora = [load_corpus(*roots) for roots in typed]
+    for corpus in corpora:
+        assert corpus[["site", "page"]].values.tolist() == [
+            ["data", "data/lose.txt"],
+            ["site", "data/site/p.txt"],
+            ["data", "data~2/lose.txt"],
+            ["site", "data~2/site/p.txt"],
+        ]
+    assert len({fingerprint(*map(Path, roots)) for roots in typed}) == 1
+    monkeypatch.chdir(tmp_path / "data")
+    assert load_corpus(".")["site"].tolist() == load_corpus(tmp_path / "data")["site"].tolist() == ["data", "site"]
+    assert (
+        fingerprint(Path("."))
+        == fingerprint(tmp_path / "data")
+        != fingerprint(tmp_path / "other" / "data", tmp_path / "data")
+    )
 
 
 def test_a_corpus_with_several_bad_pages_names_each_of_them_in_one_run(tmp_path):

@@ -334,6 +334,14 @@ def align(found: list[markup.Block], gold: list, path: Path) -> list[str]:
     return labels
 
 
+def model_named(path: Path) -> str:
+    """A model file as a report names it: its path and the start of its SHA-256, so that two models written
+    to one path in turn are told apart."""
+    import hashlib
+
+    return f"model {path} (SHA-256 {hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]})"
+
+
 def evaluate(
     paths: list[Path],
     training_data: Path,
@@ -361,7 +369,7 @@ def evaluate(
             labels, probabilities, _ = predict_with_model(corpus, model_path)
             thresholds = load_model(model_path).thresholds
             name = path.resolve().name or str(path)  # "." is named after the folder it means
-            scored = f"{path}, " + (f"model {model_path}" if model_path is not None else "shipped model")
+            scored = f"{path}, " + (model_named(model_path) if model_path is not None else "shipped model")
             reports.append(evaluate_set(name, scored, corpus, labels, compare, probabilities, thresholds))
             reports.append(memory_report(name, scored, corpus, model_path))
         return reports
@@ -426,7 +434,7 @@ def evaluate_devset(devset: Path, model_path: Path | None = None, compare: bool 
         labels, probabilities, _ = predict_with_model(corpus, model_path)
         described = DEVSET_DESCRIPTIONS[name]
         if model_path is not None:
-            described = described.replace("shipped model", f"model {model_path}")
+            described = described.replace("shipped model", model_named(model_path))
         reports.append(evaluate_set(name, described, corpus, labels, compare, probabilities, thresholds))
         reports.append(memory_report(name, described, corpus, model_path))
     return reports

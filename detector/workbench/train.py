@@ -52,7 +52,7 @@ from detector.features import (
     topic_words,
     word_feature_ids,
 )
-from detector.pages import LABELS, corpus_files, load_corpus
+from detector.pages import LABELS, corpus_pages, load_corpus
 from detector.workbench.markdown import markdown_page
 from detector.workbench.metrics import rounded, scores
 
@@ -576,7 +576,7 @@ def region_rows(corpus: pd.DataFrame) -> np.ndarray:
 def from_html_pages(corpus: pd.DataFrame) -> np.ndarray:
     """Rows of HTML pages and of their training copies (whose names keep the page's name and add a suffix):
     by the name's suffix, not by ".html" anywhere in its path (a folder ``site.html-archiv``)."""
-    return corpus["page"].str.contains(r"(?i)\.html(?:#|$)").to_numpy()
+    return corpus["page"].str.contains(r"(?i)\.html?(?:#|$)").to_numpy()  # .htm too: read as HTML, so trained
 
 
 COPY_SUFFIX = r"#(?:text|body|head|short|markdown|menu)(?:#|$)"  # what ``with_training_copies`` adds to a name
@@ -882,12 +882,12 @@ def cross_validate(corpus: pd.DataFrame, folds: int = 5) -> pd.Series:
 
 
 def fingerprint(*roots: Path) -> str:
-    """SHA-256 over the corpus files' relative paths and bytes (root after root)."""
+    """SHA-256 over the corpus files' sites, page names and bytes, as training sees them (``corpus_pages``):
+    two corpora with one fingerprint train one model (it left out the names of several roots and of a page
+    directly in its root, which training used)."""
     digest = hashlib.sha256()
-    for number, root in enumerate(roots):
-        prefix = f"{number}:".encode() if len(roots) > 1 else b""
-        for path in corpus_files(root):
-            digest.update(prefix + os.fsencode(path.relative_to(root)) + b"\0" + path.read_bytes() + b"\0")
+    for path, site, page in corpus_pages(*roots):
+        digest.update(os.fsencode(site) + b"\0" + os.fsencode(page) + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()
 
 
