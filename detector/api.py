@@ -21,6 +21,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from detector import model as model_file
 from detector.features import SiteMemory, recurring
 from detector.pages import LABELS
+from detector.pages import shown as display_name
 from detector.segment import decode, iter_paragraphs, normalise_newlines
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at run time (see _named_tuple)
@@ -99,7 +100,7 @@ def load_model(
         if cached is None or cached[0] != identity or not identity:
             # the file of the key, named as given: another thread's chdir since the key was made had a model
             # of another folder cached under this one's path
-            shown = None if path is None else os.fsdecode(path)
+            shown = None if path is None else display_name(path)  # a newline in a name makes no second line
             cached = (identity, model_file.load(key, mapped, verify_later, shown))
         elif not verify_later:
             cached[1].verify()  # loaded with verify_later, its checksum not yet known (or known to be wrong)

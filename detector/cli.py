@@ -307,7 +307,7 @@ def build_config(args: argparse.Namespace) -> batch.RunConfig:
         from detector.rules import RulesError, load_rules
 
         try:
-            rules = tuple(rule for path in args.rules for rule in load_rules(path))
+            rules = load_rules(*args.rules)
         except RulesError as exc:
             raise batch.UsageError(f"--rules: {exc}") from None
     return batch.RunConfig(

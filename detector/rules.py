@@ -24,7 +24,7 @@ import re
 import sys
 
 from detector.features import reader_text
-from detector.pages import LABELS
+from detector.pages import LABELS, shown
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at run time (see _named_tuple)
 if TYPE_CHECKING:
@@ -113,11 +113,22 @@ def _field_matches(value: object, wanted: str) -> bool:
     if isinstance(value, str):
         return value == wanted
     if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if str(value) == wanted:
+            return True
+        if not _NUMBER.fullmatch(wanted):  # float() also took "1_000" and " 7 "
+            return False
+        if isinstance(value, int):  # exactly: as floats, ids above 2**53 matched their neighbours
+            from decimal import Decimal
+
+            return Decimal(wanted) == value
         try:
-            return str(value) == wanted or float(wanted) == value
-        except (ValueError, OverflowError):
+            return float(wanted) == value
+        except OverflowError:
             return False
     return False
+
+
+_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 
 
 _NOT_IN_A_SITE = re.compile(r"[/:*?@\[\]\\]")  # a url, a path, a port, a wildcard, user info (a folder
@@ -140,8 +151,33 @@ def _site(value: str | None, where: str) -> str | None:
     return site
 
 
-def load_rules(path: Path | str) -> tuple[Rule, ...]:
-    """Read and check a rules file; raises RulesError with a one-line reason."""
+def load_rules(*paths: Path | str) -> tuple[Rule, ...]:
+    """Read and check one or more rules files, the first file's rules first; raises RulesError with a
+    one-line reason. Every rule's name, given or ``rule-N`` (numbered across the files), is its own, in
+    ``decided_by`` too: the unnamed rules of two files were both ``rule-1``, a keep and a drop rule."""
+    files = [_entries(path) for path in paths]
+    used: set[str] = set()
+    for name, entries in files:
+        for entry in entries:
+            given = entry.get("name") if isinstance(entry, dict) else None
+            if isinstance(given, str) and given:  # (a name that is no string: _rule says what is wrong)
+                if given in used:
+                    raise RulesError(f"{name}: two rules are named {given!r}")
+                used.add(given)
+    rules: list[Rule] = []
+    for name, entries in files:
+        for number, entry in enumerate(entries, 1):
+            default = f"rule-{len(rules) + 1}"
+            while default in used:  # a rule named rule-2 before the second, unnamed one
+                default += "'"
+            if not (isinstance(entry, dict) and entry.get("name")):
+                used.add(default)
+            rules.append(_rule(entry, number, name, default))
+    return tuple(rules)
+
+
+def _entries(path: Path | str) -> tuple[str, list]:
+    """A rules file's name as messages show it and its ``[[rule]]`` tables, unchecked."""
     if sys.version_info >= (3, 11):
         import tomllib
     else:  # pragma: no cover - Python 3.10
@@ -149,54 +185,54 @@ def load_rules(path: Path | str) -> tuple[Rule, ...]:
     from pathlib import Path  # here, not at the top: only --rules needs it
 
     path = Path(path)
+    name = shown(path)  # a newline or an escape sequence in a file name is not written as it is
+    raw = b""
     try:
-        data = tomllib.loads(_read(path).decode("utf-8-sig"))  # a BOM is no TOML statement
+        raw = _read(path, name)
+        data = tomllib.loads(raw.decode("utf-8-sig"))  # a BOM is no TOML statement
     except OSError as exc:
-        raise RulesError(f"{path}: {(exc.strerror or str(exc)).lower()}") from None
-    except UnicodeDecodeError:
-        raise RulesError(f"{path}: not UTF-8 text") from None
+        raise RulesError(f"{name}: {(exc.strerror or str(exc)).lower()}") from None
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise RulesError(f"{name}: not UTF-8 text (byte 0x{raw[exc.start]:02x} on line {line})") from None
     except tomllib.TOMLDecodeError as exc:
-        raise RulesError(f"{path}: not valid TOML ({exc})") from None
+        raise RulesError(f"{name}: not valid TOML ({exc})") from None
     except RecursionError:
-        raise RulesError(f"{path}: nested too deeply to be read") from None
+        raise RulesError(f"{name}: nested too deeply to be read") from None
     entries = data.get("rule")
     if not isinstance(entries, list) or not entries or set(data) != {"rule"}:
-        raise RulesError(f"{path}: expected one or more [[rule]] tables and nothing else")
-    rules = [_rule(entry, number, path) for number, entry in enumerate(entries, 1)]
-    seen: set[str] = set()
-    for rule in rules:
-        if rule.name in seen:
-            raise RulesError(f"{path}: two rules are named {rule.name!r}")
-        seen.add(rule.name)
-    return tuple(rules)
+        raise RulesError(f"{name}: expected one or more [[rule]] tables and nothing else")
+    return name, entries
 
 
-def _read(path: Path) -> bytes:
+def _read(path: Path, name: str) -> bytes:
     """The rules file's bytes: a regular file or a pipe (``--rules <(…)``), at most ``MAX_RULES_BYTES``."""
     import stat
 
     with open(path, "rb") as handle:
         mode = os.fstat(handle.fileno()).st_mode
         if not (stat.S_ISREG(mode) or stat.S_ISFIFO(mode)):
-            raise RulesError(f"{path}: not a regular file")
+            raise RulesError(f"{name}: not a regular file")
         data = handle.read(MAX_RULES_BYTES + 1)
     if len(data) > MAX_RULES_BYTES:
-        raise RulesError(f"{path}: larger than {MAX_RULES_BYTES // (1024 * 1024)} MB, not a rules file")
+        raise RulesError(f"{name}: larger than {MAX_RULES_BYTES // (1024 * 1024)} MB, not a rules file")
     return data
 
 
-def _rule(entry: object, number: int, path: Path) -> Rule:
+def _rule(entry: object, number: int, path: str, default: str) -> Rule:
     where = f"{path}: rule {number}"
     if not isinstance(entry, dict):
         raise RulesError(f"{where}: not a table")
     unknown = set(entry) - _KEYS
     if unknown:
         raise RulesError(f"{where}: unknown key {sorted(unknown)[0]!r} (known: {', '.join(sorted(_KEYS))})")
-    if any(not isinstance(v, str) for v in entry.values()):
-        raise RulesError(f"{where}: every value must be a string")
+    for key, value in entry.items():
+        if not isinstance(value, str):
+            shown_name = f" {entry['name']!r}" if isinstance(entry.get("name"), str) else ""
+            raise RulesError(f"{where}{shown_name}: {key} must be a string, not {_toml_kind(value)}")
     if "name" in entry and (not entry["name"].strip() or _CONTROL.search(entry["name"])):
         raise RulesError(f"{where}: a name must be a line of visible text")
-    name = entry.get("name") or f"rule-{number}"
+    name = entry.get("name") or default
     where = f"{path}: rule {name!r}"
     action = entry.get("action")
     if action not in ("keep", "drop"):
@@ -210,12 +246,14 @@ def _rule(entry: object, number: int, path: Path) -> Rule:
     pattern = None
     if "match" in entry:
         try:
-            pattern = re.compile(entry["match"])
+            pattern = re.compile(reader_text(entry["match"]))  # as paragraphs are read: letters composed, …
         except re.error as exc:
             raise RulesError(f"{where}: bad regular expression ({exc})") from None
         except (RecursionError, OverflowError) as exc:  # nested 5,000 deep; a{4294967296}
             why = "nested too deeply" if isinstance(exc, RecursionError) else "with a repeat count too large"
             raise RulesError(f"{where}: regular expression {why}") from None
+        if pattern.search("\ufffe\uffff") is not None:  # (?i)newsletter| and .* match the empty text: anything
+            raise RulesError(f"{where}: the regular expression matches an empty text, so every paragraph")
     label = entry.get("label")
     if label is not None and (label not in LABELS or (action == "drop") == (label == "editorial")):
         raise RulesError(f"{where}: label must be promotional or navigational for 'drop' (editorial for 'keep')")
@@ -224,6 +262,11 @@ def _rule(entry: object, number: int, path: Path) -> Rule:
     line = reader_line(entry["line"]) if "line" in entry else None
     site = _site(entry.get("site"), where)
     return Rule(name, action, pattern, line, label, site, entry.get("field"), entry.get("value"))
+
+
+def _toml_kind(value: object) -> str:
+    kinds = {bool: "a boolean", int: "a number", float: "a number", list: "an array", dict: "a table"}
+    return kinds.get(type(value), "a date or time")
 
 
 def active_rules(rules: tuple[Rule, ...], site: str | None = None, record: dict | None = None) -> list[Rule]:

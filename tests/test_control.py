@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 
 import pytest
 
@@ -322,3 +323,64 @@ def test_a_rule_site_may_be_a_folder_name_with_spaces(tmp_path):
         tmp_path, name="r", action="drop", line="Impressum | Datenschutz | Kontakt", site="meine seite"
     )
     assert decided(run("clean-article", "-f", "json", "--rules", rules, folder / "p.txt"))[-1] == "rule:r"
+
+
+def test_rules_of_several_files_each_have_a_name_of_their_own(tmp_path):
+    """The unnamed rules of two files were both rule-1, so decided_by could not tell a keep rule from a drop
+    rule; a name given in two files was taken, in one file refused, and a rule named rule-2 before an unnamed
+    second one was refused as a duplicate."""
+    first, second, third = (tmp_path / name for name in ("a.toml", "b.toml", "c.toml"))
+    first.write_text('[[rule]]\naction = "drop"\nmatch = "^Kupfer"\n', encoding="utf-8")
+    second.write_text('[[rule]]\naction = "keep"\nmatch = "Startbonus"\n', encoding="utf-8")
+    third.write_text(
+        '[[rule]]\nname = "rule-2"\naction = "drop"\nmatch = "x"\n[[rule]]\naction = "drop"\nmatch = "y"\n'
+    )
+    assert [rule.name for rule in load_rules(first, second, third)] == ["rule-1", "rule-2'", "rule-2", "rule-4"]
+    result = run("clean-article", "-f", "json", "--rules", first, "--rules", second, stdin=PAGE.encode())
+    assert sorted(set(decided(result)) - {"model"}) == ["rule:rule-1", "rule:rule-2"]
+    named = write_rules(tmp_path, '[[rule]]\nname = "same"\naction = "drop"\nmatch = "x"\n')
+    other = tmp_path / "other.toml"
+    other.write_text('[[rule]]\nname = "same"\naction = "keep"\nmatch = "y"\n', encoding="utf-8")
+    with pytest.raises(RulesError, match=r"other\.toml: two rules are named 'same'"):
+        load_rules(named, other)
+
+
+def test_rule_patterns_and_values_are_read_as_paragraphs_and_json_numbers_are(tmp_path):
+    """A pattern with decomposed umlauts or a soft hyphen matched nothing (paragraphs are read composed and
+    without them); one matching the empty text dropped every paragraph without a word; a value compared as a
+    float matched the neighbouring id of a large integer, and "1_000" matched 1000."""
+    from detector.rules import _field_matches
+
+    (nfd,) = load_rules(rules_file(tmp_path, action="drop", match="Kupferpreis ste\u0301igt|Ma\u0308rkte"))
+    (shy,) = load_rules(rules_file(tmp_path, action="drop", match="Kupfer\u00adpreis"))
+    assert nfd.matches("Die Märkte schlossen fester.") and shy.matches("Kupferpreis steigt")
+    for pattern in ("(?i)newsletter|", "(?i)", ".*"):
+        with pytest.raises(RulesError, match="the regular expression matches an empty text, so every paragraph"):
+            load_rules(rules_file(tmp_path, action="drop", match=pattern))
+    assert load_rules(rules_file(tmp_path, action="drop", match="^(Anzeige)?$"))  # not every paragraph
+    assert _field_matches(1234567890123456789, "1234567890123456789")
+    assert not _field_matches(1234567890123456768, "1234567890123456789")
+    assert not _field_matches(1000, "1_000") and not _field_matches(7, " 7 ")
+    assert _field_matches(7.0, "7") and _field_matches(100000, "1E5") and _field_matches(1.1, "1.10")
+
+
+def test_rules_file_errors_name_the_key_the_line_and_the_file_as_it_can_be_shown(tmp_path):
+    for body, message in (
+        (
+            '[[rule]]\nname = "r"\naction = "drop"\nmatch = "x"\nsite = ["a.de"]\n',
+            "rule 1 'r': site must be a string, not an array",
+        ),
+        (
+            '[[rule]]\nname = "r"\naction = "drop"\nmatch = "x"\nfield = "id"\nvalue = 7\n',
+            "rule 1 'r': value must be a string, not a number",
+        ),
+    ):
+        with pytest.raises(RulesError, match=re.escape(message)):
+            load_rules(write_rules(tmp_path, body))
+    latin = tmp_path / "latin.toml"
+    latin.write_bytes(b'[[rule]]\naction = "drop"\nmatch = "M\xfcnchen"\n')
+    with pytest.raises(RulesError, match=r"latin\.toml: not UTF-8 text \(byte 0xfc on line 3\)"):
+        load_rules(latin)
+    result = run("clean-article", "--rules", tmp_path / "no\nsuch.toml", stdin=PAGE.encode())
+    assert (result.returncode, result.stderr.decode().count("\n")) == (2, 1)
+    assert "no\\x0asuch.toml: no such file or directory" in result.stderr.decode()
