@@ -426,16 +426,17 @@ def sniff_kind(head: bytes, name: str = "") -> str:
 
 
 def _json_lines(head: bytes) -> bool:
-    """Whether the first bytes of an input are JSON Lines: the first whole line and most of the others an
-    object's line (it starts with ``{``), and one of those (or the first, cut where the bytes end) read as a
-    JSON object; a record that is broken, or a line that is not an object (``null``), fails alone, as in a
-    file named ``.jsonl`` (one such line made the whole input a text page: its raw JSON was the article)."""
+    """Whether the first bytes of an input are JSON Lines: the first whole line an object's line (it starts
+    with ``{``), every other one too or another JSON value, and one of them (or the first, cut where the bytes
+    end) read as a JSON object; a record that is broken, or a line that is not an object (``null``), fails
+    alone, as in a file named ``.jsonl`` (one such line made the whole input a text page: its raw JSON was the
+    article)."""
     *whole, rest = head.split(b"\n")
     lines = [line for line in whole if line.strip()]
     if not lines:
         return _OBJECT_START.match(rest) is not None  # one record longer than the bytes looked at
     objects = [line for line in lines if line.lstrip().startswith(b"{")]
-    if not lines[0].lstrip().startswith(b"{") or 2 * len(objects) < len(lines):
+    if not lines[0].lstrip().startswith(b"{") or not all(map(_json_value_line, lines)):
         return False  # a text page whose first line is a JSON-LD block: its other lines are prose
     for line in objects:  # a null line or a broken record among them fails alone, as in a file named .jsonl
         try:
@@ -444,6 +445,18 @@ def _json_lines(head: bytes) -> bool:
         except (ValueError, RecursionError):
             continue
     return False
+
+
+def _json_value_line(line: bytes) -> bool:
+    """A line of JSON Lines: a record (whole or broken: it starts with ``{``) or another JSON value (``null``,
+    an array), which fails as a record; prose is no JSON value."""
+    if line.lstrip().startswith(b"{"):
+        return True
+    try:
+        json.loads(line)
+    except (ValueError, RecursionError):
+        return False
+    return True
 
 
 _OBJECT_START = re.compile(rb'\{\s*"(?:[^"\\\n]|\\.){0,200}"\s*:')

@@ -252,7 +252,8 @@ def _rule(entry: object, number: int, path: str, default: str) -> Rule:
         except (RecursionError, OverflowError) as exc:  # nested 5,000 deep; a{4294967296}
             why = "nested too deeply" if isinstance(exc, RecursionError) else "with a repeat count too large"
             raise RulesError(f"{where}: regular expression {why}") from None
-        if pattern.search("\ufffe\uffff") is not None:  # (?i)newsletter| and .* match the empty text: anything
+        found = pattern.search(PROBE)
+        if found is not None and found.end() == found.start():  # (?i)newsletter|, x*: an empty match, anywhere
             raise RulesError(f"{where}: the regular expression matches an empty text, so every paragraph")
     label = entry.get("label")
     if label is not None and (label not in LABELS or (action == "drop") == (label == "editorial")):
@@ -262,6 +263,9 @@ def _rule(entry: object, number: int, path: str, default: str) -> Rule:
     line = reader_line(entry["line"]) if "line" in entry else None
     site = _site(entry.get("site"), where)
     return Rule(name, action, pattern, line, label, site, entry.get("field"), entry.get("value"))
+
+
+PROBE = "\ufffe\uffff"  # a text no pattern means: one that matches nothing in it, at its start, matches anything
 
 
 def _toml_kind(value: object) -> str:

@@ -69,7 +69,7 @@ def test_missing_file_is_a_one_line_error(tmp_path):
 
 @pytest.mark.parametrize(
     ("data", "reason"),
-    [(b"%PDF-1.4\n...", "PDF document"), (b"\x1f\x8b\x08\x00" + bytes(100), "gzip data")],
+    [(b"%PDF-1.4\n...", "PDF document"), (b"\x7fELF" + bytes(100), "ELF executable")],
 )
 def test_binary_file_is_refused(tmp_path, data, reason):
     path = tmp_path / "page.txt"
@@ -77,6 +77,19 @@ def test_binary_file_is_refused(tmp_path, data, reason):
     result = run("clean-article", path)
     assert (result.returncode, result.stdout) == (1, b"")
     assert result.stderr.decode() == f"error: {path}: not a text file ({reason})\n"
+
+
+def test_gzip_data_under_a_text_name_is_read_as_gzip(tmp_path):
+    """By its content, as standard input is (it was refused as "not a text file (gzip data)")."""
+    import gzip
+
+    path = tmp_path / "page.txt"
+    path.write_bytes(gzip.compress(b"Die Aktie stieg am Montag.\n\nMehr dazu.\n", mtime=0))
+    assert run("clean-article", path).stdout == run("clean-article", stdin=path.read_bytes()).stdout != b""
+    path.write_bytes(b"\x1f\x8b\x08\x00" + bytes(100))
+    result = run("clean-article", path)
+    assert (result.returncode, result.stdout) == (1, b"")
+    assert result.stderr.decode().startswith(f"error: {path}: damaged gzip data (")
 
 
 def test_html_on_standard_input_is_read_as_html():

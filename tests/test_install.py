@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import subprocess
 import sys
@@ -133,7 +134,8 @@ def test_evaluate_devset_scores_each_group_of_the_dev_set_without_cross_validati
     groups = ["devset-finanzen-net", "devset-full-pages", "devset-full-pages-html"]
     groups += ["devset-finanzen-net-head", "devset-full-pages-head"]
     assert titles == [name for group in groups for name in (group, group + "-site-memory")]
-    assert "model models/model.bin (23 pages, 4792 paragraphs)" in result.stdout.decode()
+    sha = hashlib.sha256((ROOT / "models" / "model.bin").read_bytes()).hexdigest()[:12]
+    assert f"model models/model.bin (SHA-256 {sha}) (23 pages, 4792 paragraphs)" in result.stdout.decode()
 
 
 def test_evaluate_devset_says_in_one_line_what_is_missing(tmp_path):
