@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from functools import lru_cache
+from itertools import islice
 
 from detector.segment import is_blank
 
@@ -219,10 +220,12 @@ _LISTS = frozenset(["ul", "ol", "dl", "menu"])
 
 
 def class_words(value: str) -> list[str]:
-    """``"article-teaser__adSlot js2"`` → ``["article", "teaser", "ad", "slot", "js"]``; a word longer than
-    ``MAX_CLASS_WORD_CHARS`` is cut there (no site's class word is that long: kept whole, a 64 KB class name
-    was held by the scorer's cache long after its page)."""
-    return [w.lower()[:MAX_CLASS_WORD_CHARS] for w in _CLASS_WORD.findall(value) if len(w) > 1 or w in "aAxX"]
+    """``"article-teaser__adSlot js2"`` → ``["article", "teaser", "ad", "slot", "js"]``, the first
+    ``MAX_CLASS_WORDS`` of them (as many as a paragraph keeps: all the words of an 8 MB class took 80 times its
+    size in memory); a word longer than ``MAX_CLASS_WORD_CHARS`` is cut there (no site's class word is that
+    long: kept whole, a 64 KB class name was held by the scorer's cache long after its page)."""
+    found = (m.group().lower()[:MAX_CLASS_WORD_CHARS] for m in _CLASS_WORD.finditer(value))
+    return list(islice((w for w in found if len(w) > 1 or w in "ax"), MAX_CLASS_WORDS))
 
 
 MAX_CLASS_WORD_CHARS = 64

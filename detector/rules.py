@@ -94,11 +94,13 @@ def site_name(name: str | None) -> str:
     site = reader_text((name or "").strip()).lower().translate(_DOTS).rstrip(".").removeprefix("www.")
     if site.isascii():
         return site
+    if not all(0 < len(label) <= 63 for label in site.split(".")):  # not a host name: as it is (checked before
+        return site  # the encoding, whose time grows with the square of a label's length, never shorter)
     labels = [
         label if label.isascii() else "xn--" + label.encode("punycode").decode("ascii")
         for label in site.split(".")
     ]
-    if not all(0 < len(label) <= 63 for label in labels):  # not a host name: as it is
+    if not all(0 < len(label) <= 63 for label in labels):
         return site
     # Each label as IDNA 2008 and browsers write it (UTS 46, nontransitional): "straße" is xn--strae-oqa, not
     # "strasse" as Python's own codec (IDNA 2003) has it, which is another domain
