@@ -3423,3 +3423,28 @@ def test_a_byte_order_mark_costs_no_json_lines_record(tmp_path):
         result = run("clean-article", path, *args)
         assert (result.returncode, lines(result)) == (0, []), result.stderr.decode()
         assert len(result.stdout.splitlines()) == count
+
+
+# --- attack round 35: inputs that were slow or hungry out of proportion to their size ----------------------------
+
+
+def test_urls_and_class_names_made_to_be_slow_cost_linear_time_and_memory():
+    """A record url `a.a.a…` of 128 KB took 47 to 93 s (a regular expression backtracked quadratically), a host
+    of one 24 KB label of umlauts 40 s (encoded to punycode before its length was checked), and an 8 MB class
+    attribute took 644 MB (every word was listed before 24 were kept)."""
+    import tracemalloc
+
+    from detector.markup import MAX_CLASS_WORDS, class_words
+    from detector.rules import site_name
+
+    start = time.perf_counter()
+    assert batch.host_of("a." * 65_000) == "a." * 64_999 + "a"  # (a host name of its own, quickly)
+    assert batch.host_of("https://" + "ä" * 24_000 + ".de/") == ("ä" * 24_000 + ".de")
+    assert site_name("ä" * 24_000) == "ä" * 24_000  # no host name: as it is
+    assert time.perf_counter() - start < 2.0
+    tracemalloc.start()
+    words = class_words("AbCd" * 1_000_000)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert len(words) == MAX_CLASS_WORDS and peak < 10_000_000
+    assert class_words("article-teaser__adSlot js2 a X b") == ["article", "teaser", "ad", "slot", "js", "a", "x"]
