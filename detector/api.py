@@ -146,17 +146,25 @@ def check_arguments(
         raise ValueError(f"favor must be one of {', '.join(PRESETS)}, not {favor!r}")
     if min_editorial is None:
         return None
-    try:
-        if isinstance(min_editorial, (str, bytes)) or type(min_editorial).__name__ in ("bool", "bool_"):  # numpy's
-            raise TypeError
-        value = float(min_editorial)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise TypeError(f"min_editorial must be a number, not {type(min_editorial).__name__}") from None
-    except OverflowError:  # an int beyond a double: beyond 1 too
-        value = float("inf")
+    value = _as_number(min_editorial)
+    if value is None:
+        raise TypeError(f"min_editorial must be a number, not {type(min_editorial).__name__}")
     if not 0.0 <= value <= 1.0:  # NaN too
         raise ValueError(f"min_editorial must be a probability between 0 and 1, not {value!r}")
     return value
+
+
+def _as_number(value: object) -> float | None:
+    """A number as a float: an int or float, numpy's, Decimal and Fraction too; None for what is no number (a
+    str, a bool, numpy's bool). An int beyond a double is infinite."""
+    if isinstance(value, (str, bytes, bytearray)) or type(value).__name__ in ("bool", "bool_"):
+        return None
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    except OverflowError:
+        return float("inf")
 
 
 def label_stream(
@@ -543,14 +551,9 @@ def _check_paragraph(p: object, caller: str) -> None:
 
 
 def _is_probability(value: object) -> bool:
-    """A number from 0 to 1: an int or float (numpy's too), not a bool, NaN or infinite (JSON has no NaN)."""
-    if isinstance(value, (str, bytes, bytearray)) or type(value).__name__ in ("bool", "bool_"):
-        return False
-    try:
-        number = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return False
-    return 0.0 <= number <= 1.0
+    """A number from 0 to 1 (``_as_number``), not NaN or infinite (JSON has no NaN)."""
+    number = _as_number(value)
+    return number is not None and 0.0 <= number <= 1.0
 
 
 # ---------------------------------------------------------------------------------------------------------
