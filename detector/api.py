@@ -101,7 +101,10 @@ def load_model(
             # the file of the key, named as given: another thread's chdir since the key was made had a model
             # of another folder cached under this one's path
             shown = None if path is None else display_name(path)  # a newline in a name makes no second line
-            cached = (identity, model_file.load(key, mapped, verify_later, shown))
+            # the shipped model asked for as None: its CRC is its check (a path, even the shipped file's own,
+            # gets the full check of another's file, a fifth of a cold start)
+            read = None if path is None else key
+            cached = (identity, model_file.load(read, mapped, verify_later, shown))
         elif not verify_later:
             cached[1].verify()  # loaded with verify_later, its checksum not yet known (or known to be wrong)
         _loaded[key, mapped] = cached  # last: the most recently used
