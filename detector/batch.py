@@ -42,6 +42,7 @@ from detector.model import ModelError, Scorer
 from detector.pages import LABELS, shown
 from detector.rules import Rule, active_rules, apply_rules, decide, site_name
 from detector.segment import (
+    HTML_SNIFF_BYTES,
     NotTextError,
     iter_paragraphs,
     looks_like_html,
@@ -354,6 +355,45 @@ class Gunzipped(io.RawIOBase):
                 return out
 
 
+def standard_input() -> BinaryIO:
+    """Standard input as bytes. A parent may hand it over non-blocking (node's and libuv's pipes): a read
+    that finds the pipe empty for a moment returns nothing, which every reader takes for the end (half a page
+    cleaned, exit 0). Such a descriptor is read by one that waits for data; its flag is left as it is (the
+    parent shares it)."""
+    try:
+        descriptor = sys.stdin.fileno()
+        if os.get_blocking(descriptor):
+            return sys.stdin.buffer
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):  # closed, replaced, or no such call
+        return sys.stdin.buffer
+    return io.BufferedReader(_Waiting(descriptor))
+
+
+class _Waiting(io.RawIOBase):
+    """A non-blocking descriptor read as a blocking one: an empty moment waits for data (``select``)."""
+
+    def __init__(self, descriptor: int) -> None:
+        self.descriptor = descriptor
+
+    def readable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return self.descriptor
+
+    def readinto(self, buffer: Any) -> int:
+        import select
+
+        while True:
+            try:
+                data = os.read(self.descriptor, len(buffer))
+            except BlockingIOError:
+                select.select([self.descriptor], [], [])
+                continue
+            buffer[: len(data)] = data
+            return len(data)
+
+
 class _Replayed(io.RawIOBase):
     """A stream whose first bytes were read ahead: those bytes, then the rest of the stream."""
 
@@ -374,6 +414,11 @@ class _Replayed(io.RawIOBase):
         return len(data)
 
 
+SNIFF_BYTES = HTML_SNIFF_BYTES  # an input's kind is told by this much of its start (a page's head of inline
+# styles pushed the tags that tell HTML past the 4 KB looked at before: the page was read as text on standard
+# input, its article lost)
+
+
 def read_ahead(handle: BinaryIO, size: int) -> tuple[bytes, BinaryIO]:
     """An input's first ``size`` bytes (fewer only where it ends), to tell its kind by, and the input to read
     from its start. A peek gives what the buffer holds: on a pipe, what one read brought (a slow producer's
@@ -386,9 +431,10 @@ def read_ahead(handle: BinaryIO, size: int) -> tuple[bytes, BinaryIO]:
 
 
 def gunzip_head(head: bytes) -> bytes:
-    """What the first bytes of gzip data start with (up to 4 KB of it), to tell the kind of its content."""
+    """What the first bytes of gzip data start with (up to ``SNIFF_BYTES`` of it), to tell the kind of its
+    content."""
     try:
-        return zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(head, 4096)
+        return zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(head, SNIFF_BYTES)
     except zlib.error:
         return b""
 
@@ -778,7 +824,13 @@ def _host_and_port(url: str) -> bool:
     operations, in linear time (a regular expression for it backtracked quadratically on ``a.a.a…``)."""
     first = url.split("/", 1)[0].split("?", 1)[0].split("#", 1)[0]
     host, colon, port = first.rpartition(":")
-    return bool(colon) and port.isdigit() and "." in host.strip(".") and not _NOT_IN_A_HOST.search(host)
+    return (
+        bool(colon)
+        and port.isascii()
+        and port.isdigit()
+        and "." in host.strip(".")
+        and not _NOT_IN_A_HOST.search(host)
+    )
 
 
 _NOT_IN_A_HOST = re.compile(r"[:\s]")
@@ -954,7 +1006,7 @@ def _may_be_html(record: Any, content_type: str) -> bool:
 def _html_body(content_type: str, payload: bytes) -> bool:
     """Whether the body of a response that ``_may_be_html`` let through is HTML: by its type, or by its bytes
     when it has none."""
-    return bool(content_type.strip()) or looks_like_html(payload[:4096])
+    return bool(content_type.strip()) or looks_like_html(payload)
 
 
 def cut_by_crawler(record: Any) -> str:
@@ -966,7 +1018,12 @@ def cut_by_crawler(record: Any) -> str:
     headers = record.http_headers
     length = (headers.get_header("Content-Length") or "").strip()
     chunked = "chunked" in (headers.get_header("Transfer-Encoding") or "").lower()
-    if length.isdigit() and not chunked and (stored := record.length - headers.total_len) < int(length):
+    if (
+        length.isascii()
+        and length.isdigit()
+        and not chunked
+        and (stored := record.length - headers.total_len) < int(length)
+    ):
         return f"{stored:,} of the {int(length):,} bytes its HTTP Content-Length says"
     return ""
 
@@ -1065,6 +1122,11 @@ def write_atomic(
         if commit is not None and not commit():
             tmp.unlink()
             return False
+        # a file written anew keeps the permissions it had (one its owner made private stays private)
+        try:  # noqa: SIM105 - contextlib is not imported for this
+            os.chmod(tmp, stat.S_IMODE(os.stat(path).st_mode))
+        except OSError:  # none yet (the common case), or none to be read
+            pass
         if _HOLD_SIGNALS[0]:  # see ``_run_here``
             signal.pthread_sigmask(signal.SIG_BLOCK, (signal.SIGINT, signal.SIGTERM, signal.SIGHUP))
         os.replace(tmp, path)
@@ -1159,14 +1221,20 @@ _MARKUP_SUFFIXES = (".html", ".htm", ".xhtml")
 def output_name(relative: str, kind: str, fmt: str) -> str:
     """The output path of an input, relative to the output folder: the input's path with the suffix of what
     is written (``.txt``, ``.json``, ``.html``; ``.jsonl`` for records). A text page written as text keeps its
-    name (without a ``.gz``, and ``.txt`` for one named as HTML)."""
+    name (without a ``.gz``, and ``.txt`` for one named as HTML); annotated and explained, it is a ``.txt``
+    (``page.md`` as ``page.md`` was an annotated page that training, which reads ``.txt``, passed over)."""
     stem = relative[:-3] if relative.lower().endswith(".gz") else relative
     if kind in ("jsonl", "warc"):
         suffix = ".jsonl"
     else:
         suffix = OUTPUT_SUFFIXES[fmt]
-        if kind == "text" and suffix == ".txt" and not stem.lower().endswith(_MARKUP_SUFFIXES):
-            return stem
+        lower = stem.lower()
+        if kind == "text" and suffix == ".txt" and not lower.endswith(_MARKUP_SUFFIXES):
+            if fmt == "text" or lower.endswith(".txt"):
+                return stem
+            if lower.endswith((".md", ".markdown")):
+                return os.path.splitext(stem)[0] + suffix
+            return stem + suffix  # a name without a suffix, or with a dot of its own (report.2024)
     return os.path.splitext(stem)[0] + suffix
 
 
@@ -1253,16 +1321,23 @@ def plan(inputs: list[str], outdir: Path, config: RunConfig) -> Plan:
         dask = config.engine == "dask"
         tasks.append(Task(os.path.abspath(path), kind, target, path) if dask else Task(path, kind, target))
     targets: dict[str, str] = {}
+    clashes: list[str] = []  # every pair told at once (a folder of page.txt beside page.html has many)
     for task in tasks:
         resolved = resolve(task.target)
         if resolved in sources:
             raise UsageError(f"the output {display(task.target)} would overwrite an input file")
         if resolved in targets:
-            raise UsageError(
-                f"{display(targets[resolved])} and {task.shown} would both be written to "
-                f"{display(task.target)}; clean them into different output folders"
+            clashes.append(
+                f"{display(targets[resolved])} and {task.shown} would both be written to {display(task.target)}"
             )
+            continue
         targets[resolved] = task.name or task.source
+    if clashes:
+        more = f" (and {len(clashes) - 1} more such pairs)" if len(clashes) > 1 else ""
+        raise UsageError(
+            f"{clashes[0]}{more}; clean them into different output folders (--glob picks one kind of file per "
+            "run: --glob '*.html' into one folder, --glob '*.txt' into another)"
+        )
     for target, source in targets.items():  # an output where another output needs a folder (a.txt, a.txt/b.txt)
         folder = os.path.dirname(target)
         while folder.startswith(os.path.join(out_root, "")):
@@ -1296,7 +1371,7 @@ def _kind_of_file(path: str) -> str:
     if os.path.isfile(path):
         try:
             with open(path, "rb", buffering=0) as handle:
-                head = handle.read(4096)
+                head = handle.read(SNIFF_BYTES)
         except OSError:
             pass
     if head[:2] == GZIP_MAGIC:  # by what the gzip data holds, as a file cleaned alone
@@ -1405,8 +1480,11 @@ def file_site(source: str) -> str:
 
 
 def folder_name(source: str) -> str:
-    """The name of a page file's real folder, which the user's rules match as the page's site."""
-    return os.path.basename(_real_folder(os.path.dirname(os.path.abspath(source))))
+    """The name of a page file's real folder, which the user's rules match as the page's site: its bytes read
+    as UTF-8, as the rules file is, whatever the locale (``börse.de`` decoded as Latin-9 or EUC-JP, or held as
+    surrogates in an ASCII locale, matched no rule: another article, exit 0)."""
+    name = os.path.basename(_real_folder(os.path.dirname(os.path.abspath(source))))
+    return os.fsencode(name).decode("utf-8", "replace")
 
 
 @functools.lru_cache(maxsize=4096)
@@ -2112,9 +2190,7 @@ def carry_errors(path: Path, results: list[Result]) -> None:
     because their output exists become theirs again, so that the rewritten file (and the exit code) still
     tell them; the run before wrote those outputs without them."""
     # By the real path: the earlier run may have named the input otherwise (d1, ./d1, /abs/d1).
-    skipped = {
-        os.path.realpath(r.source): r for r in results if r.status == "skipped" and r.reason == "output exists"
-    }
+    skipped = {_real_key(r.source): r for r in results if r.status == "skipped" and r.reason == "output exists"}
     try:
         # "\n" alone ends a line: a file name or url may hold U+2028, which splitlines() also splits at
         lines = errors_target(path).read_text(encoding="utf-8").split("\n")
@@ -2127,9 +2203,20 @@ def carry_errors(path: Path, results: list[Result]) -> None:
             continue
         if not isinstance(record, dict) or not isinstance(record.get("file"), str) or "error" not in record:
             continue
-        owner = skipped.get(os.path.realpath(record["file"]))
+        owner = skipped.get(_real_key(record["file"]))
         if owner is not None and ("line" in record or "record" in record):  # a bad record, not a failed file
             owner.record_errors.append(record)
+
+
+def _real_key(name: str) -> bytes:
+    """The real path of a file named as messages show it (``shown``: its bytes as UTF-8), as bytes: a str path
+    is encoded in the locale's encoding, which cannot hold every name (a ``€`` in a Latin-1 locale failed the
+    run)."""
+    path = name.encode("utf-8", "surrogateescape")
+    try:
+        return os.path.realpath(path)
+    except (OSError, ValueError):  # the working folder gone, a NUL
+        return path
 
 
 def write_errors(path: Path, results: list[Result], run_id: str) -> None:

@@ -62,6 +62,13 @@ def _error(message: str, code: int = 1) -> int:
     return code
 
 
+def _wait_writable() -> None:
+    """Wait until standard output (a non-blocking pipe) takes bytes again."""
+    import select
+
+    select.select([], [sys.stdout.fileno()], [])
+
+
 class _PipeClosed(Exception):
     """The reader of stdout went away (``| head``): stop quietly."""
 
@@ -73,11 +80,23 @@ def _write_stdout(data: bytes) -> None:
     try:
         view = memoryview(data)
         while view:
-            written = sys.stdout.buffer.write(view)
-            if not written:
+            try:
+                written = sys.stdout.buffer.write(view)
+            except BlockingIOError as exc:  # a parent left the pipe non-blocking and it is full: wait for it
+                written = exc.characters_written
+                _wait_writable()
+            if written is None:  # the same, from the unbuffered stream of python -u
+                written = 0
+                _wait_writable()
+            elif not written:
                 raise OSError(errno.EIO, "the output could not be written")
             view = view[written:]
-        sys.stdout.flush()
+        while True:
+            try:
+                sys.stdout.flush()
+                break
+            except BlockingIOError:
+                _wait_writable()
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         raise _PipeClosed from None
@@ -360,7 +379,10 @@ def clean_main(argv: list[str] | None = None) -> int:
     except batch.UsageError as exc:
         return _error(str(exc), 2)
     if args.keep and args.fmt in ("annotated", "explain") and not args.quiet:  # said, not ignored
-        sys.stderr.write(f"note: --keep not used: -f {args.fmt} shows every paragraph with its label\n")
+        sys.stderr.write(
+            f"note: --keep not used for pages: -f {args.fmt} shows every paragraph with its label (the "
+            "cleaned_text of JSON Lines and WARC records keeps those labels)\n"
+        )
     previous = [signal.signal(number, terminate) for number in _STOPS]
     try:
         if args.output is None:
@@ -440,10 +462,10 @@ def _clean_one(source: str, config: batch.RunConfig, failures: list[batch.Result
         return _error(reason)
 
     try:
-        handle = sys.stdin.buffer if source == "-" else batch.open_input(source, name)
+        handle = batch.standard_input() if source == "-" else batch.open_input(source, name)
         with handle:
             kind = config.input_format
-            head, stream = batch.read_ahead(handle, 4096)
+            head, stream = batch.read_ahead(handle, batch.SNIFF_BYTES)
             if kind == "auto":
                 kind = batch.sniff_kind(head, "" if source == "-" else source)
             if head[:2] == batch.GZIP_MAGIC and kind != "warc":  # by the content, whatever the name
@@ -702,7 +724,7 @@ def _scheduler_problem(address: str) -> str:
     host, colon, port = rest.rpartition(":")
     if protocol != "inproc" and colon and not host.endswith("]") and "]" in port:
         return ""  # an IPv6 address without a port
-    if protocol != "inproc" and colon and not (port.isdigit() and 0 < int(port) < 65536):
+    if protocol != "inproc" and colon and not (port.isascii() and port.isdigit() and 0 < int(port) < 65536):
         return f"the port must be a number from 1 to 65535, not {port!r}"
     return ""
 
@@ -725,9 +747,19 @@ def main() -> None:
             raise
         if isinstance(exc, OSError) and exc.errno == errno.EMFILE:  # the workers' pipes could not be opened
             code = _error("too many open files: raise the limit (ulimit -n) or give fewer --jobs")
+        elif isinstance(exc, FileNotFoundError) and not _working_folder_exists():  # a relative path's real path
+            code = _error("the working folder no longer exists: cd into one that does, or give absolute paths")
         else:
             code = _error(f"unexpected failure: {exc!r} (set DETECTOR_DEBUG=1 for the traceback)")
     _exit(code)
+
+
+def _working_folder_exists() -> bool:
+    try:
+        os.getcwd()
+    except OSError:
+        return False
+    return True
 
 
 def _exit(code: int) -> NoReturn:

@@ -147,6 +147,7 @@ class Scorer:
         self._token_caches: list[dict[str, tuple]] = [{} for _ in self.experts]  # by experts scored - 1
         self._class_cache: dict[tuple[int, tuple[str, ...]], tuple[float, float]] = {}
         self.verify: Callable[[], None] = _verified  # a model whose checksum is still being taken waits here
+        self.not_finite = "the model holds weights that are not finite numbers"  # with its file's name: load
 
     @property
     def reads_markup(self) -> bool:
@@ -315,6 +316,10 @@ class Scorer:
             else:
                 rest = 1.0 - weight
                 mixed = [[a + rest * b for a, b in zip(m, row)] for m, row in zip(mixed, probs)]
+        # A weight that is not a finite number shows here, where it is used: summing the file's 2 million
+        # weights when it is loaded was half of a one-page run with --model
+        if mixed and not math.isfinite(sum(map(sum, mixed))):
+            raise ModelError(self.not_finite)
         return mixed or []
 
     def explain(
@@ -598,8 +603,9 @@ def load(
     The file is read into one buffer, or mapped (``mapped``: for short runs, see ``_read_model_file``), its
     size known and capped first, and only from a regular file (never a FIFO or a device); the CRC is taken
     over a view of it, and the header is checked against the arrays: the format and feature settings, the
-    classes and their order, every shape, and that every number is finite. A model that passes predicts
-    exactly what it was trained to; nothing in it is executed.
+    classes and their order, every shape, and that every number of the header is finite (a text weight that
+    is not is refused where a page uses it: ``Scorer.probabilities``). A model that passes predicts exactly
+    what it was trained to; nothing in it is executed.
 
     ``verify_later``: the CRC is taken in a second thread while the caller goes on (zlib lets go of the
     interpreter for it: a one-page run reads and scores its page meanwhile instead of waiting 4 ms); the
@@ -677,14 +683,15 @@ def problem_of(body: bytes) -> str:
     """What the loader would refuse in a model file's bytes ('' when nothing): ``detector train`` never writes
     a model that cannot be loaded."""
     try:
-        _scorer(memoryview(body), "", "", shipped=False)
+        _scorer(memoryview(body), "", "", shipped=False, every_weight=True)
     except ModelError as exc:
         return str(exc).removeprefix("model file  ").removesuffix("; ")
     return ""
 
 
-def _scorer(view: memoryview, path: str, hint: str, shipped: bool) -> Scorer:
-    """The scorer of a model file's bytes, its header checked against its arrays."""
+def _scorer(view: memoryview, path: str, hint: str, shipped: bool, every_weight: bool = False) -> Scorer:
+    """The scorer of a model file's bytes, its header checked against its arrays (and ``every_weight``
+    summed: for a model ``detector train`` is about to write)."""
     start = len(MAGIC) + 4
     (size,) = struct.unpack("<I", view[len(MAGIC) : start])
     if start + size > len(view) - 4:
@@ -711,9 +718,12 @@ def _scorer(view: memoryview, path: str, hint: str, shipped: bool) -> Scorer:
         problem = _check_word_table(words, n_words, index)
         if problem:
             raise ModelError(f"model file {path} has a damaged word table ({problem}); {hint}")
-    if not shipped and not (math.isfinite(sum(weights)) and math.isfinite(sum(word_sums))):
-        raise ModelError(f"model file {path} holds weights that are not finite numbers; {hint}")
-    return Scorer(header, weights, word_sums, words, index)
+    not_finite = f"model file {path} holds weights that are not finite numbers; {hint}"
+    if every_weight and not (math.isfinite(sum(weights)) and math.isfinite(sum(word_sums))):
+        raise ModelError(not_finite)
+    scorer = Scorer(header, weights, word_sums, words, index)
+    scorer.not_finite = not_finite  # any other file's are checked as they are used (Scorer.probabilities)
+    return scorer
 
 
 def _check_word_table(words: memoryview, n_words: int, index: tuple[Sequence[int], Sequence[int]] | None) -> str:

@@ -156,8 +156,16 @@ _CONTROL_ESCAPES = {c: f"\\x{c:02x}" for c in [*range(0x20), *range(0x7F, 0xA0)]
 
 def shown(name: str | os.PathLike) -> str:
     """A path as printable text on one line: bytes that are not UTF-8 and control characters (a newline, an
-    escape sequence: a file name could forge an ``error:`` line or recolour the terminal) as ``\\xNN``."""
-    return os.fsencode(name).decode("utf-8", "backslashreplace").translate(_CONTROL_ESCAPES)
+    escape sequence: a file name could forge an ``error:`` line or recolour the terminal) as ``\\xNN``; a
+    backslash that the name itself holds before such a ``xNN`` is doubled (the byte 0xFC and the four
+    characters ``\\xfc`` were one name in messages and in the errors file)."""
+    encoded = os.fsencode(name)
+    if b"\\x" in encoded:
+        encoded = _LITERAL_ESCAPE.sub(rb"\\\\", encoded)
+    return encoded.decode("utf-8", "backslashreplace").translate(_CONTROL_ESCAPES)
+
+
+_LITERAL_ESCAPE = re.compile(rb"\\(?=x[0-9a-fA-F]{2})")
 
 
 def read_page_text(path: Path) -> str:

@@ -282,16 +282,21 @@ _HTML = re.compile(
 
 def looks_like_html(data: bytes) -> bool:
     """True when a page is markup: it starts with a tag and holds three or more of the common ones in its first
-    20 KB, or holds ten or more besides ``<br>`` (a text page that mentions a few tags stays text, and so does
-    Markdown whose table cells break their lines with ``<br>``). NUL bytes are dropped first:
-    UTF-16 or UTF-32 markup has them beside every ASCII letter."""
-    head = data[:20000]
+    ``HTML_SNIFF_BYTES``, or holds ten or more of the block ones (a text page that mentions a few tags stays
+    text, and so does Markdown with inline HTML: ``<br>`` in its table cells, a menu of ``<a href>`` links,
+    ``<span>``, ``<img>``). NUL bytes are dropped first: UTF-16 or UTF-32 markup has them beside every ASCII
+    letter."""
+    head = data[:HTML_SNIFF_BYTES]
     if b"\x00" in head:
         head = head.replace(b"\x00", b"")
     tags = _HTML.findall(head)
     if head.lstrip(b"\xef\xbb\xbf\xff\xfe \t\r\n").startswith(b"<"):
         return len(tags) >= 3
-    return sum(tag[1:3].lower() != b"br" for tag in tags) >= 10  # <br> in Markdown tables: still Markdown
+    return sum(not tag.lower().startswith(_INLINE_TAGS) for tag in tags) >= 10
+
+
+HTML_SNIFF_BYTES = 20_000  # what looks_like_html reads of a page: enough for a head of inline styles
+_INLINE_TAGS = (b"<br", b"<a ", b"<a\t", b"<a\n", b"<a\r", b"<span", b"<img")  # those Markdown holds inline
 
 
 def page_text(

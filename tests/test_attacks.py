@@ -249,20 +249,36 @@ def test_a_model_with_a_valid_checksum_and_a_broken_header_is_one_clear_error(tm
 
 
 def test_a_model_with_nan_weights_or_a_truncated_array_is_refused(tmp_path):
+    """A truncated array or word table is refused when the file is loaded; a text weight that is not a finite
+    number where a page uses it (summing every weight at load was half of a one-page run with --model)."""
     data = bytearray(Path(model.shipped_model()).read_bytes())
     start = len(model.MAGIC) + 4
     (size,) = struct.unpack("<I", data[len(model.MAGIC) : start])
     weights = start + size  # the first text weight
+    n_weights = model.body_sizes(json.loads(bytes(data[start:weights])))[0]
     for name, body in {
-        "nan.bin": data[:weights] + struct.pack("<f", float("nan")) + data[weights + 4 : -4],
         "short.bin": data[:-12],
         "table.bin": data[:-5] + b"\n",  # one word more than the header says
     }.items():
         body = bytes(body)
         path = tmp_path / name
         path.write_bytes(body + struct.pack("<I", zlib.crc32(body)))
-        with pytest.raises(model.ModelError, match=r"not finite|weights, expected|damaged word table"):
+        with pytest.raises(model.ModelError, match=r"weights, expected|damaged word table"):
             model.load(path)
+    body = bytes(data[:weights] + struct.pack("<f", float("nan")) * n_weights + data[weights + 4 * n_weights : -4])
+    nan = tmp_path / "nan.bin"
+    nan.write_bytes(body + struct.pack("<I", zlib.crc32(body)))
+    with pytest.raises(
+        model.ModelError, match=f"^model file {re.escape(str(nan))} holds weights that are not fin"
+    ):
+        model.load(nan).probabilities(["Ein Absatz."])
+    assert model.problem_of(nan.read_bytes()) == "holds weights that are not finite numbers"  # train refuses it
+    result = run("clean-article", "--model", nan, stdin=ARTICLE.encode())
+    assert result.returncode == 1 and result.stdout == b""
+    assert lines(result) == [
+        f"error: model file {nan} holds weights that are not finite numbers; give the path "
+        "of a model file written by `detector train`, or none for the shipped one"
+    ]
 
 
 def test_a_tree_deeper_than_the_path_limit_does_not_abort_the_batch(tmp_path):
@@ -2774,7 +2790,10 @@ def test_html_output_keeps_numbered_lists_numbered_and_two_lists_two(tmp_path):
 def test_keep_with_a_format_that_shows_every_paragraph_is_said_not_to_be_used(fmt):
     result = run("clean-article", "-f", fmt, "-k", "navigational", stdin=ARTICLE.encode())
     assert result.returncode == 0
-    assert lines(result)[0] == f"note: --keep not used: -f {fmt} shows every paragraph with its label"
+    assert lines(result)[0] == (
+        f"note: --keep not used for pages: -f {fmt} shows every paragraph with its label (the cleaned_text of "
+        "JSON Lines and WARC records keeps those labels)"
+    )
     assert run("clean-article", "-f", fmt, "-k", "navigational", "-q", stdin=ARTICLE.encode()).stderr == b""
 
 
@@ -3463,3 +3482,244 @@ def test_urls_and_class_names_made_to_be_slow_cost_linear_time_and_memory():
     tracemalloc.stop()
     assert len(words) == MAX_CLASS_WORDS and peak < 10_000_000
     assert class_words("article-teaser__adSlot js2 a X b") == ["article", "teaser", "ad", "slot", "js", "a", "x"]
+
+
+# --- attack round 37: every input kind, every output format, every way of giving input -------------------------
+
+
+def test_html_whose_head_of_inline_styles_passes_4_kb_is_html_on_standard_input_too(tmp_path):
+    """The kind was told by 4 KB: a page without a doctype whose <head> starts with 8 KB of CSS showed two
+    common tags there, and was read as text on standard input or as `.php` (its article lost, exit 0)."""
+    style = "".join(f".c{i} {{ margin: {i}px; color: #{i:06x}; }}\n" for i in range(300))
+    page = (
+        f'<html lang="de"><head><style>{style}</style><meta charset="utf-8"><title>DAX</title></head><body>'
+        "<h1>DAX schließt mit Gewinnen</h1><p>Der Deutsche Aktienindex hat am Dienstag mit deutlichen Gewinnen "
+        "geschlossen. Händler verwiesen auf starke Quartalszahlen und die Hoffnung auf sinkende Zinsen.</p>"
+        "</body></html>"
+    ).encode()
+    assert page.index(b"<meta") > 8000
+    named = run("clean-article", "-f", "json", _written(tmp_path / "page.html", page))
+    for result in (
+        run("clean-article", "-f", "json", stdin=page),
+        run("clean-article", "-f", "json", _written(tmp_path / "page.php", page)),
+        run("clean-article", "-f", "json", stdin=gzip.compress(page)),
+    ):
+        assert result.returncode == 0 and result.stdout == named.stdout
+    assert json.loads(named.stdout)["paragraphs"][0]["text"] == "DAX schließt mit Gewinnen"
+
+
+def test_markdown_with_a_menu_of_inline_links_is_markdown_on_standard_input_too(tmp_path):
+    """Ten `<a href>` in a Markdown menu made the page HTML on standard input or as `.txt` (one paragraph,
+    nothing editorial, empty output with exit 0); as `.md` it had its article."""
+    menu = "".join(f'* <a href="/rubrik/{name}">{name}</a>\n' for name in "ABCDEFGHIJKL")
+    page = f"{menu}\n# Siemens hebt Prognose an\n\n{ARTICLE}".encode()
+    as_md = run("clean-article", "-f", "json", _written(tmp_path / "page.md", page))
+    assert len(json.loads(as_md.stdout)["paragraphs"]) == 4
+    for result in (
+        run("clean-article", "-f", "json", stdin=page),
+        run("clean-article", "-f", "json", _written(tmp_path / "page.txt", page)),
+    ):
+        assert result.returncode == 0 and result.stdout == as_md.stdout
+    from detector.segment import looks_like_html
+
+    assert looks_like_html(b"Seite\n" + b"<div><p>Text</p></div>\n" * 5)  # ten block tags: markup
+
+
+def test_annotated_and_explained_pages_are_written_as_txt_whatever_the_input_is_named(tmp_path):
+    """`-f annotated` of page.md wrote out/page.md, which training (it reads .txt) passed over."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in ("page.md", "notes", "report.2024", "plain.txt"):
+        (folder / name).write_text(ARTICLE, encoding="utf-8")
+    for fmt, expected in (
+        ("annotated", ["notes.txt", "page.txt", "plain.txt", "report.2024.txt"]),
+        ("explain", ["notes.txt", "page.txt", "plain.txt", "report.2024.txt"]),
+        ("text", ["notes", "page.md", "plain.txt", "report.2024"]),
+    ):
+        out = tmp_path / f"out-{fmt}"
+        result = run(
+            "clean-article",
+            "-f",
+            fmt,
+            folder / "page.md",
+            folder / "notes",
+            folder / "report.2024",
+            folder / "plain.txt",
+            "-o",
+            out,
+        )
+        assert result.returncode == 0, result.stderr.decode()
+        assert sorted(p.name for p in out.iterdir()) == expected
+
+
+def test_inputs_that_would_share_an_output_are_counted_all_at_once(tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for stem in ("a", "b", "c"):
+        (folder / f"{stem}.txt").write_text(ARTICLE, encoding="utf-8")
+        (folder / f"{stem}.html").write_text(f"<html><body><p>{ARTICLE}</p></body></html>", encoding="utf-8")
+    result = run("clean-article", folder, "-o", tmp_path / "out")
+    assert result.returncode == 2 and not (tmp_path / "out").exists()
+    assert len(lines(result)) == 1
+    assert "would both be written to" in lines(result)[0] and "(and 2 more such pairs)" in lines(result)[0]
+    assert "--glob '*.html' into one folder" in lines(result)[0]
+
+
+# --- attack round 38: the environment the tool runs in ---------------------------------------------------------
+
+ASCII_LOCALE = {"LC_ALL": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0"}  # file names as surrogates
+
+
+def _run_env(env: dict[str, str], *args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("LC_", "LANG", "PYTHONUTF8"))}
+    return subprocess.run(
+        [str(BIN / str(args[0])), *map(str, args[1:])],
+        capture_output=True,
+        env={**environment, **env},
+        cwd=cwd,
+        timeout=120,
+    )
+
+
+def _nonblocking_pipe() -> tuple[int, int]:
+    import fcntl
+
+    read, write = os.pipe()
+    for end in (read, write):
+        fcntl.fcntl(end, fcntl.F_SETFL, fcntl.fcntl(end, fcntl.F_GETFL) | os.O_NONBLOCK)
+    return read, write
+
+
+@needs_example
+@pytest.mark.parametrize("first_after", [0.0, 0.5])
+def test_a_non_blocking_standard_input_is_read_to_its_end(first_after):
+    """A parent that hands over a non-blocking pipe (node, libuv) and writes in two parts: half the page was
+    cleaned, exit 0 (or, nothing there yet, "unexpected failure: TypeError")."""
+    page = EXAMPLE.read_bytes()
+    read, write = _nonblocking_pipe()
+    os.set_blocking(write, True)
+    process = subprocess.Popen(
+        [str(BIN / "clean-article")], stdin=read, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    os.close(read)
+    time.sleep(first_after)
+    os.write(write, page[: len(page) // 2])
+    time.sleep(0.5)
+    os.write(write, page[len(page) // 2 :])
+    os.close(write)
+    out, err = process.communicate(timeout=60)
+    assert (process.returncode, err) == (0, b"")
+    assert out == run("clean-article", EXAMPLE).stdout
+
+
+@needs_example
+def test_a_non_blocking_standard_output_that_fills_up_takes_the_whole_output(tmp_path):
+    """Output to a full non-blocking pipe stopped at 64 KB: "<stdout>: the output could not be written"."""
+    big = _written(tmp_path / "big.txt", b"\n\n".join([EXAMPLE.read_bytes()] * 40))
+    read, write = _nonblocking_pipe()
+    os.set_blocking(read, True)
+    process = subprocess.Popen(
+        [str(BIN / "clean-article"), "-f", "annotated", big], stdout=write, stderr=subprocess.PIPE
+    )
+    os.close(write)
+    time.sleep(1.0)  # the pipe fills while nobody reads
+    with open(read, "rb") as handle:
+        out = handle.read()
+    assert (process.wait(timeout=60), process.stderr.read()) == (0, b"")
+    assert out == run("clean-article", "-f", "annotated", big).stdout and len(out) > 100_000
+
+
+@needs_example
+def test_a_sites_rule_review_drafts_and_skipped_outputs_do_not_depend_on_the_locale(tmp_path):
+    """In an ASCII locale (file names held as surrogates) a rule's site `börse.de` matched no page of that
+    folder (another article, exit 0), `detector review` failed on a draft's name, and a rerun with
+    --skip-existing --errors failed on a skipped file's name ("unexpected failure: UnicodeEncodeError")."""
+    site = tmp_path / "site" / "börse.de"
+    site.mkdir(parents=True)
+    shutil.copyfile(EXAMPLE, site / "p.txt")
+    rules = _written(
+        tmp_path / "rules.toml",
+        '[[rule]]\nname = "drop-all"\naction = "drop"\nmatch = "."\nsite = "börse.de"\n'.encode(),
+    )
+    for env in ({"LC_ALL": "C.UTF-8"}, ASCII_LOCALE):
+        result = _run_env(env, "clean-article", "--rules", rules, site / "p.txt")
+        assert (result.returncode, result.stdout) == (0, b""), (env, result.stdout[:80])
+        review = _run_env(env, "detector", "review", tmp_path / "site", "-o", tmp_path / f"review-{len(env)}")
+        assert review.returncode == 0, review.stderr.decode()
+        assert "001-börse.de-p.txt".encode() in os.listdir(os.fsencode(tmp_path / f"review-{len(env)}"))
+        folder = tmp_path / "s"
+        folder.mkdir(exist_ok=True)
+        shutil.copyfile(EXAMPLE, folder / "Kurs-€-🚀.txt")
+        args = ("clean-article", folder, "-o", tmp_path / f"out-{len(env)}", "--errors", tmp_path / "e.jsonl")
+        assert _run_env(env, *args).returncode == 0
+        again = _run_env(env, *args, "--skip-existing")
+        assert (again.returncode, again.stderr.decode().split(";")[0]) == (
+            0,
+            "0 files cleaned, 0 failed, 1 skipped",
+        )
+
+
+def test_digits_that_are_not_ascii_are_no_length_and_no_port(tmp_path):
+    """`Content-Length: ²` in a WARC response's HTTP header lost the page ("invalid literal for int()"), and a
+    scheduler port `²` was an unexpected failure instead of a usage error."""
+    body = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: \xb2\r\n\r\n" + LONG_HTML
+    head = (
+        "WARC/1.0\r\nWARC-Type: response\r\nWARC-Target-URI: https://ex.de/a\r\n"
+        "WARC-Record-ID: <urn:uuid:12345678-1234-1234-1234-123456789012>\r\nWARC-Date: 2024-01-01T00:00:00Z\r\n"
+        f"Content-Type: application/http; msgtype=response\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    warc = _written(tmp_path / "crawl.warc", head.encode() + body + b"\r\n\r\n")
+    result = run("clean-article", warc)
+    assert (result.returncode, lines(result)) == (0, [])
+    assert json.loads(result.stdout)["cleaned_text"]
+    (tmp_path / "in").mkdir()
+    _written(tmp_path / "in" / "a.txt", ARTICLE.encode())
+    result = run(
+        "clean-article",
+        tmp_path / "in",
+        "-o",
+        tmp_path / "out",
+        "--engine",
+        "dask",
+        "--scheduler",
+        "tcp://localhost:²",
+    )
+    assert (result.returncode, lines(result)) == (
+        2,
+        ["error: --scheduler tcp://localhost:²: the port must be a number from 1 to 65535, not '²'"],
+    )
+
+
+def test_a_working_folder_that_was_removed_is_named_as_the_problem(tmp_path):
+    gone = tmp_path / "gone"
+    page = _written(tmp_path / "page.txt", ARTICLE.encode())
+    script = f"import os; os.mkdir({str(gone)!r}); os.chdir({str(gone)!r}); os.rmdir({str(gone)!r}); " + (
+        "from detector.cli import main; main()"
+    )
+    for args in (["../page.txt"], [str(page), "-o", "out"]):
+        result = subprocess.run([str(BIN / "python"), "-c", script, *args], capture_output=True, timeout=60)
+        assert (result.returncode, lines(result)) == (
+            1,
+            ["error: the working folder no longer exists: cd into one that does, or give absolute paths"],
+        )
+
+
+def test_a_name_that_holds_a_backslash_escape_is_not_shown_as_another_name():
+    from detector.pages import shown
+
+    assert shown(os.fsdecode(b"Pr\xfcfung.txt")) == "Pr\\xfcfung.txt"
+    assert shown("Pr\\xfcfung.txt") == "Pr\\\\xfcfung.txt"
+    assert shown("a\\b.txt") == "a\\b.txt" and shown("Prüfung.txt") == "Prüfung.txt"
+
+
+def test_an_output_and_an_errors_file_written_anew_keep_their_permissions(tmp_path):
+    """A file its owner had made private (0600) was world-readable after a rerun (0644)."""
+    page = _written(tmp_path / "in" / "a.txt" if (tmp_path / "in").mkdir() is None else None, ARTICLE.encode())
+    errors = _written(tmp_path / "errors.jsonl", b"")
+    args = ("clean-article", page, "-o", tmp_path / "out", "--errors", errors)
+    assert run(*args).returncode == 0
+    output = tmp_path / "out" / "a.txt"
+    for path in (errors, output):
+        path.chmod(0o600)
+    assert run(*args).returncode == 0
+    assert [oct(path.stat().st_mode & 0o777) for path in (errors, output)] == ["0o600", "0o600"]

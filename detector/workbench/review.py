@@ -335,8 +335,10 @@ def _write_all(out: Path, files: dict[str, str]) -> None:
     written: list[Path] = []
     try:
         for name, text in files.items():
-            written.append(out / name)
-            (out / name).write_text(text, encoding="utf-8")
+            # the name's UTF-8 bytes, as REVIEW.md (UTF-8) names the file, whatever the locale's encoding
+            path = out / os.fsdecode(name.encode("utf-8"))
+            written.append(path)
+            path.write_text(text, encoding="utf-8")
     except BaseException:
         for path in written:
             path.unlink(missing_ok=True)
