@@ -465,7 +465,9 @@ def _clean_one(source: str, config: batch.RunConfig, failures: list[batch.Result
         handle = batch.standard_input() if source == "-" else batch.open_input(source, name)
         with handle:
             kind = config.input_format
-            head, stream = batch.read_ahead(handle, batch.SNIFF_BYTES)
+            # the kind told by the first 20 KB, or given: then only gzip's two bytes are awaited (a stream of
+            # records from a slow producer is cleaned as they come, not once 20 KB have arrived)
+            head, stream = batch.read_ahead(handle, batch.SNIFF_BYTES if kind == "auto" else len(batch.GZIP_MAGIC))
             if kind == "auto":
                 kind = batch.sniff_kind(head, "" if source == "-" else source)
             if head[:2] == batch.GZIP_MAGIC and kind != "warc":  # by the content, whatever the name

@@ -3723,3 +3723,22 @@ def test_an_output_and_an_errors_file_written_anew_keep_their_permissions(tmp_pa
         path.chmod(0o600)
     assert run(*args).returncode == 0
     assert [oct(path.stat().st_mode & 0o777) for path in (errors, output)] == ["0o600", "0o600"]
+
+
+def test_records_given_their_kind_are_cleaned_as_they_come():
+    """With --input-format, standard input's kind is not told from its first 20 KB: a slow producer's first
+    record is cleaned at once, not once 20 KB have arrived or the producer ends."""
+    import select
+
+    process = subprocess.Popen(
+        [str(BIN / "clean-article"), "--input-format", "jsonl"], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
+    try:
+        process.stdin.write((json.dumps({"id": 1, "text": ARTICLE}) + "\n").encode())
+        process.stdin.flush()
+        ready, _, _ = select.select([process.stdout], [], [], 30)
+        assert ready, "no record was cleaned before the input ended"
+        assert json.loads(process.stdout.readline())["id"] == 1
+    finally:
+        process.stdin.close()
+        process.wait(timeout=60)
