@@ -749,6 +749,11 @@ def main() -> None:
             raise
         if isinstance(exc, OSError) and exc.errno == errno.EMFILE:  # the workers' pipes could not be opened
             code = _error("too many open files: raise the limit (ulimit -n) or give fewer --jobs")
+        elif isinstance(exc, ModuleNotFoundError) and exc.name:  # imported where an input needs it (lxml: HTML)
+            code = _error(
+                f"{exc.name.split('.')[0]} is not installed, though detector depends on it: reinstall detector "
+                "from the checkout or the wheel it came from (pip install --force-reinstall PATH)"
+            )
         elif isinstance(exc, FileNotFoundError) and not _working_folder_exists():  # a relative path's real path
             code = _error("the working folder no longer exists: cd into one that does, or give absolute paths")
         else:

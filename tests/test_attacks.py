@@ -3742,3 +3742,35 @@ def test_records_given_their_kind_are_cleaned_as_they_come():
     finally:
         process.stdin.close()
         process.wait(timeout=60)
+
+
+# --- attack round 39: packaging and installation --------------------------------------------------------------
+
+
+def test_a_dependency_missing_from_the_environment_is_named_with_what_to_do(tmp_path):
+    """Without lxml (or warcio, ftfy, tomli) an input that needs it was "unexpected failure:
+    ModuleNotFoundError(...)"."""
+    page = _written(tmp_path / "p.html", b"<html><body><h1>Titel</h1><p>Ein Absatz mit Text.</p></body></html>")
+    script = "import sys; sys.modules['lxml'] = None; from detector.cli import main; main()"
+    result = subprocess.run([str(BIN / "python"), "-c", script, str(page)], capture_output=True, timeout=60)
+    assert (result.returncode, result.stdout, lines(result)) == (
+        1,
+        b"",
+        [
+            "error: lxml is not installed, though detector depends on it: reinstall detector from the checkout or "
+            "the wheel it came from (pip install --force-reinstall PATH)"
+        ],
+    )
+
+
+def test_bench_outside_a_checkout_does_not_call_site_packages_the_checkout(tmp_path, monkeypatch):
+    from detector.workbench import admin
+
+    monkeypatch.setattr(admin, "_CHECKOUT", tmp_path)  # no pyproject.toml: an installed package
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(admin._Failed) as failed:
+        admin._bench(admin.admin_parser().parse_args(["bench"]))
+    assert str(failed.value) == (
+        "../shared/examples/microsoft-ki-poker.txt is needed for the cold-start measurement (looked for beside "
+        "the working folder (an installed package has no checkout))"
+    )

@@ -373,11 +373,13 @@ def _bench(args: argparse.Namespace) -> None:
     if args.pages is not None and not args.pages.is_dir():
         raise _Usage(f"--pages {args.pages}: no such folder")
     # ../shared beside the working folder, as every command finds it, else beside this checkout
-    example = next((path for path in (EXAMPLE, _CHECKOUT / EXAMPLE) if path.exists()), None)
+    checkout = (_CHECKOUT / "pyproject.toml").is_file()  # not the site-packages of an installed wheel
+    places = (EXAMPLE, _CHECKOUT / EXAMPLE) if checkout else (EXAMPLE,)
+    example = next((path for path in places if path.exists()), None)
     if example is None:
+        beside = f"and beside the checkout {_CHECKOUT}" if checkout else "(an installed package has no checkout)"
         raise _Failed(
-            f"{EXAMPLE} is needed for the cold-start measurement (looked for beside the working folder and "
-            f"beside the checkout {_CHECKOUT})"
+            f"{EXAMPLE} is needed for the cold-start measurement (looked for beside the working folder {beside})"
         )
     pages = args.pages if args.pages is not None else Path("training_data")
     _show(bench(example, pages, args.runs, args.files, args.train, prefer_pages=args.pages is not None))
