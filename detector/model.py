@@ -457,11 +457,18 @@ def shipped_model() -> str:
     repository's ``models/`` folder in a checkout); a string, as pathlib is not imported to clean a page."""
     from importlib import import_module
 
+    package = os.path.dirname(os.path.realpath(__file__))
     try:  # the package's own file: importlib.resources would cost a fifth of a cold start in imports
         models = import_module("detector.models")
-    except ModuleNotFoundError:  # the package imported from a checkout that is not installed
-        return os.path.join(os.path.dirname(os.path.dirname(os.path.realpath(__file__))), "models", "model.bin")
-    return os.path.join(os.path.dirname(models.__file__ or ""), "model.bin")
+    except ModuleNotFoundError:  # the package imported from a checkout that is not installed, or damaged
+        root = os.path.dirname(package)
+        if os.path.isfile(os.path.join(root, "pyproject.toml")):
+            return os.path.join(root, "models", "model.bin")
+        return os.path.join(package, "models", "model.bin")  # where it belongs: "not found" names it
+    found = getattr(models, "__file__", None)
+    if not found:  # its __init__.py lost: a namespace package, and never the working folder's model.bin
+        return os.path.join(package, "models", "model.bin")
+    return os.path.join(os.path.dirname(found), "model.bin")
 
 
 def word_list(blob: bytes | memoryview) -> list[str]:
@@ -769,6 +776,11 @@ def _read_model_file(path: str, hint: str, mapped: bool = False, shown: str = ""
         raise ModelError(f"model file {name} not found; {hint}") from None
     except IsADirectoryError:
         raise ModelError(f"model file {name} is a folder; {hint}") from None
+    except NotADirectoryError:  # a package imported from a zip (a wheel on PYTHONPATH) has no model file
+        raise ModelError(
+            f"model file {name} is below a file, not a folder (a zipped install? install the wheel with pip); "
+            f"{hint}"
+        ) from None
     except OSError as exc:
         raise ModelError(f"cannot read model file {name}: {(exc.strerror or str(exc)).lower()}") from None
 

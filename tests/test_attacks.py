@@ -3774,3 +3774,25 @@ def test_bench_outside_a_checkout_does_not_call_site_packages_the_checkout(tmp_p
         "../shared/examples/microsoft-ki-poker.txt is needed for the cold-start measurement (looked for beside "
         "the working folder (an installed package has no checkout))"
     )
+
+
+def test_a_damaged_install_never_reads_the_working_folders_model_and_a_zipped_one_is_named(tmp_path, monkeypatch):
+    """Without its __init__.py, detector.models imported as a namespace package (no __file__) and the model was
+    "model.bin" of the working folder (a stray file there was used, exit 0); a wheel on PYTHONPATH (zipimport)
+    failed with "cannot read model file …: not a directory" and no hint."""
+    import sys
+    import types
+
+    package = os.path.dirname(os.path.realpath(model.__file__))
+    namespace = types.ModuleType("detector.models")
+    namespace.__path__ = [str(tmp_path)]  # type: ignore[attr-defined]
+    namespace.__file__ = None  # as Python makes a namespace package
+    monkeypatch.setitem(sys.modules, "detector.models", namespace)
+    monkeypatch.chdir(tmp_path)
+    _written(tmp_path / "model.bin", b"a stray file")
+    assert model.shipped_model() == os.path.join(package, "models", "model.bin")
+    wheel = _written(tmp_path / "detector.whl", b"PK\x03\x04")
+    with pytest.raises(
+        model.ModelError, match=r"is below a file, not a folder \(a zipped install\? install the wheel"
+    ):
+        model.load(wheel / "detector" / "models" / "model.bin")
