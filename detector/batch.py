@@ -323,11 +323,16 @@ class Gunzipped(io.RawIOBase):
             return out
         return self._read(size)
 
+    def _raw_read(self, size: int) -> bytes:
+        """What has arrived of the compressed input, up to ``size`` bytes: a BufferedReader's read waits for all
+        of them (a gzipped stream's records were written only once 64 KB more had come, or at its end)."""
+        return getattr(self.raw, "read1", self.raw.read)(size)
+
     def _read(self, size: int | None = -1) -> bytes:
         size = size if size and size > 0 else 1 << 16
         while True:
             if not self.pending or (not self.in_member and self.pending == b"\x1f"):  # (half a gzip magic)
-                more = self.raw.read(1 << 16)
+                more = self._raw_read(1 << 16)
                 if not more and self.in_member:
                     self.cut = True
                     raise EOFError("compressed file ended before the end of its stream")
@@ -735,11 +740,15 @@ def clean_records(stream: BinaryIO, name: str, config: RunConfig, result: Result
                 continue
             in_record = 0
             try:
-                record = json.loads(
-                    _forced_line(line, config.encoding), parse_constant=constant, parse_float=number_or_null
-                )
+                text = _forced_line(line, config.encoding)
+                record = json.loads(text, parse_constant=constant, parse_float=number_or_null)
+            except UnicodeDecodeError as exc:  # (json's own guess made binary bytes "utf-16-be")
+                fail(number, f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at column {exc.start + 1})")
+                continue
             except (ValueError, RecursionError) as exc:
-                if isinstance(exc, json.JSONDecodeError):  # its msg alone ends "... at": the place is the point
+                if isinstance(exc, json.JSONDecodeError) and exc.pos >= len(exc.doc):  # a record cut short
+                    reason = f"{exc.msg.removesuffix(' at')} at the end of the line: the record is cut short"
+                elif isinstance(exc, json.JSONDecodeError):  # its msg alone ends "... at": the place is the point
                     reason = f"{exc.msg.removesuffix(' at')} at column {exc.colno}"
                 else:
                     reason = str(exc) or type(exc).__name__
@@ -783,14 +792,14 @@ def clean_records(stream: BinaryIO, name: str, config: RunConfig, result: Result
         )
 
 
-def _forced_line(line: bytes | str, encoding: str | None) -> bytes | str:
-    """A JSON Lines line in the encoding ``--encoding`` forces (JSON's own rule, UTF-8 or a UTF-16/32 BOM,
-    otherwise), a byte-order mark at its start dropped as it is from bytes: the first line of a UTF-8 file
-    with one under ``--encoding utf-8``, the first of a second UTF-16 file joined by ``cat`` ("Unexpected UTF-8
-    BOM")."""
-    if encoding and isinstance(line, bytes):
-        line = line.decode(encoding)
-    return line.removeprefix("\ufeff") if isinstance(line, str) else line
+def _forced_line(line: bytes | str, encoding: str | None) -> str:
+    """A JSON Lines line as text: in the encoding ``--encoding`` forces, else UTF-8 (a UTF-16 or UTF-32 file
+    comes as text already, ``record_lines``); a byte-order mark at its start dropped (the first line of a UTF-8
+    file with one, the first of a second UTF-16 file joined by ``cat``: "Unexpected UTF-8 BOM"), and its
+    newline."""
+    if isinstance(line, bytes):
+        line = line.decode(encoding or "utf-8")  # JSON's own rule: a line of bytes without a BOM is UTF-8
+    return line.removeprefix("\ufeff").rstrip("\r\n")  # the newline off: an error's column is on this line
 
 
 def _json_kind(value: object) -> str:
@@ -1075,7 +1084,25 @@ def plain_warc(stream: BinaryIO) -> Any:
     while (head := buffered.peek(256)[:256]) and not head.lstrip():  # blank lines before the first record,
         buffered.read(len(head))  # which warcio reads as a record of no type that swallows the file
     buffered.read(len(head) - len(head.lstrip()))
-    return buffered
+    return _Prompt(buffered)
+
+
+class _Prompt:
+    """A buffered stream whose ``read(n)`` gives what has arrived (a byte at least, unless it ended), as a pipe
+    does: warcio reads 16 KB at a time, and a BufferedReader waits for all of them (a stream's responses were
+    written only once 16 KB more had come, or at its end)."""
+
+    def __init__(self, buffered: Any) -> None:
+        self.buffered = buffered
+
+    def read(self, size: int | None = -1) -> bytes:
+        return self.buffered.read1(size) if size is not None and size > 0 else self.buffered.read()
+
+    def peek(self, size: int = 1) -> bytes:
+        return self.buffered.peek(size)
+
+    def readline(self, limit: int | None = -1) -> bytes:
+        return self.buffered.readline(limit)
 
 
 def _http_charset(content_type: str) -> str | None:

@@ -40,12 +40,54 @@ _STOPS = (signal.SIGTERM, signal.SIGHUP)
 _MAIN = os.getpid()
 
 
-def terminate(signum: int, frame: object) -> NoReturn:
+def terminate(signum: int, frame: object) -> None:
     """The handler of SIGTERM and SIGHUP in the main process of clean-article and detector."""
     if os.getpid() != _MAIN:  # a worker forked with this handler, not yet started (its pool being torn down):
         signal.signal(signum, signal.SIG_DFL)  # it ends as SIGTERM ends a process (Terminated raised in an
         os.kill(os.getpid(), signum)  # after-fork hook was swallowed, and the worker waited for work for ever)
-    raise Terminated
+    if not _held_by_the_line(signum):
+        raise Terminated
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    """Ctrl-C while clean-article writes to standard output: KeyboardInterrupt, once the line is written."""
+    if not _held_by_the_line(signum):
+        raise KeyboardInterrupt
+
+
+class _Line:
+    """A line of standard output being written, and the stop (a signal's number) that waits for its end."""
+
+    writing = False
+    stop = 0
+
+
+LINE_GRACE = 2.0  # seconds a stop waits for the line being written; then a reader that is stuck gets it cut
+
+
+def _held_by_the_line(signum: int) -> bool:
+    """Whether a stop waits for the end of the line being written: a line consumer (jq, a bulk loader) got half
+    a JSON record when SIGTERM or Ctrl-C came in the middle of a line larger than the pipe. It waits
+    ``LINE_GRACE`` seconds at most; a second stop does not wait."""
+    if not _Line.writing or _Line.stop or not hasattr(signal, "setitimer"):
+        return False
+    _Line.stop = signum
+    signal.signal(signal.SIGALRM, _give_up_the_line)
+    signal.setitimer(signal.ITIMER_REAL, LINE_GRACE)
+    return True
+
+
+def _give_up_the_line(signum: int, frame: object) -> NoReturn:
+    stop, _Line.stop = _Line.stop, 0
+    raise KeyboardInterrupt if stop == signal.SIGINT else Terminated
+
+
+def _stop_held() -> None:
+    """After a line: the stop it held back, now (or nothing, when none came)."""
+    stop, _Line.stop = _Line.stop, 0
+    if stop:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        raise KeyboardInterrupt if stop == signal.SIGINT else Terminated
 
 
 def interrupted(exc: BaseException) -> int:
@@ -77,18 +119,20 @@ def _write_stdout(data: bytes) -> None:
     """Write bytes to stdout; a write error becomes ``OSError`` with ``<stdout>`` as its file name. A short
     write (a file-size limit reached: ``ulimit -f``) is followed by another for the rest, which fails and says
     why: the output was cut without a word, exit 0."""
+    _Line.writing = True
     try:
         view = memoryview(data)
         while view:
             try:
                 written = sys.stdout.buffer.write(view)
             except BlockingIOError as exc:  # a parent left the pipe non-blocking and it is full: wait for it
-                written = exc.characters_written
+                view = view[exc.characters_written :]
                 _wait_writable()
+                continue
             if written is None:  # the same, from the unbuffered stream of python -u
-                written = 0
                 _wait_writable()
-            elif not written:
+                continue
+            if not written:
                 raise OSError(errno.EIO, "the output could not be written")
             view = view[written:]
         while True:
@@ -102,6 +146,9 @@ def _write_stdout(data: bytes) -> None:
         raise _PipeClosed from None
     except OSError as exc:
         raise OSError(exc.errno, exc.strerror, "<stdout>") from None
+    finally:
+        _Line.writing = False
+    _stop_held()
 
 
 class _Parser(argparse.ArgumentParser):
@@ -384,6 +431,7 @@ def clean_main(argv: list[str] | None = None) -> int:
             "cleaned_text of JSON Lines and WARC records keeps those labels)\n"
         )
     previous = [signal.signal(number, terminate) for number in _STOPS]
+    interrupt = signal.signal(signal.SIGINT, _interrupt) if args.output is None else None
     try:
         if args.output is None:
             return _clean_one_with_errors(inputs[0], config)
@@ -395,6 +443,8 @@ def clean_main(argv: list[str] | None = None) -> int:
     finally:
         for number, handler in zip(_STOPS, previous):
             signal.signal(number, handler)
+        if interrupt is not None:
+            signal.signal(signal.SIGINT, interrupt)
 
 
 def each_result(stream: Generator[batch.Result, None, None], take: Callable[[batch.Result], None]) -> None:
@@ -444,12 +494,15 @@ def _clean_one_with_errors(source: str, config: batch.RunConfig) -> int:
         return _error(f"cannot write to {batch.display(folder)}: no such file or directory")
     if config.errors is not None and os.path.isdir(config.errors):  # refused before the work, as in a batch
         return _error(f"the errors file {batch.display(config.errors)} is a folder", 2)
-    code = _clean_one(source, config, failures)
-    if config.errors is not None:
-        try:
-            batch.write_errors(config.errors, failures, config.run_id)
-        except OSError as exc:  # said also when the page failed: its failure is not in the file
-            code = _error(f"{batch.display(config.errors)}: {(exc.strerror or str(exc)).lower()}")
+    code = 1
+    try:
+        code = _clean_one(source, config, failures)
+    finally:  # also when a signal ends a stream, as it ends most that run for hours: what failed so far
+        if config.errors is not None:
+            try:
+                batch.write_errors(config.errors, failures, config.run_id)
+            except OSError as exc:  # said also when the page failed: its failure is not in the file
+                code = _error(f"{batch.display(config.errors)}: {(exc.strerror or str(exc)).lower()}")
     return code
 
 
@@ -496,8 +549,8 @@ def _clean_one(source: str, config: batch.RunConfig, failures: list[batch.Result
                 sys.stderr.write(f"note: {note}\n")
     except batch.InputError as exc:
         return failed(str(exc))
-    except _PipeClosed:
-        return 0
+    except _PipeClosed:  # the reader went away (| head): quietly, but records that failed before still count
+        return 1 if any(result.record_errors for result in failures) else 0
     except EOFError:  # a gzipped input that ends inside its stream
         return failed(f"{name}: truncated gzip data (it ends before the end of its stream)")
     except zlib.error as exc:
@@ -539,6 +592,7 @@ def _records_to_stdout(
     handle: object, name: str, kind: str, config: batch.RunConfig, failures: list[batch.Result]
 ) -> int:
     result = batch.Result(name, "cleaned")
+    result.record_errors = _ToldAtOnce(keep=config.errors is not None)
     clean = batch.clean_records if kind == "jsonl" else batch.clean_warc
     try:
         for line in clean(handle, name, config, result):  # type: ignore[arg-type]
@@ -554,9 +608,26 @@ def _records_to_stdout(
             sys.stderr.write(f"note: {name}: {result.dropped['pages']} record(s) dropped ({flags})\n")
         if result.skipped_records:  # revisits, resources, non-HTML responses: counted as a batch counts them
             sys.stderr.write(f"note: {name}: {batch.skipped_text(result.skipped_records)}\n")
-    for record in result.record_errors:
-        sys.stderr.write(f"error: {_where(record)}: {record['error']}\n")
     return 1 if result.record_errors else 0
+
+
+class _ToldAtOnce(list):
+    """The bad records of a stream to standard output, each told on stderr as it fails (a pipeline that runs for
+    hours told none until its input ended), and kept only for an ``--errors`` file (each cost 300 bytes until
+    the end: 145 MB for 400,000). True when any record failed."""
+
+    def __init__(self, keep: bool) -> None:
+        super().__init__()
+        self.keep, self.told = keep, 0
+
+    def append(self, record: dict) -> None:
+        sys.stderr.write(f"error: {_where(record)}: {record['error']}\n")
+        self.told += 1
+        if self.keep:
+            super().append(record)
+
+    def __bool__(self) -> bool:
+        return self.told > 0
 
 
 def _where(record: dict) -> str:

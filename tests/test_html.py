@@ -232,7 +232,9 @@ def test_a_warc_cut_short_is_an_error_not_a_shorter_crawl(tmp_path, name, cut, e
     result = run("clean-article", warc)
     skipped = f"note: {warc}: 1 record skipped (not an HTML response)\n" if kept else ""  # the image, read
     assert (result.returncode, result.stderr.decode()) == (
-        (1, f"{skipped}error: {warc} {error}\n") if error else (0, skipped)
+        (1, f"error: {warc} {error}\n{skipped}")
+        if error
+        else (0, skipped)  # errors as they come, notes at the end
     )
     urls = [json.loads(line)["url"] for line in result.stdout.decode().splitlines()]
     assert urls == ["https://example.org/a", "https://example.org/b"][:kept]
@@ -256,7 +258,7 @@ def test_a_warc_cut_between_records_says_after_which(tmp_path):
     result = run("clean-article", warc)
     message = f"error: {warc} record 3: truncated gzip data after this record: whatever followed it is lost\n"
     skipped = f"note: {warc}: 1 record skipped (not an HTML response)\n"
-    assert (result.returncode, result.stderr.decode()) == (1, skipped + message)
+    assert (result.returncode, result.stderr.decode()) == (1, message + skipped)
     assert [json.loads(line)["url"] for line in result.stdout.decode().splitlines()] == ["https://example.org/a"]
 
 
@@ -354,8 +356,8 @@ def test_a_cut_gzipped_warc_on_standard_input_keeps_its_whole_records(tmp_path):
     result = run("clean-article", stdin=warc.read_bytes()[:-20])
     assert (result.returncode, result.stderr.decode()) == (
         1,
-        "note: <stdin>: 1 record skipped (not an HTML response)\n"
-        "error: <stdin> record 4: truncated gzip data: the file ends inside this record\n",
+        "error: <stdin> record 4: truncated gzip data: the file ends inside this record\n"
+        "note: <stdin>: 1 record skipped (not an HTML response)\n",
     )
     assert [json.loads(line)["url"] for line in result.stdout.decode().splitlines()] == ["https://example.org/a"]
 
