@@ -256,7 +256,9 @@ def _rule(entry: object, number: int, path: str, default: str) -> Rule:
             raise RulesError(f"{where}: regular expression {why}") from None
         found = pattern.search(PROBE)
         if found is not None and found.end() == found.start():  # (?i)newsletter|, x*: an empty match, anywhere
-            raise RulesError(f"{where}: the regular expression matches an empty text, so every paragraph")
+            raise RulesError(
+                f"{where}: the regular expression matches an empty text, so it would match every paragraph"
+            )
     label = entry.get("label")
     if label is not None and (label not in LABELS or (action == "drop") == (label == "editorial")):
         raise RulesError(f"{where}: label must be promotional or navigational for 'drop' (editorial for 'keep')")

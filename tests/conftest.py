@@ -20,13 +20,22 @@ needs_example = pytest.mark.skipif(not EXAMPLE.exists(), reason="../shared/examp
 needs_devset = pytest.mark.skipif(not DEVSET.exists(), reason="../shared/devset is not present")
 
 
-def pytest_report_header() -> list[str]:
-    """Say at the top of every run when the tests of the example page and the dev set will be skipped: a
-    clone without ../shared beside it passes them silently otherwise."""
+def missing_shared_note() -> str:
+    """The note on the example page and the dev set when they are missing ('' when they are there)."""
     missing = [str(path) for path in (EXAMPLE, DEVSET) if not path.exists()]
     if not missing:
-        return []
-    return [f"note: {', '.join(missing)} not found: the tests that need them are skipped (pytest -rs lists them)"]
+        return ""
+    return f"note: {', '.join(missing)} not found: the tests that need them are skipped (pytest -rs lists them)"
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Say at the top of every run when the tests of the example page and the dev set will be skipped: a
+    clone without ../shared beside it passes them silently otherwise. Written by the terminal reporter, as a
+    report header is not shown under -q (the project's addopts)."""
+    note = missing_shared_note()
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if note and reporter is not None:
+        reporter.write_line(note, yellow=True)
 
 
 def default_signals() -> None:

@@ -355,7 +355,7 @@ def test_rule_patterns_and_values_are_read_as_paragraphs_and_json_numbers_are(tm
     (shy,) = load_rules(rules_file(tmp_path, action="drop", match="Kupfer\u00adpreis"))
     assert nfd.matches("Die Märkte schlossen fester.") and shy.matches("Kupferpreis steigt")
     for pattern in ("(?i)newsletter|", "(?i)", "x*"):
-        with pytest.raises(RulesError, match="the regular expression matches an empty text, so every paragraph"):
+        with pytest.raises(RulesError, match=r"matches an empty text, so it would match every paragraph$"):
             load_rules(rules_file(tmp_path, action="drop", match=pattern))
     for pattern in ("^(Anzeige)?$", ".", ".*"):  # not every paragraph, or every one on purpose
         assert load_rules(rules_file(tmp_path, action="drop", match=pattern))

@@ -231,3 +231,29 @@ def test_the_version_is_the_package_metadatas():
 def test_python_m_detector_runs_clean_article():
     result = subprocess.run([sys.executable, "-m", "detector", "--version"], capture_output=True, timeout=60)
     assert result.returncode == 0 and result.stdout.decode().startswith("clean-article ")
+
+
+def test_a_run_without_shared_says_so_at_its_top_also_under_q(tmp_path):
+    """The note was a report header, which pytest does not show under -q (the project's addopts): a clone
+    without ../shared skipped the tests of the example and the dev set without a word."""
+    folder = tmp_path / "suite"
+    folder.mkdir()
+    (folder / "conftest.py").write_text(
+        "from pathlib import Path\n"
+        "import tests.conftest as shared\n"
+        "shared.EXAMPLE = shared.DEVSET = Path('/nonexistent/shared')\n"
+        "from tests.conftest import pytest_sessionstart  # noqa: F401\n",
+        encoding="utf-8",
+    )
+    (folder / "test_one.py").write_text("def test_one():\n    pass\n", encoding="utf-8")
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(folder)],
+        capture_output=True,
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout.decode()
+    assert result.stdout.decode().splitlines()[0] == (
+        "note: /nonexistent/shared, /nonexistent/shared not found: the tests that need them are skipped "
+        "(pytest -rs lists them)"
+    )

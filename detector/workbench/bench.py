@@ -292,7 +292,8 @@ def site_memory_rows(work: Path, folder: Path, files: int) -> list[tuple[str, st
     rss: dict[bool, float] = {}
     for run in range(FOLDER_RUNS + 1):  # the first for the peak RSS, the others timed
         for memory in (True, False):
-            say(f"folder of {files:,} pages, run {run}/{FOLDER_RUNS}, site memory {'on' if memory else 'off'}")
+            which = "the peak RSS run" if run == 0 else f"run {run}/{FOLDER_RUNS}"
+            say(f"folder of {files:,} pages, {which}, site memory {'on' if memory else 'off'}")
             command = [str(BIN / "clean-article"), str(folder), "-o", str(work / f"mem-{memory}-{run}"), "-q"]
             command += ["--jobs", "1"] + ([] if memory else ["--no-site-memory"])
             if run == 0:
