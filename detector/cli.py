@@ -56,10 +56,12 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 class _Line:
-    """A line of standard output being written, and the stop (a signal's number) that waits for its end."""
+    """A line of standard output being written, the stop (a signal's number) that waits for its end, and the
+    SIGALRM handler the wait replaced."""
 
     writing = False
     stop = 0
+    alarm: Any = None
 
 
 LINE_GRACE = 2.0  # seconds a stop waits for the line being written; then a reader that is stuck gets it cut
@@ -72,13 +74,14 @@ def _held_by_the_line(signum: int) -> bool:
     if not _Line.writing or _Line.stop or not hasattr(signal, "setitimer"):
         return False
     _Line.stop = signum
-    signal.signal(signal.SIGALRM, _give_up_the_line)
+    _Line.alarm = signal.signal(signal.SIGALRM, _give_up_the_line)
     signal.setitimer(signal.ITIMER_REAL, LINE_GRACE)
     return True
 
 
 def _give_up_the_line(signum: int, frame: object) -> NoReturn:
     stop, _Line.stop = _Line.stop, 0
+    _restore_alarm()
     raise KeyboardInterrupt if stop == signal.SIGINT else Terminated
 
 
@@ -87,7 +90,14 @@ def _stop_held() -> None:
     stop, _Line.stop = _Line.stop, 0
     if stop:
         signal.setitimer(signal.ITIMER_REAL, 0)
+        _restore_alarm()
         raise KeyboardInterrupt if stop == signal.SIGINT else Terminated
+
+
+def _restore_alarm() -> None:
+    if _Line.alarm is not None:
+        signal.signal(signal.SIGALRM, _Line.alarm)
+        _Line.alarm = None
 
 
 def interrupted(exc: BaseException) -> int:
@@ -148,7 +158,7 @@ def _write_stdout(data: bytes) -> None:
         raise OSError(exc.errno, exc.strerror, "<stdout>") from None
     finally:
         _Line.writing = False
-    _stop_held()
+        _stop_held()  # a stop that waited for the line, now, whatever ended it (a reader gone: it said exit 0)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -430,8 +440,11 @@ def clean_main(argv: list[str] | None = None) -> int:
             f"note: --keep not used for pages: -f {args.fmt} shows every paragraph with its label (the "
             "cleaned_text of JSON Lines and WARC records keeps those labels)\n"
         )
-    previous = [signal.signal(number, terminate) for number in _STOPS]
-    interrupt = signal.signal(signal.SIGINT, _interrupt) if args.output is None else None
+    # a stop the parent set to be ignored (nohup, trap '' INT) stays ignored: it ended the run with 143
+    handlers = {number: terminate for number in _STOPS} | (
+        {signal.SIGINT: _interrupt} if args.output is None else {}
+    )
+    previous = {n: signal.signal(n, h) for n, h in handlers.items() if signal.getsignal(n) is not signal.SIG_IGN}
     try:
         if args.output is None:
             return _clean_one_with_errors(inputs[0], config)
@@ -441,10 +454,8 @@ def clean_main(argv: list[str] | None = None) -> int:
     except (KeyboardInterrupt, Terminated) as exc:
         return interrupted(exc)
     finally:
-        for number, handler in zip(_STOPS, previous):
+        for number, handler in previous.items():
             signal.signal(number, handler)
-        if interrupt is not None:
-            signal.signal(signal.SIGINT, interrupt)
 
 
 def each_result(stream: Generator[batch.Result, None, None], take: Callable[[batch.Result], None]) -> None:
@@ -847,7 +858,13 @@ def _exit(code: int) -> NoReturn:
     here. Where another thread still runs (Dask's) in a run that was not interrupted, or a flush fails, the
     ordinary exit does its work and reports."""
     threading = sys.modules.get("threading")
-    if threading is None or threading.active_count() == 1 or code in (130, 143):  # interrupted: all is written
+    if code in (130, 143):  # interrupted: every whole line is written; what the buffer may hold is a cut one,
+        try:  # noqa: SIM105 - dropped, not flushed: a flush to a reader that stalls kept the process for ever
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            pass
+        os._exit(code)
+    if threading is None or threading.active_count() == 1:
         try:
             sys.stdout.flush()
             sys.stderr.flush()

@@ -3903,3 +3903,97 @@ def test_a_stop_in_the_middle_of_a_long_line_waits_for_its_end(tmp_path):
             time.sleep(0.005)  # a slow reader
         assert process.wait(timeout=60) == code
         assert out.endswith(b"\n") and all(json.loads(line)["id"] >= 0 for line in out.splitlines())
+
+
+# --- attack round 41: stops at every moment of a run ------------------------------------------------------------
+
+
+def _buffered_env() -> dict[str, str]:
+    """The environment of a user: stdout buffered (a sandbox that sets PYTHONUNBUFFERED hides the hang)."""
+    return {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+
+
+def _records(tmp_path: Path, count: int = 40) -> Path:
+    return _written(
+        tmp_path / "recs.jsonl",
+        "".join(json.dumps({"id": i, "text": ARTICLE * 20}) + "\n" for i in range(count)).encode(),
+    )
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
+def test_a_stop_while_a_reader_stalls_ends_the_run_and_one_when_it_goes_away_too(tmp_path, stop):
+    """A stop that came while a short line waited on a reader that stalled: the grace ended inside the flush,
+    and the exit flushed the same bytes again and hung for ever. A stop held for the line was lost when the
+    reader closed the pipe: exit 0."""
+    records = _records(tmp_path)
+    code = 143 if stop == signal.SIGTERM else 130
+    for reader_leaves in (False, True):
+        read, write = os.pipe()
+        process = subprocess.Popen(
+            [str(BIN / "clean-article"), records],
+            stdout=write,
+            stderr=subprocess.PIPE,
+            env=_buffered_env(),
+            preexec_fn=default_signals,
+        )
+        os.close(write)
+        time.sleep(1.5)  # the pipe is full: the reader has stalled
+        process.send_signal(stop)
+        if reader_leaves:
+            time.sleep(0.3)
+            os.close(read)
+        try:
+            assert process.wait(timeout=20) == code
+        finally:
+            process.kill()
+            if not reader_leaves:
+                os.close(read)
+        assert process.stderr.read().decode().splitlines() == ["terminated" if code == 143 else "interrupted"]
+
+
+def test_a_stop_the_parent_ignores_stays_ignored(tmp_path):
+    """Under nohup (SIGHUP ignored) a hangup ended clean-article with 143, a batch too."""
+    page = EXAMPLE.read_bytes() if EXAMPLE.exists() else ARTICLE.encode()
+
+    def hangups_ignored() -> None:
+        default_signals()
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+    process = subprocess.Popen(
+        [str(BIN / "clean-article")],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        preexec_fn=hangups_ignored,
+    )
+    time.sleep(1.0)  # waiting for its page
+    process.send_signal(signal.SIGHUP)
+    out, err = process.communicate(page, timeout=60)
+    assert (process.returncode, err, out) == (0, b"", run("clean-article", stdin=page).stdout)
+
+
+def test_clean_main_leaves_the_callers_handlers_and_alarm_as_they_were(tmp_path):
+    """After a stop held for a line, clean_main left SIGALRM's handler set to its own."""
+    script = f"""
+import os, signal, sys, threading, time
+def mine(signum, frame):
+    pass
+signal.signal(signal.SIGALRM, mine)
+before = {{s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGALRM)}}
+from detector.cli import clean_main
+read, write = os.pipe()
+os.dup2(write, 1)
+def reader():
+    time.sleep(0.8)
+    while os.read(read, 1 << 16):
+        pass
+threading.Thread(target=reader, daemon=True).start()
+threading.Timer(0.4, lambda: os.kill(os.getpid(), signal.SIGTERM)).start()
+code = clean_main([{str(_records(tmp_path, 200))!r}])
+after = {{s: signal.getsignal(s) for s in before}}
+print(code, [signal.Signals(s).name for s in before if before[s] != after[s]], file=sys.stderr)
+"""
+    result = subprocess.run(
+        [str(BIN / "python"), "-c", script], capture_output=True, timeout=60, env=_buffered_env()
+    )
+    assert lines(result)[-1] == "143 []", result.stderr.decode()
