@@ -3913,7 +3913,7 @@ def _buffered_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
 
 
-def _records(tmp_path: Path, count: int = 40) -> Path:
+def _long_records(tmp_path: Path, count: int = 40) -> Path:
     return _written(
         tmp_path / "recs.jsonl",
         "".join(json.dumps({"id": i, "text": ARTICLE * 20}) + "\n" for i in range(count)).encode(),
@@ -3925,7 +3925,7 @@ def test_a_stop_while_a_reader_stalls_ends_the_run_and_one_when_it_goes_away_too
     """A stop that came while a short line waited on a reader that stalled: the grace ended inside the flush,
     and the exit flushed the same bytes again and hung for ever. A stop held for the line was lost when the
     reader closed the pipe: exit 0."""
-    records = _records(tmp_path)
+    records = _long_records(tmp_path)
     code = 143 if stop == signal.SIGTERM else 130
     for reader_leaves in (False, True):
         read, write = os.pipe()
@@ -3989,7 +3989,7 @@ def reader():
         pass
 threading.Thread(target=reader, daemon=True).start()
 threading.Timer(0.4, lambda: os.kill(os.getpid(), signal.SIGTERM)).start()
-code = clean_main([{str(_records(tmp_path, 200))!r}])
+code = clean_main([{str(_long_records(tmp_path, 200))!r}])
 after = {{s: signal.getsignal(s) for s in before}}
 print(code, [signal.Signals(s).name for s in before if before[s] != after[s]], file=sys.stderr)
 """
