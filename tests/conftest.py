@@ -45,6 +45,7 @@ def default_signals() -> None:
 
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)  # nohup's ignored hangup stays ignored in clean-article
 
 
 def run(command: str, *args: str | Path, stdin: bytes | None = None, cwd: Path | None = None):
