@@ -79,14 +79,13 @@ def _held_by_the_line(signum: int) -> bool:
     return True
 
 
-def _give_up_the_line(signum: int, frame: object) -> NoReturn:
-    stop, _Line.stop = _Line.stop, 0
-    _restore_alarm()
-    raise KeyboardInterrupt if stop == signal.SIGINT else Terminated
+def _give_up_the_line(signum: int, frame: object) -> None:
+    """SIGALRM: the line took longer than ``LINE_GRACE`` (a reader that is stuck), the stop it held, now."""
+    _stop_held()
 
 
 def _stop_held() -> None:
-    """After a line: the stop it held back, now (or nothing, when none came)."""
+    """After a line, or when its wait is over: the stop it held back, now (nothing when none came)."""
     stop, _Line.stop = _Line.stop, 0
     if stop:
         signal.setitimer(signal.ITIMER_REAL, 0)
