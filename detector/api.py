@@ -620,7 +620,7 @@ class PageWriter:
         if fmt == "text":
             return ("" if self.kept == 1 else "\n\n") + p.text if kept else ""
         if fmt == "annotated":
-            if self.unreadable is None and "\n[" in p.text and _LABEL_LINE.search(p.text):
+            if self.unreadable is None and "\n[" in p.text and re.search(_LABEL_LINE, p.text):
                 self.unreadable = p.index
             return ("" if first else "\n") + f"[{p.label}] {p.text}\n"
         if fmt == "json":
@@ -716,7 +716,7 @@ _NOT_IN_HTML = dict.fromkeys(
     "\ufffd",
 )
 
-_LABEL_LINE = re.compile(rf"\n\[(?:{'|'.join(LABELS)})\] ")
+_LABEL_LINE = rf"\n\[(?:{'|'.join(LABELS)})\] "  # compiled on first use (re's cache): rarely needed
 
 
 def _html_head(title: str) -> str:

@@ -485,7 +485,7 @@ def _json_lines(head: bytes) -> bool:
     *whole, rest = head.split(b"\n")
     lines = [line for line in whole if line.strip()]
     if not lines:
-        return _OBJECT_START.match(rest) is not None  # one record longer than the bytes looked at
+        return re.match(_OBJECT_START, rest) is not None  # one record longer than the bytes looked at
     objects = [line for line in lines if line.lstrip().startswith(b"{")]
     if not lines[0].lstrip().startswith(b"{") or not all(map(_json_value_line, lines)):
         return False  # a text page whose first line is a JSON-LD block: its other lines are prose
@@ -510,7 +510,9 @@ def _json_value_line(line: bytes) -> bool:
     return True
 
 
-_OBJECT_START = re.compile(rb'\{\s*"(?:[^"\\\n]|\\.){0,200}"\s*:')
+# This module's patterns are strings, compiled on first use through re's cache: a one-page run needs none of
+# them, and compiling every pattern of the package at import took a tenth of its start.
+_OBJECT_START = rb'\{\s*"(?:[^"\\\n]|\\.){0,200}"\s*:'
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -645,10 +647,10 @@ def encode_output(text: str) -> bytes:
     try:
         return text.encode("utf-8")
     except UnicodeEncodeError:
-        return _LONE_SURROGATE.sub("\ufffd", text).encode("utf-8")
+        return re.sub(_LONE_SURROGATE, "\ufffd", text).encode("utf-8")
 
 
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+_LONE_SURROGATE = "[\ud800-\udfff]"
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -838,11 +840,11 @@ def _host_and_port(url: str) -> bool:
         and port.isascii()
         and port.isdigit()
         and "." in host.strip(".")
-        and not _NOT_IN_A_HOST.search(host)
+        and not re.search(_NOT_IN_A_HOST, host)
     )
 
 
-_NOT_IN_A_HOST = re.compile(r"[:\s]")
+_NOT_IN_A_HOST = r"[:\s]"
 
 
 def host_of(url: object) -> str | None:

@@ -58,9 +58,11 @@ _UNSEEN_IN_WORDS = re.compile("[\u00ad\u200b-\u200d\u2060\ufeff]")  # soft hyphe
 # fullwidth forms, the ideographic space and ligatures (NFKC: "ＤＡＸ", "ﬁ"), and the first characters of UTF-8
 # read as Windows-1252 or Latin-1 ("Ã¼" for "ü", "â€ž" for "„").
 _UNUSUAL = re.compile("[\u0300-\u036f\u3000\uff01-\uff5e\ufb00-\ufb06Ãâ]")  # one class: a fast scan
-_COMPATIBLE = re.compile("[\u3000\uff01-\uff5e\ufb00-\ufb06]")
-_MOJIBAKE = re.compile("Ã|â[\u0080\u20ac]")
-_ENTITY = re.compile(r"&(?:[A-Za-z][A-Za-z0-9]{1,31}|#[0-9]{1,7}|#[xX][0-9A-Fa-f]{1,6});")
+# Patterns most pages never need are kept as strings, compiled on first use through re's cache: compiling
+# every pattern of the package at import took a tenth of a one-page run's start.
+_COMPATIBLE = "[\u3000\uff01-\uff5e\ufb00-\ufb06]"
+_MOJIBAKE = "Ã|â[\u0080\u20ac]"
+_ENTITY = r"&(?:[A-Za-z][A-Za-z0-9]{1,31}|#[0-9]{1,7}|#[xX][0-9A-Fa-f]{1,6});"
 
 
 def reader_text(text: str) -> str:
@@ -71,7 +73,7 @@ def reader_text(text: str) -> str:
     and ligatures as plain ones (NFKC, on those characters alone), and no soft hyphens or
     zero-width characters inside words (sites hyphenate headlines with ``&shy;``). Each cuts words into
     tokens the model never saw."""
-    if "&" in text and _ENTITY.search(text):
+    if "&" in text and re.search(_ENTITY, text):
         import html
 
         text = html.unescape(text)
@@ -85,7 +87,7 @@ def reader_text(text: str) -> str:
 def _normalised(text: str) -> str:
     import unicodedata
 
-    if _MOJIBAKE.search(text):
+    if re.search(_MOJIBAKE, text):
         for encoding in ("cp1252", "latin-1"):
             try:
                 text = text.encode(encoding).decode("utf-8")
@@ -94,7 +96,7 @@ def _normalised(text: str) -> str:
                 pass
     # NFKC on the fullwidth letters and ligatures alone: on the whole paragraph it would also turn "…" into
     # "...", "²" into "2" and "™" into "TM" wherever one of them stood beside a ligature, and not elsewhere.
-    text = _COMPATIBLE.sub(lambda found: unicodedata.normalize("NFKC", found.group()), text)
+    text = re.sub(_COMPATIBLE, lambda found: unicodedata.normalize("NFKC", found.group()), text)
     return unicodedata.normalize("NFC", text)
 
 
@@ -779,7 +781,7 @@ def recurring(repeats: Sequence[float] | None) -> list[bool]:
 
 SITE_MIN_PAGES = 3  # fewer pages of a site say nothing about what repeats on it
 SITE_MEMORY_CAP = 200_000  # distinct paragraphs remembered per site: beyond them, new ones count as unique
-_DIGITS = re.compile(r"\d+")
+_DIGITS = r"\d+"  # compiled on first use: site memory alone needs it
 
 
 def repeat_key(text: str) -> int:
@@ -787,7 +789,7 @@ def repeat_key(text: str) -> int:
     number folded to 0 (a price ticker or a date line is the same line on every page)."""
     import hashlib  # here, not at the top: its OpenSSL start costs a single page's cold start 4 ms
 
-    normalised = _DIGITS.sub("0", " ".join(reader_text(text[:MAX_TEXT_CHARS]).lower().split()))
+    normalised = re.sub(_DIGITS, "0", " ".join(reader_text(text[:MAX_TEXT_CHARS]).lower().split()))
     digest = hashlib.blake2b(normalised.encode("utf-8", "surrogatepass"), digest_size=8).digest()
     return int.from_bytes(digest, "little")
 

@@ -50,6 +50,7 @@ from detector.features import (
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at run time (see _named_tuple)
 if TYPE_CHECKING:
+    from _thread import LockType
     from pathlib import Path
     from typing import NoReturn
 
@@ -663,10 +664,17 @@ class _Checksum:
         self._problem = problem
         self._ok = False
         self._view, self._expected, self._pid = view, expected, os.getpid()
-        _thread.start_new_thread(self._take, ())
+        started = _thread.allocate_lock()
+        started.acquire()
+        _thread.start_new_thread(self._take, (started,))
+        # Wait until the thread runs: a new thread needs the interpreter to reach zlib, and a caller that keeps
+        # it (scoring a page) hands it over only after the switch interval (5 ms). Without this wait the CRC
+        # began when the page was nearly done, and a one-page run then waited 4 ms for it.
+        started.acquire()
 
-    def _take(self) -> None:
+    def _take(self, started: LockType) -> None:
         try:
+            started.release()  # the caller goes on once zlib lets go of the interpreter, at once
             self._ok = zlib.crc32(self._view) == self._expected
         finally:
             self._done.release()

@@ -21,8 +21,9 @@ if TYPE_CHECKING:
     from detector.markup import Block
 
 LABELS: tuple[str, ...] = ("editorial", "promotional", "navigational")
-_PREFIX = re.compile(r"\[([a-z]+)\] ")
-_LOOSE_PREFIX = re.compile(r"\[([^\]\n]{1,40})\]")  # what a mistyped prefix looks like, to name the mistake
+# Patterns as strings, compiled on first use (re's cache): cleaning a page never reads an annotated one.
+_PREFIX = r"\[([a-z]+)\] "
+_LOOSE_PREFIX = r"\[([^\]\n]{1,40})\]"  # what a mistyped prefix looks like, to name the mistake
 
 
 class AnnotationError(ValueError):
@@ -41,7 +42,7 @@ def parse_annotated(text: str) -> list[LabelledParagraph]:
     blocks = split_blocks(text)
     paragraphs = []
     for index, block in enumerate(blocks):
-        match = _PREFIX.match(block)
+        match = re.match(_PREFIX, block)
         problem = ""
         if match is None or match.group(1) not in LABELS:
             problem = f"{_prefix_problem(block)}: {block[:50]!r}"
@@ -51,7 +52,7 @@ def parse_annotated(text: str) -> list[LabelledParagraph]:
             problem = f"has its text on the line after its label: {block[:50]!r}"
         else:
             for number, line in enumerate(content.split("\n")[1:], 2):
-                inner = _PREFIX.match(line)
+                inner = re.match(_PREFIX, line)
                 if inner is not None and inner.group(1) in LABELS:
                     problem = f"has a line that starts with a label (its line {number}): a blank line missing "
                     problem += f"before it? {line[:50]!r}"
@@ -73,7 +74,7 @@ def _first_line(text: str, blocks: list[str], index: int) -> int:
 
 def _prefix_problem(block: str) -> str:
     """What is wrong with a paragraph's label prefix, in the words of the format."""
-    loose = _LOOSE_PREFIX.match(block)
+    loose = re.match(_LOOSE_PREFIX, block)
     if loose is None:
         return "has no [label] prefix"
     if loose.group(1) not in LABELS:
@@ -161,11 +162,11 @@ def shown(name: str | os.PathLike) -> str:
     characters ``\\xfc`` were one name in messages and in the errors file)."""
     encoded = os.fsencode(name)
     if b"\\x" in encoded:
-        encoded = _LITERAL_ESCAPE.sub(rb"\\\\", encoded)
+        encoded = re.sub(_LITERAL_ESCAPE, rb"\\\\", encoded)
     return encoded.decode("utf-8", "backslashreplace").translate(_CONTROL_ESCAPES)
 
 
-_LITERAL_ESCAPE = re.compile(rb"\\(?=x[0-9a-fA-F]{2})")
+_LITERAL_ESCAPE = rb"\\(?=x[0-9a-fA-F]{2})"  # compiled on first use: names rarely hold it
 
 
 def read_page_text(path: Path) -> str:

@@ -36,8 +36,10 @@ else:
     from detector._named_tuple import NamedTuple
 
 _KEYS = {"name", "action", "match", "line", "label", "site", "field", "value"}
-_SPACE = re.compile(r"\s+")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# The patterns are strings, compiled on first use through re's cache: a run without rules never needs them, and
+# compiling every pattern of the package at import took a tenth of a one-page run's start.
+_SPACE = r"\s+"
+_CONTROL = r"[\x00-\x1f\x7f-\x9f\u2028\u2029]"
 MAX_RULES_BYTES = 4 * 1024 * 1024  # a rules file is a few hundred lines; more is a wrong file (/dev/zero)
 
 
@@ -81,7 +83,7 @@ def reader_line(text: str) -> str:
     """A paragraph as rules see it: as a reader sees it (``features.reader_text``: soft hyphens and zero-width
     characters gone, letters composed) on one line, its white space collapsed (a paragraph a scraper wrapped
     over several lines, as text pages keep them, is the paragraph an HTML page gives)."""
-    return _SPACE.sub(" ", reader_text(text)).strip()
+    return re.sub(_SPACE, " ", reader_text(text)).strip()
 
 
 _DOTS = {0x3002: ".", 0xFF0E: ".", 0xFF61: "."}  # UTS 46 maps them to a dot, as browsers do
@@ -117,7 +119,7 @@ def _field_matches(value: object, wanted: str) -> bool:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         if str(value) == wanted:
             return True
-        if not _NUMBER.fullmatch(wanted):  # float() also took "1_000" and " 7 "
+        if not re.fullmatch(_NUMBER, wanted):  # float() also took "1_000" and " 7 "
             return False
         if isinstance(value, int):  # exactly: as floats, ids above 2**53 matched their neighbours
             from decimal import Decimal
@@ -130,10 +132,10 @@ def _field_matches(value: object, wanted: str) -> bool:
     return False
 
 
-_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+_NUMBER = r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"
 
 
-_NOT_IN_A_SITE = re.compile(r"[/:*?@\[\]\\]")  # a url, a path, a port, a wildcard, user info (a folder
+_NOT_IN_A_SITE = r"[/:*?@\[\]\\]"  # a url, a path, a port, a wildcard, user info (a folder
 # name may hold spaces)
 
 
@@ -142,7 +144,7 @@ def _site(value: str | None, where: str) -> str | None:
     site is a bare host (its subdomains match too) or a folder name."""
     if value is None:
         return None
-    if _NOT_IN_A_SITE.search(value.strip()):
+    if re.search(_NOT_IN_A_SITE, value.strip()):
         raise RulesError(
             f"{where}: site must be a host (example.org, which matches its subdomains too) or a folder name, "
             f"not {value.strip()!r}"
@@ -232,7 +234,7 @@ def _rule(entry: object, number: int, path: str, default: str) -> Rule:
         if not isinstance(value, str):
             shown_name = f" {entry['name']!r}" if isinstance(entry.get("name"), str) else ""
             raise RulesError(f"{where}{shown_name}: {key} must be a string, not {_toml_kind(value)}")
-    if "name" in entry and (not entry["name"].strip() or _CONTROL.search(entry["name"])):
+    if "name" in entry and (not entry["name"].strip() or re.search(_CONTROL, entry["name"])):
         raise RulesError(f"{where}: a name must be a line of visible text")
     name = entry.get("name") or default
     where = f"{path}: rule {name!r}"

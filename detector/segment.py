@@ -13,7 +13,7 @@ import codecs
 import re
 from collections.abc import Iterator
 
-_NEWLINES = re.compile(r"\r\n?")
+_NEWLINES = r"\r\n?"  # compiled on first use (re's cache): most pages have no CR
 # What a reader sees as nothing: white space (\s covers the Unicode spaces), control characters, and the
 # invisible format characters scrapers leave on "empty" lines: zero-width spaces and joiners, bidi marks and
 # overrides, soft hyphens, word joiners, BOMs, variation selectors and the tags emoji flags leave behind, and the
@@ -203,7 +203,7 @@ def normalise_newlines(text: str, bom: bool = True) -> str:
     the byte-order mark already, which would drop a U+FEFF of the text after it)."""
     if bom and text.startswith("\ufeff"):
         text = text[1:]
-    return _NEWLINES.sub("\n", text) if "\r" in text else text
+    return re.sub(_NEWLINES, "\n", text) if "\r" in text else text
 
 
 def is_blank(line: str) -> bool:

@@ -214,6 +214,23 @@ def test_a_checksum_taken_later_refuses_a_damaged_file_when_verified(fixture_mod
         model.load(tmp_path / "header.bin", mapped=True, verify_later=True)
 
 
+def test_a_checksum_taken_later_is_being_taken_when_load_returns(fixture_model, monkeypatch):
+    """The thread that takes the checksum has reached zlib before load returns: a new thread needs the
+    interpreter to start, and a caller that scores a page keeps it for the switch interval (5 ms), so the CRC
+    began when the page was nearly done and a one-page run then waited 4 ms for it."""
+    started = []
+    crc32 = zlib.crc32
+
+    def watched(data, *value):
+        started.append(len(data))
+        return crc32(data, *value)
+
+    monkeypatch.setattr(model.zlib, "crc32", watched)
+    scorer = model.load(fixture_model[2], mapped=True, verify_later=True)
+    assert started == [fixture_model[2].stat().st_size - 4]  # no other work between: the load has returned
+    scorer.verify()
+
+
 def test_one_page_with_a_damaged_model_writes_nothing(fixture_model, tmp_path):
     data = bytearray(fixture_model[2].read_bytes())
     data[len(data) // 2] ^= 0xFF
