@@ -895,17 +895,19 @@ def clean_warc(stream: BinaryIO, name: str, config: RunConfig, result: Result) -
     records = archive_iterator()(plain, arc2warc=True)
     # A record's line is held until the next record is read: only then does warcio tell (err_count) whether
     # the record ended where its Content-Length said, and a record cut short by a wrong length must not pass.
-    held: tuple[int, bytes, list[Paragraph]] | None = None
+    # (its number, url, line, paragraphs, and notes: a note on a record that then fails is not told)
+    held: tuple[int, str | None, bytes, list[Paragraph], list[str]] | None = None
     wrong_lengths = 0
 
     def release() -> Iterator[bytes]:
         nonlocal held, wrong_lengths
         if held is not None and records.err_count > wrong_lengths:
             error = "not followed by a blank line: its Content-Length is wrong, its content cut or run over"
-            result.record_errors.append({"file": name, "record": held[0], "error": error})
+            result.record_errors.append({"file": name, "record": held[0], "url": held[1], "error": error})
         elif held is not None:
-            result.count(held[2])
-            yield held[1]
+            result.notes.extend(f"{name} record {held[0]}: {note}" for note in held[4])
+            result.count(held[3])
+            yield held[2]
         wrong_lengths, held = records.err_count, None
 
     try:
@@ -915,6 +917,13 @@ def clean_warc(stream: BinaryIO, name: str, config: RunConfig, result: Result) -
             if record.rec_type is None or record.length is None:  # warcio would read the rest as its body
                 raise ValueError("a record without WARC-Type or Content-Length")
             number += 1
+            url = record.rec_headers.get_header("WARC-Target-URI")
+            if record.rec_type == "response" and not (url or "").strip():
+                error = (
+                    "a response without a WARC-Target-URI (or an empty one): its page could not be told by its url"
+                )
+                result.record_errors.append({"file": name, "record": number, "url": url, "error": error})
+                continue
             content_type = (record.http_headers.get_header("Content-Type") or "") if record.http_headers else ""
             if not _may_be_html(record, content_type):
                 result.skipped_records += record.rec_type not in ("warcinfo", "request", "metadata")
@@ -924,7 +933,6 @@ def clean_warc(stream: BinaryIO, name: str, config: RunConfig, result: Result) -
                     error = f"cut short: the file ends {missing:,} bytes before the record's end"
                     result.record_errors.append({"file": name, "record": number, "error": error})
                 continue
-            url = record.rec_headers.get_header("WARC-Target-URI")
             try:
                 reading = True
                 content = _content_stream(record)
@@ -940,7 +948,6 @@ def clean_warc(stream: BinaryIO, name: str, config: RunConfig, result: Result) -
                 if cut:
                     notes.append(f"cut by the crawler ({cut}): cleaned as far as it goes")
                 text = repaired(_decode_http(payload, _http_charset(content_type), config.encoding, notes), config)
-                result.notes.extend(f"{name} record {number}: {note}" for note in notes)
                 paragraphs = label_page(text, "html", config, host_of(url))
                 flags = dropped_by(verdict(paragraphs), config)
                 if flags:
@@ -950,6 +957,7 @@ def clean_warc(stream: BinaryIO, name: str, config: RunConfig, result: Result) -
                     "url": url,
                     "record_id": None if arc else record.rec_headers.get_header("WARC-Record-ID"),  # ARC has none
                     "date": record.rec_headers.get_header("WARC-Date"),
+                    "status": _status(record),  # a crawl's redirects and error pages are cleaned too: filter here
                 }
                 if cut:
                     out["truncated"] = cut
@@ -958,7 +966,7 @@ def clean_warc(stream: BinaryIO, name: str, config: RunConfig, result: Result) -
                 reason = str(exc).removeprefix(f"{name} record {number}: ")
                 result.record_errors.append({"file": name, "record": number, "url": url, "error": reason})
                 continue
-            held = (number, json_line(out), paragraphs)
+            held = (number, url, json_line(out), paragraphs, notes)
         yield from release()
         if getattr(plain, "cut", False):  # between records, where warcio takes the EOFError for the end
             raise EOFError
@@ -983,13 +991,108 @@ def clean_warc(stream: BinaryIO, name: str, config: RunConfig, result: Result) -
         )
 
 
+def _status(record: Any) -> int | None:
+    """A response's HTTP status code (None where its status line has none)."""
+    code = record.http_headers.get_statuscode()
+    return int(code) if code.isascii() and code.isdigit() and len(code) == 3 else None
+
+
 def _content_stream(record: Any) -> Any:
-    """A response's body, decoded of its Content-Encoding by warcio, which knows ``gzip``, ``deflate`` and
-    ``br``: ``x-gzip``, which HTTP reads as gzip, is given to it as ``gzip`` (it was read as gzip data)."""
+    """A response's body, its transfer and content codings undone, last applied first: chunked framing by
+    ``_Dechunked`` (warcio de-chunks only a header of exactly ``chunked``, with CRLF lines and no trailer
+    fields: the chunk sizes of ``Chunked`` stood inside the article's words), then each coding of Transfer-Encoding
+    before ``chunked`` and of Content-Encoding (``gzip, gzip`` is two) by warcio's decoders; ``x-gzip``, which
+    HTTP reads as gzip, as gzip. Decoding stops at a coding warcio does not know (``br`` without brotli,
+    ``zstd``): that body then fails as not text, or is read as it looks."""
+    from warcio.bufferedreaders import BufferedReader
+
     headers = record.http_headers
-    if headers is not None and (headers.get_header("Content-Encoding") or "").strip().lower() == "x-gzip":
-        headers.replace_header("Content-Encoding", "gzip")
-    return record.content_stream()
+    transfer = _codings(headers.get_header("Transfer-Encoding"))
+    stream = record.raw_stream
+    if transfer[-1:] == ["chunked"]:
+        stream = _Dechunked(stream)
+        transfer.pop()
+    known = BufferedReader.get_supported_decompressors()
+    for coding in reversed(_codings(headers.get_header("Content-Encoding")) + transfer):
+        if coding not in known:
+            if coding == "identity":
+                continue
+            break
+        stream = BufferedReader(stream, decomp_type=coding)
+    return stream
+
+
+def _codings(value: str | None) -> list[str]:
+    """The codings of a Transfer-Encoding or Content-Encoding header, in the order they were applied (names are
+    read without case: RFC 9110 §8.4)."""
+    codings = [c.strip().lower() for c in (value or "").split(",") if c.strip()]
+    return ["gzip" if c == "x-gzip" else c for c in codings]
+
+
+_HEX_DIGITS = frozenset(b"0123456789abcdefABCDEF")
+_CHUNK_LINE = 4096  # bytes: a chunk-size line with its extensions, or a trailer field, is read this far at a time
+
+
+class _Dechunked:
+    """An HTTP body in chunked transfer coding (RFC 9112 §7.1), de-chunked as it is read: chunk-size lines end in
+    CRLF or a bare LF, extensions after ``;`` are dropped, and so are the trailer fields after the last chunk
+    (they are no part of the body: a CDN's ``Server-Timing`` trailer was the article's last paragraph). A body
+    whose first line is no chunk size was de-chunked by the crawler, which kept the header: it is read as it
+    stands, and so is the rest of one whose framing breaks later (as warcio does)."""
+
+    def __init__(self, raw: Any) -> None:
+        self.raw = raw
+        self.left = 0  # bytes of the current chunk still to read
+        self.framed = True  # False: the framing broke (or never was); ``kept`` holds what was read of it
+        self.kept = b""
+        self.done = False
+
+    def read(self, size: int | None = -1) -> bytes:
+        out = bytearray()
+        whole = size is None or size < 0
+        while (whole or len(out) < size) and not self.done:  # type: ignore[operator]
+            room = -1 if whole else size - len(out)  # type: ignore[operator]
+            if not self.framed:
+                if self.kept:
+                    piece, self.kept = (self.kept, b"") if whole else (self.kept[:room], self.kept[room:])
+                    out += piece
+                    continue
+                data = self.raw.read(room)
+                self.done = not data
+                out += data
+            elif self.left:
+                data = self.raw.read(self.left if whole else min(self.left, room))
+                if not data:  # the record ends inside a chunk: as far as it goes
+                    self.done = True
+                    break
+                out += data
+                self.left -= len(data)
+                if not self.left:
+                    self._chunk_end()
+            else:
+                self._next_chunk()
+        return bytes(out)
+
+    def _next_chunk(self) -> None:
+        line = self.raw.readline(_CHUNK_LINE)
+        digits = line.split(b";")[0].strip()
+        if line.endswith(b"\n") and 0 < len(digits) <= 8 and _HEX_DIGITS.issuperset(digits):
+            self.left = int(digits, 16)
+            if not self.left:  # the last chunk: then trailer fields, up to a blank line
+                while (field := self.raw.readline(_CHUNK_LINE)) and field.strip(b"\r\n"):
+                    pass
+                self.done = True
+        elif line:
+            self.framed, self.kept = False, line
+        else:
+            self.done = True
+
+    def _chunk_end(self) -> None:
+        end = self.raw.read(1)
+        if end == b"\r":
+            end += self.raw.read(1)
+        if end not in (b"\r\n", b"\n", b""):
+            self.framed, self.kept = False, end
 
 
 def _body_problem(record: Any, content: Any, cut: str) -> str:
@@ -1057,6 +1160,10 @@ def archive_iterator() -> type:
         unread = b""
         consumed = 0
 
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.loader.load_http_headers = functools.partial(_http_headers, self.loader.load_http_headers)
+
         def close(self) -> None:
             try:  # (contextlib.suppress would be an import more in every start of one page)
                 if self.reader is not None:
@@ -1067,6 +1174,16 @@ def archive_iterator() -> type:
             super().close()
 
     return QuietArchiveIterator
+
+
+def _http_headers(load: Callable[..., Any], rec_type: str, uri: str | None, *rest: Any) -> Any:
+    """warcio's reading of a record's HTTP headers, for a url whose scheme is written in capitals too
+    (``HTTP://``, ``Https://``: schemes are read without case, RFC 3986 §3.1), which warcio took for a record
+    without HTTP: its page was skipped as "not an HTML response"."""
+    scheme, colon, _ = (uri or "").partition(":")
+    if colon and scheme.lower() in ("http", "https"):
+        uri = f"{scheme.lower()}:"  # (warcio reads the scheme alone)
+    return load(rec_type, uri, *rest)
 
 
 def plain_warc(stream: BinaryIO) -> Any:

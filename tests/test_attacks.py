@@ -3982,3 +3982,118 @@ print(code, [signal.Signals(s).name for s in before if before[s] != after[s]], f
         [str(BIN / "python"), "-c", script], capture_output=True, timeout=60, env=_buffered_env()
     )
     assert lines(result)[-1] == "143 []", result.stderr.decode()
+
+
+# --- attack round 44: WARC files as crawlers write them ---------------------------------------------------------
+def _chunked(body: bytes, size: int = 300, line_end: bytes = b"\r\n", trailer: bytes = b"") -> bytes:
+    chunks = [body[i : i + size] for i in range(0, len(body), size)]
+    framed = b"".join(b"%x;ext=1%s%s\r\n" % (len(c), line_end, c) for c in chunks)
+    return framed + b"0" + line_end + trailer + b"\r\n"
+
+
+def _response(
+    tmp_path: Path, name: str, body: bytes, headers: list[tuple[str, str]], url: str = "https://ex.de/a"
+):
+    return _written(
+        tmp_path / name, _warc([(url, body, [("Content-Type", "text/html"), *headers])], compress=False)
+    )
+
+
+def test_chunked_bodies_are_dechunked_whatever_their_header_line_ends_and_trailers(tmp_path):
+    """warcio de-chunks a body only for a header of exactly `chunked`, with CRLF lines and no trailer fields:
+    `Transfer-Encoding: Chunked` put the chunk sizes inside the article's words, bare LF lines did the same, a
+    CDN's trailer field was the article's last paragraph, and `gzip, chunked` failed as binary data; all with
+    exit 0 but the last."""
+    reference = json.loads(run("clean-article", _response(tmp_path, "plain.warc", LONG_HTML, [])).stdout)
+    variants = {
+        "case": (_chunked(LONG_HTML), "Chunked"),
+        "lf": (_chunked(LONG_HTML, line_end=b"\n"), "chunked"),
+        "trailer": (_chunked(LONG_HTML, trailer=b"Server-Timing: total;dur=123\r\n"), "chunked"),
+        "gzip": (_chunked(gzip.compress(LONG_HTML, mtime=0)), "gzip, Chunked"),
+        "crawler": (LONG_HTML, "chunked"),  # de-chunked by the crawler, which kept the header
+    }
+    for name, (body, coding) in variants.items():
+        result = run("clean-article", _response(tmp_path, f"{name}.warc", body, [("Transfer-Encoding", coding)]))
+        assert (name, result.returncode, lines(result)) == (name, 0, [])
+        assert json.loads(result.stdout)["cleaned_text"] == reference["cleaned_text"], name
+
+
+def test_stacked_content_codings_are_undone_last_applied_first(tmp_path):
+    """`Content-Encoding: gzip, gzip` failed as "not a text file (gzip data)"."""
+    reference = json.loads(run("clean-article", _response(tmp_path, "plain.warc", LONG_HTML, [])).stdout)
+    twice = gzip.compress(gzip.compress(LONG_HTML, mtime=0), mtime=0)
+    for coding in ("gzip, gzip", "identity, GZIP, x-gzip"):
+        result = run("clean-article", _response(tmp_path, "twice.warc", twice, [("Content-Encoding", coding)]))
+        assert (result.returncode, lines(result)) == (0, [])
+        assert json.loads(result.stdout)["cleaned_text"] == reference["cleaned_text"]
+
+
+def test_a_url_with_a_capital_scheme_is_read_and_an_empty_url_is_a_bad_record(tmp_path):
+    """A response at `HTTP://…` or `Https://…` was skipped as "not an HTML response" (warcio reads HTTP headers
+    for lower-case schemes alone): the page lost with exit 0; one with an empty url likewise."""
+    crawl = _written(
+        tmp_path / "upper.warc",
+        _warc(
+            [(url, LONG_HTML, [("Content-Type", "text/html")]) for url in ("HTTP://ex.de/a", "Https://ex.de/b")],
+            False,
+        ),
+    )
+    result = run("clean-article", crawl)
+    assert (result.returncode, lines(result)) == (0, [])
+    assert [json.loads(line)["url"] for line in result.stdout.splitlines()] == [
+        "HTTP://ex.de/a",
+        "Https://ex.de/b",
+    ]
+    crawl = _response(tmp_path, "empty.warc", LONG_HTML, [], url="https://ex.de/x")
+    crawl.write_bytes(crawl.read_bytes().replace(b"WARC-Target-URI: https://ex.de/x", b"WARC-Target-URI: "))
+    result = run("clean-article", crawl)
+    assert (result.returncode, result.stdout) == (1, b"")
+    assert lines(result) == [
+        f"error: {tmp_path / 'empty.warc'} record 1: a response without a WARC-Target-URI (or an empty one): its "
+        "page could not be told by its url"
+    ]
+
+
+def test_a_warc_line_says_the_responses_http_status(tmp_path):
+    """A redirect's or an error page's text came out as the article of its url, with nothing in the line to tell
+    it from a page's."""
+    from warcio.statusandheaders import StatusAndHeaders
+    from warcio.warcwriter import WARCWriter
+
+    buffer = io.BytesIO()
+    writer = WARCWriter(buffer, gzip=False)
+    for status in ("200 OK", "301 Moved Permanently", "404 Not Found"):
+        http = StatusAndHeaders(status, [("Content-Type", "text/html")], protocol="HTTP/1.1")
+        record = writer.create_warc_record(
+            "https://ex.de/a", "response", payload=io.BytesIO(LONG_HTML), http_headers=http
+        )
+        writer.write_record(record)
+    result = run("clean-article", _written(tmp_path / "status.warc", buffer.getvalue()))
+    assert result.returncode == 0, result.stderr.decode()
+    assert [json.loads(line)["status"] for line in result.stdout.splitlines()] == [200, 301, 404]
+    assert list(json.loads(result.stdout.splitlines()[0]))[:5] == [
+        "url",
+        "record_id",
+        "date",
+        "status",
+        "cleaned_text",
+    ]
+
+
+def test_a_record_of_a_wrong_length_is_one_error_with_its_url_and_no_note(tmp_path):
+    """A record whose WARC Content-Length was too short got its error ("not written") and a note that it was
+    "cleaned as far as it goes", and its line in the errors file had no url, as other records' lines have."""
+    crawl = _warc([(f"https://ex.de/{i}", LONG_HTML, [("Content-Type", "text/html")]) for i in (1, 2)], False)
+    length = re.search(rb"Content-Length: (\d+)", crawl)
+    assert length is not None
+    shorter = crawl[: length.start(1)] + str(int(length.group(1)) - 50).encode() + crawl[length.end(1) :]
+    result = run(
+        "clean-article", _written(tmp_path / "short.warc", shorter), "--errors", tmp_path / "errors.jsonl"
+    )
+    assert result.returncode == 1 and len(result.stdout.splitlines()) == 1
+    assert lines(result) == [
+        f"error: {tmp_path / 'short.warc'} record 1: not followed by a blank line: its Content-Length is wrong, "
+        "its content cut or run over"
+    ]
+    (error,) = [json.loads(line) for line in (tmp_path / "errors.jsonl").read_text().splitlines()]
+    assert (error["record"], error["url"]) == (1, "https://ex.de/1")
