@@ -1048,20 +1048,20 @@ class _Dechunked:
         self.done = False
 
     def read(self, size: int | None = -1) -> bytes:
+        want = -1 if size is None or size < 0 else size  # -1: to the end
         out = bytearray()
-        whole = size is None or size < 0
-        while (whole or len(out) < size) and not self.done:  # type: ignore[operator]
-            room = -1 if whole else size - len(out)  # type: ignore[operator]
+        while (want < 0 or len(out) < want) and not self.done:
+            room = -1 if want < 0 else want - len(out)
             if not self.framed:
                 if self.kept:
-                    piece, self.kept = (self.kept, b"") if whole else (self.kept[:room], self.kept[room:])
+                    piece, self.kept = (self.kept, b"") if room < 0 else (self.kept[:room], self.kept[room:])
                     out += piece
                     continue
-                data = self.raw.read(room)
+                data = self.raw.read(None if room < 0 else room)  # (warcio's reader reads past its record on -1)
                 self.done = not data
                 out += data
             elif self.left:
-                data = self.raw.read(self.left if whole else min(self.left, room))
+                data = self.raw.read(self.left if room < 0 else min(self.left, room))
                 if not data:  # the record ends inside a chunk: as far as it goes
                     self.done = True
                     break
