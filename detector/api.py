@@ -259,7 +259,13 @@ def _paired(texts: Iterable[str], blocks: Iterable[markup.Block]) -> Iterator[tu
 def _paragraph_text(text: object) -> str:
     if not isinstance(text, str):
         raise TypeError(f"texts must be str (one paragraph each), not {type(text).__name__}")
-    return text
+    return plain(text)
+
+
+def plain(text: str) -> str:
+    """A str subclass's text as a plain str: markupsafe's ``Markup`` (a Flask or Jinja service's text) escapes
+    what is joined to it or replaced in it, and its paragraphs came out of ``as_html`` escaped twice."""
+    return text if type(text) is str else str.__str__(text)
 
 
 def _windows(items: Iterable, size: int, context: int) -> Iterator[tuple[list, int, int]]:
@@ -297,10 +303,16 @@ def classify(
 ) -> list[Paragraph]:
     """Split a page (str, any line endings) into paragraphs and label each one; ``memory``: see
     ``site_memory``."""
+    return list(_labelled_text(text, model, favor, min_editorial, memory))
+
+
+def _labelled_text(
+    text: str, model: model_file.Scorer | None, favor: str, min_editorial: float | None, memory: SiteMemory | None
+) -> Iterator[Paragraph]:
+    """A text page's paragraphs labelled one by one, its arguments checked before any work."""
     min_editorial = check_arguments(text, False, model, min_editorial, memory, favor)
-    paragraphs = iter_paragraphs(normalise_newlines(text))
-    stream = label_stream(paragraphs, None, model, Decision(favor, min_editorial), memory=memory)
-    return [p for p, _ in stream]
+    paragraphs = iter_paragraphs(normalise_newlines(plain(text)))
+    return (p for p, _ in label_stream(paragraphs, None, model, Decision(favor, min_editorial), memory=memory))
 
 
 def classify_html(
@@ -312,10 +324,21 @@ def classify_html(
 ) -> list[Paragraph]:
     """Turn an HTML page (str, or bytes in any declared or detectable encoding) into paragraphs by the rule of
     ``detector.markup`` and label each one."""
+    return list(_labelled_html(html, model, favor, min_editorial, memory))
+
+
+def _labelled_html(
+    html: str | bytes | bytearray | memoryview,
+    model: model_file.Scorer | None,
+    favor: str,
+    min_editorial: float | None,
+    memory: SiteMemory | None,
+) -> Iterator[Paragraph]:
+    """An HTML page's paragraphs labelled one by one, its arguments checked before any work."""
     min_editorial = check_arguments(html, True, model, min_editorial, memory, favor)
     blocks = html_blocks(html)
     stream = label_stream((b.text for b in blocks), blocks, model, Decision(favor, min_editorial), memory=memory)
-    return [p for p, _ in stream]
+    return (p for p, _ in stream)
 
 
 def html_blocks(html: str | bytes | bytearray | memoryview) -> list[markup.Block]:
@@ -324,7 +347,7 @@ def html_blocks(html: str | bytes | bytearray | memoryview) -> list[markup.Block
 
     if not isinstance(html, (str, bytes, bytearray, memoryview)):  # bytes(5) is five NULs, bytes(None) a TypeError
         raise TypeError(f"the page must be str or bytes, not {type(html).__name__}")
-    return markup.blocks(html if isinstance(html, str) else markup.decode_html(bytes(html)))
+    return markup.blocks(plain(html) if isinstance(html, str) else markup.decode_html(bytes(html)))
 
 
 def site_memory(pages: Iterable[str | bytes], html: bool = False) -> SiteMemory:
@@ -340,7 +363,7 @@ def site_memory(pages: Iterable[str | bytes], html: bool = False) -> SiteMemory:
         if html:
             memory.add(b.text for b in html_blocks(page))
         else:
-            text = page if isinstance(page, str) else decode(bytes(page))  # as clean-article reads its bytes
+            text = plain(page) if isinstance(page, str) else decode(bytes(page))  # as clean-article reads bytes
             memory.add(iter_paragraphs(normalise_newlines(text)))
     return memory.repeated()
 
@@ -355,9 +378,10 @@ def clean(
 ) -> str:
     """The cleaned article: the kept paragraphs (``keep``: labels, or one comma-separated string), unchanged
     and in order, joined by one blank line. ``favor`` and ``min_editorial``: see ``Decision``; ``memory``: see
-    ``site_memory``."""
+    ``site_memory``. The paragraphs are rendered as they are labelled: memory is bounded by the page and one
+    window of paragraphs, as in ``clean-article`` (a list of 200,000 labelled paragraphs took 130 MB)."""
     keep = _checked_keep(keep)
-    return render(classify(text, model, favor, min_editorial, memory), "text", keep)
+    return render(_labelled_text(text, model, favor, min_editorial, memory), "text", keep)
 
 
 def clean_html(
@@ -368,9 +392,10 @@ def clean_html(
     min_editorial: float | None = None,
     memory: SiteMemory | None = None,
 ) -> str:
-    """The cleaned article of an HTML page, as text: the kept paragraphs joined by one blank line."""
+    """The cleaned article of an HTML page, as text: the kept paragraphs joined by one blank line (rendered as
+    they are labelled, as ``clean``)."""
     keep = _checked_keep(keep)
-    return render(classify_html(html, model, favor, min_editorial, memory), "text", keep)
+    return render(_labelled_html(html, model, favor, min_editorial, memory), "text", keep)
 
 
 def _checked_keep(keep: object) -> tuple[str, ...]:
@@ -393,7 +418,7 @@ def explain(
     ``detector.model.Scorer.explain``, window by window as ``classify`` scores a long page."""
     min_editorial = check_arguments(text, False, model, min_editorial, memory, favor)
     top = _check_top(top)
-    paragraphs = iter_paragraphs(normalise_newlines(text))
+    paragraphs = iter_paragraphs(normalise_newlines(plain(text)))
     explained = label_stream(paragraphs, None, model, Decision(favor, min_editorial), True, memory, top)
     return [why for _, why in explained if why is not None]
 

@@ -19,10 +19,11 @@ import struct
 import sys
 import zlib
 from array import array
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from itertools import islice, pairwise
 from operator import itemgetter, mul
+from types import MappingProxyType
 
 from detector.features import (
     CHAR_NGRAMS,
@@ -136,8 +137,10 @@ class Scorer:
         self.experts = [_Expert(e, weights[i * size : (i + 1) * size]) for i, e in enumerate(header["experts"])]
         gate = header["gate"]
         self._gate = (gate["mean"], gate["scale"], gate["coef"], gate["intercept"])
-        self.thresholds: dict[str, float] = header["thresholds"]
-        self.site_memory_thresholds: dict[str, float] = header["site_memory_thresholds"]
+        # Read-only: a loaded model is shared by every caller of the process (load_model's cache; a deep copy
+        # is the model itself), and a caller's change of a threshold changed every later clean().
+        self.thresholds: Mapping[str, float] = MappingProxyType(dict(header["thresholds"]))
+        self.site_memory_thresholds: Mapping[str, float] = MappingProxyType(dict(header["site_memory_thresholds"]))
         self.editorial = self.classes.index("editorial")
         self._arrays = [w for expert in self.experts for w in (expert.w1, expert.w2)]
         self._word_sums = word_sums

@@ -132,8 +132,11 @@ def decode(data: bytes, encoding: str | None = None, notes: list[str] | None = N
         wide = _utf16_without_bom(data)
         if wide is None:
             raise _binary(kind)
-        notes.append(f"no byte-order mark, read as {wide[1]}")
-        return normalise_newlines(wide[0])
+        text, name, bad = wide
+        notes.append(f"no byte-order mark, read as {name}")
+        if bad:
+            notes.append(f"{bad} bad {'sequence' if bad == 1 else 'sequences'} of {name}, replaced by U+FFFD")
+        return normalise_newlines(text)
     if kind:
         raise _binary(kind)
     try:
@@ -185,17 +188,21 @@ def _forced(data: bytes, encoding: str) -> str:
         raise NotTextError(f"cannot be decoded as {encoding} (byte {exc.start})") from None
 
 
-def _utf16_without_bom(data: bytes) -> tuple[str, str] | None:
-    """UTF-16 text of Latin script without a BOM has a NUL in every other byte: the side tells the order."""
+def _utf16_without_bom(data: bytes) -> tuple[str, str, int] | None:
+    """UTF-16 text of Latin script without a BOM has a NUL in every other byte: the side tells the order. A few
+    bad sequences (a page cut inside a character, half of an emoji's surrogate pair) become U+FFFD, as where a
+    BOM names the codec: counted in the result's last item (the page was refused as "binary data: NUL bytes")."""
     head = data[:4096]
     even, odd = head[0::2].count(0), head[1::2].count(0)
     codec = "utf-16-le" if odd > 4 * even else "utf-16-be" if even > 4 * odd else None
     if codec is None or max(even, odd) < len(head) // 4:
         return None
     try:
-        return data.decode(codec), codec.upper()
+        return data.decode(codec), codec.upper(), 0
     except UnicodeDecodeError:
-        return None
+        text = data.decode(codec, "replace")
+    bad = text.count("\ufffd") - data.decode(codec, "ignore").count("\ufffd")
+    return (text, codec.upper(), bad) if bad <= max(3, len(text) // 100) else None
 
 
 def normalise_newlines(text: str, bom: bool = True) -> str:

@@ -367,7 +367,7 @@ def evaluate(
             if compare:
                 corpus = with_page_html(corpus, path)
             labels, probabilities, _ = predict_with_model(corpus, model_path)
-            thresholds = load_model(model_path).thresholds
+            thresholds = dict(load_model(model_path).thresholds)
             name = path.resolve().name or str(path)  # "." is named after the folder it means
             scored = f"{path}, " + (model_named(model_path) if model_path is not None else "shipped model")
             reports.append(evaluate_set(name, scored, corpus, labels, compare, probabilities, thresholds))
@@ -423,7 +423,7 @@ def evaluate_devset(devset: Path, model_path: Path | None = None, compare: bool 
     text groups cut to the start of their pages; nothing when the dev set is absent."""
     if not devset.exists():
         return []
-    thresholds = load_model(model_path).thresholds
+    thresholds = dict(load_model(model_path).thresholds)
     reports = []
     groups = devset_groups(load_corpus(devset, suffixes=(".txt",)))
     html = html_corpus(devset)
@@ -448,9 +448,9 @@ def memory_report(name: str, described: str, corpus: pd.DataFrame, model_path: P
     scorer = load_model(model_path)
     description = f"{described}, each site folder as a batch (site memory)"
     report = evaluate_set(
-        f"{name}{MEMORY}", description, corpus, labels, False, probabilities, scorer.site_memory_thresholds
+        f"{name}{MEMORY}", description, corpus, labels, False, probabilities, dict(scorer.site_memory_thresholds)
     )
-    report.told, report.plain_thresholds = told, scorer.thresholds
+    report.told, report.plain_thresholds = told, dict(scorer.thresholds)
     return report
 
 
