@@ -123,6 +123,7 @@ class RunConfig(NamedTuple):
     memories: dict[str, SiteMemory] | None = None  # filled by ``with_site_memory``
     memory_hosts: frozenset[str] | None = None  # its first pass: the record sites with enough pages to count
     run_id: str = ""  # the mark of the run's temporary files: ``new_run_id()`` for each run
+    output_root: str = ""  # the output folder's real path, which every output must stay inside (``inside``)
 
     def patterns(self) -> tuple[str, ...]:
         return self.globs or DEFAULT_GLOBS[self.input_format]
@@ -1254,11 +1255,13 @@ _OUTPUT_FULL = (errno.EFBIG, errno.ENOSPC, errno.EDQUOT)  # a file-size limit, a
 
 
 def write_atomic(
-    path: Path, chunks: Iterable[bytes], run_id: str, commit: Callable[[], bool] | None = None
+    path: Path, chunks: Iterable[bytes], run_id: str, commit: Callable[[], bool] | None = None, root: str = ""
 ) -> bool:
     """Write to a temporary file beside ``path`` and rename it, so no reader ever sees half a file; when
     ``commit`` says no once everything is written (a page dropped by its verdict), the file is discarded.
-    Returns whether the file was written."""
+    ``root``: the output folder's real path, checked before the folders are made and before the rename
+    (``inside``). Returns whether the file was written."""
+    inside(path, root)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_path(path, run_id)
     try:
@@ -1273,6 +1276,7 @@ def write_atomic(
             os.chmod(tmp, stat.S_IMODE(os.stat(path).st_mode))
         except OSError:  # none yet (the common case), or none to be read
             pass
+        inside(path, root)
         if _HOLD_SIGNALS[0]:  # see ``_run_here``
             signal.pthread_sigmask(signal.SIG_BLOCK, (signal.SIGINT, signal.SIGTERM, signal.SIGHUP))
         os.replace(tmp, path)
@@ -1294,6 +1298,26 @@ def write_atomic(
         raise
 
 
+def inside(path: Path, root: str) -> None:
+    """Raise OSError unless ``path``'s folder, as far as it exists, leads into the output folder whose real path
+    is ``root`` (no check for ""), and that folder still exists. Checked when a file is written, not only when
+    the batch was planned: a folder of the output replaced by a link during a run had 68 pages written outside
+    it, over a file there, and an output folder moved or removed during a run was made anew, the outputs split
+    between two folders."""
+    if not root:
+        return
+    if not os.path.isdir(root):
+        raise OSError(errno.ENOENT, "the output folder was moved or removed during the run", root)
+    folder = path.parent
+    while not os.path.lexists(folder) and folder != folder.parent:
+        folder = folder.parent
+    real = os.path.realpath(folder)
+    if real != root and not real.startswith(root.rstrip(os.sep) + os.sep):
+        raise OSError(
+            errno.EXDEV, "its folder in the output folder is a link that leads out of it: not written", str(path)
+        )
+
+
 def clean_file(task: Task, config: RunConfig) -> Result:
     """Clean one file into its target; never raises for anything about that file, never leaves a partial
     file, and reports every failure with its reason."""
@@ -1311,14 +1335,18 @@ def clean_file(task: Task, config: RunConfig) -> Result:
                 if task.kind == "jsonl" and gzipped(handle):
                     stream = gunzip_stream(handle)
                 lines = (clean_records if task.kind == "jsonl" else clean_warc)(stream, name, config, result)
-                write_atomic(target, lines, config.run_id)
+                write_atomic(target, lines, config.run_id, root=config.output_root)
                 return result
             data = read_limited(handle, config.max_bytes, name)
         memory = (config.memories or {}).get(file_site(task.source))
         page = clean_page(data, name, task.kind, config, folder_name(task.source), memory)
         del data
         written = write_atomic(
-            target, page.chunks, config.run_id, lambda: not dropped_by(page.writer.verdict(), config)
+            target,
+            page.chunks,
+            config.run_id,
+            lambda: not dropped_by(page.writer.verdict(), config),
+            config.output_root,
         )
         result.notes = page.notes
         result.pages = 1

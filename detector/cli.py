@@ -662,6 +662,7 @@ def _clean_many(inputs: list[str], output: Path, config: batch.RunConfig, read: 
     except OSError as exc:
         where = batch.display(exc.filename) if exc.filename else str(output)
         return _error(f"cannot write to {where}: {(exc.strerror or str(exc)).lower()}")
+    config = config._replace(output_root=os.path.realpath(output))
     start = time.monotonic()
     progress = batch.Progress(len(plan.tasks), enabled=False if config.quiet else None)
     if config.skip_existing:

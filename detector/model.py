@@ -534,16 +534,16 @@ def write_atomically(files: dict[Path, bytes]) -> None:
     backups: dict[Path, Path] = {}
     try:
         for path, data in files.items():
-            tmp = path.with_name(path.name + ".tmp")
-            written.append(tmp)
-            tmp.write_bytes(data)
+            tmp = _beside(path, "tmp")
+            with open(tmp, "xb") as handle:  # (x: never over a file that is there)
+                written.append(tmp)
+                handle.write(data)
         held = _hold_interruptions()
         try:
             for path in files:
-                backup = path.with_name(path.name + ".old")
+                backup = _beside(path, "old")
                 try:
-                    backup.unlink(missing_ok=True)
-                    os.link(path, backup)
+                    os.link(path, backup)  # fails where a file has the name: never over one
                     backups[path] = backup
                 except OSError:  # none to keep (the first model), or no hard links here
                     pass
@@ -566,6 +566,12 @@ def write_atomically(files: dict[Path, bytes]) -> None:
             if tmp.is_file():
                 tmp.unlink()
         raise
+
+
+def _beside(path: Path, kind: str) -> Path:
+    """A name beside ``path`` for one of ``write_atomically``'s own files, which no other file has: with the
+    fixed names ``model.bin.tmp`` and ``model.bin.old``, a user's backup of that name was deleted."""
+    return path.with_name(f".{path.name}.{os.getpid()}-{os.urandom(4).hex()}.{kind}")
 
 
 def _hold_interruptions() -> set | None:

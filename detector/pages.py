@@ -50,6 +50,8 @@ def parse_annotated(text: str) -> list[LabelledParagraph]:
             problem = f"has a label and no text: {block[:50]!r}"
         elif is_blank(content.partition("\n")[0]):  # dropping the prefix would leave a blank line: a break
             problem = f"has its text on the line after its label: {block[:50]!r}"
+        elif (second := re.match(_PREFIX, content)) is not None and second.group(1) in LABELS:
+            problem = f"has two labels (a new one typed before the old?): {block[:50]!r}"
         else:
             for number, line in enumerate(content.split("\n")[1:], 2):
                 inner = re.match(_PREFIX, line)
@@ -103,7 +105,10 @@ def _check_labels(found: list[Block]) -> None:
             if block.label == CONFLICT:
                 problem = "has text under two data-labels"
             elif block.label is not None:  # data-label="" too: a label not filled in, not the ancestor's
-                problem = f"has data-label={block.label!r}, which is not one of {', '.join(LABELS)}"
+                problem = (
+                    f"has data-label={block.label!r}, which is not one of {', '.join(LABELS)} (a slip, or the "
+                    "site's own data-label: take it out of the annotated page)"
+                )
             else:
                 problem = "has no data-label"
             raise AnnotationError(f"paragraph {index} {problem}: {block.text[:50]!r}")
@@ -148,7 +153,7 @@ def read_page(path: Path) -> list[LabelledParagraph]:
     """One annotated page, text or HTML by its suffix; errors name the file."""
     found = _labelled_blocks(path)
     if found is None:
-        raise AnnotationError(f"{shown(path)}: not an annotated page (no data-label in it)")
+        raise AnnotationError(f"{shown(path)}: not an annotated page (no data-label holds a label in it)")
     return [LabelledParagraph(label, text) for label, text, _ in found]
 
 
@@ -237,20 +242,28 @@ def load_corpus(*roots: Path | str, suffixes: tuple[str, ...] = PAGE_SUFFIXES) -
         raise AnnotationError(f"{listed}{more}{pages}")
     frame = pd.DataFrame(rows, columns=["site", "page", "index", "label", "text", "block"])
     frame.attrs["empty_pages"] = empty  # pages without a paragraph, which have no row: for the commands' notes
-    frame.attrs["unannotated_pages"] = unannotated  # HTML without a data-label: an original beside its page
+    frame.attrs["unannotated_pages"] = unannotated  # HTML where no data-label holds a label: an original
     return frame
 
 
 MISTAKES_SHOWN = 20  # the bad pages a corpus's error names one by one (each by its first mistake)
+# An annotated HTML page has a data-label attribute (its name in any case, as HTML reads it) that holds one of the
+# labels: sites use data-label for their own ends ("header", a table cell's "Kurs"), and such an original, kept
+# beside its annotated text page as in ../shared/devset/, failed a whole training or evaluation as a page whose
+# labels were wrong.
+_ANNOTATION = (
+    rb"""(?i)data-label\s*=\s*["']?\s*(?:editorial|promotional|navigational)\b"""  # ("Editorial": a slip)
+)
 
 
 def _labelled_blocks(path: Path) -> list[tuple[str, str, Block | None]] | None:
     """The paragraphs of one annotated page with their labels (and markup, for HTML); every error names the
-    file. None for an HTML file without any ``data-label``: not an annotated page but, most often, the
-    original a text page was annotated from, kept beside it (as in ``../shared/devset/``)."""
+    file. None for an HTML file without a ``data-label`` that holds a label (``_ANNOTATION``): not an annotated
+    page but, most often, the original a text page was annotated from, kept beside it (as in
+    ``../shared/devset/``)."""
     from detector.markup import TooDeepError, blocks
 
-    if is_html_page(path) and b"data-label" not in path.read_bytes():
+    if is_html_page(path) and not re.search(_ANNOTATION, path.read_bytes()):
         return None
     text = read_page_text(path)
     try:

@@ -764,14 +764,12 @@ def test_ctrl_c_during_train_is_one_line_and_leaves_no_file(tmp_path, signal_num
 
 def test_a_model_and_its_metadata_are_written_together_or_not_at_all(tmp_path):
     """A metadata file that could not be written left the new model beside the old metadata."""
-    old = {tmp_path / "m.bin": b"old model", tmp_path / "m.json": b"old metadata"}
-    for path, data in old.items():
-        path.write_bytes(data)
-    (tmp_path / "m.json.tmp").mkdir()  # in the way of the metadata's temporary file
+    (tmp_path / "m.bin").write_bytes(b"old model")
+    (tmp_path / "m.json").mkdir()  # the metadata cannot be put in place: the model put there first goes back
     with pytest.raises(IsADirectoryError):
         model.write_atomically({tmp_path / "m.bin": b"new model", tmp_path / "m.json": b"new metadata"})
-    assert {p: p.read_bytes() for p in old} == old
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.bin", "m.json", "m.json.tmp"]
+    assert (tmp_path / "m.bin").read_bytes() == b"old model"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.bin", "m.json"]  # no temporary file, no backup
     model.write_atomically({tmp_path / "n.bin": b"model", tmp_path / "n.json": b"metadata"})
     assert (tmp_path / "n.bin").read_bytes() == b"model" and not list(tmp_path.glob("n.*.tmp"))
 
@@ -3019,11 +3017,11 @@ def test_evaluate_and_train_leave_out_the_html_original_beside_an_annotated_page
     (site / "eon.html").write_text("<html><body><nav>Start</nav><p>Die Eon-Aktie.</p></body></html>")
     corpus = load_corpus(site)
     assert set(corpus["page"]) == {"eon.txt"} and corpus.attrs["unannotated_pages"] == [str(site / "eon.html")]
-    with pytest.raises(AnnotationError, match=r"eon\.html: not an annotated page \(no data-label in it\)"):
+    with pytest.raises(AnnotationError, match=r"eon\.html: not an annotated page \(no data-label holds a label"):
         read_page(site / "eon.html")
     result = run("detector", "evaluate", "--no-compare", site)
     assert result.returncode == 0, result.stderr.decode()
-    note = f"note: {site / 'eon.html'}: left out (HTML without a data-label: not an annotated page)"
+    note = f"note: {site / 'eon.html'}: left out (no data-label holds a label: not an annotated page)"
     assert lines(result) == [note]
 
 
@@ -4166,3 +4164,114 @@ def test_a_loaded_models_thresholds_cannot_be_changed_by_one_caller_for_all():
     for thresholds in (shared.thresholds, shared.site_memory_thresholds):
         with pytest.raises(TypeError):
             thresholds["balanced"] = 0.99  # type: ignore[index]
+
+
+# --- attack round 45: adapting the tool to one's own sites ------------------------------------------------------
+def test_writing_a_model_leaves_files_it_did_not_make_beside_it(tmp_path):
+    """write_atomically used the fixed names model.bin.tmp and model.bin.old for its own files, and deleted
+    the user's backup of that name after a retrain."""
+    mine = {
+        tmp_path / "my.bin.old": b"my backup",
+        tmp_path / "my.json.old": b"{}",
+        tmp_path / "my.bin.tmp": b"notes",
+    }
+    for path, data in mine.items():
+        path.write_bytes(data)
+    for round_ in (b"1", b"2"):  # the second replaces the first, through backups of its own
+        model.write_atomically({tmp_path / "my.bin": b"model " + round_, tmp_path / "my.json": b"metadata"})
+    assert {p: p.read_bytes() for p in mine} == mine
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "my.bin",
+        "my.bin.old",
+        "my.bin.tmp",
+        "my.json",
+        "my.json.old",
+    ]
+    assert (tmp_path / "my.bin").read_bytes() == b"model 2"
+
+
+def test_train_refuses_an_output_whose_metadata_is_another_models(tmp_path):
+    """sites-1.0 and sites-1.1 share the metadata name sites-1.json: the second training replaced the record of
+    the first model's folders, fingerprints and scores."""
+    metadata = {"model_file": "sites-1.0", "training_data": {"folders": ["corpus"]}}
+    (tmp_path / "sites-1.json").write_text(json.dumps(metadata))
+    result = run("detector", "train", "--data", FIXTURE_CORPUS, "--folds", "1", "--output", tmp_path / "sites-1.1")
+    assert result.returncode == 2 and not (tmp_path / "sites-1.1").exists()
+    assert json.loads((tmp_path / "sites-1.json").read_text()) == metadata
+    assert f"{tmp_path / 'sites-1.json'} is the metadata of another model, 'sites-1.0'" in lines(result)[-1]
+
+
+def test_an_html_original_with_data_labels_of_its_own_is_no_annotated_page(tmp_path):
+    """An original HTML page kept beside its annotated text page (the dev set's layout) whose site uses
+    data-label for its own ends (`data-label="header"`) failed the whole evaluation or training as a page whose
+    labels were wrong; an annotated page written with DATA-LABEL (HTML reads names in any case) was left out
+    as "HTML without a data-label"."""
+    from detector.pages import AnnotationError, load_corpus, read_page
+
+    site = tmp_path / "site"
+    site.mkdir()
+    shutil.copy(FIXTURE_CORPUS / "site-a" / "eon.txt", site / "eon.txt")
+    original = '<html><body><div data-label="header"><nav>Start</nav></div><p>Die Eon-Aktie.</p></body></html>'
+    (site / "eon.html").write_text(original)
+    (site / "upper.html").write_text(
+        '<html><body><nav DATA-LABEL="navigational">Start</nav><p DATA-LABEL="editorial">Die Aktie stieg.</p>'
+    )
+    corpus = load_corpus(site)
+    assert sorted(set(corpus["page"])) == ["eon.txt", "upper.html"]
+    assert corpus.attrs["unannotated_pages"] == [str(site / "eon.html")]
+    (site / "cells.html").write_text(
+        '<div data-label="editorial"><p>Die Aktie stieg.</p>'
+        '<table><tr><td data-label="Kurs">18.400</td></tr></table></div>'
+    )
+    with pytest.raises(
+        AnnotationError, match=r"'Kurs', which is not one of .* the site's own data-label: take it out"
+    ):
+        read_page(site / "cells.html")
+
+
+def test_a_label_typed_before_the_old_one_is_a_mistake():
+    """`[editorial] [promotional] Kachel-Abo …` was read as an editorial paragraph whose text began with
+    "[promotional]": a sales pitch learnt as article."""
+    from detector.pages import AnnotationError, parse_annotated
+
+    with pytest.raises(AnnotationError, match=r"paragraph 1 \(line 3\) has two labels"):
+        parse_annotated(
+            "[editorial] Die Aktie stieg.\n\n[editorial] [promotional] Kachel-Abo: jetzt 1 € im Monat\n"
+        )
+
+
+def test_evaluate_shows_no_precision_where_a_preset_keeps_nothing(tmp_path):
+    """Where no paragraph was kept the presets table showed editorial precision 0.000, and the main table "–"."""
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s" / "menu.txt").write_text("[navigational] Startseite\n\n[navigational] Impressum\n")
+    result = run("detector", "evaluate", "--no-compare", tmp_path)
+    assert result.returncode == 0, result.stderr.decode()
+    rows = [
+        line.split() for line in result.stdout.decode().splitlines() if line.startswith(("recall ", "balanced "))
+    ]
+    assert rows and all(row[-5:] == ["–", "–", "–", "–", "0.0%"] for row in rows), rows
+
+
+# --- attack round 46: batches when things fail around them ------------------------------------------------------
+def test_an_output_is_never_written_outside_the_output_folder_nor_into_a_new_one(tmp_path):
+    """A folder of the output replaced by a link during a run had 68 pages written outside it (over a file
+    there); an output folder moved away during a run was made anew, the outputs split between two folders."""
+    out, elsewhere = tmp_path / "out", tmp_path / "elsewhere"
+    out.mkdir()
+    elsewhere.mkdir()
+    (elsewhere / "page.txt").write_bytes(b"precious")
+    (out / "site").symlink_to(elsewhere)  # made by someone else while the batch ran
+    root = os.path.realpath(out)
+    with pytest.raises(OSError, match="its folder in the output folder is a link that leads out of it"):
+        batch.write_atomic(out / "site" / "page.txt", [b"article"], "run", root=root)
+    with pytest.raises(OSError, match="leads out of it"):
+        batch.write_atomic(out / "site" / "new" / "page.txt", [b"article"], "run", root=root)
+    assert (
+        sorted(p.name for p in elsewhere.iterdir()) == ["page.txt"]
+        and (elsewhere / "page.txt").read_bytes() == b"precious"
+    )
+    assert batch.write_atomic(out / "own" / "page.txt", [b"article"], "run", root=root)
+    out.rename(tmp_path / "moved")
+    with pytest.raises(OSError, match="the output folder was moved or removed during the run"):
+        batch.write_atomic(out / "own" / "next.txt", [b"article"], "run", root=root)
+    assert not out.exists()

@@ -211,7 +211,7 @@ def _train(args: argparse.Namespace) -> None:
         )
     for key, what in (
         ("empty_pages", "pages without a paragraph"),
-        ("unannotated_pages", "HTML without a data-label"),
+        ("unannotated_pages", "HTML in which no data-label holds a label"),
     ):
         files = metadata["training_data"].get(key, [])
         if files:
@@ -265,6 +265,8 @@ def _not_ours(model: Path) -> str | None:
                 data = json.loads(existing.read(1 << 22) or b"null")
             if not (isinstance(data, dict) and {"model_file", "training_data"} <= data.keys()):
                 return f"{metadata} exists and is not a model's metadata"
+            if data["model_file"] != model.name:  # sites-1.0 and sites-1.1 both have sites-1.json
+                return f"{metadata} is the metadata of another model, {data['model_file']!r}"
     except ValueError:
         return f"{metadata} exists and is not a model's metadata"
     except OSError as exc:

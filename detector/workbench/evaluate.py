@@ -362,7 +362,7 @@ def evaluate(
                 sys.stderr.write(f"note: {empty}: left out (a page without a paragraph)\n")
             for original in corpus.attrs.get("unannotated_pages", []):
                 sys.stderr.write(
-                    f"note: {original}: left out (HTML without a data-label: not an annotated page)\n"
+                    f"note: {original}: left out (no data-label holds a label: not an annotated page)\n"
                 )
             if compare:
                 corpus = with_page_html(corpus, path)
@@ -498,7 +498,7 @@ def preset_rows(report: SetReport) -> list[list[str]]:
             [
                 preset,
                 shown,
-                f"{row['editorial_precision']:.3f}",
+                f"{row['editorial_precision']:.3f}" if row.get("kept", 1) else "–",  # nothing kept: no precision
                 f"{row['editorial_recall']:.3f}" if editorial else "–",
                 _pct(row["editorial_lost"]) if editorial else "–",
                 _pct(row["promotional_leak"]) if "promotional" in gold else "–",

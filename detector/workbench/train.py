@@ -862,6 +862,7 @@ def threshold_scores(probabilities: np.ndarray, truth: np.ndarray, classes: np.n
     recall = tp / max(int(editorial.sum()), 1)
     result = {
         "threshold": threshold,
+        "kept": int(kept.sum()),  # none: the precision is not a score ("–"), whatever it is set to
         "editorial_precision": precision,
         "editorial_recall": recall,
         "editorial_f1": 2 * precision * recall / (precision + recall) if precision + recall else 0.0,
