@@ -259,10 +259,10 @@ def _paired(texts: Iterable[str], blocks: Iterable[markup.Block]) -> Iterator[tu
 def _paragraph_text(text: object) -> str:
     if not isinstance(text, str):
         raise TypeError(f"texts must be str (one paragraph each), not {type(text).__name__}")
-    return plain(text)
+    return _plain(text)
 
 
-def plain(text: str) -> str:
+def _plain(text: str) -> str:
     """A str subclass's text as a plain str: markupsafe's ``Markup`` (a Flask or Jinja service's text) escapes
     what is joined to it or replaced in it, and its paragraphs came out of ``as_html`` escaped twice."""
     return text if type(text) is str else str.__str__(text)
@@ -311,7 +311,7 @@ def _labelled_text(
 ) -> Iterator[Paragraph]:
     """A text page's paragraphs labelled one by one, its arguments checked before any work."""
     min_editorial = check_arguments(text, False, model, min_editorial, memory, favor)
-    paragraphs = iter_paragraphs(normalise_newlines(plain(text)))
+    paragraphs = iter_paragraphs(normalise_newlines(_plain(text)))
     return (p for p, _ in label_stream(paragraphs, None, model, Decision(favor, min_editorial), memory=memory))
 
 
@@ -347,7 +347,7 @@ def html_blocks(html: str | bytes | bytearray | memoryview) -> list[markup.Block
 
     if not isinstance(html, (str, bytes, bytearray, memoryview)):  # bytes(5) is five NULs, bytes(None) a TypeError
         raise TypeError(f"the page must be str or bytes, not {type(html).__name__}")
-    return markup.blocks(plain(html) if isinstance(html, str) else markup.decode_html(bytes(html)))
+    return markup.blocks(_plain(html) if isinstance(html, str) else markup.decode_html(bytes(html)))
 
 
 def site_memory(pages: Iterable[str | bytes], html: bool = False) -> SiteMemory:
@@ -363,7 +363,7 @@ def site_memory(pages: Iterable[str | bytes], html: bool = False) -> SiteMemory:
         if html:
             memory.add(b.text for b in html_blocks(page))
         else:
-            text = plain(page) if isinstance(page, str) else decode(bytes(page))  # as clean-article reads bytes
+            text = _plain(page) if isinstance(page, str) else decode(bytes(page))  # as clean-article reads bytes
             memory.add(iter_paragraphs(normalise_newlines(text)))
     return memory.repeated()
 
@@ -418,7 +418,7 @@ def explain(
     ``detector.model.Scorer.explain``, window by window as ``classify`` scores a long page."""
     min_editorial = check_arguments(text, False, model, min_editorial, memory, favor)
     top = _check_top(top)
-    paragraphs = iter_paragraphs(normalise_newlines(plain(text)))
+    paragraphs = iter_paragraphs(normalise_newlines(_plain(text)))
     explained = label_stream(paragraphs, None, model, Decision(favor, min_editorial), True, memory, top)
     return [why for _, why in explained if why is not None]
 
