@@ -250,10 +250,12 @@ def open_input(path: str, name: str, walked: bool = False) -> BinaryIO:
             raise InputError(f"{name}: not a regular file or pipe (a device or socket)")
         if walked:
             os.set_blocking(descriptor, True)
-        return os.fdopen(descriptor, "rb")
     except BaseException:
         os.close(descriptor)
         raise
+    # outside the try: a stop (SIGTERM, Ctrl-C) that came once the file object owned the descriptor closed it
+    # twice, the second time as another file's, whose read then failed ("bad file descriptor")
+    return os.fdopen(descriptor, "rb")
 
 
 def gunzip_limited(data: bytes, max_bytes: int, name: str) -> bytes:

@@ -562,3 +562,24 @@ def test_forced_encoding_reads_json_lines_too(tmp_path):
     result = run("clean-article", source, "--encoding", "latin-1", "-k", "editorial,promotional,navigational")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["cleaned_text"] == "Die Aktie von Müller stieg am Montag um drei Prozent."
+
+
+def test_a_stop_while_an_input_is_opened_stops_the_batch(tmp_path, monkeypatch):
+    """SIGTERM that came while a page's file object was being made (``os.fdopen``, which closes the descriptor
+    when it is interrupted) had the descriptor closed a second time: the OSError of that close replaced the stop,
+    the page failed with "bad file descriptor" and the batch went on to its end (exit 1, not 143)."""
+    from detector import batch
+
+    page = tmp_path / "seite.txt"
+    page.write_text(ARTICLE, encoding="utf-8")
+
+    class Stop(BaseException):
+        pass
+
+    def interrupted_fdopen(descriptor, *args):
+        os.close(descriptor)  # as io.open closes the raw file it made when the stop comes after it
+        raise Stop
+
+    monkeypatch.setattr(os, "fdopen", interrupted_fdopen)
+    with pytest.raises(Stop):
+        batch.open_input(str(page), "seite.txt", walked=True)
