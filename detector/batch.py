@@ -22,7 +22,7 @@ import stat
 import sys
 import time
 import zlib
-from collections.abc import Callable, Generator, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 
 from detector.api import (
     Decision,
@@ -124,6 +124,7 @@ class RunConfig(NamedTuple):
     memory_hosts: frozenset[str] | None = None  # its first pass: the record sites with enough pages to count
     run_id: str = ""  # the mark of the run's temporary files: ``new_run_id()`` for each run
     output_root: str = ""  # the output folder's real path, which every output must stay inside (``inside``)
+    timeout: float = 0.0  # seconds one page (a file, or a record of one) may take; 0: no limit (``start_page``)
 
     def patterns(self) -> tuple[str, ...]:
         return self.globs or DEFAULT_GLOBS[self.input_format]
@@ -136,6 +137,71 @@ class UsageError(ValueError):
 
 class InputError(Exception):
     """One document that cannot be cleaned; the message is the reason shown to the user."""
+
+
+class PageTimeout(Exception):
+    """A page took longer than ``--timeout``: raised by the alarm of the process that cleans it."""
+
+
+DEFAULT_TIMEOUT = 300.0  # seconds a page may take (``--timeout``): 30 times what the largest page takes here
+HARD_GRACE = 10.0  # seconds past --timeout after which the worker of a page that did not stop is ended
+_PAGE_CLOCK: dict[str, Any] = {"alarm": False, "running": False}  # see ``start_page``
+
+
+def start_page(config: RunConfig) -> None:
+    """Start (again) the time one page may take (``--timeout``), at each file and at each record of a file of
+    records. Where this process runs the work in its main thread, an alarm stops a page that loops in Python:
+    the file or the record fails and the batch goes on. In a forked worker the page's start is also noted
+    for the main process, which ends a worker whose page did not stop (stuck outside Python: in a system call,
+    in a C library, or stopped) ``HARD_GRACE`` seconds later."""
+    if not config.timeout:
+        return
+    if _PAGE_CLOCK["alarm"]:
+        _PAGE_CLOCK["running"] = True
+        signal.setitimer(signal.ITIMER_REAL, config.timeout)
+    if (started := _PAGE_CLOCK.get("started")) is not None:
+        started[_PAGE_CLOCK["slot"]] = time.monotonic()
+
+
+def stop_page(config: RunConfig) -> None:
+    """The page is done: no alarm for it (one that comes while this runs is ignored, ``_page_overdue``)."""
+    if config.timeout and _PAGE_CLOCK["alarm"]:
+        _PAGE_CLOCK["running"] = False
+        signal.setitimer(signal.ITIMER_REAL, 0)
+
+
+def _page_overdue(signum: int, frame: object) -> None:
+    """SIGALRM: the page being cleaned is over its time."""
+    if _PAGE_CLOCK["running"]:
+        _PAGE_CLOCK["running"] = False
+        raise PageTimeout
+
+
+def arm_page_alarm(config: RunConfig) -> Any:
+    """Let ``start_page`` set alarms in this process, where it can (a time limit is asked for, and this is the
+    main thread, which alone gets signals); returns what ``disarm_page_alarm`` restores."""
+    import threading
+
+    if not config.timeout or not hasattr(signal, "setitimer"):
+        return None
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    previous = signal.signal(signal.SIGALRM, _page_overdue)
+    _PAGE_CLOCK["alarm"] = True
+    return previous
+
+
+def disarm_page_alarm(previous: Any) -> None:
+    if previous is not None:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        _PAGE_CLOCK.update(alarm=previous is _page_overdue, running=False)  # armed twice: still armed
+        signal.signal(signal.SIGALRM, previous)
+
+
+def over_time(config: RunConfig, ended: bool = False) -> str:
+    """Why a page failed its time limit."""
+    how = ": its worker did not stop and was ended" if ended else ""
+    return f"took longer than --timeout ({config.timeout:g} s){how}; not cleaned"
 
 
 class Result:
@@ -735,56 +801,70 @@ def clean_records(stream: BinaryIO, name: str, config: RunConfig, result: Result
         constant(literal)
         return None
 
+    def one(number: int, line: bytes | str | None) -> bytes | None:
+        """One line's record as its output line, or None (a blank line, a bad or dropped record)."""
+        nonlocal in_record
+        if line is None:
+            fail(number, f"record larger than --max-bytes ({config.max_bytes} bytes)")
+            return None
+        if not line.strip():
+            return None
+        in_record = 0
+        try:
+            text = _forced_line(line, config.encoding)
+            record = json.loads(text, parse_constant=constant, parse_float=number_or_null)
+        except UnicodeDecodeError as exc:  # (json's own guess made binary bytes "utf-16-be")
+            fail(number, f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at column {exc.start + 1})")
+            return None
+        except (ValueError, RecursionError) as exc:
+            if isinstance(exc, json.JSONDecodeError) and exc.pos >= len(exc.doc):  # a record cut short
+                reason = f"{exc.msg.removesuffix(' at')} at the end of the line: the record is cut short"
+            elif isinstance(exc, json.JSONDecodeError):  # its msg alone ends "... at": the place is the point
+                reason = f"{exc.msg.removesuffix(' at')} at column {exc.colno}"
+            else:
+                reason = str(exc) or type(exc).__name__
+            fail(number, f"invalid JSON ({reason})")
+            return None
+        kind = "html" if config.html_field else "text"
+        if not isinstance(record, dict):
+            fail(number, f"not a JSON object but {_json_kind(record)}")
+            return None
+        value = record.get(field_name)
+        if not isinstance(value, str):
+            if field_name in record:
+                fail(number, f"the {kind} field {field_name!r} is {_json_kind(value)}, not a string")
+            else:
+                fail(number, f"no {kind} field {field_name!r}")
+            return None
+        try:
+            content = repaired(value, config)
+            paragraphs = label_page(content, kind, config, host_of(record.get("url")), record)
+            flags = dropped_by(verdict(paragraphs), config)
+            if flags:
+                result.drop(flags)
+                return None
+            _annotate(record, paragraphs, config)
+            out = json_line(record)
+        except (ValueError, RecursionError) as exc:
+            fail(number, f"cannot be cleaned ({type(exc).__name__}: {exc})")
+            return None
+        result.count(paragraphs)
+        return out
+
     number = 0
     try:
         for number, line in record_lines(stream, config.max_bytes):
-            if line is None:
-                fail(number, f"record larger than --max-bytes ({config.max_bytes} bytes)")
-                continue
-            if not line.strip():
-                continue
-            in_record = 0
+            start_page(config)  # each record is a page with its own time (its line is written outside it)
             try:
-                text = _forced_line(line, config.encoding)
-                record = json.loads(text, parse_constant=constant, parse_float=number_or_null)
-            except UnicodeDecodeError as exc:  # (json's own guess made binary bytes "utf-16-be")
-                fail(number, f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at column {exc.start + 1})")
+                out = one(number, line)
+            except PageTimeout:
+                fail(number, over_time(config))
                 continue
-            except (ValueError, RecursionError) as exc:
-                if isinstance(exc, json.JSONDecodeError) and exc.pos >= len(exc.doc):  # a record cut short
-                    reason = f"{exc.msg.removesuffix(' at')} at the end of the line: the record is cut short"
-                elif isinstance(exc, json.JSONDecodeError):  # its msg alone ends "... at": the place is the point
-                    reason = f"{exc.msg.removesuffix(' at')} at column {exc.colno}"
-                else:
-                    reason = str(exc) or type(exc).__name__
-                fail(number, f"invalid JSON ({reason})")
-                continue
-            kind = "html" if config.html_field else "text"
-            if not isinstance(record, dict):
-                fail(number, f"not a JSON object but {_json_kind(record)}")
-                continue
-            value = record.get(field_name)
-            if not isinstance(value, str):
-                if field_name in record:
-                    fail(number, f"the {kind} field {field_name!r} is {_json_kind(value)}, not a string")
-                else:
-                    fail(number, f"no {kind} field {field_name!r}")
-                continue
-            try:
-                content = repaired(value, config)
-                paragraphs = label_page(content, kind, config, host_of(record.get("url")), record)
-                flags = dropped_by(verdict(paragraphs), config)
-                if flags:
-                    result.drop(flags)
-                    continue
-                _annotate(record, paragraphs, config)
-                out = json_line(record)
-            except (ValueError, RecursionError) as exc:
-                fail(number, f"cannot be cleaned ({type(exc).__name__}: {exc})")
-                continue
-            result.count(paragraphs)
-            nan_values += in_record
-            yield out
+            finally:
+                stop_page(config)
+            if out is not None:
+                nan_values += in_record
+                yield out
     except UnicodeDecodeError as exc:
         fail(number + 1, f"not valid {exc.encoding} text; the rest of the file is not read")
     except EOFError:
@@ -917,59 +997,70 @@ def clean_warc(stream: BinaryIO, name: str, config: RunConfig, result: Result) -
         for record in records:
             yield from release()
             reading = False
-            if record.rec_type is None or record.length is None:  # warcio would read the rest as its body
-                raise ValueError("a record without WARC-Type or Content-Length")
-            number += 1
-            url = record.rec_headers.get_header("WARC-Target-URI")
-            if record.rec_type == "response" and not (url or "").strip():
-                error = (
-                    "a response without a WARC-Target-URI (or an empty one): its page could not be told by its url"
-                )
-                result.record_errors.append({"file": name, "record": number, "url": url, "error": error})
-                continue
-            content_type = (record.http_headers.get_header("Content-Type") or "") if record.http_headers else ""
-            if not _may_be_html(record, content_type):
-                result.skipped_records += record.rec_type not in ("warcinfo", "request", "metadata")
-                while record.raw_stream.read(1 << 16):  # read here, to tell a cut (warcio reads it short)
-                    pass
-                if missing := getattr(record.raw_stream, "limit", 0):
-                    error = f"cut short: the file ends {missing:,} bytes before the record's end"
-                    result.record_errors.append({"file": name, "record": number, "error": error})
-                continue
+            start_page(config)  # each record is a page with its own time (its line is written outside it)
+            url = None
             try:
-                reading = True
-                content = _content_stream(record)
-                payload = read_limited(content, config.max_bytes, f"{name} record {number}")
+                if record.rec_type is None or record.length is None:  # warcio would read the rest as its body
+                    raise ValueError("a record without WARC-Type or Content-Length")
+                number += 1
+                url = record.rec_headers.get_header("WARC-Target-URI")
+                if record.rec_type == "response" and not (url or "").strip():
+                    error = "a response without a WARC-Target-URI (or an empty one): its page could not be "
+                    error += "told by its url"
+                    result.record_errors.append({"file": name, "record": number, "url": url, "error": error})
+                    continue
+                headers = record.http_headers
+                content_type = (headers.get_header("Content-Type") or "") if headers else ""
+                if not _may_be_html(record, content_type):
+                    result.skipped_records += record.rec_type not in ("warcinfo", "request", "metadata")
+                    while record.raw_stream.read(1 << 16):  # read here, to tell a cut (warcio reads it short)
+                        pass
+                    if missing := getattr(record.raw_stream, "limit", 0):
+                        error = f"cut short: the file ends {missing:,} bytes before the record's end"
+                        result.record_errors.append({"file": name, "record": number, "error": error})
+                    continue
+                try:
+                    reading = True
+                    content = _content_stream(record)
+                    payload = read_limited(content, config.max_bytes, f"{name} record {number}")
+                    reading = False
+                    cut = cut_by_crawler(record)
+                    if problem := _body_problem(record, content, cut):
+                        raise InputError(problem)
+                    if not _html_body(content_type, payload):
+                        result.skipped_records += 1
+                        continue
+                    notes: list[str] = []
+                    if cut:
+                        notes.append(f"cut by the crawler ({cut}): cleaned as far as it goes")
+                    charset = _http_charset(content_type)
+                    text = repaired(_decode_http(payload, charset, config.encoding, notes), config)
+                    paragraphs = label_page(text, "html", config, host_of(url))
+                    flags = dropped_by(verdict(paragraphs), config)
+                    if flags:
+                        result.drop(flags)
+                        continue
+                    out = {
+                        "url": url,
+                        # ARC has no record ids; a crawl's redirects and error pages are cleaned too: filter them
+                        "record_id": None if arc else record.rec_headers.get_header("WARC-Record-ID"),
+                        "date": record.rec_headers.get_header("WARC-Date"),
+                        "status": _status(record),
+                    }
+                    if cut:
+                        out["truncated"] = cut
+                    _annotate(out, paragraphs, config)
+                except (InputError, NotTextError, ValueError, RecursionError) as exc:
+                    reason = str(exc).removeprefix(f"{name} record {number}: ")
+                    result.record_errors.append({"file": name, "record": number, "url": url, "error": reason})
+                    continue
+                held = (number, url, json_line(out), paragraphs, notes)
+            except PageTimeout:
                 reading = False
-                cut = cut_by_crawler(record)
-                if problem := _body_problem(record, content, cut):
-                    raise InputError(problem)
-                if not _html_body(content_type, payload):
-                    result.skipped_records += 1
-                    continue
-                notes: list[str] = []
-                if cut:
-                    notes.append(f"cut by the crawler ({cut}): cleaned as far as it goes")
-                text = repaired(_decode_http(payload, _http_charset(content_type), config.encoding, notes), config)
-                paragraphs = label_page(text, "html", config, host_of(url))
-                flags = dropped_by(verdict(paragraphs), config)
-                if flags:
-                    result.drop(flags)
-                    continue
-                out = {
-                    "url": url,
-                    "record_id": None if arc else record.rec_headers.get_header("WARC-Record-ID"),  # ARC has none
-                    "date": record.rec_headers.get_header("WARC-Date"),
-                    "status": _status(record),  # a crawl's redirects and error pages are cleaned too: filter here
-                }
-                if cut:
-                    out["truncated"] = cut
-                _annotate(out, paragraphs, config)
-            except (InputError, NotTextError, ValueError, RecursionError) as exc:
-                reason = str(exc).removeprefix(f"{name} record {number}: ")
-                result.record_errors.append({"file": name, "record": number, "url": url, "error": reason})
-                continue
-            held = (number, url, json_line(out), paragraphs, notes)
+                error = over_time(config)
+                result.record_errors.append({"file": name, "record": number, "url": url, "error": error})
+            finally:
+                stop_page(config)
         yield from release()
         if getattr(plain, "cut", False):  # between records, where warcio takes the EOFError for the end
             raise EOFError
@@ -1322,7 +1413,18 @@ def inside(path: Path, root: str) -> None:
 
 def clean_file(task: Task, config: RunConfig) -> Result:
     """Clean one file into its target; never raises for anything about that file, never leaves a partial
-    file, and reports every failure with its reason."""
+    file, and reports every failure with its reason, a page over its time limit too (``start_page``; a file of
+    records restarts it at each record)."""
+    start_page(config)
+    try:
+        return _clean_file(task, config)
+    except PageTimeout:
+        return Result(task.shown, "failed", f"{task.shown}: {over_time(config)}")
+    finally:
+        stop_page(config)
+
+
+def _clean_file(task: Task, config: RunConfig) -> Result:
     from pathlib import Path  # here, not at the top: a page to standard output never needs it
 
     name = task.shown
@@ -1370,6 +1472,8 @@ def clean_file(task: Task, config: RunConfig) -> Result:
         return Result(name, "failed", f"{where}: {reason}")
     except MemoryError:
         return Result(name, "failed", f"{name}: out of memory")
+    except PageTimeout:
+        raise
     except Exception as exc:  # a library's error on a malformed input must not end the batch
         return Result(name, "failed", f"{name}: cannot be cleaned ({type(exc).__name__}: {exc})")
 
@@ -1738,6 +1842,7 @@ def remember_chunk(
     for task in tasks:
         found: list[tuple[str, frozenset[int] | SiteMemory]] = []
         memories: dict[str, SiteMemory] = {}
+        start_page(config)  # a page over its time limit is left out: the second pass reports it
         try:
             for site, texts in _site_pages(task, config):
                 if task.kind in ("jsonl", "warc"):
@@ -1746,6 +1851,8 @@ def remember_chunk(
                     found.append((site, page_keys(texts)))
         except Exception:  # reported by the second pass, which cleans what it can
             pass
+        finally:
+            stop_page(config)
         found.extend(sorted(memories.items()))
         answers.append((task.source, found))
     return answers
@@ -1759,6 +1866,7 @@ def host_pages_chunk(tasks: list[Task], config: RunConfig) -> list[tuple[str, se
     found: list[tuple[str, set[int]]] = []
     for task in tasks:
         hosts: dict[str, set[int]] = {}
+        start_page(config)
         try:
             for site, page in _site_pages(task, config, checksums=True):
                 pages = hosts.setdefault(site, set())
@@ -1766,6 +1874,8 @@ def host_pages_chunk(tasks: list[Task], config: RunConfig) -> list[tuple[str, se
                     pages.add(page)
         except Exception:  # reported by the second pass, which cleans what it can
             pass
+        finally:
+            stop_page(config)
         found.extend(hosts.items())
     return found
 
@@ -1791,6 +1901,7 @@ def _record_pages(stream: BinaryIO, config: RunConfig, checksums: bool = False) 
     field_name = config.html_field or config.text_field
     hosts = config.memory_hosts
     for _, line in record_lines(stream, config.max_bytes):
+        start_page(config)  # a record's time, as in the second pass
         if not line or not line.strip():
             continue
         try:
@@ -1828,6 +1939,7 @@ def _warc_pages(stream: BinaryIO, config: RunConfig, checksums: bool = False) ->
             if held is not None and records.err_count == wrong_lengths:
                 yield held
             held, wrong_lengths = None, records.err_count
+            start_page(config)  # a record's time, as in the second pass
             if record.rec_type is None or record.length is None:  # the second pass stops here: damaged data
                 return
             content_type = (record.http_headers.get_header("Content-Type") or "") if record.http_headers else ""
@@ -1883,12 +1995,14 @@ def _run_here(tasks: list[Task], config: RunConfig, work: Callable[..., list]) -
     is handed on (it came between the two now and then, and the summary missed a file that was written)."""
     hold = hasattr(signal, "pthread_sigmask")
     _HOLD_SIGNALS[0] = hold
+    alarm = arm_page_alarm(config)  # ``--timeout``: a page that loops in Python stops (one stuck in C does not)
     try:
         for task in tasks:
             yield from work([task], config)
             if hold:
                 signal.pthread_sigmask(signal.SIG_UNBLOCK, (signal.SIGINT, signal.SIGTERM, signal.SIGHUP))
     finally:
+        disarm_page_alarm(alarm)
         _HOLD_SIGNALS[0] = False
         if hold:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, (signal.SIGINT, signal.SIGTERM, signal.SIGHUP))
@@ -1910,6 +2024,8 @@ def worker_start() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # a closed terminal: the main process ends them
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGALRM, _page_overdue)  # ``start_page`` sets it when a time limit is asked for
+    _PAGE_CLOCK.update(alarm=True, running=False)
     if sys.platform.startswith("linux"):
         try:
             import ctypes
@@ -1929,13 +2045,18 @@ def _inherited_work(index: int) -> tuple[int, int, list]:
     this worker's first, so that the chunk of a worker that dies is known."""
     work, config, stop = _INHERITED["work"], _INHERITED["config"], _INHERITED["stop"]
     _INHERITED["taken"][index] = os.getpid()
+    started, at = _INHERITED["started"], _INHERITED["at"]
+    _PAGE_CLOCK.update(started=started, slot=index)
     results: list = []
     done = 0
     for task in _INHERITED["chunks"][index]:
         if stop.is_set():
             break
+        at[index] = done
+        started[index] = time.monotonic()  # seen by the main process, which ends a worker stuck in a page
         results += work([task], config)
         done += 1
+    started[index] = 0.0
     return index, done, results
 
 
@@ -1975,7 +2096,9 @@ def _run_forked(
     context = multiprocessing.get_context("fork")
     stop = context.Event()
     taken = context.Array("i", len(chunks), lock=False)  # per chunk: the process id of the worker it went to
-    _INHERITED.update(work=work, config=config, stop=stop, chunks=chunks, taken=taken)
+    started = context.Array("d", len(chunks), lock=False)  # per chunk: when its page began (0: not at work)
+    at = context.Array("i", len(chunks), lock=False)  # per chunk: the file its worker cleans
+    _INHERITED.update(work=work, config=config, stop=stop, chunks=chunks, taken=taken, started=started, at=at)
     gc.freeze()  # the workers' garbage collector leaves the inherited objects (and their pages) alone
     workers = min(config.jobs, len(chunks))  # no idle worker: each costs a process and its memory
     _check_descriptors(workers)
@@ -1983,38 +2106,55 @@ def _run_forked(
     pending = set(range(len(chunks)))
     rest: list[Task] = []  # after a worker died: the files to clean in a new pool
     lost: list[Task] = []  # the files of the chunks of workers that died
+    ended: dict[int, int] = {}  # the chunks whose worker was ended over a page's time: the file it was at
     died = False
     try:
         finished = pool.imap_unordered(_inherited_work, range(len(chunks)))
         known = _worker_ids(pool)
+        watched = time.monotonic()
         try:
             while pending:
                 try:
                     index, done, results = finished.next(timeout=WATCH_EVERY)
                 except multiprocessing.TimeoutError:
-                    alive = _worker_ids(pool)
-                    dead = known - alive
-                    known |= alive
-                    if not dead:
+                    pass
+                else:
+                    pending.discard(index)
+                    yield from results
+                    if not pending or time.monotonic() - watched < WATCH_EVERY:  # a look at least this often
                         continue
-                    died = True
-                    for index in sorted(i for i in pending if taken[i] in dead):
-                        pending.discard(index)
-                        if work is not clean_chunk and retry_lost:
-                            rest += chunks[index]
-                            continue
-                        lost += chunks[index]
-                        for task in chunks[index]:
-                            yield from _lost(task, work)
-                    stop.set()  # the others stop after their file; then a new pool takes what is left
-                    for index, done, results in _last_answers(finished, pending, DEATH_WAIT):
-                        rest += chunks[index][done:]
-                        yield from results
-                    rest += [task for i in sorted(pending) for task in chunks[i]]
-                    pending.clear()
-                    break
-                pending.discard(index)
-                yield from results
+                watched = time.monotonic()
+                if config.timeout:
+                    ended.update(_end_overdue(pending, config.timeout + HARD_GRACE, started, taken, at))
+                alive = _worker_ids(pool)
+                dead = known - alive
+                known |= alive
+                if not dead:
+                    continue
+                died = True  # the files of the dead workers' chunks, then a new pool for what is left
+                for index in sorted(i for i in pending if taken[i] in dead):
+                    pending.discard(index)
+                    if index in ended:  # the page over its time fails; the others are cleaned again
+                        chunk, file = chunks[index], ended[index]
+                        lost.append(chunk[file])
+                        rest += chunk[:file] + chunk[file + 1 :]
+                        if work is clean_chunk:
+                            failed = chunk[file].shown
+                            yield Result(failed, "failed", f"{failed}: {over_time(config, ended=True)}")
+                        continue
+                    if work is not clean_chunk and retry_lost:
+                        rest += chunks[index]
+                        continue
+                    lost += chunks[index]
+                    for task in chunks[index]:
+                        yield from _lost(task, work)
+                stop.set()  # the others stop after their file; then a new pool takes what is left
+                for index, done, results in _last_answers(finished, pending, DEATH_WAIT):
+                    rest += chunks[index][done:]
+                    yield from results
+                rest += [task for i in sorted(pending) for task in chunks[i]]
+                pending.clear()
+                break
         except BaseException as exc:
             if isinstance(exc, (GeneratorExit, Exception)):  # not an interruption
                 raise
@@ -2050,7 +2190,29 @@ def _run_forked(
         yield from _run_forked(chunked(rest, config.jobs), config, work, retry_lost=False)
 
 
-WATCH_EVERY = 1.0  # seconds between looks at the workers while no answer comes
+WATCH_EVERY = 1.0  # seconds between looks at the workers (dead? stuck in a page?)
+
+
+def _end_overdue(
+    pending: set[int], limit: float, started: Any, taken: Sequence[int], at: Sequence[int]
+) -> dict[int, int]:
+    """Kill the workers whose page began more than ``limit`` seconds ago (its alarm did not stop it: stuck
+    outside Python, or the worker stopped); returns each such chunk with the file it was at. The batch then
+    goes on as after any worker's death."""
+    now = time.monotonic()
+    ended = {}
+    for index in pending:
+        began = started[index]
+        if began and now - began > limit and taken[index]:
+            ended[index] = at[index]
+            started[index] = 0.0
+            try:  # noqa: SIM105 - contextlib is not imported for this
+                os.kill(taken[index], signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    return ended
+
+
 DEATH_WAIT = 60.0  # seconds the batch waits for each other worker's file after one died
 
 

@@ -309,6 +309,13 @@ def clean_parser() -> argparse.ArgumentParser:
         default=60.0,
         help="seconds to wait for an unresponsive scheduler or for workers to come back (default: 60)",
     )
+    add(
+        "--timeout",
+        type=float,
+        metavar="SECONDS",
+        help="the longest one page may take: a file of a batch, or a record of JSON Lines or WARC; a page over it "
+        f"fails and the batch goes on; 0: no limit (default: {batch.DEFAULT_TIMEOUT:g}; local engine only)",
+    )
     add("--model", type=_path, help="use this trained model file instead of the shipped one")
     add("-q", "--quiet", action="store_true", help="no notes and no progress; errors and the summary stay")
     return parser
@@ -345,6 +352,14 @@ def build_config(args: argparse.Namespace) -> batch.RunConfig:
         raise batch.UsageError(f"--scheduler {args.scheduler}: {problem}")
     if not 0 < args.dask_timeout <= MAX_DASK_TIMEOUT:  # NaN too
         raise batch.UsageError(f"--dask-timeout must be a positive number of seconds, at most {MAX_DASK_TIMEOUT}")
+    timeout = batch.DEFAULT_TIMEOUT if args.engine == "local" else 0.0
+    if args.timeout is not None:
+        if not 0 <= args.timeout <= MAX_DASK_TIMEOUT:  # NaN too
+            most = MAX_DASK_TIMEOUT
+            raise batch.UsageError(f"--timeout must be 0 (no limit) or a number of seconds, at most {most}")
+        if args.timeout and args.engine == "dask":
+            raise batch.UsageError("--timeout is for the local engine: Dask's workers clean pages in threads")
+        timeout = args.timeout
     for option, value in (
         ("--html-field", args.html_field),
         ("--text-field", args.text_field),
@@ -410,6 +425,7 @@ def build_config(args: argparse.Namespace) -> batch.RunConfig:
         drop_pages=drop_pages,
         site_memory=args.site_memory,
         run_id=batch.new_run_id(),
+        timeout=timeout,
     )
 
 
@@ -541,7 +557,11 @@ def _clean_one(source: str, config: batch.RunConfig, failures: list[batch.Result
             if kind in ("jsonl", "warc"):
                 if source != "-" and os.path.isfile(source):  # a file can be read twice: site memory
                     config = batch.with_site_memory([batch.Task(source, kind, "")], config)
-                return _records_to_stdout(stream, name, kind, config, failures)
+                alarm = batch.arm_page_alarm(config)  # each record's time (--timeout)
+                try:
+                    return _records_to_stdout(stream, name, kind, config, failures)
+                finally:
+                    batch.disarm_page_alarm(alarm)
             data = batch.read_limited(stream, config.max_bytes, name)
         site = None if source == "-" else batch.folder_name(source)
         # One page, a short run: the model mapped, not read, and its checksum taken while the page is read and

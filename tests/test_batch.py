@@ -564,6 +564,149 @@ def test_forced_encoding_reads_json_lines_too(tmp_path):
     assert json.loads(result.stdout)["cleaned_text"] == "Die Aktie von Müller stieg am Montag um drei Prozent."
 
 
+# --- a time limit per page (--timeout) --------------------------------------------------------------------------
+
+_STUCK_RUN = """
+import os, signal, sys
+from detector import batch, cli
+
+pages, labels = batch.page_paragraphs, batch.label_page
+
+
+def stuck(content):
+    if "ENDLOS" in content:  # a page that loops in Python
+        while True:
+            pass
+    if "STARR" in content:  # a page stuck outside Python: the alarm cannot stop it
+        os.kill(os.getpid(), signal.SIGSTOP)
+
+
+def page_paragraphs(data, *args, **kwargs):
+    stuck(data.decode("utf-8", "replace"))
+    return pages(data, *args, **kwargs)
+
+
+def label_page(content, *args, **kwargs):
+    stuck(content)
+    return labels(content, *args, **kwargs)
+
+
+batch.page_paragraphs, batch.label_page, batch.HARD_GRACE = page_paragraphs, label_page, 1.0
+sys.exit(cli.clean_main(sys.argv[1:]))
+"""
+
+
+def _run_stuck(tmp_path, *args):
+    import subprocess
+    import sys
+
+    script = tmp_path / "stuck.py"
+    script.write_text(_STUCK_RUN, encoding="utf-8")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return subprocess.run([sys.executable, script, *map(str, args)], capture_output=True, timeout=120, cwd=root)
+
+
+def _pages(folder, stuck: dict[str, str], count: int = 6) -> list[str]:
+    folder.mkdir()
+    names = [f"seite{i}.txt" for i in range(count)]
+    for name in names:
+        text = ARTICLE.replace("acht", stuck[name]) if name in stuck else ARTICLE
+        (folder / name).write_text(text, encoding="utf-8")
+    return names
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_a_page_that_loops_fails_on_its_time_and_the_batch_goes_on(tmp_path, jobs):
+    """A page that never ends (a loop in a parser on input no one foresaw) held the batch for ever: with
+    --timeout it fails with its reason, every other page is written, and no part of a file is left."""
+    names = _pages(tmp_path / "in", {"seite2.txt": "ENDLOS"})
+    result = _run_stuck(tmp_path, tmp_path / "in", "-o", tmp_path / "out", "--timeout", "1", "--jobs", jobs)
+    stderr = result.stderr.decode()
+    assert result.returncode == 1, stderr
+    assert "seite2.txt: took longer than --timeout (1 s); not cleaned" in stderr
+    written = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert written == [n for n in names if n != "seite2.txt"]
+    assert all((tmp_path / "out" / n).read_text(encoding="utf-8") == ARTICLE for n in written)
+
+
+def test_a_worker_stuck_outside_python_is_ended_and_only_its_page_fails(tmp_path):
+    """A page stuck where no alarm reaches (a system call that never returns, a stopped worker) hung the batch:
+    its worker is ended once the page is over its time and a grace, its page fails, the others of its chunk
+    are cleaned by a new worker."""
+    names = _pages(tmp_path / "in", {"seite1.txt": "STARR"}, count=9)
+    result = _run_stuck(tmp_path, tmp_path / "in", "-o", tmp_path / "out", "--timeout", "1", "--jobs", "2")
+    stderr = result.stderr.decode()
+    assert result.returncode == 1, stderr
+    assert "seite1.txt: took longer than --timeout (1 s): its worker did not stop and was ended" in stderr
+    assert "worker process died" not in stderr
+    written = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert written == [n for n in names if n != "seite1.txt"]
+    assert "8 files cleaned, 1 failed" in stderr.splitlines()[-1], stderr.splitlines()[-1]
+
+
+def test_a_record_over_its_time_fails_alone(tmp_path):
+    """In a file of records the time limit is each record's: the record that does not end is a bad record
+    with its reason, the records after it are cleaned (to a file and to standard output)."""
+    records = [
+        {"id": i, "text": ARTICLE.replace("acht", word)} for i, word in enumerate(["neun", "ENDLOS", "zehn"])
+    ]
+    source = tmp_path / "in" / "seiten.jsonl"
+    source.parent.mkdir()
+    source.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+    errors = tmp_path / "errors.jsonl"
+    result = _run_stuck(tmp_path, source.parent, "-o", tmp_path / "out", "--timeout", "1", "--errors", errors)
+    assert result.returncode == 1, result.stderr.decode()
+    written = [json.loads(line) for line in (tmp_path / "out" / "seiten.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in written] == [0, 2]
+    assert [json.loads(line) for line in errors.read_text().splitlines()] == [
+        {"file": str(source), "line": 2, "error": "took longer than --timeout (1 s); not cleaned"}
+    ]
+    result = _run_stuck(tmp_path, source, "--timeout", "1")
+    assert [json.loads(line)["id"] for line in result.stdout.decode().splitlines()] == [0, 2]
+    assert "seiten.jsonl:2: took longer than --timeout (1 s); not cleaned" in result.stderr.decode()
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("-1", "--timeout must be 0 (no limit) or a number of seconds"),
+        ("nan", "--timeout must be 0 (no limit) or a number of seconds"),
+    ],
+)
+def test_a_time_limit_out_of_range_is_a_usage_error(tmp_path, value, message):
+    (tmp_path / "seite.txt").write_text(ARTICLE, encoding="utf-8")
+    result = run("clean-article", tmp_path / "seite.txt", "--timeout", value)
+    assert (result.returncode, result.stdout) == (2, b""), result.stderr
+    assert message in result.stderr.decode()
+    result = run("clean-article", tmp_path / "seite.txt", "--timeout", "5", "--engine", "dask")
+    assert result.returncode == 2 and b"--timeout is for the local engine" in result.stderr
+
+
+def test_a_warc_record_over_its_time_fails_alone_with_its_url(tmp_path):
+    import io
+
+    from warcio.statusandheaders import StatusAndHeaders
+    from warcio.warcwriter import WARCWriter
+
+    source = tmp_path / "crawl.warc"
+    with open(source, "wb") as handle:
+        writer = WARCWriter(handle, gzip=False)
+        for i, word in enumerate(["neun", "ENDLOS", "zehn"]):
+            body = f"<html><body><h1>Siemens hebt Prognose an</h1><p>Plus von {word} Prozent.</p></body></html>"
+            headers = StatusAndHeaders("200 OK", [("Content-Type", "text/html")], protocol="HTTP/1.1")
+            record = writer.create_warc_record(
+                f"https://ex.de/{i}", "response", payload=io.BytesIO(body.encode()), http_headers=headers
+            )
+            writer.write_record(record)
+    result = _run_stuck(tmp_path, source, "--timeout", "1", "--no-site-memory")
+    assert result.returncode == 1, result.stderr.decode()
+    assert [json.loads(line)["url"] for line in result.stdout.decode().splitlines()] == [
+        "https://ex.de/0",
+        "https://ex.de/2",
+    ]
+    assert "crawl.warc record 2: took longer than --timeout (1 s); not cleaned" in result.stderr.decode()
+
+
 def test_a_stop_while_an_input_is_opened_stops_the_batch(tmp_path, monkeypatch):
     """SIGTERM that came while a page's file object was being made (``os.fdopen``, which closes the descriptor
     when it is interrupted) had the descriptor closed a second time: the OSError of that close replaced the stop,
