@@ -253,6 +253,7 @@ class Task(NamedTuple):
     kind: str
     target: str
     name: str = ""
+    link: bool = False  # the input was a symbolic link when the batch was planned (followed: named, or asked)
 
     @property
     def shown(self) -> str:
@@ -300,12 +301,20 @@ def read_limited(stream: BinaryIO, max_bytes: int, name: str) -> bytes:
     return data
 
 
-def open_input(path: str, name: str, walked: bool = False) -> BinaryIO:
+def open_input(path: str, name: str, walked: bool = False, link: bool = True) -> BinaryIO:
     """Open an input file for reading. A folder, a device or a socket is refused; so is a FIFO found by
     walking a folder (it would block the batch); named on the command line, a pipe is read
-    (``<(zcat page.txt.gz)``)."""
+    (``<(zcat page.txt.gz)``). An input of a batch that was no link when the batch was planned (``link``
+    false) is not followed if it became one since (it would clean, and write out, whatever it points to)."""
     flags = os.O_RDONLY | (getattr(os, "O_NONBLOCK", 0) if walked else 0)
-    descriptor = os.open(path, flags)
+    if walked and not link:
+        flags |= getattr(os, "O_NOFOLLOW", 0)
+    try:
+        descriptor = os.open(path, flags)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP and walked and not link and os.path.islink(path):
+            raise InputError(f"{name}: became a symbolic link after the batch was planned: not followed") from None
+        raise
     try:
         mode = os.fstat(descriptor).st_mode
         if stat.S_ISDIR(mode):
@@ -1433,7 +1442,7 @@ def _clean_file(task: Task, config: RunConfig) -> Result:
         return Result(name, "skipped", "output exists")
     result = Result(name, "cleaned")
     try:
-        with open_input(task.source, name, walked=True) as handle:
+        with open_input(task.source, name, walked=True, link=task.link) as handle:
             if task.kind in ("jsonl", "warc"):
                 stream: BinaryIO = handle
                 if task.kind == "jsonl" and gzipped(handle):
@@ -1599,7 +1608,10 @@ def plan(inputs: list[str], outdir: Path, config: RunConfig) -> Plan:
         sources[real] = path
         # on Dask, inputs by absolute path: a worker of another machine has another working folder
         dask = config.engine == "dask"
-        tasks.append(Task(os.path.abspath(path), kind, target, path) if dask else Task(path, kind, target))
+        link = os.path.islink(path)
+        tasks.append(
+            Task(os.path.abspath(path), kind, target, path, link) if dask else Task(path, kind, target, "", link)
+        )
     targets: dict[str, str] = {}
     clashes: list[str] = []  # every pair told at once (a folder of page.txt beside page.html has many)
     for task in tasks:
@@ -1885,7 +1897,7 @@ def _site_pages(task: Task, config: RunConfig, checksums: bool = False) -> Itera
     URL belong to no site. Of records, only those of ``config.memory_hosts`` (when given); with
     ``checksums``, each page as the CRC-32 of its text or HTML instead of its paragraphs."""
     name = task.shown
-    with open_input(task.source, name, walked=True) as handle:
+    with open_input(task.source, name, walked=True, link=task.link) as handle:
         if task.kind == "jsonl":
             stream = gunzip_stream(handle) if gzipped(handle) else handle
             yield from _record_pages(stream, config, checksums)

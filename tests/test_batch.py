@@ -726,3 +726,37 @@ def test_a_stop_while_an_input_is_opened_stops_the_batch(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "fdopen", interrupted_fdopen)
     with pytest.raises(Stop):
         batch.open_input(str(page), "seite.txt", walked=True)
+
+
+def test_an_input_swapped_for_a_link_after_planning_is_not_followed(tmp_path):
+    """An input file replaced by a symbolic link while the batch ran was followed: whatever it pointed to (a
+    file outside the input folder) was cleaned and written into the output. Links that were there when the
+    batch was planned are followed as before when named or asked for."""
+    from pathlib import Path
+
+    from detector import batch
+
+    folder, out = tmp_path / "in", tmp_path / "out"
+    folder.mkdir()
+    for name in ("a.txt", "b.txt"):
+        (folder / name).write_text(ARTICLE, encoding="utf-8")
+    secret = tmp_path / "geheim.txt"
+    secret.write_text(
+        "Das Passwort des Depots lautet Sonnenblume und gilt bis Ende des Monats.\n", encoding="utf-8"
+    )
+    (tmp_path / "other.txt").write_text(ARTICLE, encoding="utf-8")
+    named = tmp_path / "named.txt"
+    named.symlink_to(tmp_path / "other.txt")
+    config = batch.RunConfig(run_id="test", output_root=str(out))
+    out.mkdir()
+    planned = batch.plan([str(folder), str(named)], out, config).tasks
+    (folder / "b.txt").unlink()
+    (folder / "b.txt").symlink_to(secret)  # swapped after the plan
+    results = {Path(r.source).name: r for r in batch.run(planned, config)}
+    assert results["b.txt"].status == "failed"
+    assert results["b.txt"].reason.endswith(
+        "b.txt: became a symbolic link after the batch was planned: not followed"
+    )
+    assert not (out / "b.txt").exists()
+    assert results["a.txt"].status == results["named.txt"].status == "cleaned"
+    assert (out / "named.txt").read_text(encoding="utf-8") == ARTICLE
