@@ -1033,7 +1033,7 @@ def clean_warc(stream: BinaryIO, name: str, config: RunConfig, result: Result) -
                     content = _content_stream(record)
                     payload = read_limited(content, config.max_bytes, f"{name} record {number}")
                     reading = False
-                    cut = cut_by_crawler(record)
+                    cut = cut_by_crawler(record) or chunks_cut(content)
                     if problem := _body_problem(record, content, cut):
                         raise InputError(problem)
                     if not _html_body(content_type, payload):
@@ -1149,6 +1149,7 @@ class _Dechunked:
         self.framed = True  # False: the framing broke (or never was); ``kept`` holds what was read of it
         self.kept = b""
         self.done = False
+        self.cut = False  # the body ended before its last chunk (inside a chunk, or between two)
 
     def read(self, size: int | None = -1) -> bytes:
         want = -1 if size is None or size < 0 else size  # -1: to the end
@@ -1166,7 +1167,7 @@ class _Dechunked:
             elif self.left:
                 data = self.raw.read(self.left if room < 0 else min(self.left, room))
                 if not data:  # the record ends inside a chunk: as far as it goes
-                    self.done = True
+                    self.done = self.cut = True
                     break
                 out += data
                 self.left -= len(data)
@@ -1187,8 +1188,8 @@ class _Dechunked:
                 self.done = True
         elif line:
             self.framed, self.kept = False, line
-        else:
-            self.done = True
+        else:  # the body ends where the next chunk should start
+            self.done = self.cut = True
 
     def _chunk_end(self) -> None:
         end = self.raw.read(1)
@@ -1196,6 +1197,16 @@ class _Dechunked:
             end += self.raw.read(1)
         if end not in (b"\r\n", b"\n", b""):
             self.framed, self.kept = False, end
+
+
+def chunks_cut(content: Any) -> str:
+    """Why a chunked body is not whole ('' when it is): it ends before its last chunk, as a body does that a
+    crawler cut at its size or time limit without saying so (``cut_by_crawler`` tells the other ways)."""
+    while content is not None:
+        if isinstance(content, _Dechunked):
+            return "its chunked body ends before its last chunk" if content.cut else ""
+        content = getattr(content, "stream", None)  # warcio's decoders read from the stream below them
+    return ""
 
 
 def _body_problem(record: Any, content: Any, cut: str) -> str:
@@ -1963,7 +1974,7 @@ def _warc_pages(stream: BinaryIO, config: RunConfig, checksums: bool = False) ->
             try:
                 content = _content_stream(record)
                 payload = read_limited(content, config.max_bytes, "")
-                if _body_problem(record, content, cut_by_crawler(record)):
+                if _body_problem(record, content, cut_by_crawler(record) or chunks_cut(content)):
                     continue  # a bad record of the second pass
                 if not _html_body(content_type, payload):
                     continue

@@ -4275,3 +4275,33 @@ def test_an_output_is_never_written_outside_the_output_folder_nor_into_a_new_one
     with pytest.raises(OSError, match="the output folder was moved or removed during the run"):
         batch.write_atomic(out / "own" / "next.txt", [b"article"], "run", root=root)
     assert not out.exists()
+
+
+# --- chunked bodies a crawler cut without a word -----------------------------------------------------------------
+def test_a_chunked_body_without_its_last_chunk_is_cut_and_says_so(tmp_path):
+    """A chunked body that ends inside a chunk or between two, without the last (zero) chunk, is a body the
+    crawler cut at a size or time limit without a WARC-Truncated header: it came out as half an article with
+    exit 0 and no word, and one whose gzip was cut with it failed as a damaged record."""
+    whole = _chunked(LONG_HTML)
+    inside = whole[: len(whole) // 2]  # within a chunk
+    between = whole[: whole.index(b"\r\n", whole.index(b"\r\n") + 2) + 2]  # after the first chunk's CRLF
+    zipped = _chunked(gzip.compress(LONG_HTML, mtime=0), size=200)
+    for name, body, coding in [
+        ("inside", inside, "chunked"),
+        ("between", between, "chunked"),
+        ("gzip", zipped[: len(zipped) * 2 // 3], "gzip, chunked"),
+    ]:
+        result = run("clean-article", _response(tmp_path, f"{name}.warc", body, [("Transfer-Encoding", coding)]))
+        record = json.loads(result.stdout)
+        assert (name, result.returncode, record.get("truncated")) == (
+            name,
+            0,
+            "its chunked body ends before its last chunk",
+        ), result.stderr.decode()
+        assert record["cleaned_text"].startswith("Kupferpreis auf Rekordhoch\n\nHändler in London"), name
+        assert lines(result) == [
+            f"note: {tmp_path / name}.warc record 1: cut by the crawler (its chunked body ends before its last "
+            "chunk): cleaned as far as it goes"
+        ]
+    result = run("clean-article", _response(tmp_path, "whole.warc", whole, [("Transfer-Encoding", "chunked")]))
+    assert "truncated" not in json.loads(result.stdout) and lines(result) == []
