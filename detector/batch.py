@@ -170,6 +170,21 @@ def stop_page(config: RunConfig) -> None:
         signal.setitimer(signal.ITIMER_REAL, 0)
 
 
+def pause_page(config: RunConfig) -> float:
+    """Hold the page's time while the process waits for others (writing to a reader that is slow, ``less``);
+    returns the time left, for ``resume_page``."""
+    if not (config.timeout and _PAGE_CLOCK["alarm"] and _PAGE_CLOCK["running"]):
+        return 0.0
+    _PAGE_CLOCK["running"] = False
+    return signal.setitimer(signal.ITIMER_REAL, 0)[0]
+
+
+def resume_page(left: float) -> None:
+    if left:
+        _PAGE_CLOCK["running"] = True
+        signal.setitimer(signal.ITIMER_REAL, left)
+
+
 def _page_overdue(signum: int, frame: object) -> None:
     """SIGALRM: the page being cleaned is over its time."""
     if _PAGE_CLOCK["running"]:

@@ -313,8 +313,8 @@ def clean_parser() -> argparse.ArgumentParser:
         "--timeout",
         type=float,
         metavar="SECONDS",
-        help="the longest one page may take: a file of a batch, or a record of JSON Lines or WARC; a page over it "
-        f"fails and the batch goes on; 0: no limit (default: {batch.DEFAULT_TIMEOUT:g}; local engine only)",
+        help="the longest one page may take to clean (a file, or a record of JSON Lines or WARC); a page over it "
+        f"fails and a batch goes on; 0: no limit (default: {batch.DEFAULT_TIMEOUT:g}; local engine only)",
     )
     add("--model", type=_path, help="use this trained model file instead of the shipped one")
     add("-q", "--quiet", action="store_true", help="no notes and no progress; errors and the summary stay")
@@ -567,13 +567,20 @@ def _clean_one(source: str, config: batch.RunConfig, failures: list[batch.Result
         # One page, a short run: the model mapped, not read, and its checksum taken while the page is read and
         # scored; nothing is written before it is known good (model.load).
         scorer = load_model(config.model, mapped=True, verify_later=True)
+        alarm = batch.arm_page_alarm(config)  # the page's time (--timeout), from when it has been read
         try:
+            batch.start_page(config)
             page = batch.clean_page(data, name, kind, config, site, scorer=scorer)
             del data
             _write_page(page, name, config, scorer.verify)
+        except batch.PageTimeout:
+            return failed(f"{name}: {batch.over_time(config)}")
         except Exception:
             scorer.verify()  # a damaged model file can show itself as any error: it is told as damaged
             raise
+        finally:
+            batch.stop_page(config)
+            batch.disarm_page_alarm(alarm)
         if not config.quiet:
             for note in page.notes:
                 sys.stderr.write(f"note: {note}\n")
@@ -611,9 +618,12 @@ def _write_page(page: batch.Page, name: str, config: batch.RunConfig, verify: Ca
         size += len(chunk)
         if size >= 1 << 16:
             verify()
+            left = batch.pause_page(config)  # the time limit is the cleaning's, not the reader's
             _write_stdout(b"".join(pending))
+            batch.resume_page(left)
             pending, size = [], 0
     verify()
+    batch.stop_page(config)
     if pending:
         _write_stdout(b"".join(pending))
 

@@ -760,3 +760,37 @@ def test_an_input_swapped_for_a_link_after_planning_is_not_followed(tmp_path):
     assert not (out / "b.txt").exists()
     assert results["a.txt"].status == results["named.txt"].status == "cleaned"
     assert (out / "named.txt").read_text(encoding="utf-8") == ARTICLE
+
+
+def test_one_page_to_standard_output_has_the_time_limit_too(tmp_path):
+    """`clean-article page.txt` (and a page on standard input) ran for ever on a page that does not end: the
+    time limit applied to batches and records only. The page fails with its reason and writes nothing."""
+    page = tmp_path / "seite.txt"
+    page.write_text(ARTICLE.replace("acht", "ENDLOS"), encoding="utf-8")
+    result = _run_stuck(tmp_path, page, "--timeout", "1")
+    assert (result.returncode, result.stdout) == (1, b""), result.stderr.decode()
+    assert result.stderr.decode() == f"error: {page}: took longer than --timeout (1 s); not cleaned\n"
+    (tmp_path / "gut.txt").write_text(ARTICLE, encoding="utf-8")
+    result = _run_stuck(tmp_path, tmp_path / "gut.txt", "--timeout", "1")
+    assert (result.returncode, result.stdout.decode()) == (0, ARTICLE), result.stderr.decode()
+
+
+def test_a_slow_reader_does_not_count_against_the_time_limit(tmp_path):
+    """The time limit is the cleaning's: a page whose reader waits (`| less`) is not failed while its output
+    waits in the pipe."""
+    import subprocess
+    import time
+
+    from tests.conftest import BIN
+
+    paragraph = "Der Konzern rechnet nun mit einem Umsatzplus von acht Prozent im laufenden Geschäftsjahr."
+    text = "\n\n".join(f"{paragraph} Absatz {i}." for i in range(4000)) + "\n"
+    page = tmp_path / "lang.txt"
+    page.write_text(text, encoding="utf-8")
+    process = subprocess.Popen(
+        [str(BIN / "clean-article"), str(page), "--timeout", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    time.sleep(2.5)  # the pipe is full long before: the writer waits
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err.decode()
+    assert len(out) > 1 << 17 and out.decode().startswith(paragraph)
