@@ -125,6 +125,7 @@ class RunConfig(NamedTuple):
     run_id: str = ""  # the mark of the run's temporary files: ``new_run_id()`` for each run
     output_root: str = ""  # the output folder's real path, which every output must stay inside (``inside``)
     timeout: float = 0.0  # seconds one page (a file, or a record of one) may take; 0: no limit (``start_page``)
+    over_time: frozenset[str] = frozenset()  # inputs whose page went over it in site memory's first pass
 
     def patterns(self) -> tuple[str, ...]:
         return self.globs or DEFAULT_GLOBS[self.input_format]
@@ -148,19 +149,22 @@ HARD_GRACE = 10.0  # seconds past --timeout after which the worker of a page tha
 _PAGE_CLOCK: dict[str, Any] = {"alarm": False, "running": False}  # see ``start_page``
 
 
-def start_page(config: RunConfig) -> None:
+def start_page(config: RunConfig, record: int = 0) -> None:
     """Start (again) the time one page may take (``--timeout``), at each file and at each record of a file of
     records. Where this process runs the work in its main thread, an alarm stops a page that loops in Python:
     the file or the record fails and the batch goes on. In a forked worker the page's start is also noted
     for the main process, which ends a worker whose page did not stop (stuck outside Python: in a system call,
-    in a C library, or stopped) ``HARD_GRACE`` seconds later."""
+    in a C library, or stopped) ``HARD_GRACE`` seconds later; ``record``: the number of the record, so that
+    the file can be cleaned again without it."""
     if not config.timeout:
         return
     if _PAGE_CLOCK["alarm"]:
         _PAGE_CLOCK["running"] = True
         signal.setitimer(signal.ITIMER_REAL, config.timeout)
     if (started := _PAGE_CLOCK.get("started")) is not None:
-        started[_PAGE_CLOCK["slot"]] = time.monotonic()
+        slot = _PAGE_CLOCK["slot"]
+        _PAGE_CLOCK["records"][slot] = record
+        started[slot] = time.monotonic()
 
 
 def stop_page(config: RunConfig) -> None:
@@ -195,11 +199,7 @@ def _page_overdue(signum: int, frame: object) -> None:
 def arm_page_alarm(config: RunConfig) -> Any:
     """Let ``start_page`` set alarms in this process, where it can (a time limit is asked for, and this is the
     main thread, which alone gets signals); returns what ``disarm_page_alarm`` restores."""
-    import threading
-
-    if not config.timeout or not hasattr(signal, "setitimer"):
-        return None
-    if threading.current_thread() is not threading.main_thread():
+    if not config.timeout or not hasattr(signal, "setitimer") or not _main_thread():
         return None
     previous = signal.signal(signal.SIGALRM, _page_overdue)
     _PAGE_CLOCK["alarm"] = True
@@ -269,6 +269,8 @@ class Task(NamedTuple):
     target: str
     name: str = ""
     link: bool = False  # the input was a symbolic link when the batch was planned (followed: named, or asked)
+    skip: tuple[int, ...] = ()  # records whose worker was ended over their time: failed, not cleaned again
+    redo_after: float = 0.0  # cleaned again after its worker was ended: an output this new is this run's own
 
     @property
     def shown(self) -> str:
@@ -799,11 +801,13 @@ def record_lines(stream: BinaryIO, max_bytes: int) -> Iterator[tuple[int, bytes 
         yield number, line
 
 
-def clean_records(stream: BinaryIO, name: str, config: RunConfig, result: Result) -> Iterator[bytes]:
+def clean_records(
+    stream: BinaryIO, name: str, config: RunConfig, result: Result, skip: tuple[int, ...] = ()
+) -> Iterator[bytes]:
     """Stream JSON Lines: each record keeps its fields and gains ``cleaned_text`` and ``paragraph_labels``
     (and ``paragraphs`` with ``--format json``). A bad record is left out and listed in ``result``; it never
     stops the file. Every record also gains its ``page_verdict``; with ``--drop-pages`` a flagged record is
-    left out and counted."""
+    left out and counted. ``skip``: the lines of records whose worker was ended over their time."""
     load_model(config.model)
     result.notes.extend(unused_options("jsonl", name, config))
     field_name = config.html_field or config.text_field
@@ -878,8 +882,11 @@ def clean_records(stream: BinaryIO, name: str, config: RunConfig, result: Result
     number = 0
     try:
         for number, line in record_lines(stream, config.max_bytes):
-            start_page(config)  # each record is a page with its own time (its line is written outside it)
+            if number in skip:
+                fail(number, over_time(config, ended=True))
+                continue
             try:
+                start_page(config, number)  # each record is a page with its own time (its line written after)
                 out = one(number, line)
             except PageTimeout:
                 fail(number, over_time(config))
@@ -983,7 +990,9 @@ def repaired(text: str, config: RunConfig) -> str:
     return repair_mojibake(text) if config.fix_mojibake else text
 
 
-def clean_warc(stream: BinaryIO, name: str, config: RunConfig, result: Result) -> Iterator[bytes]:
+def clean_warc(
+    stream: BinaryIO, name: str, config: RunConfig, result: Result, skip: tuple[int, ...] = ()
+) -> Iterator[bytes]:
     """Stream a WARC file (plain or gzipped, record by record, never whole): every HTML response becomes one
     JSON line (url, record id, date, cleaned text, labels); other records are counted as skipped. A file that
     ends inside a record, or damaged data, is a bad record that says so (warcio alone reads a cut record as if
@@ -1021,13 +1030,17 @@ def clean_warc(stream: BinaryIO, name: str, config: RunConfig, result: Result) -
         for record in records:
             yield from release()
             reading = False
-            start_page(config)  # each record is a page with its own time (its line is written outside it)
             url = None
             try:
+                start_page(config, number + 1)  # each record is a page with its own time (its line written after)
                 if record.rec_type is None or record.length is None:  # warcio would read the rest as its body
                     raise ValueError("a record without WARC-Type or Content-Length")
                 number += 1
                 url = record.rec_headers.get_header("WARC-Target-URI")
+                if number in skip:
+                    error = over_time(config, ended=True)
+                    result.record_errors.append({"file": name, "record": number, "url": url, "error": error})
+                    continue
                 if record.rec_type == "response" and not (url or "").strip():
                     error = "a response without a WARC-Target-URI (or an empty one): its page could not be "
                     error += "told by its url"
@@ -1450,8 +1463,8 @@ def clean_file(task: Task, config: RunConfig) -> Result:
     """Clean one file into its target; never raises for anything about that file, never leaves a partial
     file, and reports every failure with its reason, a page over its time limit too (``start_page``; a file of
     records restarts it at each record)."""
-    start_page(config)
     try:
+        start_page(config)
         return _clean_file(task, config)
     except PageTimeout:
         return Result(task.shown, "failed", f"{task.shown}: {over_time(config)}")
@@ -1464,8 +1477,10 @@ def _clean_file(task: Task, config: RunConfig) -> Result:
 
     name = task.shown
     target = Path(task.target)
-    if config.skip_existing and target.is_file():  # a folder or FIFO in the way is no output: it fails again
-        return Result(name, "skipped", "output exists")
+    if config.skip_existing and target.is_file() and not _written_since(target, task.redo_after):
+        return Result(name, "skipped", "output exists")  # (a folder or FIFO in the way is no output: it fails)
+    if task.source in config.over_time:
+        return Result(name, "failed", f"{name}: {over_time(config)} (in site memory's first pass)")
     result = Result(name, "cleaned")
     try:
         with open_input(task.source, name, walked=True, link=task.link) as handle:
@@ -1473,7 +1488,8 @@ def _clean_file(task: Task, config: RunConfig) -> Result:
                 stream: BinaryIO = handle
                 if task.kind == "jsonl" and gzipped(handle):
                     stream = gunzip_stream(handle)
-                lines = (clean_records if task.kind == "jsonl" else clean_warc)(stream, name, config, result)
+                clean = clean_records if task.kind == "jsonl" else clean_warc
+                lines = clean(stream, name, config, result, task.skip)
                 write_atomic(target, lines, config.run_id, root=config.output_root)
                 return result
             data = read_limited(handle, config.max_bytes, name)
@@ -1511,6 +1527,14 @@ def _clean_file(task: Task, config: RunConfig) -> Result:
         raise
     except Exception as exc:  # a library's error on a malformed input must not end the batch
         return Result(name, "failed", f"{name}: cannot be cleaned ({type(exc).__name__}: {exc})")
+
+
+def _written_since(path: Path, when: float) -> bool:
+    """Whether the file was written at ``when`` or later (by this run, before its worker was ended)."""
+    try:
+        return bool(when) and path.stat().st_mtime >= when
+    except OSError:
+        return False
 
 
 def clean_chunk(tasks: list[Task], config: RunConfig) -> list[Result]:
@@ -1849,6 +1873,7 @@ def with_site_memory(tasks: list[Task], config: RunConfig) -> RunConfig:
     position = {task.source: i for i, task in enumerate(wanted)}
     early: dict[int, list[tuple[str, frozenset[int] | SiteMemory]]] = {}
     following = 0
+    over: set[str] = set()  # page files over their time: the second pass fails them at once
 
     def count(found: list[tuple[str, frozenset[int] | SiteMemory]]) -> None:
         for site, seen_keys in found:
@@ -1859,14 +1884,16 @@ def with_site_memory(tasks: list[Task], config: RunConfig) -> RunConfig:
                 memory.add_keys(seen_keys)
 
     for source, found in run(wanted, counting, remember_chunk):
-        early[position[source]] = found
+        if found is None:
+            over.add(source)
+        early[position[source]] = found or []
         while following in early:
             count(early.pop(following))
             following += 1
     for index in sorted(early):  # after an input that never answered (its worker died)
         count(early[index])
     kept = {site: memory.repeated() for site, memory in memories.items() if memory.pages >= SITE_MIN_PAGES}
-    return config._replace(memories=kept)
+    return config._replace(memories=kept, over_time=frozenset(over))
 
 
 def remember_chunk(
@@ -1875,25 +1902,32 @@ def remember_chunk(
     """A worker's unit of the first pass, one answer per input: a page file as its site and the keys of its
     paragraphs (``features.page_keys``: a few hundred bytes a page, counted by the main process, so that a
     page seen twice anywhere counts once); a JSON Lines or WARC file, which may hold millions of pages, as
-    the memories of its hosts, counted here (a page seen twice in one file counts once)."""
-    answers = []
+    the memories of its hosts, counted here (a page seen twice in one file counts once). A page file over its
+    time (``--timeout``) answers None: the second pass fails it at once; a record over its time is left out."""
+    answers: list[tuple[str, list[tuple[str, frozenset[int] | SiteMemory]] | None]] = []
     for task in tasks:
         found: list[tuple[str, frozenset[int] | SiteMemory]] = []
         memories: dict[str, SiteMemory] = {}
-        start_page(config)  # a page over its time limit is left out: the second pass reports it
+        over = False
         try:
+            start_page(config)
             for site, texts in _site_pages(task, config):
-                if task.kind in ("jsonl", "warc"):
-                    memories.setdefault(site, SiteMemory()).add(texts)
-                else:
+                if task.kind not in ("jsonl", "warc"):
                     found.append((site, page_keys(texts)))
+                    continue
+                try:
+                    memories.setdefault(site, SiteMemory()).add(texts)
+                except PageTimeout:  # the next record has a time of its own
+                    continue
+        except PageTimeout:
+            over = task.kind not in ("jsonl", "warc")
         except Exception:  # reported by the second pass, which cleans what it can
             pass
         finally:
             stop_page(config)
         found.extend(sorted(memories.items()))
-        answers.append((task.source, found))
-    return answers
+        answers.append((task.source, None if over else found))
+    return answers  # type: ignore[return-value]
 
 
 def host_pages_chunk(tasks: list[Task], config: RunConfig) -> list[tuple[str, set[int]]]:
@@ -1904,8 +1938,8 @@ def host_pages_chunk(tasks: list[Task], config: RunConfig) -> list[tuple[str, se
     found: list[tuple[str, set[int]]] = []
     for task in tasks:
         hosts: dict[str, set[int]] = {}
-        start_page(config)
         try:
+            start_page(config)
             for site, page in _site_pages(task, config, checksums=True):
                 pages = hosts.setdefault(site, set())
                 if len(pages) < SITE_MIN_PAGES:
@@ -1926,42 +1960,85 @@ def _site_pages(task: Task, config: RunConfig, checksums: bool = False) -> Itera
     with open_input(task.source, name, walked=True, link=task.link) as handle:
         if task.kind == "jsonl":
             stream = gunzip_stream(handle) if gzipped(handle) else handle
-            yield from _record_pages(stream, config, checksums)
+            yield from _record_pages(stream, config, checksums, task.skip)
             return
         if task.kind == "warc":
-            yield from _warc_pages(handle, config, checksums)
+            yield from _warc_pages(handle, config, checksums, task.skip)
             return
         data = read_limited(handle, config.max_bytes, name)
     yield file_site(task.source), page_paragraphs(data, name, task.kind, config)[0]
 
 
-def _record_pages(stream: BinaryIO, config: RunConfig, checksums: bool = False) -> Iterator[tuple[str, Any]]:
-    field_name = config.html_field or config.text_field
-    hosts = config.memory_hosts
-    for _, line in record_lines(stream, config.max_bytes):
-        start_page(config)  # a record's time, as in the second pass
-        if not line or not line.strip():
+def _record_pages(
+    stream: BinaryIO, config: RunConfig, checksums: bool = False, skip: tuple[int, ...] = ()
+) -> Iterator[tuple[str, Any]]:
+    """The first pass's view of a JSON Lines file: the host and paragraphs (or a checksum) of each record the
+    second pass cleans; one over its time is left out, and the file goes on."""
+    for number, line in record_lines(stream, config.max_bytes):
+        if number in skip or not line or not line.strip():
             continue
         try:
-            record = json.loads(_forced_line(line, config.encoding))
-        except (ValueError, RecursionError):
+            start_page(config, number)  # a record's time, as in the second pass
+            page = _record_page(line, config, checksums)
+        except PageTimeout:
             continue
-        host = host_of(record.get("url")) if isinstance(record, dict) else None
-        value = record.get(field_name) if host and (hosts is None or f"host:{host}" in hosts) else None
-        if isinstance(value, str):
-            if checksums:
-                yield f"host:{host}", zlib.crc32(value.encode("utf-8", "surrogatepass"))
-            elif config.html_field:  # as the second pass reads it (``clean_records``), repaired or not
-                try:
-                    texts = [b.text for b in html_blocks(repaired(value, config))]
-                except ValueError:  # a page nested too deep: reported by the second pass
-                    continue
-                yield f"host:{host}", texts
-            else:
-                yield f"host:{host}", iter_paragraphs(normalise_newlines(repaired(value, config)))
+        if page is not None:
+            yield page
 
 
-def _warc_pages(stream: BinaryIO, config: RunConfig, checksums: bool = False) -> Iterator[tuple[str, Any]]:
+def _record_page(line: bytes | str, config: RunConfig, checksums: bool) -> tuple[str, Any] | None:
+    try:
+        record = json.loads(_forced_line(line, config.encoding))
+    except (ValueError, RecursionError):
+        return None
+    hosts = config.memory_hosts
+    host = host_of(record.get("url")) if isinstance(record, dict) else None
+    value = (
+        record.get(config.html_field or config.text_field)
+        if host and (hosts is None or f"host:{host}" in hosts)
+        else None
+    )
+    if not isinstance(value, str):
+        return None
+    if checksums:
+        return f"host:{host}", zlib.crc32(value.encode("utf-8", "surrogatepass"))
+    if config.html_field:  # as the second pass reads it (``clean_records``), repaired or not
+        try:
+            return f"host:{host}", [b.text for b in html_blocks(repaired(value, config))]
+        except ValueError:  # a page nested too deep: reported by the second pass
+            return None
+    return f"host:{host}", iter_paragraphs(normalise_newlines(repaired(value, config)))
+
+
+def _warc_page(
+    record: Any, config: RunConfig, checksums: bool, hosts: frozenset[str] | None
+) -> tuple[str, Any] | None:
+    """One WARC record's host and paragraphs (or checksum) for the first pass; None for a record the second
+    pass does not write."""
+    content_type = (record.http_headers.get_header("Content-Type") or "") if record.http_headers else ""
+    host = host_of(record.rec_headers.get_header("WARC-Target-URI"))
+    if not _may_be_html(record, content_type) or not host:
+        return None
+    if hosts is not None and f"host:{host}" not in hosts:
+        return None
+    try:
+        content = _content_stream(record)
+        payload = read_limited(content, config.max_bytes, "")
+        if _body_problem(record, content, cut_by_crawler(record) or chunks_cut(content)):
+            return None  # a bad record of the second pass
+        if not _html_body(content_type, payload):
+            return None
+        if checksums:
+            return f"host:{host}", zlib.crc32(payload)
+        text = repaired(_decode_http(payload, _http_charset(content_type), config.encoding), config)
+        return f"host:{host}", [b.text for b in html_blocks(text)]
+    except (InputError, NotTextError, ValueError, RecursionError):  # a bad record, reported by the second pass
+        return None
+
+
+def _warc_pages(
+    stream: BinaryIO, config: RunConfig, checksums: bool = False, skip: tuple[int, ...] = ()
+) -> Iterator[tuple[str, Any]]:
     """The first pass's view of a WARC file: the host and paragraphs (or, with ``checksums``, a checksum) of
     every response that ``clean_warc`` writes, and of no other: a record cut short, one whose Content-Length
     is wrong, one whose body ends inside its gzip, or one that cannot be decoded is a bad record there, and
@@ -1971,34 +2048,21 @@ def _warc_pages(stream: BinaryIO, config: RunConfig, checksums: bool = False) ->
     hosts = config.memory_hosts
     records = archive_iterator()(plain_warc(stream), arc2warc=True)
     held: tuple[str, Any] | None = None  # until the next record tells whether this one ended where it said
-    wrong_lengths = 0
+    wrong_lengths = number = 0
     try:
         for record in records:
             if held is not None and records.err_count == wrong_lengths:
                 yield held
             held, wrong_lengths = None, records.err_count
-            start_page(config)  # a record's time, as in the second pass
             if record.rec_type is None or record.length is None:  # the second pass stops here: damaged data
                 return
-            content_type = (record.http_headers.get_header("Content-Type") or "") if record.http_headers else ""
-            host = host_of(record.rec_headers.get_header("WARC-Target-URI"))
-            if not _may_be_html(record, content_type) or not host:
-                continue
-            if hosts is not None and f"host:{host}" not in hosts:
+            number += 1  # as the second pass counts them
+            if number in skip:
                 continue
             try:
-                content = _content_stream(record)
-                payload = read_limited(content, config.max_bytes, "")
-                if _body_problem(record, content, cut_by_crawler(record) or chunks_cut(content)):
-                    continue  # a bad record of the second pass
-                if not _html_body(content_type, payload):
-                    continue
-                if checksums:
-                    held = (f"host:{host}", zlib.crc32(payload))
-                    continue
-                text = repaired(_decode_http(payload, _http_charset(content_type), config.encoding), config)
-                held = (f"host:{host}", [b.text for b in html_blocks(text)])
-            except (InputError, NotTextError, ValueError, RecursionError):  # a bad record, reported by the second
+                start_page(config, number)  # a record's time, as in the second pass
+                held = _warc_page(record, config, checksums, hosts)
+            except PageTimeout:  # left out; the next record has a time of its own
                 continue
     except (ArchiveLoadFailed, zlib.error, *_WARCIO_ERRORS):
         pass
@@ -2018,13 +2082,23 @@ def run(
     """Clean every task, yielding results as they finish (in any order when parallel); ``work`` is what is
     done to each chunk of tasks (the first pass of site memory does its own)."""
     chunks = chunked(tasks, config.jobs)
+    here = config.jobs == 1 or len(chunks) <= 1
+    records = config.jobs > 1 and any(task.kind in ("jsonl", "warc") for task in tasks)  # a crawl: hours of work
+    if here and config.timeout and (records or not _main_thread()):
+        here = False  # in a worker, which is ended when its page does not stop, and which has alarms
     if config.engine == "dask":
         yield from _run_dask(chunks, config, work)
-    elif config.jobs == 1 or len(chunks) <= 1:
+    elif here:
         load_model(config.model)  # a broken model fails once, before any file
         yield from _run_here(tasks, config, work)
     else:
         yield from _run_forked(chunks, config, work)
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
 
 
 def _run_here(tasks: list[Task], config: RunConfig, work: Callable[..., list]) -> Iterator:
@@ -2084,13 +2158,14 @@ def _inherited_work(index: int) -> tuple[int, int, list]:
     work, config, stop = _INHERITED["work"], _INHERITED["config"], _INHERITED["stop"]
     _INHERITED["taken"][index] = os.getpid()
     started, at = _INHERITED["started"], _INHERITED["at"]
-    _PAGE_CLOCK.update(started=started, slot=index)
+    _PAGE_CLOCK.update(started=started, slot=index, records=_INHERITED["records"])
     results: list = []
     done = 0
     for task in _INHERITED["chunks"][index]:
         if stop.is_set():
             break
         at[index] = done
+        _INHERITED["records"][index] = 0
         started[index] = time.monotonic()  # seen by the main process, which ends a worker stuck in a page
         results += work([task], config)
         done += 1
@@ -2133,21 +2208,47 @@ def _run_forked(
     load_model(config.model)
     context = multiprocessing.get_context("fork")
     stop = context.Event()
-    taken = context.Array("i", len(chunks), lock=False)  # per chunk: the process id of the worker it went to
-    started = context.Array("d", len(chunks), lock=False)  # per chunk: when its page began (0: not at work)
-    at = context.Array("i", len(chunks), lock=False)  # per chunk: the file its worker cleans
+    n = len(chunks)
+    taken = context.Array("i", n, lock=False)  # per chunk: the process id of the worker it went to
+    started = context.Array("d", n, lock=False)  # per chunk: when its page began (0: not at work)
+    at = context.Array("i", n, lock=False)  # per chunk: the file its worker cleans
+    records = context.Array("i", n, lock=False)  # per chunk: the record of that file (0: a page file)
+    clock = (started, taken, at, records)
     _INHERITED.update(work=work, config=config, stop=stop, chunks=chunks, taken=taken, started=started, at=at)
+    _INHERITED["records"] = records
     gc.freeze()  # the workers' garbage collector leaves the inherited objects (and their pages) alone
-    workers = min(config.jobs, len(chunks))  # no idle worker: each costs a process and its memory
+    workers = min(config.jobs, n)  # no idle worker: each costs a process and its memory
     _check_descriptors(workers)
+    began = time.time()  # an output newer than this was written by this run
     pool = context.Pool(workers, initializer=worker_start)
-    pending = set(range(len(chunks)))
+    pending = set(range(n))
     rest: list[Task] = []  # after a worker died: the files to clean in a new pool
     lost: list[Task] = []  # the files of the chunks of workers that died
-    ended: dict[int, int] = {}  # the chunks whose worker was ended over a page's time: the file it was at
     died = False
+
+    def settle(over: dict[int, tuple[int, int]]) -> Iterator:
+        """The chunks whose worker was ended over a page's time: that page fails (a record of it: the file is
+        cleaned again without that record), the files before it are cleaned again (their answers went with the
+        worker), those after it in a new pool."""
+        for index, (file, record) in sorted(over.items()):
+            pending.discard(index)
+            chunk = chunks[index]
+            task = chunk[file]
+            lost.append(task)
+            rest.extend(t._replace(redo_after=began) for t in chunk[:file])
+            rest.extend(chunk[file + 1 :])
+            if (
+                record
+                and task.kind in ("jsonl", "warc")
+                and record not in task.skip
+                and len(task.skip) < MAX_SKIPS
+            ):
+                rest.append(task._replace(skip=(*task.skip, record), redo_after=0.0))
+            else:
+                yield from _over_time(task, work, config)
+
     try:
-        finished = pool.imap_unordered(_inherited_work, range(len(chunks)))
+        finished = pool.imap_unordered(_inherited_work, range(n))
         known = _worker_ids(pool)
         watched = time.monotonic()
         try:
@@ -2162,24 +2263,16 @@ def _run_forked(
                     if not pending or time.monotonic() - watched < WATCH_EVERY:  # a look at least this often
                         continue
                 watched = time.monotonic()
-                if config.timeout:
-                    ended.update(_end_overdue(pending, config.timeout + HARD_GRACE, started, taken, at))
+                over = _end_overdue(pending, config, *clock)
                 alive = _worker_ids(pool)
                 dead = known - alive
                 known |= alive
-                if not dead:
+                if not dead and not over:
                     continue
                 died = True  # the files of the dead workers' chunks, then a new pool for what is left
+                yield from settle(over)
                 for index in sorted(i for i in pending if taken[i] in dead):
                     pending.discard(index)
-                    if index in ended:  # the page over its time fails; the others are cleaned again
-                        chunk, file = chunks[index], ended[index]
-                        lost.append(chunk[file])
-                        rest += chunk[:file] + chunk[file + 1 :]
-                        if work is clean_chunk:
-                            failed = chunk[file].shown
-                            yield Result(failed, "failed", f"{failed}: {over_time(config, ended=True)}")
-                        continue
                     if work is not clean_chunk and retry_lost:
                         rest += chunks[index]
                         continue
@@ -2187,10 +2280,18 @@ def _run_forked(
                     for task in chunks[index]:
                         yield from _lost(task, work)
                 stop.set()  # the others stop after their file; then a new pool takes what is left
-                for index, done, results in _last_answers(finished, pending, DEATH_WAIT):
+                waited = time.monotonic()
+                while pending and time.monotonic() - waited < DEATH_WAIT:  # each answer waited for so long
+                    try:
+                        index, done, results = finished.next(timeout=WATCH_EVERY)
+                    except multiprocessing.TimeoutError:
+                        yield from settle(_end_overdue(pending, config, *clock))  # stuck as well
+                        continue
+                    waited = time.monotonic()
+                    pending.discard(index)
                     rest += chunks[index][done:]
                     yield from results
-                rest += [task for i in sorted(pending) for task in chunks[i]]
+                rest += [t._replace(redo_after=began) for i in sorted(pending) for t in chunks[i]]
                 pending.clear()
                 break
         except BaseException as exc:
@@ -2232,23 +2333,38 @@ WATCH_EVERY = 1.0  # seconds between looks at the workers (dead? stuck in a page
 
 
 def _end_overdue(
-    pending: set[int], limit: float, started: Any, taken: Sequence[int], at: Sequence[int]
-) -> dict[int, int]:
-    """Kill the workers whose page began more than ``limit`` seconds ago (its alarm did not stop it: stuck
-    outside Python, or the worker stopped); returns each such chunk with the file it was at. The batch then
-    goes on as after any worker's death."""
+    pending: set[int], config: RunConfig, started: Any, taken: Sequence[int], at: Sequence[int], records: Any
+) -> dict[int, tuple[int, int]]:
+    """Kill the workers whose page began more than ``--timeout`` and ``HARD_GRACE`` seconds ago (its alarm did
+    not stop it: stuck outside Python, or the worker stopped); returns each such chunk with the file and the
+    record it was at."""
+    if not config.timeout:
+        return {}
     now = time.monotonic()
     ended = {}
     for index in pending:
         began = started[index]
-        if began and now - began > limit and taken[index]:
-            ended[index] = at[index]
+        if began and now - began > config.timeout + HARD_GRACE and taken[index]:
+            ended[index] = (at[index], records[index])
             started[index] = 0.0
             try:  # noqa: SIM105 - contextlib is not imported for this
                 os.kill(taken[index], signal.SIGKILL)
             except ProcessLookupError:
                 pass
     return ended
+
+
+MAX_SKIPS = 10  # records of one file whose workers were ended, before the file fails as a whole
+
+
+def _over_time(task: Task, work: Callable[..., list], config: RunConfig) -> list:
+    """What becomes of a page whose worker was ended over its time: it fails; site memory's first pass answers
+    None for it (``remember_chunk``), so that the second fails it at once."""
+    if work is clean_chunk:
+        return [Result(task.shown, "failed", f"{task.shown}: {over_time(config, ended=True)}")]
+    if work is remember_chunk and task.kind not in ("jsonl", "warc"):
+        return [(task.source, None)]
+    return []
 
 
 DEATH_WAIT = 60.0  # seconds the batch waits for each other worker's file after one died

@@ -634,7 +634,8 @@ def test_a_worker_stuck_outside_python_is_ended_and_only_its_page_fails(tmp_path
     its worker is ended once the page is over its time and a grace, its page fails, the others of its chunk
     are cleaned by a new worker."""
     names = _pages(tmp_path / "in", {"seite1.txt": "STARR"}, count=9)
-    result = _run_stuck(tmp_path, tmp_path / "in", "-o", tmp_path / "out", "--timeout", "1", "--jobs", "2")
+    args = ("--timeout", "1", "--jobs", "2", "--no-site-memory")  # (the first pass would find it: see below)
+    result = _run_stuck(tmp_path, tmp_path / "in", "-o", tmp_path / "out", *args)
     stderr = result.stderr.decode()
     assert result.returncode == 1, stderr
     assert "seite1.txt: took longer than --timeout (1 s): its worker did not stop and was ended" in stderr
@@ -794,3 +795,135 @@ def test_a_slow_reader_does_not_count_against_the_time_limit(tmp_path):
     out, err = process.communicate(timeout=60)
     assert process.returncode == 0, err.decode()
     assert len(out) > 1 << 17 and out.decode().startswith(paragraph)
+
+
+def test_one_file_of_records_with_more_jobs_has_a_worker_that_can_be_ended(tmp_path):
+    """One file of records (a big crawl) with --jobs 2 or more was cleaned in the main process, where a page
+    stuck outside Python is never ended, and a record stuck in a worker lost its whole file."""
+    source = tmp_path / "recs" / "seiten.jsonl"
+    source.parent.mkdir()
+    words = ["neun", "STARR", "zehn", "elf"]
+    source.write_text(
+        "".join(json.dumps({"id": i, "text": ARTICLE.replace("acht", w)}) + "\n" for i, w in enumerate(words)),
+        encoding="utf-8",
+    )
+    errors = tmp_path / "errors.jsonl"
+    result = _run_stuck(
+        tmp_path, source.parent, "-o", tmp_path / "out2", "--timeout", "1", "--jobs", "2", "--errors", errors
+    )
+    assert result.returncode == 1, result.stderr.decode()
+    written = (tmp_path / "out2" / "seiten.jsonl").read_text().splitlines()
+    assert [json.loads(line)["id"] for line in written] == [0, 2, 3]
+    assert [json.loads(line) for line in errors.read_text().splitlines()] == [
+        {
+            "file": str(source),
+            "line": 2,
+            "error": "took longer than --timeout (1 s): its worker did not stop and was ended; not cleaned",
+        }
+    ]
+
+
+def test_an_ended_worker_costs_no_count_and_no_minute(tmp_path):
+    """After a worker was ended, the files of its share it had written were cleaned again and, with
+    --skip-existing, counted as skipped ("14 cleaned, 1 skipped" for 15 written into an empty folder); a second
+    page stuck at the same time waited a minute and then ran its whole time again."""
+    import time
+
+    names = _pages(tmp_path / "in", {"seite1.txt": "STARR", "seite9.txt": "STARR"}, count=16)
+    begun = time.monotonic()
+    args = ("--timeout", "1", "--jobs", "2", "--skip-existing", "--no-site-memory")
+    result = _run_stuck(tmp_path, tmp_path / "in", "-o", tmp_path / "out", *args)
+    stderr = result.stderr.decode()
+    assert result.returncode == 1 and time.monotonic() - begun < 40, stderr
+    assert stderr.splitlines()[-1].startswith("14 files cleaned, 2 failed, 0 skipped"), stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        n for n in sorted(names) if n not in ("seite1.txt", "seite9.txt")
+    ]
+
+
+def test_a_page_over_its_time_in_site_memorys_first_pass_is_not_run_again(tmp_path):
+    """A folder of three or more pages: the page that went over its time in the first pass ran its whole time
+    again in the second."""
+    import time
+
+    _pages(tmp_path / "in", {"seite1.txt": "ENDLOS"}, count=3)
+    begun = time.monotonic()
+    result = _run_stuck(tmp_path, tmp_path / "in", "-o", tmp_path / "out", "--timeout", "2", "--jobs", "1")
+    stderr = result.stderr.decode()
+    assert result.returncode == 1 and time.monotonic() - begun < 3.9, stderr
+    assert "seite1.txt: took longer than --timeout (2 s); not cleaned (in site memory's first pass)" in stderr
+
+
+def test_a_record_over_its_time_in_the_first_pass_leaves_the_others_counted(tmp_path, monkeypatch):
+    """A JSON Lines record over its time in site memory's first pass ended the count of the file: no record
+    after it was remembered, and their labels changed without a word."""
+    from detector import batch
+
+    source = tmp_path / "seiten.jsonl"
+    texts = [ARTICLE.replace("acht", word) for word in ("acht", "ENDLOS", "neun", "zehn")]
+    source.write_text(
+        "".join(json.dumps({"url": f"https://ex.de/{i}", "text": t}) + "\n" for i, t in enumerate(texts)),
+        encoding="utf-8",
+    )
+    paragraphs = batch.iter_paragraphs
+
+    def looping(text):
+        while "ENDLOS" in text:
+            pass
+        return paragraphs(text)
+
+    monkeypatch.setattr(batch, "iter_paragraphs", looping)
+    config = RunConfig(timeout=0.5)
+    alarm = batch.arm_page_alarm(config)
+    try:
+        [(_, found)] = batch.remember_chunk([Task(str(source), "jsonl", "")], config)
+    finally:
+        batch.disarm_page_alarm(alarm)
+    assert [(site, memory.pages) for site, memory in found] == [("host:ex.de", 3)]
+
+
+def test_a_tiny_time_limit_fails_pages_and_never_the_batch(tmp_path):
+    """`--timeout 1e-6`: the alarm came before a page's first step and ended the batch ("unexpected failure:
+    PageTimeout()", no summary, no errors file)."""
+    _pages(tmp_path / "in", {}, count=3)
+    errors = tmp_path / "errors.jsonl"
+    for jobs in ("1", "2"):
+        out = tmp_path / f"out{jobs}"
+        result = run(
+            "clean-article", tmp_path / "in", "-o", out, "--timeout", "1e-6", "-j", jobs, "--errors", errors
+        )
+        stderr = result.stderr.decode()
+        assert result.returncode in (0, 1) and "unexpected" not in stderr and "Traceback" not in stderr, stderr
+        assert stderr.splitlines()[-1].startswith(f"{len(list(out.iterdir()))} files cleaned"), stderr
+
+
+def test_the_time_limit_holds_for_a_batch_run_from_another_thread(tmp_path, monkeypatch):
+    """The library's batch.run(…, RunConfig(timeout=…, jobs=1)) from a thread other than the main one had no
+    limit (only the main thread gets signals): it runs in a worker process then."""
+    import threading
+
+    from detector import batch
+
+    names = _pages(tmp_path / "in", {"seite1.txt": "ENDLOS"}, count=3)
+    pages = batch.page_paragraphs
+
+    def looping(data, *args, **kwargs):
+        while b"ENDLOS" in data:
+            pass
+        return pages(data, *args, **kwargs)
+
+    monkeypatch.setattr(batch, "page_paragraphs", looping)
+    out = tmp_path / "out"
+    out.mkdir()
+    config = RunConfig(timeout=1, jobs=1, run_id="thread", output_root=str(out))
+    tasks = [Task(str(tmp_path / "in" / n), "text", str(out / n)) for n in names]
+    results: list = []
+    thread = threading.Thread(target=lambda: results.extend(batch.run(tasks, config)), daemon=True)
+    thread.start()
+    thread.join(30)
+    assert not thread.is_alive()
+    assert sorted((os.path.basename(r.source), r.status) for r in results) == [
+        ("seite0.txt", "cleaned"),
+        ("seite1.txt", "failed"),
+        ("seite2.txt", "cleaned"),
+    ]
