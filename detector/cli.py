@@ -556,7 +556,10 @@ def _clean_one(source: str, config: batch.RunConfig, failures: list[batch.Result
                     stream = batch.gunzip_stream(stream)
             if kind in ("jsonl", "warc"):
                 if source != "-" and os.path.isfile(source):  # a file can be read twice: site memory
-                    config = batch.with_site_memory([batch.Task(source, kind, "")], config)
+                    # in this process, as the records are cleaned: one worker would cost its start (and
+                    # multiprocessing's import) for no time limit the stream itself has
+                    memory = batch.with_site_memory([batch.Task(source, kind, "")], config._replace(jobs=1))
+                    config = memory._replace(jobs=config.jobs)
                 alarm = batch.arm_page_alarm(config)  # each record's time (--timeout)
                 try:
                     return _records_to_stdout(stream, name, kind, config, failures)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 import subprocess
 import sys
@@ -40,6 +41,25 @@ def test_cleaning_imports_no_training_library_nor_unused_module(tmp_path, extra,
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=120)
     assert result.stderr.decode().splitlines()[-1] == "0 []"
+
+
+def test_records_to_standard_output_start_no_worker(tmp_path):
+    """A file of records to standard output: site memory's first pass ran in a worker process (the time limit's
+    route for files of records with --jobs 2+), which cost multiprocessing's import and a pool's start, 5 % of
+    a 1,000-record WARC, for no time limit the stream itself has (its records are cleaned in this process)."""
+    source = tmp_path / "seiten.jsonl"
+    text = "Siemens hebt Prognose an\n\nDer Konzern rechnet nun mit einem Umsatzplus von acht Prozent."
+    records = [json.dumps({"url": f"https://ex.de/{i}", "text": text}) for i in range(3)]
+    source.write_text("\n".join(records) + "\n", encoding="utf-8")
+    code = (
+        "import sys\n"
+        "from detector.cli import clean_main\n"
+        f"status = clean_main([{str(source)!r}, '--jobs', '2'])\n"
+        "print(status, 'multiprocessing' in sys.modules, file=sys.stderr)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=120)
+    assert result.stderr.decode().splitlines()[-1] == "0 False", result.stderr.decode()
+    assert result.stdout.count(b"cleaned_text") == 3
 
 
 @needs_example
