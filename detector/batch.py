@@ -199,9 +199,12 @@ def _page_overdue(signum: int, frame: object) -> None:
 def arm_page_alarm(config: RunConfig) -> Any:
     """Let ``start_page`` set alarms in this process, where it can (a time limit is asked for, and this is the
     main thread, which alone gets signals); returns what ``disarm_page_alarm`` restores."""
-    if not config.timeout or not hasattr(signal, "setitimer") or not _main_thread():
+    if not config.timeout or not hasattr(signal, "setitimer"):
         return None
-    previous = signal.signal(signal.SIGALRM, _page_overdue)
+    try:
+        previous = signal.signal(signal.SIGALRM, _page_overdue)
+    except ValueError:  # not the main thread (told so without importing threading: a one-page start)
+        return None
     _PAGE_CLOCK["alarm"] = True
     return previous
 

@@ -20,7 +20,7 @@ HEAVY = ("numpy", "scipy", "sklearn", "pandas")
 # the width itself); typing is never imported at run time (detector._named_tuple), pathlib only for output
 # folders and --rules. Each costs the cold start of every page.
 UNUSED = ("shutil", "bz2", "lzma", "gzip", "typing")
-UNUSED_FOR_ONE_PAGE = (*UNUSED, "pathlib")
+UNUSED_FOR_ONE_PAGE = (*UNUSED, "pathlib", "threading")  # threading: 1 ms, to tell the main thread (--timeout)
 
 
 @needs_example
