@@ -168,10 +168,15 @@ def start_page(config: RunConfig, record: int = 0) -> None:
 
 
 def stop_page(config: RunConfig) -> None:
-    """The page is done: no alarm for it (one that comes while this runs is ignored, ``_page_overdue``)."""
-    if config.timeout and _PAGE_CLOCK["alarm"]:
+    """The page is done: no alarm for it (one that comes while this runs is ignored, ``_page_overdue``), and no
+    page for the main process to watch until the next starts (reading the next record is not timed)."""
+    if not config.timeout:
+        return
+    if _PAGE_CLOCK["alarm"]:
         _PAGE_CLOCK["running"] = False
         signal.setitimer(signal.ITIMER_REAL, 0)
+    if (started := _PAGE_CLOCK.get("started")) is not None:
+        started[_PAGE_CLOCK["slot"]] = 0.0
 
 
 def pause_page(config: RunConfig) -> float:
@@ -1035,7 +1040,6 @@ def clean_warc(
             reading = False
             url = None
             try:
-                start_page(config, number + 1)  # each record is a page with its own time (its line written after)
                 if record.rec_type is None or record.length is None:  # warcio would read the rest as its body
                     raise ValueError("a record without WARC-Type or Content-Length")
                 number += 1
@@ -1062,8 +1066,11 @@ def clean_warc(
                 try:
                     reading = True
                     content = _content_stream(record)
-                    payload = read_limited(content, config.max_bytes, f"{name} record {number}")
+                    payload = read_body(content, config.max_bytes, f"{name} record {number}")
                     reading = False
+                    # its time from here, once read: an alarm inside warcio's reads left the file out of step
+                    # (the next records lost), and a producer's wait is no cleaning
+                    start_page(config, number)
                     cut = cut_by_crawler(record) or chunks_cut(content)
                     if problem := _body_problem(record, content, cut):
                         raise InputError(problem)
@@ -1156,6 +1163,20 @@ def _content_stream(record: Any) -> Any:
     return stream
 
 
+def read_body(content: Any, max_bytes: int, name: str) -> bytes:
+    """A response's body, decoded (``_content_stream``). warcio's decoders print a damaged gzip or deflate
+    stream's error on stderr (once per read after it, also with ``-q``) and end the body there: the message
+    is caught here and makes it a bad record (it was told as a body that "ends inside" its coding)."""
+    held, sys.stderr = sys.stderr, io.StringIO()
+    try:
+        payload = read_limited(content, max_bytes, name)
+    finally:
+        said, sys.stderr = sys.stderr.getvalue(), held
+    if said.strip():
+        raise InputError(f"its HTTP body's Content-Encoding is damaged ({said.strip().splitlines()[0]})")
+    return payload
+
+
 def _codings(value: str | None) -> list[str]:
     """The codings of a Transfer-Encoding or Content-Encoding header, in the order they were applied (names are
     read without case: RFC 9110 §8.4)."""
@@ -1211,12 +1232,16 @@ class _Dechunked:
     def _next_chunk(self) -> None:
         line = self.raw.readline(_CHUNK_LINE)
         digits = line.split(b";")[0].strip()
-        if line.endswith(b"\n") and 0 < len(digits) <= 8 and _HEX_DIGITS.issuperset(digits):
+        # a size of up to 8 hex digits after any leading zeros (RFC 9112 sets no length)
+        size = 0 < len(digits) <= 32 and len(digits.lstrip(b"0")) <= 8 and _HEX_DIGITS.issuperset(digits)
+        if line.endswith(b"\n") and size:
             self.left = int(digits, 16)
             if not self.left:  # the last chunk: then trailer fields, up to a blank line
                 while (field := self.raw.readline(_CHUNK_LINE)) and field.strip(b"\r\n"):
                     pass
                 self.done = True
+        elif size and len(line) < _CHUNK_LINE:  # the body ends inside a chunk-size line: cut, but after "0"
+            self.done, self.cut = True, int(digits, 16) != 0
         elif line:
             self.framed, self.kept = False, line
         else:  # the body ends where the next chunk should start
@@ -1492,6 +1517,7 @@ def _clean_file(task: Task, config: RunConfig) -> Result:
                 if task.kind == "jsonl" and gzipped(handle):
                     stream = gunzip_stream(handle)
                 clean = clean_records if task.kind == "jsonl" else clean_warc
+                stop_page(config)  # each record is timed once it has been read, not the file
                 lines = clean(stream, name, config, result, task.skip)
                 write_atomic(target, lines, config.run_id, root=config.output_root)
                 return result
@@ -1913,7 +1939,8 @@ def remember_chunk(
         memories: dict[str, SiteMemory] = {}
         over = False
         try:
-            start_page(config)
+            if task.kind not in ("jsonl", "warc"):  # (each record is timed on its own)
+                start_page(config)
             for site, texts in _site_pages(task, config):
                 if task.kind not in ("jsonl", "warc"):
                     found.append((site, page_keys(texts)))
@@ -1941,8 +1968,7 @@ def host_pages_chunk(tasks: list[Task], config: RunConfig) -> list[tuple[str, se
     found: list[tuple[str, set[int]]] = []
     for task in tasks:
         hosts: dict[str, set[int]] = {}
-        try:
-            start_page(config)
+        try:  # (files of records: each record is timed on its own)
             for site, page in _site_pages(task, config, checksums=True):
                 pages = hosts.setdefault(site, set())
                 if len(pages) < SITE_MIN_PAGES:
@@ -1981,10 +2007,12 @@ def _record_pages(
         if number in skip or not line or not line.strip():
             continue
         try:
-            start_page(config, number)  # a record's time, as in the second pass
+            start_page(config, number)  # a record's time, as in the second pass (not the reading of the next)
             page = _record_page(line, config, checksums)
         except PageTimeout:
             continue
+        finally:
+            stop_page(config)
         if page is not None:
             yield page
 
@@ -2010,14 +2038,14 @@ def _record_page(line: bytes | str, config: RunConfig, checksums: bool) -> tuple
             return f"host:{host}", [b.text for b in html_blocks(repaired(value, config))]
         except ValueError:  # a page nested too deep: reported by the second pass
             return None
-    return f"host:{host}", iter_paragraphs(normalise_newlines(repaired(value, config)))
+    return f"host:{host}", list(iter_paragraphs(normalise_newlines(repaired(value, config))))  # in its time
 
 
 def _warc_page(
-    record: Any, config: RunConfig, checksums: bool, hosts: frozenset[str] | None
+    record: Any, config: RunConfig, checksums: bool, hosts: frozenset[str] | None, number: int
 ) -> tuple[str, Any] | None:
     """One WARC record's host and paragraphs (or checksum) for the first pass; None for a record the second
-    pass does not write."""
+    pass does not write. Timed, as there, once its content has been read."""
     content_type = (record.http_headers.get_header("Content-Type") or "") if record.http_headers else ""
     host = host_of(record.rec_headers.get_header("WARC-Target-URI"))
     if not _may_be_html(record, content_type) or not host:
@@ -2026,7 +2054,8 @@ def _warc_page(
         return None
     try:
         content = _content_stream(record)
-        payload = read_limited(content, config.max_bytes, "")
+        payload = read_body(content, config.max_bytes, "")
+        start_page(config, number)
         if _body_problem(record, content, cut_by_crawler(record) or chunks_cut(content)):
             return None  # a bad record of the second pass
         if not _html_body(content_type, payload):
@@ -2063,10 +2092,11 @@ def _warc_pages(
             if number in skip:
                 continue
             try:
-                start_page(config, number)  # a record's time, as in the second pass
-                held = _warc_page(record, config, checksums, hosts)
+                held = _warc_page(record, config, checksums, hosts, number)
             except PageTimeout:  # left out; the next record has a time of its own
                 continue
+            finally:
+                stop_page(config)
     except (ArchiveLoadFailed, zlib.error, *_WARCIO_ERRORS):
         pass
     except EOFError:  # gzip data that ends inside its stream: the record before the cut is whole
@@ -2167,9 +2197,8 @@ def _inherited_work(index: int) -> tuple[int, int, list]:
     for task in _INHERITED["chunks"][index]:
         if stop.is_set():
             break
-        at[index] = done
+        at[index] = done  # (``start_page`` notes when its page, or each record, begins)
         _INHERITED["records"][index] = 0
-        started[index] = time.monotonic()  # seen by the main process, which ends a worker stuck in a page
         results += work([task], config)
         done += 1
     started[index] = 0.0

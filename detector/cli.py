@@ -558,7 +558,8 @@ def _clean_one(source: str, config: batch.RunConfig, failures: list[batch.Result
                 if source != "-" and os.path.isfile(source):  # a file can be read twice: site memory
                     # in this process, as the records are cleaned: one worker would cost its start (and
                     # multiprocessing's import) for no time limit the stream itself has
-                    memory = batch.with_site_memory([batch.Task(source, kind, "")], config._replace(jobs=1))
+                    named = batch.Task(source, kind, "", link=True)  # named: a link is followed, as for cleaning
+                    memory = batch.with_site_memory([named], config._replace(jobs=1))
                     config = memory._replace(jobs=config.jobs)
                 alarm = batch.arm_page_alarm(config)  # each record's time (--timeout)
                 try:
