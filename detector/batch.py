@@ -2257,6 +2257,14 @@ def _run_forked(
     rest: list[Task] = []  # after a worker died: the files to clean in a new pool
     lost: list[Task] = []  # the files of the chunks of workers that died
     died = False
+    handing: list = []  # what is left of the answer being handed on, when a stop comes while one is taken
+
+    def hand_on(results: list) -> Iterator:
+        """An answer's results one by one: a stop (Ctrl-C) thrown in while the caller takes one leaves the rest
+        here, to be handed on with the last answers (the summary missed up to a chunk of written files)."""
+        handing[:] = results
+        while handing:
+            yield handing.pop(0)
 
     def settle(over: dict[int, tuple[int, int]]) -> Iterator:
         """The chunks whose worker was ended over a page's time: that page fails (a record of it: the file is
@@ -2291,7 +2299,7 @@ def _run_forked(
                     pass
                 else:
                     pending.discard(index)
-                    yield from results
+                    yield from hand_on(results)
                     if not pending or time.monotonic() - watched < WATCH_EVERY:  # a look at least this often
                         continue
                 watched = time.monotonic()
@@ -2322,7 +2330,7 @@ def _run_forked(
                     waited = time.monotonic()
                     pending.discard(index)
                     rest += chunks[index][done:]
-                    yield from results
+                    yield from hand_on(results)
                 rest += [t._replace(redo_after=began) for i in sorted(pending) for t in chunks[i]]
                 pending.clear()
                 break
@@ -2336,8 +2344,9 @@ def _run_forked(
             stop.set()
             held = _ignore_repeats()
             try:
+                yield from hand_on(list(handing))
                 for _, _, results in _last_answers(finished, pending, STOP_WAIT):
-                    yield from results
+                    yield from hand_on(results)
             finally:
                 for number, handler in held:
                     signal.signal(number, handler)
