@@ -2178,6 +2178,25 @@ def worker_start() -> None:
             ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
         except (OSError, AttributeError):
             pass
+    if hasattr(signal, "pthread_sigmask"):  # blocked while the pool forked it (``_new_pool``): now ignored
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOPS)
+
+
+_STOPS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def _new_pool(context: Any, workers: int) -> Any:
+    """A pool whose workers start with Ctrl-C, SIGTERM and SIGHUP blocked until ``worker_start`` has set them:
+    a stop sent to the process group while a worker was being forked reached it before, and it printed a
+    traceback (or its pool's set-up in this process was cut, "release unlocked lock"). The pool's own thread,
+    which forks the workers that replace dead ones, keeps the mask it is started with: they start so too."""
+    if not hasattr(signal, "pthread_sigmask"):
+        return context.Pool(workers, initializer=worker_start)
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, _STOPS)
+    try:
+        return context.Pool(workers, initializer=worker_start)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)  # a stop that came meanwhile is delivered here
 
 
 STOP_WAIT = 3.0  # seconds an interrupted batch waits for each worker's last answer
@@ -2252,12 +2271,13 @@ def _run_forked(
     workers = min(config.jobs, n)  # no idle worker: each costs a process and its memory
     _check_descriptors(workers)
     began = time.time()  # an output newer than this was written by this run
-    pool = context.Pool(workers, initializer=worker_start)
+    pool = _new_pool(context, workers)
     pending = set(range(n))
     rest: list[Task] = []  # after a worker died: the files to clean in a new pool
     lost: list[Task] = []  # the files of the chunks of workers that died
     died = False
     handing: list = []  # what is left of the answer being handed on, when a stop comes while one is taken
+    caught: list = []  # the answer a stop came with (``_next_answer``)
 
     def hand_on(results: list) -> Iterator:
         """An answer's results one by one: a stop (Ctrl-C) thrown in while the caller takes one leaves the rest
@@ -2294,7 +2314,7 @@ def _run_forked(
         try:
             while pending:
                 try:
-                    index, done, results = finished.next(timeout=WATCH_EVERY)
+                    index, done, results = _next_answer(finished, WATCH_EVERY, caught)
                 except multiprocessing.TimeoutError:
                     pass
                 else:
@@ -2323,7 +2343,7 @@ def _run_forked(
                 waited = time.monotonic()
                 while pending and time.monotonic() - waited < DEATH_WAIT:  # each answer waited for so long
                     try:
-                        index, done, results = finished.next(timeout=WATCH_EVERY)
+                        index, done, results = _next_answer(finished, WATCH_EVERY, caught)
                     except multiprocessing.TimeoutError:
                         yield from settle(_end_overdue(pending, config, *clock))  # stuck as well
                         continue
@@ -2345,6 +2365,9 @@ def _run_forked(
             held = _ignore_repeats()
             try:
                 yield from hand_on(list(handing))
+                for index, _, results in caught:
+                    pending.discard(index)
+                    yield from hand_on(results)
                 for _, _, results in _last_answers(finished, pending, STOP_WAIT):
                     yield from hand_on(results)
             finally:
@@ -2424,6 +2447,22 @@ def _ignore_repeats() -> list[tuple[int, Any]]:
     return [(number, signal.signal(number, signal.SIG_IGN)) for number in numbers]
 
 
+def _next_answer(finished: Any, wait: float, box: list) -> tuple[int, int, list]:
+    """The next answer of the pool (``multiprocessing.TimeoutError`` after ``wait`` seconds), with Ctrl-C,
+    SIGTERM and SIGHUP held until the pool's iterator has let go of its lock: a stop raised inside it left the
+    lock taken, and the next wait for an answer (the last answers of an interrupted batch) hung for ever. The
+    stop is raised as this returns, a second at most later; the answer it came with is then in ``box``."""
+    box.clear()
+    if not hasattr(signal, "pthread_sigmask"):
+        return finished.next(timeout=wait)
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, _STOPS)
+    try:
+        box.append(finished.next(timeout=wait))
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+    return box.pop()
+
+
 def _last_answers(finished: Any, pending: set[int], wait: float) -> Iterator[tuple[int, int, list]]:
     """The answers still to come once the workers were asked to stop, each waited for ``wait`` seconds at
     most (a worker killed too never answers)."""
@@ -2431,7 +2470,7 @@ def _last_answers(finished: Any, pending: set[int], wait: float) -> Iterator[tup
 
     while pending:
         try:
-            index, done, results = finished.next(timeout=wait)
+            index, done, results = _next_answer(finished, wait, [])
         except multiprocessing.TimeoutError:
             return
         pending.discard(index)

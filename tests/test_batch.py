@@ -960,3 +960,35 @@ def test_a_stop_while_a_result_is_taken_still_hands_on_the_rest_of_its_answer(tm
     result = subprocess.run([sys.executable, script], capture_output=True, timeout=60, cwd=root)
     first, got = result.stdout.decode().split(" ", 1)
     assert all(f"'{first}{i}'" in got for i in range(5)), (got, result.stderr.decode()[-500:])
+
+
+def test_a_stop_never_comes_inside_the_pools_wait_for_an_answer():
+    """A Ctrl-C raised inside the pool's iterator while it held its lock left the lock taken: the wait for the
+    workers' last answers then hung for ever (1 interrupted batch in about 30). The stop is held while the
+    iterator waits and raised as the wait returns, with its answer kept for the last answers."""
+    import signal
+    import threading
+    import time
+
+    from detector import batch
+
+    class Iterator:
+        def __init__(self) -> None:
+            self.lock = threading.Lock()
+
+        def next(self, timeout: float) -> tuple:
+            with self.lock:
+                time.sleep(0.3)  # the stop comes here
+                return (0, 1, ["result"])
+
+    answers = Iterator()
+    box: list = []
+
+    def stop() -> None:  # to the main thread: the pool's own threads never take a stop (``_new_pool``)
+        time.sleep(0.1)
+        signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+
+    threading.Thread(target=stop).start()
+    with pytest.raises(KeyboardInterrupt):
+        batch._next_answer(answers, 1.0, box)
+    assert box == [(0, 1, ["result"])] and not answers.lock.locked()
