@@ -972,23 +972,31 @@ def test_a_stop_never_comes_inside_the_pools_wait_for_an_answer():
 
     from detector import batch
 
+    inside, sent = threading.Event(), threading.Event()
+
     class Iterator:
         def __init__(self) -> None:
             self.lock = threading.Lock()
 
         def next(self, timeout: float) -> tuple:
             with self.lock:
-                time.sleep(0.3)  # the stop comes here
+                inside.set()
+                sent.wait(10)  # the stop comes here
+                time.sleep(0.05)  # (time for it to be raised, where it is not held)
                 return (0, 1, ["result"])
+
+    def stop() -> None:  # to the main thread: the pool's own threads never take a stop (``_new_pool``)
+        inside.wait(10)
+        signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+        sent.set()
 
     answers = Iterator()
     box: list = []
-
-    def stop() -> None:  # to the main thread: the pool's own threads never take a stop (``_new_pool``)
-        time.sleep(0.1)
-        signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
-
-    threading.Thread(target=stop).start()
-    with pytest.raises(KeyboardInterrupt):
-        batch._next_answer(answers, 1.0, box)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # (a background job ignores Ctrl-C)
+    try:
+        threading.Thread(target=stop).start()
+        with pytest.raises(KeyboardInterrupt):
+            batch._next_answer(answers, 1.0, box)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert box == [(0, 1, ["result"])] and not answers.lock.locked()
