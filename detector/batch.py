@@ -2214,7 +2214,7 @@ def _inherited_work(index: int) -> tuple[int, int, list]:
     results: list = []
     done = 0
     for task in _INHERITED["chunks"][index]:
-        if stop.is_set():
+        if stop[0]:
             break
         at[index] = done  # (``start_page`` notes when its page, or each record, begins)
         _INHERITED["records"][index] = 0
@@ -2258,7 +2258,9 @@ def _run_forked(
 
     load_model(config.model)
     context = multiprocessing.get_context("fork")
-    stop = context.Event()
+    # a byte in shared memory, not an Event: a worker killed (SIGTERM to the process group) while it read an
+    # Event held its lock for ever, and the stop of an interrupted batch waited for it for ever
+    stop = context.Array("b", 1, lock=False)
     n = len(chunks)
     taken = context.Array("i", n, lock=False)  # per chunk: the process id of the worker it went to
     started = context.Array("d", n, lock=False)  # per chunk: when its page began (0: not at work)
@@ -2339,7 +2341,7 @@ def _run_forked(
                     lost += chunks[index]
                     for task in chunks[index]:
                         yield from _lost(task, work)
-                stop.set()  # the others stop after their file; then a new pool takes what is left
+                stop[0] = 1  # the others stop after their file; then a new pool takes what is left
                 waited = time.monotonic()
                 while pending and time.monotonic() - waited < DEATH_WAIT:  # each answer waited for so long
                     try:
@@ -2361,7 +2363,7 @@ def _run_forked(
             # finished is still told (the summary, the errors file) before the interruption goes on. A worker
             # the signal killed too (SIGTERM to the process group) never answers: each answer is waited for a
             # few seconds at most.
-            stop.set()
+            stop[0] = 1
             held = _ignore_repeats()
             try:
                 yield from hand_on(list(handing))
