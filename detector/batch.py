@@ -126,6 +126,8 @@ class RunConfig(NamedTuple):
     output_root: str = ""  # the output folder's real path, which every output must stay inside (``inside``)
     timeout: float = 0.0  # seconds one page (a file, or a record of one) may take; 0: no limit (``start_page``)
     over_time: frozenset[str] = frozenset()  # inputs whose page went over it in site memory's first pass
+    record_jobs: int = 1  # worker processes that clean the records of one crawl file (``detector.workers``)
+    records_here: float = 0.0  # seconds of its records cleaned in this process before those workers start
 
     def patterns(self) -> tuple[str, ...]:
         return self.globs or DEFAULT_GLOBS[self.input_format]
@@ -262,10 +264,11 @@ class Result:
             self.dropped[flag] = self.dropped.get(flag, 0) + 1
         self.dropped["pages"] = self.dropped.get("pages", 0) + 1
 
-    def count(self, paragraphs: list[Paragraph]) -> None:
+    def add_page(self, labels: dict[str, int]) -> None:
+        """One more page cleaned, with its paragraphs' labels counted."""
         self.pages += 1
-        for p in paragraphs:
-            self.labels[p.label] = self.labels.get(p.label, 0) + 1
+        for label, count in labels.items():
+            self.labels[label] = self.labels.get(label, 0) + count
 
 
 class Task(NamedTuple):
@@ -815,14 +818,13 @@ def clean_records(
     """Stream JSON Lines: each record keeps its fields and gains ``cleaned_text`` and ``paragraph_labels``
     (and ``paragraphs`` with ``--format json``). A bad record is left out and listed in ``result``; it never
     stops the file. Every record also gains its ``page_verdict``; with ``--drop-pages`` a flagged record is
-    left out and counted. ``skip``: the lines of records whose worker was ended over their time."""
+    left out and counted. ``skip``: the lines of records whose worker was ended over their time. The records
+    are read here and cleaned by ``config.record_jobs`` workers (``detector.workers``), written in order."""
     load_model(config.model)
     result.notes.extend(unused_options("jsonl", name, config))
     field_name = config.html_field or config.text_field
+    kind = "html" if config.html_field else "text"
     nan_values = in_record = 0
-
-    def fail(line: int, reason: str) -> None:
-        result.record_errors.append({"file": name, "line": line, "error": reason})
 
     def constant(value: str) -> None:
         nonlocal in_record
@@ -837,21 +839,17 @@ def clean_records(
         constant(literal)
         return None
 
-    def one(number: int, line: bytes | str | None) -> bytes | None:
-        """One line's record as its output line, or None (a blank line, a bad or dropped record)."""
-        nonlocal in_record
+    def parsed(line: bytes | str | None) -> dict | str | None:
+        """One line's record, or why it is bad, or None for a blank line."""
         if line is None:
-            fail(number, f"record larger than --max-bytes ({config.max_bytes} bytes)")
-            return None
+            return f"record larger than --max-bytes ({config.max_bytes} bytes)"
         if not line.strip():
             return None
-        in_record = 0
         try:
             text = _forced_line(line, config.encoding)
             record = json.loads(text, parse_constant=constant, parse_float=number_or_null)
         except UnicodeDecodeError as exc:  # (json's own guess made binary bytes "utf-16-be")
-            fail(number, f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at column {exc.start + 1})")
-            return None
+            return f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at column {exc.start + 1})"
         except (ValueError, RecursionError) as exc:
             if isinstance(exc, json.JSONDecodeError) and exc.pos >= len(exc.doc):  # a record cut short
                 reason = f"{exc.msg.removesuffix(' at')} at the end of the line: the record is cut short"
@@ -859,61 +857,119 @@ def clean_records(
                 reason = f"{exc.msg.removesuffix(' at')} at column {exc.colno}"
             else:
                 reason = str(exc) or type(exc).__name__
-            fail(number, f"invalid JSON ({reason})")
-            return None
-        kind = "html" if config.html_field else "text"
+            return f"invalid JSON ({reason})"
         if not isinstance(record, dict):
-            fail(number, f"not a JSON object but {_json_kind(record)}")
-            return None
+            return f"not a JSON object but {_json_kind(record)}"
         value = record.get(field_name)
         if not isinstance(value, str):
             if field_name in record:
-                fail(number, f"the {kind} field {field_name!r} is {_json_kind(value)}, not a string")
-            else:
-                fail(number, f"no {kind} field {field_name!r}")
-            return None
-        try:
-            content = repaired(value, config)
-            paragraphs = label_page(content, kind, config, host_of(record.get("url")), record)
-            flags = dropped_by(verdict(paragraphs), config)
-            if flags:
-                result.drop(flags)
-                return None
-            _annotate(record, paragraphs, config)
-            out = json_line(record)
-        except (ValueError, RecursionError) as exc:
-            fail(number, f"cannot be cleaned ({type(exc).__name__}: {exc})")
-            return None
-        result.count(paragraphs)
-        return out
+                return f"the {kind} field {field_name!r} is {_json_kind(value)}, not a string"
+            return f"no {kind} field {field_name!r}"
+        return record
 
-    number = 0
-    try:
-        for number, line in record_lines(stream, config.max_bytes):
-            if number in skip:
-                fail(number, over_time(config, ended=True))
-                continue
-            try:
-                start_page(config, number)  # each record is a page with its own time (its line written after)
-                out = one(number, line)
-            except PageTimeout:
-                fail(number, over_time(config))
-                continue
-            finally:
-                stop_page(config)
-            if out is not None:
-                nan_values += in_record
-                yield out
-    except UnicodeDecodeError as exc:
-        fail(number + 1, f"not valid {exc.encoding} text; the rest of the file is not read")
-    except EOFError:
-        fail(number + 1, "truncated gzip data: the file ends inside this line")
-    except zlib.error as exc:
-        fail(number + 1, f"damaged gzip data, the rest is not read ({exc})")
+    def items() -> Iterator[tuple[tuple | None, tuple[int, str, int]]]:
+        """Each line as (what its worker gets, or None; (its number, why it failed or "", its NaN values))."""
+        nonlocal in_record
+        number = 0
+        try:
+            for number, line in record_lines(stream, config.max_bytes):
+                if number in skip:
+                    yield None, (number, over_time(config, ended=True), 0)
+                    continue
+                in_record = 0
+                record = parsed(line)
+                if isinstance(record, dict):
+                    yield (number, record, field_name, kind, config), (number, "", in_record)
+                elif record is not None:
+                    yield None, (number, record, 0)
+                del record, line
+        except UnicodeDecodeError as exc:
+            yield None, (number + 1, f"not valid {exc.encoding} text; the rest of the file is not read", 0)
+        except EOFError:
+            yield None, (number + 1, "truncated gzip data: the file ends inside this line", 0)
+        except zlib.error as exc:
+            yield None, (number + 1, f"damaged gzip data, the rest is not read ({exc})", 0)
+
+    for (number, error, nans), outcome in _in_order(label_record, items(), config):
+        error = error or _record_failure(outcome, config)
+        if error:
+            result.record_errors.append({"file": name, "line": number, "error": error})
+        elif isinstance(outcome, Dropped):
+            result.drop(outcome.flags)
+        elif isinstance(outcome, Labelled):
+            nan_values += nans
+            result.add_page(outcome.labels)
+            yield outcome.line
     if nan_values:
         result.notes.append(
             f"{name}: {nan_values} NaN, Infinity or too large value(s) written as null (they are not JSON numbers)"
         )
+
+
+class Labelled(NamedTuple):
+    """A record's page cleaned, as a worker hands it back: its output line, its paragraphs' labels counted,
+    and notes for the user."""
+
+    line: bytes
+    labels: dict[str, int]
+    notes: list[str]
+
+
+class Dropped(NamedTuple):
+    """A record's page that ``--drop-pages`` leaves out, with the flags that did."""
+
+    flags: list[str]
+
+
+def label_record(number: int, record: dict, field_name: str, kind: str, config: RunConfig) -> Labelled | Dropped:
+    """A JSON Lines record's page cleaned into the record (in a worker, or here with one job), in its time."""
+    start_page(config, number)  # each record is a page with its own time (its line written after)
+    try:
+        content = repaired(record[field_name], config)
+        paragraphs = label_page(content, kind, config, host_of(record.get("url")), record)
+        return labelled(record, paragraphs, config)
+    finally:
+        stop_page(config)
+
+
+def labelled(record: dict, paragraphs: list[Paragraph], config: RunConfig, notes: list[str] | None = None) -> Any:
+    """A record with its cleaned page as its output line, or the flags for which ``--drop-pages`` drops it."""
+    flags = dropped_by(verdict(paragraphs), config)
+    if flags:
+        return Dropped(flags)
+    _annotate(record, paragraphs, config)
+    labels: dict[str, int] = {}
+    for p in paragraphs:
+        labels[p.label] = labels.get(p.label, 0) + 1
+    return Labelled(json_line(record), labels, notes or [])
+
+
+def _in_order(work: Callable[..., Any], items: Iterable[tuple[tuple | None, Any]], config: RunConfig) -> Iterator:
+    """The records' outcomes in their order, from ``config.record_jobs`` worker processes (one: here)."""
+    from detector.workers import in_order
+
+    hard_limit = config.timeout + HARD_GRACE if config.timeout else 0.0
+    return in_order(work, items, config.record_jobs, worker_start, hard_limit, _STOPS, config.records_here)
+
+
+def _record_failure(outcome: object, config: RunConfig, prefix: str | None = None) -> str:
+    """Why a record's cleaning failed, from its outcome ("" when it did not); an error that is no record's
+    own (the model, memory) fails the file as before."""
+    from detector.workers import Died, Ended
+
+    if not isinstance(outcome, BaseException):
+        return ""
+    if isinstance(outcome, PageTimeout):
+        return over_time(config)
+    if isinstance(outcome, Ended):
+        return over_time(config, ended=True)
+    if isinstance(outcome, Died):
+        return "not cleaned: its worker process died (out of memory? killed?)"
+    if prefix is not None and isinstance(outcome, (InputError, NotTextError, ValueError, RecursionError)):
+        return str(outcome).removeprefix(prefix)  # (a WARC record's errors are told as they were read)
+    if isinstance(outcome, (ValueError, RecursionError)):
+        return f"cannot be cleaned ({type(outcome).__name__}: {outcome})"
+    raise outcome
 
 
 def _forced_line(line: bytes | str, encoding: str | None) -> str:
@@ -1004,88 +1060,71 @@ def clean_warc(
     """Stream a WARC file (plain or gzipped, record by record, never whole): every HTML response becomes one
     JSON line (url, record id, date, cleaned text, labels); other records are counted as skipped. A file that
     ends inside a record, or damaged data, is a bad record that says so (warcio alone reads a cut record as if
-    whole)."""
+    whole). The records are read here and their pages cleaned by ``config.record_jobs`` workers."""
     from warcio.exceptions import ArchiveLoadFailed
 
     load_model(config.model)
     result.notes.extend(unused_options("warc", name, config))
-    number = 0
-    reading = False  # a record's content, where an EOFError is a cut inside it
     plain = plain_warc(stream)
     head = plain.peek(11)[:11] if hasattr(plain, "peek") else b""
     if head and not head.startswith((b"WARC/", b"filedesc://")):
         raise InputError(f"{name}: not a WARC file (it does not start with WARC/, nor as an ARC file)")
     arc = head.startswith(b"filedesc://")  # its records have no ids: warcio makes up a new one on every read
     records = archive_iterator()(plain, arc2warc=True)
-    # A record's line is held until the next record is read: only then does warcio tell (err_count) whether
-    # the record ended where its Content-Length said, and a record cut short by a wrong length must not pass.
-    # (its number, url, line, paragraphs, and notes: a note on a record that then fails is not told)
-    held: tuple[int, str | None, bytes, list[Paragraph], list[str]] | None = None
-    wrong_lengths = 0
 
-    def release() -> Iterator[bytes]:
-        nonlocal held, wrong_lengths
-        if held is not None and records.err_count > wrong_lengths:
-            error = "not followed by a blank line: its Content-Length is wrong, its content cut or run over"
-            result.record_errors.append({"file": name, "record": held[0], "url": held[1], "error": error})
-        elif held is not None:
-            result.notes.extend(f"{name} record {held[0]}: {note}" for note in held[4])
-            result.count(held[3])
-            yield held[2]
-        wrong_lengths, held = records.err_count, None
+    def items() -> Iterator[tuple[tuple | None, list]]:
+        """Each record as (what its worker gets, or None; [its number, url, why it failed or "", notes, and
+        whether its Content-Length proved wrong]). Whether a record ended where its Content-Length said is
+        told by warcio (err_count) only once the next record is read: the last tag learns it then."""
+        number = 0
+        reading = False  # a record's content, where an EOFError is a cut inside it
+        wrong_lengths = 0
+        last: list | None = None  # the tag of the record read last, if it was handed on to be cleaned
 
-    try:
-        for record in records:
-            yield from release()
-            reading = False
-            url = None
-            try:
+        def seal() -> None:
+            nonlocal wrong_lengths, last
+            if last is not None and records.err_count > wrong_lengths:
+                last[4] = True
+            wrong_lengths, last = records.err_count, None
+
+        def failed(error: str, url: Any = NO_URL, at: int = 0) -> tuple[None, list]:
+            return None, [at or number, url, error, [], False]
+
+        try:
+            for record in records:
+                seal()
+                reading = False
+                url = None
                 if record.rec_type is None or record.length is None:  # warcio would read the rest as its body
-                    raise ValueError("a record without WARC-Type or Content-Length")
-                number += 1
-                url = record.rec_headers.get_header("WARC-Target-URI")
-                if number in skip:
-                    error = over_time(config, ended=True)
-                    result.record_errors.append({"file": name, "record": number, "url": url, "error": error})
-                    continue
-                if record.rec_type == "response" and not (url or "").strip():
-                    error = "a response without a WARC-Target-URI (or an empty one): its page could not be "
-                    error += "told by its url"
-                    result.record_errors.append({"file": name, "record": number, "url": url, "error": error})
-                    continue
-                headers = record.http_headers
-                content_type = (headers.get_header("Content-Type") or "") if headers else ""
-                if not _may_be_html(record, content_type):
-                    result.skipped_records += record.rec_type not in ("warcinfo", "request", "metadata")
-                    while record.raw_stream.read(1 << 16):  # read here, to tell a cut (warcio reads it short)
-                        pass
-                    if missing := getattr(record.raw_stream, "limit", 0):
-                        error = f"cut short: the file ends {missing:,} bytes before the record's end"
-                        result.record_errors.append({"file": name, "record": number, "error": error})
-                    continue
+                    raise ValueError("a record without WARC-Type or Content-Length")  # (damaged data: the end)
                 try:
+                    number += 1
+                    url = record.rec_headers.get_header("WARC-Target-URI")
+                    if number in skip:
+                        yield failed(over_time(config, ended=True), url)
+                        continue
+                    if record.rec_type == "response" and not (url or "").strip():
+                        error = "a response without a WARC-Target-URI (or an empty one): its page could not be "
+                        yield failed(error + "told by its url", url)
+                        continue
+                    headers = record.http_headers
+                    content_type = (headers.get_header("Content-Type") or "") if headers else ""
+                    if not _may_be_html(record, content_type):
+                        result.skipped_records += record.rec_type not in ("warcinfo", "request", "metadata")
+                        while record.raw_stream.read(1 << 16):  # read here, to tell a cut (warcio reads it short)
+                            pass
+                        if missing := getattr(record.raw_stream, "limit", 0):
+                            yield failed(f"cut short: the file ends {missing:,} bytes before the record's end")
+                        continue
                     reading = True
                     content = _content_stream(record)
                     payload = read_body(content, config.max_bytes, f"{name} record {number}")
                     reading = False
-                    # its time from here, once read: an alarm inside warcio's reads left the file out of step
-                    # (the next records lost), and a producer's wait is no cleaning
-                    start_page(config, number)
                     cut = cut_by_crawler(record) or chunks_cut(content)
                     if problem := _body_problem(record, content, cut):
                         raise InputError(problem)
                     if not _html_body(content_type, payload):
                         result.skipped_records += 1
-                        continue
-                    notes: list[str] = []
-                    if cut:
-                        notes.append(f"cut by the crawler ({cut}): cleaned as far as it goes")
-                    charset = _http_charset(content_type)
-                    text = repaired(_decode_http(payload, charset, config.encoding, notes), config)
-                    paragraphs = label_page(text, "html", config, host_of(url))
-                    flags = dropped_by(verdict(paragraphs), config)
-                    if flags:
-                        result.drop(flags)
                         continue
                     out = {
                         "url": url,
@@ -1094,42 +1133,81 @@ def clean_warc(
                         "date": record.rec_headers.get_header("WARC-Date"),
                         "status": _status(record),
                     }
+                    notes = []
                     if cut:
                         out["truncated"] = cut
-                    _annotate(out, paragraphs, config)
+                        notes.append(f"cut by the crawler ({cut}): cleaned as far as it goes")
+                    last = [number, url, "", notes, False]
+                    yield (number, payload, content_type, out, config), last
+                    del payload
                 except (InputError, NotTextError, ValueError, RecursionError) as exc:
-                    reason = str(exc).removeprefix(f"{name} record {number}: ")
-                    result.record_errors.append({"file": name, "record": number, "url": url, "error": reason})
-                    continue
-                held = (number, url, json_line(out), paragraphs, notes)
-            except PageTimeout:
-                reading = False
-                error = over_time(config)
+                    yield failed(str(exc).removeprefix(f"{name} record {number}: "), url)
+            seal()
+            if getattr(plain, "cut", False):  # between records, where warcio takes the EOFError for the end
+                raise EOFError
+            if records.next_line or records.unread:
+                yield failed("damaged WARC data after this record (a header cut short?): the rest is not read")
+            elif not number and records.consumed:
+                yield failed("no WARC record could be read (a header cut short, or not a WARC file)", at=1)
+        except EOFError:  # gzip data that ends inside its stream
+            seal()  # the record before the cut is whole
+            if reading or not number:
+                yield failed("truncated gzip data: the file ends inside this record", at=max(number, 1))
+            else:
+                yield failed("truncated gzip data after this record: whatever followed it is lost")
+        except (ArchiveLoadFailed, zlib.error, *_WARCIO_ERRORS) as exc:
+            seal()  # the record before the damage is whole
+            reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]  # warcio's messages run over lines
+            yield failed(f"damaged WARC data, the rest is not read ({reason})", at=number + 1)
+
+    # A record's line is held until the next record is read (its tag sealed): a record cut short by a wrong
+    # Content-Length must not pass.
+    held: tuple[list, Labelled] | None = None
+
+    def release() -> Iterator[bytes]:
+        nonlocal held
+        if held is not None:
+            (number, url, _, notes, wrong), outcome = held
+            held = None
+            if wrong:
+                error = "not followed by a blank line: its Content-Length is wrong, its content cut or run over"
                 result.record_errors.append({"file": name, "record": number, "url": url, "error": error})
-            finally:
-                stop_page(config)
+            else:
+                result.notes.extend(f"{name} record {number}: {note}" for note in [*notes, *outcome.notes])
+                result.add_page(outcome.labels)
+                yield outcome.line
+
+    for tag, outcome in _in_order(label_response, items(), config):
         yield from release()
-        if getattr(plain, "cut", False):  # between records, where warcio takes the EOFError for the end
-            raise EOFError
-        if records.next_line or records.unread:
-            error = "damaged WARC data after this record (a header cut short?): the rest is not read"
-            result.record_errors.append({"file": name, "record": number, "error": error})
-        elif not number and records.consumed:
-            error = "no WARC record could be read (a header cut short, or not a WARC file)"
-            result.record_errors.append({"file": name, "record": 1, "error": error})
-    except EOFError:  # gzip data that ends inside its stream
-        yield from release()  # the record before the cut is whole
-        if reading or not number:
-            error = "truncated gzip data: the file ends inside this record"
-        else:
-            error = "truncated gzip data after this record: whatever followed it is lost"
-        result.record_errors.append({"file": name, "record": max(number, 1), "error": error})
-    except (ArchiveLoadFailed, zlib.error, *_WARCIO_ERRORS) as exc:
-        yield from release()  # the record before the damage is whole
-        reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]  # warcio's messages run over many lines
-        result.record_errors.append(
-            {"file": name, "record": number + 1, "error": f"damaged WARC data, the rest is not read ({reason})"}
-        )
+        number, url, error = tag[:3]
+        error = error or _record_failure(outcome, config, f"{name} record {number}: ")
+        if error:
+            told = {"file": name, "record": number, "url": url, "error": error}
+            if url is NO_URL:  # an error of the file's data, not of a record of a page
+                del told["url"]
+            result.record_errors.append(told)
+        elif isinstance(outcome, Dropped):
+            result.drop(outcome.flags)
+        elif isinstance(outcome, Labelled):
+            held = tag, outcome
+    yield from release()
+
+
+NO_URL = object()  # a WARC error told without a url: the data is damaged where a record was expected
+
+
+def label_response(number: int, payload: bytes, content_type: str, out: dict, config: RunConfig) -> Any:
+    """A WARC response's HTML cleaned into its output record (in a worker, or here with one job), in its
+    time (from when it has been read: an alarm inside warcio's reads put the file out of step)."""
+    start_page(config, number)
+    try:
+        notes: list[str] = []
+        text = repaired(_decode_http(payload, _http_charset(content_type), config.encoding, notes), config)
+        del payload
+        paragraphs = label_page(text, "html", config, host_of(out["url"]))
+        return labelled(out, paragraphs, config, notes)
+    finally:
+        stop_page(config)
 
 
 def _status(record: Any) -> int | None:
@@ -1941,14 +2019,11 @@ def remember_chunk(
         try:
             if task.kind not in ("jsonl", "warc"):  # (each record is timed on its own)
                 start_page(config)
-            for site, texts in _site_pages(task, config):
+            for site, keys in _site_pages(task, config):
                 if task.kind not in ("jsonl", "warc"):
-                    found.append((site, page_keys(texts)))
-                    continue
-                try:
-                    memories.setdefault(site, SiteMemory()).add(texts)
-                except PageTimeout:  # the next record has a time of its own
-                    continue
+                    found.append((site, keys))
+                else:  # (a record over its time is left out: the next record has a time of its own)
+                    memories.setdefault(site, SiteMemory()).add_keys(keys)
         except PageTimeout:
             over = task.kind not in ("jsonl", "warc")
         except Exception:  # reported by the second pass, which cleans what it can
@@ -1982,9 +2057,10 @@ def host_pages_chunk(tasks: list[Task], config: RunConfig) -> list[tuple[str, se
 
 
 def _site_pages(task: Task, config: RunConfig, checksums: bool = False) -> Iterator[tuple[str, Any]]:
-    """The pages of one input with their sites: a page file is one page of its folder; records without a
-    URL belong to no site. Of records, only those of ``config.memory_hosts`` (when given); with
-    ``checksums``, each page as the CRC-32 of its text or HTML instead of its paragraphs."""
+    """The pages of one input with their sites, each page as the keys of its paragraphs (``page_keys``) or,
+    with ``checksums``, as the CRC-32 of its text or HTML: a page file is one page of its folder; records
+    without a URL belong to no site. Of records, only those of ``config.memory_hosts`` (when given), their
+    keys found by ``config.record_jobs`` workers."""
     name = task.shown
     with open_input(task.source, name, walked=True, link=task.link) as handle:
         if task.kind == "jsonl":
@@ -1995,57 +2071,116 @@ def _site_pages(task: Task, config: RunConfig, checksums: bool = False) -> Itera
             yield from _warc_pages(handle, config, checksums, task.skip)
             return
         data = read_limited(handle, config.max_bytes, name)
-    yield file_site(task.source), page_paragraphs(data, name, task.kind, config)[0]
+    yield file_site(task.source), page_keys(page_paragraphs(data, name, task.kind, config)[0])
 
 
 def _record_pages(
     stream: BinaryIO, config: RunConfig, checksums: bool = False, skip: tuple[int, ...] = ()
 ) -> Iterator[tuple[str, Any]]:
-    """The first pass's view of a JSON Lines file: the host and paragraphs (or a checksum) of each record the
-    second pass cleans; one over its time is left out, and the file goes on."""
-    for number, line in record_lines(stream, config.max_bytes):
-        if number in skip or not line or not line.strip():
-            continue
-        try:
-            start_page(config, number)  # a record's time, as in the second pass (not the reading of the next)
-            page = _record_page(line, config, checksums)
-        except PageTimeout:
-            continue
-        finally:
-            stop_page(config)
-        if page is not None:
+    """The first pass's view of a JSON Lines file: the host and keys (or a checksum) of each record the
+    second pass cleans; one over its time, or that fails, is left out, and the file goes on."""
+    if checksums:  # a checksum is quicker found than sent to a worker
+        config = config._replace(record_jobs=1)
+    lines = (
+        ((number, line, config, checksums), None)
+        for number, line in record_lines(stream, config.max_bytes)
+        if number not in skip and line and line.strip()
+    )
+    for _, page in _in_order(_record_page, lines, config):
+        if page is not None and not isinstance(page, BaseException):
             yield page
 
 
-def _record_page(line: bytes | str, config: RunConfig, checksums: bool) -> tuple[str, Any] | None:
+def _record_page(number: int, line: bytes | str, config: RunConfig, checksums: bool) -> tuple[str, Any] | None:
+    start_page(config, number)  # a record's time, as in the second pass (not the reading of the next)
     try:
-        record = json.loads(_forced_line(line, config.encoding))
-    except (ValueError, RecursionError):
-        return None
-    hosts = config.memory_hosts
-    host = host_of(record.get("url")) if isinstance(record, dict) else None
-    value = (
-        record.get(config.html_field or config.text_field)
-        if host and (hosts is None or f"host:{host}" in hosts)
-        else None
-    )
-    if not isinstance(value, str):
-        return None
-    if checksums:
-        return f"host:{host}", zlib.crc32(value.encode("utf-8", "surrogatepass"))
-    if config.html_field:  # as the second pass reads it (``clean_records``), repaired or not
         try:
-            return f"host:{host}", [b.text for b in html_blocks(repaired(value, config))]
-        except ValueError:  # a page nested too deep: reported by the second pass
+            record = json.loads(_forced_line(line, config.encoding))
+        except (ValueError, RecursionError):
             return None
-    return f"host:{host}", list(iter_paragraphs(normalise_newlines(repaired(value, config))))  # in its time
+        del line
+        hosts = config.memory_hosts
+        host = host_of(record.get("url")) if isinstance(record, dict) else None
+        value = (
+            record.get(config.html_field or config.text_field)
+            if host and (hosts is None or f"host:{host}" in hosts)
+            else None
+        )
+        if not isinstance(value, str):
+            return None
+        if checksums:
+            return f"host:{host}", zlib.crc32(value.encode("utf-8", "surrogatepass"))
+        if config.html_field:  # as the second pass reads it (``clean_records``), repaired or not
+            try:
+                return f"host:{host}", page_keys([b.text for b in html_blocks(repaired(value, config))])
+            except ValueError:  # a page nested too deep: reported by the second pass
+                return None
+        return f"host:{host}", page_keys(iter_paragraphs(normalise_newlines(repaired(value, config))))
+    finally:
+        stop_page(config)
 
 
-def _warc_page(
-    record: Any, config: RunConfig, checksums: bool, hosts: frozenset[str] | None, number: int
-) -> tuple[str, Any] | None:
-    """One WARC record's host and paragraphs (or checksum) for the first pass; None for a record the second
-    pass does not write. Timed, as there, once its content has been read."""
+def _warc_pages(
+    stream: BinaryIO, config: RunConfig, checksums: bool = False, skip: tuple[int, ...] = ()
+) -> Iterator[tuple[str, Any]]:
+    """The first pass's view of a WARC file: the host and keys (or, with ``checksums``, a checksum) of every
+    response that ``clean_warc`` writes, and of no other: a record cut short, one whose Content-Length is
+    wrong, one whose body ends inside its gzip, or one that cannot be decoded is a bad record there, and
+    counted here it would make memory of a page that is never written (or end the count of the file)."""
+    from warcio.exceptions import ArchiveLoadFailed
+
+    if checksums:  # a checksum is quicker found than sent to a worker
+        config = config._replace(record_jobs=1)
+    hosts = config.memory_hosts
+    records = archive_iterator()(plain_warc(stream), arc2warc=True)
+
+    def items() -> Iterator[tuple[tuple | None, list | None]]:
+        """Each response to count as (what its worker gets; [whether its Content-Length proved wrong]), told
+        once the next record is read; a None tag where the second pass stops (damaged data)."""
+        wrong_lengths = number = 0
+        last: list | None = None
+
+        def seal() -> None:
+            nonlocal wrong_lengths, last
+            if last is not None and records.err_count > wrong_lengths:
+                last[0] = True
+            wrong_lengths, last = records.err_count, None
+
+        try:
+            for record in records:
+                seal()
+                if record.rec_type is None or record.length is None:  # the second pass stops here: damaged data
+                    yield None, None
+                    return
+                number += 1  # as the second pass counts them
+                if number in skip:
+                    continue
+                found = _warc_payload(record, config, hosts)
+                if found is not None:
+                    last = [False]
+                    yield (number, *found, config, checksums), last
+        except (ArchiveLoadFailed, zlib.error, *_WARCIO_ERRORS):
+            pass
+        except EOFError:  # gzip data that ends inside its stream: the record before the cut is whole
+            pass
+        seal()
+
+    held: tuple[list, tuple[str, Any]] | None = None  # until the next record tells whether it ended where it said
+    for tag, page in _in_order(_warc_page, items(), config):
+        if held is not None and not held[0][0]:
+            yield held[1]
+        held = None
+        if tag is None:
+            return
+        if page is not None and not isinstance(page, BaseException):
+            held = tag, page
+    if held is not None and not held[0][0]:
+        yield held[1]
+
+
+def _warc_payload(record: Any, config: RunConfig, hosts: frozenset[str] | None) -> tuple | None:
+    """A WARC record's host, payload and Content-Type for the first pass; None for a record the second pass
+    does not write."""
     content_type = (record.http_headers.get_header("Content-Type") or "") if record.http_headers else ""
     host = host_of(record.rec_headers.get_header("WARC-Target-URI"))
     if not _may_be_html(record, content_type) or not host:
@@ -2055,54 +2190,31 @@ def _warc_page(
     try:
         content = _content_stream(record)
         payload = read_body(content, config.max_bytes, "")
-        start_page(config, number)
         if _body_problem(record, content, cut_by_crawler(record) or chunks_cut(content)):
             return None  # a bad record of the second pass
-        if not _html_body(content_type, payload):
-            return None
-        if checksums:
-            return f"host:{host}", zlib.crc32(payload)
-        text = repaired(_decode_http(payload, _http_charset(content_type), config.encoding), config)
-        return f"host:{host}", [b.text for b in html_blocks(text)]
     except (InputError, NotTextError, ValueError, RecursionError):  # a bad record, reported by the second pass
         return None
+    if not _html_body(content_type, payload):
+        return None
+    return host, payload, content_type
 
 
-def _warc_pages(
-    stream: BinaryIO, config: RunConfig, checksums: bool = False, skip: tuple[int, ...] = ()
-) -> Iterator[tuple[str, Any]]:
-    """The first pass's view of a WARC file: the host and paragraphs (or, with ``checksums``, a checksum) of
-    every response that ``clean_warc`` writes, and of no other: a record cut short, one whose Content-Length
-    is wrong, one whose body ends inside its gzip, or one that cannot be decoded is a bad record there, and
-    counted here it would make memory of a page that is never written (or end the count of the file)."""
-    from warcio.exceptions import ArchiveLoadFailed
-
-    hosts = config.memory_hosts
-    records = archive_iterator()(plain_warc(stream), arc2warc=True)
-    held: tuple[str, Any] | None = None  # until the next record tells whether this one ended where it said
-    wrong_lengths = number = 0
+def _warc_page(
+    number: int, host: str, payload: bytes, content_type: str, config: RunConfig, checksums: bool
+) -> tuple[str, Any] | None:
+    """One WARC response's host and keys (or checksum) for the first pass, timed, as there, once its content
+    has been read."""
+    if checksums:
+        return f"host:{host}", zlib.crc32(payload)
+    start_page(config, number)
     try:
-        for record in records:
-            if held is not None and records.err_count == wrong_lengths:
-                yield held
-            held, wrong_lengths = None, records.err_count
-            if record.rec_type is None or record.length is None:  # the second pass stops here: damaged data
-                return
-            number += 1  # as the second pass counts them
-            if number in skip:
-                continue
-            try:
-                held = _warc_page(record, config, checksums, hosts, number)
-            except PageTimeout:  # left out; the next record has a time of its own
-                continue
-            finally:
-                stop_page(config)
-    except (ArchiveLoadFailed, zlib.error, *_WARCIO_ERRORS):
-        pass
-    except EOFError:  # gzip data that ends inside its stream: the record before the cut is whole
-        pass
-    if held is not None and records.err_count == wrong_lengths:
-        yield held
+        text = repaired(_decode_http(payload, _http_charset(content_type), config.encoding), config)
+        del payload
+        return f"host:{host}", page_keys([b.text for b in html_blocks(text)])
+    except (InputError, NotTextError, ValueError, RecursionError):  # a bad record, reported by the second pass
+        return None
+    finally:
+        stop_page(config)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -2114,6 +2226,10 @@ def run(
 ) -> Generator[Any, None, None]:
     """Clean every task, yielding results as they finish (in any order when parallel); ``work`` is what is
     done to each chunk of tasks (the first pass of site memory does its own)."""
+    if _one_crawl(tasks, config):  # its records shared out among the workers
+        load_model(config.model)
+        yield from _run_here(tasks, config._replace(record_jobs=config.jobs), work)
+        return
     chunks = chunked(tasks, config.jobs)
     here = config.jobs == 1 or len(chunks) <= 1
     records = config.jobs > 1 and any(task.kind in ("jsonl", "warc") for task in tasks)  # a crawl: hours of work
@@ -2126,6 +2242,19 @@ def run(
         yield from _run_here(tasks, config, work)
     else:
         yield from _run_forked(chunks, config, work)
+
+
+def _one_crawl(tasks: list[Task], config: RunConfig) -> bool:
+    """Whether the batch is one file of records for several local workers: this process reads it, and the
+    workers clean its records (``detector.workers``; shared out by file, one worker had all the work)."""
+    return (
+        len(tasks) == 1
+        and tasks[0].kind in ("jsonl", "warc")
+        and config.jobs > 1
+        and config.engine == "local"
+        and hasattr(os, "fork")
+        and _main_thread()  # (where the first record's alarm can be set)
+    )
 
 
 def _main_thread() -> bool:

@@ -23,6 +23,11 @@ from detector.model import ModelError
 from detector.segment import check_encoding
 
 MAX_DASK_TIMEOUT = 1_000_000  # seconds (11 days); more overflows the clients' timers
+# Records to standard output are cleaned in this process until they have taken this long, then by --jobs
+# workers: a file of a few records costs no worker's start (two forks and an import, 23 ms on 38), and a
+# crawl a tenth of a second of parallel work. (Into a folder, the workers clean from the first record: one
+# stuck outside Python is ended, as a file's worker was.)
+RECORDS_HERE = 0.1
 MAX_JOBS_PER_CORE = 8  # --jobs above this many workers per core only adds processes and memory
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at run time (see _named_tuple)
 if TYPE_CHECKING:
@@ -559,8 +564,10 @@ def _clean_one(source: str, config: batch.RunConfig, failures: list[batch.Result
                     # in this process, as the records are cleaned: one worker would cost its start (and
                     # multiprocessing's import) for no time limit the stream itself has
                     named = batch.Task(source, kind, "", link=True)  # named: a link is followed, as for cleaning
+                    config = config._replace(record_jobs=config.jobs, records_here=RECORDS_HERE)
                     memory = batch.with_site_memory([named], config._replace(jobs=1))
                     config = memory._replace(jobs=config.jobs)
+                config = config._replace(record_jobs=config.jobs, records_here=RECORDS_HERE)  # and workers
                 alarm = batch.arm_page_alarm(config)  # each record's time (--timeout)
                 try:
                     return _records_to_stdout(stream, name, kind, config, failures)

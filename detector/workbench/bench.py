@@ -282,6 +282,23 @@ def warc_rows(work: Path, html: str) -> list[tuple[str, str, str, str]]:
                 "flat" if records == 10_000 and rss <= measured[1_000][0] * 1.2 else "",
             )
         )
+    # One crawl file's records shared out among the workers (``detector.workers``): --jobs 2 against 1,
+    # alternating, to standard output as a pipeline has it.
+    timings: dict[int, list[float]] = {1: [], 2: []}
+    for run in range(FOLDER_RUNS):
+        for jobs in (1, 2):
+            say(f"WARC of 1,000 records, run {run + 1}/{FOLDER_RUNS}, --jobs {jobs}")
+            command = [str(BIN / "clean-article"), str(work / "crawl-1000.warc.gz"), "--jobs", str(jobs)]
+            timings[jobs].append(run_measured(command))
+    speedups = [one / two for one, two in zip(timings[1], timings[2])]
+    rows.append(
+        (
+            "one WARC of 1,000 HTML responses, --jobs 2",
+            f"{1_000 / statistics.median(timings[2]):,.0f} records/s",
+            f"--jobs 1: {1_000 / statistics.median(timings[1]):,.0f} records/s",
+            f"{statistics.median(speedups):.2f}× of --jobs 1 ({min(speedups):.2f}–{max(speedups):.2f})",
+        )
+    )
     return rows
 
 

@@ -1,0 +1,237 @@
+"""Worker processes for the records of one crawl file: this process reads the file and hands each record's
+page to the next free worker, and takes the results back in the file's order. One big JSON Lines or WARC file
+then uses every core (work shared out by file left all but one idle), and its output is the same, byte for
+byte, as with one process.
+
+Nothing here knows about pages: ``in_order(work, items, jobs)`` is ``map`` over a stream, with what a crawl
+needs beside it. An exception the work raised comes back as the item's outcome; a worker still at one item
+``hard_limit`` seconds after it began is ended (the outcome is ``Ended``), and one that died (the out-of-memory
+killer, ``kill -9``) is told as ``Died``: that item alone fails, and a new worker takes the old one's place.
+Each worker has one item at a time, so neither side ever waits to send while the other waits to send too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at run time (see _named_tuple)
+if TYPE_CHECKING:
+    from typing import Any
+
+WATCH_EVERY = 1.0  # seconds between looks at the workers' time when a hard limit is set
+MAX_AHEAD = 64  # items read past the oldest unfinished one: their results wait here to be handed on in order
+_WAITING = object()  # the outcome of an item that a worker still has
+
+
+class Ended(Exception):
+    """The item's worker was still at it ``hard_limit`` seconds after it began, and was ended."""
+
+
+class Died(Exception):
+    """The item's worker process died before it answered (out of memory? killed?)."""
+
+
+class _Worker:
+    """One forked worker: its process, its end of the pipe, and the item it has (with when it got it)."""
+
+    __slots__ = ("connection", "entry", "pid", "since")
+
+    def __init__(self, pid: int, connection: Any) -> None:
+        self.pid = pid
+        self.connection = connection
+        self.entry: list | None = None
+        self.since = 0.0
+
+
+def in_order(
+    work: Callable[..., Any],
+    items: Iterable[tuple[tuple | None, Any]],
+    jobs: int,
+    start: Callable[[], None] | None = None,
+    hard_limit: float = 0.0,
+    stops: tuple[int, ...] = (),
+    here: float = 0.0,
+) -> Iterator[tuple[Any, Any]]:
+    """``(tag, outcome)`` for each ``(args, tag)`` of ``items``, in their order: the outcome is ``work(*args)``
+    or the exception it raised (returned, not raised); an item whose ``args`` is None is not worked on (its
+    outcome is None) but keeps its place. With ``jobs`` above 1 the items are worked on by ``jobs`` worker
+    processes forked from this one, once those worked on here have taken ``here`` seconds (``work`` and
+    what it uses are theirs without being sent); each calls ``start`` first, and ``stops`` (signals) are
+    blocked while it is forked, for ``start`` to set them. Ending early (an exception here, or the caller
+    closing the generator) ends the workers at once."""
+    if jobs <= 1 or not hasattr(os, "fork"):
+        for args, tag in items:
+            yield tag, None if args is None else _outcome(work, args)
+        return
+    workers: list[_Worker] = []
+    pending: deque[list] = deque()  # [tag, args, outcome] in the items' order
+    worked = 0.0  # seconds of work done here
+    finished = False
+    try:
+        for args, tag in items:
+            entry = [tag, args, None if args is None else _WAITING]
+            pending.append(entry)
+            if args is not None and worked < here:
+                began = time.monotonic()
+                entry[2] = _outcome(work, args)
+                worked += time.monotonic() - began
+            elif args is not None:
+                free = _free_worker(workers, jobs, work, start, stops, hard_limit)
+                free.connection.send(args)
+                free.entry, free.since = entry, time.monotonic()
+                entry[1] = None  # the worker has it now: not held here as well
+            while pending and pending[0][2] is not _WAITING:
+                done = pending.popleft()
+                yield done[0], done[2]
+            while len(pending) > MAX_AHEAD:
+                _collect(workers, hard_limit)
+                while pending and pending[0][2] is not _WAITING:
+                    done = pending.popleft()
+                    yield done[0], done[2]
+        while pending:
+            if pending[0][2] is _WAITING:
+                _collect(workers, hard_limit)
+            while pending and pending[0][2] is not _WAITING:
+                done = pending.popleft()
+                yield done[0], done[2]
+        finished = True
+    finally:
+        _end_workers(workers, at_once=not finished)
+
+
+def _outcome(work: Callable[..., Any], args: tuple) -> Any:
+    try:
+        return work(*args)
+    except Exception as exc:
+        return exc
+
+
+def _free_worker(
+    workers: list[_Worker],
+    jobs: int,
+    work: Callable[..., Any],
+    start: Callable[[], None] | None,
+    stops: tuple[int, ...],
+    hard_limit: float,
+) -> _Worker:
+    """A worker without an item: an idle one, a new one while there are fewer than ``jobs``, else the first
+    to finish."""
+    while True:
+        for worker in workers:
+            if worker.entry is None:
+                return worker
+        if len(workers) < jobs:
+            workers.append(_fork(work, start, stops, [w.connection for w in workers]))
+            continue
+        _collect(workers, hard_limit)
+
+
+def _fork(
+    work: Callable[..., Any], start: Callable[[], None] | None, stops: tuple[int, ...], others: list
+) -> _Worker:
+    from multiprocessing.connection import Pipe
+
+    mine, theirs = Pipe(duplex=True)
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, stops) if stops else None
+    try:
+        pid = os.fork()
+        if pid == 0:  # the worker: never returns into the caller's frames (their finally blocks are not its own)
+            code = 1
+            try:
+                mine.close()
+                for connection in others:
+                    connection.close()
+                if start is not None:
+                    start()
+                _serve(work, theirs)
+                code = 0
+            finally:
+                os._exit(code)
+    finally:
+        if held is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
+    theirs.close()
+    return _Worker(pid, mine)
+
+
+def _serve(work: Callable[..., Any], connection: Any) -> None:
+    """A worker's life: items in, outcomes out, until this process closes the pipe."""
+    while True:
+        try:
+            args = connection.recv()
+        except EOFError:
+            return
+        outcome = _outcome(work, args)
+        del args
+        try:
+            connection.send(outcome)
+        except Exception as exc:  # an outcome that cannot be pickled (an exception of a library's making)
+            connection.send(RuntimeError(f"{type(outcome).__name__}: {outcome} (and {type(exc).__name__}: {exc})"))
+
+
+def _collect(workers: list[_Worker], hard_limit: float) -> None:
+    """Wait until a worker answers (its outcome goes into its item's entry), dies, or is over its time."""
+    from multiprocessing.connection import wait
+
+    busy = {w.connection: w for w in workers if w.entry is not None}
+    if not busy:
+        return
+    ready = wait(list(busy), WATCH_EVERY if hard_limit else None)
+    for ready_one in ready:
+        worker = busy[ready_one]
+        connection = worker.connection
+        try:
+            outcome = connection.recv()
+        except (EOFError, OSError):
+            outcome = Died()
+        except Exception as exc:  # an outcome that could be pickled there and not unpickled here
+            outcome = RuntimeError(f"its result could not be read ({type(exc).__name__}: {exc})")
+        assert worker.entry is not None
+        worker.entry[2], worker.entry = outcome, None
+        if isinstance(outcome, Died):
+            _end_worker(workers, worker)
+    if hard_limit:
+        now = time.monotonic()
+        for worker in [w for w in workers if w.entry is not None and now - w.since > hard_limit]:
+            worker.entry[2], worker.entry = Ended(), None  # type: ignore[index]
+            _end_worker(workers, worker)
+
+
+def _end_worker(workers: list[_Worker], worker: _Worker) -> None:
+    workers.remove(worker)
+    _kill(worker.pid)
+    worker.connection.close()
+    _reap(worker.pid)
+
+
+def _end_workers(workers: list[_Worker], at_once: bool) -> None:
+    """Idle workers end when their pipe closes; with ``at_once`` (an interrupted or failed run) every worker
+    is killed, whatever it has."""
+    for worker in workers:
+        if at_once or worker.entry is not None:
+            _kill(worker.pid)
+        worker.connection.close()
+    for worker in workers:
+        _reap(worker.pid)
+    workers.clear()
+
+
+def _kill(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError):  # (it ended meanwhile)
+        os.kill(pid, signal.SIGKILL)
+
+
+def _reap(pid: int) -> None:
+    while True:
+        try:
+            os.waitpid(pid, 0)
+            return
+        except ChildProcessError:
+            return
+        except InterruptedError:  # (retried by Python itself since 3.5; kept for a handler that raises)
+            continue
