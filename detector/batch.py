@@ -879,7 +879,7 @@ def clean_records(
                 in_record = 0
                 record = parsed(line)
                 if isinstance(record, dict):
-                    yield (number, record, field_name, kind, config), (number, "", in_record)
+                    yield (number, record, field_name, kind), (number, "", in_record)
                 elif record is not None:
                     yield None, (number, record, 0)
                 del record, line
@@ -945,10 +945,13 @@ def labelled(record: dict, paragraphs: list[Paragraph], config: RunConfig, notes
 
 
 def _in_order(work: Callable[..., Any], items: Iterable[tuple[tuple | None, Any]], config: RunConfig) -> Iterator:
-    """The records' outcomes in their order, from ``config.record_jobs`` worker processes (one: here)."""
+    """The records' outcomes in their order, from ``config.record_jobs`` worker processes (one: here). The
+    items leave ``config`` out: the workers have it from their fork (sent with each record, a site memory of
+    thousands of paragraphs was pickled again for every page)."""
     from detector.workers import in_order
 
     hard_limit = config.timeout + HARD_GRACE if config.timeout else 0.0
+    work = functools.partial(work, config=config)
     return in_order(work, items, config.record_jobs, worker_start, hard_limit, _STOPS, config.records_here)
 
 
@@ -1138,7 +1141,7 @@ def clean_warc(
                         out["truncated"] = cut
                         notes.append(f"cut by the crawler ({cut}): cleaned as far as it goes")
                     last = [number, url, "", notes, False]
-                    yield (number, payload, content_type, out, config), last
+                    yield (number, payload, content_type, out), last
                     del payload
                 except (InputError, NotTextError, ValueError, RecursionError) as exc:
                     yield failed(str(exc).removeprefix(f"{name} record {number}: "), url)
@@ -2082,7 +2085,7 @@ def _record_pages(
     if checksums:  # a checksum is quicker found than sent to a worker
         config = config._replace(record_jobs=1)
     lines = (
-        ((number, line, config, checksums), None)
+        ((number, line, checksums), None)
         for number, line in record_lines(stream, config.max_bytes)
         if number not in skip and line and line.strip()
     )
@@ -2091,7 +2094,7 @@ def _record_pages(
             yield page
 
 
-def _record_page(number: int, line: bytes | str, config: RunConfig, checksums: bool) -> tuple[str, Any] | None:
+def _record_page(number: int, line: bytes | str, checksums: bool, config: RunConfig) -> tuple[str, Any] | None:
     start_page(config, number)  # a record's time, as in the second pass (not the reading of the next)
     try:
         try:
@@ -2158,7 +2161,7 @@ def _warc_pages(
                 found = _warc_payload(record, config, hosts)
                 if found is not None:
                     last = [False]
-                    yield (number, *found, config, checksums), last
+                    yield (number, *found, checksums), last
         except (ArchiveLoadFailed, zlib.error, *_WARCIO_ERRORS):
             pass
         except EOFError:  # gzip data that ends inside its stream: the record before the cut is whole
@@ -2200,7 +2203,7 @@ def _warc_payload(record: Any, config: RunConfig, hosts: frozenset[str] | None) 
 
 
 def _warc_page(
-    number: int, host: str, payload: bytes, content_type: str, config: RunConfig, checksums: bool
+    number: int, host: str, payload: bytes, content_type: str, checksums: bool, config: RunConfig
 ) -> tuple[str, Any] | None:
     """One WARC response's host and keys (or checksum) for the first pass, timed, as there, once its content
     has been read."""
