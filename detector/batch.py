@@ -223,6 +223,22 @@ def disarm_page_alarm(previous: Any) -> None:
         signal.signal(signal.SIGALRM, previous)
 
 
+_STOP_RAISED: list[type[BaseException]] = []  # see ``stop_raised``
+
+
+def stop_raised(stop: type[BaseException]) -> None:
+    """Told by the CLI's signal handlers as they raise a stop (Ctrl-C, SIGTERM): where a library swallows it,
+    ``raise_swallowed_stop`` raises it again. (warcio decodes each header line inside a bare ``except:``: a
+    stop that came there was lost, and the batch ran to its end, exit 0, for 1 stop in 10 while a WARC of
+    many headers was read.)"""
+    _STOP_RAISED.append(stop)
+
+
+def raise_swallowed_stop() -> None:
+    if _STOP_RAISED:
+        raise _STOP_RAISED[0]()
+
+
 def over_time(config: RunConfig, ended: bool = False) -> str:
     """Why a page failed its time limit."""
     how = ": its worker did not stop and was ended" if ended else ""
@@ -944,15 +960,17 @@ def labelled(record: dict, paragraphs: list[Paragraph], config: RunConfig, notes
     return Labelled(json_line(record), labels, notes or [])
 
 
-def _in_order(work: Callable[..., Any], items: Iterable[tuple[tuple | None, Any]], config: RunConfig) -> Iterator:
+def _in_order(
+    work: Callable[..., Any], items: Iterable[tuple[tuple | None, Any]], config: RunConfig, again: bool = False
+) -> Iterator:
     """The records' outcomes in their order, from ``config.record_jobs`` worker processes (one: here). The
     items leave ``config`` out: the workers have it from their fork (sent with each record, a site memory of
-    thousands of paragraphs was pickled again for every page)."""
+    thousands of paragraphs was pickled again for every page). ``again``: see ``workers.in_order``."""
     from detector.workers import in_order
 
     hard_limit = config.timeout + HARD_GRACE if config.timeout else 0.0
     work = functools.partial(work, config=config)
-    return in_order(work, items, config.record_jobs, worker_start, hard_limit, _STOPS, config.records_here)
+    return in_order(work, items, config.record_jobs, worker_start, hard_limit, _STOPS, config.records_here, again)
 
 
 def _record_failure(outcome: object, config: RunConfig, prefix: str | None = None) -> str:
@@ -1095,6 +1113,7 @@ def clean_warc(
 
         try:
             for record in records:
+                raise_swallowed_stop()
                 seal()
                 reading = False
                 url = None
@@ -2089,7 +2108,7 @@ def _record_pages(
         for number, line in record_lines(stream, config.max_bytes)
         if number not in skip and line and line.strip()
     )
-    for _, page in _in_order(_record_page, lines, config):
+    for _, page in _in_order(_record_page, lines, config, again=True):  # (a dead worker's record counted here)
         if page is not None and not isinstance(page, BaseException):
             yield page
 
@@ -2151,6 +2170,7 @@ def _warc_pages(
 
         try:
             for record in records:
+                raise_swallowed_stop()
                 seal()
                 if record.rec_type is None or record.length is None:  # the second pass stops here: damaged data
                     yield None, None
@@ -2169,7 +2189,7 @@ def _warc_pages(
         seal()
 
     held: tuple[list, tuple[str, Any]] | None = None  # until the next record tells whether it ended where it said
-    for tag, page in _in_order(_warc_page, items(), config):
+    for tag, page in _in_order(_warc_page, items(), config, again=True):  # (a dead worker's record counted here)
         if held is not None and not held[0][0]:
             yield held[1]
         held = None

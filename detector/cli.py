@@ -51,12 +51,14 @@ def terminate(signum: int, frame: object) -> None:
         signal.signal(signum, signal.SIG_DFL)  # it ends as SIGTERM ends a process (Terminated raised in an
         os.kill(os.getpid(), signum)  # after-fork hook was swallowed, and the worker waited for work for ever)
     if not _held_by_the_line(signum):
+        batch.stop_raised(Terminated)
         raise Terminated
 
 
 def _interrupt(signum: int, frame: object) -> None:
-    """Ctrl-C while clean-article writes to standard output: KeyboardInterrupt, once the line is written."""
+    """Ctrl-C: KeyboardInterrupt (while clean-article writes to standard output, once the line is written)."""
     if not _held_by_the_line(signum):
+        batch.stop_raised(KeyboardInterrupt)
         raise KeyboardInterrupt
 
 
@@ -95,7 +97,9 @@ def _stop_held() -> None:
     if stop:
         signal.setitimer(signal.ITIMER_REAL, 0)
         _restore_alarm()
-        raise KeyboardInterrupt if stop == signal.SIGINT else Terminated
+        exception = KeyboardInterrupt if stop == signal.SIGINT else Terminated
+        batch.stop_raised(exception)
+        raise exception
 
 
 def _restore_alarm() -> None:
@@ -461,9 +465,7 @@ def clean_main(argv: list[str] | None = None) -> int:
             "cleaned_text of JSON Lines and WARC records keeps those labels)\n"
         )
     # a stop the parent set to be ignored (nohup, trap '' INT) stays ignored: it ended the run with 143
-    handlers = {number: terminate for number in _STOPS} | (
-        {signal.SIGINT: _interrupt} if args.output is None else {}
-    )
+    handlers = {number: terminate for number in _STOPS} | {signal.SIGINT: _interrupt}
     previous = {n: signal.signal(n, h) for n, h in handlers.items() if signal.getsignal(n) is not signal.SIG_IGN}
     try:
         if args.output is None:

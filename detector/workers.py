@@ -56,14 +56,16 @@ def in_order(
     hard_limit: float = 0.0,
     stops: tuple[int, ...] = (),
     here: float = 0.0,
+    again: bool = False,
 ) -> Iterator[tuple[Any, Any]]:
     """``(tag, outcome)`` for each ``(args, tag)`` of ``items``, in their order: the outcome is ``work(*args)``
     or the exception it raised (returned, not raised); an item whose ``args`` is None is not worked on (its
     outcome is None) but keeps its place. With ``jobs`` above 1 the items are worked on by ``jobs`` worker
     processes forked from this one, once those worked on here have taken ``here`` seconds (``work`` and
     what it uses are theirs without being sent); each calls ``start`` first, and ``stops`` (signals) are
-    blocked while it is forked, for ``start`` to set them. Ending early (an exception here, or the caller
-    closing the generator) ends the workers at once."""
+    blocked while it is forked, for ``start`` to set them. With ``again``, an item whose worker died is worked
+    on again here (site memory's first pass: a batch counts a dead worker's files again, in a new one). Ending
+    early (an exception here, or the caller closing the generator) ends the workers at once."""
     if jobs <= 1 or not hasattr(os, "fork"):
         for args, tag in items:
             yield tag, None if args is None else _outcome(work, args)
@@ -78,30 +80,55 @@ def in_order(
             pending.append(entry)
             if args is not None and worked < here:
                 began = time.monotonic()
-                entry[2] = _outcome(work, args)
+                entry[1:] = [None, _outcome(work, args)]
                 worked += time.monotonic() - began
             elif args is not None:
-                free = _free_worker(workers, jobs, work, start, stops, hard_limit)
-                free.connection.send(args)
-                free.entry, free.since = entry, time.monotonic()
-                entry[1] = None  # the worker has it now: not held here as well
-            while pending and pending[0][2] is not _WAITING:
-                done = pending.popleft()
-                yield done[0], done[2]
+                _hand_on(entry, workers, jobs, work, start, stops, hard_limit)
+            yield from _done(pending, work, again)
             while len(pending) > MAX_AHEAD:
                 _collect(workers, hard_limit)
-                while pending and pending[0][2] is not _WAITING:
-                    done = pending.popleft()
-                    yield done[0], done[2]
+                yield from _done(pending, work, again)
         while pending:
             if pending[0][2] is _WAITING:
                 _collect(workers, hard_limit)
-            while pending and pending[0][2] is not _WAITING:
-                done = pending.popleft()
-                yield done[0], done[2]
+            yield from _done(pending, work, again)
         finished = True
     finally:
         _end_workers(workers, at_once=not finished)
+
+
+def _done(pending: deque[list], work: Callable[..., Any], again: bool) -> Iterator[tuple[Any, Any]]:
+    """The finished items at the head of the queue, handed on."""
+    while pending and pending[0][2] is not _WAITING:
+        tag, args, outcome = pending.popleft()
+        if again and isinstance(outcome, Died):
+            outcome = _outcome(work, args)
+        yield tag, outcome
+
+
+def _hand_on(
+    entry: list,
+    workers: list[_Worker],
+    jobs: int,
+    work: Callable[..., Any],
+    start: Callable[[], None] | None,
+    stops: tuple[int, ...],
+    hard_limit: float,
+) -> None:
+    """Give an item to a free worker; one that cannot be pickled (a JSON record nested deeper than pickle
+    goes: it needs twice json's depth) is worked on here, as with one job, rather than failing."""
+    while True:
+        free = _free_worker(workers, jobs, work, start, stops, hard_limit)
+        try:
+            free.connection.send(entry[1])  # (pickled whole before a byte is sent)
+        except OSError:  # the worker died while idle: another takes the item
+            _end_worker(workers, free)
+            continue
+        except Exception:
+            entry[1:] = [None, _outcome(work, entry[1])]
+            return
+        free.entry, free.since = entry, time.monotonic()
+        return
 
 
 def _outcome(work: Callable[..., Any], args: tuple) -> Any:
@@ -192,13 +219,16 @@ def _collect(workers: list[_Worker], hard_limit: float) -> None:
         except Exception as exc:  # an outcome that could be pickled there and not unpickled here
             outcome = RuntimeError(f"its result could not be read ({type(exc).__name__}: {exc})")
         assert worker.entry is not None
-        worker.entry[2], worker.entry = outcome, None
-        if isinstance(outcome, Died):
+        worker.entry[2] = outcome
+        if isinstance(outcome, Died):  # (its item kept, to be worked on again)
             _end_worker(workers, worker)
+        else:
+            worker.entry[1] = None  # (a page waiting to be handed on holds its result, not its input too)
+        worker.entry = None
     if hard_limit:
         now = time.monotonic()
         for worker in [w for w in workers if w.entry is not None and now - w.since > hard_limit]:
-            worker.entry[2], worker.entry = Ended(), None  # type: ignore[index]
+            worker.entry[1:], worker.entry = [None, Ended()], None  # type: ignore[index]
             _end_worker(workers, worker)
 
 
