@@ -70,7 +70,7 @@ def in_order(
         for args, tag in items:
             yield tag, None if args is None else _outcome(work, args)
         return
-    workers: list[_Worker] = []
+    crew = _Crew(work, jobs, start, stops, hard_limit)
     pending: deque[list] = deque()  # [tag, args, outcome] in the items' order
     worked = 0.0  # seconds of work done here
     finished = False
@@ -83,18 +83,18 @@ def in_order(
                 entry[1:] = [None, _outcome(work, args)]
                 worked += time.monotonic() - began
             elif args is not None:
-                _hand_on(entry, workers, jobs, work, start, stops, hard_limit)
+                crew.hand_on(entry)
             yield from _done(pending, work, again)
             while len(pending) > MAX_AHEAD:
-                _collect(workers, hard_limit)
+                crew.collect()
                 yield from _done(pending, work, again)
         while pending:
             if pending[0][2] is _WAITING:
-                _collect(workers, hard_limit)
+                crew.collect()
             yield from _done(pending, work, again)
         finished = True
     finally:
-        _end_workers(workers, at_once=not finished)
+        crew.end(at_once=not finished)
 
 
 def _done(pending: deque[list], work: Callable[..., Any], again: bool) -> Iterator[tuple[Any, Any]]:
@@ -106,31 +106,6 @@ def _done(pending: deque[list], work: Callable[..., Any], again: bool) -> Iterat
         yield tag, outcome
 
 
-def _hand_on(
-    entry: list,
-    workers: list[_Worker],
-    jobs: int,
-    work: Callable[..., Any],
-    start: Callable[[], None] | None,
-    stops: tuple[int, ...],
-    hard_limit: float,
-) -> None:
-    """Give an item to a free worker; one that cannot be pickled (a JSON record nested deeper than pickle
-    goes: it needs twice json's depth) is worked on here, as with one job, rather than failing."""
-    while True:
-        free = _free_worker(workers, jobs, work, start, stops, hard_limit)
-        try:
-            free.connection.send(entry[1])  # (pickled whole before a byte is sent)
-        except OSError:  # the worker died while idle: another takes the item
-            _end_worker(workers, free)
-            continue
-        except Exception:
-            entry[1:] = [None, _outcome(work, entry[1])]
-            return
-        free.entry, free.since = entry, time.monotonic()
-        return
-
-
 def _outcome(work: Callable[..., Any], args: tuple) -> Any:
     try:
         return work(*args)
@@ -138,24 +113,92 @@ def _outcome(work: Callable[..., Any], args: tuple) -> Any:
         return exc
 
 
-def _free_worker(
-    workers: list[_Worker],
-    jobs: int,
-    work: Callable[..., Any],
-    start: Callable[[], None] | None,
-    stops: tuple[int, ...],
-    hard_limit: float,
-) -> _Worker:
-    """A worker without an item: an idle one, a new one while there are fewer than ``jobs``, else the first
-    to finish."""
-    while True:
-        for worker in workers:
-            if worker.entry is None:
-                return worker
-        if len(workers) < jobs:
-            workers.append(_fork(work, start, stops, [w.connection for w in workers]))
-            continue
-        _collect(workers, hard_limit)
+class _Crew:
+    """The forked workers of one stream, each with one item at a time, and what a new one needs."""
+
+    def __init__(
+        self,
+        work: Callable[..., Any],
+        jobs: int,
+        start: Callable[[], None] | None,
+        stops: tuple[int, ...],
+        hard_limit: float,
+    ) -> None:
+        self.workers: list[_Worker] = []
+        self.work, self.jobs, self.start, self.stops, self.hard_limit = work, jobs, start, stops, hard_limit
+
+    def hand_on(self, entry: list) -> None:
+        """Give an item to a free worker; one that cannot be pickled (a JSON record nested deeper than pickle
+        goes: it needs twice json's depth) is worked on here, as with one job, rather than failing."""
+        while True:
+            free = self._free_worker()
+            try:
+                free.connection.send(entry[1])  # (pickled whole before a byte is sent)
+            except OSError:  # the worker died while idle: another takes the item
+                self._end_worker(free)
+                continue
+            except Exception:
+                entry[1:] = [None, _outcome(self.work, entry[1])]
+                return
+            free.entry, free.since = entry, time.monotonic()
+            return
+
+    def _free_worker(self) -> _Worker:
+        """A worker without an item: an idle one, a new one while there are fewer than ``jobs``, else the
+        first to finish."""
+        while True:
+            for worker in self.workers:
+                if worker.entry is None:
+                    return worker
+            if len(self.workers) < self.jobs:
+                self.workers.append(_fork(self.work, self.start, self.stops, [w.connection for w in self.workers]))
+                continue
+            self.collect()
+
+    def collect(self) -> None:
+        """Wait until a worker answers (its outcome goes into its item's entry), dies, or is over its time."""
+        from multiprocessing.connection import wait
+
+        busy = {w.connection: w for w in self.workers if w.entry is not None}
+        if not busy:
+            return
+        for ready in wait(list(busy), WATCH_EVERY if self.hard_limit else None):
+            worker = busy[ready]
+            try:
+                outcome = worker.connection.recv()
+            except (EOFError, OSError):
+                outcome = Died()
+            except Exception as exc:  # an outcome that could be pickled there and not unpickled here
+                outcome = RuntimeError(f"its result could not be read ({type(exc).__name__}: {exc})")
+            assert worker.entry is not None
+            worker.entry[2] = outcome
+            if isinstance(outcome, Died):  # (its item kept, to be worked on again)
+                self._end_worker(worker)
+            else:
+                worker.entry[1] = None  # (a page waiting to be handed on holds its result, not its input too)
+            worker.entry = None
+        if self.hard_limit:
+            now = time.monotonic()
+            for worker in [w for w in self.workers if w.entry is not None and now - w.since > self.hard_limit]:
+                worker.entry[1:], worker.entry = [None, Ended()], None  # type: ignore[index]
+                self._end_worker(worker)
+
+    def _end_worker(self, worker: _Worker) -> None:
+        self.workers.remove(worker)
+        _kill(worker.pid)
+        worker.connection.close()
+        _reap(worker.pid)
+
+    def end(self, at_once: bool) -> None:
+        """Idle workers end when their pipe closes; with ``at_once`` (an interrupted or failed run) every
+        worker is killed, whatever it has."""
+        for worker in self.workers:
+            if at_once or worker.entry is not None:
+                _kill(worker.pid)
+            worker.connection.close()
+        for worker in self.workers:
+            _reap(worker.pid)
+        self.workers.clear()
 
 
 def _fork(
@@ -199,56 +242,6 @@ def _serve(work: Callable[..., Any], connection: Any) -> None:
             connection.send(outcome)
         except Exception as exc:  # an outcome that cannot be pickled (an exception of a library's making)
             connection.send(RuntimeError(f"{type(outcome).__name__}: {outcome} (and {type(exc).__name__}: {exc})"))
-
-
-def _collect(workers: list[_Worker], hard_limit: float) -> None:
-    """Wait until a worker answers (its outcome goes into its item's entry), dies, or is over its time."""
-    from multiprocessing.connection import wait
-
-    busy = {w.connection: w for w in workers if w.entry is not None}
-    if not busy:
-        return
-    ready = wait(list(busy), WATCH_EVERY if hard_limit else None)
-    for ready_one in ready:
-        worker = busy[ready_one]
-        connection = worker.connection
-        try:
-            outcome = connection.recv()
-        except (EOFError, OSError):
-            outcome = Died()
-        except Exception as exc:  # an outcome that could be pickled there and not unpickled here
-            outcome = RuntimeError(f"its result could not be read ({type(exc).__name__}: {exc})")
-        assert worker.entry is not None
-        worker.entry[2] = outcome
-        if isinstance(outcome, Died):  # (its item kept, to be worked on again)
-            _end_worker(workers, worker)
-        else:
-            worker.entry[1] = None  # (a page waiting to be handed on holds its result, not its input too)
-        worker.entry = None
-    if hard_limit:
-        now = time.monotonic()
-        for worker in [w for w in workers if w.entry is not None and now - w.since > hard_limit]:
-            worker.entry[1:], worker.entry = [None, Ended()], None  # type: ignore[index]
-            _end_worker(workers, worker)
-
-
-def _end_worker(workers: list[_Worker], worker: _Worker) -> None:
-    workers.remove(worker)
-    _kill(worker.pid)
-    worker.connection.close()
-    _reap(worker.pid)
-
-
-def _end_workers(workers: list[_Worker], at_once: bool) -> None:
-    """Idle workers end when their pipe closes; with ``at_once`` (an interrupted or failed run) every worker
-    is killed, whatever it has."""
-    for worker in workers:
-        if at_once or worker.entry is not None:
-            _kill(worker.pid)
-        worker.connection.close()
-    for worker in workers:
-        _reap(worker.pid)
-    workers.clear()
 
 
 def _kill(pid: int) -> None:
