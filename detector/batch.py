@@ -1,6 +1,7 @@
 """Cleaning many documents: every input read within its size limit, the whole batch planned before anything
 is written, outputs mirrored and written atomically, files cleaned in parallel (forked worker processes
-locally, Dask on a cluster), and JSON Lines and WARC files streamed record by record.
+locally, Dask on a cluster), and JSON Lines and WARC files streamed record by record (the records of a single
+such file cleaned by the workers, ``detector.workers``).
 
 The guarantees are structural: every output path is known before the first file is cleaned, so collisions
 are refused up front; every file and every record ends as its own result, whatever goes wrong with it; a
