@@ -907,7 +907,7 @@ def clean_records(
         except zlib.error as exc:
             yield None, (number + 1, f"damaged gzip data, the rest is not read ({exc})", 0)
 
-    for (number, error, nans), outcome in _in_order(label_record, items(), config):
+    for (number, error, nans), outcome in _in_order(label_record, items(), config, stream=stream):
         error = error or _record_failure(outcome, config)
         if error:
             result.record_errors.append({"file": name, "line": number, "error": error})
@@ -962,16 +962,41 @@ def labelled(record: dict, paragraphs: list[Paragraph], config: RunConfig, notes
 
 
 def _in_order(
-    work: Callable[..., Any], items: Iterable[tuple[tuple | None, Any]], config: RunConfig, again: bool = False
+    work: Callable[..., Any],
+    items: Iterable[tuple[tuple | None, Any]],
+    config: RunConfig,
+    again: bool = False,
+    stream: object = None,
 ) -> Iterator:
     """The records' outcomes in their order, from ``config.record_jobs`` worker processes (one: here). The
     items leave ``config`` out: the workers have it from their fork (sent with each record, a site memory of
-    thousands of paragraphs was pickled again for every page). ``again``: see ``workers.in_order``."""
+    thousands of paragraphs was pickled again for every page). ``again``: see ``workers.in_order``; ``stream``:
+    what the records are read from (a pipe is read only when it has bytes while the workers are busy)."""
     from detector.workers import in_order
 
     hard_limit = config.timeout + HARD_GRACE if config.timeout else 0.0
     work = functools.partial(work, config=config)
-    return in_order(work, items, config.record_jobs, worker_start, hard_limit, _STOPS, config.records_here, again)
+    source = pipe_descriptor(stream) if config.record_jobs > 1 else None
+    jobs, here = config.record_jobs, config.records_here
+    return in_order(work, items, jobs, worker_start, hard_limit, _STOPS, here, again, source)
+
+
+def pipe_descriptor(stream: object) -> int | None:
+    """The descriptor of the pipe, socket or terminal that a stream of records is read from, through the
+    readers around it (buffering, gzip, read-ahead); None for a regular file, which never keeps a read waiting."""
+    for _ in range(8):
+        try:
+            descriptor = stream.fileno()  # type: ignore[attr-defined]
+        except (AttributeError, OSError, ValueError):  # (io.UnsupportedOperation is an OSError)
+            stream = getattr(stream, "raw", None) or getattr(stream, "rest", None)
+            if stream is None:
+                return None
+            continue
+        try:
+            return None if stat.S_ISREG(os.fstat(descriptor).st_mode) else descriptor
+        except OSError:
+            return None
+    return None
 
 
 def _record_failure(outcome: object, config: RunConfig, prefix: str | None = None) -> str:
@@ -1200,7 +1225,7 @@ def clean_warc(
                 result.add_page(outcome.labels)
                 yield outcome.line
 
-    for tag, outcome in _in_order(label_response, items(), config):
+    for tag, outcome in _in_order(label_response, items(), config, stream=stream):
         yield from release()
         number, url, error = tag[:3]
         error = error or _record_failure(outcome, config, f"{name} record {number}: ")

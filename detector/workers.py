@@ -57,6 +57,7 @@ def in_order(
     stops: tuple[int, ...] = (),
     here: float = 0.0,
     again: bool = False,
+    source: int | None = None,
 ) -> Iterator[tuple[Any, Any]]:
     """``(tag, outcome)`` for each ``(args, tag)`` of ``items``, in their order: the outcome is ``work(*args)``
     or the exception it raised (returned, not raised); an item whose ``args`` is None is not worked on (its
@@ -64,8 +65,12 @@ def in_order(
     processes forked from this one, once those worked on here have taken ``here`` seconds (``work`` and
     what it uses are theirs without being sent); each calls ``start`` first, and ``stops`` (signals) are
     blocked while it is forked, for ``start`` to set them. With ``again``, an item whose worker died is worked
-    on again here (site memory's first pass: a batch counts a dead worker's files again, in a new one). Ending
-    early (an exception here, or the caller closing the generator) ends the workers at once."""
+    on again here (site memory's first pass: a batch counts a dead worker's files again, in a new one).
+    ``source``: the descriptor of a pipe the items are read from, which is read only when it has bytes while
+    workers have items (a slow producer's records that were cleaned waited for the next to arrive, and a stop
+    lost them). Workers that cannot be started (too many open files or processes) are done without: the
+    items go to those there are, or are worked on here. Ending early (an exception here, or the caller
+    closing the generator) ends the workers at once."""
     if jobs <= 1 or not hasattr(os, "fork"):
         for args, tag in items:
             yield tag, None if args is None else _outcome(work, args)
@@ -88,6 +93,9 @@ def in_order(
             while len(pending) > MAX_AHEAD:
                 crew.collect()
                 yield from _done(pending, work, again)
+            while source is not None and crew.busy() and not _has_bytes(source):  # before a read that may wait
+                crew.collect(also=source)
+                yield from _done(pending, work, again)
         while pending:
             if pending[0][2] is _WAITING:
                 crew.collect()
@@ -104,6 +112,15 @@ def _done(pending: deque[list], work: Callable[..., Any], again: bool) -> Iterat
         if again and isinstance(outcome, Died):
             outcome = _outcome(work, args)
         yield tag, outcome
+
+
+def _has_bytes(descriptor: int) -> bool:
+    import select
+
+    try:
+        return bool(select.select([descriptor], [], [], 0)[0])
+    except (OSError, ValueError):  # closed meanwhile: a read tells
+        return True
 
 
 def _outcome(work: Callable[..., Any], args: tuple) -> Any:
@@ -127,11 +144,18 @@ class _Crew:
         self.workers: list[_Worker] = []
         self.work, self.jobs, self.start, self.stops, self.hard_limit = work, jobs, start, stops, hard_limit
 
+    def busy(self) -> bool:
+        return any(w.entry is not None for w in self.workers)
+
     def hand_on(self, entry: list) -> None:
         """Give an item to a free worker; one that cannot be pickled (a JSON record nested deeper than pickle
-        goes: it needs twice json's depth) is worked on here, as with one job, rather than failing."""
+        goes: it needs twice json's depth) is worked on here, as with one job, rather than failing; so is
+        every item when no worker could be started."""
         while True:
             free = self._free_worker()
+            if free is None:
+                entry[1:] = [None, _outcome(self.work, entry[1])]
+                return
             try:
                 free.connection.send(entry[1])  # (pickled whole before a byte is sent)
             except OSError:  # the worker died while idle: another takes the item
@@ -143,26 +167,35 @@ class _Crew:
             free.entry, free.since = entry, time.monotonic()
             return
 
-    def _free_worker(self) -> _Worker:
+    def _free_worker(self) -> _Worker | None:
         """A worker without an item: an idle one, a new one while there are fewer than ``jobs``, else the
-        first to finish."""
+        first to finish; None when there is none and none can be started."""
         while True:
             for worker in self.workers:
                 if worker.entry is None:
                     return worker
             if len(self.workers) < self.jobs:
-                self.workers.append(_fork(self.work, self.start, self.stops, [w.connection for w in self.workers]))
+                others = [w.connection for w in self.workers]
+                try:
+                    self.workers.append(_fork(self.work, self.start, self.stops, others))
+                except OSError:  # too many open files or processes (ulimit): do with those there are
+                    self.jobs = len(self.workers)
                 continue
+            if not self.workers:
+                return None
             self.collect()
 
-    def collect(self) -> None:
-        """Wait until a worker answers (its outcome goes into its item's entry), dies, or is over its time."""
+    def collect(self, also: int | None = None) -> None:
+        """Wait until a worker answers (its outcome goes into its item's entry), dies, or is over its time, or
+        until the descriptor ``also`` has bytes."""
         from multiprocessing.connection import wait
 
         busy = {w.connection: w for w in self.workers if w.entry is not None}
         if not busy:
             return
-        for ready in wait(list(busy), WATCH_EVERY if self.hard_limit else None):
+        for ready in wait([*busy, *([] if also is None else [also])], WATCH_EVERY if self.hard_limit else None):
+            if ready == also:
+                continue
             worker = busy[ready]
             try:
                 outcome = worker.connection.recv()
@@ -209,7 +242,12 @@ def _fork(
     mine, theirs = Pipe(duplex=True)
     held = signal.pthread_sigmask(signal.SIG_BLOCK, stops) if stops else None
     try:
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except OSError:
+            mine.close()
+            theirs.close()
+            raise
         if pid == 0:  # the worker: never returns into the caller's frames (their finally blocks are not its own)
             code = 1
             try:

@@ -243,3 +243,53 @@ def test_a_dead_workers_item_is_worked_on_again_here_when_asked():
     assert [o for _, o in workers.in_order(dies_in_a_worker, items, 2, again=True)] == [0, 1, 2, 3, 4]
     assert [type(o).__name__ for _, o in workers.in_order(dies_in_a_worker, items, 2)][2] == "Died"
     assert not _children()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="workers are forked")
+@pytest.mark.parametrize("started", [0, 1])
+def test_workers_that_cannot_be_started_are_done_without(monkeypatch, started):
+    """Too many open files or processes (ulimit -n, -u) failed the whole crawl file ("FILE: too many open
+    files") where --jobs 1 cleaned it: the items go to the workers there are, or are worked on here."""
+    fork = workers._fork
+    forks = []
+
+    def limited(*args):
+        if len(forks) >= started:
+            raise OSError(24, "Too many open files")
+        forks.append(1)
+        return fork(*args)
+
+    monkeypatch.setattr(workers, "_fork", limited)
+    items = [((n,), n) for n in range(8) if n != 3]
+    assert [o for _, o in workers.in_order(_square, items, 2)] == [0, 1, 4, 16, 25, 36, 49]
+    assert len(forks) == started and not _children()
+
+
+def test_a_slow_producers_records_come_out_as_they_are_cleaned(tmp_path):
+    """Records on standard input from a producer that goes quiet: with --jobs 2 the last ones cleaned waited
+    in the main process for the next record to arrive (a live feed lagged by --jobs records, and a stop lost
+    them); they come out as they are cleaned, as with --jobs 1."""
+    import queue
+    import threading
+
+    from tests.conftest import BIN
+
+    page = PAGE.read_text(encoding="utf-8")
+    records = "".join(json.dumps({"url": f"https://ex{i % 3}.de/{i}", "html": page}) + "\n" for i in range(80))
+    process = subprocess.Popen(
+        [str(BIN / "clean-article"), "-", "--jobs", "2", "--input-format", "jsonl", "--html-field", "html"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in process.stdout], daemon=True).start()
+    try:
+        process.stdin.write(records.encode("utf-8"))
+        process.stdin.flush()  # and the producer goes quiet, its pipe open
+        got = [lines.get(timeout=60) for _ in range(80)]  # (the last ones never came while the input was quiet)
+        process.stdin.close()
+        assert process.wait(timeout=60) == 0, process.stderr.read().decode()
+        assert len(got) == 80 and lines.empty()
+    finally:
+        process.kill()
