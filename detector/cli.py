@@ -562,14 +562,13 @@ def _clean_one(source: str, config: batch.RunConfig, failures: list[batch.Result
                 if kind != "warc":  # decompressed as it is read (a WARC decompresses its own)
                     stream = batch.gunzip_stream(stream)
             if kind in ("jsonl", "warc"):
-                if source != "-" and os.path.isfile(source):  # a file can be read twice: site memory
-                    # in this process, as the records are cleaned: one worker would cost its start (and
-                    # multiprocessing's import) for no time limit the stream itself has
+                # read in this process, cleaned here for RECORDS_HERE seconds, then by --jobs workers
+                config = config._replace(record_jobs=config.jobs, records_here=RECORDS_HERE)
+                if source != "-" and os.path.isfile(source):  # a file can be read twice: site memory, whose
+                    # first pass runs so too (a pool of file workers would cost its start for one file)
                     named = batch.Task(source, kind, "", link=True)  # named: a link is followed, as for cleaning
-                    config = config._replace(record_jobs=config.jobs, records_here=RECORDS_HERE)
                     memory = batch.with_site_memory([named], config._replace(jobs=1))
                     config = memory._replace(jobs=config.jobs)
-                config = config._replace(record_jobs=config.jobs, records_here=RECORDS_HERE)  # and workers
                 alarm = batch.arm_page_alarm(config)  # each record's time (--timeout)
                 try:
                     return _records_to_stdout(stream, name, kind, config, failures)
