@@ -240,6 +240,12 @@ def raise_swallowed_stop() -> None:
         raise _STOP_RAISED[0]()
 
 
+def forget_stops() -> None:
+    """A new run starts without the stops of an earlier one in this process (``clean_main`` called again by a
+    program: the stop that ended the first run ended the second at its first WARC record)."""
+    _STOP_RAISED.clear()
+
+
 def over_time(config: RunConfig, ended: bool = False) -> str:
     """Why a page failed its time limit."""
     how = ": its worker did not stop and was ended" if ended else ""

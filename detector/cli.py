@@ -466,6 +466,7 @@ def clean_main(argv: list[str] | None = None) -> int:
         )
     # a stop the parent set to be ignored (nohup, trap '' INT) stays ignored: it ended the run with 143
     handlers = {number: terminate for number in _STOPS} | {signal.SIGINT: _interrupt}
+    batch.forget_stops()
     previous = {n: signal.signal(n, h) for n, h in handlers.items() if signal.getsignal(n) is not signal.SIG_IGN}
     try:
         if args.output is None:

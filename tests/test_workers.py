@@ -293,3 +293,18 @@ def test_a_slow_producers_records_come_out_as_they_are_cleaned(tmp_path):
         assert len(got) == 80 and lines.empty()
     finally:
         process.kill()
+
+
+def test_a_stop_of_an_earlier_run_does_not_end_the_next(tmp_path, capsys):
+    """``clean_main`` called again in one process after a run that a stop ended: the stop noted for warcio's
+    sake ended the new run at its first WARC record."""
+    from detector import batch, cli
+    from tests.test_html import warc_file
+
+    warc_file(tmp_path / "crawl.warc.gz")
+    batch.stop_raised(KeyboardInterrupt)  # as the handler notes it when a run is stopped
+    try:
+        assert cli.clean_main([str(tmp_path / "crawl.warc.gz"), "--jobs", "1"]) == 0
+    finally:
+        batch.forget_stops()
+    assert len(capsys.readouterr().out.splitlines()) == 2
