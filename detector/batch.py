@@ -2296,7 +2296,11 @@ def run(
         load_model(config.model)  # a broken model fails once, before any file
         yield from _run_here(tasks, config, work)
     else:
-        yield from _run_forked(chunks, config, work)
+        notes: list[str] = []  # how many workers could be started, when fewer than asked for
+        for result in _run_forked(chunks, config, work, notes=notes):
+            if notes and isinstance(result, Result):
+                result.notes[:0], notes[:] = notes, []
+            yield result
 
 
 def _one_crawl(tasks: list[Task], config: RunConfig) -> bool:
@@ -2408,24 +2412,51 @@ def _inherited_work(index: int) -> tuple[int, int, list]:
     return index, done, results
 
 
-def _check_descriptors(workers: int) -> None:
-    """Refuse a pool that the open-files limit (``ulimit -n``) cannot hold: a pool whose second worker cannot
-    be started terminates the first, and a SIGTERM that reaches a child before Python has set up its signals
-    is lost (CPython clears it after fork), so the pool's teardown waited for that worker for ever. A pool
-    takes 7 descriptors and 2 per worker; each worker then reads one file and writes one."""
+def _descriptor_room(workers: int) -> int:
+    """How many of ``workers`` the open-files limit (``ulimit -n``) can hold: a pool that runs out of
+    descriptors while it starts fails in its pipes, not at once. A pool takes 7 descriptors and 2 per worker;
+    each worker then reads one file and writes one."""
     import resource
 
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
     try:
         opened = len(os.listdir("/proc/self/fd")) - 1  # less the one listing them
     except OSError:  # not Linux: the pool finds out itself
-        return
-    if soft != resource.RLIM_INFINITY and opened + 7 + 2 * workers + 2 > soft:
-        raise OSError(errno.EMFILE, "too many open files")
+        return workers
+    if soft == resource.RLIM_INFINITY:
+        return workers
+    return max(0, min(workers, (soft - opened - 7 - 2) // 2))
+
+
+def _started_pool(context: Any, wanted: int, notes: list[str]) -> Any:
+    """A pool of as many of ``wanted`` workers as the machine lets start, with a note in ``notes`` when that
+    is fewer; None when not even one can be (the files are then cleaned in this process). Fewer descriptors
+    than the pool needs (``ulimit -n``) or a fork refused (``ulimit -u``, no memory) failed the whole batch
+    ("unexpected failure: BlockingIOError") where ``--jobs 1`` cleaned it. A pool whose workers cannot all
+    be started ends those it started (they start with stops blocked until they can die of them:
+    ``_new_pool``), and one of half the size is tried."""
+    workers = _descriptor_room(wanted)
+    reason = "too many open files" if workers < wanted else ""
+    while workers:
+        try:
+            pool = _new_pool(context, workers)
+        except OSError as exc:
+            reason = (exc.strerror or str(exc)).lower()
+            workers //= 2
+            continue
+        if workers < wanted:
+            notes.append(f"{workers} of {wanted} worker processes could be started ({reason}): the batch goes on")
+        return pool
+    notes.append(f"no worker process could be started ({reason}): the files are cleaned in this process")
+    return None
 
 
 def _run_forked(
-    chunks: list[list[Task]], config: RunConfig, work: Callable[..., list], retry_lost: bool = True
+    chunks: list[list[Task]],
+    config: RunConfig,
+    work: Callable[..., list],
+    retry_lost: bool = True,
+    notes: list[str] | None = None,
 ) -> Iterator:
     """Worker processes forked from this one inherit the loaded model and the configuration with its site
     memories (no start-up per worker, nothing large sent with each chunk) and stream their results back as
@@ -2436,7 +2467,8 @@ def _run_forked(
     their file, the pool is abandoned, the files of the dead worker's chunk fail (``lost``; not retried, as
     one of them may kill a worker again) and the rest go on in a new pool. The first pass of site memory
     takes the lost files once more in the new pool (``retry_lost``): it only counts, and a file left out
-    made the memory smaller without a word (Dask retries a lost task too)."""
+    made the memory smaller without a word (Dask retries a lost task too). ``notes`` gets a note when fewer
+    workers than asked for could be started (``_started_pool``)."""
     import gc
     import multiprocessing
 
@@ -2455,9 +2487,13 @@ def _run_forked(
     _INHERITED["records"] = records
     gc.freeze()  # the workers' garbage collector leaves the inherited objects (and their pages) alone
     workers = min(config.jobs, n)  # no idle worker: each costs a process and its memory
-    _check_descriptors(workers)
     began = time.time()  # an output newer than this was written by this run
-    pool = _new_pool(context, workers)
+    pool = _started_pool(context, workers, [] if notes is None else notes)
+    if pool is None:
+        _INHERITED.clear()
+        gc.unfreeze()
+        yield from _run_here([task for chunk in chunks for task in chunk], config, work)
+        return
     pending = set(range(n))
     rest: list[Task] = []  # after a worker died: the files to clean in a new pool
     lost: list[Task] = []  # the files of the chunks of workers that died
@@ -2576,7 +2612,7 @@ def _run_forked(
     finally:
         _INHERITED.clear()
     if rest:
-        yield from _run_forked(chunked(rest, config.jobs), config, work, retry_lost=False)
+        yield from _run_forked(chunked(rest, config.jobs), config, work, retry_lost=False, notes=notes)
 
 
 WATCH_EVERY = 1.0  # seconds between looks at the workers (dead? stuck in a page?)

@@ -1000,3 +1000,68 @@ def test_a_stop_never_comes_inside_the_pools_wait_for_an_answer():
     finally:
         signal.signal(signal.SIGINT, previous)
     assert box == [(0, 1, ["result"])] and not answers.lock.locked()
+
+
+_FORKS_LIMITED = """
+import os, sys
+
+fork, children = os.fork, []
+
+
+def alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def limited():  # as ulimit -u: at most LIMIT children at a time
+    children[:] = [pid for pid in children if alive(pid)]
+    if len(children) >= int(os.environ["LIMIT"]):
+        raise BlockingIOError(11, "Resource temporarily unavailable")
+    pid = fork()
+    if pid:
+        children.append(pid)
+    return pid
+
+
+os.fork = limited
+from detector import cli
+
+sys.exit(cli.clean_main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="counts live children in /proc")
+@pytest.mark.parametrize(("limit", "note"), [(0, "no worker process could be started"), (1, "1 of 4 worker")])
+def test_workers_that_cannot_be_forked_are_done_without(tree, tmp_path, limit, note):
+    """A fork refused (ulimit -u, no memory) failed a whole batch of files with --jobs 4 ("unexpected failure:
+    BlockingIOError") where --jobs 1 cleaned it: the files go to the workers that could be started, or are
+    cleaned in this process, with a note saying so."""
+    import subprocess
+    import sys
+
+    for i in range(12):
+        (tree / f"more{i}.txt").write_text(ARTICLE.replace("Siemens", f"Firma {i}"), encoding="utf-8")
+    one = run("clean-article", tree, "-o", tmp_path / "one", "--jobs", "1")
+    limited = subprocess.run(
+        [sys.executable, "-c", _FORKS_LIMITED, str(tree), "-o", str(tmp_path / "four"), "--jobs", "4"],
+        capture_output=True,
+        env={**os.environ, "LIMIT": str(limit)},
+        timeout=120,
+    )
+    told = limited.stderr.decode().splitlines()
+    assert limited.returncode == one.returncode == 1, told
+    assert [line for line in told if line.startswith("note: ") and "worker process" in line] == [
+        f"note: {note}"
+        + (
+            " (resource temporarily unavailable): the files are cleaned in this process"
+            if limit == 0
+            else " processes could be started (resource temporarily unavailable): the batch goes on"
+        )
+    ]
+    assert told[-1].split(";")[0] == one.stderr.decode().splitlines()[-1].split(";")[0]
+    assert outputs(tmp_path / "four") == outputs(tmp_path / "one")
+    for name in outputs(tmp_path / "one"):
+        assert (tmp_path / "four" / name).read_bytes() == (tmp_path / "one" / name).read_bytes()
