@@ -659,8 +659,11 @@ class PageWriter:
     def _html(self, p: Paragraph) -> str:
         from html import escape  # here, not at the top: only -f html needs it
 
-        out = "" if self._html_open else _html_head(p.text.split("\n", 1)[0])
+        first_line = p.text.split("\n", 1)[0]
+        out = "" if self._html_open else _html_head(first_line if p.tag else _markdown_plain(first_line))
         self._html_open = True
+        if not p.tag:  # text input: Markdown's headings, lists, quotes and tables where it has them
+            return out + self._close_list() + _markdown_html(p.text) + "\n"
         text = escape(p.text).translate(_NOT_IN_HTML).replace("\n", "<br>\n")
         heading = p.tag in ("h1", "h2", "h3", "h4", "h5", "h6")
         if not p.list_id and p.tag not in ("li", "dt", "dd"):
@@ -756,6 +759,141 @@ def _html_head(title: str) -> str:
 
 _HTML_FOOT = "</body>\n</html>"
 
+# Markdown's block forms, matched per paragraph (compiled on first use, by re's cache: only -f html of text needs
+# them). Numbered items need a second one: a plain-text line that starts "24. Dezember" or "1. FC" is no list.
+_MD_HEADING = r" {0,3}(#{1,6})[ \t]+(.*?)(?:[ \t]+#+)?[ \t]*"
+_MD_SETEXT = r" {0,3}(=+|-+)[ \t]*"
+_MD_RULE = r" {0,3}([-*_])(?:[ \t]*\1){2,}[ \t]*"
+_MD_QUOTE = r" {0,3}> ?(.*)"
+_MD_ITEM = r" {0,3}(?:[-*+•–]|(\d{1,9})[.)])[ \t]+(\S.*)"
+_MD_DELIMITER = r" {0,3}\|?[ \t]*:?-+:?[ \t]*(?:\|[ \t]*:?-+:?[ \t]*)+\|?[ \t]*"
+# Inline: an escaped character, a code span, an image (its alt text), a link, an autolink, strong and emphasis
+# (not inside words: "Anleger*innen", "kurs_ziel"), a <br> of a table cell
+_MD_SPAN = (
+    r"\\([!-/:-@\[-`{-~])"
+    r"|(`+)(.+?)\2"
+    r"|!\[([^\]\n]*)\]\([^()\s]*(?:[ \t]+\"[^\"\n]*\")?\)"
+    r"|\[((?:[^\[\]\n]|\[[^\[\]\n]*\])+)\]\(([^()\s]*)(?:[ \t]+\"[^\"\n]*\")?\)"
+    r"|<(https?://[^\s<>]+)>"
+    r"|\*\*(?=\S)(.+?)(?<=\S)\*\*"
+    r"|(?<!\w)__(?=\S)(.+?)(?<=\S)__(?!\w)"
+    r"|(?<![\w*])\*(?=[^\s*])(.+?)(?<=[^\s*])\*(?![\w*])"
+    r"|(?<![\w_])_(?=[^\s_])(.+?)(?<=[^\s_])_(?![\w_])"
+    r"|<br[ \t]*/?>"
+)
+_SAFE_HREF = r"(?i)(?:https?:|mailto:|[/#?.]|[^:]*$)"  # no javascript: or data: in a link of the article
+
+
+def _markdown_html(text: str) -> str:
+    """A paragraph of a text page as HTML, read as Markdown where it has Markdown's form (html2text, markdownify
+    and the crawlers built on them write pages so; plain text rarely has these forms otherwise): an ATX or
+    setext heading, a rule, a table, a quote, a list (after lead lines such as "Kurz zusammengefasst:", as
+    plain text writes bullets too); emphasis, code, links and images (their alt text) inside. Anything else
+    is a ``<p>`` with its line breaks kept."""
+    text = text.translate(_NOT_IN_HTML)
+    lines = text.split("\n")
+    if len(lines) == 1 and (heading := re.fullmatch(_MD_HEADING, text)):
+        level = len(heading.group(1))
+        return f"<h{level}>{_markdown_inline(heading.group(2))}</h{level}>"
+    if len(lines) == 2 and lines[0].strip() and re.fullmatch(_MD_SETEXT, lines[1]):
+        level = 1 if "=" in lines[1] else 2
+        return f"<h{level}>{_markdown_inline(lines[0].strip())}</h{level}>"
+    if len(lines) == 1 and re.fullmatch(_MD_RULE, text):
+        return "<hr>"
+    if len(lines) > 1 and "|" in lines[0] and re.fullmatch(_MD_DELIMITER, lines[1]):
+        rows = [_markdown_cells(line) for line in (lines[0], *lines[2:])]
+        head = "".join(f"<th>{cell}</th>" for cell in rows[0])
+        body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>\n" for row in rows[1:])
+        return (
+            f"<table>\n<thead><tr>{head}</tr></thead>\n"
+            + (f"<tbody>\n{body}</tbody>\n" if body else "")
+            + "</table>"
+        )
+    if all(re.match(_MD_QUOTE, line) for line in lines):
+        inner = "\n".join(re.sub(_MD_QUOTE, r"\1", line, count=1) for line in lines)
+        return f"<blockquote>{_markdown_html(inner)}</blockquote>"
+    if listed := _markdown_list(lines):
+        lead, tag, start, items = listed
+        out = f"<p>{_markdown_lines(lead)}</p>\n" if lead else ""
+        out += f'<ol start="{start}">' if tag == "ol" and start != 1 else f"<{tag}>"
+        return out + "".join(f"\n<li>{_markdown_lines(item)}</li>" for item in items) + f"\n</{tag}>"
+    return f"<p>{_markdown_lines(lines)}</p>"
+
+
+def _markdown_list(lines: list[str]) -> tuple[list[str], str, int, list[list[str]]] | None:
+    """A paragraph that ends in a list: its lead lines, "ul" or "ol", the first number, and each item's lines
+    (a line indented under an item continues it); None for any other paragraph."""
+    first = next((i for i, line in enumerate(lines) if re.fullmatch(_MD_ITEM, line)), None)
+    if first is None:
+        return None
+    items: list[list[str]] = []
+    numbers: list[int] = []
+    for line in lines[first:]:
+        if item := re.fullmatch(_MD_ITEM, line):
+            if items and (item.group(1) is None) != (not numbers):
+                return None  # bullets and numbers mixed: not one list
+            numbers += [int(item.group(1))] if item.group(1) else []
+            items.append([item.group(2)])
+        elif line[:1] in (" ", "\t") and line.strip():
+            items[-1].append(line.strip())
+        else:
+            return None
+    if numbers and len(numbers) < 2:
+        return None
+    return lines[:first], "ol" if numbers else "ul", numbers[0] if numbers else 1, items
+
+
+def _markdown_cells(row: str) -> list[str]:
+    """A table row's cells as HTML (a ``\\|`` stays in its cell)."""
+    row = row.strip()
+    row = row[1:] if row.startswith("|") else row
+    row = row[:-1] if row.endswith("|") and not row.endswith("\\|") else row
+    return [_markdown_inline(cell.strip()) for cell in re.split(r"(?<!\\)\|", row)]
+
+
+def _markdown_lines(lines: list[str]) -> str:
+    return "<br>\n".join(_markdown_inline(line) for line in lines)
+
+
+def _markdown_inline(text: str) -> str:
+    """One line of Markdown as HTML: its spans (``_MD_SPAN``) turned into elements, the rest escaped."""
+    from html import escape
+
+    out, at = [], 0
+    for span in re.finditer(_MD_SPAN, text):
+        out.append(escape(text[at : span.start()]))
+        at = span.end()
+        escaped, _, code, alt, link, href, autolink, strong, strong2, em, em2 = span.groups()
+        if escaped is not None:
+            out.append(escape(escaped))
+        elif code is not None:
+            out.append(f"<code>{escape(code.strip() or code)}</code>")
+        elif alt is not None:
+            out.append(_markdown_inline(alt))
+        elif link is not None:
+            inner = _markdown_inline(link)
+            safe = re.match(_SAFE_HREF, href)
+            out.append(f'<a href="{escape(href)}">{inner}</a>' if href and safe else inner)
+        elif autolink is not None:
+            out.append(f'<a href="{escape(autolink)}">{escape(autolink)}</a>')
+        elif strong is not None or strong2 is not None:
+            out.append(f"<strong>{_markdown_inline(strong or strong2)}</strong>")
+        elif em is not None or em2 is not None:
+            out.append(f"<em>{_markdown_inline(em or em2)}</em>")
+        else:
+            out.append("<br>")
+    out.append(escape(text[at:]))
+    return "".join(out)
+
+
+def _markdown_plain(line: str) -> str:
+    """A line of Markdown as the reader sees it (for the document's title): no heading marks, no markup."""
+    from html import unescape
+
+    if heading := re.fullmatch(_MD_HEADING, line):
+        line = heading.group(2)
+    return unescape(re.sub(r"<[^>]*>", "", _markdown_inline(line)))
+
 
 def _paragraph_record(p: Paragraph) -> dict:
     return {
@@ -812,5 +950,6 @@ def as_record(paragraphs: list[Paragraph], keep: str | Iterable[str] = ("editori
 def as_html(paragraphs: list[Paragraph], keep: str | Iterable[str] = ("editorial",)) -> str:
     """The kept paragraphs (the article by default, as ``clean-article -f html`` writes it) as a minimal HTML
     document: headings stay headings, list items are gathered into the lists they stood in (numbered ones
-    numbered), everything else is a ``<p>`` (line breaks inside a text paragraph become ``<br>``)."""
+    numbered), a text paragraph is read as Markdown where it has Markdown's form (``_markdown_html``),
+    everything else is a ``<p>`` (line breaks inside a text paragraph become ``<br>``)."""
     return _render(paragraphs, "html", keep, "as_html")

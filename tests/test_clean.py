@@ -182,3 +182,49 @@ def test_load_model_is_keyed_by_the_file_not_by_the_name_given(tmp_path, monkeyp
         load_model("")
     with pytest.raises(TypeError, match=r"model path must be a str or os\.PathLike, not int"):
         load_model(5)  # type: ignore[arg-type]
+
+
+MARKDOWN_PAGE = [
+    "# Siemens hebt **Prognose** an #",
+    "Kurz zusammengefasst:\n  • Umsatz steigt\n  • Marge *stabil*",
+    "24. Dezember: Die Börse bleibt geschlossen.",
+    "1. FC Köln gewinnt",
+    "Die Gründe:\n3. Zinsen\n4. Gewinne, siehe [Bericht](https://ex.de/a?b=1&c=2)\n   und mehr\n"
+    "5. [Trick](javascript:x)",
+    "| Kennzahl | 2025 |\n|---|---:|\n| Umsatz | 11,3<br>bereinigt |\n| Gewinn \\| EBIT | 1,5 |",
+    "> Wir sind zufrieden.\n> Das Jahr war gut.",
+    "Ausblick\n--------",
+    "---",
+    "Anleger*innen und kurs_ziel mit `KGV <12>` & \\*Sternchen\\* ![Bild: Chef](https://ex.de/c.jpg)",
+    "- Punkt\n1. Nummer",
+]
+
+
+def test_a_text_pages_markdown_becomes_html_in_html_output():
+    """-f html of a Markdown page wrote its marks as text ("<p># Siemens …</p>", the title too): its headings,
+    lists, tables, quotes and inline marks are HTML now; a line that starts like a numbered item is one only
+    beside a second, as plain text starts dates and club names so; links that run script are left text."""
+    from detector.api import Paragraph, as_html
+
+    certain = {"editorial": 1.0, "promotional": 0.0, "navigational": 0.0}
+    page = [Paragraph(i, text, "editorial", certain) for i, text in enumerate(MARKDOWN_PAGE)]
+    assert as_html(page).split("<body>\n", 1)[1] == (
+        "<h1>Siemens hebt <strong>Prognose</strong> an</h1>\n"
+        "<p>Kurz zusammengefasst:</p>\n<ul>\n<li>Umsatz steigt</li>\n<li>Marge <em>stabil</em></li>\n</ul>\n"
+        "<p>24. Dezember: Die Börse bleibt geschlossen.</p>\n"
+        "<p>1. FC Köln gewinnt</p>\n"
+        '<p>Die Gründe:</p>\n<ol start="3">\n<li>Zinsen</li>\n'
+        '<li>Gewinne, siehe <a href="https://ex.de/a?b=1&amp;c=2">Bericht</a><br>\nund mehr</li>\n'
+        "<li>Trick</li>\n</ol>\n"
+        "<table>\n<thead><tr><th>Kennzahl</th><th>2025</th></tr></thead>\n"
+        "<tbody>\n<tr><td>Umsatz</td><td>11,3<br>bereinigt</td></tr>\n"
+        "<tr><td>Gewinn | EBIT</td><td>1,5</td></tr>\n"
+        "</tbody>\n</table>\n"
+        "<blockquote><p>Wir sind zufrieden.<br>\nDas Jahr war gut.</p></blockquote>\n"
+        "<h2>Ausblick</h2>\n"
+        "<hr>\n"
+        "<p>Anleger*innen und kurs_ziel mit <code>KGV &lt;12&gt;</code> &amp; *Sternchen* Bild: Chef</p>\n"
+        "<p>- Punkt<br>\n1. Nummer</p>\n"
+        "</body>\n</html>"
+    )
+    assert "<title>Siemens hebt Prognose an</title>" in as_html(page)
