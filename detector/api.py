@@ -761,40 +761,39 @@ _HTML_FOOT = "</body>\n</html>"
 
 # Markdown's block forms, matched per paragraph (compiled on first use, by re's cache: only -f html of text needs
 # them). Numbered items need a second one: a plain-text line that starts "24. Dezember" or "1. FC" is no list.
-_MD_HEADING = r" {0,3}(#{1,6})[ \t]+(.*?)(?:[ \t]+#+)?[ \t]*"
+_MD_HEADING = r" {0,3}(#{1,6})[ \t]+(.*)"  # its closing marks are cut in Python (a regex took quadratic time)
 _MD_SETEXT = r" {0,3}(=+|-+)[ \t]*"
 _MD_RULE = r" {0,3}([-*_])(?:[ \t]*\1){2,}[ \t]*"
 _MD_QUOTE = r" {0,3}> ?(.*)"
 _MD_ITEM = r" {0,3}(?:[-*+•–]|(\d{1,9})[.)])[ \t]+(\S.*)"
 _MD_DELIMITER = r" {0,3}\|?[ \t]*:?-+:?[ \t]*(?:\|[ \t]*:?-+:?[ \t]*)+\|?[ \t]*"
-# Inline: an escaped character, a code span, an image (its alt text), a link, an autolink, strong and emphasis
-# (not inside words: "Anleger*innen", "kurs_ziel"), a <br> of a table cell
-_MD_SPAN = (
+# Inline: an escaped character, a code span, an image (its alt text), a link, an autolink, a <br> of a table
+# cell. Every part stops at the next mark of its kind (no ".+?"), so that a line is read in linear time: a line of
+# 60 KB of "*a " took 22 s with spans that could reach to its end.
+_MD_ATOM = (
     r"\\([!-/:-@\[-`{-~])"
-    r"|(`+)(.+?)\2"
-    r"|!\[([^\]\n]*)\]\([^()\s]*(?:[ \t]+\"[^\"\n]*\")?\)"
-    r"|\[((?:[^\[\]\n]|\[[^\[\]\n]*\])+)\]\(([^()\s]*)(?:[ \t]+\"[^\"\n]*\")?\)"
+    r"|(?<!`)(`{1,8})([^`\n]+)\2(?!`)"
+    r"|!\[([^\[\]\n]*)\]\([^()\s]*(?:[ \t]+\"[^\"\n]*\")?\)"
+    r"|\[([^\[\]\n]*(?:\[[^\[\]\n]*\][^\[\]\n]*)*)\]\(([^()\s]*)(?:[ \t]+\"[^\"\n]*\")?\)"
     r"|<(https?://[^\s<>]+)>"
-    r"|\*\*(?=\S)(.+?)(?<=\S)\*\*"
-    r"|(?<!\w)__(?=\S)(.+?)(?<=\S)__(?!\w)"
-    r"|(?<![\w*])\*(?=[^\s*])(.+?)(?<=[^\s*])\*(?![\w*])"
-    r"|(?<![\w_])_(?=[^\s_])(.+?)(?<=[^\s_])_(?![\w_])"
     r"|<br[ \t]*/?>"
 )
+_EMPHASIS = {1: ("<em>", "</em>"), 2: ("<strong>", "</strong>"), 3: ("<em><strong>", "</strong></em>")}
 _SAFE_HREF = r"(?i)(?:https?:|mailto:|[/#?.]|[^:]*$)"  # no javascript: or data: in a link of the article
 
 
-def _markdown_html(text: str) -> str:
+def _markdown_html(text: str, quotes: bool = True) -> str:
     """A paragraph of a text page as HTML, read as Markdown where it has Markdown's form (html2text, markdownify
     and the crawlers built on them write pages so; plain text rarely has these forms otherwise): an ATX or
     setext heading, a rule, a table, a quote, a list (after lead lines such as "Kurz zusammengefasst:", as
     plain text writes bullets too); emphasis, code, links and images (their alt text) inside. Anything else
-    is a ``<p>`` with its line breaks kept."""
+    is a ``<p>`` with its line breaks kept. ``quotes``: False inside a quote (eight levels of quotes are
+    read, the rest is text)."""
     text = text.translate(_NOT_IN_HTML)
     lines = text.split("\n")
-    if len(lines) == 1 and (heading := re.fullmatch(_MD_HEADING, text)):
-        level = len(heading.group(1))
-        return f"<h{level}>{_markdown_inline(heading.group(2))}</h{level}>"
+    if len(lines) == 1 and (heading := _markdown_heading(text)):
+        level, words = heading
+        return f"<h{level}>{_markdown_inline(words)}</h{level}>"
     if len(lines) == 2 and lines[0].strip() and re.fullmatch(_MD_SETEXT, lines[1]):
         level = 1 if "=" in lines[1] else 2
         return f"<h{level}>{_markdown_inline(lines[0].strip())}</h{level}>"
@@ -809,9 +808,11 @@ def _markdown_html(text: str) -> str:
             + (f"<tbody>\n{body}</tbody>\n" if body else "")
             + "</table>"
         )
-    if all(re.match(_MD_QUOTE, line) for line in lines):
-        inner = "\n".join(re.sub(_MD_QUOTE, r"\1", line, count=1) for line in lines)
-        return f"<blockquote>{_markdown_html(inner)}</blockquote>"
+    if quotes and all(re.match(_MD_QUOTE, line) for line in lines):
+        depth = 0  # a quote in a quote …: up to eight deep, the rest is text (a line of "> > > …" was one
+        while depth < 8 and all(re.match(_MD_QUOTE, line) for line in lines):  # level of recursion each)
+            lines, depth = [re.sub(_MD_QUOTE, r"\1", line, count=1) for line in lines], depth + 1
+        return "<blockquote>" * depth + _markdown_html("\n".join(lines), quotes=False) + "</blockquote>" * depth
     if listed := _markdown_list(lines):
         lead, tag, start, items = listed
         out = f"<p>{_markdown_lines(lead)}</p>\n" if lead else ""
@@ -856,42 +857,100 @@ def _markdown_lines(lines: list[str]) -> str:
 
 
 def _markdown_inline(text: str) -> str:
-    """One line of Markdown as HTML: its spans (``_MD_SPAN``) turned into elements, the rest escaped."""
+    """One line of Markdown as HTML: its atoms (``_MD_ATOM``) turned into elements, its emphasis
+    (``_emphasis``) into ``<em>`` and ``<strong>``, the rest escaped."""
     from html import escape
 
-    out, at = [], 0
-    for span in re.finditer(_MD_SPAN, text):
-        out.append(escape(text[at : span.start()]))
-        at = span.end()
-        escaped, _, code, alt, link, href, autolink, strong, strong2, em, em2 = span.groups()
+    parts: list[tuple[bool, str]] = []  # (HTML, text) in order: the atoms' HTML and the text between them
+    at = 0
+    for atom in re.finditer(_MD_ATOM, text):
+        if atom.start() > at:
+            parts.append((False, text[at : atom.start()]))
+        at = atom.end()
+        escaped, _, code, alt, link, href, autolink = atom.groups()
         if escaped is not None:
-            out.append(escape(escaped))
+            html = escape(escaped)
         elif code is not None:
-            out.append(f"<code>{escape(code.strip() or code)}</code>")
+            html = f"<code>{escape(code.strip() or code)}</code>"
         elif alt is not None:
-            out.append(_markdown_inline(alt))
+            html = _markdown_inline(alt)
         elif link is not None:
             inner = _markdown_inline(link)
-            safe = re.match(_SAFE_HREF, href)
-            out.append(f'<a href="{escape(href)}">{inner}</a>' if href and safe else inner)
+            html = f'<a href="{escape(href)}">{inner}</a>' if href and re.match(_SAFE_HREF, href) else inner
         elif autolink is not None:
-            out.append(f'<a href="{escape(autolink)}">{escape(autolink)}</a>')
-        elif strong is not None or strong2 is not None:
-            out.append(f"<strong>{_markdown_inline(strong or strong2)}</strong>")
-        elif em is not None or em2 is not None:
-            out.append(f"<em>{_markdown_inline(em or em2)}</em>")
+            html = f'<a href="{escape(autolink)}">{escape(autolink)}</a>'
         else:
-            out.append("<br>")
-    out.append(escape(text[at:]))
+            html = "<br>"
+        parts.append((True, html))
+    if at < len(text):
+        parts.append((False, text[at:]))
+    tags = _emphasis(parts)
+    out = []
+    for number, (is_html, part) in enumerate(parts):
+        if is_html:
+            out.append(part)
+            continue
+        at = 0
+        for start, end, tag in tags.get(number, ()):
+            out += [escape(part[at:start]), tag]
+            at = end
+        out.append(escape(part[at:]))
     return "".join(out)
+
+
+def _emphasis(parts: list[tuple[bool, str]]) -> dict[int, list[tuple[int, int, str]]]:
+    """The runs of ``*`` and ``_`` in the text parts that open or close emphasis, as (start, end, tag) per part:
+    a run opens before a non-space and closes after one, never inside a word ("Anleger*innen", "kurs_ziel");
+    a closer takes the nearest opener of its kind and length (1: em, 2: strong, 3: both) among the last 16
+    still open, and those above it stay text. Linear in the line, unlike a search for each span's end."""
+    runs = []  # (part, start, end, mark, can open, can close)
+    for number, (is_html, part) in enumerate(parts):
+        if is_html:
+            continue
+        for run in re.finditer(r"\*+|_+", part):
+            start, end = run.span()
+            before = part[start - 1] if start else ("" if number == 0 else ".")  # an atom reads as punctuation
+            after = part[end] if end < len(part) else ("" if number == len(parts) - 1 else ".")
+            opens = bool(after) and not after.isspace() and not before.isalnum()
+            closes = bool(before) and not before.isspace() and not after.isalnum()
+            runs.append((number, start, end, run.group(), opens, closes))
+    tags: dict[int, list[tuple[int, int, str]]] = {}
+    openers: list[int] = []
+    for index, (number, start, end, mark, opens, closes) in enumerate(runs):
+        if closes and len(mark) in _EMPHASIS:
+            nearest = range(len(openers) - 1, max(-1, len(openers) - 17), -1)
+            found = next((k for k in nearest if runs[openers[k]][3] == mark), None)
+            if found is not None:
+                opener = runs[openers[found]]
+                tags.setdefault(opener[0], []).append((opener[1], opener[2], _EMPHASIS[len(mark)][0]))
+                tags.setdefault(number, []).append((start, end, _EMPHASIS[len(mark)][1]))
+                del openers[found:]
+                continue
+        if opens and len(mark) in _EMPHASIS:
+            openers.append(index)
+    for marks in tags.values():
+        marks.sort()
+    return tags
+
+
+def _markdown_heading(line: str) -> tuple[int, str] | None:
+    """An ATX heading's level and words (its closing marks cut: "## Ausblick ##"), or None."""
+    heading = re.fullmatch(_MD_HEADING, line)
+    if heading is None:
+        return None
+    words = heading.group(2).rstrip(" \t")
+    bare = words.rstrip("#")
+    if bare != words and (not bare or bare[-1] in " \t"):
+        words = bare.rstrip(" \t")
+    return len(heading.group(1)), words
 
 
 def _markdown_plain(line: str) -> str:
     """A line of Markdown as the reader sees it (for the document's title): no heading marks, no markup."""
     from html import unescape
 
-    if heading := re.fullmatch(_MD_HEADING, line):
-        line = heading.group(2)
+    if heading := _markdown_heading(line):
+        line = heading[1]
     return unescape(re.sub(r"<[^>]*>", "", _markdown_inline(line)))
 
 

@@ -1738,13 +1738,15 @@ def output_name(relative: str, kind: str, fmt: str) -> str:
     return os.path.splitext(stem)[0] + suffix
 
 
-def plan(inputs: list[str], outdir: Path, config: RunConfig) -> Plan:
+def plan(inputs: list[str], outdir: Path, config: RunConfig, listed: Sequence[str] = ()) -> Plan:
     """The tasks of a batch, and the inputs skipped while walking.
 
     Folders are walked recursively for the file patterns; outputs mirror each file's path below its input
-    folder. Symbolic links are followed only when asked, and a folder reached twice (a link loop) is walked
-    once. Raises UsageError when the batch would write into its own input folder, over an input file, two
-    inputs into one output, or the errors file over an input or an output.
+    folder; a file given by name is written under its own name. The paths of a ``--files-from`` list
+    (``listed``) are mirrored as they are written there (``mirrored``), so that files of the same name in
+    different folders stay apart. Symbolic links are followed only when asked, and a folder reached twice (a
+    link loop) is walked once. Raises UsageError when the batch would write into its own input folder, over an
+    input file, two inputs into one output, or the errors file over an input or an output.
     """
     if outdir.exists() and not outdir.is_dir():
         raise UsageError(f"the output folder {outdir} is a file")
@@ -1766,7 +1768,7 @@ def plan(inputs: list[str], outdir: Path, config: RunConfig) -> Plan:
     skipped: list[Result] = []
     sources: dict[str, str] = {}
     candidates: list[tuple[str, str]] = []
-    for root in inputs:
+    for root, from_list in [*((path, False) for path in inputs), *((path, True) for path in listed)]:
         if root == "":
             raise UsageError("an empty path is not an input")
         if not os.path.lexists(root):
@@ -1778,8 +1780,9 @@ def plan(inputs: list[str], outdir: Path, config: RunConfig) -> Plan:
                 raise UsageError(f"the output folder {outdir} lies inside the input folder {display(root)}")
             prefix = len(os.path.join(root, ""))
             earlier = len(skipped)  # this folder's own skips are the ones after it
+            below = mirrored(root) if from_list else ""
             found = [
-                (path, path[prefix:])
+                (path, os.path.join(below, path[prefix:]))
                 for path in _walk(
                     root,
                     config.patterns(),
@@ -1793,7 +1796,7 @@ def plan(inputs: list[str], outdir: Path, config: RunConfig) -> Plan:
                 patterns = ", ".join(config.patterns())
                 skipped.append(Result(display(root), "failed", f"{display(root)}: no file matches {patterns}"))
         else:
-            found = [(root, os.path.basename(root))]
+            found = [(root, mirrored(root) if from_list else os.path.basename(root))]
         candidates += found
     # A file reached twice is one page: the real file's, whichever comes first (a link to it reached before it
     # took its page, output and site, and the order of the command line decided), else the first named
@@ -1865,6 +1868,36 @@ def plan(inputs: list[str], outdir: Path, config: RunConfig) -> Plan:
         if out_root == errors or out_root.startswith(os.path.join(errors, "")):  # a folder the batch makes
             raise UsageError(f"the errors file {config.errors} is the output folder or holds it")
     return Plan(tasks, skipped)
+
+
+def mirrored(path: str) -> str:
+    """A path of a ``--files-from`` list as its output mirrors it below the output folder: as it is written,
+    without a leading ``./`` or ``/``; one that climbs out of the working folder (``..``) by its absolute
+    path (``../b/page.txt`` from ``/data/a`` is written as ``data/b/page.txt``)."""
+    normal = os.path.normpath(path)
+    if normal == os.pardir or normal.startswith(os.pardir + os.sep):
+        normal = os.path.abspath(path)
+    return normal.lstrip(os.sep) or "."
+
+
+def read_list(path: str) -> list[str]:
+    """The paths of a ``--files-from`` list (``-``: standard input): one per line, or separated by NUL bytes
+    when the list holds one (``find -print0``, for names with line breaks); empty entries and the ``\\r`` of
+    Windows line ends left out. Names are the file system's bytes (``os.fsdecode``): a list is not text in
+    any one encoding. Raises UsageError for a list that cannot be read."""
+    try:
+        if path == "-":
+            data = sys.stdin.buffer.read()
+        else:
+            with open(path, "rb") as handle:
+                data = handle.read()
+    except OSError as exc:
+        raise UsageError(f"--files-from {display(path)}: {(exc.strerror or str(exc)).lower()}") from None
+    if b"\0" in data:
+        entries = data.split(b"\0")
+    else:
+        entries = [line[:-1] if line.endswith(b"\r") else line for line in data.split(b"\n")]
+    return [os.fsdecode(entry) for entry in entries if entry]
 
 
 def _kind_of_file(path: str) -> str:

@@ -225,7 +225,7 @@ def clean_parser() -> argparse.ArgumentParser:
     )
     add = parser.add_argument
     add("--version", action="version", version=f"%(prog)s {__version__}")
-    add("inputs", nargs="*", default=["-"], help="files or folders; none or '-' reads standard input")
+    add("inputs", nargs="*", default=[], help="files or folders; none or '-' reads standard input")
     add("-o", "--output", type=_path, help="output folder; needed for folders and several files")
     add(
         "-f",
@@ -285,6 +285,12 @@ def clean_parser() -> argparse.ArgumentParser:
         action="append",
         help=f"file pattern when walking folders, repeatable (default: {', '.join(batch.DEFAULT_GLOBS['auto'])}; "
         "with --input-format, the patterns of that format)",
+    )
+    add(
+        "--files-from",
+        metavar="LIST",
+        help="also clean the files and folders named in LIST, one per line or NUL-separated (find -print0); "
+        "'-' reads the list from standard input; outputs mirror each path as the list writes it (needs -o)",
     )
     add("-j", "--jobs", type=int, default=0, help="parallel workers; 0 means all cores (default)")
     add("--skip-existing", action="store_true", help="leave existing outputs alone (resume a run)")
@@ -441,16 +447,27 @@ def build_config(args: argparse.Namespace) -> batch.RunConfig:
 def clean_main(argv: list[str] | None = None) -> int:
     """Entry point of clean-article; returns the exit code."""
     args = clean_parser().parse_args(argv)
-    inputs = args.inputs or ["-"]
+    inputs = args.inputs or ([] if args.files_from is not None else ["-"])
+    listed: list[str] = []
     try:
         config = build_config(args)
+        if args.files_from is not None:
+            if args.output is None:
+                raise batch.UsageError("--files-from needs an output folder: -o OUTDIR")
+            if args.files_from == "":
+                raise batch.UsageError("--files-from: an empty path")
+            if args.files_from == "-" and "-" in inputs:
+                raise batch.UsageError("standard input cannot be both a page and the --files-from list")
+            listed = batch.read_list(args.files_from)
+            if not listed and not args.quiet:  # (an empty list from a find that matched nothing: not an error)
+                sys.stderr.write(f"note: --files-from {batch.display(args.files_from)} names no file\n")
         if args.output is None and (len(inputs) > 1 or (inputs[0] != "-" and os.path.isdir(inputs[0]))):
             raise batch.UsageError("several inputs or a folder need an output folder: -o OUTDIR")
         if args.output is None and args.skip_existing:
             raise batch.UsageError("--skip-existing needs an output folder (-o): without one nothing is written")
         if args.output is not None and "-" in inputs:
             raise batch.UsageError("standard input cannot be combined with -o; redirect stdout instead")
-        if inputs[0] == "":
+        if inputs[:1] == [""]:
             raise batch.UsageError("an empty path is not an input")
         read = _files_read(args, inputs if args.output is None else [])
         if config.errors is not None and (what := read.get(os.path.realpath(config.errors))):
@@ -471,7 +488,7 @@ def clean_main(argv: list[str] | None = None) -> int:
     try:
         if args.output is None:
             return _clean_one_with_errors(inputs[0], config)
-        return _clean_many(inputs, args.output, config, read)
+        return _clean_many(inputs, args.output, config, read, listed)
     except ModelError as exc:
         return _error(str(exc))
     except (KeyboardInterrupt, Terminated) as exc:
@@ -502,7 +519,10 @@ def _files_read(args: argparse.Namespace, inputs: list[str]) -> dict[str, str]:
     """The files a run reads that it must never write over (with ``--errors`` or an output), by real path:
     the ``--model`` and ``--rules`` files and the ``inputs`` (standard input: ``_is_standard_input``)."""
     read: dict[str, str] = {}
-    for path, what in [(args.model, "the --model file"), *((r, "a --rules file") for r in args.rules or ())]:
+    named = [(args.model, "the --model file"), *((r, "a --rules file") for r in args.rules or ())]
+    if args.files_from not in (None, "", "-"):
+        named.append((args.files_from, "the --files-from list"))
+    for path, what in named:
         if path is not None:
             read[os.path.realpath(path)] = what
     for source in inputs:
@@ -689,12 +709,14 @@ def _where(record: dict) -> str:
     return f"{record['file']} record {record['record']}"
 
 
-def _clean_many(inputs: list[str], output: Path, config: batch.RunConfig, read: dict[str, str]) -> int:
-    """Files and folders into an output folder: plan everything, refuse collisions and outputs over the files
-    in ``read`` (``_files_read``), clean, and always end with the errors file and the summary, also when
-    interrupted."""
+def _clean_many(
+    inputs: list[str], output: Path, config: batch.RunConfig, read: dict[str, str], listed: list[str]
+) -> int:
+    """Files and folders into an output folder, with those of a ``--files-from`` list (``listed``): plan
+    everything, refuse collisions and outputs over the files in ``read`` (``_files_read``), clean, and always
+    end with the errors file and the summary, also when interrupted."""
     try:
-        plan = batch.plan(inputs, output, config)
+        plan = batch.plan(inputs, output, config, listed)
         for task in plan.tasks:
             if what := read.get(os.path.realpath(task.target)):
                 raise batch.UsageError(f"the output {batch.display(task.target)} would overwrite {what}")

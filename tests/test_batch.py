@@ -1065,3 +1065,56 @@ def test_workers_that_cannot_be_forked_are_done_without(tree, tmp_path, limit, n
     assert outputs(tmp_path / "four") == outputs(tmp_path / "one")
     for name in outputs(tmp_path / "one"):
         assert (tmp_path / "four" / name).read_bytes() == (tmp_path / "one" / name).read_bytes()
+
+
+def test_files_from_a_list_are_mirrored_as_the_list_writes_them(tree, tmp_path):
+    """--files-from: the paths of a list (find's output, one per line or NUL-separated) are cleaned into the
+    output folder, each mirrored by its path as written, so that two files of one name in different folders
+    (index.html of every site) stay apart where two named on the command line would clash; a folder in the
+    list is walked; a missing entry fails alone; a name with a line break needs the NUL form."""
+    (tree / "c").mkdir()
+    (tree / "c" / "one.txt").write_text(ARTICLE.replace("Siemens", "Bayer"), encoding="utf-8")
+    (tree / "c" / "zwei\nzeilen.txt").write_text(ARTICLE.replace("Siemens", "Merck"), encoding="utf-8")
+    entries = ["in/a/one.txt", "./in/c/one.txt", "in/a/b", "in/fehlt.txt", "in/c/zwei\nzeilen.txt"]
+    (tmp_path / "list0").write_bytes(b"\0".join(e.encode() for e in entries) + b"\0")
+    result = run("clean-article", "--files-from", "list0", "-o", "out", "--jobs", "1", cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.decode().splitlines()[:1] == ["error: in/fehlt.txt: no such file or folder"]
+    assert outputs(tmp_path / "out") == [
+        "in/a/b/empty.txt",
+        "in/a/b/latin.txt",
+        "in/a/one.txt",
+        "in/c/one.txt",
+        "in/c/zwei\nzeilen.txt",
+    ]
+    for name in ("in/a/one.txt", "in/c/one.txt"):
+        alone = run("clean-article", tmp_path / name)
+        assert (tmp_path / "out" / name).read_bytes() == alone.stdout
+    lines = b"in/a/one.txt\r\n\nin/c/one.txt\n"  # one per line, from standard input; Windows line ends too
+    result = run("clean-article", "--files-from", "-", "-o", "out2", "-q", cwd=tmp_path, stdin=lines)
+    assert (result.returncode, outputs(tmp_path / "out2")) == (0, ["in/a/one.txt", "in/c/one.txt"])
+    named = run("clean-article", "in/a/one.txt", "in/c/one.txt", "-o", "out3", cwd=tmp_path)
+    assert named.returncode == 2 and "would both be written to" in named.stderr.decode()
+
+
+_STDIN_TWICE = "error: standard input cannot be both a page and the --files-from list"
+_ERRORS_OVER_LIST = "error: the errors file list is the --files-from list"
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "told"),
+    [
+        (["--files-from", "list"], 2, "error: --files-from needs an output folder: -o OUTDIR"),
+        (["--files-from", "nolist", "-o", "out"], 2, "error: --files-from nolist: no such file or directory"),
+        (["--files-from", "list", "-o", "out", "--errors", "list"], 2, _ERRORS_OVER_LIST),
+        (["-", "--files-from", "-", "-o", "out"], 2, _STDIN_TWICE),
+        (["--files-from", "empty", "-o", "out"], 0, "note: --files-from empty names no file"),
+    ],
+)  # fmt: skip
+def test_files_from_refuses_what_it_cannot_do(tmp_path, args, code, told):
+    (tmp_path / "page.txt").write_text(ARTICLE, encoding="utf-8")
+    (tmp_path / "list").write_text("page.txt\n", encoding="utf-8")
+    (tmp_path / "empty").write_bytes(b"")
+    result = run("clean-article", *args, cwd=tmp_path)
+    assert (result.returncode, result.stderr.decode().splitlines()[0]) == (code, told)
+    assert (tmp_path / "list").read_text(encoding="utf-8") == "page.txt\n"

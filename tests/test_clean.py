@@ -228,3 +228,21 @@ def test_a_text_pages_markdown_becomes_html_in_html_output():
         "</body>\n</html>"
     )
     assert "<title>Siemens hebt Prognose an</title>" in as_html(page)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["*a " * 40_000, "**a " * 30_000, "_a " * 40_000, "`" * 100_000, "![a" * 40_000, "# " + " " * 100_000 + "x"]
+    + ["> " * 100_000 + "a", "*a " * 20_000 + "b_ " * 20_000],
+)
+def test_markdown_made_to_be_slow_renders_in_linear_time(text):
+    """Spans that could reach to the end of their line ("*…*" as ".+?") took 22 s for 120 KB of "*a " and 124 s
+    for 100,000 backticks, and a line of "> > > …" ended in a RecursionError: the marks are paired in one pass."""
+    import time
+
+    from detector.api import Paragraph, as_html
+
+    certain = {"editorial": 1.0, "promotional": 0.0, "navigational": 0.0}
+    start = time.perf_counter()
+    out = as_html([Paragraph(0, text, "editorial", certain)])
+    assert time.perf_counter() - start < 3.0 and out.endswith("</body>\n</html>")
