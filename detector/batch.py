@@ -129,6 +129,7 @@ class RunConfig(NamedTuple):
     over_time: frozenset[str] = frozenset()  # inputs whose page went over it in site memory's first pass
     record_jobs: int = 1  # worker processes that clean the records of one crawl file (``detector.workers``)
     records_here: float = 0.0  # seconds of its records cleaned in this process before those workers start
+    settings_mark: str = ""  # what the outputs are marked with (``settings_mark``; "" : not marked)
 
     def patterns(self) -> tuple[str, ...]:
         return self.globs or DEFAULT_GLOBS[self.input_format]
@@ -263,6 +264,7 @@ class Result:
         "pages",
         "reason",
         "record_errors",
+        "redone",
         "skipped_records",
         "source",
         "status",
@@ -278,6 +280,7 @@ class Result:
         self.record_errors: list[dict] = []
         self.skipped_records = 0
         self.dropped: dict[str, int] = {}  # pages left out by --drop-pages, per flag
+        self.redone = False  # its output was there, made with other settings, and was made again
 
     def __repr__(self) -> str:
         return f"Result({self.source!r}, {self.status!r}, {self.reason!r})"
@@ -1556,12 +1559,18 @@ _OUTPUT_FULL = (errno.EFBIG, errno.ENOSPC, errno.EDQUOT)  # a file-size limit, a
 
 
 def write_atomic(
-    path: Path, chunks: Iterable[bytes], run_id: str, commit: Callable[[], bool] | None = None, root: str = ""
+    path: Path,
+    chunks: Iterable[bytes],
+    run_id: str,
+    commit: Callable[[], bool] | None = None,
+    root: str = "",
+    mark: str = "",
 ) -> bool:
     """Write to a temporary file beside ``path`` and rename it, so no reader ever sees half a file; when
     ``commit`` says no once everything is written (a page dropped by its verdict), the file is discarded.
     ``root``: the output folder's real path, checked before the folders are made and before the rename
-    (``inside``). Returns whether the file was written."""
+    (``inside``); ``mark``: the settings the output is made with (``settings_mark``). Returns whether the
+    file was written."""
     inside(path, root)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_path(path, run_id)
@@ -1577,6 +1586,8 @@ def write_atomic(
             os.chmod(tmp, stat.S_IMODE(os.stat(path).st_mode))
         except OSError:  # none yet (the common case), or none to be read
             pass
+        if mark:
+            _set_mark(tmp, mark)
         inside(path, root)
         if _HOLD_SIGNALS[0]:  # see ``_run_here``
             signal.pthread_sigmask(signal.SIG_BLOCK, (signal.SIGINT, signal.SIGTERM, signal.SIGHUP))
@@ -1637,11 +1648,15 @@ def _clean_file(task: Task, config: RunConfig) -> Result:
 
     name = task.shown
     target = Path(task.target)
+    redo = False
     if config.skip_existing and target.is_file() and not _written_since(target, task.redo_after):
-        return Result(name, "skipped", "output exists")  # (a folder or FIFO in the way is no output: it fails)
+        redo = not _made_with(target, config.settings_mark)
+        if not redo:
+            return Result(name, "skipped", "output exists")  # (a folder or FIFO in the way is no output: it fails)
     if task.source in config.over_time:
         return Result(name, "failed", f"{name}: {over_time(config)} (in site memory's first pass)")
     result = Result(name, "cleaned")
+    result.redone = redo
     try:
         with open_input(task.source, name, walked=True, link=task.link) as handle:
             if task.kind in ("jsonl", "warc"):
@@ -1651,7 +1666,7 @@ def _clean_file(task: Task, config: RunConfig) -> Result:
                 clean = clean_records if task.kind == "jsonl" else clean_warc
                 stop_page(config)  # each record is timed once it has been read, not the file
                 lines = clean(stream, name, config, result, task.skip)
-                write_atomic(target, lines, config.run_id, root=config.output_root)
+                write_atomic(target, lines, config.run_id, root=config.output_root, mark=config.settings_mark)
                 return result
             data = read_limited(handle, config.max_bytes, name)
         memory = (config.memories or {}).get(file_site(task.source))
@@ -1663,6 +1678,7 @@ def _clean_file(task: Task, config: RunConfig) -> Result:
             config.run_id,
             lambda: not dropped_by(page.writer.verdict(), config),
             config.output_root,
+            config.settings_mark,
         )
         result.notes = page.notes
         result.pages = 1
@@ -1688,6 +1704,67 @@ def _clean_file(task: Task, config: RunConfig) -> Result:
         raise
     except Exception as exc:  # a library's error on a malformed input must not end the batch
         return Result(name, "failed", f"{name}: cannot be cleaned ({type(exc).__name__}: {exc})")
+
+
+MARK_ATTRIBUTE = "user.clean-article.settings"  # an extended attribute of each output (Linux)
+
+
+def settings_mark(config: RunConfig) -> str:
+    """What decides an output beside its input, as 16 hex digits: the format, the labels kept, the threshold,
+    the rules by their content, the model by its file's CRC (a model trained anew at the same path is another),
+    the page flags dropped, site memory, and how inputs are read (not ``--jobs``, ``--timeout`` or ``-q``).
+    ``--skip-existing`` keeps an output only when its mark is this run's (a run with another ``-f``, ``-k``,
+    ``--favor`` or ``--rules`` kept the old outputs without a word); one without a mark (an older run, a file
+    system without extended attributes) is kept as before."""
+    import hashlib
+
+    settings = (
+        config.fmt,
+        sorted(config.keep),
+        config.favor if config.min_editorial is None else config.min_editorial,
+        repr(config.rules),
+        _model_checksum(config.model),
+        sorted(config.drop_pages),
+        config.site_memory,
+        config.input_format,
+        config.text_field,
+        config.html_field,
+        config.encoding,
+        config.fix_mojibake,
+    )
+    return hashlib.blake2b(repr(settings).encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
+
+
+def _model_checksum(path: str | None) -> str:
+    """The CRC-32 a model file ends with (``detector.model``), as hex; "" when it cannot be read (the run
+    fails on the model anyway)."""
+    from detector.model import shipped_model
+
+    try:
+        with open(path or shipped_model(), "rb") as handle:
+            handle.seek(-4, os.SEEK_END)
+            return handle.read(4).hex()
+    except (OSError, ModelError):
+        return ""
+
+
+def _set_mark(path: Path, mark: str) -> None:
+    """Mark an output with the settings it was made with, where the system and file system can."""
+    if hasattr(os, "setxattr"):
+        try:  # noqa: SIM105 - contextlib is not imported for this
+            os.setxattr(path, MARK_ATTRIBUTE, mark.encode("ascii"))
+        except OSError:  # no extended attributes here (NFS, FAT, some container file systems)
+            pass
+
+
+def _made_with(path: Path, mark: str) -> bool:
+    """Whether an existing output was made with these settings: False only when it carries another mark."""
+    if not mark or not hasattr(os, "getxattr"):
+        return True
+    try:
+        return os.getxattr(path, MARK_ATTRIBUTE) == mark.encode("ascii")
+    except OSError:  # no mark (an older run, an output copied without it) or no extended attributes here
+        return True
 
 
 def _written_since(path: Path, when: float) -> bool:
@@ -2995,6 +3072,8 @@ def summary(results: list[Result], seconds: float, interrupted: bool = False) ->
     if dropped:
         details = ", ".join(f"{flag} {n}" for flag, n in sorted(dropped.items()) if flag != "pages")
         extra += f", {_plural(dropped['pages'], 'page')} dropped ({details})"
+    if redone := sum(r.redone for r in results):  # --skip-existing over outputs of other settings
+        extra += f", {redone} cleaned again (their outputs were made with other settings)"
     head = "interrupted: " if interrupted else ""
     return (
         f"{head}{_plural(count['cleaned'], 'file')} cleaned, {count['failed']} failed, {count['skipped']} "

@@ -727,7 +727,7 @@ def _clean_many(
     except OSError as exc:
         where = batch.display(exc.filename) if exc.filename else str(output)
         return _error(f"cannot write to {where}: {(exc.strerror or str(exc)).lower()}")
-    config = config._replace(output_root=os.path.realpath(output))
+    config = config._replace(output_root=os.path.realpath(output), settings_mark=batch.settings_mark(config))
     start = time.monotonic()
     progress = batch.Progress(len(plan.tasks), enabled=False if config.quiet else None)
     if config.skip_existing:

@@ -1118,3 +1118,42 @@ def test_files_from_refuses_what_it_cannot_do(tmp_path, args, code, told):
     result = run("clean-article", *args, cwd=tmp_path)
     assert (result.returncode, result.stderr.decode().splitlines()[0]) == (code, told)
     assert (tmp_path / "list").read_text(encoding="utf-8") == "page.txt\n"
+
+
+def _marks_work(folder) -> bool:
+    probe = folder / "probe"
+    probe.write_bytes(b"")
+    try:
+        os.setxattr(probe, "user.probe", b"1")
+        return True
+    except (AttributeError, OSError):
+        return False
+    finally:
+        probe.unlink()
+
+
+def test_skip_existing_keeps_only_outputs_made_with_the_same_settings(tree, tmp_path):
+    """--skip-existing compared outputs by name only: after a run with another -f (text, annotated and explain
+    all write .txt), -k, --favor or --rules it kept the old outputs without a word. Each output is marked with
+    the settings it was made with (an extended attribute); one of other settings is cleaned again and
+    counted, one without a mark (an older run, a copy) is kept as before."""
+    if not _marks_work(tmp_path):
+        pytest.skip("no extended attributes on this file system")
+    out = tmp_path / "out"
+    page = out / "a" / "one.txt"
+    run("clean-article", tree, "-o", out, "-q")
+    text = page.read_bytes()
+    again = run("clean-article", tree, "-o", out, "--skip-existing")
+    assert again.stderr.decode().splitlines()[-1].startswith("0 files cleaned, 1 failed, 4 skipped;")
+    annotated = run("clean-article", tree, "-o", out, "--skip-existing", "-f", "annotated")
+    summary = annotated.stderr.decode().splitlines()[-1]
+    assert summary.startswith("4 files cleaned, 1 failed, 0 skipped, 4 cleaned again (their outputs were made")
+    assert page.read_bytes().startswith(b"[editorial] ") and page.read_bytes() != text
+    os.removexattr(page, "user.clean-article.settings")
+    favor = run("clean-article", tree, "-o", out, "--skip-existing", "-f", "annotated", "--favor", "recall")
+    assert favor.stderr.decode().splitlines()[-1].startswith("3 files cleaned, 1 failed, 1 skipped, 3 cleaned")
+    assert page.read_bytes().startswith(b"[editorial] ")  # unmarked: kept
+    run("clean-article", tree, "-o", out, "--skip-existing", "-q")
+    assert page.read_bytes().startswith(b"[editorial] ")
+    run("clean-article", tree, "-o", out, "-q")  # without --skip-existing every output is made again, marked
+    assert page.read_bytes() == text
