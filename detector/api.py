@@ -660,7 +660,7 @@ class PageWriter:
         from html import escape  # here, not at the top: only -f html needs it
 
         first_line = p.text.split("\n", 1)[0]
-        out = "" if self._html_open else _html_head(first_line if p.tag else _markdown_plain(first_line))
+        out = "" if self._html_open else _html_head(first_line if p.tag else _markdown_plain(p.text))
         self._html_open = True
         if not p.tag:  # text input: Markdown's headings, lists, quotes and tables where it has them
             return out + self._close_list() + _markdown_html(p.text) + "\n"
@@ -760,25 +760,30 @@ def _html_head(title: str) -> str:
 _HTML_FOOT = "</body>\n</html>"
 
 # Markdown's block forms, matched per paragraph (compiled on first use, by re's cache: only -f html of text needs
-# them). Numbered items need a second one: a plain-text line that starts "24. Dezember" or "1. FC" is no list.
+# them). A list needs two items or a lead line that ends with ":" (plain text starts lines with "– ein Plus …" and
+# footnotes with "* Nur für …"), numbered items need numbers that count up by one ("3. März", "17. März" and
+# "1. FC Köln", "1. FC Nürnberg" are no lists: a browser would number them anew).
 _MD_HEADING = r" {0,3}(#{1,6})[ \t]+(.*)"  # its closing marks are cut in Python (a regex took quadratic time)
 _MD_SETEXT = r" {0,3}(=+|-+)[ \t]*"
 _MD_RULE = r" {0,3}([-*_])(?:[ \t]*\1){2,}[ \t]*"
 _MD_QUOTE = r" {0,3}> ?(.*)"
 _MD_ITEM = r" {0,3}(?:[-*+•–]|(\d{1,9})[.)])[ \t]+(\S.*)"
-_MD_DELIMITER = r" {0,3}\|?[ \t]*:?-+:?[ \t]*(?:\|[ \t]*:?-+:?[ \t]*)+\|?[ \t]*"
-# Inline: an escaped character, a code span, an image (its alt text), a link, an autolink, a <br> of a table
-# cell. Every part stops at the next mark of its kind (no ".+?"), so that a line is read in linear time: a line of
-# 60 KB of "*a " took 22 s with spans that could reach to its end.
+_MD_DELIMITER = r" {0,3}\|?[ \t]*:?-+:?[ \t]*(?:\|[ \t]*:?-+:?[ \t]*)+\|?"  # of a line without its end's blanks
+# Inline: an escaped character, a code span, an image (its alt text), a link (its text may hold one level of
+# brackets and line breaks, its address one level of parentheses: "…/Siemens_(Unternehmen)"), an autolink, a <br>
+# of a table cell. Every part stops at the next mark of its kind (no ".+?"), so that a paragraph is read in linear
+# time: a line of 60 KB of "*a " took 22 s with spans that could reach to its end.
+_MD_ADDRESS = r"\(((?:[^()\s]|\([^()\s]*\))*)(?:[ \t]+\"[^\"\n]*\")?\)"
 _MD_ATOM = (
     r"\\([!-/:-@\[-`{-~])"
     r"|(?<!`)(`{1,8})([^`\n]+)\2(?!`)"
-    r"|!\[([^\[\]\n]*)\]\([^()\s]*(?:[ \t]+\"[^\"\n]*\")?\)"
-    r"|\[([^\[\]\n]*(?:\[[^\[\]\n]*\][^\[\]\n]*)*)\]\(([^()\s]*)(?:[ \t]+\"[^\"\n]*\")?\)"
+    rf"|!\[([^\[\]]*)\]{_MD_ADDRESS}"
+    rf"|\[([^\[\]]*(?:\[[^\[\]]*\][^\[\]]*)*)\]{_MD_ADDRESS}"
     r"|<(https?://[^\s<>]+)>"
     r"|<br[ \t]*/?>"
 )
 _EMPHASIS = {1: ("<em>", "</em>"), 2: ("<strong>", "</strong>"), 3: ("<em><strong>", "</strong></em>")}
+_OPENING, _CLOSING = "([{", ")]}.,;:!?"  # emphasis never closes after the first nor opens before the second
 _SAFE_HREF = r"(?i)(?:https?:|mailto:|[/#?.]|[^:]*$)"  # no javascript: or data: in a link of the article
 
 
@@ -799,7 +804,7 @@ def _markdown_html(text: str, quotes: bool = True) -> str:
         return f"<h{level}>{_markdown_inline(lines[0].strip())}</h{level}>"
     if len(lines) == 1 and re.fullmatch(_MD_RULE, text):
         return "<hr>"
-    if len(lines) > 1 and "|" in lines[0] and re.fullmatch(_MD_DELIMITER, lines[1]):
+    if len(lines) > 1 and "|" in lines[0] and re.fullmatch(_MD_DELIMITER, lines[1].rstrip(" \t")):
         rows = [_markdown_cells(line) for line in (lines[0], *lines[2:])]
         head = "".join(f"<th>{cell}</th>" for cell in rows[0])
         body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>\n" for row in rows[1:])
@@ -839,9 +844,12 @@ def _markdown_list(lines: list[str]) -> tuple[list[str], str, int, list[list[str
             items[-1].append(line.strip())
         else:
             return None
-    if numbers and len(numbers) < 2:
+    lead = lines[:first]
+    if len(items) < 2 and not (lead and lead[-1].rstrip().endswith(":")):
         return None
-    return lines[:first], "ol" if numbers else "ul", numbers[0] if numbers else 1, items
+    if numbers and (len(numbers) < 2 or numbers != list(range(numbers[0], numbers[0] + len(numbers)))):
+        return None
+    return lead, "ol" if numbers else "ul", numbers[0] if numbers else 1, items
 
 
 def _markdown_cells(row: str) -> list[str]:
@@ -853,12 +861,14 @@ def _markdown_cells(row: str) -> list[str]:
 
 
 def _markdown_lines(lines: list[str]) -> str:
-    return "<br>\n".join(_markdown_inline(line) for line in lines)
+    """Lines of one block as HTML, their line breaks kept: links and emphasis may span them."""
+    return _markdown_inline("\n".join(lines)).replace("\n", "<br>\n")
 
 
-def _markdown_inline(text: str) -> str:
-    """One line of Markdown as HTML: its atoms (``_MD_ATOM``) turned into elements, its emphasis
-    (``_emphasis``) into ``<em>`` and ``<strong>``, the rest escaped."""
+def _markdown_inline(text: str, links: bool = True) -> str:
+    """Markdown text as HTML: its atoms (``_MD_ATOM``) turned into elements, its emphasis (``_emphasis``)
+    into ``<em>`` and ``<strong>``, the rest escaped. ``links``: False inside a link's text (HTML has no link
+    in a link: the inner one is its text)."""
     from html import escape
 
     parts: list[tuple[bool, str]] = []  # (HTML, text) in order: the atoms' HTML and the text between them
@@ -867,18 +877,19 @@ def _markdown_inline(text: str) -> str:
         if atom.start() > at:
             parts.append((False, text[at : atom.start()]))
         at = atom.end()
-        escaped, _, code, alt, link, href, autolink = atom.groups()
+        escaped, _, code, alt, _, link, href, autolink = atom.groups()
         if escaped is not None:
             html = escape(escaped)
         elif code is not None:
             html = f"<code>{escape(code.strip() or code)}</code>"
         elif alt is not None:
-            html = _markdown_inline(alt)
+            html = _markdown_inline(alt, links)
         elif link is not None:
-            inner = _markdown_inline(link)
-            html = f'<a href="{escape(href)}">{inner}</a>' if href and re.match(_SAFE_HREF, href) else inner
+            inner = _markdown_inline(link, links=False)
+            safe = links and href and re.match(_SAFE_HREF, href)
+            html = f'<a href="{escape(href)}">{inner}</a>' if safe else inner
         elif autolink is not None:
-            html = f'<a href="{escape(autolink)}">{escape(autolink)}</a>'
+            html = f'<a href="{escape(autolink)}">{escape(autolink)}</a>' if links else escape(autolink)
         else:
             html = "<br>"
         parts.append((True, html))
@@ -900,7 +911,8 @@ def _markdown_inline(text: str) -> str:
 
 def _emphasis(parts: list[tuple[bool, str]]) -> dict[int, list[tuple[int, int, str]]]:
     """The runs of ``*`` and ``_`` in the text parts that open or close emphasis, as (start, end, tag) per part:
-    a run opens before a non-space and closes after one, never inside a word ("Anleger*innen", "kurs_ziel");
+    a run opens before a non-space and closes after one, never inside a word ("Anleger*innen", "kurs_ziel") and
+    never around nothing but punctuation ("Preise (*) und Gebühren (*)");
     a closer takes the nearest opener of its kind and length (1: em, 2: strong, 3: both) among the last 16
     still open, and those above it stay text. Linear in the line, unlike a search for each span's end."""
     runs = []  # (part, start, end, mark, can open, can close)
@@ -911,8 +923,8 @@ def _emphasis(parts: list[tuple[bool, str]]) -> dict[int, list[tuple[int, int, s
             start, end = run.span()
             before = part[start - 1] if start else ("" if number == 0 else ".")  # an atom reads as punctuation
             after = part[end] if end < len(part) else ("" if number == len(parts) - 1 else ".")
-            opens = bool(after) and not after.isspace() and not before.isalnum()
-            closes = bool(before) and not before.isspace() and not after.isalnum()
+            opens = bool(after) and not after.isspace() and after not in _CLOSING and not before.isalnum()
+            closes = bool(before) and not before.isspace() and before not in _OPENING and not after.isalnum()
             runs.append((number, start, end, run.group(), opens, closes))
     tags: dict[int, list[tuple[int, int, str]]] = {}
     openers: list[int] = []
@@ -945,13 +957,29 @@ def _markdown_heading(line: str) -> tuple[int, str] | None:
     return len(heading.group(1)), words
 
 
-def _markdown_plain(line: str) -> str:
-    """A line of Markdown as the reader sees it (for the document's title): no heading marks, no markup."""
+def _markdown_plain(text: str) -> str:
+    """The first line of a paragraph of Markdown as the reader sees it (for the document's title): without
+    quote, heading and bullet marks (a number stays: "24. Dezember"), a table's header as its cells, a rule
+    as nothing; no markup, a ``<br>`` as a space."""
     from html import unescape
 
-    if heading := _markdown_heading(line):
-        line = heading[1]
-    return unescape(re.sub(r"<[^>]*>", "", _markdown_inline(line)))
+    lines = text.split("\n", 2)
+    line = lines[0]
+    for _ in range(8):
+        if (quoted := re.match(_MD_QUOTE, line)) is None:
+            break
+        line = quoted.group(1)
+    if re.fullmatch(_MD_RULE, line) or re.fullmatch(_MD_DELIMITER, line.rstrip(" \t")):
+        return ""
+    if len(lines) > 1 and "|" in line and re.fullmatch(_MD_DELIMITER, lines[1].rstrip(" \t")):
+        html = " ".join(_markdown_cells(line))
+    else:
+        if heading := _markdown_heading(line):
+            line = heading[1]
+        elif (item := re.fullmatch(_MD_ITEM, line)) and item.group(1) is None:
+            line = item.group(2)
+        html = _markdown_inline(line)
+    return unescape(re.sub(r"<[^>]*>", "", html.replace("<br>", " ")))
 
 
 def _paragraph_record(p: Paragraph) -> dict:

@@ -2483,11 +2483,35 @@ def worker_start() -> None:
 _STOPS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
+def _quiet_pool_threads() -> None:
+    """Leave out the traceback of a pool's own thread that could not fork a worker in place of one that died
+    (forks refused: ``ulimit -u``, no memory): the thread ends, and the batch, which watches its workers, sees
+    the dead one and goes on without it (it printed 25 lines of ``Exception in thread … BlockingIOError``)."""
+    import threading
+
+    previous = threading.excepthook
+    if getattr(previous, "quiets_pools", False):
+        return
+
+    def hook(args: Any) -> None:
+        if (
+            issubclass(args.exc_type, OSError)
+            and args.thread is not None
+            and "_handle_workers" in args.thread.name
+        ):
+            return
+        previous(args)
+
+    hook.quiets_pools = True  # type: ignore[attr-defined]
+    threading.excepthook = hook
+
+
 def _new_pool(context: Any, workers: int) -> Any:
     """A pool whose workers start with Ctrl-C, SIGTERM and SIGHUP blocked until ``worker_start`` has set them:
     a stop sent to the process group while a worker was being forked reached it before, and it printed a
     traceback (or its pool's set-up in this process was cut, "release unlocked lock"). The pool's own thread,
     which forks the workers that replace dead ones, keeps the mask it is started with: they start so too."""
+    _quiet_pool_threads()
     if not hasattr(signal, "pthread_sigmask"):
         return context.Pool(workers, initializer=worker_start)
     held = signal.pthread_sigmask(signal.SIG_BLOCK, _STOPS)
@@ -2526,26 +2550,29 @@ def _descriptor_room(workers: int) -> int:
     """How many of ``workers`` the open-files limit (``ulimit -n``) can hold: a pool that runs out of
     descriptors while it starts fails in its pipes, not at once. A pool takes 7 descriptors and 2 per worker;
     each worker then reads one file and writes one."""
-    import resource
-
+    try:
+        import resource
+    except ImportError:  # no descriptor left to load its library with (ulimit -n 5)
+        return 0
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
     try:
         opened = len(os.listdir("/proc/self/fd")) - 1  # less the one listing them
-    except OSError:  # not Linux: the pool finds out itself
-        return workers
+    except OSError as exc:  # not Linux: the pool finds out itself
+        return 0 if exc.errno == errno.EMFILE else workers
     if soft == resource.RLIM_INFINITY:
         return workers
     return max(0, min(workers, (soft - opened - 7 - 2) // 2))
 
 
-def _started_pool(context: Any, wanted: int, notes: list[str]) -> Any:
+def _started_pool(context: Any, wanted: int, room: int, notes: list[str]) -> Any:
     """A pool of as many of ``wanted`` workers as the machine lets start, with a note in ``notes`` when that
     is fewer; None when not even one can be (the files are then cleaned in this process). Fewer descriptors
     than the pool needs (``ulimit -n``) or a fork refused (``ulimit -u``, no memory) failed the whole batch
     ("unexpected failure: BlockingIOError") where ``--jobs 1`` cleaned it. A pool whose workers cannot all
     be started ends those it started (they start with stops blocked until they can die of them:
-    ``_new_pool``), and one of half the size is tried."""
-    workers = _descriptor_room(wanted)
+    ``_new_pool``), and one of half the size is tried. ``room``: the workers the open-files limit can hold
+    (``_descriptor_room``)."""
+    workers = room
     reason = "too many open files" if workers < wanted else ""
     while workers:
         try:
@@ -2583,11 +2610,17 @@ def _run_forked(
     import multiprocessing
 
     load_model(config.model)
+    n = len(chunks)
+    workers = min(config.jobs, n)  # no idle worker: each costs a process and its memory
+    room = _descriptor_room(workers)
+    if room == 0:  # before the shared arrays below, which hold a descriptor (at ulimit -n 5, the last one)
+        _started_pool(None, workers, room, [] if notes is None else notes)
+        yield from _run_here([task for chunk in chunks for task in chunk], config, work)
+        return
     context = multiprocessing.get_context("fork")
     # a byte in shared memory, not an Event: a worker killed (SIGTERM to the process group) while it read an
     # Event held its lock for ever, and the stop of an interrupted batch waited for it for ever
     stop = context.Array("b", 1, lock=False)
-    n = len(chunks)
     taken = context.Array("i", n, lock=False)  # per chunk: the process id of the worker it went to
     started = context.Array("d", n, lock=False)  # per chunk: when its page began (0: not at work)
     at = context.Array("i", n, lock=False)  # per chunk: the file its worker cleans
@@ -2596,9 +2629,8 @@ def _run_forked(
     _INHERITED.update(work=work, config=config, stop=stop, chunks=chunks, taken=taken, started=started, at=at)
     _INHERITED["records"] = records
     gc.freeze()  # the workers' garbage collector leaves the inherited objects (and their pages) alone
-    workers = min(config.jobs, n)  # no idle worker: each costs a process and its memory
     began = time.time()  # an output newer than this was written by this run
-    pool = _started_pool(context, workers, [] if notes is None else notes)
+    pool = _started_pool(context, workers, room, [] if notes is None else notes)
     if pool is None:
         _INHERITED.clear()
         gc.unfreeze()

@@ -1877,12 +1877,13 @@ def test_python_m_detector_cli_runs_the_command():
     assert result.returncode == 0 and result.stdout.decode().startswith("Siemens hebt")
 
 
-@pytest.mark.parametrize("limit", [12, 16, 17])
+@pytest.mark.parametrize("limit", [5, 12, 16, 17])
 def test_too_few_file_descriptors_for_the_workers_neither_hangs_nor_fails_the_batch(tmp_path, limit):
     """With 16 or 17 descriptors the second worker could not start, the pool sent SIGTERM to the first, whose
     handler (the parent's, copied by fork) raised in an after-fork hook, where it was swallowed: for ever.
     Then the batch was refused (``too many open files``); now it runs on the workers the limit can hold, or in
-    this process, and says so."""
+    this process, and says so (at 5, the shared arrays of the workers took the last descriptor: every file
+    failed, and ``import resource`` failed the batch)."""
     import resource
 
     source = _pages_and_a_pdf(tmp_path, 60)

@@ -1157,3 +1157,27 @@ def test_skip_existing_keeps_only_outputs_made_with_the_same_settings(tree, tmp_
     assert page.read_bytes().startswith(b"[editorial] ")
     run("clean-article", tree, "-o", out, "-q")  # without --skip-existing every output is made again, marked
     assert page.read_bytes() == text
+
+
+def test_a_pool_thread_that_cannot_fork_a_worker_ends_without_a_traceback():
+    """A worker that died while forks were refused: the pool's own thread, which replaces it, failed to fork
+    and printed 25 lines of "Exception in thread … (_handle_workers) … BlockingIOError" (the batch, which
+    watches its workers, went on without it). Other threads' exceptions are still told."""
+    import threading
+
+    from detector.batch import _quiet_pool_threads
+
+    def refused():
+        raise BlockingIOError(11, "Resource temporarily unavailable")
+
+    before, told = threading.excepthook, []
+    threading.excepthook = lambda args: told.append(args.thread.name)
+    try:
+        _quiet_pool_threads()
+        for name in ("Thread-7 (_handle_workers)", "Thread-8 (other)"):
+            thread = threading.Thread(target=refused, name=name)
+            thread.start()
+            thread.join()
+    finally:
+        threading.excepthook = before
+    assert told == ["Thread-8 (other)"]

@@ -233,7 +233,7 @@ def test_a_text_pages_markdown_becomes_html_in_html_output():
 @pytest.mark.parametrize(
     "text",
     ["*a " * 40_000, "**a " * 30_000, "_a " * 40_000, "`" * 100_000, "![a" * 40_000, "# " + " " * 100_000 + "x"]
-    + ["> " * 100_000 + "a", "*a " * 20_000 + "b_ " * 20_000],
+    + ["> " * 100_000 + "a", "*a " * 20_000 + "b_ " * 20_000, "Kurs | Wert\n|-|-" + " " * 100_000 + "x"],
 )
 def test_markdown_made_to_be_slow_renders_in_linear_time(text):
     """Spans that could reach to the end of their line ("*…*" as ".+?") took 22 s for 120 KB of "*a " and 124 s
@@ -246,3 +246,66 @@ def test_markdown_made_to_be_slow_renders_in_linear_time(text):
     start = time.perf_counter()
     out = as_html([Paragraph(0, text, "editorial", certain)])
     assert time.perf_counter() - start < 3.0 and out.endswith("</body>\n</html>")
+
+
+@pytest.mark.parametrize(
+    ("text", "html", "title"),
+    [
+        (
+            "Die Termine:\n3. März: Bayer\n17. März: BASF",
+            "<p>Die Termine:<br>\n3. März: Bayer<br>\n17. März: BASF</p>",
+            "Die Termine:",
+        ),
+        ("1. FC Köln\n1. FC Nürnberg", "<p>1. FC Köln<br>\n1. FC Nürnberg</p>", "1. FC Köln"),
+        (
+            "Der Umsatz stieg\n– ein Plus von 7 %.",
+            "<p>Der Umsatz stieg<br>\n– ein Plus von 7 %.</p>",
+            "Der Umsatz stieg",
+        ),
+        ("Die Prämie.*\n* Nur für Aktionäre.", "<p>Die Prämie.*<br>\n* Nur für Aktionäre.</p>", "Die Prämie.*"),
+        (
+            "Preise (*) und Gebühren (*) gelten.",
+            "<p>Preise (*) und Gebühren (*) gelten.</p>",
+            "Preise (*) und Gebühren (*) gelten.",
+        ),
+        (
+            "[Mehr zur [Aktie](https://b.de) hier](https://a.de)",
+            '<p><a href="https://a.de">Mehr zur Aktie hier</a></p>',
+            "Mehr zur Aktie hier",
+        ),
+        (
+            "[Quelle <https://d.de> hier](https://e.de)",
+            '<p><a href="https://e.de">Quelle https://d.de hier</a></p>',
+            "Quelle https://d.de hier",
+        ),
+        (
+            "[S](https://w.org/S_(U)) und **fünf\nProzent**",
+            '<p><a href="https://w.org/S_(U)">S</a> und <strong>fünf<br>\nProzent</strong></p>',
+            "S und **fünf",
+        ),
+        ("> Zitat des Tages", "<blockquote><p>Zitat des Tages</p></blockquote>", "Zitat des Tages"),
+        (
+            "- Erster Punkt\n- Zweiter Punkt",
+            "<ul>\n<li>Erster Punkt</li>\n<li>Zweiter Punkt</li>\n</ul>",
+            "Erster Punkt",
+        ),
+        (
+            "| Kurs | Wert |\n|---|---|",
+            "<table>\n<thead><tr><th>Kurs</th><th>Wert</th></tr></thead>\n</table>",
+            "Kurs Wert",
+        ),
+        ("Umsatz<br>2024 gestiegen", "<p>Umsatz<br>2024 gestiegen</p>", "Umsatz 2024 gestiegen"),
+    ],
+)
+def test_markdown_keeps_what_plain_text_means(text, html, title):
+    """Attack round 52: numbered lines whose numbers do not count up by one ("3. März", "17. März"; "1. FC
+    Köln" twice) became a list the browser numbered anew; a wrapped sentence's "– ein Plus" or a footnote's
+    "* Nur für" a bullet; "(*) … (*)" emphasis; a link in a link's text nested <a>; an address with
+    parentheses and marks across a line break stayed marks; the title kept "> ", "- " and "|" and glued
+    words at a <br>."""
+    from detector.api import Paragraph, as_html
+
+    certain = {"editorial": 1.0, "promotional": 0.0, "navigational": 0.0}
+    out = as_html([Paragraph(0, text, "editorial", certain)])
+    assert out.split("<body>\n", 1)[1] == html + "\n</body>\n</html>"
+    assert f"<title>{title.replace('>', '&gt;')}</title>" in out
