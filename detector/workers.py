@@ -58,6 +58,7 @@ def in_order(
     here: float = 0.0,
     again: bool = False,
     source: int | None = None,
+    told: list[str] | None = None,
 ) -> Iterator[tuple[Any, Any]]:
     """``(tag, outcome)`` for each ``(args, tag)`` of ``items``, in their order: the outcome is ``work(*args)``
     or the exception it raised (returned, not raised); an item whose ``args`` is None is not worked on (its
@@ -69,8 +70,8 @@ def in_order(
     ``source``: the descriptor of a pipe the items are read from, which is read only when it has bytes while
     workers have items (a slow producer's records that were cleaned waited for the next to arrive, and a stop
     lost them). Workers that cannot be started (too many open files or processes) are done without: the
-    items go to those there are, or are worked on here. Ending early (an exception here, or the caller
-    closing the generator) ends the workers at once."""
+    items go to those there are, or are worked on here, and a note says so in ``told``. Ending early (an
+    exception here, or the caller closing the generator) ends the workers at once."""
     if jobs <= 1 or not hasattr(os, "fork"):
         for args, tag in items:
             yield tag, None if args is None else _outcome(work, args)
@@ -101,6 +102,10 @@ def in_order(
                 crew.collect()
             yield from _done(pending, work, again)
         finished = True
+        if crew.refused and told is not None:
+            where = "the records go on" if crew.jobs else "the records are cleaned in this process"
+            count = f"{crew.jobs} of {jobs} worker processes" if crew.jobs else "no worker process"
+            told.append(f"{count} could be started ({crew.refused}): {where}")
     finally:
         crew.end(at_once=not finished)
 
@@ -143,6 +148,7 @@ class _Crew:
     ) -> None:
         self.workers: list[_Worker] = []
         self.work, self.jobs, self.start, self.stops, self.hard_limit = work, jobs, start, stops, hard_limit
+        self.refused = ""  # why a worker could not be started (its OSError), once one could not
 
     def busy(self) -> bool:
         return any(w.entry is not None for w in self.workers)
@@ -178,8 +184,9 @@ class _Crew:
                 others = [w.connection for w in self.workers]
                 try:
                     self.workers.append(_fork(self.work, self.start, self.stops, others))
-                except OSError:  # too many open files or processes (ulimit): do with those there are
+                except OSError as exc:  # too many open files or processes (ulimit): do with those there are
                     self.jobs = len(self.workers)
+                    self.refused = self.refused or (exc.strerror or str(exc)).lower()
                 continue
             if not self.workers:
                 return None

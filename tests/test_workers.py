@@ -261,8 +261,14 @@ def test_workers_that_cannot_be_started_are_done_without(monkeypatch, started):
 
     monkeypatch.setattr(workers, "_fork", limited)
     items = [((n,), n) for n in range(8) if n != 3]
-    assert [o for _, o in workers.in_order(_square, items, 2)] == [0, 1, 4, 16, 25, 36, 49]
+    told: list[str] = []
+    assert [o for _, o in workers.in_order(_square, items, 2, told=told)] == [0, 1, 4, 16, 25, 36, 49]
     assert len(forks) == started and not _children()
+    assert told == [  # (said without a word before)
+        "1 of 2 worker processes could be started (too many open files): the records go on"
+        if started
+        else "no worker process could be started (too many open files): the records are cleaned in this process"
+    ]
 
 
 def test_a_slow_producers_records_come_out_as_they_are_cleaned(tmp_path):
