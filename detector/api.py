@@ -660,7 +660,8 @@ class PageWriter:
         from html import escape  # here, not at the top: only -f html needs it
 
         first_line = p.text.split("\n", 1)[0]
-        out = "" if self._html_open else _html_head(first_line if p.tag else _markdown_plain(p.text))
+        title = first_line if p.tag else _markdown_plain(p.text)
+        out = "" if self._html_open else _html_head(title, "Artikel")  # (a first paragraph of a rule has none)
         self._html_open = True
         if not p.tag:  # text input: Markdown's headings, lists, quotes and tables where it has them
             return out + self._close_list() + _markdown_html(p.text) + "\n"
@@ -747,12 +748,12 @@ _NOT_IN_HTML = dict.fromkeys(
 _LABEL_LINE = rf"\n\[(?:{'|'.join(LABELS)})\] "  # compiled on first use (re's cache): rarely needed
 
 
-def _html_head(title: str) -> str:
+def _html_head(title: str, untitled: str = "Kein Artikel gefunden") -> str:
     """The document's start; its title (HTML5 requires one) is the first line of the first kept paragraph,
-    mostly the headline."""
+    mostly the headline; ``untitled`` where there is none."""
     from html import escape
 
-    title = escape(" ".join(title.split())).translate(_NOT_IN_HTML) or "Kein Artikel gefunden"
+    title = escape(" ".join(title.split())).translate(_NOT_IN_HTML) or untitled
     head = f'<head><meta charset="utf-8"><title>{title}</title></head>'
     return f'<!DOCTYPE html>\n<html lang="de">\n{head}\n<body>\n'
 
@@ -776,7 +777,7 @@ _MD_DELIMITER = r" {0,3}\|?[ \t]*:?-+:?[ \t]*(?:\|[ \t]*:?-+:?[ \t]*)+\|?"  # of
 _MD_ADDRESS = r"\(((?:[^()\s]|\([^()\s]*\))*)(?:[ \t]+\"[^\"\n]*\")?\)"
 _MD_ATOM = (
     r"\\([!-/:-@\[-`{-~])"
-    r"|(?<!`)(`{1,8})([^`\n]+)\2(?!`)"
+    r"|(?<!`)(`{1,8})([^`]+)\2(?!`)"
     rf"|!\[([^\[\]]*)\]{_MD_ADDRESS}"
     rf"|\[([^\[\]]*(?:\[[^\[\]]*\][^\[\]]*)*)\]{_MD_ADDRESS}"
     r"|<(https?://[^\s<>]+)>"
@@ -963,7 +964,7 @@ def _markdown_plain(text: str) -> str:
     as nothing; no markup, a ``<br>`` as a space."""
     from html import unescape
 
-    lines = text.split("\n", 2)
+    lines = text.split("\n")
     line = lines[0]
     for _ in range(8):
         if (quoted := re.match(_MD_QUOTE, line)) is None:
@@ -978,8 +979,8 @@ def _markdown_plain(text: str) -> str:
             line = heading[1]
         elif (item := re.fullmatch(_MD_ITEM, line)) and item.group(1) is None:
             line = item.group(2)
-        html = _markdown_inline(line)
-    return unescape(re.sub(r"<[^>]*>", "", html.replace("<br>", " ")))
+        html = _markdown_inline("\n".join([line, *lines[1:]]))  # marks that span lines paired, then its first
+    return unescape(re.sub(r"<[^>]*>", "", html.replace("<br>", " ")).split("\n", 1)[0])
 
 
 def _paragraph_record(p: Paragraph) -> dict:

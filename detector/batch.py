@@ -916,7 +916,9 @@ def clean_records(
         except zlib.error as exc:
             yield None, (number + 1, f"damaged gzip data, the rest is not read ({exc})", 0)
 
-    for (number, error, nans), outcome in _in_order(label_record, items(), config, stream=stream):
+    for (number, error, nans), outcome in _in_order(
+        label_record, items(), config, stream=stream, told=result.notes
+    ):
         error = error or _record_failure(outcome, config)
         if error:
             result.record_errors.append({"file": name, "line": number, "error": error})
@@ -976,18 +978,20 @@ def _in_order(
     config: RunConfig,
     again: bool = False,
     stream: object = None,
+    told: list[str] | None = None,
 ) -> Iterator:
     """The records' outcomes in their order, from ``config.record_jobs`` worker processes (one: here). The
     items leave ``config`` out: the workers have it from their fork (sent with each record, a site memory of
     thousands of paragraphs was pickled again for every page). ``again``: see ``workers.in_order``; ``stream``:
-    what the records are read from (a pipe is read only when it has bytes while the workers are busy)."""
+    what the records are read from (a pipe is read only when it has bytes while the workers are busy);
+    ``told``: where a note goes when fewer workers than asked for could be started."""
     from detector.workers import in_order
 
     hard_limit = config.timeout + HARD_GRACE if config.timeout else 0.0
     work = functools.partial(work, config=config)
     source = pipe_descriptor(stream) if config.record_jobs > 1 else None
     jobs, here = config.record_jobs, config.records_here
-    return in_order(work, items, jobs, worker_start, hard_limit, _STOPS, here, again, source)
+    return in_order(work, items, jobs, worker_start, hard_limit, _STOPS, here, again, source, told)
 
 
 def pipe_descriptor(stream: object) -> int | None:
@@ -1234,7 +1238,7 @@ def clean_warc(
                 result.add_page(outcome.labels)
                 yield outcome.line
 
-    for tag, outcome in _in_order(label_response, items(), config, stream=stream):
+    for tag, outcome in _in_order(label_response, items(), config, stream=stream, told=result.notes):
         yield from release()
         number, url, error = tag[:3]
         error = error or _record_failure(outcome, config, f"{name} record {number}: ")
@@ -1581,13 +1585,13 @@ def write_atomic(
         if commit is not None and not commit():
             tmp.unlink()
             return False
+        if mark:  # (before the permissions below: a read-only file takes no mark)
+            _set_mark(tmp, mark)
         # a file written anew keeps the permissions it had (one its owner made private stays private)
         try:  # noqa: SIM105 - contextlib is not imported for this
             os.chmod(tmp, stat.S_IMODE(os.stat(path).st_mode))
         except OSError:  # none yet (the common case), or none to be read
             pass
-        if mark:
-            _set_mark(tmp, mark)
         inside(path, root)
         if _HOLD_SIGNALS[0]:  # see ``_run_here``
             signal.pthread_sigmask(signal.SIG_BLOCK, (signal.SIGINT, signal.SIGTERM, signal.SIGHUP))
@@ -1722,7 +1726,7 @@ def settings_mark(config: RunConfig) -> str:
         config.fmt,
         sorted(config.keep),
         config.favor if config.min_editorial is None else config.min_editorial,
-        repr(config.rules),
+        [(*rule, rule.pattern and (rule.pattern.pattern, rule.pattern.flags)) for rule in config.rules],
         _model_checksum(config.model),
         sorted(config.drop_pages),
         config.site_memory,
@@ -3104,7 +3108,7 @@ def summary(results: list[Result], seconds: float, interrupted: bool = False) ->
     if dropped:
         details = ", ".join(f"{flag} {n}" for flag, n in sorted(dropped.items()) if flag != "pages")
         extra += f", {_plural(dropped['pages'], 'page')} dropped ({details})"
-    if redone := sum(r.redone for r in results):  # --skip-existing over outputs of other settings
+    if redone := sum(r.redone for r in results if r.status == "cleaned"):  # --skip-existing, other settings
         extra += f", {redone} cleaned again (their outputs were made with other settings)"
     head = "interrupted: " if interrupted else ""
     return (
