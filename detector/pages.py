@@ -37,10 +37,12 @@ class LabelledParagraph(namedtuple("LabelledParagraph", "label text")):
 
 
 def parse_annotated(text: str) -> list[LabelledParagraph]:
-    """Read an annotated page (LF line endings); raises AnnotationError naming the first bad paragraph (counted
-    from 0, as ``detector review`` numbers them) and its line in the file."""
+    """Read an annotated page (LF line endings); raises AnnotationError naming the bad paragraphs (counted
+    from 0, as ``detector review`` numbers them; the first ``PAGE_MISTAKES_SHOWN``, then their number)
+    and their lines in the file: a page's second mistake was named only once its first was put right."""
     blocks = split_blocks(text)
     paragraphs = []
+    mistakes: list[str] = []
     for index, block in enumerate(blocks):
         match = re.match(_PREFIX, block)
         problem = ""
@@ -60,9 +62,22 @@ def parse_annotated(text: str) -> list[LabelledParagraph]:
                     problem += f"before it? {line[:50]!r}"
                     break
         if problem or match is None:
-            raise AnnotationError(f"paragraph {index} (line {_first_line(text, blocks, index)}) {problem}")
+            starts = _first_line(text, blocks, index) if len(mistakes) < PAGE_MISTAKES_SHOWN else 0
+            mistakes.append(f"paragraph {index} (line {starts}) {problem}")
+            continue
         paragraphs.append(LabelledParagraph(match.group(1), content))
+    if mistakes:
+        raise AnnotationError(_listed(mistakes, "on this page"))
     return paragraphs
+
+
+PAGE_MISTAKES_SHOWN = 5  # the bad paragraphs of one page named one by one
+
+
+def _listed(mistakes: list[str], where: str) -> str:
+    """The first ``PAGE_MISTAKES_SHOWN`` mistakes, then how many more there are."""
+    more = len(mistakes) - PAGE_MISTAKES_SHOWN
+    return "; ".join(mistakes[:PAGE_MISTAKES_SHOWN]) + (f"; and {more} more {where}" if more > 0 else "")
 
 
 def _first_line(text: str, blocks: list[str], index: int) -> int:
@@ -88,8 +103,8 @@ def _prefix_problem(block: str) -> str:
 
 def parse_annotated_html(html: str) -> list[LabelledParagraph]:
     """Read an annotated HTML page: every paragraph (``detector.markup``'s rule) takes the ``data-label`` of
-    its nearest labelled ancestor; raises AnnotationError naming the first paragraph without one, or with
-    text under two different labels."""
+    its nearest labelled ancestor; raises AnnotationError naming the paragraphs without one, or with text
+    under two different labels (the first ``PAGE_MISTAKES_SHOWN``)."""
     from detector.markup import blocks
 
     found = blocks(html)
@@ -100,6 +115,7 @@ def parse_annotated_html(html: str) -> list[LabelledParagraph]:
 def _check_labels(found: list[Block]) -> None:
     from detector.markup import CONFLICT
 
+    mistakes: list[str] = []
     for index, block in enumerate(found):
         if block.label not in LABELS:
             if block.label == CONFLICT:
@@ -111,7 +127,9 @@ def _check_labels(found: list[Block]) -> None:
                 )
             else:
                 problem = "has no data-label"
-            raise AnnotationError(f"paragraph {index} {problem}: {block.text[:50]!r}")
+            mistakes.append(f"paragraph {index} {problem}: {block.text[:50]!r}")
+    if mistakes:
+        raise AnnotationError(_listed(mistakes, "on this page"))
 
 
 def format_annotated(paragraphs: list[LabelledParagraph]) -> str:
@@ -246,7 +264,7 @@ def load_corpus(*roots: Path | str, suffixes: tuple[str, ...] = PAGE_SUFFIXES) -
     return frame
 
 
-MISTAKES_SHOWN = 20  # the bad pages a corpus's error names one by one (each by its first mistake)
+MISTAKES_SHOWN = 20  # the bad pages a corpus's error names one by one (each by its first mistakes)
 # An annotated HTML page has a data-label attribute (its name in any case, as HTML reads it) that holds one of the
 # labels: sites use data-label for their own ends ("header", a table cell's "Kurs"), and such an original, kept
 # beside its annotated text page as in ../shared/devset/, failed a whole training or evaluation as a page whose

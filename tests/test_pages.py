@@ -215,3 +215,26 @@ def test_a_corpus_with_several_bad_pages_names_each_of_them_in_one_run(tmp_path)
     assert message.startswith(f"{tmp_path / 'site' / 'a.txt'}: paragraph 1 (line 3) ")
     assert f"; {tmp_path / 'site' / 'b.html'}: paragraph 1 has no data-label: 'Ohne.'" in message
     assert message.endswith(" (2 pages with a mistake)") and "c.txt" not in message and "\n" not in message
+
+
+def test_every_mistake_of_a_page_is_named_at_once():
+    """A page's second mistake was named only once its first was put right: a draft with three slips took
+    three runs. The first five are named with their lines, then their number; an HTML page likewise."""
+    from detector.pages import parse_annotated_html
+
+    page = (
+        "[editorial] Gut\n\nohne Label\n\n[nav] Menü\n\n[editorial]\n\n"
+        + "kein Label\n\n" * 4
+        + "[editorial] Ende\n"
+    )
+    with pytest.raises(AnnotationError) as raised:
+        parse_annotated(page)
+    assert str(raised.value) == (
+        "paragraph 1 (line 3) has no [label] prefix: 'ohne Label'; paragraph 2 (line 5) has the label [nav], "
+        "which is not one of editorial, promotional, navigational: '[nav] Menü'; paragraph 3 (line 7) has a "
+        "label and no text: '[editorial]'; paragraph 4 (line 9) has no [label] prefix: 'kein Label'; "
+        "paragraph 5 (line 11) has no [label] prefix: 'kein Label'; and 2 more on this page"
+    )
+    html = '<p data-label="editorial">Gut</p><p>Ohne</p><p data-label="werbung">X</p>'
+    with pytest.raises(AnnotationError, match=r"^paragraph 1 has no data-label: 'Ohne'; paragraph 2 has data-lab"):
+        parse_annotated_html(html)
