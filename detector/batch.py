@@ -1923,7 +1923,8 @@ def plan(inputs: list[str], outdir: Path, config: RunConfig, listed: Sequence[st
         more = f" (and {len(clashes) - 1} more such pairs)" if len(clashes) > 1 else ""
         raise UsageError(
             f"{clashes[0]}{more}; clean them into different output folders (--glob picks one kind of file per "
-            "run: --glob '*.html' into one folder, --glob '*.txt' into another)"
+            "run: --glob '*.html' into one folder, --glob '*.txt' into another), or name files of one name in "
+            "a --files-from list, whose outputs mirror their paths"
         )
     for target, source in targets.items():  # an output where another output needs a folder (a.txt, a.txt/b.txt)
         folder = os.path.dirname(target)

@@ -289,8 +289,10 @@ def clean_parser() -> argparse.ArgumentParser:
     add(
         "--files-from",
         metavar="LIST",
+        action="append",
         help="also clean the files and folders named in LIST, one per line or NUL-separated (find -print0); "
-        "'-' reads the list from standard input; outputs mirror each path as the list writes it (needs -o)",
+        "'-' reads the list from standard input; outputs mirror each path as the list writes it (needs -o); "
+        "repeatable",
     )
     add("-j", "--jobs", type=int, default=0, help="parallel workers; 0 means all cores (default)")
     add("--skip-existing", action="store_true", help="leave existing outputs alone (resume a run)")
@@ -451,16 +453,19 @@ def clean_main(argv: list[str] | None = None) -> int:
     listed: list[str] = []
     try:
         config = build_config(args)
-        if args.files_from is not None:
+        for listing in args.files_from or ():
             if args.output is None:
                 raise batch.UsageError("--files-from needs an output folder: -o OUTDIR")
-            if args.files_from == "":
+            if listing == "":
                 raise batch.UsageError("--files-from: an empty path")
-            if args.files_from == "-" and "-" in inputs:
+            if listing == "-" and "-" in inputs:
                 raise batch.UsageError("standard input cannot be both a page and the --files-from list")
-            listed = batch.read_list(args.files_from)
-            if not listed and not args.quiet:  # (an empty list from a find that matched nothing: not an error)
-                sys.stderr.write(f"note: --files-from {batch.display(args.files_from)} names no file\n")
+            if listing == "-" and args.files_from.count("-") > 1:
+                raise batch.UsageError("standard input can be one --files-from list, not two")
+            entries = batch.read_list(listing)
+            if not entries and not args.quiet:  # (an empty list from a find that matched nothing: not an error)
+                sys.stderr.write(f"note: --files-from {batch.display(listing)} names no file\n")
+            listed += entries
         if args.output is None and (len(inputs) > 1 or (inputs[0] != "-" and os.path.isdir(inputs[0]))):
             raise batch.UsageError("several inputs or a folder need an output folder: -o OUTDIR")
         if args.output is None and args.skip_existing:
@@ -520,8 +525,7 @@ def _files_read(args: argparse.Namespace, inputs: list[str]) -> dict[str, str]:
     the ``--model`` and ``--rules`` files and the ``inputs`` (standard input: ``_is_standard_input``)."""
     read: dict[str, str] = {}
     named = [(args.model, "the --model file"), *((r, "a --rules file") for r in args.rules or ())]
-    if args.files_from not in (None, "", "-"):
-        named.append((args.files_from, "the --files-from list"))
+    named += [(listing, "the --files-from list") for listing in args.files_from or () if listing not in ("", "-")]
     for path, what in named:
         if path is not None:
             read[os.path.realpath(path)] = what

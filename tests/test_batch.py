@@ -1095,6 +1095,16 @@ def test_files_from_a_list_are_mirrored_as_the_list_writes_them(tree, tmp_path):
     assert (result.returncode, outputs(tmp_path / "out2")) == (0, ["in/a/one.txt", "in/c/one.txt"])
     named = run("clean-article", "in/a/one.txt", "in/c/one.txt", "-o", "out3", cwd=tmp_path)
     assert named.returncode == 2 and "would both be written to" in named.stderr.decode()
+    assert "or name files of one name in a --files-from list" in named.stderr.decode()
+    (tmp_path / "first").write_text("in/a/one.txt\n", encoding="utf-8")  # given twice: both lists (attack round
+    (tmp_path / "second").write_text("in/c/one.txt\n", encoding="utf-8")  # 54: the second replaced the first)
+    both = run("clean-article", "--files-from", "first", "--files-from", "second", "-o", "out4", cwd=tmp_path)
+    assert (both.returncode, outputs(tmp_path / "out4")) == (0, ["in/a/one.txt", "in/c/one.txt"])
+    twice = run("clean-article", "--files-from", "-", "--files-from", "-", "-o", "out5", cwd=tmp_path)
+    assert (twice.returncode, twice.stderr.decode()) == (
+        2,
+        "error: standard input can be one --files-from list, not two\n",
+    )
 
 
 _STDIN_TWICE = "error: standard input cannot be both a page and the --files-from list"
