@@ -2587,10 +2587,17 @@ def _started_pool(context: Any, wanted: int, room: int, notes: list[str]) -> Any
             workers //= 2
             continue
         if workers < wanted:
-            notes.append(f"{workers} of {wanted} worker processes could be started ({reason}): the batch goes on")
+            notes.append(_fewer_workers(workers, wanted, reason))
         return pool
-    notes.append(f"no worker process could be started ({reason}): the files are cleaned in this process")
+    notes.append(_fewer_workers(0, wanted, reason))
     return None
+
+
+def _fewer_workers(started: int, wanted: int, reason: str) -> str:
+    """The note of a batch that could start fewer workers than it was asked for."""
+    if started:
+        return f"{started} of {wanted} worker processes could be started ({reason}): the batch goes on"
+    return f"no worker process could be started ({reason}): the files are cleaned in this process"
 
 
 def _run_forked(
@@ -2619,7 +2626,8 @@ def _run_forked(
     workers = min(config.jobs, n)  # no idle worker: each costs a process and its memory
     room = _descriptor_room(workers)
     if room == 0:  # before the shared arrays below, which hold a descriptor (at ulimit -n 5, the last one)
-        _started_pool(None, workers, room, [] if notes is None else notes)
+        if notes is not None:
+            notes.append(_fewer_workers(0, workers, "too many open files"))
         yield from _run_here([task for chunk in chunks for task in chunk], config, work)
         return
     context = multiprocessing.get_context("fork")
