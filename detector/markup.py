@@ -173,6 +173,7 @@ class Block(NamedTuple):
     list_tag: str = ""  # the list it stands in ("ul", "ol", "dl", "menu"; the nearest), for -f html alone
     list_id: int = 0  # which list of the page (items of one list share it), 0 outside lists
     item_id: int = 0  # which item of its list (the paragraphs of one <li> share it), 0 outside items
+    line: int = 0  # the line of the page where its text begins (of the element it begins in), for messages
 
 
 class _Frame(NamedTuple):
@@ -353,6 +354,7 @@ def _walk(root) -> Iterator[Block]:
     parts: list[str] = []
     link_parts = paid_parts = 0
     owner: _Frame | None = None
+    began: Any = None  # the element the paragraph's text begins in (its line names the paragraph in messages)
 
     def flush() -> Block | None:
         nonlocal parts, link_parts, paid_parts, owner
@@ -376,18 +378,19 @@ def _walk(root) -> Iterator[Block]:
                 owner.boxes,
                 min(paid_parts, len(text)),
                 *owner.in_list,
+                (began.sourceline or 0) if began is not None else 0,
             )
         parts, link_parts, paid_parts, owner = [], 0, 0, None
         return block
 
-    def add(text: str | None, frame: _Frame) -> None:
-        nonlocal link_parts, paid_parts, owner
+    def add(text: str | None, frame: _Frame, element: Any) -> None:
+        nonlocal link_parts, paid_parts, owner, began
         if not text:
             return
         if owner is None:
             if not text.strip():
                 return
-            owner = frame
+            owner, began = frame, element
         elif frame.label != owner.label and text.strip():
             owner = owner._replace(label=CONFLICT)
         parts.append(text)
@@ -417,7 +420,7 @@ def _walk(root) -> Iterator[Block]:
                 if tag in VOID_TO_BROWSERS:  # what libxml2 put inside is what follows it: read on
                     frame = parent._replace(is_block=False) if parent.is_block else parent
                     stack.append(frame)
-                    add(element.text, frame)
+                    add(element.text, frame, element)
                     continue
                 walker.skip_subtree()  # lxml still sends its "end" event, where its tail is read
                 if tag in BLOCKS and tag not in DROPPED and _keeps_box(element):
@@ -482,7 +485,7 @@ def _walk(root) -> Iterator[Block]:
                     yield block
             if frame is _SKIPPED or frame is _FOREIGN or frame is _SKIPPED_BOX:
                 if element.tail and breakout is None:
-                    add(element.tail, parent)
+                    add(element.tail, parent, element)
                 continue
         # Where an element starts or ends: a block element closes the paragraph before it, a br, td or th is a
         # space; then comes the element's text (at its start) or its tail (at its end).
@@ -494,7 +497,7 @@ def _walk(root) -> Iterator[Block]:
             parts.append(" ")
         text = element.text if event == "start" else element.tail
         if text:
-            add(text, frame if event == "start" else parent)
+            add(text, frame if event == "start" else parent, element)
     block = flush()
     if block:
         yield block

@@ -127,7 +127,8 @@ def _check_labels(found: list[Block]) -> None:
                 )
             else:
                 problem = "has no data-label"
-            mistakes.append(f"paragraph {index} {problem}: {block.text[:50]!r}")
+            where = f" (line {block.line})" if block.line else ""
+            mistakes.append(f"paragraph {index}{where} {problem}: {block.text[:50]!r}")
     if mistakes:
         raise AnnotationError(_listed(mistakes, "on this page"))
 

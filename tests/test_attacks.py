@@ -2557,7 +2557,7 @@ def test_an_empty_data_label_and_a_label_over_an_empty_line_are_refused_and_htm_
     from detector.pages import AnnotationError, load_corpus, parse_annotated, parse_annotated_html
 
     html = '<article data-label="editorial"><p>Der Text.</p><div data-label="">Depot eröffnen</div></article>'
-    with pytest.raises(AnnotationError, match="paragraph 1 has data-label='', which is not one of"):
+    with pytest.raises(AnnotationError, match=r"paragraph 1 \(line \d+\) has data-label='', which is not one of"):
         parse_annotated_html(html)
     with pytest.raises(AnnotationError, match=r"paragraph 0 \(line 1\) has its text on the line after its label"):
         parse_annotated("[editorial] \nDie Siemens-Aktie steigt.\n")

@@ -117,17 +117,18 @@ def test_load_corpus_names_the_bad_file(tmp_path):
         (
             "p.html",
             b'<p data-label="Editorial">Die Aktie steigt.</p>',
-            "p.html: paragraph 0 has data-label='Editorial', which is not one of editorial, promotional, navig",
+            "p.html: paragraph 0 (line 1) has data-label='Editorial', which is not one of editorial, promotional, "
+            "navig",
         ),
         (
             "p.html",
             b'<div data-label="editorial"><p>Die Aktie <b data-label="promotional">jetzt</b> steigt.</p></div>',
-            "p.html: paragraph 0 has text under two data-labels",
+            "p.html: paragraph 0 (line 1) has text under two data-labels",
         ),
         (
             "p.html",
             b'<p data-label="editorial">Mit Label.</p><p>Ohne Label.</p>',
-            "p.html: paragraph 1 has no data-label",
+            "p.html: paragraph 1 (line 1) has no data-label",
         ),
         (
             "p.html",
@@ -213,7 +214,7 @@ def test_a_corpus_with_several_bad_pages_names_each_of_them_in_one_run(tmp_path)
         load_corpus(tmp_path)
     message = str(caught.value)
     assert message.startswith(f"{tmp_path / 'site' / 'a.txt'}: paragraph 1 (line 3) ")
-    assert f"; {tmp_path / 'site' / 'b.html'}: paragraph 1 has no data-label: 'Ohne.'" in message
+    assert f"; {tmp_path / 'site' / 'b.html'}: paragraph 1 (line 1) has no data-label: 'Ohne.'" in message
     assert message.endswith(" (2 pages with a mistake)") and "c.txt" not in message and "\n" not in message
 
 
@@ -235,6 +236,8 @@ def test_every_mistake_of_a_page_is_named_at_once():
         "label and no text: '[editorial]'; paragraph 4 (line 9) has no [label] prefix: 'kein Label'; "
         "paragraph 5 (line 11) has no [label] prefix: 'kein Label'; and 2 more on this page"
     )
-    html = '<p data-label="editorial">Gut</p><p>Ohne</p><p data-label="werbung">X</p>'
-    with pytest.raises(AnnotationError, match=r"^paragraph 1 has no data-label: 'Ohne'; paragraph 2 has data-lab"):
-        parse_annotated_html(html)
+    html = '<p data-label="editorial">Gut</p>\n<div>\n<p>Ohne</p>\n</div>\n<p data-label="werbung">X</p>'
+    with pytest.raises(
+        AnnotationError, match=r"^paragraph 1 \(line 3\) has no data-label: 'Ohne'; paragraph 2 \(line 5"
+    ):
+        parse_annotated_html(html)  # (by line too: it was named by its paragraph and first words alone)
