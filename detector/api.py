@@ -659,10 +659,10 @@ class PageWriter:
     def _html(self, p: Paragraph) -> str:
         from html import escape  # here, not at the top: only -f html needs it
 
-        first_line = p.text.split("\n", 1)[0]
-        title = first_line if p.tag else _markdown_plain(p.text)
-        out = "" if self._html_open else _html_head(title, "Artikel")  # (a first paragraph of a rule has none)
-        self._html_open = True
+        out = ""
+        if not self._html_open:  # the document's head, titled by its first kept paragraph (a rule has no title)
+            title = p.text.split("\n", 1)[0] if p.tag else _markdown_plain(p.text)
+            out, self._html_open = _html_head(title, "Artikel"), True
         if not p.tag:  # text input: Markdown's headings, lists, quotes and tables where it has them
             return out + self._close_list() + _markdown_html(p.text) + "\n"
         text = escape(p.text).translate(_NOT_IN_HTML).replace("\n", "<br>\n")
