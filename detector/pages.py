@@ -67,17 +67,17 @@ def parse_annotated(text: str) -> list[LabelledParagraph]:
             continue
         paragraphs.append(LabelledParagraph(match.group(1), content))
     if mistakes:
-        raise AnnotationError(_listed(mistakes, "on this page"))
+        raise AnnotationError(_listed(mistakes))
     return paragraphs
 
 
 PAGE_MISTAKES_SHOWN = 5  # the bad paragraphs of one page named one by one
 
 
-def _listed(mistakes: list[str], where: str) -> str:
-    """The first ``PAGE_MISTAKES_SHOWN`` mistakes, then how many more there are."""
-    more = len(mistakes) - PAGE_MISTAKES_SHOWN
-    return "; ".join(mistakes[:PAGE_MISTAKES_SHOWN]) + (f"; and {more} more {where}" if more > 0 else "")
+def _listed(mistakes: list[str], shown: int = PAGE_MISTAKES_SHOWN, rest: str = "on this page") -> str:
+    """The first ``shown`` mistakes (of a page, or the bad pages of a corpus), then how many more there are."""
+    more = len(mistakes) - shown
+    return "; ".join(mistakes[:shown]) + (f"; and {more} more {rest}" if more > 0 else "")
 
 
 def _first_line(text: str, blocks: list[str], index: int) -> int:
@@ -130,7 +130,7 @@ def _check_labels(found: list[Block]) -> None:
             where = f" (line {block.line})" if block.line else ""
             mistakes.append(f"paragraph {index}{where} {problem}: {block.text[:50]!r}")
     if mistakes:
-        raise AnnotationError(_listed(mistakes, "on this page"))
+        raise AnnotationError(_listed(mistakes))
 
 
 def format_annotated(paragraphs: list[LabelledParagraph]) -> str:
@@ -255,10 +255,8 @@ def load_corpus(*roots: Path | str, suffixes: tuple[str, ...] = PAGE_SUFFIXES) -
         for index, (label, text, block) in enumerate(found):
             rows.append((site, page, index, label, text, block))
     if mistakes:
-        listed = "; ".join(mistakes[:MISTAKES_SHOWN])
-        more = f"; and {len(mistakes) - MISTAKES_SHOWN} more pages" if len(mistakes) > MISTAKES_SHOWN else ""
         pages = f" ({len(mistakes)} pages with a mistake)" if len(mistakes) > 1 else ""
-        raise AnnotationError(f"{listed}{more}{pages}")
+        raise AnnotationError(_listed(mistakes, MISTAKES_SHOWN, "pages") + pages)
     frame = pd.DataFrame(rows, columns=["site", "page", "index", "label", "text", "block"])
     frame.attrs["empty_pages"] = empty  # pages without a paragraph, which have no row: for the commands' notes
     frame.attrs["unannotated_pages"] = unannotated  # HTML where no data-label holds a label: an original
