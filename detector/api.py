@@ -14,15 +14,17 @@ from __future__ import annotations
 
 import _thread
 import json
+import math
 import os
 import re
+import warnings
 from collections.abc import Iterable, Iterator, Mapping
 
 from detector import model as model_file
 from detector.features import SiteMemory, recurring
 from detector.pages import LABELS
 from detector.pages import shown as display_name
-from detector.segment import decode, iter_paragraphs, normalise_newlines
+from detector.segment import HTML_SNIFF_BYTES, decode, iter_paragraphs, looks_like_html, normalise_newlines
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at run time (see _named_tuple)
 if TYPE_CHECKING:
@@ -164,7 +166,9 @@ def _as_number(value: object) -> float | None:
         return None
     try:
         return float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
+    except ValueError:  # a Decimal's signalling NaN is a number, not a probability
+        return math.nan if type(value).__name__ == "Decimal" else None
+    except TypeError:
         return None
     except OverflowError:
         return float("inf")
@@ -249,11 +253,19 @@ def _labelled(
 def _paired(texts: Iterable[str], blocks: Iterable[markup.Block]) -> Iterator[tuple[str, markup.Block]]:
     """Each text with its block; blocks fewer or more than the texts are an error (zip cut the page short)."""
     try:
-        yield from zip(map(_paragraph_text, texts), blocks, strict=True)
+        yield from zip(map(_paragraph_text, texts), map(_paragraph_block, blocks), strict=True)
     except ValueError as exc:
         if "zip()" not in str(exc):
             raise
         raise ValueError("blocks must be as many as texts: one Block per paragraph") from None
+
+
+def _paragraph_block(block: object) -> markup.Block:
+    from detector.markup import Block  # loaded already where there are blocks: text pages need no lxml
+
+    if not isinstance(block, Block):
+        raise TypeError(f"blocks must be Block (one per paragraph, from html_blocks), not {type(block).__name__}")
+    return block
 
 
 def _paragraph_text(text: object) -> str:
@@ -302,8 +314,48 @@ def classify(
     memory: SiteMemory | None = None,
 ) -> list[Paragraph]:
     """Split a page (str, any line endings) into paragraphs and label each one; ``memory``: see
-    ``site_memory``."""
+    ``site_memory``. A page that looks like an HTML document is read as text all the same, tags and all, with
+    a warning: ``classify_html`` reads its markup."""
+    _warn_if_markup(text, "classify")
+    return classify_as_text(text, model, favor, min_editorial, memory)
+
+
+def classify_as_text(
+    text: str,
+    model: model_file.Scorer | None = None,
+    favor: str = "balanced",
+    min_editorial: float | None = None,
+    memory: SiteMemory | None = None,
+) -> list[Paragraph]:
+    """``classify`` for callers that decided the page is text whatever it holds (``clean-article
+    --input-format text``, a ``.txt`` file): no warning for markup."""
     return list(_labelled_text(text, model, favor, min_editorial, memory))
+
+
+_MARKUP_START = r"\s*<"  # compiled on first use (re's cache)
+
+
+def _warn_if_markup(text: object, caller: str) -> None:
+    """A UserWarning when a page given as text is an HTML document (``segment.looks_like_html``, as
+    ``clean-article`` tells a file without a telling name), or the name of a file (``clean(sys.argv[1])``):
+    either came back as an article of its own without a word. Only a page that starts with a tag is sniffed,
+    and only one word is looked up as a file, so text pages cost two matches."""
+    if isinstance(text, str) and len(text) < 4096 and not re.search(r"\s", text.strip()) and os.path.isfile(text):
+        warnings.warn(
+            f"the page is the name of a file: {caller}() cleans the text it is given; pass the file's content "
+            "(open(path, encoding='utf-8').read())",
+            UserWarning,
+            stacklevel=3,
+        )
+    elif isinstance(text, str) and re.match(_MARKUP_START, text):
+        head = text[:HTML_SNIFF_BYTES].encode("utf-8", "surrogatepass")
+        if looks_like_html(head):
+            warnings.warn(
+                f"the page looks like an HTML document: {caller}() reads it as text, tags and all; "
+                f"{caller}_html() reads its markup",
+                UserWarning,
+                stacklevel=3,
+            )
 
 
 def _labelled_text(
@@ -355,8 +407,9 @@ def site_memory(pages: Iterable[str | bytes], html: bool = False) -> SiteMemory:
     many of them (menus, footers, disclaimers, ad slots). Pass it with ``memory=`` when labelling each of
     these pages: recurrence is evidence the model weighs (it learnt it from the corpus's site folders).
     Fewer than ``SITE_MIN_PAGES`` distinct pages say nothing, and the pages are labelled as on their own."""
-    if isinstance(pages, (str, bytes, bytearray, memoryview)) or not isinstance(pages, Iterable):
-        raise TypeError(f"pages must be an iterable of pages (a list of str), not {type(pages).__name__}")
+    if isinstance(pages, (str, bytes, bytearray, memoryview, Mapping)) or not isinstance(pages, Iterable):
+        hint = " (its values, the pages: pages.values())" if isinstance(pages, Mapping) else ""
+        raise TypeError(f"pages must be an iterable of pages (a list of str), not {type(pages).__name__}{hint}")
     memory = SiteMemory()
     for page in pages:
         check_arguments(page, html=True)  # str or bytes, for text pages too
@@ -381,6 +434,7 @@ def clean(
     ``site_memory``. The paragraphs are rendered as they are labelled: memory is bounded by the page and one
     window of paragraphs, as in ``clean-article`` (a list of 200,000 labelled paragraphs took 130 MB)."""
     keep = _checked_keep(keep)
+    _warn_if_markup(text, "clean")
     return render(_labelled_text(text, model, favor, min_editorial, memory), "text", keep)
 
 
@@ -418,6 +472,7 @@ def explain(
     ``detector.model.Scorer.explain``, window by window as ``classify`` scores a long page."""
     min_editorial = check_arguments(text, False, model, min_editorial, memory, favor)
     top = _check_top(top)
+    _warn_if_markup(text, "explain")
     paragraphs = iter_paragraphs(normalise_newlines(_plain(text)))
     explained = label_stream(paragraphs, None, model, Decision(favor, min_editorial), True, memory, top)
     return [why for _, why in explained if why is not None]
@@ -463,7 +518,9 @@ def parse_keep(value: str | Iterable[str]) -> tuple[str, ...]:
     parts = value.split(",") if isinstance(value, str) else list(value)
     labels = []
     for part in parts:
-        label = part.strip() if isinstance(part, str) else part
+        if not isinstance(part, str):
+            raise TypeError(f"keep must be labels (a list of str), not a list holding {type(part).__name__}")
+        label = part.strip()
         if label == "":
             continue
         if label not in LABELS:
@@ -645,7 +702,7 @@ class PageWriter:
         if fmt == "text":
             return ("" if self.kept == 1 else "\n\n") + p.text if kept else ""
         if fmt == "annotated":
-            if self.unreadable is None and "\n[" in p.text and re.search(_LABEL_LINE, p.text):
+            if self.unreadable is None and "[" in p.text and re.search(_LABEL_LINE, p.text):
                 self.unreadable = p.index
             return ("" if first else "\n") + f"[{p.label}] {p.text}\n"
         if fmt == "json":
@@ -675,7 +732,9 @@ class PageWriter:
         # list of the page (two lists side by side stay two), one item element per item (its paragraphs in
         # it), and an <ol> numbered as the page numbers it where items were left out or a nested list
         # interrupted it
-        kind = {"ol": "ol", "dl": "dl"}.get(p.list_tag, "ul")  # a <menu> is a list of bullets, as browsers show it
+        # a <menu> is a list of bullets, as browsers show it; terms and descriptions outside a <dl> stay both
+        orphan = "dl" if not p.list_id and p.tag in ("dt", "dd") else "ul"
+        kind = {"ol": "ol", "dl": "dl"}.get(p.list_tag, orphan)
         number = self._numbers.get(p.list_id, (0, 1))[1]
         if self._list != (kind, p.list_id):
             out += self._close_list()
@@ -735,17 +794,19 @@ class PageWriter:
         return self.counter.result()
 
 
-# Characters HTML does not allow in text: controls (NUL, ESC …; tab, newline and form feed stay) and the
-# noncharacters (U+FDD0-U+FDEF, U+FFFE and U+FFFF of every plane): U+FFFD
+# Characters HTML does not allow in text: controls (NUL, ESC …; tab, newline and form feed stay), the
+# noncharacters (U+FDD0-U+FDEF, U+FFFE and U+FFFF of every plane) and lone surrogates (a str read with
+# surrogateescape, half an emoji from JSON: the document could not be written as the UTF-8 it declares): U+FFFD
 _NOT_IN_HTML = dict.fromkeys(
     [c for c in range(0x20) if c not in (0x09, 0x0A, 0x0C)]
     + list(range(0x7F, 0xA0))
+    + list(range(0xD800, 0xE000))
     + list(range(0xFDD0, 0xFDF0))
     + [plane + last for plane in range(0, 0x110000, 0x10000) for last in (0xFFFE, 0xFFFF)],
     "\ufffd",
 )
 
-_LABEL_LINE = rf"\n\[(?:{'|'.join(LABELS)})\] "  # compiled on first use (re's cache): rarely needed
+_LABEL_LINE = rf"(?:^|\n)\[(?:{'|'.join(LABELS)})\] "  # compiled on first use (re's cache): rarely needed
 
 
 def _html_head(title: str, untitled: str = "Kein Artikel gefunden") -> str:
@@ -767,7 +828,7 @@ _HTML_FOOT = "</body>\n</html>"
 _MD_HEADING = r" {0,3}(#{1,6})[ \t]+(.*)"  # its closing marks are cut in Python (a regex took quadratic time)
 _MD_SETEXT = r" {0,3}(=+|-+)[ \t]*"
 _MD_RULE = r" {0,3}([-*_])(?:[ \t]*\1){2,}[ \t]*"
-_MD_QUOTE = r" {0,3}> ?(.*)"
+_MD_QUOTE = r" {0,3}>(?: (.*)|$)"  # "> " or a ">" alone: ">50 %" is "more than", ">> Mehr" a teaser's arrows
 _MD_ITEM = r" {0,3}(?:[-*+•–]|(\d{1,9})[.)])[ \t]+(\S.*)"
 _MD_DELIMITER = r" {0,3}\|?[ \t]*:?-+:?[ \t]*(?:\|[ \t]*:?-+:?[ \t]*)+\|?"  # of a line without its end's blanks
 # Inline: an escaped character, a code span, an image (its alt text), a link (its text may hold one level of
@@ -969,7 +1030,7 @@ def _markdown_plain(text: str) -> str:
     for _ in range(8):
         if (quoted := re.match(_MD_QUOTE, line)) is None:
             break
-        line = quoted.group(1)
+        line = quoted.group(1) or ""
     if re.fullmatch(_MD_RULE, line) or re.fullmatch(_MD_DELIMITER, line.rstrip(" \t")):
         return ""
     if len(lines) > 1 and "|" in line and re.fullmatch(_MD_DELIMITER, lines[1].rstrip(" \t")):
@@ -1025,7 +1086,26 @@ def _render(paragraphs: Iterable[Paragraph], fmt: str, keep: str | Iterable[str]
             "explain_html()) for them"
         )
     writer = PageWriter(fmt, _checked_keep(keep))
-    return "".join(writer.add(p) for p in _checked(paragraphs, caller)) + writer.finish()
+    out = "".join(writer.add(p) for p in _checked(paragraphs, caller)) + writer.finish()
+    if writer.unreadable is not None:  # as clean-article -f annotated notes it
+        warnings.warn(
+            f"paragraph {writer.unreadable} has a line that begins with a label ([editorial] …): the annotated "
+            "page will not read back until it is split there or the line changed",
+            UserWarning,
+            stacklevel=3,
+        )
+    return _encodable(out) if fmt == "json" else out
+
+
+def _encodable(out: str) -> str:
+    """JSON that can be written as UTF-8: a lone surrogate of a paragraph (a str read with surrogateescape)
+    becomes U+FFFD, as ``clean-article -f json`` writes it; text and annotated output keep the caller's own
+    characters, as they are the caller's paragraphs."""
+    try:
+        out.encode("utf-8")
+    except UnicodeEncodeError:
+        return re.sub("[\ud800-\udfff]", "\ufffd", out)
+    return out
 
 
 def as_record(paragraphs: list[Paragraph], keep: str | Iterable[str] = ("editorial",)) -> dict:

@@ -30,7 +30,7 @@ from detector.api import (
     PageWriter,
     Paragraph,
     as_record,
-    classify,
+    classify_as_text,
     classify_html,
     html_blocks,
     label_stream,
@@ -662,7 +662,7 @@ def label_page(
     if kind == "html":
         paragraphs = classify_html(content, scorer, config.favor, config.min_editorial, memory)
     else:
-        paragraphs = classify(content, scorer, config.favor, config.min_editorial, memory)
+        paragraphs = classify_as_text(content, scorer, config.favor, config.min_editorial, memory)
     return apply_rules(paragraphs, config.rules, site, record) if config.rules else paragraphs
 
 

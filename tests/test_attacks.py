@@ -4394,3 +4394,40 @@ def test_a_damaged_gzip_content_encoding_is_a_bad_record_with_its_reason_and_not
         assert said.startswith(
             f"error: {crawl} record 1: its HTTP body's Content-Encoding is damaged (Error -3"
         ), said
+
+
+def test_output_formats_of_attack_round_55(tmp_path):
+    """A paragraph that starts with a label (a page annotated again) was written ``[editorial] [editorial] …``
+    without the note a label on a later line gets; ``-f html`` read ``>50 %`` (more than 50 %) as a quote and
+    dropped the sign; terms and descriptions outside a ``<dl>`` became bullets of an invented ``<ul>``."""
+    page = tmp_path / "again.txt"
+    page.write_text(
+        "[editorial] Die Deutsche Bank hat die Erwartungen übertroffen.\n\nDer Vorstand bestätigt die Ziele.\n"
+    )
+    result = run("clean-article", "-f", "annotated", page)
+    assert result.returncode == 0
+    assert result.stdout.startswith(b"[") and b"] [editorial] Die Deutsche Bank" in result.stdout
+    assert lines(result) == [
+        f"note: {page}: paragraph 0 has a line that begins with a label ([editorial] …); the annotated page will "
+        "not read back until it is split there or the line changed"
+    ]
+    text = tmp_path / "mehr.txt"
+    text.write_text(
+        ">50 % Kursplus seit Jahresbeginn: die Aktie legte kräftig zu.\n\n>> Hier finden Sie alle Termine\n"
+    )
+    html = run("clean-article", "-f", "html", "-k", "editorial,navigational,promotional", text).stdout.decode()
+    assert "<p>&gt;50 % Kursplus seit Jahresbeginn: die Aktie legte kräftig zu.</p>" in html
+    assert "<p>&gt;&gt; Hier finden Sie alle Termine</p>" in html and "blockquote" not in html
+    quoted = tmp_path / "zitat.txt"
+    quoted.write_text(
+        "> Ein Zitat aus dem Bericht.\n> Und seine zweite Zeile.\n\nDie Aktie stieg um drei Prozent.\n"
+    )
+    html = run("clean-article", "-f", "html", "-k", "editorial,navigational,promotional", quoted).stdout.decode()
+    assert "<blockquote><p>Ein Zitat aus dem Bericht.<br>\nUnd seine zweite Zeile.</p></blockquote>" in html
+    orphans = tmp_path / "orphans.html"
+    orphans.write_text(
+        "<html><body><p>Die Aktie stieg am Montag um drei Prozent.</p><li>Ein Punkt</li><dt>Begriff</dt>"
+        "<dd>Erklärung</dd></body></html>"
+    )
+    html = run("clean-article", "-f", "html", "-k", "editorial,navigational,promotional", orphans).stdout.decode()
+    assert "<ul>\n<li>Ein Punkt</li>\n</ul>\n<dl>\n<dt>Begriff</dt>\n<dd>Erklärung</dd>\n</dl>" in html

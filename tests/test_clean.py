@@ -331,3 +331,44 @@ def test_rules_that_differ_past_200_characters_mark_outputs_apart():
 
     assert settings_mark(config("Energiekonzern")) != settings_mark(config("QQQ"))
     assert settings_mark(config("QQQ")) == settings_mark(config("QQQ"))
+
+
+def test_library_slips_of_attack_round_56_are_named(tmp_path):
+    """Blocks that are not Blocks failed deep inside (AttributeError); a dict of pages made an empty memory; a
+    keep list of None said "unknown label"; a Decimal signalling NaN was "not a number"; an HTML page or a
+    file's name given to ``clean`` came back as an article of its own without a word; lone surrogates made
+    ``-f html``/``json`` output that could not be written as UTF-8; an annotated page that will not read back
+    was rendered without the note the CLI gives."""
+    import warnings
+    from decimal import Decimal
+
+    from detector.api import as_html, label_stream, render
+
+    with pytest.raises(TypeError, match=re.escape("blocks must be Block (one per paragraph, from html_blocks)")):
+        list(label_stream(["Der DAX stieg."], [None]))
+    with pytest.raises(TypeError, match=re.escape("not dict (its values, the pages: pages.values())")):
+        detector.site_memory({"a.html": "<p>x</p>"})
+    with pytest.raises(TypeError, match="a list holding NoneType"):
+        detector.clean("Kurs", keep=[None])
+    with pytest.raises(ValueError, match="between 0 and 1, not nan"):
+        detector.clean("Kurs", min_editorial=Decimal("sNaN"))
+    html = "<html><head><title>t</title></head><body><p>Die Aktie stieg.</p><p>Mehr</p></body></html>"
+    with pytest.warns(UserWarning, match=re.escape("clean() reads it as text, tags and all; clean_html()")):
+        assert detector.clean(html, keep="editorial,promotional,navigational") == html
+    page = tmp_path / "seite.txt"
+    page.write_text("Die Aktie stieg am Montag um drei Prozent.\n")
+    with pytest.warns(UserWarning, match="the page is the name of a file"):
+        detector.classify(str(page))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        detector.clean("Die Aktie stieg am Montag um drei Prozent.\n\nImpressum")  # text: no warning
+        detector.clean("<b>Anzeige</b> Die Aktie stieg am Montag um drei Prozent.")
+    paragraphs = detector.classify("Der DAX stieg heute \udcc3 auf ein Rekordhoch.\n\nZweiter Absatz.")
+    for out in (as_html(paragraphs), render(paragraphs, "json")):
+        assert "\udcc3" not in out and "\ufffd" in out
+        out.encode("utf-8")
+    unreadable = detector.classify(
+        "Der DAX stieg kräftig und schloss auf einem Rekordhoch.\n[navigational] Weiter so\n\nZweiter Absatz."
+    )
+    with pytest.warns(UserWarning, match="paragraph 0 has a line that begins with a label"):
+        render(unreadable, "annotated")

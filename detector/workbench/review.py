@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from detector import markup
-from detector.api import Paragraph, classify, classify_html, load_model
+from detector.api import Paragraph, classify_as_text, classify_html, load_model
 from detector.batch import (
     DEFAULT_GLOBS,
     DEFAULT_MAX_BYTES,
@@ -207,7 +207,7 @@ def candidate(path: Path, scorer: Scorer, site: str = "") -> Candidate | str:
                 blocks = split_blocks(normalise_newlines(text))
                 if sum(bool(_LABEL_LIKE.match(block)) for block in blocks) * 2 >= len(blocks) > 0:
                     return f"an annotated page with a mistake ({exc}): correct it to draft it"
-            paragraphs = classify(text, scorer)
+            paragraphs = classify_as_text(text, scorer)
     except OSError as exc:
         return (exc.strerror or str(exc)).lower()
     except (ValueError, InputError) as exc:
