@@ -251,21 +251,21 @@ def _labelled(
 
 
 def _paired(texts: Iterable[str], blocks: Iterable[markup.Block]) -> Iterator[tuple[str, markup.Block]]:
-    """Each text with its block; blocks fewer or more than the texts are an error (zip cut the page short)."""
+    """Each text with its block; blocks fewer or more than the texts are an error (zip cut the page short), and
+    so is a block that is none (it failed deep inside, an AttributeError of the features)."""
+    from detector.markup import Block  # loaded already where there are blocks: text pages need no lxml
+
+    def checked(block: object) -> Block:
+        if not isinstance(block, Block):
+            raise TypeError(f"blocks must be Block (one per paragraph: html_blocks), not {type(block).__name__}")
+        return block
+
     try:
-        yield from zip(map(_paragraph_text, texts), map(_paragraph_block, blocks), strict=True)
+        yield from zip(map(_paragraph_text, texts), map(checked, blocks), strict=True)
     except ValueError as exc:
         if "zip()" not in str(exc):
             raise
         raise ValueError("blocks must be as many as texts: one Block per paragraph") from None
-
-
-def _paragraph_block(block: object) -> markup.Block:
-    from detector.markup import Block  # loaded already where there are blocks: text pages need no lxml
-
-    if not isinstance(block, Block):
-        raise TypeError(f"blocks must be Block (one per paragraph, from html_blocks), not {type(block).__name__}")
-    return block
 
 
 def _paragraph_text(text: object) -> str:

@@ -344,7 +344,7 @@ def test_library_slips_of_attack_round_56_are_named(tmp_path):
 
     from detector.api import as_html, label_stream, render
 
-    with pytest.raises(TypeError, match=re.escape("blocks must be Block (one per paragraph, from html_blocks)")):
+    with pytest.raises(TypeError, match=re.escape("blocks must be Block (one per paragraph: html_blocks)")):
         list(label_stream(["Der DAX stieg."], [None]))
     with pytest.raises(TypeError, match=re.escape("not dict (its values, the pages: pages.values())")):
         detector.site_memory({"a.html": "<p>x</p>"})
