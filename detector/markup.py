@@ -148,7 +148,9 @@ _ROLES = {
     "alertdialog": "dialog",
 }
 LABEL_ATTRIBUTE = "data-label"
-CONFLICT = "<two labels>"  # the label of a paragraph whose text sits under two different data-labels
+# The label of a paragraph whose text sits under two different data-labels begins so; the two follow, each after
+# a NUL (which no attribute holds)
+CONFLICT = "<two labels>"
 _HIDDEN_STYLE = re.compile(r"(?<![\w-])(?:display\s*:\s*none|visibility\s*:\s*hidden)", re.I)  # not --x-display
 _NO_BOX_STYLE = re.compile(r"(?<![\w-])display\s*:\s*none", re.I)
 _SPACE = re.compile(r"\s+")
@@ -391,8 +393,9 @@ def _walk(root) -> Iterator[Block]:
             if not text.strip():
                 return
             owner, began = frame, element
-        elif frame.label != owner.label and text.strip():
-            owner = owner._replace(label=CONFLICT)
+        elif frame.label != owner.label and not is_blank(text) and not str(owner.label).startswith(CONFLICT):
+            # a slot of zero-width spaces labelled apart is no text under a second label (is_blank)
+            owner = owner._replace(label=f"{CONFLICT}\0{owner.label}\0{frame.label}")
         parts.append(text)
         if frame.link:
             chars = len(_SPACE.sub(" ", text).strip()) + (1 if text[:1].isspace() else 0)

@@ -118,8 +118,15 @@ def _check_labels(found: list[Block]) -> None:
     mistakes: list[str] = []
     for index, block in enumerate(found):
         if block.label not in LABELS:
-            if block.label == CONFLICT:
-                problem = "has text under two data-labels"
+            first, second = str(block.label).split("\0")[1:] if str(block.label).startswith(CONFLICT) else ("", "")
+            odd = [label for label in (first, second) if label not in LABELS]
+            if first and not odd:
+                problem = f"has text under two data-labels ({first} and {second})"
+            elif first:  # data-label="" or "promo" on an element inside the paragraph: the slip, not the conflict
+                problem = (
+                    f"has text under data-label={odd[0]!r}, which is not one of {', '.join(LABELS)} (a slip, or "
+                    "the site's own data-label: take it out of the annotated page)"
+                )
             elif block.label is not None:  # data-label="" too: a label not filled in, not the ancestor's
                 problem = (
                     f"has data-label={block.label!r}, which is not one of {', '.join(LABELS)} (a slip, or the "

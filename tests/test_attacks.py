@@ -715,6 +715,11 @@ def test_a_batch_with_standard_input_closed_runs_its_workers(tmp_path):
         (["train", "--data", "{tmp}/data", "--output", "{tmp}/afile/m.bin"], 2, "afile is a file, not a folder"),
         (["train", "--data", "{tmp}/data", "--jobs", "0", "--output", "{tmp}/m.bin"], 2, "--jobs must be 1 or"),
         (["train", "--data", "{tmp}/nope", "--output", "{tmp}/m.bin"], 1, "nope: no such folder"),
+        (
+            ["train", "--data", "{tmp}/data/page.txt", "--output", "{tmp}/m.bin"],
+            2,
+            "page.txt: not a folder; --data",
+        ),
         (["train", "--data", "{tmp}", "--data", "{tmp}/data", "--output", "{tmp}/../m.bin"], 2, "read twice"),
         (
             ["train", "--data", "{tmp}/data", "--output", "{tmp}/m.bin"],
@@ -4431,3 +4436,60 @@ def test_output_formats_of_attack_round_55(tmp_path):
     )
     html = run("clean-article", "-f", "html", "-k", "editorial,navigational,promotional", orphans).stdout.decode()
     assert "<ul>\n<li>Ein Punkt</li>\n</ul>\n<dl>\n<dt>Begriff</dt>\n<dd>Erklärung</dd>\n</dl>" in html
+
+
+def test_the_own_sites_workflow_of_attack_round_57(tmp_path, monkeypatch, capsys):
+    """review drafted a WARC or JSON Lines file named on the command line as a text page (headers and markup
+    as paragraphs), and read a page that is not UTF-8 by a guess without a note; an annotated HTML page with
+    data-label="" (or "promo") on an element inside a paragraph was told "two data-labels", and an ad slot
+    of a zero-width space labelled apart failed the page; train lowered its folds to the number of sites
+    without a word."""
+    from detector.pages import parse_annotated_html
+    from detector.workbench import admin
+
+    crawl = tmp_path / "crawl"
+    (crawl / "site").mkdir(parents=True)
+    (crawl / "site" / "page.txt").write_bytes(
+        b"Der Kurs von B\xf6rse und \x81\x8d Zeichen.\n\nMehr zur B\xf6rse\xff.\n"
+    )
+    records = tmp_path / "records.jsonl"
+    records.write_text('{"url": "http://x.de/", "text": "Hallo Welt"}\n')
+    result = run("detector", "review", crawl, records, "-o", tmp_path / "drafts")
+    assert result.returncode == 0, result.stderr.decode()
+    said = lines(result)
+    assert f"note: {records}: left out (records are not pages)" in said
+    assert any(line.startswith(f"note: {crawl}/site/page.txt: not UTF-8, read as ") for line in said), said
+    assert [p.name for p in sorted((tmp_path / "drafts").iterdir())] == ["001-site-page.txt", "REVIEW.md"]
+
+    def page(inner: str) -> str:
+        article = f"<p>Der DAX stieg am Montag.{inner} Mehr.</p>"
+        return f'<html><body><article data-label="editorial">{article}</article></body></html>'
+
+    for value in ("", "promo"):
+        with pytest.raises(
+            Exception, match=re.escape(f"has text under data-label={value!r}, which is not one of")
+        ):
+            parse_annotated_html(page(f'<span data-label="{value}">Kurs</span>'))
+    with pytest.raises(Exception, match=re.escape("has text under two data-labels (editorial and promotional)")):
+        parse_annotated_html(page('<span data-label="promotional">Kurs</span>'))
+    [slot] = parse_annotated_html(page('<span class="ad" data-label="promotional">&#8203;</span>'))
+    assert slot.label == "editorial"
+
+    from detector.workbench import train as training
+
+    metadata = {
+        "grouped_cross_validation": {
+            "folds": 3,
+            "scores": {"macro_f1": 0.5, "promotional_leak": 0.1, "navigational_leak": 0.1},
+        },
+        "training_data": {"pages": 9, "paragraphs": {"editorial": 1, "promotional": 1, "navigational": 1}},
+    }
+    monkeypatch.setattr(training, "train", lambda *args: metadata)
+    data = tmp_path / "data"
+    data.mkdir()
+    assert admin.admin_main(["train", "--data", str(data), "--output", str(tmp_path / "m.bin")]) == 0
+    assert "note: 3 site folders, so 3 folds of cross-validation, not 5\n" in capsys.readouterr().err
+    assert (
+        admin.admin_main(["train", "--data", str(data), "--folds", "3", "--output", str(tmp_path / "m.bin")]) == 0
+    )
+    assert "folds of cross-validation" not in capsys.readouterr().err

@@ -196,6 +196,9 @@ def _train(args: argparse.Namespace) -> None:
     missing = [folder for folder in folders if not folder.exists()]
     if missing:
         raise _Failed(f"{missing[0]}: no such folder")
+    for folder in folders:
+        if not folder.is_dir():  # one page named by a slip trained a model of one page
+            raise _Usage(f"--data {folder}: not a folder; --data takes a folder of annotated pages")
     _check_folder_place(output.parent, "--output", args.output)
     _note_links(folders)
     start = time.monotonic()
@@ -204,6 +207,8 @@ def _train(args: argparse.Namespace) -> None:
     counts = metadata["training_data"]["paragraphs"]
     if metadata.get("fallback"):
         sys.stderr.write(f"note: {metadata['fallback']}\n")
+    elif cv is not None and (used := metadata["grouped_cross_validation"]["folds"]) < args.folds:
+        sys.stderr.write(f"note: {used} site folders, so {used} folds of cross-validation, not {args.folds}\n")
     if cv is None:  # the presets are chosen on out-of-fold scores: without folds there are none to choose from
         sys.stderr.write(
             "note: no cross-validation, so the presets were not chosen: all three keep at 0.5 (--favor changes "

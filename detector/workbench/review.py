@@ -108,6 +108,8 @@ def page_files(inputs: list[Path]) -> tuple[dict[Path, str], int]:
                             found.setdefault(os.path.realpath(path), (path, site))
                         else:
                             sys.stderr.write(f"note: {display(path)}: left out (not a regular file)\n")
+        elif root.is_file() and root.name.lower().endswith(RECORD_SUFFIXES):  # named or walked: no page
+            sys.stderr.write(f"note: {display(root)}: left out (records are not pages)\n")
         elif root.is_file():
             found.setdefault(os.path.realpath(root), (root, root.resolve().parent.name))
         elif root.exists():
@@ -191,16 +193,18 @@ _LABEL_LIKE = re.compile(r"\[\s*(?i:edit|promo|nav)[^\]\n]{0,30}\](?!\()")
 
 def candidate(path: Path, scorer: Scorer, site: str = "") -> Candidate | str:
     """The model's reading of one page, or why the page is left out (it cannot be read, or has no paragraph).
-    A page that is already annotated is read without its labels."""
+    A page that is already annotated is read without its labels. How a page that is not plain UTF-8 was read
+    is noted, as clean-article notes it: a guessed encoding's misreadings would go into training unseen."""
+    notes: list[str] = []
     try:
         with open(path, "rb") as handle:
             data = read_limited(handle, DEFAULT_MAX_BYTES, "the page")
         if data[:2] == GZIP_MAGIC:  # by the content, as clean-article reads it
             data = gunzip_limited(data, DEFAULT_MAX_BYTES, "the page")
         if sniff_kind(data[:4096], path.name) == "html":
-            paragraphs = classify_html(markup.decode_html(data), scorer)
+            paragraphs = classify_html(markup.decode_html(data, notes=notes), scorer)
         else:
-            text = decode(data)
+            text = decode(data, notes=notes)
             try:
                 text = strip_labels(text)
             except AnnotationError as exc:  # not annotated: the page as it is; but half annotated is a mistake
@@ -212,6 +216,8 @@ def candidate(path: Path, scorer: Scorer, site: str = "") -> Candidate | str:
         return (exc.strerror or str(exc)).lower()
     except (ValueError, InputError) as exc:
         return str(exc)
+    for note in notes:
+        sys.stderr.write(f"note: {display(path)}: {note}\n")
     if not paragraphs:
         return "no paragraph"
     expected = sum(1.0 - p.probabilities[p.label] for p in paragraphs)
