@@ -2881,10 +2881,14 @@ def _worker_ids(pool: Any) -> set[int]:
 def _lost(task: Task, work: Callable[..., list], worker: str = "worker process") -> list:
     """What becomes of a file whose worker died: it fails (its output, if any, is whole: outputs are written
     atomically); for the first pass of site memory its pages are not counted."""
+    return _not_cleaned(task, work, f"the {worker} died (out of memory? killed?)")
+
+
+def _not_cleaned(task: Task, work: Callable[..., list], why: str) -> list:
+    """A file of a batch that ended before it was cleaned, as a failure the summary and ``--errors`` count."""
     if work is not clean_chunk:
         return []
-    reason = f"not cleaned: the {worker} died (out of memory? killed?); rerun with --skip-existing"
-    return [Result(task.shown, "failed", f"{task.shown}: {reason}")]
+    return [Result(task.shown, "failed", f"{task.shown}: not cleaned: {why}; rerun with --skip-existing")]
 
 
 def abandon_pool(pool: Any) -> None:
@@ -2916,11 +2920,16 @@ def _run_dask(chunks: list[list[Task]], config: RunConfig, work: Callable[..., l
     except ImportError:
         raise UsageError(f"--engine dask needs the dask extra: {extra_hint('dask')}") from None
 
+    import logging
+
     load_model(config.model)  # a broken model fails once, before any work is sent (one log block per chunk)
+    # Dask's logs stay quiet: a lost scheduler printed 35 lines of the client's tracebacks before our line (Dask
+    # gives some of its loggers levels of their own, distributed.client among them)
+    for name in [*logging.root.manager.loggerDict, "distributed"]:
+        if name.split(".")[0] == "distributed":
+            logging.getLogger(name).setLevel(logging.CRITICAL)
     cluster = None
     if not config.scheduler:
-        import logging
-
         # Our cluster's logs, here and in its worker processes, stay quiet: a worker that could not start
         # printed 150 lines of tracebacks, an interrupted batch the workers' warnings; what goes wrong is said
         # in one line of ours instead
@@ -2936,12 +2945,16 @@ def _run_dask(chunks: list[list[Task]], config: RunConfig, work: Callable[..., l
             raise DaskError(f"cannot start a local Dask cluster: {exc}") from None
     try:
         client = _connect(Client, config.scheduler or cluster, config.dask_timeout)
-    except (OSError, MemoryError, ValueError, *timeouts) as exc:
+    except (OSError, MemoryError, ValueError, TypeError, *timeouts) as exc:
         if cluster is not None:
             cluster.close()
         where = f"Dask scheduler {config.scheduler}" if config.scheduler else "local Dask cluster"
         if isinstance(exc, (MemoryError, ValueError)):  # a length of exbibytes: another service's greeting
             raise DaskError(f"cannot reach the {where}: what answers there does not speak Dask") from None
+        if isinstance(exc, TypeError):  # tls:// without Dask's TLS settings, ucx:// without ucx-py
+            needs = {"tls": "Dask's TLS settings (distributed.comm.tls in its configuration)", "ucx": "ucx-py"}
+            protocol = str(config.scheduler).partition("://")[0]
+            raise DaskError(f"cannot reach the {where}: {protocol} needs {needs.get(protocol, exc)}") from None
         raise DaskError(f"cannot reach the {where}: {exc}") from None
     pending: set[Any] = set()
     try:
@@ -2952,24 +2965,30 @@ def _run_dask(chunks: list[list[Task]], config: RunConfig, work: Callable[..., l
         chunk_of = dict(zip(futures, chunks))
         pending = set(futures)
         idle_since: float | None = None
-        while pending:
+        ended = ""  # why the cluster cannot go on: the files of the chunks not done then fail, one by one
+        while pending and not ended:
             try:
                 done, pending = wait(pending, timeout=2, return_when="FIRST_COMPLETED")
             except timeouts:
                 done = set()
             except (OSError, CancelledError) as exc:  # the scheduler went away, and its futures with it
-                raise DaskError(f"lost the Dask scheduler ({type(exc).__name__})") from None
+                done, ended = set(), f"lost the Dask scheduler ({type(exc).__name__})"
             for future in done:
+                if ended:
+                    pending.add(future)
+                    continue
                 try:
                     answers = future.result()
                 except (OSError, *timeouts, CancelledError) as exc:
-                    raise DaskError(f"lost the Dask scheduler ({type(exc).__name__})") from None
+                    pending.add(future)
+                    ended = f"lost the Dask scheduler ({type(exc).__name__})"
+                    continue
                 except Exception as exc:  # a worker that died again and again (KilledWorker)
                     if type(exc).__name__ != "KilledWorker":
                         raise
                     answers = [r for task in chunk_of[future] for r in _lost(task, work, "Dask worker")]
                 yield from answers
-            if done:
+            if done or ended:
                 idle_since = None
                 continue
             if client.scheduler_info().get("workers"):
@@ -2977,7 +2996,12 @@ def _run_dask(chunks: list[list[Task]], config: RunConfig, work: Callable[..., l
             elif idle_since is None:
                 idle_since = time.monotonic()
             elif time.monotonic() - idle_since > config.dask_timeout:
-                raise DaskError(f"the Dask cluster has had no worker for {config.dask_timeout:.0f} s")
+                ended = f"the Dask cluster has had no worker for {config.dask_timeout:.0f} s"
+        if ended:
+            for future in futures:  # in the order of the inputs
+                if future in pending:
+                    yield from (r for task in chunk_of[future] for r in _not_cleaned(task, work, ended))
+            raise DaskError(ended)
     except BaseException as exc:
         if not isinstance(exc, Exception):  # interrupted: no queued chunk starts, and Dask's own logs stay quiet
             import logging

@@ -423,7 +423,8 @@ def build_config(args: argparse.Namespace) -> batch.RunConfig:
         encoding=args.encoding,
         fix_mojibake=args.fix_mojibake,
         max_bytes=args.max_bytes,
-        model=str(args.model) if args.model else None,
+        # on Dask by its absolute path, as the inputs: a worker in another working folder found no such file
+        model=(os.path.abspath(args.model) if args.engine == "dask" else str(args.model)) if args.model else None,
         input_format=args.input_format,
         text_field=args.text_field or "text",
         html_field=args.html_field,
@@ -625,6 +626,8 @@ def _clean_one(source: str, config: batch.RunConfig, failures: list[batch.Result
         return failed(str(exc))
     except _PipeClosed:  # the reader went away (| head): quietly, but records that failed before still count
         return 1 if any(result.record_errors for result in failures) else 0
+    except batch.DaskError as exc:  # the records' workers: as a batch tells it, and in the errors file
+        return failed(f"{name}: {exc}")
     except EOFError:  # a gzipped input that ends inside its stream
         return failed(f"{name}: truncated gzip data (it ends before the end of its stream)")
     except zlib.error as exc:
@@ -864,20 +867,23 @@ class _Diagnostics:
         return getattr(self._stream, name)
 
 
-_DASK_PROTOCOLS = ("tcp", "tls", "inproc", "ucx", "ws", "wss")
+# Dask's protocols a scheduler of other processes can have (inproc is one inside the process that made it)
+_DASK_PROTOCOLS = ("tcp", "tls", "ucx", "ws", "wss")
 
 
 def _scheduler_problem(address: str) -> str:
-    """What is wrong with a Dask scheduler address ('' when nothing): ``[protocol://]host[:port]`` with one of
+    """What is wrong with a Dask scheduler address ('' when nothing): ``[protocol://]host:port`` with one of
     Dask's protocols and a port from 1 to 65535 (``foo://`` failed inside Dask, port 99999 waited out the
-    whole timeout)."""
+    whole timeout, and an address without a port was told as a service that does not speak Dask)."""
     protocol, _, rest = address.rpartition("://")
     if protocol and protocol not in _DASK_PROTOCOLS:
         return f"unknown protocol {protocol!r}; Dask speaks {', '.join(_DASK_PROTOCOLS)} (tcp://host:8786)"
     host, colon, port = rest.rpartition(":")
-    if protocol != "inproc" and colon and not host.endswith("]") and "]" in port:
-        return ""  # an IPv6 address without a port
-    if protocol != "inproc" and colon and not (port.isascii() and port.isdigit() and 0 < int(port) < 65536):
+    if not colon or not host or (not host.endswith("]") and "]" in port):  # "[::1]" is an IPv6 host alone
+        return f"the address needs a host and a port ({protocol or 'tcp'}://host:8786)"
+    if ":" in host and not (host.startswith("[") and host.endswith("]")):
+        return f"an IPv6 host is written in brackets ({protocol or 'tcp'}://[::1]:8786)"
+    if not (port.isascii() and port.isdigit() and 0 < int(port) < 65536):
         return f"the port must be a number from 1 to 65535, not {port!r}"
     return ""
 

@@ -407,10 +407,53 @@ def test_a_cluster_without_workers_ends_in_an_error(tmp_path):
     with LocalCluster(n_workers=0, dashboard_address=":0") as cluster:
         result = run(
             "clean-article", tmp_path / "a.txt", "-o", tmp_path / "out", "--engine", "dask",
-            "--scheduler", cluster.scheduler_address, "--dask-timeout", "3",
+            "--scheduler", cluster.scheduler_address, "--dask-timeout", "3", "--errors", tmp_path / "err.jsonl",
         )  # fmt: skip
     assert result.returncode == 1
-    assert "the Dask cluster has had no worker for 3 s" in result.stderr.decode()
+    # round 58: the files of a batch Dask ended were counted nowhere ("0 failed", an empty errors file)
+    ended = "the Dask cluster has had no worker for 3 s"
+    failure = f"{tmp_path / 'a.txt'}: not cleaned: {ended}; rerun with --skip-existing"
+    said = lines(result)
+    assert said[:2] == [f"error: {failure}", f"error: {ended}"]
+    assert said[2].startswith("0 files cleaned, 1 failed, 0 skipped")
+    assert [json.loads(line)["error"] for line in (tmp_path / "err.jsonl").read_text().splitlines()] == [failure]
+
+
+def test_dask_ways_to_fail_of_attack_round_58(tmp_path, monkeypatch):
+    """One JSON Lines file to standard output with a scheduler that does not answer was an "unexpected failure"
+    that emptied the errors file; tls:// without Dask's TLS settings and ucx:// without ucx-py were
+    "unexpected failure: TypeError"; a relative --model was sent to an external cluster as it was written, and
+    a worker in another working folder found no such file."""
+    pytest.importorskip("dask.distributed")
+    from detector.cli import build_config, clean_parser
+
+    records = tmp_path / "one.jsonl"
+    records.write_text(json.dumps({"url": "http://x.de/a", "text": ARTICLE}) + "\n", encoding="utf-8")
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    address = f"tcp://127.0.0.1:{closed.getsockname()[1]}"  # bound, not listening: refused at once
+    errors = tmp_path / "err.jsonl"
+    errors.write_text('{"file": "old", "error": "old"}\n')
+    result = run("clean-article", records, "--engine", "dask", "--scheduler", address, "--dask-timeout", "2",
+                 "--errors", errors)  # fmt: skip
+    closed.close()
+    assert result.returncode == 1 and result.stdout == b""
+    [said] = lines(result)
+    assert said.startswith(f"error: {records}: cannot reach the Dask scheduler {address}: "), said
+    assert [json.loads(line)["error"] for line in errors.read_text().splitlines()] == [said[len("error: ") :]]
+    for protocol, needs in (("tls", "Dask's TLS settings (distributed.comm.tls in its configuration)"),
+                            ("ucx", "ucx-py")):  # fmt: skip
+        result = run("clean-article", records, "-o", tmp_path / "out", "--engine", "dask",
+                     "--scheduler", f"{protocol}://127.0.0.1:1", "--dask-timeout", "2")  # fmt: skip
+        assert result.returncode == 1
+        assert (
+            lines(result)[0]
+            == f"error: cannot reach the Dask scheduler {protocol}://127.0.0.1:1: {protocol} needs {needs}"
+        )
+    monkeypatch.chdir(tmp_path)
+    args = clean_parser().parse_args(["x", "-o", "out", "--model", "m.bin", "--engine", "dask"])
+    assert build_config(args).model == str(tmp_path / "m.bin")
+    assert build_config(clean_parser().parse_args(["x", "--model", "m.bin"])).model == "m.bin"
 
 
 # --- silent corruption -------------------------------------------------------------------------------------
@@ -3320,9 +3363,15 @@ def test_dask_schedulers_that_cannot_be_one_are_told_in_one_line(tmp_path):
     for address, message in (
         (
             "foo://host:8786",
-            "unknown protocol 'foo'; Dask speaks tcp, tls, inproc, ucx, ws, wss (tcp://host:8786)",
+            "unknown protocol 'foo'; Dask speaks tcp, tls, ucx, ws, wss (tcp://host:8786)",
         ),
         ("tcp://127.0.0.1:99999", "the port must be a number from 1 to 65535, not '99999'"),
+        # round 58: Dask's "missing port number" was told as a service that does not speak Dask (exit 1)
+        ("tcp://127.0.0.1", "the address needs a host and a port (tcp://host:8786)"),
+        ("tcp://", "the address needs a host and a port (tcp://host:8786)"),
+        ("[::1]", "the address needs a host and a port (tcp://host:8786)"),
+        ("tcp://::1", "an IPv6 host is written in brackets (tcp://[::1]:8786)"),
+        ("inproc://x", "unknown protocol 'inproc'; Dask speaks tcp, tls, ucx, ws, wss (tcp://host:8786)"),
         ("tcp://localhost:²", "the port must be a number from 1 to 65535, not '²'"),  # (round 38: int() failed)
     ):
         result = run(
