@@ -323,7 +323,7 @@ def clean_parser() -> argparse.ArgumentParser:
     add(
         "--dask-timeout",
         type=float,
-        default=60.0,
+        default=None,
         help="seconds to wait for an unresponsive scheduler or for workers to come back (default: 60)",
     )
     add(
@@ -367,6 +367,10 @@ def build_config(args: argparse.Namespace) -> batch.RunConfig:
         raise batch.UsageError("--scheduler needs --engine dask")
     if args.scheduler and (problem := _scheduler_problem(args.scheduler)):
         raise batch.UsageError(f"--scheduler {args.scheduler}: {problem}")
+    if args.dask_timeout is not None and args.engine != "dask":  # as --scheduler: it said nothing, and did nothing
+        raise batch.UsageError("--dask-timeout needs --engine dask")
+    if args.dask_timeout is None:
+        args.dask_timeout = batch.RunConfig._field_defaults["dask_timeout"]
     if not 0 < args.dask_timeout <= MAX_DASK_TIMEOUT:  # NaN too
         raise batch.UsageError(f"--dask-timeout must be a positive number of seconds, at most {MAX_DASK_TIMEOUT}")
     timeout = batch.DEFAULT_TIMEOUT if args.engine == "local" else 0.0

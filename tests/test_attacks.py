@@ -312,14 +312,21 @@ def test_a_tree_deeper_than_the_path_limit_does_not_abort_the_batch(tmp_path):
         (["--max-bytes", "-5"], "error: --max-bytes must be a positive number of bytes"),
         (["--encoding", "klingon"], "error: --encoding: unknown text encoding 'klingon'"),
         (["--encoding", "rot13"], "error: --encoding: unknown text encoding 'rot13'"),
-        (["--dask-timeout", "nan"], "error: --dask-timeout must be a positive number of seconds, at most 1000000"),
         (
-            ["--dask-timeout", "1e10"],
+            ["--engine", "dask", "--dask-timeout", "nan"],
+            "error: --dask-timeout must be a positive number of seconds, at most 1000000",
+        ),
+        (
+            ["--engine", "dask", "--dask-timeout", "1e10"],
             "error: --dask-timeout must be a positive number of seconds, at most 1000000",
         ),
         (["--html-field", ""], "error: --html-field: an empty value"),
         (["--glob", " ", "-o", "out"], "error: --glob: an empty value"),
-        (["--dask-timeout", "inf"], "error: --dask-timeout must be a positive number of seconds, at most 1000000"),
+        (
+            ["--engine", "dask", "--dask-timeout", "inf"],
+            "error: --dask-timeout must be a positive number of seconds, at most 1000000",
+        ),
+        (["--dask-timeout", "5"], "error: --dask-timeout needs --engine dask"),  # round 58: it said nothing
         (["--encoding", "base64"], "error: --encoding: unknown text encoding 'base64'"),
         (
             ["--jobs", "100000", "-o", "out"],
