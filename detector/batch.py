@@ -69,7 +69,7 @@ DEFAULT_GLOBS = {
     "auto": (
         *("*.txt", "*.txt.gz", "*.md", "*.md.gz", "*.markdown", "*.markdown.gz"),
         *("*.html", "*.htm", "*.html.gz", "*.htm.gz"),
-        *("*.jsonl", "*.jsonl.gz", "*.warc", "*.warc.gz"),
+        *("*.jsonl", "*.jsonl.gz", "*.warc", "*.warc.gz", "*.arc", "*.arc.gz"),
     ),
     "text": (
         "*.txt",
@@ -81,7 +81,7 @@ DEFAULT_GLOBS = {
     ),  # Markdown is text: html2text's and markdownify's pages
     "html": ("*.html", "*.htm", "*.html.gz", "*.htm.gz"),
     "jsonl": ("*.jsonl", "*.jsonl.gz"),
-    "warc": ("*.warc", "*.warc.gz"),
+    "warc": ("*.warc", "*.warc.gz", "*.arc", "*.arc.gz"),  # ARC, WARC's forerunner: read as WARC
 }
 _HOST = f"{zlib.crc32(os.uname().nodename.encode() if hasattr(os, 'uname') else b''):08x}"
 
@@ -601,9 +601,11 @@ def sniff_kind(head: bytes, name: str = "") -> str:
     if codec and not page:  # JSON Lines in UTF-16 or UTF-32: looked at as UTF-8
         head = head.decode(codec, "ignore").encode("utf-8")
     stripped = head.lstrip(b"\xef\xbb\xbf \t\r\n")
-    if stripped.startswith(b"WARC/") and not page:
+    if stripped.startswith((b"WARC/", b"filedesc://")) and not page:  # an ARC file starts with its filedesc
         return "warc"
     if stripped.startswith(b"{") and not page and _json_lines(stripped):  # before HTML: records hold HTML
+        return "jsonl"
+    if not page and re.match(_JSON_ARRAY, stripped):  # records in one JSON array (Scrapy's items.json): told so
         return "jsonl"
     return "html" if looks_like_html(head) else "text"
 
@@ -645,6 +647,7 @@ def _json_value_line(line: bytes) -> bool:
 # This module's patterns are strings, compiled on first use through re's cache: a one-page run needs none of
 # them, and compiling every pattern of the package at import took a tenth of its start.
 _OBJECT_START = rb'\{\s*"(?:[^"\\\n]|\\.){0,200}"\s*:'
+_JSON_ARRAY = rb"\[\s*(?:\{\s*(?:\"|\}|$)|\]\s*$|$)"  # "[{"key"…", "[\n{", "[]", a line "[": not "[editorial] …"
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -804,17 +807,25 @@ def json_line(record: dict) -> bytes:
 
 
 def records_codec(head: bytes) -> str | None:
-    """The codec of JSON Lines in UTF-32 or UTF-16 (with a BOM, or UTF-16 without one: the NUL beside the
-    first ``{``) from their first bytes; None for UTF-8."""
+    """The codec of JSON Lines in UTF-32 or UTF-16 (with a BOM, or without one: the NULs beside the first
+    ``{``, or beside a first blank line or space) from their first four bytes; None for UTF-8."""
     if head.startswith((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")):
         return "utf-32"
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
         return "utf-16"
-    if head[:2] == b"{\x00":
+    first = head[:4]
+    if len(first) == 4 and first[1:] == b"\x00\x00\x00" and first[0] in _RECORD_START:
+        return "utf-32-le"
+    if len(first) == 4 and first[:3] == b"\x00\x00\x00" and first[3] in _RECORD_START:
+        return "utf-32-be"
+    if len(first) >= 2 and first[1] == 0 and first[0] in _RECORD_START:
         return "utf-16-le"
-    if head[:2] == b"\x00{":
+    if len(first) >= 2 and first[0] == 0 and first[1] in _RECORD_START:
         return "utf-16-be"
     return None
+
+
+_RECORD_START = b"{ \t\r\n"  # what JSON Lines begin with: a record, or a blank line or space before it
 
 
 def record_lines(stream: BinaryIO, max_bytes: int) -> Iterator[tuple[int, bytes | str | None]]:
@@ -823,7 +834,7 @@ def record_lines(stream: BinaryIO, max_bytes: int) -> Iterator[tuple[int, bytes 
     one) are read as text."""
     codec = records_codec(stream.peek(4)[:4] if hasattr(stream, "peek") else b"")
     reader: IO[Any] = io.TextIOWrapper(stream, encoding=codec, errors="strict", newline="\n") if codec else stream
-    limit = max_bytes // (4 if codec == "utf-32" else 2) if codec else max_bytes  # text counts characters
+    limit = max_bytes // (4 if codec.startswith("utf-32") else 2) if codec else max_bytes  # text: characters
     number = 0
     while True:
         line = reader.readline(limit + 1)
@@ -850,7 +861,8 @@ def clean_records(
     result.notes.extend(unused_options("jsonl", name, config))
     field_name = config.html_field or config.text_field
     kind = "html" if config.html_field else "text"
-    nan_values = in_record = 0
+    nan_values = in_record = markup_texts = 0
+    named = name.lower().removesuffix(".gz").endswith((".jsonl", ".ndjson"))  # a first line "[" is a bad record
 
     def constant(value: str) -> None:
         nonlocal in_record
@@ -891,17 +903,36 @@ def clean_records(
             if field_name in record:
                 return f"the {kind} field {field_name!r} is {_json_kind(value)}, not a string"
             return f"no {kind} field {field_name!r}"
+        if (
+            kind == "text"
+            and re.match(r"\s*<", value)
+            and looks_like_html(value[:HTML_SNIFF_BYTES].encode("utf-8", "replace"))
+        ):
+            nonlocal markup_texts
+            markup_texts += 1  # cleaned as asked, tags and all, and said once for the file
         return record
 
     def items() -> Iterator[tuple[tuple | None, tuple[int, str, int]]]:
         """Each line as (what its worker gets, or None; (its number, why it failed or "", its NaN values))."""
         nonlocal in_record
         number = 0
+        first = True
         try:
             for number, line in record_lines(stream, config.max_bytes):
                 if number in skip:
                     yield None, (number, over_time(config, ended=True), 0)
                     continue
+                if first and line is not None and line.strip():
+                    first = False
+                    start = line if isinstance(line, bytes) else line.encode("utf-8", "replace")
+                    if not named and re.match(_JSON_ARRAY, start.lstrip(b"\xef\xbb\xbf \t\r\n")):
+                        import shlex  # (only here: a start of one page needs none)
+
+                        given = "" if name == "<stdin>" else f" {shlex.quote(name)}"
+                        raise InputError(
+                            f"{name}: a JSON array of records, not JSON Lines (one record a line): convert it "
+                            f"first (jq -c '.[]'{given} | clean-article …)"
+                        )
                 in_record = 0
                 record = parsed(line)
                 if isinstance(record, dict):
@@ -931,6 +962,11 @@ def clean_records(
     if nan_values:
         result.notes.append(
             f"{name}: {nan_values} NaN, Infinity or too large value(s) written as null (they are not JSON numbers)"
+        )
+    if markup_texts:
+        result.notes.append(
+            f"{name}: {markup_texts} record(s) whose {field_name!r} field holds an HTML document, cleaned as "
+            f"text, tags and all (--html-field {field_name} reads its markup)"
         )
 
 
@@ -1471,7 +1507,10 @@ def archive_iterator() -> type:
 
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
-            self.loader.load_http_headers = functools.partial(_http_headers, self.loader.load_http_headers)
+            loader = self.loader
+            loader.load_http_headers = functools.partial(
+                _http_headers, loader.load_http_headers, loader.http_parser
+            )
 
         def close(self) -> None:
             try:  # (contextlib.suppress would be an import more in every start of one page)
@@ -1485,14 +1524,27 @@ def archive_iterator() -> type:
     return QuietArchiveIterator
 
 
-def _http_headers(load: Callable[..., Any], rec_type: str, uri: str | None, *rest: Any) -> Any:
+def _http_headers(load: Callable[..., Any], parser: Any, rec_type: str, uri: str | None, *rest: Any) -> Any:
     """warcio's reading of a record's HTTP headers, for a url whose scheme is written in capitals too
     (``HTTP://``, ``Https://``: schemes are read without case, RFC 3986 §3.1), which warcio took for a record
-    without HTTP: its page was skipped as "not an HTML response"."""
+    without HTTP: its page was skipped as "not an HTML response". A response's interim header blocks
+    (``100 Continue``, ``103 Early Hints``) are passed over to the final one: its status, type and codings are
+    the response's (the 103's status was the record's, and the final status line stood in the article)."""
     scheme, colon, _ = (uri or "").partition(":")
     if colon and scheme.lower() in ("http", "https"):
         uri = f"{scheme.lower()}:"  # (warcio reads the scheme alone)
-    return load(rec_type, uri, *rest)
+    headers = load(rec_type, uri, *rest)
+    for _ in range(8):  # (a server sends a few at most)
+        code = headers.get_statuscode() if rec_type == "response" and headers is not None else ""
+        if not (len(code) == 3 and code.startswith("1") and code != "101" and code.isdigit()):
+            break
+        try:
+            final = parser.parse(rest[0])
+        except EOFError:  # no final response stored: the interim one is all there is
+            break
+        final.total_len += headers.total_len
+        headers = final
+    return headers
 
 
 def plain_warc(stream: BinaryIO) -> Any:

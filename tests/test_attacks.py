@@ -4549,3 +4549,90 @@ def test_the_own_sites_workflow_of_attack_round_57(tmp_path, monkeypatch, capsys
         admin.admin_main(["train", "--data", str(data), "--folds", "3", "--output", str(tmp_path / "m.bin")]) == 0
     )
     assert "folds of cross-validation" not in capsys.readouterr().err
+
+
+def _raw_response(content: bytes, url: str) -> bytes:
+    """A WARC response record written by hand (warcio would parse what the test is about)."""
+    headers = [
+        ("WARC-Type", "response"),
+        ("WARC-Target-URI", url),
+        ("WARC-Date", "2024-01-01T00:00:00Z"),
+        ("WARC-Record-ID", f"<urn:uuid:0000000{len(url)}-0000-0000-0000-000000000000>"),
+        ("Content-Type", "application/http; msgtype=response"),
+        ("Content-Length", str(len(content))),
+    ]
+    head = "WARC/1.0\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers) + "\r\n"
+    return head.encode() + content + b"\r\n\r\n"
+
+
+def _http(body: bytes, status: str = "HTTP/1.1 200 OK", coding: str = "") -> bytes:
+    extra = f"Content-Encoding: {coding}\r\n" if coding else ""
+    return f"{status}\r\nContent-Type: text/html; charset=utf-8\r\n{extra}\r\n".encode() + body
+
+
+def test_records_of_attack_round_59(tmp_path):
+    """A response with an interim 103 Early Hints or 100 Continue took its status, its final status line stood
+    in the article, and a gzipped body was skipped as "not an HTML response"; an ARC file on standard input or
+    under another name was one text page of all its records; a JSON array of records (Scrapy's items.json) was
+    a text page; HTML in a JSON Lines text field was cleaned as text without a word; UTF-16 JSON Lines that
+    begin with a blank line, and UTF-32 without a byte-order mark, failed record by record."""
+    page = "<html><body><h1>{}</h1><p>" + ARTICLE.split("\n\n")[0] + "</p></body></html>"
+    early = b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n"
+    crawl = _written(
+        tmp_path / "c.warc",
+        _raw_response(early + _http(page.format("Nicht da").encode(), "HTTP/1.1 404 Not Found"), "https://e.de/1")
+        + _raw_response(b"HTTP/1.1 100 Continue\r\n\r\n" + _http(page.format("Weiter").encode()), "https://e.de/2")
+        + _raw_response(
+            early + _http(gzip.compress(page.format("Gepackt").encode()), coding="gzip"), "https://e.de/3"
+        ),
+    )
+    result = run("clean-article", crawl)
+    assert result.returncode == 0, result.stderr.decode()
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [(r["url"], r["status"]) for r in records] == [
+        ("https://e.de/1", 404),
+        ("https://e.de/2", 200),
+        ("https://e.de/3", 200),
+    ]
+    assert [r["cleaned_text"].split("\n\n")[0] for r in records] == ["Nicht da", "Weiter", "Gepackt"]
+
+    def arc(url: str, content: bytes) -> bytes:
+        return f"{url} 1.2.3.4 20240102030405 text/html {len(content)}\n".encode() + content + b"\n"
+
+    filedesc = b"1 0 InternetArchive\nURL IP-address Archive-date Content-type Archive-length\n"
+    archive = arc("filedesc://t.arc", filedesc) + arc("http://a.de/eins", _http(page.format("Eins").encode()))
+    archive += arc("http://a.de/zwei", _http(page.format("Zwei").encode()))
+    for data in (archive, gzip.compress(archive)):
+        result = run("clean-article", stdin=data)
+        assert [json.loads(line)["url"] for line in result.stdout.splitlines()] == [
+            "http://a.de/eins",
+            "http://a.de/zwei",
+        ]
+    crawls = tmp_path / "crawls"
+    crawls.mkdir()
+    _written(crawls / "alt.arc", archive)
+    result = run("clean-article", crawls, "-o", tmp_path / "out")
+    assert result.returncode == 0 and (tmp_path / "out" / "alt.jsonl").is_file()
+
+    rows = [{"id": i, "text": ARTICLE} for i in range(2)]
+    for layout in (json.dumps(rows), "[\n" + ",\n".join(map(json.dumps, rows)) + "\n]\n"):
+        items = _written(tmp_path / "items.json", layout.encode())
+        result = run("clean-article", items)
+        assert (result.returncode, result.stdout) == (1, b"")
+        assert lines(result) == [
+            f"error: {items}: a JSON array of records, not JSON Lines (one record a line): convert it first "
+            f"(jq -c '.[]' {items} | clean-article …)"
+        ]
+    html = "<!DOCTYPE html><html><head><title>t</title></head><body><p>" + ARTICLE + "</p></body></html>"
+    result = run(
+        "clean-article", _written(tmp_path / "r.jsonl", (json.dumps({"text": "  " + html}) + "\n").encode())
+    )
+    assert lines(result) == [
+        f"note: {tmp_path / 'r.jsonl'}: 1 record(s) whose 'text' field holds an HTML document, cleaned as text, "
+        "tags and all (--html-field text reads its markup)"
+    ]
+    text = "\n" + "".join(json.dumps({"id": i, "text": ARTICLE + " Börse"}) + "\n" for i in range(2))
+    for codec in ("utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be"):
+        result = run("clean-article", _written(tmp_path / f"{codec}.jsonl", text.encode(codec)))
+        assert result.returncode == 0, (codec, result.stderr.decode())
+        assert [json.loads(line)["id"] for line in result.stdout.splitlines()] == [0, 1]
