@@ -560,10 +560,16 @@ def read_ahead(handle: BinaryIO, size: int) -> tuple[bytes, BinaryIO]:
     """An input's first ``size`` bytes (fewer only where it ends), to tell its kind by, and the input to read
     from its start. A peek gives what the buffer holds: on a pipe, what one read brought (a slow producer's
     first line, ``<!DOCTYPE html>`` alone, was taken for a text page and its markup printed as the article)."""
-    head = handle.peek(size)[:size] if hasattr(handle, "peek") else b""
+    peek = getattr(handle, "peek", None)
+    peeked = peek is not None
+    head = peek(size)[:size] if peek is not None else b""
     if len(head) >= size:
         return head, handle
+    if peeked and not head:  # the end already: no read after it (on a terminal each waits for one more Ctrl-D)
+        return head, io.BufferedReader(io.BytesIO(head))  # (with peek, as readers of records want it)
     head = handle.read(size)  # until ``size`` bytes or the end
+    if len(head) < size:  # the whole input: nothing more to read (a page typed at a terminal took two Ctrl-D)
+        return head, io.BufferedReader(io.BytesIO(head))  # (with peek, as readers of records want it)
     return head, io.BufferedReader(_Replayed(head, handle))
 
 
@@ -1910,7 +1916,8 @@ def plan(inputs: list[str], outdir: Path, config: RunConfig, listed: Sequence[st
         if os.path.isdir(root):
             resolved = os.path.realpath(root)
             if out_root == resolved or out_root.startswith(os.path.join(resolved, "")):
-                raise UsageError(f"the output folder {outdir} lies inside the input folder {display(root)}")
+                inside = f"the output folder {display(outdir)} lies inside the input folder {display(root)}"
+                raise UsageError(inside)
             prefix = len(os.path.join(root, ""))
             earlier = len(skipped)  # this folder's own skips are the ones after it
             below = mirrored(root) if from_list else ""
@@ -1990,17 +1997,17 @@ def plan(inputs: list[str], outdir: Path, config: RunConfig, listed: Sequence[st
     if config.errors is not None:
         errors = os.path.realpath(config.errors)
         if errors in sources:
-            raise UsageError(f"the errors file {config.errors} is an input file")
+            raise UsageError(f"the errors file {display(config.errors)} is an input file")
         if errors in targets:
-            raise UsageError(f"the errors file {config.errors} is also an output")
+            raise UsageError(f"the errors file {display(config.errors)} is also an output")
         if errors.startswith(os.path.join(out_root, "")) and any(
             target.startswith(os.path.join(errors, "")) for target in targets
         ):
-            raise UsageError(f"the errors file {config.errors} is also an output folder")
+            raise UsageError(f"the errors file {display(config.errors)} is also an output folder")
         if os.path.isdir(errors):
-            raise UsageError(f"the errors file {config.errors} is a folder")
+            raise UsageError(f"the errors file {display(config.errors)} is a folder")
         if out_root == errors or out_root.startswith(os.path.join(errors, "")):  # a folder the batch makes
-            raise UsageError(f"the errors file {config.errors} is the output folder or holds it")
+            raise UsageError(f"the errors file {display(config.errors)} is the output folder or holds it")
     return Plan(tasks, skipped)
 
 
@@ -3150,10 +3157,19 @@ class Progress:
         line = f"\r{self.done}/{self.total} files"
         if elapsed >= 2 or self.done * 10 >= self.total:
             rate = self.done / max(elapsed, 1e-9)
-            line += f"  {rate:,.0f} files/s  ETA {(self.total - self.done) / rate if rate else 0:,.0f} s"
+            shown = f"{rate:,.1f}" if rate < 10 else f"{rate:,.0f}"  # a crawl file a minute was "0 files/s"
+            line += f"  {shown} files/s  ETA {(self.total - self.done) / rate if rate else 0:,.0f} s"
+        # cut to the terminal's width: a wrapped line left a row on the screen at every update (a narrow pane)
+        line = line[: max(self._columns() - 3, 10)]
         self.stream.write(line + "  ")
         self.stream.flush()
         self._shown = len(line) + 1
+
+    def _columns(self) -> int:
+        try:
+            return os.get_terminal_size(self.stream.fileno()).columns or 80
+        except (OSError, ValueError, AttributeError):
+            return 80
 
     def line(self, text: str) -> None:
         """Write a message line, clearing the progress line first when there is one."""

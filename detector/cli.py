@@ -169,6 +169,18 @@ def _write_stdout(data: bytes) -> None:
         _stop_held()  # a stop that waited for the line, now, whatever ended it (a reader gone: it said exit 0)
 
 
+class _Once(argparse._StoreAction):
+    """An option of one value given twice is a usage error: the second replaced the first without a word
+    (``-o a -o b`` wrote to b alone; a script that builds its command line put its outputs elsewhere)."""
+
+    def __call__(self, parser: Any, namespace: Any, values: Any, option_string: str | None = None) -> None:
+        given = namespace.__dict__.setdefault("_given", set())
+        if self.dest in given:
+            parser.error(f"{'/'.join(self.option_strings)} given twice; give it once")
+        given.add(self.dest)
+        super().__call__(parser, namespace, values, option_string)
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse with one-line usage errors (exit 2), and without abbreviations of long options: ``--html PAGE``
     was read as ``--html-field PAGE``, and a new option would change what an abbreviation in a script means."""
@@ -223,7 +235,12 @@ def clean_parser() -> argparse.ArgumentParser:
         description="Print the article of a scraped German finance page (text, Markdown or HTML): its editorial "
         "paragraphs, unchanged and in order. With -o, clean files and folders into an output folder.",
     )
-    add = parser.add_argument
+
+    def add(*names: str, **settings: Any) -> None:
+        if names[0].startswith("-") and "action" not in settings:
+            settings["action"] = _Once
+        parser.add_argument(*names, **settings)
+
     add("--version", action="version", version=f"%(prog)s {__version__}")
     add("inputs", nargs="*", default=[], help="files or folders; none or '-' reads standard input")
     add("-o", "--output", type=_path, help="output folder; needed for folders and several files")
@@ -481,9 +498,9 @@ def clean_main(argv: list[str] | None = None) -> int:
             raise batch.UsageError("an empty path is not an input")
         read = _files_read(args, inputs if args.output is None else [])
         if config.errors is not None and (what := read.get(os.path.realpath(config.errors))):
-            raise batch.UsageError(f"the errors file {config.errors} is {what}")
+            raise batch.UsageError(f"the errors file {batch.display(config.errors)} is {what}")
         if config.errors is not None and inputs == ["-"] and _is_standard_input(config.errors):
-            raise batch.UsageError(f"the errors file {config.errors} is standard input")
+            raise batch.UsageError(f"the errors file {batch.display(config.errors)} is standard input")
     except batch.UsageError as exc:
         return _error(str(exc), 2)
     if args.keep and args.fmt in ("annotated", "explain") and not args.quiet:  # said, not ignored
@@ -569,6 +586,14 @@ def _clean_one_with_errors(source: str, config: batch.RunConfig) -> int:
     return code
 
 
+def _on_terminal(stream: object) -> bool:
+    """Whether a standard stream is a terminal (not when it is closed or replaced)."""
+    try:
+        return bool(stream.isatty())  # type: ignore[attr-defined]
+    except (AttributeError, ValueError, OSError):
+        return False
+
+
 def _clean_one(source: str, config: batch.RunConfig, failures: list[batch.Result]) -> int:
     """One input (a file or standard input) to standard output; what failed is added to ``failures``."""
     name = "<stdin>" if source == "-" else batch.display(source)
@@ -578,6 +603,8 @@ def _clean_one(source: str, config: batch.RunConfig, failures: list[batch.Result
         return _error(reason)
 
     try:
+        if source == "-" and not config.quiet and _on_terminal(sys.stdin) and _on_terminal(sys.stderr):
+            sys.stderr.write("note: reading a page typed here: end it with Ctrl-D on a line of its own\n")
         handle = batch.standard_input() if source == "-" else batch.open_input(source, name)
         with handle:
             kind = config.input_format

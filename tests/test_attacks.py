@@ -4636,3 +4636,62 @@ def test_records_of_attack_round_59(tmp_path):
         result = run("clean-article", _written(tmp_path / f"{codec}.jsonl", text.encode(codec)))
         assert result.returncode == 0, (codec, result.stderr.decode())
         assert [json.loads(line)["id"] for line in result.stdout.splitlines()] == [0, 1]
+
+
+def test_what_a_user_sees_of_attack_round_60(tmp_path, monkeypatch):
+    """The progress line wrapped in a narrow terminal (a row left at every update) and showed "0 files/s" for a
+    crawl file a minute; a page typed at a terminal took two Ctrl-D (the input was read again after its end);
+    an option of one value given twice dropped the first without a word; three usage errors printed a file
+    name's newline raw; `detector` alone printed its whole help to stdout."""
+    stream = io.StringIO()
+    progress = batch.Progress(3, stream, enabled=True)
+    monkeypatch.setattr(progress, "_columns", lambda: 20)
+    progress.start -= 120  # two minutes for the first file of three
+    progress.update()
+    shown = stream.getvalue()
+    assert shown.startswith("\r1/3 files  0.0") and len(shown.rstrip(" ")) <= 20 - 3
+    wide = batch.Progress(3, io.StringIO(), enabled=True)
+    monkeypatch.setattr(wide, "_columns", lambda: 200)
+    wide.start -= 120
+    wide.update()
+    assert "0.0 files/s  ETA 240 s" in wide.stream.getvalue()
+
+    class Terminal(io.RawIOBase):
+        """Typed text, then Ctrl-D: a read after the end would wait for another."""
+
+        def __init__(self, typed: bytes) -> None:
+            self.parts = [typed, b""] if typed else [b""]
+
+        def readable(self) -> bool:
+            return True
+
+        def readinto(self, buffer: memoryview) -> int:
+            if not self.parts:
+                raise AssertionError("read after the end")
+            data = self.parts.pop(0)
+            buffer[: len(data)] = data
+            return len(data)
+
+    for typed in (b"Die Aktie stieg.\n", b""):
+        head, rest = batch.read_ahead(io.BufferedReader(Terminal(typed)), batch.SNIFF_BYTES)
+        assert (head, rest.read()) == (typed, typed)
+
+    page = tmp_path / "a.txt"
+    page.write_text(ARTICLE, encoding="utf-8")
+    for twice in (["-o", "x", "-o", "y"], ["-f", "json", "-f", "text"], ["--errors", "e1", "--errors", "e2"]):
+        result = run("clean-article", page, *twice, cwd=tmp_path)
+        assert result.returncode == 2 and lines(result)[0].endswith(
+            "given twice; give it once (see clean-article --help)"
+        )
+    assert run("clean-article", page, "-k", "editorial", "-k", "navigational").returncode == 0  # -k adds up
+    odd = tmp_path / "nl\nname.txt"
+    odd.write_text(ARTICLE, encoding="utf-8")
+    result = run("clean-article", odd, "--errors", odd)
+    assert lines(result) == [
+        f"error: the errors file {str(odd).replace(chr(10), chr(92) + 'x0a')} is an input file"
+    ]
+    result = run("detector")
+    assert (result.returncode, result.stdout) == (2, b"")
+    assert (
+        lines(result)[-1] == "error: give a command: train, evaluate, review or bench (detector --help says more)"
+    )

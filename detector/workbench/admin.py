@@ -146,8 +146,9 @@ def admin_main(argv: list[str] | None = None) -> int:
     parser = admin_parser()
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, terminate)
-    if args.command is None:
-        parser.print_help()
+    if args.command is None:  # a usage error as any other, on stderr (the whole help went to stdout, exit 2)
+        sys.stderr.write(parser.format_usage())
+        sys.stderr.write("error: give a command: train, evaluate, review or bench (detector --help says more)\n")
         return 2
     try:
         {"train": _train, "evaluate": _evaluate, "review": _review, "bench": _bench}[args.command](args)
