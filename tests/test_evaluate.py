@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -188,3 +191,58 @@ def test_an_extractor_gets_credit_for_what_it_printed_once_per_printed_copy():
         *["removed", "removed"],  # the long paragraph's second copy was not printed
     ]
     assert _kept_by_lines(texts, None) == ["removed"] * len(texts)
+
+
+def test_evaluate_of_attack_round_61(tmp_path, monkeypatch):
+    """A menu word that began an article's line took the line's credit while the line credited its paragraph
+    too; a byline printed over two lines, and a paragraph with soft hyphens (trafilatura drops them), never
+    counted; a stem made unique by a number could be another set's, a "$…$" in a name failed the report, and a
+    name with a space or a parenthesis made a link that did not show; a report that failed half-way left new
+    pictures beside the old tables; a user folder named training_data_… was judged by its file names."""
+    from detector.workbench import evaluate as evaluation
+    from detector.workbench.evaluate import flag_rows, preset_rows, text_table
+
+    long = "Stuttgart – Der Sportwagenbauer senkt seine Prognose erneut, teilte er am Montag mit."
+    texts = [
+        "Stuttgart",
+        "Porsche kappt Prognose",
+        long,
+        "Von Max Muster Stuttgart, 12. Mai",
+        "Wei\u00adche Tren\u00adner im Text, ein Absatz von mehr als vierzig Zeichen.",
+    ]
+    soft = "Weiche Trenner im Text, ein Absatz von mehr als vierzig Zeichen."
+    output = f"{long}\nVon Max Muster\nStuttgart, 12. Mai\n{soft}"
+    assert _kept_by_lines(texts, output) == ["removed", "removed", "editorial", "editorial", "editorial"]
+    glued = _kept_by_lines(["Porsche kappt Prognose", long], f"Porsche kappt Prognose {long}")
+    assert glued == ["editorial", "editorial"]
+
+    def report(name: str, labels: list[str]) -> SetReport:
+        frame = pd.DataFrame({"label": labels, "page": "seite.txt", "site": "s", "text": ["Text"] * len(labels)})
+        probabilities = np.asarray([[0.1, 0.8, 0.1]] * len(labels))
+        return SetReport(
+            name, name, frame, {"detector": ["navigational"] * len(labels)}, probabilities, {"balanced": 0.6}
+        )
+
+    pytest.importorskip("matplotlib")
+    sets = [
+        report("x", ["editorial"]),
+        report("x-2", ["editorial"]),
+        report("x", ["editorial"]),
+        report("a (2) $^$", ["editorial"]),
+    ]
+    markdown = write_markdown(sets, tmp_path).read_text(encoding="utf-8")
+    links = re.findall(r"\]\(([^)]*)\)", markdown)
+    assert len(links) == len(set(links)) == 8 and all(re.fullmatch(r"[\w.-]+\.png", link) for link in links)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["evaluation.md", *links])
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    monkeypatch.setattr(evaluation, "_plot_knob", lambda *a: (_ for _ in ()).throw(OSError("disk full")))
+    with pytest.raises(OSError):
+        write_markdown([report("y", ["editorial"])], tmp_path)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # the old report stands whole
+
+    flagged = report("training_data_mine", ["navigational"] * 3)
+    flagged.corpus["page"] = "overview-eins.txt"
+    assert flag_rows(flagged)[2][:3] == ["no_article", "1", "1"]  # by its labels, not its file's name
+    assert preset_rows(report("z", ["editorial"]))[0][2] == "0.000"  # nothing kept, as the headline shows it
+    decomposed = text_table(["Seite", "n"], [["bo\u0308rse.txt", "1"], ["boerse.txt", "2"]]).splitlines()
+    assert decomposed[2].index("1") == decomposed[3].index("2")
