@@ -3157,8 +3157,15 @@ class Progress:
         line = f"\r{self.done}/{self.total} files"
         if elapsed >= 2 or self.done * 10 >= self.total:
             rate = self.done / max(elapsed, 1e-9)
-            shown = f"{rate:,.1f}" if rate < 10 else f"{rate:,.0f}"  # a crawl file a minute was "0 files/s"
-            line += f"  {shown} files/s  ETA {(self.total - self.done) / rate if rate else 0:,.0f} s"
+            # a crawl file a minute was "0 files/s"
+            shown = (
+                f"{rate:,.0f} files/s"
+                if rate >= 10
+                else f"{rate:.1f} files/s"
+                if rate >= 0.1
+                else f"{rate * 60:.2g} files/min"
+            )
+            line += f"  {shown}  ETA {(self.total - self.done) / rate if rate else 0:,.0f} s"
         # cut to the terminal's width: a wrapped line left a row on the screen at every update (a narrow pane)
         line = line[: max(self._columns() - 3, 10)]
         self.stream.write(line + "  ")

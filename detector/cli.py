@@ -181,16 +181,22 @@ class _Once(argparse._StoreAction):
         super().__call__(parser, namespace, values, option_string)
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse with one-line usage errors (exit 2), and without abbreviations of long options: ``--html PAGE``
-    was read as ``--html-field PAGE``, and a new option would change what an abbreviation in a script means."""
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line usage errors (exit 2), without abbreviations of long options (``--html PAGE``
+    was read as ``--html-field PAGE``, and a new option would change what an abbreviation in a script means),
+    and options of one value refused when given twice (``_Once``): clean-article's and detector's."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
 
+    def add_argument(self, *names: Any, **settings: Any) -> Any:
+        if names and str(names[0]).startswith("-") and "action" not in settings:
+            settings["action"] = _Once
+        return super().add_argument(*names, **settings)
+
     def error(self, message: str) -> NoReturn:
-        sys.stderr.write(f"error: {message} (see clean-article --help)\n")
+        sys.stderr.write(f"error: {message} (see {self.prog} --help)\n")
         raise SystemExit(2)
 
     _width: int | None = None
@@ -230,17 +236,13 @@ def _terminal_columns() -> int:
 
 def clean_parser() -> argparse.ArgumentParser:
     """The options of clean-article. Plain argparse: typer would triple the command's start-up time."""
-    parser = _Parser(
+    parser = Parser(
         prog="clean-article",
         description="Print the article of a scraped German finance page (text, Markdown or HTML): its editorial "
         "paragraphs, unchanged and in order. With -o, clean files and folders into an output folder.",
     )
 
-    def add(*names: str, **settings: Any) -> None:
-        if names[0].startswith("-") and "action" not in settings:
-            settings["action"] = _Once
-        parser.add_argument(*names, **settings)
-
+    add = parser.add_argument
     add("--version", action="version", version=f"%(prog)s {__version__}")
     add("inputs", nargs="*", default=[], help="files or folders; none or '-' reads standard input")
     add("-o", "--output", type=_path, help="output folder; needed for folders and several files")

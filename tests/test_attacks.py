@@ -4649,12 +4649,12 @@ def test_what_a_user_sees_of_attack_round_60(tmp_path, monkeypatch):
     progress.start -= 120  # two minutes for the first file of three
     progress.update()
     shown = stream.getvalue()
-    assert shown.startswith("\r1/3 files  0.0") and len(shown.rstrip(" ")) <= 20 - 3
+    assert shown.startswith("\r1/3 files  0.5") and len(shown.rstrip(" ")) <= 20 - 3
     wide = batch.Progress(3, io.StringIO(), enabled=True)
     monkeypatch.setattr(wide, "_columns", lambda: 200)
     wide.start -= 120
     wide.update()
-    assert "0.0 files/s  ETA 240 s" in wide.stream.getvalue()
+    assert "0.5 files/min  ETA 240 s" in wide.stream.getvalue()
 
     class Terminal(io.RawIOBase):
         """Typed text, then Ctrl-D: a read after the end would wait for another."""
@@ -4684,6 +4684,8 @@ def test_what_a_user_sees_of_attack_round_60(tmp_path, monkeypatch):
             "given twice; give it once (see clean-article --help)"
         )
     assert run("clean-article", page, "-k", "editorial", "-k", "navigational").returncode == 0  # -k adds up
+    result = run("detector", "review", tmp_path, "-o", tmp_path / "r1", "-o", tmp_path / "r2")  # detector too
+    assert lines(result) == ["error: -o/--output given twice; give it once (see detector review --help)"]
     odd = tmp_path / "nl\nname.txt"
     odd.write_text(ARTICLE, encoding="utf-8")
     result = run("clean-article", odd, "--errors", odd)

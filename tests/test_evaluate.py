@@ -239,6 +239,12 @@ def test_evaluate_of_attack_round_61(tmp_path, monkeypatch):
     with pytest.raises(OSError):
         write_markdown([report("y", ["editorial"])], tmp_path)
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # the old report stands whole
+    monkeypatch.undo()
+    (tmp_path / "knob-y.png").mkdir()  # a picture that cannot be put in place: named, and nothing replaced
+    with pytest.raises(IsADirectoryError, match=re.escape(str(tmp_path / "knob-y.png"))):
+        write_markdown([report("y", ["editorial"])], tmp_path)
+    (tmp_path / "knob-y.png").rmdir()
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
 
     flagged = report("training_data_mine", ["navigational"] * 3)
     flagged.corpus["page"] = "overview-eins.txt"

@@ -13,10 +13,9 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any, NoReturn
 
 from detector import __version__
-from detector.cli import Terminated, interrupted, terminate
+from detector.cli import Parser, Terminated, interrupted, terminate
 from detector.model import ModelError
 
 DEVSET = Path("..") / "shared" / "devset"
@@ -30,19 +29,6 @@ class _Failed(Exception):
 
 class _Usage(Exception):
     """Arguments that cannot work together: one line on stderr, exit 2, before any work."""
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse with one-line usage errors (exit 2), and without abbreviations of long options: ``--html PAGE``
-    was read as ``--html-field PAGE``, and a new option would change what an abbreviation in a script means."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("allow_abbrev", False)
-        super().__init__(*args, **kwargs)
-
-    def error(self, message: str) -> NoReturn:
-        sys.stderr.write(f"error: {message} (see {self.prog} --help)\n")
-        raise SystemExit(2)
 
 
 def _path(value: str) -> Path:
@@ -61,11 +47,9 @@ def _file_path(value: str) -> Path:
 
 
 def admin_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
-        prog="detector", description="Train, evaluate, review and benchmark the paragraph classifier."
-    )
+    parser = Parser(prog="detector", description="Train, evaluate, review and benchmark the paragraph classifier.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
 
     train = commands.add_parser("train", help="rebuild the model from annotated pages (same data, same bytes)")
     train.add_argument(

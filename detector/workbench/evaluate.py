@@ -11,6 +11,7 @@ back to paragraphs: a paragraph counts as kept when its text comes out again.
 
 from __future__ import annotations
 
+import errno
 import html
 import itertools
 import os
@@ -815,6 +816,9 @@ def write_markdown(reports: list[SetReport], out_dir: Path) -> Path:
                     parts += [f"![{picture.stem}]({picture.name})", ""]
                     earlier.discard(picture.name)
         temporary.write_text(_printable("\n".join(parts)), encoding="utf-8")
+        for picture in staging.iterdir():  # a picture that cannot be put in place fails the run before the report
+            if (out_dir / picture.name).is_dir():
+                raise IsADirectoryError(errno.EISDIR, "a folder where a picture goes", str(out_dir / picture.name))
         os.replace(temporary, path)
         for picture in staging.iterdir():
             os.replace(picture, out_dir / picture.name)
