@@ -4697,3 +4697,28 @@ def test_what_a_user_sees_of_attack_round_60(tmp_path, monkeypatch):
     assert (
         lines(result)[-1] == "error: give a command: train, evaluate, review or bench (detector --help says more)"
     )
+
+
+def test_rules_of_attack_round_63(tmp_path):
+    """An empty alternative inside word boundaries (`\\b(newsletter|)\\b`) passed the check for patterns that
+    match every paragraph, and dropped every one, while a rule for paragraphs in capitals was refused; an
+    entity or a fullwidth character in a pattern became regular-expression syntax (`Echtzeit&quest;` a
+    quantifier, `Preis（netto）` a group); a pattern with a no-break space or a line break matched nothing."""
+    from detector.rules import load_rules
+
+    def rule(match: str) -> Path:
+        return _rules(tmp_path, "[[rule]]\nname = 'r'\naction = 'drop'\nmatch = " + json.dumps(match) + "\n")
+
+    for everything in (r"(?i)\b(newsletter|abonnieren|)\b", r"(?i)newsletter|\b", r"abo|(?=\w)"):
+        with pytest.raises(ValueError, match="matches an empty text, so it would match every paragraph"):
+            load_rules(rule(everything))
+    [capitals] = load_rules(rule("^(?!.*[a-zäöüß])"))
+    assert capitals.pattern.search("ANZEIGE") and not capitals.pattern.search("Die Aktie stieg.")
+    [question] = load_rules(rule("Echtzeit&quest;"))
+    assert question.pattern.search("Kurse in Echtzeit?") and not question.pattern.search("Kurse in Echtzeit –")
+    [group] = load_rules(rule("Preis（netto）"))
+    assert group.pattern.search("Der Preis(netto) steigt")
+    [spaced] = load_rules(rule("Alle\u00a0Kurse  in\nEchtzeit"))
+    assert spaced.pattern.search("Alle Kurse in Echtzeit –")
+    [verbose] = load_rules(rule("(?x) Kurse \\ in  # a comment\n Echtzeit"))
+    assert verbose.pattern.search("Kurse inEchtzeit")
