@@ -561,14 +561,12 @@ def read_ahead(handle: BinaryIO, size: int) -> tuple[bytes, BinaryIO]:
     from its start. A peek gives what the buffer holds: on a pipe, what one read brought (a slow producer's
     first line, ``<!DOCTYPE html>`` alone, was taken for a text page and its markup printed as the article)."""
     peek = getattr(handle, "peek", None)
-    peeked = peek is not None
     head = peek(size)[:size] if peek is not None else b""
     if len(head) >= size:
         return head, handle
-    if peeked and not head:  # the end already: no read after it (on a terminal each waits for one more Ctrl-D)
-        return head, io.BufferedReader(io.BytesIO(head))  # (with peek, as readers of records want it)
-    head = handle.read(size)  # until ``size`` bytes or the end
-    if len(head) < size:  # the whole input: nothing more to read (a page typed at a terminal took two Ctrl-D)
+    if head or peek is None:  # an empty peek is the end already: no read after it
+        head = handle.read(size)  # until ``size`` bytes or the end
+    if len(head) < size:  # the whole input: no read after its end (on a terminal each waited for one more Ctrl-D)
         return head, io.BufferedReader(io.BytesIO(head))  # (with peek, as readers of records want it)
     return head, io.BufferedReader(_Replayed(head, handle))
 
