@@ -1149,6 +1149,16 @@ def host_of(url: object) -> str | None:
     return site_name(host) or None
 
 
+def page_address(url: str, host: str) -> str:
+    """A record's page as site memory tells pages apart: its host (``host_of``) and what follows it, without
+    the scheme and the fragment, so that a url crawled twice (``http``/``https``, ``www.`` or not, another
+    ``#anchor``, an empty ``?``) is one page however its copies differ."""
+    rest = url.strip().split("#", 1)[0].rstrip("?")
+    if "//" in rest[:12]:
+        rest = rest.split("//", 1)[1]
+    return f"{host}/{rest.split('/', 1)[1] if '/' in rest else ''}"
+
+
 def repaired(text: str, config: RunConfig) -> str:
     """A page's text (or HTML) with ``--fix-mojibake``'s repair (``FÃ¼r`` → ``Für``), else as it is."""
     return repair_mojibake(text) if config.fix_mojibake else text
@@ -2235,20 +2245,24 @@ def remember_chunk(
     """A worker's unit of the first pass, one answer per input: a page file as its site and the keys of its
     paragraphs (``features.page_keys``: a few hundred bytes a page, counted by the main process, so that a
     page seen twice anywhere counts once); a JSON Lines or WARC file, which may hold millions of pages, as
-    the memories of its hosts, counted here (a page seen twice in one file counts once). A page file over its
-    time (``--timeout``) answers None: the second pass fails it at once; a record over its time is left out."""
+    the memories of its hosts, counted here (a page seen twice in one file counts once, and so does a url
+    crawled twice in it: its first copy, as a recrawl's article would otherwise recur on "two" pages). A page
+    file over its time (``--timeout``) answers None: the second pass fails it at once; a record over its time
+    is left out."""
     answers: list[tuple[str, list[tuple[str, frozenset[int] | SiteMemory]] | None]] = []
     for task in tasks:
         found: list[tuple[str, frozenset[int] | SiteMemory]] = []
         memories: dict[str, SiteMemory] = {}
+        addresses: set[str] = set()
         over = False
         try:
             if task.kind not in ("jsonl", "warc"):  # (each record is timed on its own)
                 start_page(config)
-            for site, keys in _site_pages(task, config):
+            for site, keys, address in _site_pages(task, config):
                 if task.kind not in ("jsonl", "warc"):
                     found.append((site, keys))
-                else:  # (a record over its time is left out: the next record has a time of its own)
+                elif address not in addresses:  # (a record over its time is left out: the next has its own)
+                    addresses.add(address)
                     memories.setdefault(site, SiteMemory()).add_keys(keys)
         except PageTimeout:
             over = task.kind not in ("jsonl", "warc")
@@ -2270,7 +2284,7 @@ def host_pages_chunk(tasks: list[Task], config: RunConfig) -> list[tuple[str, se
     for task in tasks:
         hosts: dict[str, set[int]] = {}
         try:  # (files of records: each record is timed on its own)
-            for site, page in _site_pages(task, config, checksums=True):
+            for site, page, _ in _site_pages(task, config, checksums=True):
                 pages = hosts.setdefault(site, set())
                 if len(pages) < SITE_MIN_PAGES:
                     pages.add(page)
@@ -2282,11 +2296,11 @@ def host_pages_chunk(tasks: list[Task], config: RunConfig) -> list[tuple[str, se
     return found
 
 
-def _site_pages(task: Task, config: RunConfig, checksums: bool = False) -> Iterator[tuple[str, Any]]:
-    """The pages of one input with their sites, each page as the keys of its paragraphs (``page_keys``) or,
-    with ``checksums``, as the CRC-32 of its text or HTML: a page file is one page of its folder; records
-    without a URL belong to no site. Of records, only those of ``config.memory_hosts`` (when given), their
-    keys found by ``config.record_jobs`` workers."""
+def _site_pages(task: Task, config: RunConfig, checksums: bool = False) -> Iterator[tuple[str, Any, str]]:
+    """The pages of one input with their sites and addresses (``page_address``), each page as the keys of its
+    paragraphs (``page_keys``) or, with ``checksums``, as the CRC-32 of its text or HTML: a page file is one
+    page of its folder (its path the address); records without a URL belong to no site. Of records, only
+    those of ``config.memory_hosts`` (when given), their keys found by ``config.record_jobs`` workers."""
     name = task.shown
     with open_input(task.source, name, walked=True, link=task.link) as handle:
         if task.kind == "jsonl":
@@ -2297,13 +2311,13 @@ def _site_pages(task: Task, config: RunConfig, checksums: bool = False) -> Itera
             yield from _warc_pages(handle, config, checksums, task.skip)
             return
         data = read_limited(handle, config.max_bytes, name)
-    yield file_site(task.source), page_keys(page_paragraphs(data, name, task.kind, config)[0])
+    yield file_site(task.source), page_keys(page_paragraphs(data, name, task.kind, config)[0]), task.source
 
 
 def _record_pages(
     stream: BinaryIO, config: RunConfig, checksums: bool = False, skip: tuple[int, ...] = ()
-) -> Iterator[tuple[str, Any]]:
-    """The first pass's view of a JSON Lines file: the host and keys (or a checksum) of each record the
+) -> Iterator[tuple[str, Any, str]]:
+    """The first pass's view of a JSON Lines file: the host, keys (or a checksum) of each record the
     second pass cleans; one over its time, or that fails, is left out, and the file goes on."""
     if checksums:  # a checksum is quicker found than sent to a worker
         config = config._replace(record_jobs=1)
@@ -2317,7 +2331,9 @@ def _record_pages(
             yield page
 
 
-def _record_page(number: int, line: bytes | str, checksums: bool, config: RunConfig) -> tuple[str, Any] | None:
+def _record_page(
+    number: int, line: bytes | str, checksums: bool, config: RunConfig
+) -> tuple[str, Any, str] | None:
     start_page(config, number)  # a record's time, as in the second pass (not the reading of the next)
     try:
         try:
@@ -2332,23 +2348,24 @@ def _record_page(number: int, line: bytes | str, checksums: bool, config: RunCon
             if host and (hosts is None or f"host:{host}" in hosts)
             else None
         )
-        if not isinstance(value, str):
+        if not isinstance(value, str) or not host:
             return None
+        address = page_address(record["url"], host)
         if checksums:
-            return f"host:{host}", zlib.crc32(value.encode("utf-8", "surrogatepass"))
+            return f"host:{host}", zlib.crc32(value.encode("utf-8", "surrogatepass")), address
         if config.html_field:  # as the second pass reads it (``clean_records``), repaired or not
             try:
-                return f"host:{host}", page_keys([b.text for b in html_blocks(repaired(value, config))])
+                return f"host:{host}", page_keys([b.text for b in html_blocks(repaired(value, config))]), address
             except ValueError:  # a page nested too deep: reported by the second pass
                 return None
-        return f"host:{host}", page_keys(iter_paragraphs(normalise_newlines(repaired(value, config))))
+        return f"host:{host}", page_keys(iter_paragraphs(normalise_newlines(repaired(value, config)))), address
     finally:
         stop_page(config)
 
 
 def _warc_pages(
     stream: BinaryIO, config: RunConfig, checksums: bool = False, skip: tuple[int, ...] = ()
-) -> Iterator[tuple[str, Any]]:
+) -> Iterator[tuple[str, Any, str]]:
     """The first pass's view of a WARC file: the host and keys (or, with ``checksums``, a checksum) of every
     response that ``clean_warc`` writes, and of no other: a record cut short, one whose Content-Length is
     wrong, one whose body ends inside its gzip, or one that cannot be decoded is a bad record there, and
@@ -2392,7 +2409,7 @@ def _warc_pages(
             pass
         seal()
 
-    held: tuple[list, tuple[str, Any]] | None = None  # until the next record tells whether it ended where it said
+    held: tuple[list, tuple[str, Any, str]] | None = None  # until the next record tells if it ended as it said
     for tag, page in _in_order(_warc_page, items(), config, again=True):  # (a dead worker's record counted here)
         if held is not None and not held[0][0]:
             yield held[1]
@@ -2406,10 +2423,11 @@ def _warc_pages(
 
 
 def _warc_payload(record: Any, config: RunConfig, hosts: frozenset[str] | None) -> tuple | None:
-    """A WARC record's host, payload and Content-Type for the first pass; None for a record the second pass
-    does not write."""
+    """A WARC record's host, address (``page_address``), payload and Content-Type for the first pass; None for
+    a record the second pass does not write."""
     content_type = (record.http_headers.get_header("Content-Type") or "") if record.http_headers else ""
-    host = host_of(record.rec_headers.get_header("WARC-Target-URI"))
+    url = record.rec_headers.get_header("WARC-Target-URI")
+    host = host_of(url)
     if not _may_be_html(record, content_type) or not host:
         return None
     if hosts is not None and f"host:{host}" not in hosts:
@@ -2423,21 +2441,21 @@ def _warc_payload(record: Any, config: RunConfig, hosts: frozenset[str] | None) 
         return None
     if not _html_body(content_type, payload):
         return None
-    return host, payload, content_type
+    return host, page_address(url, host), payload, content_type
 
 
 def _warc_page(
-    number: int, host: str, payload: bytes, content_type: str, checksums: bool, config: RunConfig
-) -> tuple[str, Any] | None:
+    number: int, host: str, address: str, payload: bytes, content_type: str, checksums: bool, config: RunConfig
+) -> tuple[str, Any, str] | None:
     """One WARC response's host and keys (or checksum) for the first pass, timed, as there, once its content
     has been read."""
     if checksums:
-        return f"host:{host}", zlib.crc32(payload)
+        return f"host:{host}", zlib.crc32(payload), address
     start_page(config, number)
     try:
         text = repaired(_decode_http(payload, _http_charset(content_type), config.encoding), config)
         del payload
-        return f"host:{host}", page_keys([b.text for b in html_blocks(text)])
+        return f"host:{host}", page_keys([b.text for b in html_blocks(text)]), address
     except (InputError, NotTextError, ValueError, RecursionError):  # a bad record, reported by the second pass
         return None
     finally:

@@ -2867,19 +2867,18 @@ def _site_page(number: int) -> bytes:
     ).encode()
 
 
-def _site_warc(path: Path, bodies: list[bytes]) -> Path:
+def _site_warc(path: Path, bodies: list[bytes], urls: list[str] | None = None) -> Path:
     from warcio.statusandheaders import StatusAndHeaders
     from warcio.warcwriter import WARCWriter
 
     with open(path, "wb") as handle:
         writer = WARCWriter(handle, gzip=False)
-        for body in bodies:
+        for i, body in enumerate(bodies):
             headers = StatusAndHeaders(
                 "200 OK", [("Content-Type", "text/html; charset=utf-8")], protocol="HTTP/1.1"
             )
-            record = writer.create_warc_record(
-                f"https://ex.de/{zlib.crc32(body)}", "response", payload=io.BytesIO(body), http_headers=headers
-            )
+            url = urls[i] if urls else f"https://ex.de/{zlib.crc32(body)}"
+            record = writer.create_warc_record(url, "response", payload=io.BytesIO(body), http_headers=headers)
             writer.write_record(record)
     return path
 
@@ -2907,6 +2906,25 @@ def test_a_bad_warc_record_leaves_site_memory_of_the_others_as_it_was(tmp_path):
     (tmp_path / "cut.warc").write_bytes(three[: (len(two) + len(three)) // 2])  # the third record cut short
     cut = run("clean-article", tmp_path / "cut.warc", "-o", tmp_path / "out-cut")
     assert cut.returncode == 1 and b"cut short" in cut.stderr and b"site memory" not in cut.stderr
+
+
+def test_a_url_crawled_twice_in_one_warc_is_one_page_of_its_sites_memory(tmp_path):
+    """Two responses of one url whose copies differ (a revisit that found a new line) were two pages of the
+    site: the article recurred on "another" page. The first copy counts; both are cleaned."""
+    pages = [_site_page(n) for n in range(3)]
+    urls = [f"https://ex.de/artikel/{n}" for n in range(3)]
+    revisit = pages[0].replace(b"</article>", b"<p>Nachtrag: Die Aktie schloss im Plus.</p></article>")
+    _site_warc(tmp_path / "once.warc", pages, urls)
+    _site_warc(tmp_path / "twice.warc", [*pages, revisit], [*urls, "https://ex.de/artikel/0?"])
+    once = run("clean-article", tmp_path / "once.warc", "-o", tmp_path / "out")
+    twice = run("clean-article", tmp_path / "twice.warc", "-o", tmp_path / "out")
+    assert once.returncode == twice.returncode == 0
+    assert "note: site memory of 1 site(s), 3 pages" in twice.stderr.decode()
+
+    def texts(path: Path) -> list[str]:
+        return [json.loads(line)["cleaned_text"] for line in open(path, encoding="utf-8")]
+
+    assert texts(tmp_path / "out" / "twice.jsonl")[:3] == texts(tmp_path / "out" / "once.jsonl")
 
 
 def test_an_internationalised_host_with_sharp_s_is_its_punycode_as_browsers_write_it():

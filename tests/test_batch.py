@@ -359,6 +359,30 @@ def test_json_lines_records_share_the_memory_of_their_host(tmp_path):
     assert memory[5:] == off[5:]  # a host with one page, a record without a url: each on its own
 
 
+def test_a_url_crawled_twice_in_one_file_is_one_page_of_its_sites_memory(tmp_path):
+    """A recrawl of a page whose copies differ by a line (a new teaser, an updated headline) counted as two
+    pages: its article recurred on "another" page of the site and looked like chrome."""
+    records = [
+        {"url": f"https://www.beispielportal.de/a/{i}", "text": site_page(*a)} for i, a in enumerate(SITE_ARTICLES)
+    ]
+    headline, body = SITE_ARTICLES[0]
+    again = {
+        "url": "http://beispielportal.de/a/0#kommentare",
+        "text": site_page(headline + " (aktualisiert)", body),
+    }
+    found = {}
+    for name, lines in (("once", records), ("twice", [*records, again])):
+        source = tmp_path / f"{name}.jsonl"
+        source.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in lines), encoding="utf-8")
+        result = run("clean-article", source, "-f", "json")
+        assert result.returncode == 0, result.stderr
+        found[name] = [json.loads(line) for line in result.stdout.decode().splitlines()]
+    assert found["twice"][:5] == found["once"]
+    assert found["twice"][5]["cleaned_text"] == found["once"][0]["cleaned_text"].replace(
+        headline, headline + " (aktualisiert)"
+    )
+
+
 def test_one_gzipped_json_lines_file_is_read_and_its_bad_records_reach_the_errors_file(tmp_path):
     """A ``.jsonl.gz`` named alone was read as compressed bytes; ``--errors`` without ``-o`` was ignored; a
     field that is there but not a string was "no text field"; JSON's own message ended in "at"."""
