@@ -1543,10 +1543,13 @@ def _http_headers(load: Callable[..., Any], parser: Any, rec_type: str, uri: str
     (``HTTP://``, ``Https://``: schemes are read without case, RFC 3986 §3.1), which warcio took for a record
     without HTTP: its page was skipped as "not an HTML response". A response's interim header blocks
     (``100 Continue``, ``103 Early Hints``) are passed over to the final one: its status, type and codings are
-    the response's (the 103's status was the record's, and the final status line stood in the article)."""
+    the response's (the 103's status was the record's, and the final status line stood in the article). A
+    record without a WARC-Target-URI is read as one without HTTP (warcio raised on it, which ended the file:
+    the records after it were lost; ``clean_warc`` fails such a response alone)."""
     scheme, colon, _ = (uri or "").partition(":")
     if colon and scheme.lower() in ("http", "https"):
         uri = f"{scheme.lower()}:"  # (warcio reads the scheme alone)
+    uri = uri or ""
     headers = load(rec_type, uri, *rest)
     for _ in range(8):  # (a server sends a few at most)
         code = headers.get_statuscode() if rec_type == "response" and headers is not None else ""

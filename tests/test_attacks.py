@@ -4131,6 +4131,30 @@ def test_a_url_with_a_capital_scheme_is_read_and_an_empty_url_is_a_bad_record(tm
     ]
 
 
+def test_a_record_without_a_warc_target_uri_fails_alone_and_the_file_goes_on(tmp_path):
+    """A record with no WARC-Target-URI header at all (a request or a revisit too, which are passed over) made
+    warcio raise from deep inside: "damaged WARC data, the rest is not read", every record after it lost."""
+    records = [(f"https://ex.de/{n}", LONG_HTML, [("Content-Type", "text/html")]) for n in range(4)]
+    plain = _warc(records, compress=False)
+    parts = plain.split(b"WARC/1.0\r\n")[1:]
+    assert len(parts) == 4
+    for name, number, header in (("request", 1, b"WARC-Type: request"), ("response", 2, None)):
+        cut = [part.replace(f"WARC-Target-URI: https://ex.de/{number}\r\n".encode(), b"") for part in parts]
+        if header:
+            cut[number] = cut[number].replace(b"WARC-Type: response", header)
+        result = run("clean-article", _written(tmp_path / f"{name}.warc", b"WARC/1.0\r\n".join([b"", *cut])))
+        urls = [json.loads(line)["url"] for line in result.stdout.splitlines()]
+        assert urls == [f"https://ex.de/{n}" for n in range(4) if n != number], name
+        if header:
+            assert (result.returncode, lines(result)) == (0, []), name
+        else:
+            assert result.returncode == 1
+            assert lines(result) == [
+                f"error: {tmp_path / 'response.warc'} record 3: a response without a WARC-Target-URI (or an empty "
+                "one): its page could not be told by its url"
+            ]
+
+
 def test_a_warc_line_says_the_responses_http_status(tmp_path):
     """A redirect's or an error page's text came out as the article of its url, with nothing in the line to tell
     it from a page's."""
