@@ -280,7 +280,7 @@ class Result:
         self.record_errors: list[dict] = []
         self.skipped_records = 0
         self.dropped: dict[str, int] = {}  # pages left out by --drop-pages, per flag
-        self.redone = False  # its output was there, made with other settings, and was made again
+        self.redone = ""  # why its output, which was there, was made again (``REDONE``); "" when it was not
 
     def __repr__(self) -> str:
         return f"Result({self.source!r}, {self.status!r}, {self.reason!r})"
@@ -1637,7 +1637,7 @@ def write_atomic(
     run_id: str,
     commit: Callable[[], bool] | None = None,
     root: str = "",
-    mark: str = "",
+    mark: str | Callable[[], str] = "",
 ) -> bool:
     """Write to a temporary file beside ``path`` and rename it, so no reader ever sees half a file; when
     ``commit`` says no once everything is written (a page dropped by its verdict), the file is discarded.
@@ -1654,6 +1654,8 @@ def write_atomic(
         if commit is not None and not commit():
             tmp.unlink()
             return False
+        if callable(mark):  # (told once everything is written)
+            mark = mark()
         if mark:  # (before the permissions below: a read-only file takes no mark)
             _set_mark(tmp, mark)
         # a file written anew keeps the permissions it had (one its owner made private stays private)
@@ -1721,9 +1723,10 @@ def _clean_file(task: Task, config: RunConfig) -> Result:
 
     name = task.shown
     target = Path(task.target)
-    redo = False
+    redo = ""
+    mark = f"{config.settings_mark}.{_input_stamp(task.source)}" if config.settings_mark else ""
     if config.skip_existing and target.is_file() and not _written_since(target, task.redo_after):
-        redo = not _made_with(target, config.settings_mark)
+        redo = _made_with(target, mark)
         if not redo:
             return Result(name, "skipped", "output exists")  # (a folder or FIFO in the way is no output: it fails)
     if task.source in config.over_time:
@@ -1739,7 +1742,9 @@ def _clean_file(task: Task, config: RunConfig) -> Result:
                 clean = clean_records if task.kind == "jsonl" else clean_warc
                 stop_page(config)  # each record is timed once it has been read, not the file
                 lines = clean(stream, name, config, result, task.skip)
-                write_atomic(target, lines, config.run_id, root=config.output_root, mark=config.settings_mark)
+                write_atomic(
+                    target, lines, config.run_id, root=config.output_root, mark=lambda: _whole(mark, result)
+                )
                 return result
             data = read_limited(handle, config.max_bytes, name)
         memory = (config.memories or {}).get(file_site(task.source))
@@ -1751,7 +1756,7 @@ def _clean_file(task: Task, config: RunConfig) -> Result:
             config.run_id,
             lambda: not dropped_by(page.writer.verdict(), config),
             config.output_root,
-            config.settings_mark,
+            mark,
         )
         result.notes = page.notes
         result.pages = 1
@@ -1821,6 +1826,30 @@ def _model_checksum(path: str | None) -> str:
         return ""
 
 
+def _input_stamp(source: str) -> str:
+    """The input as its output's mark holds it: its size and modification time (in ns), so that
+    ``--skip-existing`` makes again the output of an input changed since (a crawl file still being copied, a
+    page a scraper wrote anew); "" when it cannot be read (it fails then)."""
+    try:
+        found = os.stat(source)
+    except OSError:
+        return ""
+    return f"{found.st_size}.{found.st_mtime_ns}"
+
+
+# Failures of a record that another run may not have: its output lacks them and is marked as incomplete, so
+# that ``--skip-existing`` cleans its file again (with a longer --timeout, more memory).
+_PASSING_FAILURES = ("took longer than --timeout", "not cleaned: its worker process died")
+PARTIAL = ".partial"
+
+
+def _whole(mark: str, result: Result) -> str:
+    """The mark of a file of records once cleaned: ``mark``, or it as incomplete (``PARTIAL``) when a record
+    failed for its time or its worker's death."""
+    passing = any(str(error.get("error", "")).startswith(_PASSING_FAILURES) for error in result.record_errors)
+    return mark + PARTIAL if mark and passing else mark
+
+
 def _set_mark(path: Path, mark: str) -> None:
     """Mark an output with the settings it was made with, where the system and file system can."""
     if hasattr(os, "setxattr"):
@@ -1830,14 +1859,31 @@ def _set_mark(path: Path, mark: str) -> None:
             pass
 
 
-def _made_with(path: Path, mark: str) -> bool:
-    """Whether an existing output was made with these settings: False only when it carries another mark."""
+# Why ``--skip-existing`` made an output again, as the summary tells it.
+REDONE = {
+    "settings": "made with other settings",
+    "input": "made of an earlier state of their inputs",
+    "partial": "missing records that failed for their time or a dead worker",
+}
+
+
+def _made_with(path: Path, mark: str) -> str:
+    """Why an existing output must be made again (a key of ``REDONE``), "" when it need not: its mark tells
+    other settings, another state of its input (``_input_stamp``), or records missing (``PARTIAL``). An output
+    without a mark, or with the settings alone (marked before inputs were), is kept as before."""
     if not mark or not hasattr(os, "getxattr"):
-        return True
+        return ""
     try:
-        return os.getxattr(path, MARK_ATTRIBUTE) == mark.encode("ascii")
+        found = os.getxattr(path, MARK_ATTRIBUTE).decode("ascii", "replace")
     except OSError:  # no mark (an older run, an output copied without it) or no extended attributes here
-        return True
+        return ""
+    settings, _, stamp = mark.partition(".")
+    found_settings, dot, found_stamp = found.partition(".")
+    if found_settings != settings:
+        return "settings"
+    if found_stamp.endswith(PARTIAL[1:]):
+        return "partial"
+    return "input" if dot and found_stamp != stamp else ""
 
 
 def _written_since(path: Path, when: float) -> bool:
@@ -3235,8 +3281,11 @@ def summary(results: list[Result], seconds: float, interrupted: bool = False) ->
     if dropped:
         details = ", ".join(f"{flag} {n}" for flag, n in sorted(dropped.items()) if flag != "pages")
         extra += f", {_plural(dropped['pages'], 'page')} dropped ({details})"
-    if redone := sum(r.redone for r in results if r.status == "cleaned"):  # --skip-existing, other settings
-        extra += f", {redone} cleaned again (their outputs were made with other settings)"
+    redone = [r.redone for r in results if r.status == "cleaned" and r.redone]  # --skip-existing
+    if redone:
+        why = [(redone.count(key), REDONE[key]) for key in REDONE if key in redone]
+        said = why[0][1] if len(why) == 1 else ": " + "; ".join(f"{n} {text}" for n, text in why)
+        extra += f", {len(redone)} cleaned again (their outputs were {said})"
     head = "interrupted: " if interrupted else ""
     return (
         f"{head}{_plural(count['cleaned'], 'file')} cleaned, {count['failed']} failed, {count['skipped']} "

@@ -314,7 +314,12 @@ def clean_parser() -> argparse.ArgumentParser:
         "repeatable",
     )
     add("-j", "--jobs", type=int, default=0, help="parallel workers; 0 means all cores (default)")
-    add("--skip-existing", action="store_true", help="leave existing outputs alone (resume a run)")
+    add(
+        "--skip-existing",
+        action="store_true",
+        help="leave existing outputs alone (resume a run); one made with other settings, of an input "
+        "changed since or missing records that failed for their time is cleaned again",
+    )
     add("--errors", type=_path, help="write one JSON line per failed file or record to this file")
     add("--encoding", help="force the input encoding instead of detecting it")
     add("--fix-mojibake", action="store_true", help="repair text that was decoded wrongly before (FÃ¼r → Für)")

@@ -689,6 +689,23 @@ def test_a_record_over_its_time_fails_alone(tmp_path):
     result = _run_stuck(tmp_path, source, "--timeout", "1")
     assert [json.loads(line)["id"] for line in result.stdout.decode().splitlines()] == [0, 2]
     assert "seiten.jsonl:2: took longer than --timeout (1 s); not cleaned" in result.stderr.decode()
+    if not _marks_work(tmp_path):
+        return
+    # --skip-existing kept the output without the record as finished (the record was never tried again)
+    again = run("clean-article", source.parent, "-o", tmp_path / "out", "--skip-existing", "--errors", errors)
+    assert again.returncode == 0, again.stderr.decode()
+    assert (
+        again.stderr.decode()
+        .splitlines()[-1]
+        .startswith(
+            "1 file cleaned, 0 failed, 0 skipped, 1 cleaned again (their outputs were missing records that failed "
+            "for their time or a dead worker)"
+        )
+    )
+    written = [json.loads(line) for line in (tmp_path / "out" / "seiten.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in written] == [0, 1, 2] and errors.read_text() == ""
+    again = run("clean-article", source.parent, "-o", tmp_path / "out", "--skip-existing")
+    assert again.stderr.decode().splitlines()[-1].startswith("0 files cleaned, 0 failed, 1 skipped;")
 
 
 @pytest.mark.parametrize(
@@ -1193,6 +1210,20 @@ def test_skip_existing_keeps_only_outputs_made_with_the_same_settings(tree, tmp_
     assert page.read_bytes().startswith(b"[editorial] ")
     run("clean-article", tree, "-o", out, "-q")  # without --skip-existing every output is made again, marked
     assert page.read_bytes() == text
+    # an input changed since its output was made (a page a scraper wrote anew, a crawl file that was still
+    # being copied) was kept by --skip-existing as if it were the same
+    source = tree / "a" / "one.txt"
+    source.write_text(source.read_text(encoding="utf-8").replace("BASF", "Bayer"), encoding="utf-8")
+    changed = run("clean-article", tree, "-o", out, "--skip-existing")
+    assert (
+        changed.stderr.decode()
+        .splitlines()[-1]
+        .startswith(
+            "1 file cleaned, 1 failed, 3 skipped, 1 cleaned again (their outputs were made of an earlier state of "
+            "their inputs)"
+        )
+    )
+    assert page.read_bytes() == run("clean-article", source).stdout != text
 
 
 def test_a_pool_thread_that_cannot_fork_a_worker_ends_without_a_traceback():
