@@ -83,12 +83,21 @@ DEFAULT_GLOBS = {
     "jsonl": ("*.jsonl", "*.jsonl.gz"),
     "warc": ("*.warc", "*.warc.gz", "*.arc", "*.arc.gz"),  # ARC, WARC's forerunner: read as WARC
 }
-_HOST = f"{zlib.crc32(os.uname().nodename.encode() if hasattr(os, 'uname') else b''):08x}"
+def _host() -> str:
+    """Where a run's process ids mean something, as 8 hex digits: the host's name and, on Linux, its PID
+    namespace (containers of one host name, as with ``--network host``, number their processes apart: a run in
+    one took the other's live run for a killed one and removed its temporary files)."""
+    where = os.uname().nodename.encode() if hasattr(os, "uname") else b""
+    try:  # noqa: SIM105 - contextlib is not imported for this
+        where += b"/%d" % os.stat("/proc/self/ns/pid").st_ino
+    except OSError:  # not Linux, or no /proc
+        pass
+    return f"{zlib.crc32(where):08x}"
 
 
 def new_run_id() -> str:
     """A name for one run, unique across concurrent runs on any host: its temporary files carry it."""
-    return f"{_HOST}-{os.getpid()}-{os.urandom(4).hex()}"
+    return f"{_host()}-{os.getpid()}-{os.urandom(4).hex()}"
 
 
 # Plain tuples and classes rather than dataclasses: importing dataclasses (and inspect with it) cost a tenth of
@@ -3179,12 +3188,13 @@ def remove_temp_files(outdir: Path, run_id: str) -> None:
 
 
 def remove_stale_temp_files(outdir: Path) -> int:
-    """Delete temporary files that runs on this host left when they were killed (their process is gone); the
-    files of a run still going, here or on another host, stay. Returns how many were removed."""
+    """Delete temporary files that runs on this host (and PID namespace: ``_host``) left when they were killed
+    (their process is gone); the files of a run still going, here, in another container or on another host,
+    stay. Returns how many were removed."""
     removed = 0
     if not outdir.is_dir():
         return removed
-    for path in outdir.rglob(f".{_HOST}-*{TEMP_SUFFIX}"):
+    for path in outdir.rglob(f".{_host()}-*{TEMP_SUFFIX}"):
         try:
             pid = int(path.name.split("-")[1])
             os.kill(pid, 0)

@@ -180,14 +180,34 @@ def test_skip_existing_removes_temporary_files_of_killed_runs_only(tmp_path):
     out.mkdir()
     dead = subprocess.Popen(["true"])
     dead.wait()
-    stale = batch.temp_path(out / "x.txt", f"{batch._HOST}-{dead.pid}-0000")
-    alive = batch.temp_path(out / "y.txt", f"{batch._HOST}-{os.getpid()}-1111")
+    stale = batch.temp_path(out / "x.txt", f"{batch._host()}-{dead.pid}-0000")
+    alive = batch.temp_path(out / "y.txt", f"{batch._host()}-{os.getpid()}-1111")
     stale.write_text("half")
     alive.write_text("half")
     result = run("clean-article", src, "-o", out, "--skip-existing", "--jobs", "1")
     assert result.returncode == 0
     assert not stale.exists() and alive.exists()
     assert "note: removed 1 temporary file(s) of killed runs" in lines(result)
+
+
+def test_temporary_files_of_a_run_in_another_pid_namespace_of_the_same_host_name_stay(tmp_path):
+    """Two containers of one host name (``--network host``) number their processes apart: a run in one took
+    the other's live run (its process id unknown here) for a killed one and removed its temporary files."""
+    if not os.path.exists("/proc/self/ns/pid"):
+        pytest.skip("no PID namespaces here")
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "a.txt").write_text(ARTICLE, encoding="utf-8")
+    out = tmp_path / "out"
+    out.mkdir()
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    host_name_alone = f"{zlib.crc32(os.uname().nodename.encode()):08x}"
+    assert batch._host() != host_name_alone
+    theirs = batch.temp_path(out / "x.txt", f"{host_name_alone}-{dead.pid}-0000")
+    theirs.write_text("half")
+    result = run("clean-article", src, "-o", out, "--skip-existing", "--jobs", "1")
+    assert result.returncode == 0 and theirs.exists()
 
 
 # --- crashes -----------------------------------------------------------------------------------------------
