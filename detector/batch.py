@@ -83,6 +83,8 @@ DEFAULT_GLOBS = {
     "jsonl": ("*.jsonl", "*.jsonl.gz"),
     "warc": ("*.warc", "*.warc.gz", "*.arc", "*.arc.gz"),  # ARC, WARC's forerunner: read as WARC
 }
+
+
 def _host() -> str:
     """Where a run's process ids mean something, as 8 hex digits: the host's name and, on Linux, its PID
     namespace (containers of one host name, as with ``--network host``, number their processes apart: a run in
@@ -3276,8 +3278,9 @@ def _plural(count: int, word: str, many: str | None = None) -> str:
 
 
 def summary(results: list[Result], seconds: float, interrupted: bool = False) -> str:
-    """The closing line of a batch."""
-    count = {s: sum(r.status == s for r in results) for s in ("cleaned", "failed", "skipped")}
+    """The closing line of a batch: its files cleaned, failed, skipped and (``--drop-pages``) dropped add up
+    to the files it was given."""
+    count = {s: sum(r.status == s for r in results) for s in ("cleaned", "failed", "skipped", "dropped")}
     found = {label: sum(r.labels.get(label, 0) for r in results) for label in LABELS}
     records = sum(len(r.record_errors) for r in results)
     skipped_records = sum(r.skipped_records for r in results)
@@ -3297,10 +3300,11 @@ def summary(results: list[Result], seconds: float, interrupted: bool = False) ->
         said = why[0][1] if len(why) == 1 else ": " + "; ".join(f"{n} {text}" for n, text in why)
         extra += f", {len(redone)} cleaned again (their outputs were {said})"
     head = "interrupted: " if interrupted else ""
+    dropped_files = f", {count['dropped']} dropped" if count["dropped"] else ""
     return (
         f"{head}{_plural(count['cleaned'], 'file')} cleaned, {count['failed']} failed, {count['skipped']} "
-        f"skipped{extra}; paragraphs labelled {found['editorial']} editorial, {found['promotional']} "
-        f"promotional, {found['navigational']} navigational; {seconds:.1f} s"
+        f"skipped{dropped_files}{extra}; paragraphs labelled {found['editorial']} editorial, "
+        f"{found['promotional']} promotional, {found['navigational']} navigational; {seconds:.1f} s"
     )
 
 
