@@ -1194,9 +1194,10 @@ def clean_warc(
     records = archive_iterator()(plain, arc2warc=True)
 
     def items() -> Iterator[tuple[tuple | None, list]]:
-        """Each record as (what its worker gets, or None; [its number, url, why it failed or "", notes, and
-        whether its Content-Length proved wrong]). Whether a record ended where its Content-Length said is
-        told by warcio (err_count) only once the next record is read: the last tag learns it then."""
+        """Each record as (what its worker gets, or None; [its number, url, why it failed or "", notes,
+        whether its Content-Length proved wrong, and its WARC-Record-ID]). Whether a record ended where its
+        Content-Length said is told by warcio (err_count) only once the next record is read: the last tag
+        learns it then."""
         number = 0
         reading = False  # a record's content, where an EOFError is a cut inside it
         wrong_lengths = 0
@@ -1209,19 +1210,20 @@ def clean_warc(
             wrong_lengths, last = records.err_count, None
 
         def failed(error: str, url: Any = NO_URL, at: int = 0) -> tuple[None, list]:
-            return None, [at or number, url, error, [], False]
+            return None, [at or number, url, error, [], False, record_id if url is not NO_URL else None]
 
         try:
             for record in records:
                 raise_swallowed_stop()
                 seal()
                 reading = False
-                url = None
+                url = record_id = None
                 if record.rec_type is None or record.length is None:  # warcio would read the rest as its body
                     raise ValueError("a record without WARC-Type or Content-Length")  # (damaged data: the end)
                 try:
                     number += 1
                     url = record.rec_headers.get_header("WARC-Target-URI")
+                    record_id = None if arc else record.rec_headers.get_header("WARC-Record-ID")
                     if number in skip:
                         yield failed(over_time(config, ended=True), url)
                         continue
@@ -1251,7 +1253,7 @@ def clean_warc(
                     out = {
                         "url": url,
                         # ARC has no record ids; a crawl's redirects and error pages are cleaned too: filter them
-                        "record_id": None if arc else record.rec_headers.get_header("WARC-Record-ID"),
+                        "record_id": record_id,
                         "date": record.rec_headers.get_header("WARC-Date"),
                         "status": _status(record),
                     }
@@ -1259,7 +1261,7 @@ def clean_warc(
                     if cut:
                         out["truncated"] = cut
                         notes.append(f"cut by the crawler ({cut}): cleaned as far as it goes")
-                    last = [number, url, "", notes, False]
+                    last = [number, url, "", notes, False, record_id]
                     yield (number, payload, content_type, out), last
                     del payload
                 except (InputError, NotTextError, ValueError, RecursionError) as exc:
@@ -1289,11 +1291,12 @@ def clean_warc(
     def release() -> Iterator[bytes]:
         nonlocal held
         if held is not None:
-            (number, url, _, notes, wrong), outcome = held
+            (number, url, _, notes, wrong, record_id), outcome = held
             held = None
             if wrong:
                 error = "not followed by a blank line: its Content-Length is wrong, its content cut or run over"
-                result.record_errors.append({"file": name, "record": number, "url": url, "error": error})
+                told = {"file": name, "record": number, "record_id": record_id, "url": url, "error": error}
+                result.record_errors.append(told)
             else:
                 result.notes.extend(f"{name} record {number}: {note}" for note in [*notes, *outcome.notes])
                 result.add_page(outcome.labels)
@@ -1303,10 +1306,10 @@ def clean_warc(
         yield from release()
         number, url, error = tag[:3]
         error = error or _record_failure(outcome, config, f"{name} record {number}: ")
-        if error:
-            told = {"file": name, "record": number, "url": url, "error": error}
+        if error:  # (record_id: as its output line has it, to join the two)
+            told = {"file": name, "record": number, "record_id": tag[5], "url": url, "error": error}
             if url is NO_URL:  # an error of the file's data, not of a record of a page
-                del told["url"]
+                del told["url"], told["record_id"]
             result.record_errors.append(told)
         elif isinstance(outcome, Dropped):
             result.drop(outcome.flags)
@@ -3373,10 +3376,12 @@ def write_errors(path: Path, results: list[Result], run_id: str) -> None:
 
 
 def errors_target(path: Path) -> Path:
-    """The file ``--errors`` writes: a symbolic link's target."""
+    """The file ``--errors`` writes: a symbolic link's target; a pipe or socket reached through a link
+    (``/dev/stdout`` into ``| jq``), whose target names no file (``/proc/…/fd/pipe:[…]``), as named."""
     from pathlib import Path
 
-    return Path(os.path.realpath(path))
+    real = os.path.realpath(path)
+    return Path(path if not os.path.exists(real) and os.path.exists(path) else real)
 
 
 def _written_in_place(target: Path) -> bool:

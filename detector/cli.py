@@ -320,7 +320,11 @@ def clean_parser() -> argparse.ArgumentParser:
         help="leave existing outputs alone (resume a run); one made with other settings, of an input "
         "changed since or missing records that failed for their time is cleaned again",
     )
-    add("--errors", type=_path, help="write one JSON line per failed file or record to this file")
+    add(
+        "--errors",
+        type=_path,
+        help="write one JSON line per failed file or record to this file ('-': standard output, with -o)",
+    )
     add("--encoding", help="force the input encoding instead of detecting it")
     add("--fix-mojibake", action="store_true", help="repair text that was decoded wrongly before (FÃ¼r → Für)")
     add(
@@ -501,6 +505,10 @@ def clean_main(argv: list[str] | None = None) -> int:
             raise batch.UsageError("--skip-existing needs an output folder (-o): without one nothing is written")
         if args.output is not None and "-" in inputs:
             raise batch.UsageError("standard input cannot be combined with -o; redirect stdout instead")
+        if args.errors is not None and str(args.errors) == "-":  # (it wrote a file named "-")
+            if args.output is None:
+                raise batch.UsageError("--errors -: standard output holds the article; name a file")
+            config = config._replace(errors=type(args.errors)("/dev/stdout"))
         if inputs[:1] == [""]:
             raise batch.UsageError("an empty path is not an input")
         read = _files_read(args, inputs if args.output is None else [])

@@ -4784,3 +4784,43 @@ def test_rules_of_attack_round_63(tmp_path):
     assert spaced.pattern.search("Alle Kurse in Echtzeit –")
     [verbose] = load_rules(rule("(?x) Kurse \\ in  # a comment\n Echtzeit"))
     assert verbose.pattern.search("Kurse inEchtzeit")
+
+
+def test_the_errors_file_joins_a_warc_records_line_and_goes_to_standard_output_as_asked(tmp_path):
+    """A bad WARC record's line in --errors had its number and url but not the WARC-Record-ID that output lines
+    carry (no key to join them on); `--errors -` wrote a file named "-"; `--errors /dev/stdout` into a pipe
+    failed ("cannot write to /proc/…/fd: no such file or directory")."""
+    records = [(f"https://ex.de/{n}", LONG_HTML, [("Content-Type", "text/html")]) for n in range(3)]
+    plain = _warc(records, compress=False)
+    cut = plain.replace(b"WARC-Target-URI: https://ex.de/1\r\n", b"")
+    (tmp_path / "in").mkdir()
+    crawl = _written(tmp_path / "in" / "crawl.warc", cut)
+    ids = re.findall(rb"WARC-Record-ID: (<[^>]+>)", cut)
+    errors = tmp_path / "errors.jsonl"
+    result = run("clean-article", crawl, "--errors", errors)
+    assert result.returncode == 1
+    assert [json.loads(line)["record_id"] for line in result.stdout.splitlines()] == [
+        ids[0].decode(),
+        ids[2].decode(),
+    ]
+    assert json.loads(errors.read_text()) == {
+        "file": str(crawl),
+        "record": 2,
+        "record_id": ids[1].decode(),
+        "url": None,
+        "error": "a response without a WARC-Target-URI (or an empty one): its page could not be told by its url",
+    }
+    for option in ("-", "/dev/stdout"):
+        piped = subprocess.run(
+            f"{BIN / 'clean-article'} -q {tmp_path / 'in'} -o {tmp_path / 'out'} --errors {option} | cat",
+            shell=True,
+            capture_output=True,
+            cwd=tmp_path,
+        )
+        assert piped.stdout == errors.read_bytes(), (option, piped.stderr)
+        assert not (tmp_path / "-").exists()
+    alone = run("clean-article", crawl, "--errors", "-")
+    assert (alone.returncode, lines(alone)) == (
+        2,
+        ["error: --errors -: standard output holds the article; name a file"],
+    )
