@@ -68,7 +68,7 @@ INPUT_FORMATS = ("auto", "text", "html", "jsonl", "warc")
 DEFAULT_GLOBS = {
     "auto": (
         *("*.txt", "*.txt.gz", "*.md", "*.md.gz", "*.markdown", "*.markdown.gz"),
-        *("*.html", "*.htm", "*.html.gz", "*.htm.gz"),
+        *("*.html", "*.htm", "*.xhtml", "*.shtml", "*.html.gz", "*.htm.gz", "*.xhtml.gz", "*.shtml.gz"),
         *("*.jsonl", "*.jsonl.gz", "*.warc", "*.warc.gz", "*.arc", "*.arc.gz"),
     ),
     "text": (
@@ -79,7 +79,7 @@ DEFAULT_GLOBS = {
         "*.markdown",
         "*.markdown.gz",
     ),  # Markdown is text: html2text's and markdownify's pages
-    "html": ("*.html", "*.htm", "*.html.gz", "*.htm.gz"),
+    "html": ("*.html", "*.htm", "*.xhtml", "*.shtml", "*.html.gz", "*.htm.gz", "*.xhtml.gz", "*.shtml.gz"),
     "jsonl": ("*.jsonl", "*.jsonl.gz"),
     "warc": ("*.warc", "*.warc.gz", "*.arc", "*.arc.gz"),  # ARC, WARC's forerunner: read as WARC
 }
@@ -607,7 +607,7 @@ def sniff_kind(head: bytes, name: str = "") -> str:
         return "warc"
     if lower.endswith((".jsonl", ".ndjson")):
         return "jsonl"
-    if lower.endswith((".html", ".htm", ".xhtml")):
+    if lower.endswith(_MARKUP_SUFFIXES):
         return "html"
     if lower.endswith((".md", ".markdown")):  # Markdown may hold HTML tags (<br> in tables): still Markdown
         return "text"
@@ -1141,9 +1141,9 @@ def host_of(url: object) -> str | None:
     also of a url without its scheme (``example.org/a``), as scrapers store them."""
     if not isinstance(url, str):
         return None
-    from urllib.parse import urlsplit
+    from urllib.parse import unquote, urlsplit
 
-    url = url.strip()
+    url = url.strip().strip("\u200b\u2060\ufeff").strip()  # (a zero-width space or BOM copied before it)
     if url[:8].lower().startswith(("http:", "https:")):
         url = url.replace("\\", "/")  # as browsers read http(s) urls: https://example.org\a is example.org
     elif _host_and_port(url):  # example.org:8080/a: urlsplit took "example.org" for the scheme
@@ -1157,17 +1157,33 @@ def host_of(url: object) -> str | None:
             host = first if looks and first.rsplit(".", 1)[1].lower() not in _FILE_SUFFIXES else ""
     except ValueError:
         return None
+    if host and "%" in host:  # percent-encoded, as browsers decode it (%66inanzen.net)
+        host = unquote(host)
+    if host and ":" in host:  # an IPv6 address, in one form ([0:0:0:0:0:0:0:1] is [::1])
+        import ipaddress
+
+        try:  # noqa: SIM105 - contextlib is not imported for this
+            host = ipaddress.ip_address(host.partition("%")[0]).compressed
+        except ValueError:  # not an address: as it is
+            pass
     return site_name(host) or None
 
 
 def page_address(url: str, host: str) -> str:
-    """A record's page as site memory tells pages apart: its host (``host_of``) and what follows it, without
-    the scheme and the fragment, so that a url crawled twice (``http``/``https``, ``www.`` or not, another
-    ``#anchor``, an empty ``?``) is one page however its copies differ."""
-    rest = url.strip().split("#", 1)[0].rstrip("?")
-    if "//" in rest[:12]:
-        rest = rest.split("//", 1)[1]
-    return f"{host}/{rest.split('/', 1)[1] if '/' in rest else ''}"
+    """A record's page as site memory tells pages apart: its host (``host_of``), path and query, read as
+    ``host_of`` reads the url, without the scheme and the fragment and with percent-escapes decoded, so that a
+    url crawled twice (``http``/``https``, ``www.`` or not, another ``#anchor``, an empty ``?``, ``%7E`` or
+    ``~``) is one page however its copies differ."""
+    from urllib.parse import unquote
+
+    rest = url.strip().strip("\u200b\u2060\ufeff").strip().split("#", 1)[0]
+    scheme = re.match(r"(?i)https?:[/\\]*", rest)  # https://x.de/a, https:x.de/a, https:\\x.de\\a, as browsers
+    rest = rest[scheme.end() :].replace("\\", "/") if scheme else rest.removeprefix("//")
+    cut = min((at for at in (rest.find("/"), rest.find("?")) if at != -1), default=len(rest))
+    tail = rest[cut:].rstrip("?")
+    if tail.startswith("?") or not tail:
+        tail = "/" + tail
+    return f"{host}{unquote(tail)}"
 
 
 def repaired(text: str, config: RunConfig) -> str:
@@ -1925,7 +1941,7 @@ class Plan(NamedTuple):
 
 
 OUTPUT_SUFFIXES = {"text": ".txt", "annotated": ".txt", "explain": ".txt", "json": ".json", "html": ".html"}
-_MARKUP_SUFFIXES = (".html", ".htm", ".xhtml")
+_MARKUP_SUFFIXES = (".html", ".htm", ".xhtml", ".shtml")  # (.shtml: server-side includes, saved as HTML)
 
 
 def output_name(relative: str, kind: str, fmt: str) -> str:
@@ -3360,6 +3376,15 @@ def write_errors(path: Path, results: list[Result], run_id: str) -> None:
     never replaced by a file."""
     lines = (json_line(record) for record in error_records(results))
     target = errors_target(path)
+    for descriptor in (1, 2):  # the file behind standard output or error (``>> log``): written where it stands,
+        try:  # never replaced (what it held, and what the shell wrote after the run, was lost)
+            if target.is_file() and os.path.samestat(os.fstat(descriptor), os.stat(target)):
+                (sys.stdout if descriptor == 1 else sys.stderr).flush()  # (what was said before comes first)
+                with open(os.dup(descriptor), "wb") as handle:
+                    handle.writelines(lines)
+                return
+        except OSError:  # a standard stream closed
+            continue
     if _written_in_place(target):
         # a pipe without a reader would block for ever (after the batch, with its signals ignored): refused
         try:

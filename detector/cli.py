@@ -322,7 +322,7 @@ def clean_parser() -> argparse.ArgumentParser:
     )
     add(
         "--errors",
-        type=_path,
+        type=_errors_path,
         help="write one JSON line per failed file or record to this file ('-': standard output, with -o)",
     )
     add("--encoding", help="force the input encoding instead of detecting it")
@@ -505,10 +505,18 @@ def clean_main(argv: list[str] | None = None) -> int:
             raise batch.UsageError("--skip-existing needs an output folder (-o): without one nothing is written")
         if args.output is not None and "-" in inputs:
             raise batch.UsageError("standard input cannot be combined with -o; redirect stdout instead")
-        if args.errors is not None and str(args.errors) == "-":  # (it wrote a file named "-")
+        if args.errors == "-":  # (it wrote a file named "-"; ./- is that file)
             if args.output is None:
                 raise batch.UsageError("--errors -: standard output holds the article; name a file")
-            config = config._replace(errors=type(args.errors)("/dev/stdout"))
+            try:
+                os.fstat(1)
+            except OSError:
+                return _error("--errors -: standard output is closed")
+            config = config._replace(errors=_path("/dev/stdout"))
+        elif args.output is None and args.errors is not None and _is_standard_output(args.errors):
+            raise batch.UsageError(
+                f"the errors file {batch.display(args.errors)} is standard output, which holds the article"
+            )
         if inputs[:1] == [""]:
             raise batch.UsageError("an empty path is not an input")
         read = _files_read(args, inputs if args.output is None else [])
@@ -572,12 +580,23 @@ def _files_read(args: argparse.Namespace, inputs: list[str]) -> dict[str, str]:
     return read
 
 
-def _is_standard_input(path: str | Path) -> bool:
-    """Whether a path is the file standard input reads (``clean-article --errors page.txt < page.txt``)."""
+def _is_standard_input(path: str | Path, descriptor: int = 0) -> bool:
+    """Whether a path is the file standard input reads (``clean-article --errors page.txt < page.txt``), or
+    with ``descriptor`` 1 the one standard output writes."""
     try:
-        return os.path.samestat(os.fstat(0), os.stat(path))
+        return os.path.samestat(os.fstat(descriptor), os.stat(path))
     except (OSError, ValueError):  # no such file, or no standard input
         return False
+
+
+def _is_standard_output(path: Path) -> bool:
+    """Whether a path is where standard output goes, a file or a pipe (at a terminal the two may share it)."""
+    return not sys.stdout.isatty() and _is_standard_input(path, 1)
+
+
+def _errors_path(value: str) -> Path | str:
+    """``--errors``: a path, or "-" (standard output) as given."""
+    return value if value == "-" else _path(value)
 
 
 def _clean_one_with_errors(source: str, config: batch.RunConfig) -> int:
@@ -839,7 +858,14 @@ def _with_site_memory(
         sites = len(config.memories)
         pages = sum(m.pages for m in config.memories.values())
         seconds = time.monotonic() - start
-        progress.line(f"note: site memory of {sites} site(s), {pages} pages (first pass {seconds:.1f} s)")
+        crowded = [m for m in config.memories.values() if m.thinned or m.full]
+        over = (
+            f"; {len(crowded)} site(s) with more than {crowded[0].cap:,} distinct paragraphs: those seen on one "
+            f"page only were let go{', then new ones counted as unique' if any(m.full for m in crowded) else ''}"
+            if crowded
+            else ""
+        )
+        progress.line(f"note: site memory of {sites} site(s), {pages} pages (first pass {seconds:.1f} s){over}")
     return config
 
 

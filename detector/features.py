@@ -780,7 +780,7 @@ def recurring(repeats: Sequence[float] | None) -> list[bool]:
 # slots); articles do not repeat.
 
 SITE_MIN_PAGES = 3  # fewer pages of a site say nothing about what repeats on it
-SITE_MEMORY_CAP = 200_000  # distinct paragraphs remembered per site: beyond them, new ones count as unique
+SITE_MEMORY_CAP = 200_000  # distinct paragraphs remembered per site (see SiteMemory._room)
 _DIGITS = r"\d+"  # compiled on first use: site memory alone needs it
 
 
@@ -805,13 +805,15 @@ class SiteMemory:
     bounded by the site's distinct paragraphs, at most ``cap``; ``repeated`` keeps only what the second pass
     needs. A page seen twice (the same paragraphs) counts once."""
 
-    __slots__ = ("_page_keys", "cap", "counts", "pages")
+    __slots__ = ("_page_keys", "cap", "counts", "full", "pages", "thinned")
 
     def __init__(self, cap: int = SITE_MEMORY_CAP) -> None:
         self.pages = 0
         self.counts: dict[int, int] = {}
         self.cap = cap
         self._page_keys: set[int] = set()
+        self.thinned = False  # paragraphs seen on one page only were let go to make room (``_room``)
+        self.full = False  # what it holds recurs: new paragraphs count as unique
 
     def add(self, texts: Iterable[str]) -> None:
         """Count one page's paragraphs."""
@@ -828,7 +830,8 @@ class SiteMemory:
         for key in keys:
             if key in counts:
                 counts[key] += 1
-            elif len(counts) < self.cap:
+            elif len(counts) < self.cap or self._room():
+                counts = self.counts
                 counts[key] = 1
 
     def merge(self, other: SiteMemory) -> None:
@@ -838,20 +841,37 @@ class SiteMemory:
             return
         if self._page_keys <= other._page_keys:
             self.pages, self.counts, self._page_keys = other.pages, dict(other.counts), set(other._page_keys)
+            self.thinned, self.full = other.thinned, other.full
             return
         self.pages += other.pages
         self._page_keys |= other._page_keys
+        self.thinned |= other.thinned
         counts = self.counts
         for key, count in other.counts.items():
             if key in counts:
                 counts[key] += count
-            elif len(counts) < self.cap:
+            elif len(counts) < self.cap or self._room():
+                counts = self.counts
                 counts[key] = count
+
+    def _room(self) -> bool:
+        """Whether a paragraph not yet counted can be, the memory being at its cap: the paragraphs seen on one
+        page only are let go while that frees a quarter of the cap (a page of 200,000 distinct lines, counted
+        first, filled it, and the site's chrome counted after it recurred on no page: memory was off for the
+        site, whatever the note said). A paragraph let go and seen again counts from one."""
+        if self.full:
+            return False
+        kept = {key: count for key, count in self.counts.items() if count > 1}
+        if len(kept) > self.cap * 3 // 4:
+            self.full = True
+            return False
+        self.counts, self.thinned = kept, True
+        return True
 
     def repeated(self) -> SiteMemory:
         """The same memory without the paragraphs seen once (they read as unique either way)."""
         kept = SiteMemory(self.cap)
-        kept.pages = self.pages
+        kept.pages, kept.thinned, kept.full = self.pages, self.thinned, self.full
         kept.counts = {key: count for key, count in self.counts.items() if count > 1}
         return kept
 

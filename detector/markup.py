@@ -287,8 +287,9 @@ def paid_link(rel: str | None, href: str | None) -> bool:
 
 
 def _hidden(element) -> bool:
-    if element.get("hidden") is not None:
-        return True
+    hidden = element.get("hidden")
+    if hidden is not None:  # (until-found: an accordion's answer, which page search opens, as a <details>)
+        return hidden.strip().lower() != "until-found"
     style = element.get("style")
     return bool(style) and _HIDDEN_STYLE.search(style) is not None
 
@@ -325,8 +326,23 @@ def parse(html: str):
         html.encode("utf-8")
     except UnicodeEncodeError:
         html = _SURROGATE.sub("\ufffd", html)
+    root = _parsed(html, comments=False)
+    if root is not None and _segments(root):  # React's streamed server rendering: read again with the comments
+        root = _parsed(html, comments=True)  # that end its boundaries (only such pages are parsed twice)
+        if root is not None:
+            _fill_streamed(root)
+            etree.strip_tags(root, etree.Comment)
+    return root
+
+
+def _parsed(html: str, comments: bool):
+    """libxml2's tree of the page, what follows its ``</html>`` put in its body; None when empty."""
+    from lxml import etree
+
     # etree's parser, not lxml.html's: the same libxml2 parse without a Python call per element for its classes
-    parser = etree.HTMLParser(remove_comments=True, remove_pis=True, no_network=True, recover=True, huge_tree=True)
+    parser = etree.HTMLParser(
+        remove_comments=not comments, remove_pis=True, no_network=True, recover=True, huge_tree=True
+    )
     try:
         root = etree.fromstring(html, parser)
     except (etree.ParserError, etree.XMLSyntaxError, ValueError):
@@ -341,6 +357,96 @@ def parse(html: str):
             body = root.find("body")
             (root if body is None else body).extend(after)
     return root
+
+
+def _segments(root: Any) -> list[Any]:
+    """React 18's streamed content: elements ``hidden`` with an id ``S:…`` (<div hidden id="S:0">)."""
+    return root.xpath("//*[@hidden][starts-with(@id, 'S:')]")
+
+
+_STREAMED_DEPTH = 64  # React appends its segments to the body, and its boundaries sit in the page's layout
+
+
+def _fill_streamed(root: Any) -> None:
+    """Put the content React streamed into hidden ``<div hidden id="S:n">`` elements where its script puts it
+    (``$RC``: in place of the fallback after ``<template id="B:n">`` up to the boundary's ``<!--/$-->``;
+    ``$RS``: in place of ``<template id="P:n">``), as a browser shows the page: read as hidden, the whole article
+    of a Next.js page was lost and its "Artikel wird geladen …" kept. Content without its template is read
+    where it stands; a fallback whose end is not within ``_FALLBACK_SIBLINGS`` siblings is left (a page cut,
+    its comments stripped). Linear in the page: each boundary looks at its fallback alone."""
+    templates: dict[str, Any] = {}
+    for template in root.iter("template"):
+        templates.setdefault(template.get("id") or "", template)
+    # any element: React wraps a segment as its context needs (<table hidden id="S:0"> for rows)
+    streamed = _segments(root)
+    for segment in streamed:
+        del segment.attrib["hidden"]
+    done: set[str] = set()
+    for segment in streamed:
+        key = segment.get("id")[2:]
+        if key in done:  # (a second segment of one id: read where it stands)
+            continue
+        done.add(key)
+        boundary, placeholder = templates.get(f"B:{key}"), templates.get(f"P:{key}")
+        target = boundary if boundary is not None else placeholder
+        if target is None or target.getparent() is None:
+            continue
+        around = _ancestors(segment)
+        inside = _ancestors(target)
+        if around is None or inside is None or segment in inside:  # too deep to be React's, or its own template
+            continue
+        if boundary is not None:
+            fallback = _fallback(boundary, segment, around)
+            if fallback is None:
+                continue
+            boundary.tail = None
+            for sibling in fallback:
+                sibling.getparent().remove(sibling)  # (with its tail: text of the fallback)
+        _remove_keeping_tail(segment)
+        target.tail = (segment.text or "") + (target.tail or "")
+        for child in reversed(list(segment)):
+            target.addnext(child)  # (addnext moves the child's tail with it)
+
+
+def _ancestors(element: Any) -> set[Any] | None:
+    """An element's ancestors, or None when it is deeper than ``_STREAMED_DEPTH`` (looked at so far only)."""
+    found = set(islice(element.iterancestors(), _STREAMED_DEPTH + 1))
+    return None if len(found) > _STREAMED_DEPTH else found
+
+
+_FALLBACK_SIBLINGS = 256  # a boundary's fallback (a skeleton, a spinner) is a few elements
+
+
+def _fallback(boundary: Any, segment: Any, around: set[Any]) -> list[Any] | None:
+    """The nodes of a boundary's fallback: the siblings after its template up to its ``<!--/$-->`` (nested
+    boundaries counted), or None when that end is not found soon, or the streamed content itself stands among
+    them."""
+    nodes: list[Any] = []
+    nested = 0
+    for sibling in boundary.itersiblings():
+        if len(nodes) >= _FALLBACK_SIBLINGS or sibling is segment or sibling in around:
+            return None
+        if not isinstance(sibling.tag, str):
+            if sibling.text in ("$", "$?", "$!"):
+                nested += 1
+            elif sibling.text == "/$":
+                if not nested:
+                    return nodes  # (the end itself stays: its tail is the page after the boundary)
+                nested -= 1
+        nodes.append(sibling)
+    return None
+
+
+def _remove_keeping_tail(element: Any) -> None:
+    """Take an element out of the tree, its tail text left where it stood."""
+    parent = element.getparent()
+    if element.tail:
+        previous = element.getprevious()
+        if previous is not None:
+            previous.tail = (previous.tail or "") + element.tail
+        else:
+            parent.text = (parent.text or "") + element.tail
+    parent.remove(element)
 
 
 def blocks(html: str) -> list[Block]:
@@ -507,6 +613,7 @@ def _walk(root) -> Iterator[Block]:
 
 
 _META_CHARSET = re.compile(rb"""<meta[^>]{0,200}?charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]{1,40})""", re.I)
+_XML_ENCODING = re.compile(rb"""\s*<\?xml\s[^>]{0,200}?encoding\s*=\s*["']\s*([A-Za-z0-9_.:-]{1,40})""")
 
 
 _HEAD_END = re.compile(rb"</head\b|<body\b", re.I)
@@ -516,13 +623,16 @@ _HEAD_LIMIT = 1 << 16  # bytes: how far a <meta charset> is looked for in a head
 def declared_charset(data: bytes) -> str | None:
     """The charset a page declares in a ``<meta>`` tag (``charset=`` or the ``http-equiv`` form), when Python
     knows it: in its first 4 KB, else anywhere in its head (as a browser that meets it late reads the page
-    again with it), up to 64 KB."""
+    again with it), up to 64 KB; without one, in the XML declaration it begins with (XHTML of older CMSs, as
+    Blink and WebKit read it: ``<?xml version="1.0" encoding="iso-8859-2"?>`` was read as Windows-1252)."""
     import codecs
 
     match = _META_CHARSET.search(data[:4096])
     if match is None and len(data) > 4096:
         end = _HEAD_END.search(data, 0, _HEAD_LIMIT)
         match = _META_CHARSET.search(data[: end.start() if end else _HEAD_LIMIT])
+    if match is None:
+        match = _XML_ENCODING.match(data, 0, 1024)
     if match is None:
         return None
     try:
@@ -598,6 +708,17 @@ def decode_html(
         declared = codecs.lookup(transport).name if transport else declared_charset(data)
     except LookupError:
         declared = declared_charset(data)
+    if declared and _WESTERN.get(browser_codec_or_none(declared) or "") and (mixed := _utf8_and_western(data)):
+        # a page that declares a Western one-byte charset and holds UTF-8 (a template around UTF-8 text, or
+        # UTF-8 chrome around an article from an old database): read as the declaration, every umlaut of the
+        # UTF-8 part came out as "Ã¶" without a word; read as UTF-8, those of the other part were lost
+        if notes is not None:
+            where, western = "HTTP header's" if transport else "page's", mixed[1]
+            notes.append(
+                f"the {where} declared charset {declared} does not fit all its bytes: read as UTF-8 where they "
+                f"are, {western} byte{'' if western == 1 else 's'} as Windows-1252"
+            )
+        return mixed[0]
     if declared and declared not in ("utf-8", "utf-16", "utf-32"):
         text = None
         for codec in dict.fromkeys((browser_codec(declared), declared)):
@@ -612,6 +733,59 @@ def decode_html(
             where = "HTTP header's" if transport else "page's"
             notes.append(f"the {where} declared charset {declared} does not fit its bytes")
     return decode(data, None, notes)
+
+
+_WESTERN = {"cp1252": True, "iso8859-15": True}  # the codecs browsers read Western pages with
+
+
+def browser_codec_or_none(charset: str) -> str | None:
+    try:
+        return browser_codec(charset)
+    except LookupError:
+        return None
+
+
+_HIGH_BYTES = bytes(range(0x80, 0x100))
+_UTF8_SEQUENCE = re.compile(rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}")
+
+
+def _utf8_and_western(data: bytes) -> tuple[str, int] | None:
+    """A page that declares a Western one-byte charset yet holds UTF-8, read as UTF-8 where it is and as
+    Windows-1252 where it is not, with how many bytes were read the second way; None when it holds fewer than
+    two UTF-8 characters above ASCII. Where its UTF-8 characters outnumber the bytes that are not UTF-8, the
+    page is UTF-8 with a few stray bytes (any script); else it is Windows-1252 text beside UTF-8 (chrome and
+    an article from an old database): then only Western UTF-8 characters (Latin-1 letters, „ “ – €) are read as
+    UTF-8 and only when nearly all of them are Western, for Windows-1252 letters can form other UTF-8 by
+    chance ("ß" and a no-break space, "Ä“")."""
+    sequences = [(m.start(), m.end(), m.group().decode("utf-8", "replace")) for m in _UTF8_SEQUENCE.finditer(data)]
+    sequences = [(start, end, char) for start, end, char in sequences if len(char) == 1 and char != "\ufffd"]
+    above = len(data) - len(data.translate(None, _HIGH_BYTES))
+    stray = above - sum(end - start for start, end, _ in sequences)
+    if len(sequences) < 2:
+        return None
+    if len(sequences) <= stray:
+        sequences = [item for item in sequences if _western(item[2])]
+        if len(sequences) < 2 or len(sequences) * 10 < 9 * sum(1 for m in _UTF8_SEQUENCE.finditer(data)):
+            return None
+    parts: list[str] = []
+    at = 0
+    for start, end, char in sequences:
+        parts += [_windows_1252(data[at:start]), char]
+        at = end
+    parts.append(_windows_1252(data[at:]))
+    return "".join(parts), above - sum(end - start for start, end, _ in sequences)
+
+
+def _western(char: str) -> bool:
+    return "\xa0" <= char <= "\xff" or "\u2010" <= char <= "\u20ac"
+
+
+def _windows_1252(data: bytes) -> str:
+    """Bytes as Windows-1252, the five it leaves out as Latin-1 (as browsers read them)."""
+    try:
+        return data.decode("cp1252")
+    except UnicodeDecodeError:
+        return "".join(bytes([b]).decode("cp1252", "ignore") or chr(b) for b in data)
 
 
 def _fits(text: str) -> bool:

@@ -107,8 +107,11 @@ _DOTS = {0x3002: ".", 0xFF0E: ".", 0xFF61: "."}  # UTS 46 maps them to a dot, as
 def site_name(name: str | None) -> str:
     """A host or a folder name as sites are compared: lower case, letters composed, an internationalised domain
     name in its ASCII form (``börse-müller.de`` is ``xn--brse-mller-ecb1f.de``, as crawlers write it), without
-    ``www.`` and a final dot. The ideographic full stops browsers read as dots are dots (``example。org``)."""
-    site = reader_text((name or "").strip()).lower().translate(_DOTS).rstrip(".").removeprefix("www.")
+    ``www.`` (of a host below a domain) and a final dot. The ideographic full stops browsers read as dots are
+    dots (``example。org``)."""
+    site = reader_text((name or "").strip()).lower().translate(_DOTS).rstrip(".")
+    if site.startswith("www.") and "." in site[4:]:  # (www.de is the host of the domain www.de)
+        site = site[4:]
     if site.isascii():
         return site
     if not all(0 < len(label) <= 63 for label in site.split(".")):  # not a host name: as it is (checked before

@@ -172,7 +172,8 @@ def test_a_run_removes_only_its_own_temporary_files(tmp_path):
     assert not mine.exists() and theirs.exists()
 
 
-def test_skip_existing_removes_temporary_files_of_killed_runs_only(tmp_path):
+def _batch_with_a_dead_pid(tmp_path: Path) -> tuple[Path, Path, int]:
+    """A folder of one page, an output folder, and the process id of a process that has ended."""
     src = tmp_path / "in"
     src.mkdir()
     (src / "a.txt").write_text(ARTICLE, encoding="utf-8")
@@ -180,7 +181,12 @@ def test_skip_existing_removes_temporary_files_of_killed_runs_only(tmp_path):
     out.mkdir()
     dead = subprocess.Popen(["true"])
     dead.wait()
-    stale = batch.temp_path(out / "x.txt", f"{batch._host()}-{dead.pid}-0000")
+    return src, out, dead.pid
+
+
+def test_skip_existing_removes_temporary_files_of_killed_runs_only(tmp_path):
+    src, out, dead = _batch_with_a_dead_pid(tmp_path)
+    stale = batch.temp_path(out / "x.txt", f"{batch._host()}-{dead}-0000")
     alive = batch.temp_path(out / "y.txt", f"{batch._host()}-{os.getpid()}-1111")
     stale.write_text("half")
     alive.write_text("half")
@@ -195,16 +201,10 @@ def test_temporary_files_of_a_run_in_another_pid_namespace_of_the_same_host_name
     the other's live run (its process id unknown here) for a killed one and removed its temporary files."""
     if not os.path.exists("/proc/self/ns/pid"):
         pytest.skip("no PID namespaces here")
-    src = tmp_path / "in"
-    src.mkdir()
-    (src / "a.txt").write_text(ARTICLE, encoding="utf-8")
-    out = tmp_path / "out"
-    out.mkdir()
-    dead = subprocess.Popen(["true"])
-    dead.wait()
+    src, out, dead = _batch_with_a_dead_pid(tmp_path)
     host_name_alone = f"{zlib.crc32(os.uname().nodename.encode()):08x}"
     assert batch._host() != host_name_alone
-    theirs = batch.temp_path(out / "x.txt", f"{host_name_alone}-{dead.pid}-0000")
+    theirs = batch.temp_path(out / "x.txt", f"{host_name_alone}-{dead}-0000")
     theirs.write_text("half")
     result = run("clean-article", src, "-o", out, "--skip-existing", "--jobs", "1")
     assert result.returncode == 0 and theirs.exists()
@@ -984,7 +984,10 @@ def test_skip_existing_does_not_carry_a_failure_of_a_whole_file_as_a_bad_record(
     (source / "site" / "b.txt").write_text(ARTICLE)
     again = run("clean-article", source, "-o", out, "--errors", errors, "--skip-existing")
     assert again.returncode == 0, again.stderr
-    assert lines(again)[-1].startswith("0 files cleaned, 0 failed, 2 skipped;")
+    assert lines(again)[-1].startswith(  # b.txt written since its output was: made again
+        "1 file cleaned, 0 failed, 1 skipped, 1 cleaned again (their outputs were made of an earlier state of "
+        "their inputs);"
+    )
     assert errors.read_text() == ""
 
 
@@ -2955,6 +2958,16 @@ def test_an_internationalised_host_with_sharp_s_is_its_punycode_as_browsers_writ
     assert site_name("www.BÖRSE.de.") == "xn--brse-5qa.de"
 
 
+def test_a_records_host_is_one_site_however_its_url_writes_it():
+    """Round 64: a url behind a zero-width space or a BOM had no site; [::1] and [0:0:0:0:0:0:0:1] were two;
+    www.de was the site "de"; a percent-encoded host was not the host a browser reads."""
+    assert batch.host_of("\u200bhttps://www.finanzen.net/a") == batch.host_of("\ufeffhttps://finanzen.net/b")
+    assert batch.host_of("\u200bhttps://www.finanzen.net/a") == "finanzen.net"
+    assert batch.host_of("https://[0:0:0:0:0:0:0:1]:8080/a") == batch.host_of("http://[::1]/b") == "::1"
+    assert batch.host_of("https://www.de/") == "www.de"
+    assert batch.host_of("https://%66inanzen.net/x") == "finanzen.net"
+
+
 def test_a_followed_link_to_a_page_file_never_takes_the_real_files_page(tmp_path):
     """Reached before its target, a link to a file took the real file's page, output and site, silently, and
     the order of the command line decided which."""
@@ -4824,3 +4837,52 @@ def test_the_errors_file_joins_a_warc_records_line_and_goes_to_standard_output_a
         2,
         ["error: --errors -: standard output holds the article; name a file"],
     )
+
+
+def test_records_of_one_host_told_apart_by_their_query_alone_are_pages_of_their_own():
+    """Round 67: `https://x.de?id=1` and `?id=2` (no path) were one page of site memory, as were `x.de//a` and
+    `x.de//b`: the records after the first were left out of the count."""
+    urls = ["https://x.de?id=1", "https://x.de?id=2", "x.de?id=3", "x.de//a", "x.de//b", "https://x.de\\c"]
+    addresses = [batch.page_address(url, batch.host_of(url) or "") for url in urls]
+    assert addresses == ["x.de/?id=1", "x.de/?id=2", "x.de/?id=3", "x.de//a", "x.de//b", "x.de/c"]
+    same = ["http://www.x.de/a#top", "https://x.de/a?", "x.de/a", "https:x.de/a", "https:/x.de/a"]
+    assert {batch.page_address(url, batch.host_of(url) or "") for url in same} == {"x.de/a"}
+    # round 68: a query holding "://" in a url without its scheme, and a percent-escape of an unreserved letter
+    assert batch.page_address("x.de/?u=a://b", "x.de") == batch.page_address("https://x.de/?u=a://b", "x.de")
+    assert batch.page_address("https://x.de/%7Eanna", "x.de") == batch.page_address("https://x.de/~anna", "x.de")
+
+
+def test_errors_to_standard_output_never_replace_the_file_behind_it_nor_mix_with_the_article(tmp_path):
+    """Round 67: `--errors -` or `/dev/stdout` with standard output appended to a log (`>> run.log`) replaced the
+    log; `--errors /dev/stdout` without -o mixed the errors into the article's JSON Lines; `--errors ./-` (a file
+    named "-") was taken for standard output."""
+    source = tmp_path / "in" / "bad.jsonl"
+    source.parent.mkdir()
+    source.write_text('{"text": "Der Dax stieg heute um zwei Prozent."}\n{bad\n', encoding="utf-8")
+    log = tmp_path / "run.log"
+    log.write_text("old line\n")
+    for option in ("-", "/dev/stdout"):
+        shell = f"{BIN / 'clean-article'} -q {source.parent} -o {tmp_path / 'out'} --errors {option} >> {log}"
+        assert subprocess.run(shell, shell=True, cwd=tmp_path).returncode == 1
+    found = log.read_text().splitlines()
+    assert found[0] == "old line" and len(found) == 3
+    assert [json.loads(line)["line"] for line in found[1:]] == [2, 2]
+    mixed = subprocess.run(
+        f"{BIN / 'clean-article'} {source} --errors /dev/stdout | cat", shell=True, capture_output=True
+    )
+    assert mixed.stdout == b""
+    assert (
+        mixed.stderr.decode() == "error: the errors file /dev/stdout is standard output, which holds the article\n"
+    )
+    named = run("clean-article", source, "--errors", "./-", cwd=tmp_path)
+    assert named.returncode == 1 and json.loads((tmp_path / "-").read_text())["line"] == 2
+
+
+def test_errors_to_a_closed_standard_output_are_refused_before_the_output_folder_is_made(tmp_path):
+    source = tmp_path / "in" / "a.txt"
+    source.parent.mkdir()
+    source.write_text(ARTICLE, encoding="utf-8")
+    shell = f"{BIN / 'clean-article'} {source.parent} -o {tmp_path / 'out'} --errors - >&-"
+    result = subprocess.run(shell, shell=True, capture_output=True)
+    assert (result.returncode, result.stderr) == (1, b"error: --errors -: standard output is closed\n")
+    assert not (tmp_path / "out").exists()

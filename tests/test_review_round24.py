@@ -148,8 +148,8 @@ def test_review_of_files_without_a_page_name_says_they_were_passed_over_for_thei
         1,
         [
             "error: no page among the inputs: 2 file(s) passed over for their names (review reads *.txt, "
-            "*.txt.gz, *.md, *.md.gz, *.markdown, *.markdown.gz, *.html, *.htm, *.html.gz, *.htm.gz; name "
-            "them one by one to read them anyway)"
+            "*.txt.gz, *.md, *.md.gz, *.markdown, *.markdown.gz, *.html, *.htm, *.xhtml, *.shtml, *.html.gz, "
+            "*.htm.gz, *.xhtml.gz, *.shtml.gz; name them one by one to read them anyway)"
         ],
     )
     one_by_one = run("detector", "review", *sorted(news.iterdir()), "-o", tmp_path / "drafts")
@@ -161,7 +161,7 @@ def test_review_of_files_without_a_page_name_says_they_were_passed_over_for_thei
         1,
         [
             "error: no page among the inputs (review reads *.txt, *.txt.gz, *.md, *.md.gz, *.markdown, "
-            "*.markdown.gz, *.html, *.htm, *.html.gz, *.htm.gz)"
+            "*.markdown.gz, *.html, *.htm, *.xhtml, *.shtml, *.html.gz, *.htm.gz, *.xhtml.gz, *.shtml.gz)"
         ],
     )
 
