@@ -1143,7 +1143,7 @@ def host_of(url: object) -> str | None:
         return None
     from urllib.parse import unquote, urlsplit
 
-    url = url.strip().strip("\u200b\u2060\ufeff").strip()  # (a zero-width space or BOM copied before it)
+    url = _trimmed(url)
     if url[:8].lower().startswith(("http:", "https:")):
         url = url.replace("\\", "/")  # as browsers read http(s) urls: https://example.org\a is example.org
     elif _host_and_port(url):  # example.org:8080/a: urlsplit took "example.org" for the scheme
@@ -1169,6 +1169,11 @@ def host_of(url: object) -> str | None:
     return site_name(host) or None
 
 
+def _trimmed(url: str) -> str:
+    """A url without the white space, and the zero-width space or BOM copied with it, around it."""
+    return url.strip().strip("\u200b\u2060\ufeff").strip()
+
+
 def page_address(url: str, host: str) -> str:
     """A record's page as site memory tells pages apart: its host (``host_of``), path and query, read as
     ``host_of`` reads the url, without the scheme and the fragment and with percent-escapes decoded, so that a
@@ -1176,7 +1181,7 @@ def page_address(url: str, host: str) -> str:
     ``~``) is one page however its copies differ."""
     from urllib.parse import unquote
 
-    rest = url.strip().strip("\u200b\u2060\ufeff").strip().split("#", 1)[0]
+    rest = _trimmed(url).split("#", 1)[0]
     scheme = re.match(r"(?i)https?:[/\\]*", rest)  # https://x.de/a, https:x.de/a, https:\\x.de\\a, as browsers
     rest = rest[scheme.end() :].replace("\\", "/") if scheme else rest.removeprefix("//")
     cut = min((at for at in (rest.find("/"), rest.find("?")) if at != -1), default=len(rest))

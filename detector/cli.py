@@ -522,7 +522,7 @@ def clean_main(argv: list[str] | None = None) -> int:
         read = _files_read(args, inputs if args.output is None else [])
         if config.errors is not None and (what := read.get(os.path.realpath(config.errors))):
             raise batch.UsageError(f"the errors file {batch.display(config.errors)} is {what}")
-        if config.errors is not None and inputs == ["-"] and _is_standard_input(config.errors):
+        if config.errors is not None and inputs == ["-"] and _is_standard_stream(config.errors):
             raise batch.UsageError(f"the errors file {batch.display(config.errors)} is standard input")
     except batch.UsageError as exc:
         return _error(str(exc), 2)
@@ -567,7 +567,7 @@ def each_result(stream: Generator[batch.Result, None, None], take: Callable[[bat
 
 def _files_read(args: argparse.Namespace, inputs: list[str]) -> dict[str, str]:
     """The files a run reads that it must never write over (with ``--errors`` or an output), by real path:
-    the ``--model`` and ``--rules`` files and the ``inputs`` (standard input: ``_is_standard_input``)."""
+    the ``--model`` and ``--rules`` files and the ``inputs`` (standard input: ``_is_standard_stream``)."""
     read: dict[str, str] = {}
     named = [(args.model, "the --model file"), *((r, "a --rules file") for r in args.rules or ())]
     named += [(listing, "the --files-from list") for listing in args.files_from or () if listing not in ("", "-")]
@@ -580,9 +580,9 @@ def _files_read(args: argparse.Namespace, inputs: list[str]) -> dict[str, str]:
     return read
 
 
-def _is_standard_input(path: str | Path, descriptor: int = 0) -> bool:
-    """Whether a path is the file standard input reads (``clean-article --errors page.txt < page.txt``), or
-    with ``descriptor`` 1 the one standard output writes."""
+def _is_standard_stream(path: str | Path, descriptor: int = 0) -> bool:
+    """Whether a path is the file standard input reads (``clean-article --errors page.txt < page.txt``), or the
+    one of another descriptor (1: standard output)."""
     try:
         return os.path.samestat(os.fstat(descriptor), os.stat(path))
     except (OSError, ValueError):  # no such file, or no standard input
@@ -591,7 +591,7 @@ def _is_standard_input(path: str | Path, descriptor: int = 0) -> bool:
 
 def _is_standard_output(path: Path) -> bool:
     """Whether a path is where standard output goes, a file or a pipe (at a terminal the two may share it)."""
-    return not sys.stdout.isatty() and _is_standard_input(path, 1)
+    return not sys.stdout.isatty() and _is_standard_stream(path, 1)
 
 
 def _errors_path(value: str) -> Path | str:
