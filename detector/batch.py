@@ -3321,8 +3321,8 @@ def summary(results: list[Result], seconds: float, interrupted: bool = False) ->
     redone = [r.redone for r in results if r.status == "cleaned" and r.redone]  # --skip-existing
     if redone:
         why = [(redone.count(key), REDONE[key]) for key in REDONE if key in redone]
-        said = why[0][1] if len(why) == 1 else ": " + "; ".join(f"{n} {text}" for n, text in why)
-        extra += f", {len(redone)} cleaned again (their outputs were {said})"
+        said = f" {why[0][1]}" if len(why) == 1 else ": " + "; ".join(f"{n} {text}" for n, text in why)
+        extra += f", {len(redone)} cleaned again (their outputs were{said})"
     head = "interrupted: " if interrupted else ""
     dropped_files = f", {count['dropped']} dropped" if count["dropped"] else ""
     return (
@@ -3347,9 +3347,12 @@ def carry_errors(path: Path, results: list[Result]) -> None:
     tell them; the run before wrote those outputs without them."""
     # By the real path: the earlier run may have named the input otherwise (d1, ./d1, /abs/d1).
     skipped = {_real_key(r.source): r for r in results if r.status == "skipped" and r.reason == "output exists"}
+    target = errors_target(path)
+    if _written_in_place(target) or _standard_stream(target) is not None:
+        return  # a stream, not a file to rewrite: reading /dev/stdout of a pipe waited for ever (signals held)
     try:
         # "\n" alone ends a line: a file name or url may hold U+2028, which splitlines() also splits at
-        lines = errors_target(path).read_text(encoding="utf-8").split("\n")
+        lines = target.read_text(encoding="utf-8").split("\n")
     except (OSError, ValueError):
         return
     for line in lines:
@@ -3381,15 +3384,12 @@ def write_errors(path: Path, results: list[Result], run_id: str) -> None:
     never replaced by a file."""
     lines = (json_line(record) for record in error_records(results))
     target = errors_target(path)
-    for descriptor in (1, 2):  # the file behind standard output or error (``>> log``): written where it stands,
-        try:  # never replaced (what it held, and what the shell wrote after the run, was lost)
-            if target.is_file() and os.path.samestat(os.fstat(descriptor), os.stat(target)):
-                (sys.stdout if descriptor == 1 else sys.stderr).flush()  # (what was said before comes first)
-                with open(os.dup(descriptor), "wb") as handle:
-                    handle.writelines(lines)
-                return
-        except OSError:  # a standard stream closed
-            continue
+    descriptor = _standard_stream(target)
+    if descriptor is not None:  # the file behind standard output or error (``>> log``): written where it stands,
+        (sys.stdout if descriptor == 1 else sys.stderr).flush()  # never replaced (what it held was lost)
+        with open(os.dup(descriptor), "wb") as handle:
+            handle.writelines(lines)
+        return
     if _written_in_place(target):
         # a pipe without a reader would block for ever (after the batch, with its signals ignored): refused
         try:
@@ -3403,6 +3403,17 @@ def write_errors(path: Path, results: list[Result], run_id: str) -> None:
             handle.writelines(lines)
         return
     write_atomic(target, lines, run_id)
+
+
+def _standard_stream(target: Path) -> int | None:
+    """1 or 2 when a regular file is the one behind standard output or error, else None."""
+    for descriptor in (1, 2):
+        try:
+            if target.is_file() and os.path.samestat(os.fstat(descriptor), os.stat(target)):
+                return descriptor
+        except OSError:  # a standard stream closed
+            continue
+    return None
 
 
 def errors_target(path: Path) -> Path:

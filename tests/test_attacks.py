@@ -4886,3 +4886,15 @@ def test_errors_to_a_closed_standard_output_are_refused_before_the_output_folder
     result = subprocess.run(shell, shell=True, capture_output=True)
     assert (result.returncode, result.stderr) == (1, b"error: --errors -: standard output is closed\n")
     assert not (tmp_path / "out").exists()
+
+
+def test_skip_existing_with_errors_to_a_pipe_ends(tmp_path):
+    """Round 69: `--skip-existing --errors - | cat` read its "old errors file", the pipe of its own standard
+    output, and waited for ever with its stops held (SIGTERM did not end it)."""
+    source = tmp_path / "in" / "a.txt"
+    source.parent.mkdir()
+    source.write_text(ARTICLE, encoding="utf-8")
+    assert run("clean-article", source.parent, "-o", tmp_path / "out", "-q").returncode == 0
+    shell = f"{BIN / 'clean-article'} {source.parent} -o {tmp_path / 'out'} --skip-existing --errors - | cat"
+    result = subprocess.run(shell, shell=True, capture_output=True, timeout=60)
+    assert result.stdout == b"" and result.stderr.decode().startswith("0 files cleaned, 0 failed, 1 skipped;")

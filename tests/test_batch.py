@@ -1248,3 +1248,14 @@ def test_a_pool_thread_that_cannot_fork_a_worker_ends_without_a_traceback():
     finally:
         threading.excepthook = before
     assert told == ["Thread-8 (other)"]
+
+
+def test_the_summary_tells_each_reason_an_output_was_made_again():
+    from detector import batch
+
+    results = [batch.Result(f"p{i}.txt", "cleaned") for i in range(3)]
+    results[0].redone, results[1].redone, results[2].redone = "input", "partial", "partial"
+    assert batch.summary(results, 1.0).startswith(
+        "3 files cleaned, 0 failed, 0 skipped, 3 cleaned again (their outputs were: 1 made of an earlier state of "
+        "their inputs; 2 missing records that failed for their time or a dead worker);"
+    )  # (round 69: "were : 1 made …")
