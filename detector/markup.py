@@ -708,7 +708,7 @@ def decode_html(
         declared = codecs.lookup(transport).name if transport else declared_charset(data)
     except LookupError:
         declared = declared_charset(data)
-    if declared and _WESTERN.get(browser_codec_or_none(declared) or "") and (mixed := _utf8_and_western(data)):
+    if declared and _western_charset(declared) and (mixed := _utf8_and_western(data)):
         # a page that declares a Western one-byte charset and holds UTF-8 (a template around UTF-8 text, or
         # UTF-8 chrome around an article from an old database): read as the declaration, every umlaut of the
         # UTF-8 part came out as "Ã¶" without a word; read as UTF-8, those of the other part were lost
@@ -735,14 +735,12 @@ def decode_html(
     return decode(data, None, notes)
 
 
-_WESTERN = {"cp1252": True, "iso8859-15": True}  # the codecs browsers read Western pages with
-
-
-def browser_codec_or_none(charset: str) -> str | None:
+def _western_charset(charset: str) -> bool:
+    """Whether browsers read a declared charset as a Western one-byte one (ISO-8859-1, Windows-1252, Latin-9)."""
     try:
-        return browser_codec(charset)
+        return browser_codec(charset) in ("cp1252", "iso8859-15")
     except LookupError:
-        return None
+        return False
 
 
 _HIGH_BYTES = bytes(range(0x80, 0x100))
@@ -757,15 +755,15 @@ def _utf8_and_western(data: bytes) -> tuple[str, int] | None:
     an article from an old database): then only Western UTF-8 characters (Latin-1 letters, „ “ – €) are read as
     UTF-8 and only when nearly all of them are Western, for Windows-1252 letters can form other UTF-8 by
     chance ("ß" and a no-break space, "Ä“")."""
-    sequences = [(m.start(), m.end(), m.group().decode("utf-8", "replace")) for m in _UTF8_SEQUENCE.finditer(data)]
-    sequences = [(start, end, char) for start, end, char in sequences if len(char) == 1 and char != "\ufffd"]
+    found = [(m.start(), m.end(), m.group().decode("utf-8", "replace")) for m in _UTF8_SEQUENCE.finditer(data)]
+    sequences = [(start, end, char) for start, end, char in found if len(char) == 1 and char != "\ufffd"]
     above = len(data) - len(data.translate(None, _HIGH_BYTES))
     stray = above - sum(end - start for start, end, _ in sequences)
     if len(sequences) < 2:
         return None
     if len(sequences) <= stray:
         sequences = [item for item in sequences if _western(item[2])]
-        if len(sequences) < 2 or len(sequences) * 10 < 9 * sum(1 for m in _UTF8_SEQUENCE.finditer(data)):
+        if len(sequences) < 2 or len(sequences) * 10 < 9 * len(found):
             return None
     parts: list[str] = []
     at = 0
