@@ -64,6 +64,7 @@ class Paragraph(NamedTuple):
     list_tag: str = ""  # for HTML input: the list it stands in ("ul", "ol", "dl", "menu"), "" outside lists
     list_id: int = 0  # for HTML input: which list of the page (the items of one list share it)
     item_id: int = 0  # for HTML input: which item of its list (the paragraphs of one <li> share it)
+    item_tag: str = ""  # for HTML input: the item element ("li", "dt", "dd"), "" outside items
 
 
 def load_model(
@@ -243,6 +244,7 @@ def _labelled(
                     list_tag=b.list_tag,
                     list_id=b.list_id,
                     item_id=b.item_id,
+                    item_tag=b.item_tag,
                 )
             else:
                 paragraph = Paragraph(index, window_texts[k], labels[k], probs)
@@ -742,7 +744,7 @@ class PageWriter:
             self._list, self._term, self._number = (kind, p.list_id), False, number - 1
         if p.item_id == 0 or p.item_id != self._item:
             out += self._close_item()
-            item = ("dt" if p.tag == "dt" else "dd") if kind == "dl" else "li"
+            item = ("dt" if (p.item_tag or p.tag) == "dt" else "dd") if kind == "dl" else "li"
             if item == "dd" and not self._term:  # HTML5: a <dl>'s descriptions follow a term
                 out += "<dt></dt>\n"
             self._term = self._term or item == "dt"
@@ -1053,6 +1055,7 @@ def _paragraph_record(p: Paragraph) -> dict:
         "text": p.text,
         **({"tag": p.tag} if p.tag else {}),
         **({"list_tag": p.list_tag, "list_id": p.list_id, "item_id": p.item_id} if p.list_id else {}),
+        **({"item_tag": p.item_tag} if p.item_tag else {}),
     }
 
 
@@ -1079,7 +1082,10 @@ def render(paragraphs: Iterable[Paragraph], fmt: str = "text", keep: str | Itera
     return _render(paragraphs, fmt, keep, "render")
 
 
-def _render(paragraphs: Iterable[Paragraph], fmt: str, keep: str | Iterable[str], caller: str) -> str:
+def _render(
+    paragraphs: Iterable[Paragraph], fmt: str, keep: str | Iterable[str], caller: str, encodable: bool = True
+) -> str:
+    """``render`` for ``caller``; ``encodable``: JSON that can be written as UTF-8 (``_encodable``)."""
     if fmt == "explain":
         raise ValueError(
             "render() cannot explain: a paragraph does not carry its features; call detector.api.explain() (or "
@@ -1094,7 +1100,7 @@ def _render(paragraphs: Iterable[Paragraph], fmt: str, keep: str | Iterable[str]
             UserWarning,
             stacklevel=3,
         )
-    return _encodable(out) if fmt == "json" else out
+    return _encodable(out) if fmt == "json" and encodable else out
 
 
 def _encodable(out: str) -> str:
@@ -1110,8 +1116,9 @@ def _encodable(out: str) -> str:
 
 def as_record(paragraphs: list[Paragraph], keep: str | Iterable[str] = ("editorial",)) -> dict:
     """A page as plain data: the cleaned text, the page's verdict and, per paragraph, index, label,
-    probabilities, what decided the label, and text."""
-    result: dict = json.loads(_render(paragraphs, "json", keep, "as_record"))
+    probabilities, what decided the label, and text. The texts are the paragraphs' own, lone surrogates too
+    (as ``render``'s text): a JSON Lines record's ``paragraphs`` then agree with its ``cleaned_text``."""
+    result: dict = json.loads(_render(paragraphs, "json", keep, "as_record", encodable=False))
     return {"text": result["text"], "verdict": result["verdict"], "paragraphs": result["paragraphs"]}
 
 

@@ -138,9 +138,13 @@ class RunConfig(NamedTuple):
     output_root: str = ""  # the output folder's real path, which every output must stay inside (``inside``)
     timeout: float = 0.0  # seconds one page (a file, or a record of one) may take; 0: no limit (``start_page``)
     over_time: frozenset[str] = frozenset()  # inputs whose page went over it in site memory's first pass
+    memory_missed: int = 0  # inputs site memory's first pass did not count: their worker died (a note tells)
     record_jobs: int = 1  # worker processes that clean the records of one crawl file (``detector.workers``)
     records_here: float = 0.0  # seconds of its records cleaned in this process before those workers start
     settings_mark: str = ""  # what the outputs are marked with (``settings_mark``; "" : not marked)
+    # --skip-existing with an errors file: the files whose bad records it lists (``listed_files``); None: no
+    # errors file is read, and a file of records skipped with bad records is told (``had_bad_records``)
+    listed: frozenset[bytes] | None = None
 
     def patterns(self) -> tuple[str, ...]:
         return self.globs or DEFAULT_GLOBS[self.input_format]
@@ -319,6 +323,7 @@ class Task(NamedTuple):
     link: bool = False  # the input was a symbolic link when the batch was planned (followed: named, or asked)
     skip: tuple[int, ...] = ()  # records whose worker was ended over their time: failed, not cleaned again
     redo_after: float = 0.0  # cleaned again after its worker was ended: an output this new is this run's own
+    site: str = ""  # a page file's site when a folder named like a host holds its folder (``host_folder``)
 
     @property
     def shown(self) -> str:
@@ -1666,6 +1671,10 @@ def temp_path(target: Path, run_id: str) -> Path:
 _OUTPUT_FULL = (errno.EFBIG, errno.ENOSPC, errno.EDQUOT)  # a file-size limit, a full disk, a quota
 
 
+class _Abandoned(BaseException):
+    """A worker's output not written: its interrupted batch stopped waiting for it (``_run_forked``)."""
+
+
 def write_atomic(
     path: Path,
     chunks: Iterable[bytes],
@@ -1699,6 +1708,9 @@ def write_atomic(
         except OSError:  # none yet (the common case), or none to be read
             pass
         inside(path, root)
+        if (stop := _INHERITED.get("stop")) is not None and stop[1]:  # a forked worker whose batch was
+            # interrupted and no longer waits for its answers: an output renamed now would be counted by no one
+            raise _Abandoned
         if _HOLD_SIGNALS[0]:  # see ``_run_here``
             signal.pthread_sigmask(signal.SIG_BLOCK, (signal.SIGINT, signal.SIGTERM, signal.SIGHUP))
         os.replace(tmp, path)
@@ -1761,9 +1773,12 @@ def _clean_file(task: Task, config: RunConfig) -> Result:
     redo = ""
     mark = f"{config.settings_mark}.{_input_stamp(task.source)}" if config.settings_mark else ""
     if config.skip_existing and target.is_file() and not _written_since(target, task.redo_after):
-        redo = _made_with(target, mark)
+        redo = _made_with(target, mark, task.source, config.listed)
         if not redo:
-            return Result(name, "skipped", "output exists")  # (a folder or FIFO in the way is no output: it fails)
+            skipped = Result(name, "skipped", "output exists")  # (a folder or FIFO in the way is no output: fails)
+            if config.listed is None and task.kind in ("jsonl", "warc"):
+                had_bad_records(skipped, task.target)
+            return skipped
     if task.source in config.over_time:
         return Result(name, "failed", f"{name}: {over_time(config)} (in site memory's first pass)")
     result = Result(name, "cleaned")
@@ -1782,8 +1797,8 @@ def _clean_file(task: Task, config: RunConfig) -> Result:
                 )
                 return result
             data = read_limited(handle, config.max_bytes, name)
-        memory = (config.memories or {}).get(file_site(task.source))
-        page = clean_page(data, name, task.kind, config, folder_name(task.source), memory)
+        memory = (config.memories or {}).get(file_site(task.source, task.site))
+        page = clean_page(data, name, task.kind, config, folder_name(task.source, task.site), memory)
         del data
         written = write_atomic(
             target,
@@ -1876,13 +1891,16 @@ def _input_stamp(source: str) -> str:
 # that ``--skip-existing`` cleans its file again (with a longer --timeout, more memory).
 _PASSING_FAILURES = ("took longer than --timeout", "not cleaned: its worker process died")
 PARTIAL = ".partial"
+BAD = ".bad"  # an output of records some of which were bad: ``--skip-existing`` needs them listed to skip it
 
 
 def _whole(mark: str, result: Result) -> str:
     """The mark of a file of records once cleaned: ``mark``, or it as incomplete (``PARTIAL``) when a record
-    failed for its time or its worker's death."""
+    failed for its time or its worker's death, or as holding bad records (``BAD``)."""
+    if not mark or not result.record_errors:
+        return mark
     passing = any(str(error.get("error", "")).startswith(_PASSING_FAILURES) for error in result.record_errors)
-    return mark + PARTIAL if mark and passing else mark
+    return mark + (PARTIAL if passing else BAD)
 
 
 def _set_mark(path: Path, mark: str) -> None:
@@ -1899,18 +1917,18 @@ REDONE = {
     "settings": "made with other settings",
     "input": "made of an earlier state of their inputs",
     "partial": "missing records that failed for their time or a dead worker",
+    "unlisted": "holding bad records the errors file did not list: a run interrupted, or a worker lost",
 }
 
 
-def _made_with(path: Path, mark: str) -> str:
+def _made_with(path: Path, mark: str, source: str = "", listed: frozenset[bytes] | None = None) -> str:
     """Why an existing output must be made again (a key of ``REDONE``), "" when it need not: its mark tells
-    other settings, another state of its input (``_input_stamp``), or records missing (``PARTIAL``). An output
-    without a mark, or with the settings alone (marked before inputs were), is kept as before."""
-    if not mark or not hasattr(os, "getxattr"):
-        return ""
-    try:
-        found = os.getxattr(path, MARK_ATTRIBUTE).decode("ascii", "replace")
-    except OSError:  # no mark (an older run, an output copied without it) or no extended attributes here
+    other settings, another state of its input (``_input_stamp``), records missing (``PARTIAL``), or bad
+    records (``BAD``) that the errors file being carried on (``listed``: the inputs it lists bad records of)
+    does not list, as when the run that wrote the output ended before its answer came (Dask, a dead worker).
+    An output without a mark, or with the settings alone (marked before inputs were), is kept as before."""
+    found = _mark_of(path) if mark else ""
+    if not found:
         return ""
     settings, _, stamp = mark.partition(".")
     found_settings, dot, found_stamp = found.partition(".")
@@ -1918,7 +1936,28 @@ def _made_with(path: Path, mark: str) -> str:
         return "settings"
     if found_stamp.endswith(PARTIAL[1:]):
         return "partial"
-    return "input" if dot and found_stamp != stamp else ""
+    if found_stamp.endswith(BAD) and listed is not None and _real_key(source) not in listed:
+        return "unlisted"
+    return "input" if dot and found_stamp.removesuffix(BAD) != stamp else ""
+
+
+def _mark_of(path: Path | str) -> str:
+    """An output's mark ("" where it has none: an older run, an output copied without it, no extended
+    attributes here)."""
+    if not hasattr(os, "getxattr"):
+        return ""
+    try:
+        return os.getxattr(path, MARK_ATTRIBUTE).decode("ascii", "replace")
+    except OSError:
+        return ""
+
+
+def had_bad_records(result: Result, target: str) -> None:
+    """A file of records skipped by ``--skip-existing`` without an errors file to carry on: its output's mark
+    tells it held bad records, which still count in the exit code, as they would have in its first run."""
+    if _mark_of(target).endswith(BAD):
+        reason = "bad records when an earlier run cleaned it (that run's errors file lists them)"
+        result.record_errors.append({"file": result.source, "error": reason})
 
 
 def _written_since(path: Path, when: float) -> bool:
@@ -1998,7 +2037,7 @@ def plan(inputs: list[str], outdir: Path, config: RunConfig, listed: Sequence[st
     tasks: list[Task] = []
     skipped: list[Result] = []
     sources: dict[str, str] = {}
-    candidates: list[tuple[str, str]] = []
+    candidates: list[tuple[str, str, str]] = []
     for root, from_list in [*((path, False) for path in inputs), *((path, True) for path in listed)]:
         if root == "":
             raise UsageError("an empty path is not an input")
@@ -2014,7 +2053,7 @@ def plan(inputs: list[str], outdir: Path, config: RunConfig, listed: Sequence[st
             earlier = len(skipped)  # this folder's own skips are the ones after it
             below = mirrored(root) if from_list else ""
             found = [
-                (path, os.path.join(below, path[prefix:]))
+                (path, os.path.join(below, path[prefix:]), host_folder(path, path[prefix:]))
                 for path in _walk(
                     root,
                     config.patterns(),
@@ -2028,16 +2067,16 @@ def plan(inputs: list[str], outdir: Path, config: RunConfig, listed: Sequence[st
                 patterns = ", ".join(config.patterns())
                 skipped.append(Result(display(root), "failed", f"{display(root)}: no file matches {patterns}"))
         else:
-            found = [(root, mirrored(root) if from_list else os.path.basename(root))]
+            found = [(root, mirrored(root) if from_list else os.path.basename(root), "")]
         candidates += found
     # A file reached twice is one page: the real file's, whichever comes first (a link to it reached before it
     # took its page, output and site, and the order of the command line decided), else the first named
     preferred: dict[str, str] = {}
-    reals = [os.path.realpath(path) for path, _ in candidates]
-    for (path, _), real in zip(candidates, reals):
+    reals = [os.path.realpath(path) for path, _, _ in candidates]
+    for (path, _, _), real in zip(candidates, reals):
         if real not in preferred or (os.path.islink(preferred[real]) and not os.path.islink(path)):
             preferred[real] = path
-    for (path, relative), real in zip(candidates, reals):
+    for (path, relative, site), real in zip(candidates, reals):
         if real in sources or preferred[real] != path:  # the same file named twice, or reached twice
             if preferred[real] != path and os.path.islink(path):
                 reason = f"a link to {display(preferred[real])}, which is cleaned under its own name"
@@ -2056,7 +2095,9 @@ def plan(inputs: list[str], outdir: Path, config: RunConfig, listed: Sequence[st
         dask = config.engine == "dask"
         link = os.path.islink(path)
         tasks.append(
-            Task(os.path.abspath(path), kind, target, path, link) if dask else Task(path, kind, target, "", link)
+            Task(os.path.abspath(path), kind, target, path, link, site=site and os.path.abspath(site))
+            if dask
+            else Task(path, kind, target, "", link, site=site)
         )
     targets: dict[str, str] = {}
     clashes: list[str] = []  # every pair told at once (a folder of page.txt beside page.html has many)
@@ -2242,18 +2283,39 @@ def check_writable(outdir: Path, errors: Path | None, run_id: str) -> None:
 # Site memory: a first pass over the batch counts which paragraphs recur across each site's pages
 
 
-def file_site(source: str) -> str:
-    """The site of a page file for site memory: its folder, the real one (pages of one site are usually stored
-    together; a link to the folder is the same folder)."""
-    return "folder:" + _real_folder(os.path.dirname(os.path.abspath(source)))
+def file_site(source: str, site: str = "") -> str:
+    """The site of a page file for site memory: ``site`` (``host_folder``) when given, else its folder, the
+    real one (pages of one site are usually stored together; a link to the folder is the same folder)."""
+    return "folder:" + _real_folder(os.path.abspath(site) if site else os.path.dirname(os.path.abspath(source)))
 
 
-def folder_name(source: str) -> str:
-    """The name of a page file's real folder, which the user's rules match as the page's site: its bytes read
-    as UTF-8, as the rules file is, whatever the locale (``börse.de`` decoded as Latin-9 or EUC-JP, or held as
-    surrogates in an ASCII locale, matched no rule: another article, exit 0)."""
-    name = os.path.basename(_real_folder(os.path.dirname(os.path.abspath(source))))
+def folder_name(source: str, site: str = "") -> str:
+    """The name of a page file's site folder (``file_site``), which the user's rules match as the page's site:
+    its bytes read as UTF-8, as the rules file is, whatever the locale (``börse.de`` decoded as Latin-9 or
+    EUC-JP, or held as surrogates in an ASCII locale, matched no rule: another article, exit 0)."""
+    name = os.path.basename(file_site(source, site))
     return os.fsencode(name).decode("utf-8", "replace")
+
+
+# A folder named as a host is named: labels of letters, digits and hyphens, a top-level label of letters (or an
+# internationalised one), a port where wget writes one ("example.org:8080")
+# (compiled on first use, by re's cache: a one-page run needs none)
+_HOST_NAME = r"(?:[^\W_](?:[\w-]*[^\W_])?\.)+(?:[^\W\d_]{2,63}|xn--[a-z0-9-]+)\.?(?::\d{1,5})?"
+
+
+def host_folder(path: str, below: str) -> str:
+    """The nearest folder holding a walked page file that is named like a host (``crawl/www.example.org``),
+    from the page's own folder up to the folder the walk began in (``below``: the file's path under it), else
+    "". wget and site mirrors store a site as ``host/section/slug/index.html``, one page per folder: each
+    folder its own site, no site had the pages site memory needs, and menus and pitches stayed in every
+    article. Folders above the walked one are never the site: a project folder named ``data.v2`` would join
+    every site under it."""
+    folder = os.path.dirname(path)
+    for _ in range(below.count(os.sep) + 1):
+        if re.fullmatch(_HOST_NAME, os.path.basename(folder), re.IGNORECASE):
+            return folder
+        folder = os.path.dirname(folder)
+    return ""
 
 
 @functools.lru_cache(maxsize=4096)
@@ -2272,9 +2334,12 @@ def with_site_memory(tasks: list[Task], config: RunConfig) -> RunConfig:
     per_folder: dict[str, int] = {}
     for task in tasks:
         if task.kind in ("text", "html"):
-            per_folder[file_site(task.source)] = per_folder.get(file_site(task.source), 0) + 1
+            site = file_site(task.source, task.site)
+            per_folder[site] = per_folder.get(site, 0) + 1
     wanted = [
-        t for t in tasks if t.kind in ("jsonl", "warc") or per_folder.get(file_site(t.source), 0) >= SITE_MIN_PAGES
+        t
+        for t in tasks
+        if t.kind in ("jsonl", "warc") or per_folder.get(file_site(t.source, t.site), 0) >= SITE_MIN_PAGES
     ]
     if not wanted:
         return config
@@ -2310,7 +2375,9 @@ def with_site_memory(tasks: list[Task], config: RunConfig) -> RunConfig:
             else:
                 memory.add_keys(seen_keys)
 
+    answered: set[str] = set()
     for source, found in run(wanted, counting, remember_chunk):
+        answered.add(source)
         if found is None:
             over.add(source)
         early[position[source]] = found or []
@@ -2320,7 +2387,8 @@ def with_site_memory(tasks: list[Task], config: RunConfig) -> RunConfig:
     for index in sorted(early):  # after an input that never answered (its worker died)
         count(early[index])
     kept = {site: memory.repeated() for site, memory in memories.items() if memory.pages >= SITE_MIN_PAGES}
-    return config._replace(memories=kept, over_time=frozenset(over))
+    missed = len(set(position) - answered)  # a chunk whose worker died twice (or on Dask, KilledWorker)
+    return config._replace(memories=kept, over_time=frozenset(over), memory_missed=missed)
 
 
 def remember_chunk(
@@ -2395,7 +2463,11 @@ def _site_pages(task: Task, config: RunConfig, checksums: bool = False) -> Itera
             yield from _warc_pages(handle, config, checksums, task.skip)
             return
         data = read_limited(handle, config.max_bytes, name)
-    yield file_site(task.source), page_keys(page_paragraphs(data, name, task.kind, config)[0]), task.source
+    yield (
+        file_site(task.source, task.site),
+        page_keys(page_paragraphs(data, name, task.kind, config)[0]),
+        task.source,
+    )
 
 
 def _record_pages(
@@ -2686,6 +2758,7 @@ def _new_pool(context: Any, workers: int) -> Any:
 
 
 STOP_WAIT = 3.0  # seconds an interrupted batch waits for each worker's last answer
+LAST_WORD = 0.2  # seconds it then waits for the answer of an output renamed as it stopped waiting
 _INHERITED: dict[str, Any] = {}  # what forked workers inherit instead of receiving it with every chunk
 
 
@@ -2792,7 +2865,7 @@ def _run_forked(
     context = multiprocessing.get_context("fork")
     # a byte in shared memory, not an Event: a worker killed (SIGTERM to the process group) while it read an
     # Event held its lock for ever, and the stop of an interrupted batch waited for it for ever
-    stop = context.Array("b", 1, lock=False)
+    stop = context.Array("b", 2, lock=False)  # [0]: stop after the file; [1]: no more outputs (write_atomic)
     taken = context.Array("i", n, lock=False)  # per chunk: the process id of the worker it went to
     started = context.Array("d", n, lock=False)  # per chunk: when its page began (0: not at work)
     at = context.Array("i", n, lock=False)  # per chunk: the file its worker cleans
@@ -2905,6 +2978,12 @@ def _run_forked(
                     pending.discard(index)
                     yield from hand_on(results)
                 for _, _, results in _last_answers(finished, pending, STOP_WAIT):
+                    yield from hand_on(results)
+                # the workers still at a file write no output from now on; one renamed just before is told by
+                # its answer, which follows at once (the summary counted no file a worker finished after the
+                # wait, before it was killed)
+                stop[1] = 1
+                for _, _, results in _last_answers(finished, pending, LAST_WORD):
                     yield from hand_on(results)
             finally:
                 for number, handler in held:
@@ -3057,8 +3136,10 @@ def abandon_pool(pool: Any) -> None:
     from multiprocessing.pool import TERMINATE
 
     pool._worker_handler._state = TERMINATE  # no new workers in the place of the killed ones
+    for process in pool._pool:  # at once: a worker left to run while the handler ends could finish a file
+        process.kill()
     pool._worker_handler.join(1.0)
-    for process in pool._pool:
+    for process in pool._pool:  # and one the handler started in the meantime
         process.kill()
     for process in pool._pool:
         process.join(1.0)
@@ -3142,10 +3223,14 @@ def _run_dask(chunks: list[list[Task]], config: RunConfig, work: Callable[..., l
                     pending.add(future)
                     ended = f"lost the Dask scheduler ({type(exc).__name__})"
                     continue
-                except Exception as exc:  # a worker that died again and again (KilledWorker)
-                    if type(exc).__name__ != "KilledWorker":
-                        raise
-                    answers = [r for task in chunk_of[future] for r in _lost(task, work, "Dask worker")]
+                except Exception as exc:  # a worker that died again and again (KilledWorker), or the task failed
+                    if type(exc).__name__ == "KilledWorker":
+                        answers = [r for task in chunk_of[future] for r in _lost(task, work, "Dask worker")]
+                    else:  # on the worker (a cluster of another version, a file name its locale cannot hold):
+                        # its files fail, and the batch goes on to its summary and errors file (it ended there)
+                        said = (str(exc).splitlines() or [""])[0][:200]
+                        why = f"its Dask task failed ({type(exc).__name__}: {said})"
+                        answers = [r for task in chunk_of[future] for r in _not_cleaned(task, work, why)]
                 yield from answers
             if done or ended:
                 idle_since = None
@@ -3347,14 +3432,33 @@ def carry_errors(path: Path, results: list[Result]) -> None:
     tell them; the run before wrote those outputs without them."""
     # By the real path: the earlier run may have named the input otherwise (d1, ./d1, /abs/d1).
     skipped = {_real_key(r.source): r for r in results if r.status == "skipped" and r.reason == "output exists"}
+    for record in _bad_records(path) or ():
+        owner = skipped.get(_real_key(record["file"]))
+        if owner is not None:
+            owner.record_errors.append(record)
+
+
+def listed_files(path: Path) -> frozenset[bytes] | None:
+    """The inputs (``_real_key``) whose bad records an earlier run's errors file lists, for ``_made_with``;
+    None where it is a stream, not a file to read."""
+    records = _bad_records(path)
+    return None if records is None else frozenset(_real_key(record["file"]) for record in records)
+
+
+def _bad_records(path: Path) -> list[dict] | None:
+    """The bad records (not the failed files) an errors file lists; None where it is a stream or cannot be
+    read; none where it is not there yet."""
     target = errors_target(path)
     if _written_in_place(target) or _standard_stream(target) is not None:
-        return  # a stream, not a file to rewrite: reading /dev/stdout of a pipe waited for ever (signals held)
+        return None  # a stream, not a file to read: reading /dev/stdout of a pipe waited for ever (signals held)
     try:
         # "\n" alone ends a line: a file name or url may hold U+2028, which splitlines() also splits at
         lines = target.read_text(encoding="utf-8").split("\n")
+    except FileNotFoundError:
+        return []
     except (OSError, ValueError):
-        return
+        return None
+    found = []
     for line in lines:
         try:
             record = json.loads(line)
@@ -3362,9 +3466,9 @@ def carry_errors(path: Path, results: list[Result]) -> None:
             continue
         if not isinstance(record, dict) or not isinstance(record.get("file"), str) or "error" not in record:
             continue
-        owner = skipped.get(_real_key(record["file"]))
-        if owner is not None and ("line" in record or "record" in record):  # a bad record, not a failed file
-            owner.record_errors.append(record)
+        if "line" in record or "record" in record:  # a bad record, not a failed file
+            found.append(record)
+    return found
 
 
 def _real_key(name: str) -> bytes:
@@ -3403,6 +3507,18 @@ def write_errors(path: Path, results: list[Result], run_id: str) -> None:
             handle.writelines(lines)
         return
     write_atomic(target, lines, run_id)
+
+
+def errors_failure(path: Path, exc: OSError) -> str:
+    """The message of an errors file that could not be written (a full disk): also that the file there is an
+    earlier run's, which a pipeline reading it would take for this run's failures."""
+    message = f"{display(path)}: {(exc.strerror or str(exc)).lower()}"
+    try:
+        target = errors_target(path)
+        earlier = target.is_file() and _standard_stream(target) is None
+    except OSError:
+        earlier = False
+    return message + (" (the file there is still an earlier run's)" if earlier else "")
 
 
 def _standard_stream(target: Path) -> int | None:

@@ -616,7 +616,7 @@ def _clean_one_with_errors(source: str, config: batch.RunConfig) -> int:
             try:
                 batch.write_errors(config.errors, failures, config.run_id)
             except OSError as exc:  # said also when the page failed: its failure is not in the file
-                code = _error(f"{batch.display(config.errors)}: {(exc.strerror or str(exc)).lower()}")
+                code = _error(batch.errors_failure(config.errors, exc))
     return code
 
 
@@ -657,7 +657,9 @@ def _clean_one(source: str, config: batch.RunConfig, failures: list[batch.Result
                 config = config._replace(record_jobs=config.jobs, records_here=RECORDS_HERE)
                 if source != "-" and os.path.isfile(source):  # a file can be read twice: site memory, whose
                     # first pass runs so too (a pool of file workers would cost its start for one file)
-                    named = batch.Task(source, kind, "", link=True)  # named: a link is followed, as for cleaning
+                    # named: a link is followed, as for cleaning; by its absolute path, as a Dask worker in
+                    # another folder needs it (it found no file there, and the memory was empty without a word)
+                    named = batch.Task(os.path.abspath(source), kind, "", source, link=True)
                     memory = batch.with_site_memory([named], config._replace(jobs=1))
                     config = memory._replace(jobs=config.jobs)
                 alarm = batch.arm_page_alarm(config)  # each record's time (--timeout)
@@ -778,7 +780,9 @@ class _ToldAtOnce(list):
 def _where(record: dict) -> str:
     if "line" in record:
         return f"{record['file']}:{record['line']}"
-    return f"{record['file']} record {record['record']}"
+    if "record" in record:
+        return f"{record['file']} record {record['record']}"
+    return str(record["file"])  # the file as a whole (``batch.had_bad_records``)
 
 
 def _clean_many(
@@ -800,6 +804,8 @@ def _clean_many(
         where = batch.display(exc.filename) if exc.filename else str(output)
         return _error(f"cannot write to {where}: {(exc.strerror or str(exc)).lower()}")
     config = config._replace(output_root=os.path.realpath(output), settings_mark=batch.settings_mark(config))
+    if config.skip_existing and config.errors is not None:  # outputs with bad records it does not list: redone
+        config = config._replace(listed=batch.listed_files(config.errors))
     start = time.monotonic()
     progress = batch.Progress(len(plan.tasks), enabled=False if config.quiet else None)
     if config.skip_existing:
@@ -840,7 +846,7 @@ def _clean_many(
                 batch.carry_errors(config.errors, results)
             batch.write_errors(config.errors, results, config.run_id)
         except OSError as exc:
-            sys.stderr.write(f"error: {config.errors}: {(exc.strerror or str(exc)).lower()}\n")
+            sys.stderr.write(f"error: {batch.errors_failure(config.errors, exc)}\n")
             code = code or 1
     sys.stderr.write(batch.summary(results, time.monotonic() - start, interrupted=code in (130, 143)) + "\n")
     if code:
@@ -854,7 +860,9 @@ def _with_site_memory(
     """The first pass of site memory, with a note of what it found."""
     start = time.monotonic()
     config = batch.with_site_memory(tasks, config)
-    if config.memories and not config.quiet:
+    if config.quiet:
+        return config
+    if config.memories:
         sites = len(config.memories)
         pages = sum(m.pages for m in config.memories.values())
         seconds = time.monotonic() - start
@@ -866,6 +874,19 @@ def _with_site_memory(
             else ""
         )
         progress.line(f"note: site memory of {sites} site(s), {pages} pages (first pass {seconds:.1f} s){over}")
+    elif config.site_memory and sum(task.kind in ("text", "html") for task in tasks) >= SITE_MIN_PAGES:
+        # said: a layout of one page per folder lost the memory without a word
+        files = sum(task.kind in ("text", "html") for task in tasks)
+        progress.line(
+            f"note: no site memory: no site has {SITE_MIN_PAGES} or more distinct pages among the {files} "
+            "page files (a page file's site is its folder, or the nearest folder above it named like a host, "
+            "www.example.org)"
+        )
+    if config.memory_missed:  # the memory of their sites is smaller than it would be, without a word
+        progress.line(
+            f"note: site memory's first pass did not count {config.memory_missed} input(s): their worker died "
+            "(out of memory? killed?); their sites' memory holds fewer pages"
+        )
     return config
 
 

@@ -175,6 +175,7 @@ class Block(NamedTuple):
     list_tag: str = ""  # the list it stands in ("ul", "ol", "dl", "menu"; the nearest), for -f html alone
     list_id: int = 0  # which list of the page (items of one list share it), 0 outside lists
     item_id: int = 0  # which item of its list (the paragraphs of one <li> share it), 0 outside items
+    item_tag: str = ""  # the item element ("li", "dt", "dd"), for -f html: a <dt> holding a <p> is a term
     line: int = 0  # the line of the page where its text begins (of the element it begins in), for messages
 
 
@@ -190,7 +191,8 @@ class _Frame(NamedTuple):
     group: int
     boxes: tuple[int, ...]
     paid: bool
-    in_list: tuple[str, int, int] = ("", 0, 0)  # the nearest list element around it, its serial, the item's
+    in_list: tuple[str, int, int, str] = ("", 0, 0, "")  # the nearest list element around it, its serial, the
+    # item's serial and tag
 
 
 _SKIPPED = _Frame("#skipped", False, 0, (), None, False, 0, 0, 0, (), False)
@@ -576,9 +578,9 @@ def _walk(root) -> Iterator[Block]:
                 serial if boxed else parent.group,
                 (serial, *parent.boxes[: BOX_LEVELS - 1]) if boxed else parent.boxes,
                 parent.paid or (tag == "a" and paid_link(get("rel"), get("href"))),
-                (tag, serial, 0)
+                (tag, serial, 0, "")
                 if tag in _LISTS
-                else (*parent.in_list[:2], serial)
+                else (*parent.in_list[:2], serial, tag)
                 if tag in ("li", "dt", "dd")
                 else parent.in_list,
             )

@@ -75,12 +75,13 @@ NUL_BYTES = "binary data: NUL bytes"
 def binary_kind(head: bytes) -> str:
     """What a page's first bytes show it to be when they are not text ('' when they are text): a known binary
     format, or bytes a text page does not have, NULs (unless it is UTF-16 or UTF-32 without a byte-order
-    mark) or control bytes. A few stray ones are scraper noise."""
+    mark) or control bytes. A few stray ones are scraper noise: NULs up to one byte in ten (a scraper that wrote
+    every umlaut as NUL leaves one in fifty to a hundred), control bytes up to one in twenty."""
     for magic, kind in _MAGIC:
         if head.startswith(magic):
             return kind
     nuls = head.count(0)
-    if nuls > max(8, len(head) // 100) or (
+    if nuls > max(8, len(head) // 10) or (
         nuls and len(head) > 1 and not (head[1::2] if head[0] else head[::2]).strip(b"\0")
     ):
         return NUL_BYTES  # many NULs, or a short page with every other byte NUL (UTF-16)

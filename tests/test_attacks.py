@@ -99,6 +99,17 @@ def test_a_record_with_a_lone_surrogate_is_written_escaped_and_the_batch_goes_on
     assert lines(result)[-1].startswith("1 file cleaned, 0 failed")
 
 
+def test_a_lone_surrogate_is_the_same_in_cleaned_text_and_in_the_paragraphs_of_json_output(tmp_path):
+    """Attack round 71: ``paragraphs[].text`` had U+FFFD where ``cleaned_text`` kept the escaped surrogate."""
+    text = "Micro\ud800soft " + ARTICLE
+    result, written, _ = jsonl_run(tmp_path, json.dumps({"id": 1, "text": text}).encode() + b"\n", "-f", "json")
+    assert result.returncode == 0, result.stderr
+    (record,) = written
+    kept = [p["text"] for p in record["paragraphs"] if p["label"] == "editorial"]
+    assert kept and kept[0].startswith("Micro\ud800soft ")
+    assert "\n\n".join(kept) == record["cleaned_text"]
+
+
 @pytest.mark.parametrize(
     ("bad", "reason"),
     [
@@ -3056,6 +3067,26 @@ def test_html_output_keeps_an_items_paragraphs_in_it_and_numbers_as_the_page_doe
     record = json.loads(run("clean-article", "-f", "json", "--min-editorial", "0", page).stdout)
     first = record["paragraphs"][0]
     assert (first["tag"], first["list_tag"]) == ("p", "ol") and first["list_id"] > 0 and first["item_id"] > 0
+    assert first["item_tag"] == "li"
+
+
+def test_html_output_keeps_a_term_whose_text_stands_in_a_block_inside_its_dt_a_term(tmp_path):
+    """Attack round 71: ``<dt><p>KGV</p></dt>`` was written as a description after an empty term."""
+    page = tmp_path / "p.html"
+    page.write_text(
+        "<dl><dt><p>KGV</p></dt><dd><p>Kurs geteilt durch Gewinn.</p></dd><dt><div>EPS</div></dt>"
+        "<dd>Gewinn je Aktie.</dd><dt><h3>Beta</h3></dt><dd>Schwankung gegen den Markt.</dd></dl>",
+        encoding="utf-8",
+    )
+    result = run("clean-article", "-f", "html", "--min-editorial", "0", page)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.decode().split("<body>\n", 1)[1] == (
+        "<dl>\n<dt><p>KGV</p></dt>\n<dd><p>Kurs geteilt durch Gewinn.</p></dd>\n<dt><p>EPS</p></dt>\n"
+        "<dd>Gewinn je Aktie.</dd>\n<dt><h3>Beta</h3></dt>\n<dd>Schwankung gegen den Markt.</dd>\n</dl>\n"
+        "</body>\n</html>\n"
+    )
+    record = json.loads(run("clean-article", "-f", "json", "--min-editorial", "0", page).stdout)
+    assert [p["item_tag"] for p in record["paragraphs"]] == ["dt", "dd", "dt", "dd", "dt", "dd"]
 
 
 # --- attack round 26: detector bench ---------------------------------------------------------------------------
@@ -4898,3 +4929,155 @@ def test_skip_existing_with_errors_to_a_pipe_ends(tmp_path):
     shell = f"{BIN / 'clean-article'} {source.parent} -o {tmp_path / 'out'} --skip-existing --errors - | cat"
     result = subprocess.run(shell, shell=True, capture_output=True, timeout=60)
     assert result.stdout == b"" and result.stderr.decode().startswith("0 files cleaned, 0 failed, 1 skipped;")
+
+
+# --- attack round 71: output formats and the library -------------------------------------------------------
+
+
+def test_a_page_whose_umlauts_a_scraper_wrote_as_nul_bytes_is_cleaned_as_the_library_cleans_it(tmp_path):
+    """One byte in fifty to a hundred NUL (every ä, ö, ü, ß) was refused as "binary data: NUL bytes", while
+    ``clean()`` of the same text gave the article."""
+    text = "\n\n".join(
+        [
+            "Börsenbericht: Der DAX schließt mit Gewinnen",
+            "Der deutsche Aktienmarkt hat am Donnerstag fester geschlossen. Gestützt wurde er von Käufen in "
+            "Bankwerten und guten Zahlen aus der Industrie, die über den Erwartungen lagen.",
+            "Händler berichteten von einem ruhigen Geschäft. Die Umsätze blieben unter dem Durchschnitt der "
+            "vergangenen Wochen, größere Käufer hielten sich zurück.",
+        ]
+        * 8
+    )
+    damaged = re.sub("[äöüß]", "\0", text)
+    page = tmp_path / "bericht.txt"
+    page.write_bytes(damaged.encode("utf-8"))
+    assert 0.01 < damaged.count("\0") / len(damaged) < 0.1
+    result = run("clean-article", page)
+    assert (result.returncode, result.stderr) == (0, b""), result.stderr
+    assert result.stdout.decode("utf-8") == clean(damaged) + "\n"
+    assert "\0" in result.stdout.decode("utf-8")
+
+
+# --- attack round 72: batch at scale ---------------------------------------------------------------------------
+
+
+def test_a_forked_worker_writes_no_output_once_its_interrupted_batch_stopped_waiting(tmp_path, monkeypatch):
+    """An interrupted ``--jobs 2`` batch waits a few seconds for its workers' answers, then kills them; a worker
+    that finished a long file in between renamed its output, which the summary did not count."""
+    monkeypatch.setitem(batch._INHERITED, "stop", [1, 0])
+    assert batch.write_atomic(tmp_path / "a.txt", [b"Artikel\n"], "run")
+    monkeypatch.setitem(batch._INHERITED, "stop", [1, 1])
+    with pytest.raises(batch._Abandoned):
+        batch.write_atomic(tmp_path / "b.txt", [b"Artikel\n"], "run")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt"]
+
+
+def test_an_errors_file_that_could_not_be_written_is_said_to_be_an_earlier_runs(tmp_path):
+    """On a full disk the errors file of an earlier run stayed, and only "no space left on device" was said: a
+    pipeline read the earlier run's failures as this run's."""
+    full = OSError(28, "No space left on device")
+    errors = tmp_path / "errors.jsonl"
+    assert batch.errors_failure(errors, full) == f"{errors}: no space left on device"
+    errors.write_text('{"file": "alt.txt", "error": "alt.txt: not a text file (PDF document)"}\n')
+    assert batch.errors_failure(errors, full) == (
+        f"{errors}: no space left on device (the file there is still an earlier run's)"
+    )
+    assert batch.errors_failure(Path("/dev/full"), full) == "/dev/full: no space left on device"
+
+
+def test_skip_existing_cleans_again_an_output_whose_bad_records_no_errors_file_lists(tmp_path):
+    """Attack round 70: a Dask chunk (or a dead worker's) wrote its outputs but its answers never came back, so
+    their bad records were in no errors file; ``--skip-existing`` then skipped those outputs and exited 0."""
+    src = tmp_path / "in"
+    src.mkdir()
+    good = json.dumps({"id": 1, "text": ARTICLE})
+    (src / "a.jsonl").write_text(f'{good}\n{{"id": 2, "text": 5}}\n', encoding="utf-8")
+    (src / "b.jsonl").write_text(f"{good}\n", encoding="utf-8")
+    errors, out = tmp_path / "errors.jsonl", tmp_path / "out"
+    bad = {"file": str(src / "a.jsonl"), "line": 2, "error": "the text field 'text' is a number, not a string"}
+    first = run("clean-article", src, "-o", out, "--errors", errors, "--jobs", "1")
+    assert first.returncode == 1 and [json.loads(line) for line in errors.read_text().splitlines()] == [bad]
+    errors.write_text("")  # as the interrupted run left it: the output written, its answer lost
+    again = run("clean-article", src, "-o", out, "--errors", errors, "--jobs", "1", "--skip-existing")
+    assert again.returncode == 1, again.stderr
+    assert [json.loads(line) for line in errors.read_text().splitlines()] == [bad]
+    assert "1 file cleaned, 0 failed, 1 skipped, 1 bad record, 1 cleaned again" in lines(again)[-1]
+    listed = run("clean-article", src, "-o", out, "--errors", errors, "--jobs", "1", "--skip-existing")
+    assert listed.returncode == 1 and lines(listed)[-1].startswith("0 files cleaned, 0 failed, 2 skipped")
+    assert [json.loads(line) for line in errors.read_text().splitlines()] == [bad]
+    alone = run("clean-article", src, "-o", out, "--jobs", "1", "--skip-existing")
+    assert alone.returncode == 1
+    said = "bad records when an earlier run cleaned it (that run's errors file lists them)"
+    assert lines(alone)[0] == f"error: {src / 'a.jsonl'}: {said}"
+
+
+def test_a_dask_task_that_fails_on_its_worker_fails_its_files_and_the_batch_goes_on(tmp_path, monkeypatch):
+    """Attack round 70: any failure of a Dask task but KilledWorker (a cluster of another version of the
+    package, a worker whose locale cannot hold a file name) ended the batch with "unexpected failure", without
+    its summary or errors file."""
+    pytest.importorskip("dask.distributed")
+    from dask.distributed import LocalCluster
+
+    def fake_clean_file(task: batch.Task, config: batch.RunConfig) -> batch.Result:
+        if task.source.endswith("0.txt"):
+            raise RuntimeError("Error during deserialization of the task graph\nFrame 2 ...")
+        return batch.Result(task.shown, "cleaned")
+
+    monkeypatch.setattr(batch, "clean_file", fake_clean_file)
+    tasks = [batch.Task(str(tmp_path / f"{i}.txt"), "text", str(tmp_path / "out" / f"{i}.txt")) for i in range(2)]
+    with LocalCluster(n_workers=1, processes=False, dashboard_address=":0") as cluster:
+        config = batch.RunConfig(engine="dask", scheduler=cluster.scheduler_address, dask_timeout=10.0)
+        results = list(batch._run_dask([[tasks[0]], [tasks[1]]], config, batch.clean_chunk))
+    assert sorted((r.source, r.status, r.reason) for r in results) == [
+        (
+            tasks[0].source,
+            "failed",
+            f"{tasks[0].source}: not cleaned: its Dask task failed (RuntimeError: Error during deserialization of "
+            "the task graph); rerun with --skip-existing",
+        ),
+        (tasks[1].source, "cleaned", ""),
+    ]
+
+
+def test_one_crawl_file_on_an_external_dask_cluster_has_the_site_memory_of_the_local_engine(tmp_path, monkeypatch):
+    """Attack round 70: the first pass of site memory sent the file to the cluster by its path as typed; workers
+    in another folder found nothing there, and the records were labelled without memory, without a word."""
+    pytest.importorskip("dask.distributed")
+    from dask.distributed import LocalCluster
+
+    here, there = tmp_path / "here", tmp_path / "there"
+    here.mkdir()
+    there.mkdir()
+    menu = "Startseite | Märkte | Aktien | Fonds | Anleihen | Newsletter abonnieren"
+    topics = ("Siemens hebt die Prognose an", "Die EZB senkt den Leitzins", "Gold steigt auf ein Rekordhoch")
+    with open(here / "crawl.jsonl", "w", encoding="utf-8") as handle:
+        for i, topic in enumerate(topics * 2):
+            text = f"{menu}\n\n{topic}\n\n{ARTICLE.split(chr(10))[2]} Meldung {i}."
+            handle.write(json.dumps({"url": f"https://boerse.example/{i}", "text": text}) + "\n")
+    local = run("clean-article", "crawl.jsonl", "-f", "json", cwd=here)
+    assert local.returncode == 0, local.stderr
+    monkeypatch.chdir(there)  # the cluster's workers start in another folder
+    with LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=":0") as cluster:
+        monkeypatch.chdir(tmp_path)
+        remote = run("clean-article", "crawl.jsonl", "-f", "json", "--engine", "dask",
+                     "--scheduler", cluster.scheduler_address, cwd=here)  # fmt: skip
+    assert remote.returncode == 0, remote.stderr
+    assert remote.stdout == local.stdout
+
+
+def test_pages_that_site_memorys_first_pass_lost_with_their_worker_are_counted_and_told(tmp_path, monkeypatch):
+    """Attack round 70: a chunk of the first pass whose worker died (on Dask, KilledWorker) was left out of the
+    memory without a word: its site's memory held fewer pages, and outputs differed from an undisturbed run."""
+    site = tmp_path / "boerse.example"
+    site.mkdir()
+    for i, topic in enumerate(("Siemens", "Gold", "Zinsen", "Öl")):
+        (site / f"{i}.txt").write_text(f"Startseite | Märkte\n\n{topic} steigt am Montag deutlich.\n")
+    tasks = batch.plan([str(site)], tmp_path / "out", batch.RunConfig()).tasks
+    real_run = batch.run
+
+    def losing_run(tasks, config, work=batch.clean_chunk):
+        yield from (answer for answer in real_run(tasks, config, work) if not answer[0].endswith("3.txt"))
+
+    monkeypatch.setattr(batch, "run", losing_run)
+    config = batch.with_site_memory(tasks, batch.RunConfig())
+    assert config.memory_missed == 1
+    assert [memory.pages for memory in config.memories.values()] == [3]

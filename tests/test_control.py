@@ -319,6 +319,39 @@ def test_a_folder_and_a_link_to_it_are_one_site_named_as_the_folder(tmp_path):
     assert decided(alone)[-2] == "rule:r"
 
 
+def test_a_site_stored_one_page_per_folder_below_its_host_folder_is_one_site(tmp_path):
+    """Attack round 72: wget and site mirrors store ``host/section/slug/index.txt``; each folder was a site of one
+    page, so site memory had nothing to count and a rule's ``site`` never matched, without a word."""
+    crawl = tmp_path / "crawl"
+    for i in range(3):
+        folder = crawl / "www.example.org" / "boerse" / f"artikel-{i}"
+        folder.mkdir(parents=True)
+        sector = ("Banken", "Versorger", "Autobauer")[i]
+        (folder / "index.txt").write_text(PAGE + f"\n\nMehr zu {sector}\n", encoding="utf-8")
+    rules = rules_file(
+        tmp_path, name="r", action="drop", line="Impressum | Datenschutz | Kontakt", site="example.org"
+    )
+    out = tmp_path / "out"
+    result = run("clean-article", "-f", "json", "--rules", rules, crawl, "-o", out, "--jobs", "1")
+    assert result.returncode == 0, result.stderr.decode()
+    assert result.stderr.decode().startswith("note: site memory of 1 site(s), 3 pages")
+    written = sorted(out.rglob("*.json"))
+    assert len(written) == 3
+    assert all(json.loads(p.read_text())["paragraphs"][-2]["decided_by"] == "rule:r" for p in written)
+    # without a folder named like a host, each folder is its own site, and the batch says it has no memory
+    (crawl / "www.example.org").rename(crawl / "archiv")
+    result = run("clean-article", crawl, "-o", tmp_path / "out2", "--jobs", "1")
+    assert result.returncode == 0, result.stderr.decode()
+    assert result.stderr.decode().startswith(
+        "note: no site memory: no site has 3 or more distinct pages among the 3 page files"
+    )
+    # a folder named like a host above the folder walked is not the site (it could hold every site of a crawl)
+    crawl.rename(tmp_path / "daten.archiv")
+    result = run("clean-article", tmp_path / "daten.archiv" / "archiv", "-o", tmp_path / "out3", "--jobs", "1")
+    assert result.returncode == 0, result.stderr.decode()
+    assert result.stderr.decode().startswith("note: no site memory")
+
+
 def test_a_rule_site_may_be_a_folder_name_with_spaces(tmp_path):
     folder = tmp_path / "Meine Seite"
     folder.mkdir()

@@ -27,7 +27,7 @@ import pandas as pd
 
 from detector import markup
 from detector.api import Decision, label_stream, load_model
-from detector.batch import display
+from detector.batch import display, host_folder
 from detector.features import SiteMemory, recurring
 from detector.model import CLASSES
 from detector.pages import LABELS, load_corpus, parse_annotated
@@ -116,18 +116,23 @@ def predict_with_model(
 ) -> tuple[list[str], np.ndarray, np.ndarray]:
     """Labels (balanced preset) and probabilities from the shipped (or given) model, page by page; HTML pages
     with their markup. With ``site_memory``, the pages of each folder are a batch, as ``clean-article`` runs
-    one: the memory of the pages beside a page (its own folder, not its site's first folder, which training
-    groups by: a tree of ``site/2026/05/`` folders has one memory per month in ``clean-article``) goes with it."""
+    one: the memory of the pages beside a page (its own folder, or the nearest folder above it named like a
+    host, ``batch.host_folder``; not its site's first folder, which training groups by: a tree of
+    ``site/2026/05/`` folders has one memory per month in ``clean-article``) goes with it."""
     scorer = load_model(model_path)
     labels, rows, told_rows = [], [], []
     memories: dict[str, SiteMemory] = {}
+
+    def site(page: str) -> str:
+        return host_folder(page, page) or os.path.dirname(page)
+
     if site_memory:
         for page, group in corpus.groupby("page", sort=False):
-            memories.setdefault(os.path.dirname(str(page)), SiteMemory()).add(group["text"].tolist())
+            memories.setdefault(site(str(page)), SiteMemory()).add(group["text"].tolist())
     for page, group in corpus.groupby("page", sort=False):
         blocks = group["block"].tolist() if "block" in group and group["block"].iloc[0] is not None else None
         texts = group["text"].tolist()
-        memory = memories.get(os.path.dirname(str(page)))
+        memory = memories.get(site(str(page)))
         repeats = memory.shares(texts) if memory else None
         told_rows.extend(recurring(repeats) or [False] * len(texts))
         # window by window, as clean-article labels a page (a page of 6,432 paragraphs scored whole was 0.811
