@@ -745,15 +745,16 @@ class PageWriter:
         if p.item_id == 0 or p.item_id != self._item:
             out += self._close_item()
             item = ("dt" if (p.item_tag or p.tag) == "dt" else "dd") if kind == "dl" else "li"
-            if item == "dd" and not self._term:  # HTML5: a <dl>'s descriptions follow a term
+            if item == "dd" and not self._term:  # HTML5: a <dl>'s descriptions follow a term (one for all)
                 out += "<dt></dt>\n"
-            self._term = self._term or item == "dt"
+            self._term = kind == "dl"
             value = f' value="{number}"' if kind == "ol" and number != self._number + 1 else ""
             out += f"<{item}{value}>"
             self._item, self._item_tag, self._number, self._item_empty = p.item_id, item, number, True
-        if heading:
+        in_term = self._item_tag == "dt"  # HTML5 allows no heading in a term: its text stands there as a paragraph
+        if heading and not in_term:
             out += f"<{p.tag}>{text}</{p.tag}>"
-        elif p.tag in ("li", "dt", "dd") and self._item_empty:
+        elif (p.tag in ("li", "dt", "dd") or heading) and self._item_empty:
             out += text
         else:
             out += f"<p>{text}</p>"

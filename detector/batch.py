@@ -1773,7 +1773,7 @@ def _clean_file(task: Task, config: RunConfig) -> Result:
     redo = ""
     mark = f"{config.settings_mark}.{_input_stamp(task.source)}" if config.settings_mark else ""
     if config.skip_existing and target.is_file() and not _written_since(target, task.redo_after):
-        redo = _made_with(target, mark, task.source, config.listed)
+        redo = _made_with(target, mark, name, config.listed)
         if not redo:
             skipped = Result(name, "skipped", "output exists")  # (a folder or FIFO in the way is no output: fails)
             if config.listed is None and task.kind in ("jsonl", "warc"):
@@ -1917,11 +1917,11 @@ REDONE = {
     "settings": "made with other settings",
     "input": "made of an earlier state of their inputs",
     "partial": "missing records that failed for their time or a dead worker",
-    "unlisted": "holding bad records the errors file did not list: a run interrupted, or a worker lost",
+    "unlisted": "holding bad records the errors file did not list",
 }
 
 
-def _made_with(path: Path, mark: str, source: str = "", listed: frozenset[bytes] | None = None) -> str:
+def _made_with(path: Path, mark: str, shown_source: str = "", listed: frozenset[bytes] | None = None) -> str:
     """Why an existing output must be made again (a key of ``REDONE``), "" when it need not: its mark tells
     other settings, another state of its input (``_input_stamp``), records missing (``PARTIAL``), or bad
     records (``BAD``) that the errors file being carried on (``listed``: the inputs it lists bad records of)
@@ -1936,7 +1936,7 @@ def _made_with(path: Path, mark: str, source: str = "", listed: frozenset[bytes]
         return "settings"
     if found_stamp.endswith(PARTIAL[1:]):
         return "partial"
-    if found_stamp.endswith(BAD) and listed is not None and _real_key(source) not in listed:
+    if found_stamp.endswith(BAD) and listed is not None and _real_key(shown_source) not in listed:
         return "unlisted"
     return "input" if dot and found_stamp.removesuffix(BAD) != stamp else ""
 
@@ -2067,7 +2067,7 @@ def plan(inputs: list[str], outdir: Path, config: RunConfig, listed: Sequence[st
                 patterns = ", ".join(config.patterns())
                 skipped.append(Result(display(root), "failed", f"{display(root)}: no file matches {patterns}"))
         else:
-            found = [(root, mirrored(root) if from_list else os.path.basename(root), "")]
+            found = [(root, mirrored(root) if from_list else os.path.basename(root), named_host_folder(root))]
         candidates += found
     # A file reached twice is one page: the real file's, whichever comes first (a link to it reached before it
     # took its page, output and site, and the order of the command line decided), else the first named
@@ -2290,32 +2290,50 @@ def file_site(source: str, site: str = "") -> str:
 
 
 def folder_name(source: str, site: str = "") -> str:
-    """The name of a page file's site folder (``file_site``), which the user's rules match as the page's site:
-    its bytes read as UTF-8, as the rules file is, whatever the locale (``börse.de`` decoded as Latin-9 or
-    EUC-JP, or held as surrogates in an ASCII locale, matched no rule: another article, exit 0)."""
+    """The name of a page file's site folder, which the user's rules match as the page's site: the host it is
+    named like (``host_folder``, without a port, as a url's host), else the name of its real folder; its bytes
+    read as UTF-8, as the rules file is, whatever the locale (``börse.de`` decoded as Latin-9 or EUC-JP, or held
+    as surrogates in an ASCII locale, matched no rule: another article, exit 0)."""
     name = os.path.basename(file_site(source, site))
+    if site and re.fullmatch(_HOST_NAME, os.path.basename(site), re.IGNORECASE):  # not where a link led
+        name = os.path.basename(site)
+    name = re.sub(r":\d+$", "", name) if site else name
     return os.fsencode(name).decode("utf-8", "replace")
 
 
-# A folder named as a host is named: labels of letters, digits and hyphens, a top-level label of letters (or an
-# internationalised one), a port where wget writes one ("example.org:8080")
-# (compiled on first use, by re's cache: a one-page run needs none)
-_HOST_NAME = r"(?:[^\W_](?:[\w-]*[^\W_])?\.)+(?:[^\W\d_]{2,63}|xn--[a-z0-9-]+)\.?(?::\d{1,5})?"
+# A folder named as a host is named: labels of letters, digits and hyphens, then a top-level domain that sites of
+# this kind use (or an internationalised one), and a port where wget writes one ("example.org:8080"). Any
+# "name.letters" was a host: a batch walked from "seiten.neu" made all its sites one, and "index.php" (wget's
+# folder for path-info urls) was a site of its own
+_HOST_NAME = (  # (compiled on first use, by re's cache: a one-page run needs none)
+    r"(?:[^\W_](?:[\w-]*[^\W_])?\.)+(?:de|at|ch|li|lu|eu|com|net|org|info|biz|io|co|news|online|finance|"
+    r"money|bank|capital|fund|invest|markets|trading|exchange|business|media|press|blog|uk|us|fr|it|nl|be|es|pl|"
+    r"cz|dk|se|no|fi|ie|pt|xn--[a-z0-9-]+)\.?(?::\d{1,5})?"
+)
 
 
 def host_folder(path: str, below: str) -> str:
-    """The nearest folder holding a walked page file that is named like a host (``crawl/www.example.org``),
-    from the page's own folder up to the folder the walk began in (``below``: the file's path under it), else
-    "". wget and site mirrors store a site as ``host/section/slug/index.html``, one page per folder: each
-    folder its own site, no site had the pages site memory needs, and menus and pitches stayed in every
-    article. Folders above the walked one are never the site: a project folder named ``data.v2`` would join
-    every site under it."""
+    """The nearest folder holding a page file that is named like a host (``crawl/www.example.org``), by the name
+    it is written with or the real name of the folder it leads to (a link ``current``, ``.``), from the page's
+    own folder up through the folders of ``below`` (the file's path under the folder a walk began in, and that
+    folder; or the path as a list or the command line wrote it), else "". wget and site mirrors store a site as
+    ``host/section/slug/index.html``, one page per folder: each folder its own site, no site had the pages site
+    memory needs, and menus and pitches stayed in every article. Folders above those written are never the
+    site: a project folder named ``firma.de`` would join every site under it."""
     folder = os.path.dirname(path)
     for _ in range(below.count(os.sep) + 1):
-        if re.fullmatch(_HOST_NAME, os.path.basename(folder), re.IGNORECASE):
-            return folder
+        for name in (os.path.basename(folder), os.path.basename(_real_folder(folder or "."))):
+            if re.fullmatch(_HOST_NAME, name, re.IGNORECASE):
+                return folder
         folder = os.path.dirname(folder)
     return ""
+
+
+def named_host_folder(path: str) -> str:
+    """``host_folder`` of a page file named by a list or the command line, through the folders its path
+    writes when it is relative (``example.org/news/a/p.txt``, as ``find example.org`` lists it); of an
+    absolute path only its own folder, as a walk's folders above it are never the site."""
+    return host_folder(path, "" if os.path.isabs(path) else path)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -3452,11 +3470,12 @@ def _bad_records(path: Path) -> list[dict] | None:
     if _written_in_place(target) or _standard_stream(target) is not None:
         return None  # a stream, not a file to read: reading /dev/stdout of a pipe waited for ever (signals held)
     try:
-        # "\n" alone ends a line: a file name or url may hold U+2028, which splitlines() also splits at
-        lines = target.read_text(encoding="utf-8").split("\n")
+        # "\n" alone ends a line: a file name or url may hold U+2028, which splitlines() also splits at; a
+        # line of bytes that are not UTF-8 (a note added by hand) is passed over, not the whole file
+        lines = target.read_bytes().decode("utf-8", "surrogateescape").split("\n")
     except FileNotFoundError:
         return []
-    except (OSError, ValueError):
+    except OSError:
         return None
     found = []
     for line in lines:
@@ -3471,11 +3490,17 @@ def _bad_records(path: Path) -> list[dict] | None:
     return found
 
 
+def _unescaped(found: re.Match) -> bytes:
+    return b"\\x" + found[2] if found[1] else bytes([int(found[2], 16)])
+
+
 def _real_key(name: str) -> bytes:
     """The real path of a file named as messages show it (``shown``: its bytes as UTF-8), as bytes: a str path
     is encoded in the locale's encoding, which cannot hold every name (a ``€`` in a Latin-1 locale failed the
     run)."""
     path = name.encode("utf-8", "surrogateescape")
+    if b"\\" in path:  # the bytes ``shown`` wrote as \xNN (a name not UTF-8, a newline), and \\xNN as itself
+        path = re.sub(rb"\\(\\?)x([0-9a-fA-F]{2})", _unescaped, path)
     try:
         return os.path.realpath(path)
     except (OSError, ValueError):  # the working folder gone, a NUL

@@ -668,7 +668,7 @@ def _clean_one(source: str, config: batch.RunConfig, failures: list[batch.Result
                 finally:
                     batch.disarm_page_alarm(alarm)
             data = batch.read_limited(stream, config.max_bytes, name)
-        site = None if source == "-" else batch.folder_name(source)
+        site = None if source == "-" else batch.folder_name(source, batch.named_host_folder(source))
         # One page, a short run: the model mapped, not read, and its checksum taken while the page is read and
         # scored; nothing is written before it is known good (model.load).
         scorer = load_model(config.model, mapped=True, verify_later=True)

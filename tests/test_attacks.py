@@ -3071,7 +3071,9 @@ def test_html_output_keeps_an_items_paragraphs_in_it_and_numbers_as_the_page_doe
 
 
 def test_html_output_keeps_a_term_whose_text_stands_in_a_block_inside_its_dt_a_term(tmp_path):
-    """Attack round 71: ``<dt><p>KGV</p></dt>`` was written as a description after an empty term."""
+    """Attack round 71: ``<dt><p>KGV</p></dt>`` was written as a description after an empty term; round 74: a
+    heading inside a term was written there (HTML5 allows none), and descriptions without a term each had an
+    empty one."""
     page = tmp_path / "p.html"
     page.write_text(
         "<dl><dt><p>KGV</p></dt><dd><p>Kurs geteilt durch Gewinn.</p></dd><dt><div>EPS</div></dt>"
@@ -3082,11 +3084,16 @@ def test_html_output_keeps_a_term_whose_text_stands_in_a_block_inside_its_dt_a_t
     assert result.returncode == 0, result.stderr
     assert result.stdout.decode().split("<body>\n", 1)[1] == (
         "<dl>\n<dt><p>KGV</p></dt>\n<dd><p>Kurs geteilt durch Gewinn.</p></dd>\n<dt><p>EPS</p></dt>\n"
-        "<dd>Gewinn je Aktie.</dd>\n<dt><h3>Beta</h3></dt>\n<dd>Schwankung gegen den Markt.</dd>\n</dl>\n"
+        "<dd>Gewinn je Aktie.</dd>\n<dt>Beta</dt>\n<dd>Schwankung gegen den Markt.</dd>\n</dl>\n"
         "</body>\n</html>\n"
     )
     record = json.loads(run("clean-article", "-f", "json", "--min-editorial", "0", page).stdout)
     assert [p["item_tag"] for p in record["paragraphs"]] == ["dt", "dd", "dt", "dd", "dt", "dd"]
+    page.write_text("<dl><dd>Erste Erklärung.</dd><dd>Zweite Erklärung.</dd></dl>", encoding="utf-8")
+    result = run("clean-article", "-f", "html", "--min-editorial", "0", page)
+    assert result.stdout.decode().split("<body>\n", 1)[1] == (
+        "<dl>\n<dt></dt>\n<dd>Erste Erklärung.</dd>\n<dd>Zweite Erklärung.</dd>\n</dl>\n</body>\n</html>\n"
+    )
 
 
 # --- attack round 26: detector bench ---------------------------------------------------------------------------
@@ -4955,6 +4962,14 @@ def test_a_page_whose_umlauts_a_scraper_wrote_as_nul_bytes_is_cleaned_as_the_lib
     assert (result.returncode, result.stderr) == (0, b""), result.stderr
     assert result.stdout.decode("utf-8") == clean(damaged) + "\n"
     assert "\0" in result.stdout.decode("utf-8")
+    # round 74: binary data with as many NULs is still refused: its NULs stand in runs or beside other bytes
+    text = "Die Aktie stieg am Montag deutlich, nachdem der Konzern die Prognose für das Geschäftsjahr anhob."
+    element = b"\x02titel\x00\xc6\x00\x00\x00" + 2 * text.encode() + b"\x00"  # BSON's strings: 2.5 % NUL
+    for name, data in (("dump.txt", element * 100), ("bild.txt", b"II*\x00" + b"\xff" * 30 + b"\x00\x00" * 40)):
+        (tmp_path / name).write_bytes(data)
+        refused = run("clean-article", tmp_path / name)
+        assert (refused.returncode, refused.stdout) == (1, b"")
+        assert refused.stderr.decode() == f"error: {tmp_path / name}: not a text file (binary data: NUL bytes)\n"
 
 
 # --- attack round 72: batch at scale ---------------------------------------------------------------------------
@@ -5081,3 +5096,24 @@ def test_pages_that_site_memorys_first_pass_lost_with_their_worker_are_counted_a
     config = batch.with_site_memory(tasks, batch.RunConfig())
     assert config.memory_missed == 1
     assert [memory.pages for memory in config.memories.values()] == [3]
+
+
+def test_a_resume_skips_outputs_whose_bad_records_an_errors_file_lists_under_an_escaped_name(tmp_path):
+    """Attack round 73: a file whose name is not UTF-8 (shown as ``\\xfc``) was cleaned again on every resume,
+    its listed name never matching; an errors file with a line of bytes that are not UTF-8 was read as none."""
+    src = tmp_path / "in"
+    src.mkdir()
+    good = json.dumps({"id": 1, "text": ARTICLE})
+    for name in (b"Pr\xfcfung.jsonl", b"plain.jsonl"):
+        with open(os.fsencode(src) + b"/" + name, "wb") as handle:
+            handle.write(f'{good}\n{{"id": 2, "text": 5}}\n'.encode())
+    errors, out = tmp_path / "errors.jsonl", tmp_path / "out"
+    first = run("clean-article", src, "-o", out, "--errors", errors, "--jobs", "1")
+    assert first.returncode == 1
+    listed = errors.read_bytes()
+    assert b"Pr\\\\xfcfung.jsonl" in listed
+    errors.write_bytes(listed + b"# gepr\xfcft\n")  # a note added by hand, in Latin-1
+    again = run("clean-article", src, "-o", out, "--errors", errors, "--jobs", "1", "--skip-existing")
+    assert again.returncode == 1
+    assert lines(again)[-1].startswith("0 files cleaned, 0 failed, 2 skipped, 2 bad records;"), lines(again)
+    assert errors.read_bytes() == listed

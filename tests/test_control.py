@@ -352,6 +352,48 @@ def test_a_site_stored_one_page_per_folder_below_its_host_folder_is_one_site(tmp
     assert result.stderr.decode().startswith("note: no site memory")
 
 
+def _sites(tmp_path, root, *args):
+    """The rule that decided the menu line of each page a batch of ``root`` writes, by output."""
+    out = tmp_path / f"out-{len(list(tmp_path.glob('out-*')))}"
+    result = run("clean-article", "-f", "json", root, "-o", out, "--jobs", "1", *args)
+    assert result.returncode == 0, result.stderr.decode()
+    return {
+        p.relative_to(out).as_posix(): json.loads(p.read_text())["paragraphs"][-2]["decided_by"]
+        for p in sorted(out.rglob("*.json"))
+    }
+
+
+def test_a_host_folder_is_a_real_host_name_found_also_through_a_link_and_named_without_its_port(tmp_path):
+    """Attack round 73: any "name.letters" folder was a host (a batch walked from ``seiten.neu`` made its sites
+    one site, ``index.php`` was a site); a link to a host folder was not found, or named by its target; a
+    folder ``example.org:8080`` could be matched by no rule."""
+    menu = "Impressum | Datenschutz | Kontakt"
+    rules = rules_file(tmp_path, name="r", action="drop", line=menu, site="example.org")
+    (tmp_path / "bank").mkdir()
+    bank = rules_file(tmp_path / "bank", name="b", action="drop", line=menu, site="bankA")
+    for folder in ("seiten.neu/bankA", "seiten.neu/bankB"):
+        for i in range(3):
+            (tmp_path / folder).mkdir(parents=True, exist_ok=True)
+            (tmp_path / folder / f"p{i}.txt").write_text(
+                PAGE + f"\n\nMehr zu Thema {'abc'[i]}\n", encoding="utf-8"
+            )
+    assert _sites(tmp_path, tmp_path / "seiten.neu", "--rules", bank) == {
+        **{f"bankA/p{i}.json": "rule:b" for i in range(3)},
+        **{f"bankB/p{i}.json": "model" for i in range(3)},
+    }
+    store = tmp_path / "store" / "example.org:8080"
+    for part in ("index.php/news/a", "index.php/news/b", "impressum"):
+        (store / part).mkdir(parents=True)
+        (store / part / "p.txt").write_text(PAGE + f"\n\nMehr zu {part}\n", encoding="utf-8")
+    (tmp_path / "crawl").mkdir()
+    (tmp_path / "crawl" / "current").symlink_to(store)
+    expected = {f"{part}/p.json": "rule:r" for part in ("impressum", "index.php/news/a", "index.php/news/b")}
+    assert _sites(tmp_path, store, "--rules", rules) == expected
+    assert _sites(tmp_path, tmp_path / "crawl", "--rules", rules, "--follow-links") == {
+        f"current/{name}": rule for name, rule in expected.items()
+    }
+
+
 def test_a_rule_site_may_be_a_folder_name_with_spaces(tmp_path):
     folder = tmp_path / "Meine Seite"
     folder.mkdir()
