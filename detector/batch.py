@@ -2294,10 +2294,13 @@ def folder_name(source: str, site: str = "") -> str:
     named like (``host_folder``, without a port, as a url's host), else the name of its real folder; its bytes
     read as UTF-8, as the rules file is, whatever the locale (``börse.de`` decoded as Latin-9 or EUC-JP, or held
     as surrogates in an ASCII locale, matched no rule: another article, exit 0)."""
-    name = os.path.basename(file_site(source, site))
-    if site and re.fullmatch(_HOST_NAME, os.path.basename(site), re.IGNORECASE):  # not where a link led
+    if site:  # by its own name, else by that of the folder it leads to (a link, "."), which is the host's
         name = os.path.basename(site)
-    name = re.sub(r":\d+$", "", name) if site else name
+        if not re.fullmatch(_HOST_NAME, name, re.IGNORECASE):
+            name = os.path.basename(_real_folder(os.path.abspath(site)))
+        name = re.sub(r":\d+$", "", name)
+    else:
+        name = os.path.basename(_real_folder(os.path.dirname(os.path.abspath(source))))
     return os.fsencode(name).decode("utf-8", "replace")
 
 

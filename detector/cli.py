@@ -874,9 +874,8 @@ def _with_site_memory(
             else ""
         )
         progress.line(f"note: site memory of {sites} site(s), {pages} pages (first pass {seconds:.1f} s){over}")
-    elif config.site_memory and sum(task.kind in ("text", "html") for task in tasks) >= SITE_MIN_PAGES:
+    elif config.site_memory and (files := sum(task.kind in ("text", "html") for task in tasks)) >= SITE_MIN_PAGES:
         # said: a layout of one page per folder lost the memory without a word
-        files = sum(task.kind in ("text", "html") for task in tasks)
         progress.line(
             f"note: no site memory: no site has {SITE_MIN_PAGES} or more distinct pages among the {files} "
             "page files (a page file's site is its folder, or the nearest folder above it named like a host, "
