@@ -2053,7 +2053,7 @@ def plan(inputs: list[str], outdir: Path, config: RunConfig, listed: Sequence[st
             earlier = len(skipped)  # this folder's own skips are the ones after it
             below = mirrored(root) if from_list else ""
             found = [
-                (path, os.path.join(below, path[prefix:]), host_folder(path, path[prefix:]))
+                (path, os.path.join(below, path[prefix:]), host_folder(path, relative_to(root, path, prefix)))
                 for path in _walk(
                     root,
                     config.patterns(),
@@ -2309,9 +2309,10 @@ def folder_name(source: str, site: str = "") -> str:
 # "name.letters" was a host: a batch walked from "seiten.neu" made all its sites one, and "index.php" (wget's
 # folder for path-info urls) was a site of its own
 _HOST_NAME = (  # (compiled on first use, by re's cache: a one-page run needs none)
-    r"(?:[^\W_](?:[\w-]*[^\W_])?\.)+(?:de|at|ch|li|lu|eu|com|net|org|info|biz|io|co|news|online|finance|"
-    r"money|bank|capital|fund|invest|markets|trading|exchange|business|media|press|blog|uk|us|fr|it|nl|be|es|pl|"
-    r"cz|dk|se|no|fi|ie|pt|xn--[a-z0-9-]+)\.?(?::\d{1,5})?"
+    r"(?:(?:[^\W_](?:[\w-]*[^\W_])?\.)+(?:de|at|ch|li|lu|eu|com|net|org|info|biz|io|co|tv|me|ag|gmbh|berlin|"
+    r"hamburg|bayern|koeln|wien|swiss|news|online|finance|money|bank|capital|fund|invest|markets|trading|"
+    r"exchange|business|media|press|blog|app|dev|gov|edu|uk|us|fr|it|nl|be|es|pl|cz|dk|se|no|fi|ie|pt|"
+    r"xn--[a-z0-9-]+)\.?|localhost|\d{1,3}(?:\.\d{1,3}){3})(?::\d{1,5})?"
 )
 
 
@@ -2325,11 +2326,19 @@ def host_folder(path: str, below: str) -> str:
     site: a project folder named ``firma.de`` would join every site under it."""
     folder = os.path.dirname(path)
     for _ in range(below.count(os.sep) + 1):
-        for name in (os.path.basename(folder), os.path.basename(_real_folder(folder or "."))):
-            if re.fullmatch(_HOST_NAME, name, re.IGNORECASE):
-                return folder
+        if re.fullmatch(_HOST_NAME, os.path.basename(folder), re.IGNORECASE) or re.fullmatch(
+            _HOST_NAME, os.path.basename(_real_folder(folder or ".")), re.IGNORECASE
+        ):
+            return folder
         folder = os.path.dirname(folder)
     return ""
+
+
+def relative_to(root: str, path: str, prefix: int) -> str:
+    """What ``host_folder`` climbs through for a file a walk of ``root`` found: the folders of the path as
+    written when ``root`` is relative (``in/www.example.org/news``, as a list of its files would have it),
+    else the file's path below ``root`` and ``root`` itself."""
+    return path if not os.path.isabs(root) else path[prefix:]
 
 
 def named_host_folder(path: str) -> str:
@@ -2339,7 +2348,7 @@ def named_host_folder(path: str) -> str:
     return host_folder(path, "" if os.path.isabs(path) else path)
 
 
-@functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=1 << 16)
 def _real_folder(folder: str) -> str:
     """A folder's real path, once per folder (a batch asks for each of its files several times)."""
     return os.path.realpath(folder)

@@ -394,6 +394,38 @@ def test_a_host_folder_is_a_real_host_name_found_also_through_a_link_and_named_w
     }
 
 
+def test_a_host_folder_may_be_localhost_or_written_in_the_path_of_a_walked_section(tmp_path):
+    """Attack round 75: a mirror under ``localhost:8080`` (whose records' site is ``localhost``) had no site, and
+    walking ``in/www.example.org/news`` lost the host that a list of the same files kept."""
+    menu = "Impressum | Datenschutz | Kontakt"
+    for host in ("localhost:8080", "www.example.org"):
+        for i in range(3):
+            folder = tmp_path / "in" / host / "news" / f"p{i}"
+            folder.mkdir(parents=True)
+            (folder / "index.txt").write_text(PAGE + f"\n\nMehr zu Thema {'abc'[i]}\n", encoding="utf-8")
+    for host, site in (("localhost:8080", "localhost"), ("www.example.org", "example.org")):
+        rules = rules_file(tmp_path, name="r", action="drop", line=menu, site=site)
+        out = tmp_path / f"out-{site}"
+        result = run(
+            "clean-article",
+            "-f",
+            "json",
+            "--rules",
+            rules,
+            f"in/{host}/news",
+            "-o",
+            out,
+            "--jobs",
+            "1",
+            cwd=tmp_path,
+        )
+        assert result.returncode == 0, result.stderr.decode()
+        assert result.stderr.decode().startswith("note: site memory of 1 site(s), 3 pages")
+        written = sorted(out.rglob("*.json"))
+        assert len(written) == 3
+        assert all(json.loads(p.read_text())["paragraphs"][-2]["decided_by"] == "rule:r" for p in written)
+
+
 def test_a_rule_site_may_be_a_folder_name_with_spaces(tmp_path):
     folder = tmp_path / "Meine Seite"
     folder.mkdir()
