@@ -41,6 +41,8 @@ _MAGIC = (
     (b"RIFF", "RIFF media file"),
     (b"\xd0\xcf\x11\xe0", "MS Office document"),
     (b"SQLite format 3", "SQLite database"),
+    (b"!<arch>\n", "ar archive"),  # (static libraries: NULs of big-endian numbers on one side, read as UTF-16)
+    (b"GOBJ\nMETADATA", "GObject typelib"),
 )
 _BOMS = (
     (codecs.BOM_UTF32_LE, "utf-32"),

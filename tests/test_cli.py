@@ -69,7 +69,16 @@ def test_missing_file_is_a_one_line_error(tmp_path):
 
 @pytest.mark.parametrize(
     ("data", "reason"),
-    [(b"%PDF-1.4\n...", "PDF document"), (b"\x7fELF" + bytes(100), "ELF executable")],
+    [
+        (b"%PDF-1.4\n...", "PDF document"),
+        (b"\x7fELF" + bytes(100), "ELF executable"),
+        # attack round 75: a static library's symbol table (big-endian numbers) was read as UTF-16, CJK text out
+        (
+            b"!<arch>\n/               0           0     0     0       8         `\n" + b"\x00\x00\x01\x2a" * 600,
+            "ar archive",
+        ),
+        (b"GOBJ\nMETADATA\r\n\x1a" + bytes(100), "GObject typelib"),
+    ],
 )
 def test_binary_file_is_refused(tmp_path, data, reason):
     path = tmp_path / "page.txt"
