@@ -2053,7 +2053,7 @@ def plan(inputs: list[str], outdir: Path, config: RunConfig, listed: Sequence[st
             earlier = len(skipped)  # this folder's own skips are the ones after it
             below = mirrored(root) if from_list else ""
             found = [
-                (path, os.path.join(below, path[prefix:]), host_folder(path, relative_to(root, path, prefix)))
+                (path, os.path.join(below, path[prefix:]), host_folder(path, walked_path(root, path, prefix)))
                 for path in _walk(
                     root,
                     config.patterns(),
@@ -2307,7 +2307,7 @@ def folder_name(source: str, site: str = "") -> str:
 # A folder named as a host is named: labels of letters, digits and hyphens, then a top-level domain that sites of
 # this kind use (or an internationalised one), and a port where wget writes one ("example.org:8080"). Any
 # "name.letters" was a host: a batch walked from "seiten.neu" made all its sites one, and "index.php" (wget's
-# folder for path-info urls) was a site of its own
+# folder for path-info urls) was a site of its own. Also localhost and an IPv4 address, as a url's host can be
 _HOST_NAME = (  # (compiled on first use, by re's cache: a one-page run needs none)
     r"(?:(?:[^\W_](?:[\w-]*[^\W_])?\.)+(?:de|at|ch|li|lu|eu|com|net|org|info|biz|io|co|tv|me|ag|gmbh|berlin|"
     r"hamburg|bayern|koeln|wien|swiss|news|online|finance|money|bank|capital|fund|invest|markets|trading|"
@@ -2319,11 +2319,11 @@ _HOST_NAME = (  # (compiled on first use, by re's cache: a one-page run needs no
 def host_folder(path: str, below: str) -> str:
     """The nearest folder holding a page file that is named like a host (``crawl/www.example.org``), by the name
     it is written with or the real name of the folder it leads to (a link ``current``, ``.``), from the page's
-    own folder up through the folders of ``below`` (the file's path under the folder a walk began in, and that
-    folder; or the path as a list or the command line wrote it), else "". wget and site mirrors store a site as
-    ``host/section/slug/index.html``, one page per folder: each folder its own site, no site had the pages site
-    memory needs, and menus and pitches stayed in every article. Folders above those written are never the
-    site: a project folder named ``firma.de`` would join every site under it."""
+    own folder up through the folders of ``below`` (``walked_path``, ``named_host_folder``), else "". wget and
+    site mirrors store a site as ``host/section/slug/index.html``, one page per folder: each folder its own
+    site, no site had the pages site memory needs, and menus and pitches stayed in every article. Folders
+    above those written are never the site: a project folder named ``firma.de`` would join every site under
+    it."""
     folder = os.path.dirname(path)
     for _ in range(below.count(os.sep) + 1):
         if re.fullmatch(_HOST_NAME, os.path.basename(folder), re.IGNORECASE) or re.fullmatch(
@@ -2334,7 +2334,7 @@ def host_folder(path: str, below: str) -> str:
     return ""
 
 
-def relative_to(root: str, path: str, prefix: int) -> str:
+def walked_path(root: str, path: str, prefix: int) -> str:
     """What ``host_folder`` climbs through for a file a walk of ``root`` found: the folders of the path as
     written when ``root`` is relative (``in/www.example.org/news``, as a list of its files would have it),
     else the file's path below ``root`` and ``root`` itself."""
