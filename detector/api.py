@@ -864,6 +864,10 @@ def _markdown_html(text: str, quotes: bool = True) -> str:
     if len(lines) == 1 and (heading := _markdown_heading(text)):
         level, words = heading
         return f"<h{level}>{_markdown_inline(words)}</h{level}>"
+    if len(lines) > 1 and (heading := _markdown_heading(lines[0])):  # a heading needs no blank line after it
+        level, words = heading
+        rest = _markdown_html("\n".join(lines[1:]), quotes)
+        return f"<h{level}>{_markdown_inline(words)}</h{level}>\n{rest}"
     if len(lines) == 2 and lines[0].strip() and re.fullmatch(_MD_SETEXT, lines[1]):
         level = 1 if "=" in lines[1] else 2
         return f"<h{level}>{_markdown_inline(lines[0].strip())}</h{level}>"
@@ -887,8 +891,21 @@ def _markdown_html(text: str, quotes: bool = True) -> str:
         lead, tag, start, items = listed
         out = f"<p>{_markdown_lines(lead)}</p>\n" if lead else ""
         out += f'<ol start="{start}">' if tag == "ol" and start != 1 else f"<{tag}>"
-        return out + "".join(f"\n<li>{_markdown_lines(item)}</li>" for item in items) + f"\n</{tag}>"
+        return out + "".join(f"\n<li>{_markdown_item(item)}</li>" for item in items) + f"\n</{tag}>"
     return f"<p>{_markdown_lines(lines)}</p>"
+
+
+def _markdown_item(lines: list[str]) -> str:
+    """A list item's lines as HTML: lines under it that are items themselves (a nested list, as html2text and
+    markdownify indent one) are a list inside it, one level deep (its bullets were text: "<br>* mit …")."""
+    nested = [re.fullmatch(_MD_ITEM, line) for line in lines[1:]]
+    numbers = [item.group(1) for item in nested if item and item.group(1)]
+    if not nested or not all(nested) or (numbers and len(numbers) < len(nested)):
+        return _markdown_lines(lines)
+    first = int(numbers[0]) if numbers else 1
+    tag = f'<ol start="{first}">' if numbers and first != 1 else "<ol>" if numbers else "<ul>"
+    inner = "".join(f"\n<li>{_markdown_lines([item.group(2)])}</li>" for item in nested if item)
+    return f"{_markdown_lines(lines[:1])}\n{tag}{inner}\n</{'ol' if numbers else 'ul'}>"
 
 
 def _markdown_list(lines: list[str]) -> tuple[list[str], str, int, list[list[str]]] | None:
@@ -986,8 +1003,10 @@ def _emphasis(parts: list[tuple[bool, str]]) -> dict[int, list[tuple[int, int, s
             continue
         for run in re.finditer(r"\*+|_+", part):
             start, end = run.span()
-            before = part[start - 1] if start else ("" if number == 0 else ".")  # an atom reads as punctuation
-            after = part[end] if end < len(part) else ("" if number == len(parts) - 1 else ".")
+            # an atom (a link, code, an image) beside a run lets it open or close as a word would, yet is no
+            # letter: "**[Schlagzeile](url)**" (html2text's bold link) kept its marks, and in the title too
+            before = part[start - 1] if start else ("" if number == 0 else "\x00")
+            after = part[end] if end < len(part) else ("" if number == len(parts) - 1 else "\x00")
             opens = bool(after) and not after.isspace() and after not in _CLOSING and not before.isalnum()
             closes = bool(before) and not before.isspace() and before not in _OPENING and not after.isalnum()
             runs.append((number, start, end, run.group(), opens, closes))

@@ -302,6 +302,30 @@ def test_markdown_made_to_be_slow_renders_in_linear_time(text):
             "<p>Mit <code>grep *Dax*<br>\n--count</code> zählen.</p>",
             "Mit grep *Dax*",
         ),
+        # round 78: a bold link (html2text's headline) kept its marks, in the title too; a heading followed by its
+        # text in one block stayed "## …" text; a nested list's bullets were text inside its parent item
+        (
+            "**[Siemens hebt Prognose an](https://ex.de/a)**",
+            '<p><strong><a href="https://ex.de/a">Siemens hebt Prognose an</a></strong></p>',
+            "Siemens hebt Prognose an",
+        ),
+        (
+            "Kurs **`SIE`** und *[Bericht](https://ex.de/b)*, **fett**[mehr](https://ex.de/c)",
+            '<p>Kurs <strong><code>SIE</code></strong> und <em><a href="https://ex.de/b">Bericht</a></em>, '
+            '<strong>fett</strong><a href="https://ex.de/c">mehr</a></p>',
+            "Kurs SIE und Bericht, fettmehr",
+        ),
+        (
+            "## Ausblick\nDer Konzern rechnet mit mehr.",
+            "<h2>Ausblick</h2>\n<p>Der Konzern rechnet mit mehr.</p>",
+            "Ausblick",
+        ),
+        (
+            "Kurz:\n  * Umsatz steigt\n    * in Europa\n    * in Asien\n  * Marge stabil",
+            "<p>Kurz:</p>\n<ul>\n<li>Umsatz steigt\n<ul>\n<li>in Europa</li>\n<li>in Asien</li>\n</ul></li>\n"
+            "<li>Marge stabil</li>\n</ul>",
+            "Kurz:",
+        ),
     ],
 )
 def test_markdown_keeps_what_plain_text_means(text, html, title):
