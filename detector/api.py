@@ -899,10 +899,12 @@ def _markdown_item(lines: list[str]) -> str:
     """A list item's lines as HTML: lines under it that are items themselves (a nested list, as html2text and
     markdownify indent one) are a list inside it, one level deep (its bullets were text: "<br>* mit …")."""
     nested = [re.fullmatch(_MD_ITEM, line) for line in lines[1:]]
-    numbers = [item.group(1) for item in nested if item and item.group(1)]
+    numbers = [int(item.group(1)) for item in nested if item and item.group(1)]
     if not nested or not all(nested) or (numbers and len(numbers) < len(nested)):
         return _markdown_lines(lines)
-    first = int(numbers[0]) if numbers else 1
+    if numbers and (len(numbers) < 2 or numbers != list(range(numbers[0], numbers[0] + len(numbers)))):
+        return _markdown_lines(lines)  # "28. Januar", "30. April" under an item: dates, as in _markdown_list
+    first = numbers[0] if numbers else 1
     tag = f'<ol start="{first}">' if numbers and first != 1 else "<ol>" if numbers else "<ul>"
     inner = "".join(f"\n<li>{_markdown_lines([item.group(2)])}</li>" for item in nested if item)
     return f"{_markdown_lines(lines[:1])}\n{tag}{inner}\n</{'ol' if numbers else 'ul'}>"
@@ -916,12 +918,15 @@ def _markdown_list(lines: list[str]) -> tuple[list[str], str, int, list[list[str
         return None
     items: list[list[str]] = []
     numbers: list[int] = []
+    content = 0  # where the text of the last item starts: a line indented to it is inside that item
     for line in lines[first:]:
-        if item := re.fullmatch(_MD_ITEM, line):
+        item = re.fullmatch(_MD_ITEM, line)
+        if item and not (items and len(line) - len(line.lstrip(" ")) >= content):
             if items and (item.group(1) is None) != (not numbers):
                 return None  # bullets and numbers mixed: not one list
             numbers += [int(item.group(1))] if item.group(1) else []
             items.append([item.group(2)])
+            content = item.start(2)
         elif line[:1] in (" ", "\t") and line.strip():
             items[-1].append(line.strip())
         else:

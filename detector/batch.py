@@ -10,6 +10,7 @@ temporary file carries the name of the run that writes it, and a run removes onl
 
 from __future__ import annotations
 
+import codecs
 import errno
 import fnmatch
 import functools
@@ -848,12 +849,34 @@ def records_codec(head: bytes) -> str | None:
 _RECORD_START = b"{ \t\r\n"  # what JSON Lines begin with: a record, or a blank line or space before it
 
 
+class Unreadable(str):
+    """A line of JSON Lines that could not be read as text, standing for why (``record_lines``)."""
+
+
+_BAD_SEQUENCE = "\udfff"  # a lone surrogate: strict UTF-16 or UTF-32 decoding never gives one
+
+
+def _marked_sequence(error: UnicodeError) -> tuple[str, int]:
+    """A bad sequence of a UTF-16 or UTF-32 record stream, marked: its line fails alone. Decoded strictly, the
+    error came up eight kilobytes ahead of the records handed on, and the good records around it were lost."""
+    assert isinstance(error, UnicodeDecodeError)
+    return _BAD_SEQUENCE, error.end
+
+
+codecs.register_error("detector-marked-sequence", _marked_sequence)
+
+
 def record_lines(stream: BinaryIO, max_bytes: int) -> Iterator[tuple[int, bytes | str | None]]:
     """The lines of a JSON Lines stream with their numbers; a line longer than ``max_bytes`` is skipped
     without being held in memory and yields None. UTF-16 and UTF-32 files (with a BOM, or UTF-16 without
-    one) are read as text."""
+    one) are read as text; a line with a bad sequence of theirs (a lone surrogate, a file cut inside a
+    character) is ``Unreadable``."""
     codec = records_codec(stream.peek(4)[:4] if hasattr(stream, "peek") else b"")
-    reader: IO[Any] = io.TextIOWrapper(stream, encoding=codec, errors="strict", newline="\n") if codec else stream
+    reader: IO[Any] = (
+        io.TextIOWrapper(stream, encoding=codec, errors="detector-marked-sequence", newline="\n")
+        if codec
+        else stream
+    )
     limit = max_bytes // (4 if codec.startswith("utf-32") else 2) if codec else max_bytes  # text: characters
     number = 0
     while True:
@@ -865,6 +888,9 @@ def record_lines(stream: BinaryIO, max_bytes: int) -> Iterator[tuple[int, bytes 
             while line and not line.endswith("\n" if codec else b"\n"):
                 line = reader.readline(1 << 20)
             yield number, None
+            continue
+        if codec and (bad := line.find(_BAD_SEQUENCE)) >= 0:
+            yield number, Unreadable(f"not valid {codec.upper()} text (a bad sequence at column {bad + 1})")
             continue
         yield number, line
 
@@ -901,13 +927,16 @@ def clean_records(
         """One line's record, or why it is bad, or None for a blank line."""
         if line is None:
             return f"record larger than --max-bytes ({config.max_bytes} bytes)"
+        if isinstance(line, Unreadable):
+            return str(line)
         if not line.strip():
             return None
         try:
             text = _forced_line(line, config.encoding)
             record = json.loads(text, parse_constant=constant, parse_float=number_or_null)
         except UnicodeDecodeError as exc:  # (json's own guess made binary bytes "utf-16-be")
-            return f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at column {exc.start + 1})"
+            byte, codec = exc.object[exc.start], config.encoding or "UTF-8"
+            return f"not {codec} text (byte 0x{byte:02x} at column {exc.start + 1})"
         except (ValueError, RecursionError) as exc:
             if isinstance(exc, json.JSONDecodeError) and exc.pos >= len(exc.doc):  # a record cut short
                 reason = f"{exc.msg.removesuffix(' at')} at the end of the line: the record is cut short"
@@ -2296,7 +2325,7 @@ def folder_name(source: str, site: str = "") -> str:
     as surrogates in an ASCII locale, matched no rule: another article, exit 0)."""
     if site:  # by its own name, else by that of the folder it leads to (a link, "."), which is the host's
         name = os.path.basename(site)
-        if not re.fullmatch(_HOST_NAME, name, re.IGNORECASE):
+        if not _host_named(name):
             name = os.path.basename(_real_folder(os.path.abspath(site)))
         name = re.sub(r":\d+$", "", name)
     else:
@@ -2322,15 +2351,23 @@ def host_folder(path: str, below: str) -> str:
     own folder up through the folders of ``below`` (``walked_path``, ``named_host_folder``), else "". wget and
     site mirrors store a site as ``host/section/slug/index.html``, one page per folder: each folder its own
     site, no site had the pages site memory needs, and menus and pitches stayed in every article. Folders
-    above those written are never the site: a project folder named ``firma.de`` would join every site under
-    it."""
+    above those written are never the site: a project folder named ``kunde.de`` (or a Go workspace's
+    ``src/github.com``) joined every site under it, and site memory took an article two of its sites carry
+    for chrome (attack round 79)."""
     folder = os.path.dirname(path)
     for _ in range(below.count(os.sep) + 1):
-        if re.fullmatch(_HOST_NAME, os.path.basename(folder), re.IGNORECASE) or re.fullmatch(
-            _HOST_NAME, os.path.basename(_real_folder(folder or ".")), re.IGNORECASE
-        ):
+        if _host_named(os.path.basename(folder)) or _host_named(_led_to(folder)):
             return folder
         folder = os.path.dirname(folder)
+    return ""
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _led_to(folder: str) -> str:
+    """The real name of the folder that ``.`` or a link leads to, else "": not ``..`` (``../crawl`` walked from
+    ``kunde.de/crawl`` made the project folder above every site's, round 80)."""
+    if os.path.basename(folder) in ("", ".") or os.path.islink(folder):
+        return os.path.basename(_real_folder(folder or "."))
     return ""
 
 
@@ -2346,6 +2383,16 @@ def named_host_folder(path: str) -> str:
     writes when it is relative (``example.org/news/a/p.txt``, as ``find example.org`` lists it); of an
     absolute path only its own folder, as a walk's folders above it are never the site."""
     return host_folder(path, "" if os.path.isabs(path) else path)
+
+
+def _host_named(name: str) -> bool:
+    """Whether a folder is named like a host, also where its name's letters are decomposed (macOS, and rsync
+    from it, write "bo\u0308rse.de": its umlaut's mark was no letter of a host, and its rules missed it)."""
+    if not name.isascii():
+        from unicodedata import normalize
+
+        name = normalize("NFC", name)
+    return re.fullmatch(_HOST_NAME, name, re.IGNORECASE) is not None
 
 
 @functools.lru_cache(maxsize=1 << 16)
@@ -2510,7 +2557,7 @@ def _record_pages(
     lines = (
         ((number, line, checksums), None)
         for number, line in record_lines(stream, config.max_bytes)
-        if number not in skip and line and line.strip()
+        if number not in skip and line and line.strip() and not isinstance(line, Unreadable)
     )
     for _, page in _in_order(_record_page, lines, config, again=True):  # (a dead worker's record counted here)
         if page is not None and not isinstance(page, BaseException):

@@ -385,12 +385,15 @@ def build_config(args: argparse.Namespace) -> batch.RunConfig:
         raise batch.UsageError("--max-bytes must be a positive number of bytes")
     if args.encoding:
         try:
-            check_encoding(args.encoding)
-            b"a".decode(args.encoding)  # refuses codecs that are not text encodings (rot13, base64, zlib)
-        except UnicodeDecodeError:
-            pass  # a text encoding of two or four bytes a character
+            check_encoding(args.encoding)  # refuses codecs that are no text encodings (rot13, base64, punycode)
         except LookupError:
-            raise batch.UsageError(f"--encoding: unknown text encoding {args.encoding!r}") from None
+            import codecs
+
+            try:
+                codecs.lookup(args.encoding)
+            except LookupError:
+                raise batch.UsageError(f"--encoding: unknown text encoding {args.encoding!r}") from None
+            raise batch.UsageError(f"--encoding: {args.encoding!r} is no encoding of text pages") from None
     if args.scheduler and args.engine != "dask":
         raise batch.UsageError("--scheduler needs --engine dask")
     if args.scheduler and (problem := _scheduler_problem(args.scheduler)):
@@ -991,6 +994,8 @@ def main() -> None:
             setattr(sys, name, _ClosedStream(f"<{name}>"))
     try:
         code = clean_main()
+    except KeyboardInterrupt as exc:  # before the run's own handlers: reading a --files-from list or --rules
+        code = interrupted(exc)
     except MemoryError:
         code = _error("out of memory")
     except Exception as exc:

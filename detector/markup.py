@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from functools import lru_cache
 from itertools import islice
 
-from detector.segment import is_blank
+from detector.segment import is_blank, page_codec
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at run time (see _named_tuple)
 if TYPE_CHECKING:
@@ -627,20 +627,34 @@ def declared_charset(data: bytes) -> str | None:
     knows it: in its first 4 KB, else anywhere in its head (as a browser that meets it late reads the page
     again with it), up to 64 KB; without one, in the XML declaration it begins with (XHTML of older CMSs, as
     Blink and WebKit read it: ``<?xml version="1.0" encoding="iso-8859-2"?>`` was read as Windows-1252)."""
-    import codecs
-
     match = _META_CHARSET.search(data[:4096])
     if match is None and len(data) > 4096:
         end = _HEAD_END.search(data, 0, _HEAD_LIMIT)
         match = _META_CHARSET.search(data[: end.start() if end else _HEAD_LIMIT])
     if match is None:
         match = _XML_ENCODING.match(data, 0, 1024)
-    if match is None:
-        return None
-    try:
-        return codecs.lookup(match.group(1).decode("ascii")).name
-    except LookupError:
-        return None
+    return None if match is None else declarable(match.group(1).decode("ascii"))
+
+
+def declarable(charset: str) -> str | None:
+    """The canonical name of a charset a page or an HTTP header declares, when it is one pages are written in
+    (``segment.page_codec``) and browsers read (``_BROWSER_READS``: not UTF-7, which the Encoding Standard
+    dropped as pages smuggled scripts past filters with it, nor EBCDIC or DOS code pages). None: the
+    declaration is ignored, as a browser ignores it (a page that declared ``rot13`` failed a whole WARC file)."""
+    codec = page_codec(charset)
+    return codec if codec in _BROWSER_READS else None
+
+
+# The charsets browsers read (the Encoding Standard's, by Python's names, and the labels they read as another,
+# _BROWSER_CHARSETS): a Windows-1252 page declaring EBCDIC cp500 came out as "ÇÈ_%ÇÁ/À…", one declaring the DOS
+# code page ibm850 as "B÷rse", exit 0 without a note (attack rounds 79, 80).
+_BROWSER_READS = frozenset(
+    ["utf-8", "utf-16", "utf-16-le", "utf-16-be", "cp866", "koi8-r", "koi8-u", "mac-roman", "mac-cyrillic"]
+    + [f"iso8859-{n}" for n in (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 13, 14, 15, 16)]
+    + [f"cp{n}" for n in (874, 932, 949, *range(1250, 1259))]
+    + ["ascii", "tis-620", "gbk", "gb2312", "gb18030", "big5", "big5hkscs", "euc_jp", "iso2022_jp", "shift_jis"]
+    + ["euc_kr"]
+)
 
 
 # Labels a browser reads as another charset (the WHATWG Encoding Standard): pages that declare ISO-8859-1 or
@@ -696,8 +710,6 @@ def decode_html(
     BOM beats both. A declaration that lies loses against the bytes: they must decode, and the letters they
     give must not be of another script stuck inside Latin words ("BЖrse": Windows-1252 bytes declared as
     KOI8-R, which any byte fits)."""
-    import codecs
-
     from detector.segment import binary_kind, decode
 
     if encoding or data.startswith((b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")) or binary_kind(data[:4096]):
@@ -706,10 +718,7 @@ def decode_html(
         return data.decode("utf-8")
     except UnicodeDecodeError:
         pass
-    try:
-        declared = codecs.lookup(transport).name if transport else declared_charset(data)
-    except LookupError:
-        declared = declared_charset(data)
+    declared = (transport and declarable(transport)) or declared_charset(data)
     if declared and _western_charset(declared) and (mixed := _utf8_and_western(data)):
         # a page that declares a Western one-byte charset and holds UTF-8 (a template around UTF-8 text, or
         # UTF-8 chrome around an article from an old database): read as the declaration, every umlaut of the
@@ -721,7 +730,8 @@ def decode_html(
                 f"are, {western} byte{'' if western == 1 else 's'} as Windows-1252"
             )
         return mixed[0]
-    if declared and declared not in ("utf-8", "utf-16", "utf-32"):
+    if declared and declared != "utf-8" and not declared.startswith(("utf-16", "utf-32")):  # (a browser reads a
+        # <meta> of UTF-16 as UTF-8, and wide text without a BOM is told by its NULs: utf-16le read markup as CJK)
         text = None
         for codec in dict.fromkeys((browser_codec(declared), declared)):
             try:

@@ -55,8 +55,8 @@ _BOMS = (
 # letters with diacritics, typographic quotes and dashes, the euro and other currency signs, degrees,
 # no-break space, the section and paragraph signs.
 _WESTERN = frozenset(
-    "ÄÖÜäöüßÀÁÂÃÅÆÇÈÉÊËÌÍÎÏÑÒÓÔÕØÙÚÛÝàáâãåæçèéêëìíîïñòóôõøùúûýÿŒœŠšŽžŸ"
-    "„“”‚‘’«»‹›–—…•€£¥¢°±²³µ·×÷§¶©®™‰†\u00a0¹¼½¾¿¡ª º"
+    "ÄÖÜäöüßÀÁÂÃÅÆÇÈÉÊËÌÍÎÏÑÒÓÔÕØÙÚÛÝàáâãåæçèéêëìíîïñòóôõøùúûýÿŒœŠšŽžŸÐðÞþ"  # (Ð ð Þ þ: Icelandic)
+    "„“”‚‘’«»‹›–—…•€£¥¢°±²³µ·×÷§¶©®™‰†\u00a0\u00ad´¹¼½¾¿¡ª º"  # (soft hyphen; ´ as an apostrophe: "gibt´s")
 )
 _TEXT_BYTES = bytes(b for b in range(256) if b >= 0x20 or b in b"\t\n\r\x0b\x0c\x1b")  # deleted: controls
 _BLANK_BYTES = bytes(range(0x21)) + b"\x7f"  # deleted: what text a reader sees is made of
@@ -117,20 +117,57 @@ def _letter(byte: bytes) -> bool:
     return byte.isalpha() or (byte != b"" and byte[0] >= 0x80)
 
 
-def western_text(data: bytes) -> str | None:
-    """The bytes as Windows-1252 when they read as Western European text (nearly every character above ASCII
-    one that such text is made of: ``_WESTERN``), else None."""
+# What a one-byte page of another script or another Western code page looks like read as Windows-1252: a word
+# of three or more letters above ASCII and none below (Cyrillic: "Àêöèè"), a capital above ASCII between small
+# letters (Mac Roman's ä and ü: "stŠrkt", "fŸr"); Western text has few of them. (Signs between letters are no
+# sign: Western text has ’ – … ´ · ® and soft hyphens there, "gibt’s", "intel·ligència", "Apple®Watch".)
+_FOREIGN_WORD = r"(?<![^\W\d_])[^\W\d_\x00-\x7f]{3,}(?![^\W\d_])"  # compiled on first use (re's cache)
+_ODD_INSIDE_WORD = r"(?<=[^\W\d_])[À-ÖØ-ÞŠŒŽŸ](?=[a-zß-öø-ÿšœž])"
+
+
+def western_text(data: bytes) -> tuple[str, str] | None:
+    """The bytes as Western European text with the code page read (nearly every character above ASCII one that
+    such text is made of, ``_WESTERN``, and few of ``_FOREIGN_WORD`` and ``_ODD_INSIDE_WORD``), else None:
+    Windows-1252, or ISO-8859-15 for a page with its euro sign (0xA4) and no byte of Windows-1252's own
+    (0x80-0x9F: quotes, dashes and its euro), which read as Windows-1252 had "¤" for every "€"."""
+    latin9 = b"\xa4" in data and not re.search(b"[\x80-\x9f]", data)  # (a page of many "€": 0xA4 in every line)
+    codec, name = ("iso8859-15", "ISO-8859-15") if latin9 else ("cp1252", "Windows-1252")
     try:
-        western = data.decode("cp1252")
+        western = data.decode(codec)
     except UnicodeDecodeError:
         return None
     high = [c for c in western if c > "\x7f"]
-    return western if sum(c in _WESTERN for c in high) >= 0.8 * len(high) else None
+    if sum(c in _WESTERN for c in high) < 0.8 * len(high):
+        return None
+    odd = sum(len(word) for word in re.findall(_FOREIGN_WORD, western))
+    odd += len(re.findall(_ODD_INSIDE_WORD, western))
+    return None if odd > max(2, len(high) // 10) else (western, name)
+
+
+# Codecs Python counts as text encodings that no page is written in: they turn text into other text (escapes,
+# domain names) or refuse every byte; a page or a user naming one got "unexpected failure" (UnicodeError).
+_NOT_PAGE_CODECS = frozenset({"undefined", "punycode", "idna", "unicode-escape", "raw-unicode-escape", "charmap"})
+
+
+def page_codec(name: str) -> str | None:
+    """The canonical name of a codec pages are written in, or None: unknown to Python, not a text encoding
+    (``rot13``, ``base64``, ``zlib`` turn bytes into bytes), or a text codec of no page (``_NOT_PAGE_CODECS``)."""
+    try:
+        info = codecs.lookup(name)
+    except (LookupError, ValueError):  # ValueError: a name with a NUL
+        return None
+    if not getattr(info, "_is_text_encoding", True) or info.name in _NOT_PAGE_CODECS:
+        return None
+    return info.name
 
 
 def check_encoding(name: str) -> str:
-    """The canonical name of a codec a user asked for; raises LookupError for an unknown one."""
-    return codecs.lookup(name).name
+    """The canonical name of a codec a user asked for; raises LookupError for one that is unknown or no
+    encoding of pages (``page_codec``)."""
+    codec = page_codec(name)
+    if codec is None:
+        raise LookupError(name)
+    return codec
 
 
 def decode(data: bytes, encoding: str | None = None, notes: list[str] | None = None) -> str:
@@ -156,7 +193,7 @@ def decode(data: bytes, encoding: str | None = None, notes: list[str] | None = N
                 return normalise_newlines(text, bom=False)
     kind = binary_kind(data[:4096])
     if kind == NUL_BYTES:
-        wide = _utf16_without_bom(data)
+        wide = _wide_without_bom(data)
         if wide is None:
             raise _binary(kind)
         text, name, bad = wide
@@ -182,8 +219,8 @@ def decode(data: bytes, encoding: str | None = None, notes: list[str] | None = N
         return normalise_newlines(lenient)
     western = western_text(data)
     if western is not None:
-        notes.append("not UTF-8, read as Windows-1252")
-        return normalise_newlines(western)
+        notes.append(f"not UTF-8, read as {western[1]}")
+        return normalise_newlines(western[0])
     from charset_normalizer import from_bytes
 
     best = from_bytes(data[:1_000_000]).best()
@@ -215,21 +252,36 @@ def _forced(data: bytes, encoding: str) -> str:
         raise NotTextError(f"cannot be decoded as {encoding} (byte {exc.start})") from None
 
 
-def _utf16_without_bom(data: bytes) -> tuple[str, str, int] | None:
-    """UTF-16 text of Latin script without a BOM has a NUL in every other byte: the side tells the order. A few
+def _wide_without_bom(data: bytes) -> tuple[str, str, int] | None:
+    """UTF-16 text of Latin script without a BOM has a NUL in every other byte: the side tells the order; UTF-32
+    has three in every four (the two high bytes of every character, and the third of nearly every one). A few
     bad sequences (a page cut inside a character, half of an emoji's surrogate pair) become U+FFFD, as where a
     BOM names the codec: counted in the result's last item (the page was refused as "binary data: NUL bytes")."""
     head = data[:4096]
-    even, odd = head[0::2].count(0), head[1::2].count(0)
-    codec = "utf-16-le" if odd > 4 * even else "utf-16-be" if even > 4 * odd else None
-    if codec is None or max(even, odd) < len(head) // 4:
-        return None
+    quarter = [head[k::4].count(0) for k in range(4)]
+    size, codec = len(head[3::4]), ""
+    if size and min(quarter[2], quarter[3]) >= 0.95 * size and quarter[1] >= 0.5 * size > 4 * quarter[0]:
+        codec = "utf-32-le"
+    elif size and min(quarter[0], quarter[1]) >= 0.95 * size and quarter[2] >= 0.5 * size > 4 * quarter[3]:
+        codec = "utf-32-be"
+    else:
+        even, odd = head[0::2].count(0), head[1::2].count(0)
+        codec = "utf-16-le" if odd > 4 * even else "utf-16-be" if even > 4 * odd else ""
+        if not codec or max(even, odd) < len(head) // 4:
+            return None
+    if codec.startswith("utf-32"):  # numbers of four bytes (an array of small integers) have the same NULs
+        start = head[: len(head) // 4 * 4].decode(codec, "replace")
+        if len(start) - len(start.translate(_CONTROLS)) > len(start) // 100:
+            return None
     try:
         return data.decode(codec), codec.upper(), 0
     except UnicodeDecodeError:
         text = data.decode(codec, "replace")
     bad = text.count("\ufffd") - data.decode(codec, "ignore").count("\ufffd")
     return (text, codec.upper(), bad) if bad <= max(3, len(text) // 100) else None
+
+
+_CONTROLS = dict.fromkeys([*range(0x09), *range(0x0E, 0x20), *range(0x7F, 0xA0), 0xFFFD])  # no text's characters
 
 
 def normalise_newlines(text: str, bom: bool = True) -> str:

@@ -326,6 +326,20 @@ def test_markdown_made_to_be_slow_renders_in_linear_time(text):
             "<li>Marge stabil</li>\n</ul>",
             "Kurz:",
         ),
+        # round 79: nested at the item's text (CommonMark: two spaces under "- ", three under "1. "); numbers under
+        # an item that do not count up by one are dates, not a list
+        (
+            "1. Quartal:\n   * Umsatz\n   * Gewinn\n2. Quartal:\n   - in Europa\n   - in Asien",
+            "<ol>\n<li>Quartal:\n<ul>\n<li>Umsatz</li>\n<li>Gewinn</li>\n</ul></li>\n"
+            "<li>Quartal:\n<ul>\n<li>in Europa</li>\n<li>in Asien</li>\n</ul></li>\n</ol>",
+            "1. Quartal:",
+        ),
+        (
+            "Termine:\n  * Zahlen am\n    28. Januar\n    30. April\n  * Hauptversammlung",
+            "<p>Termine:</p>\n<ul>\n<li>Zahlen am<br>\n28. Januar<br>\n30. April</li>\n"
+            "<li>Hauptversammlung</li>\n</ul>",
+            "Termine:",
+        ),
     ],
 )
 def test_markdown_keeps_what_plain_text_means(text, html, title):

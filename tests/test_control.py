@@ -496,3 +496,39 @@ def test_rules_file_errors_name_the_key_the_line_and_the_file_as_it_can_be_shown
     result = run("clean-article", "--rules", tmp_path / "no\nsuch.toml", stdin=PAGE.encode())
     assert (result.returncode, result.stderr.decode().count("\n")) == (2, 1)
     assert "no\\x0asuch.toml: no such file or directory" in result.stderr.decode()
+
+
+def test_a_host_folder_named_with_decomposed_letters_is_a_host_and_one_above_the_walk_is_not(tmp_path):
+    """Attack round 76: a host folder whose name macOS wrote with decomposed umlauts (``bo\u0308rse.de``) was no
+    host: no rule, no site memory, exit 0. Round 79: a host-named folder above the folder walked (a project
+    folder ``kunde.de`` holding the pages of several sites) is not their site, however the path is written: as
+    every site's, it made site memory take an article two sites carried for chrome; round 80: also when ``..``
+    leads to it (``../crawl`` walked from inside ``crawl``)."""
+    menu = "Impressum | Datenschutz | Kontakt"
+    news = tmp_path / "in" / "bo\u0308rse-mu\u0308ller.de" / "news"
+    for i in range(3):
+        (news / f"p{i}").mkdir(parents=True)
+        (news / f"p{i}" / "index.txt").write_text(PAGE + f"\n\nMehr zu Thema {'abc'[i]}\n", encoding="utf-8")
+    rules = rules_file(tmp_path, name="r", action="drop", line=menu, site="börse-müller.de")
+    listing = tmp_path / "list.txt"
+    listing.write_text("".join(f"in/{news.relative_to(tmp_path / 'in')}/p{i}/index.txt\n" for i in range(3)))
+    for inputs in (["in"], ["in/bo\u0308rse-mu\u0308ller.de/news"], ["--files-from", listing]):
+        out = tmp_path / f"out-{len(list(tmp_path.glob('out-*')))}"
+        result = run(
+            "clean-article", "-f", "json", "--rules", rules, *inputs, "-o", out, "--jobs", "1", cwd=tmp_path
+        )
+        assert result.returncode == 0, result.stderr.decode()
+        assert result.stderr.decode().startswith("note: site memory of 1 site(s), 3 pages"), inputs
+        written = sorted(out.rglob("*.json"))
+        assert len(written) == 3
+        assert all(json.loads(p.read_text())["paragraphs"][-2]["decided_by"] == "rule:r" for p in written)
+    project = tmp_path / "kunde.de" / "crawl"
+    for site in ("onvista", "boersenblog"):
+        for i in range(3):
+            (project / site).mkdir(parents=True, exist_ok=True)
+            (project / site / f"p{i}.txt").write_text(PAGE + f"\n\nMehr zu {site} {'abc'[i]}\n", encoding="utf-8")
+    for root, where in ((project, tmp_path), ("crawl", tmp_path / "kunde.de"), ("../crawl", project)):
+        out = tmp_path / f"out-{len(list(tmp_path.glob('out-*')))}"
+        result = run("clean-article", root, "-o", out, "--jobs", "1", cwd=where)
+        assert result.returncode == 0, result.stderr.decode()
+        assert result.stderr.decode().startswith("note: site memory of 2 site(s), 6 pages"), result.stderr

@@ -26,9 +26,13 @@ from detector.batch import (
     TEMP_SUFFIX,
     InputError,
     display,
+    folder_name,
     gunzip_limited,
+    host_folder,
+    named_host_folder,
     read_limited,
     sniff_kind,
+    walked_path,
 )
 from detector.features import tokens, unigram_id
 from detector.model import Scorer
@@ -105,16 +109,28 @@ def page_files(inputs: list[Path]) -> tuple[dict[Path, str], int]:
                         if path.is_file():  # not a FIFO (review waited for ever), a device or a link to one
                             parts = path.relative_to(root).parts
                             site = parts[0] if len(parts) > 1 else root.resolve().name
-                            found.setdefault(os.path.realpath(path), (path, site))
+                            written = os.path.join(folder, name)  # (a Path drops "./": "." was no host)
+                            host = host_folder(
+                                written, walked_path(str(root), written, len(os.path.join(root, "")))
+                            )
+                            found.setdefault(os.path.realpath(path), (path, _named(path, host) or site))
                         else:
                             sys.stderr.write(f"note: {display(path)}: left out (not a regular file)\n")
         elif root.is_file() and root.name.lower().endswith(RECORD_SUFFIXES):  # named or walked: no page
             sys.stderr.write(f"note: {display(root)}: left out (records are not pages)\n")
         elif root.is_file():
-            found.setdefault(os.path.realpath(root), (root, root.resolve().parent.name))
+            host = named_host_folder(str(root))
+            found.setdefault(os.path.realpath(root), (root, _named(root, host) or root.resolve().parent.name))
         elif root.exists():
             sys.stderr.write(f"note: {display(root)}: left out (not a regular file)\n")
     return dict(sorted(found.values())), passed_over
+
+
+def _named(path: Path, host: str) -> str:
+    """The name of the host folder a page file lies in, as ``clean-article`` finds its site
+    (``batch.host_folder``), else "": a mirror's section (``crawl/www.example.org/news/slug/index.html``) was
+    a site per page, its drafts meant for one training folder each (attack round 76)."""
+    return folder_name(str(path), host) if host else ""
 
 
 def no_page_message(passed_over: int) -> str:
