@@ -2082,7 +2082,11 @@ def plan(inputs: list[str], outdir: Path, config: RunConfig, listed: Sequence[st
             earlier = len(skipped)  # this folder's own skips are the ones after it
             below = mirrored(root) if from_list else ""
             found = [
-                (path, os.path.join(below, path[prefix:]), host_folder(path, walked_path(root, path, prefix)))
+                (
+                    path,
+                    os.path.join(below, path[prefix:]),
+                    host_folder(path, walked_path(root, path, prefix), root),
+                )
                 for path in _walk(
                     root,
                     config.patterns(),
@@ -2345,7 +2349,7 @@ _HOST_NAME = (  # (compiled on first use, by re's cache: a one-page run needs no
 )
 
 
-def host_folder(path: str, below: str) -> str:
+def host_folder(path: str, below: str, root: str = "") -> str:
     """The nearest folder holding a page file that is named like a host (``crawl/www.example.org``), by the name
     it is written with or the real name of the folder it leads to (a link ``current``, ``.``), from the page's
     own folder up through the folders of ``below`` (``walked_path``, ``named_host_folder``), else "". wget and
@@ -2355,18 +2359,20 @@ def host_folder(path: str, below: str) -> str:
     ``src/github.com``) joined every site under it, and site memory took an article two of its sites carry
     for chrome (attack round 79)."""
     folder = os.path.dirname(path)
+    walked = root.rstrip(os.sep) or root
     for _ in range(below.count(os.sep) + 1):
-        if _host_named(os.path.basename(folder)) or _host_named(_led_to(folder)):
+        if _host_named(os.path.basename(folder)) or _host_named(_led_to(folder, folder == walked)):
             return folder
         folder = os.path.dirname(folder)
     return ""
 
 
 @functools.lru_cache(maxsize=1 << 16)
-def _led_to(folder: str) -> str:
-    """The real name of the folder that ``.`` or a link leads to, else "": not ``..`` (``../crawl`` walked from
-    ``kunde.de/crawl`` made the project folder above every site's, round 80)."""
-    if os.path.basename(folder) in ("", ".") or os.path.islink(folder):
+def _led_to(folder: str, walked: bool) -> str:
+    """The real name of the folder that ``.``, a link or the ``walked`` folder however written leads to, else
+    "": not a ``..`` above the walked folder (``../crawl`` walked from ``kunde.de/crawl`` made the project
+    folder the site, round 80; ``..`` walked from a host folder's section is the host, round 81)."""
+    if walked or os.path.basename(folder) in ("", ".") or os.path.islink(folder):
         return os.path.basename(_real_folder(folder or "."))
     return ""
 

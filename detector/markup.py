@@ -641,8 +641,40 @@ def declarable(charset: str) -> str | None:
     (``segment.page_codec``) and browsers read (``_BROWSER_READS``: not UTF-7, which the Encoding Standard
     dropped as pages smuggled scripts past filters with it, nor EBCDIC or DOS code pages). None: the
     declaration is ignored, as a browser ignores it (a page that declared ``rot13`` failed a whole WARC file)."""
-    codec = page_codec(charset)
+    codec = page_codec(_BROWSER_LABELS.get(charset.strip().lower(), charset))
     return codec if codec in _BROWSER_READS else None
+
+
+# Labels of the Encoding Standard that Python does not know by that name (x-mac-roman was read as Windows-1252,
+# windows-874 guessed as cp932, attack round 81).
+_BROWSER_LABELS = {
+    "x-mac-roman": "mac-roman",
+    "mac": "mac-roman",
+    "x-mac-cyrillic": "mac-cyrillic",
+    "x-mac-ukrainian": "mac-cyrillic",
+    "windows-874": "cp874",
+    "dos-874": "cp874",
+    "iso-8859-11": "cp874",
+    "iso8859-11": "cp874",
+    "iso-8859-8-i": "iso8859-8",
+    "csiso88598i": "iso8859-8",
+    "logical": "iso8859-8",
+    "x-sjis": "shift_jis",
+    "ms932": "cp932",
+    "windows-31j": "cp932",
+    "windows-949": "cp949",
+    "ks_c_5601-1989": "cp949",
+    "iso-ir-149": "cp949",
+    "x-gbk": "gbk",
+    "cn-big5": "big5",
+    "x-x-big5": "big5",
+    "x-euc-jp": "euc_jp",
+    "unicode-1-1-utf-8": "utf-8",
+    "unicode11utf8": "utf-8",
+    "unicode20utf8": "utf-8",
+    "x-unicode20utf8": "utf-8",
+    **{f"x-cp{n}": f"cp{n}" for n in range(1250, 1259)},
+}
 
 
 # The charsets browsers read (the Encoding Standard's, by Python's names, and the labels they read as another,

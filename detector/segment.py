@@ -118,11 +118,12 @@ def _letter(byte: bytes) -> bool:
 
 
 # What a one-byte page of another script or another Western code page looks like read as Windows-1252: a word
-# of three or more letters above ASCII and none below (Cyrillic: "Àêöèè"), a capital above ASCII between small
-# letters (Mac Roman's ä and ü: "stŠrkt", "fŸr"); Western text has few of them. (Signs between letters are no
-# sign: Western text has ’ – … ´ · ® and soft hyphens there, "gibt’s", "intel·ligència", "Apple®Watch".)
-_FOREIGN_WORD = r"(?<![^\W\d_])[^\W\d_\x00-\x7f]{3,}(?![^\W\d_])"  # compiled on first use (re's cache)
-_ODD_INSIDE_WORD = r"(?<=[^\W\d_])[À-ÖØ-ÞŠŒŽŸ](?=[a-zß-öø-ÿšœž])"
+# of four or more letters above ASCII and none below (Cyrillic: "Àêöèè"), Mac Roman's ä, é and ü between letters
+# ("stŠrkt", "fŸr"); Western text has few of them. (Not signs between letters: Western text has ’ – … ´ · ® and
+# soft hyphens there, "gibt’s", "Apple®Watch"; nor its own capitals there, "BaFinÜberblick", "GEMÄß"; nor
+# words of three such letters, "ÄÖÜ", "ÅÄÖ": attack rounds 79 to 81.)
+_FOREIGN_WORD = r"(?<![^\W\d_])[^\W\d_\x00-\x7f]{4,}(?![^\W\d_])"  # compiled on first use (re's cache)
+_ODD_INSIDE_WORD = r"(?<=[^\W\d_])[ŠŽŸ](?=[a-z])"
 
 
 def western_text(data: bytes) -> tuple[str, str] | None:

@@ -5214,6 +5214,9 @@ def test_one_byte_text_of_another_code_page_is_not_read_as_windows_1252(codec, e
         "Gibt´s Chancen bei Moody´s? "
         "La col·lecció d’intel·ligència és paral·lela. Apple®Watch und Samsung®Galaxy ab 299 €.\n",
         "Það er gott. Seðlabankinn hélt vöxtum óbreyttum. Þjóðhagsspá gerir ráð fyrir hægum vexti.\n",
+        # round 81: capitals above ASCII inside words, "GEMÄß" in capitals, "ÄÖÜ" as a word
+        "BaFinÜberblick: McÜberraschung, iÖkonomie. MITTEILUNG GEMÄß § 40 WPHG, ÜBERMÄßIGE Risiken. "
+        "Tastatur ohne ÄÖÜ? ÅÄÖ: Riksbank höjer. Crème brûlée bei Hermès.\n",
     ):
         assert decode(western.encode("cp1252"), None, notes) == western
         assert notes[-1] == "not UTF-8, read as Windows-1252"
@@ -5307,3 +5310,22 @@ def test_a_rule_too_slow_for_an_ordinary_sentence_is_refused_when_the_rules_are_
         f"error: --rules: {rules}: rule 1 ('rule-2'): the pattern took more than 2 s on one ordinary sentence "
         "(nested repetition such as (\\w+\\s?)+ backtracks exponentially): it would hold up every page"
     ]
+
+
+@pytest.mark.parametrize(
+    ("label", "codec", "text"),
+    [
+        ("x-mac-roman", "mac-roman", "Die Börse schließt fester. Öl wird günstiger."),
+        ("windows-874", "cp874", "ตลาดหุ้นขึ้น"),
+        ("iso-8859-8-i", "iso8859-8", "הבורסה עלתה."),
+        ("x-mac-cyrillic", "mac-cyrillic", "Рубль вырос."),
+        ("x-sjis", "shift_jis", "日経平均続伸"),
+    ],
+)
+def test_a_charset_label_of_the_encoding_standard_python_names_otherwise_is_honoured(tmp_path, label, codec, text):
+    """Attack round 81: labels browsers read that Python knows by another name were ignored and the page
+    guessed: x-mac-roman read as Windows-1252 ("Bšrse"), windows-874 as cp932, x-sjis as Korean."""
+    page = tmp_path / "seite.html"
+    page.write_bytes(f'<html><head><meta charset="{label}"></head><body><p>{text}</p></body></html>'.encode(codec))
+    result = run("clean-article", page, "-k", "editorial,navigational,promotional")
+    assert (result.returncode, result.stdout.decode(), result.stderr) == (0, text + "\n", b"")

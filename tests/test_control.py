@@ -527,6 +527,10 @@ def test_a_host_folder_named_with_decomposed_letters_is_a_host_and_one_above_the
         for i in range(3):
             (project / site).mkdir(parents=True, exist_ok=True)
             (project / site / f"p{i}.txt").write_text(PAGE + f"\n\nMehr zu {site} {'abc'[i]}\n", encoding="utf-8")
+    # round 81: the host folder walked as ".." from one of its sections is the site, as when walked as "."
+    result = run("clean-article", "-f", "json", "--rules", rules, "..", "-o", tmp_path / "out-up", cwd=news)
+    assert result.returncode == 0, result.stderr.decode()
+    assert result.stderr.decode().startswith("note: site memory of 1 site(s), 3 pages"), result.stderr
     for root, where in ((project, tmp_path), ("crawl", tmp_path / "kunde.de"), ("../crawl", project)):
         out = tmp_path / f"out-{len(list(tmp_path.glob('out-*')))}"
         result = run("clean-article", root, "-o", out, "--jobs", "1", cwd=where)

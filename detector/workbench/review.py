@@ -110,9 +110,8 @@ def page_files(inputs: list[Path]) -> tuple[dict[Path, str], int]:
                             parts = path.relative_to(root).parts
                             site = parts[0] if len(parts) > 1 else root.resolve().name
                             written = os.path.join(folder, name)  # (a Path drops "./": "." was no host)
-                            host = host_folder(
-                                written, walked_path(str(root), written, len(os.path.join(root, "")))
-                            )
+                            below = walked_path(str(root), written, len(os.path.join(root, "")))
+                            host = host_folder(written, below, str(root))
                             found.setdefault(os.path.realpath(path), (path, _named(path, host) or site))
                         else:
                             sys.stderr.write(f"note: {display(path)}: left out (not a regular file)\n")
