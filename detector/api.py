@@ -890,7 +890,7 @@ def _markdown_html(text: str, quotes: bool = True) -> str:
     if listed := _markdown_list(lines):
         lead, tag, start, items = listed
         out = f"<p>{_markdown_lines(lead)}</p>\n" if lead else ""
-        out += f'<ol start="{start}">' if tag == "ol" and start != 1 else f"<{tag}>"
+        out += _list_start(tag, start)
         return out + "".join(f"\n<li>{_markdown_item(item)}</li>" for item in items) + f"\n</{tag}>"
     return f"<p>{_markdown_lines(lines)}</p>"
 
@@ -902,12 +902,22 @@ def _markdown_item(lines: list[str]) -> str:
     numbers = [int(item.group(1)) for item in nested if item and item.group(1)]
     if not nested or not all(nested) or (numbers and len(numbers) < len(nested)):
         return _markdown_lines(lines)
-    if numbers and (len(numbers) < 2 or numbers != list(range(numbers[0], numbers[0] + len(numbers)))):
+    if numbers and not _counting(numbers):
         return _markdown_lines(lines)  # "28. Januar", "30. April" under an item: dates, as in _markdown_list
-    first = numbers[0] if numbers else 1
-    tag = f'<ol start="{first}">' if numbers and first != 1 else "<ol>" if numbers else "<ul>"
+    tag = "ol" if numbers else "ul"
     inner = "".join(f"\n<li>{_markdown_lines([item.group(2)])}</li>" for item in nested if item)
-    return f"{_markdown_lines(lines[:1])}\n{tag}{inner}\n</{'ol' if numbers else 'ul'}>"
+    return f"{_markdown_lines(lines[:1])}\n{_list_start(tag, numbers[0] if numbers else 1)}{inner}\n</{tag}>"
+
+
+def _counting(numbers: list[int]) -> bool:
+    """Whether the numbers of lines are a numbered list's: two or more, counting up by one (plain text starts
+    lines with "3. März", "17. März" and "1. FC" too)."""
+    return len(numbers) > 1 and numbers == list(range(numbers[0], numbers[0] + len(numbers)))
+
+
+def _list_start(tag: str, start: int) -> str:
+    """A list's opening tag; an ordered one that does not start at 1 says where it starts."""
+    return f'<ol start="{start}">' if tag == "ol" and start != 1 else f"<{tag}>"
 
 
 def _markdown_list(lines: list[str]) -> tuple[list[str], str, int, list[list[str]]] | None:
@@ -934,7 +944,7 @@ def _markdown_list(lines: list[str]) -> tuple[list[str], str, int, list[list[str
     lead = lines[:first]
     if len(items) < 2 and not (lead and lead[-1].rstrip().endswith(":")):
         return None
-    if numbers and (len(numbers) < 2 or numbers != list(range(numbers[0], numbers[0] + len(numbers)))):
+    if numbers and not _counting(numbers):
         return None
     return lead, "ol" if numbers else "ul", numbers[0] if numbers else 1, items
 
